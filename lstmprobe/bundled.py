@@ -1,0 +1,37 @@
+"""Bundled models and sample corpora that ship inside the package (``lstmprobe models``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+@dataclass(frozen=True)
+class Bundled:
+    name: str
+    filename: str
+    description: str
+
+    @property
+    def path(self) -> Path:
+        return DATA_DIR / self.filename
+
+
+MODELS: dict[str, Bundled] = {}
+SAMPLES: dict[str, Bundled] = {}
+
+
+def model_path(name: str) -> Path | None:
+    """The file of a bundled model, or None if ``name`` is not one."""
+    entry = MODELS.get(name)
+    return entry.path if entry else None
+
+
+def sample_path(name: str) -> Path | None:
+    """The file of a bundled sample corpus named ``sample:NAME``, or None."""
+    if not name.startswith("sample:"):
+        return None
+    entry = SAMPLES.get(name.split(":", 1)[1])
+    return entry.path if entry else None

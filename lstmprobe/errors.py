@@ -1,0 +1,39 @@
+"""The exceptions lstmprobe raises for bad input.
+
+Every error a user can cause subclasses :class:`LstmprobeError` and a builtin, and its message is
+one line that says what was expected, what was given, and how to fix it. The command line prints
+that line on stderr and exits with status 1.
+"""
+
+from __future__ import annotations
+
+
+class LstmprobeError(Exception):
+    """Base class of every error lstmprobe raises for bad input."""
+
+
+class ModelLoadError(LstmprobeError, ValueError):
+    """A model file is missing, corrupt, unsafe to load, or holds no recurrent layer."""
+
+
+class CorpusError(LstmprobeError, ValueError):
+    """A corpus is missing, empty, not UTF-8, or holds characters the vocabulary lacks."""
+
+
+class VocabError(LstmprobeError, ValueError):
+    """A vocabulary is malformed or does not match the model."""
+
+
+class StoreError(LstmprobeError, ValueError):
+    """An activation store is missing, incomplete, of another format, or would be overwritten."""
+
+
+class FeatureError(LstmprobeError, ValueError):
+    """A feature is unknown, fails, or gives labels that cannot be used."""
+
+
+class UnitError(LstmprobeError, KeyError):
+    """A unit or quantity name does not exist in a recording."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -1,0 +1,230 @@
+"""Text: reading a UTF-8 corpus, the character vocabulary, and sequences (state reset points)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from lstmprobe.errors import CorpusError, VocabError
+
+Reset = Literal["none", "line"]
+RESETS: tuple[str, ...] = ("none", "line")
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """A character vocabulary: ``chars[i]`` is the character with id ``i``.
+
+    Examples
+    --------
+    >>> v = Vocab.from_text("abca")
+    >>> v.chars
+    ('a', 'b', 'c')
+    >>> v.encode("cab").tolist()
+    [2, 0, 1]
+    >>> v.decode([1, 2])
+    'bc'
+    """
+
+    chars: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(set(self.chars)) != len(self.chars):
+            dup = sorted({c for c in self.chars if self.chars.count(c) > 1})
+            raise VocabError(f"vocabulary has duplicate characters {dup!r}; each must appear once")
+        for c in self.chars:
+            if not isinstance(c, str) or len(c) != 1:
+                raise VocabError(
+                    f"vocabulary entries must be single characters, got {c!r}; "
+                    "lstmprobe models are character-level"
+                )
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __contains__(self, char: object) -> bool:
+        return char in self._index
+
+    @property
+    def _index(self) -> dict[str, int]:
+        index = self.__dict__.get("_index_cache")
+        if index is None:
+            index = {c: i for i, c in enumerate(self.chars)}
+            object.__setattr__(self, "_index_cache", index)
+        return index
+
+    def index(self, char: str) -> int:
+        """Id of one character; :class:`~lstmprobe.errors.VocabError` if absent."""
+        try:
+            return self._index[char]
+        except KeyError:
+            raise VocabError(f"character {char!r} is not in the vocabulary") from None
+
+    @classmethod
+    def from_text(cls, text: str) -> Vocab:
+        """The sorted set of characters of ``text``."""
+        return cls(tuple(sorted(set(text))))
+
+    @classmethod
+    def from_obj(cls, obj: object) -> Vocab:
+        """Build from a list/tuple/str in index order or a dict char -> index (or index -> char)."""
+        if isinstance(obj, str):
+            return cls(tuple(obj))
+        if isinstance(obj, (list, tuple)):
+            return cls(tuple(obj))
+        if isinstance(obj, dict):
+            items = list(obj.items())
+            if all(isinstance(k, str) and len(k) == 1 for k, _ in items):
+                pairs = [(int(v), k) for k, v in items]
+            elif all(isinstance(v, str) for _, v in items):
+                pairs = [(int(k), v) for k, v in items]
+            else:
+                raise VocabError(
+                    "a vocabulary dict must map characters to indices (stoi) or indices to "
+                    "characters (itos)"
+                )
+            pairs.sort()
+            if [i for i, _ in pairs] != list(range(len(pairs))):
+                raise VocabError(
+                    f"vocabulary indices must be 0..{len(pairs) - 1} without gaps, "
+                    f"got {[i for i, _ in pairs][:10]}..."
+                )
+            return cls(tuple(c for _, c in pairs))
+        raise VocabError(
+            f"cannot read a vocabulary from a {type(obj).__name__}; give a JSON list of "
+            "characters in index order or a JSON object char -> index"
+        )
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Vocab:
+        """Read a JSON vocabulary file (list in index order, or object char -> index)."""
+        path = Path(path)
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise VocabError(f"vocabulary file {path} does not exist") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise VocabError(
+                f"vocabulary file {path} is not valid JSON ({exc}); give a JSON list of "
+                "characters in index order or a JSON object char -> index"
+            ) from None
+        return cls.from_obj(obj)
+
+    def to_json(self) -> str:
+        return json.dumps(list(self.chars), ensure_ascii=False)
+
+    def encode(self, text: str, unknown: str = "error") -> np.ndarray:
+        """Ids of the characters of ``text`` as an int64 array.
+
+        ``unknown`` says what to do with characters the vocabulary lacks: ``"error"`` raises a
+        :class:`~lstmprobe.errors.CorpusError` listing the first few with their positions,
+        ``"skip"`` drops them, ``"map:C"`` replaces them with the vocabulary's character ``C``.
+        Use :meth:`check` first when positions must be preserved (``skip`` shifts them).
+        """
+        index = self._index
+        mode, replacement = _parse_unknown(unknown)
+        if mode == "map":
+            rep = self.index(replacement)
+            return np.fromiter((index.get(c, rep) for c in text), dtype=np.int64, count=len(text))
+        if mode == "skip":
+            return np.fromiter((index[c] for c in text if c in index), dtype=np.int64)
+        missing = [(i, c) for i, c in enumerate(text) if c not in index]
+        if missing:
+            raise CorpusError(_unknown_message(missing))
+        return np.fromiter((index[c] for c in text), dtype=np.int64, count=len(text))
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        chars = self.chars
+        return "".join(chars[int(i)] for i in ids)
+
+
+def _parse_unknown(unknown: str) -> tuple[str, str]:
+    if unknown in ("error", "skip"):
+        return unknown, ""
+    if unknown.startswith("map:") and len(unknown) == 5:
+        return "map", unknown[4]
+    raise CorpusError(
+        f"--unknown must be 'error', 'skip' or 'map:C' with one character C, got {unknown!r}"
+    )
+
+
+def _unknown_message(missing: list[tuple[int, str]]) -> str:
+    shown = ", ".join(f"{c!r} at {i}" for i, c in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return (
+        f"the corpus has {len(missing)} characters not in the model's vocabulary: {shown}{more}; "
+        "use --unknown skip to drop them or --unknown map:C to replace them with C"
+    )
+
+
+def check_chars(text: str, vocab: Vocab, unknown: str = "error") -> str:
+    """Apply the ``unknown`` policy to ``text`` and return the text that will be recorded."""
+    mode, replacement = _parse_unknown(unknown)
+    index = vocab._index
+    if all(c in index for c in set(text)):
+        return text
+    if mode == "error":
+        raise CorpusError(_unknown_message([(i, c) for i, c in enumerate(text) if c not in index]))
+    if mode == "skip":
+        return "".join(c for c in text if c in index)
+    vocab.index(replacement)
+    return "".join(c if c in index else replacement for c in text)
+
+
+def read_corpus(path: str | os.PathLike[str]) -> str:
+    """Read a UTF-8 corpus; one clear error if it is missing, empty or not UTF-8.
+
+    Newlines are kept exactly as they are in the file (no ``\\r\\n`` translation).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CorpusError(f"corpus {path} does not exist") from None
+    except IsADirectoryError:
+        raise CorpusError(f"corpus {path} is a directory; give a text file") from None
+    if not data:
+        raise CorpusError(f"corpus {path} is empty; give a UTF-8 text file with some text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"corpus {path} is not UTF-8: byte 0x{data[exc.start]:02x} at byte offset {exc.start} "
+            "cannot be decoded; convert it (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text:
+        raise CorpusError(f"corpus {path} is empty; give a UTF-8 text file with some text")
+    return text
+
+
+def sequences(text: str, reset: str = "none") -> np.ndarray:
+    """``[start, end)`` of each independent sequence, an int64 array of shape (n_sequences, 2).
+
+    ``reset="none"``: the whole text is one stream. ``reset="line"``: each line is one sequence,
+    its trailing newline included (the model reads it as the end of the sequence).
+
+    Examples
+    --------
+    >>> sequences("ab\\ncd\\n", "line").tolist()
+    [[0, 3], [3, 6]]
+    >>> sequences("ab\\ncd", "none").tolist()
+    [[0, 5]]
+    """
+    if reset not in RESETS:
+        raise CorpusError(f"reset must be one of {RESETS}, got {reset!r}")
+    n = len(text)
+    if reset == "none" or n == 0:
+        return np.array([[0, n]], dtype=np.int64).reshape(-1, 2)[: 1 if n else 0]
+    ends = [i + 1 for i, c in enumerate(text) if c == "\n"]
+    if not ends or ends[-1] != n:
+        ends.append(n)
+    starts = [0, *ends[:-1]]
+    return np.array(list(zip(starts, ends)), dtype=np.int64).reshape(-1, 2)
