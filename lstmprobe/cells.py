@@ -1,0 +1,184 @@
+"""Exact recomputation of LSTM and GRU internals from a layer's weights, input and outputs.
+
+PyTorch's fused ``nn.LSTM``/``nn.GRU`` return only the hidden state of the last layer at every
+step. Given one layer's input ``x``, its per-step output ``h`` and its initial state, every other
+quantity follows without a second recurrent pass:
+
+* the state before step t is known (``h0``, then the output at t-1), so all gate
+  pre-activations come from two large matrix products over all steps at once;
+* the LSTM cell obeys the linear recurrence ``c_t = f_t * c_{t-1} + i_t * g_t``, solved here by a
+  blocked scan (sequential inside blocks of about sqrt(T) steps, vectorised across blocks);
+* the GRU needs no recurrence at all.
+
+PyTorch's gate order is used throughout: LSTM rows ``[i, f, g, o]``, GRU rows ``[r, z, n]``.
+All tensors are batch-first: ``(batch, time, features)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+Kind = Literal["lstm", "gru"]
+
+LSTM_QUANTITIES: tuple[str, ...] = (
+    "input_gate",
+    "forget_gate",
+    "candidate",
+    "output_gate",
+    "cell",
+    "hidden",
+)
+GRU_QUANTITIES: tuple[str, ...] = ("reset_gate", "update_gate", "candidate", "hidden")
+
+
+def quantities_of(kind: Kind) -> tuple[str, ...]:
+    """The recorded quantities of an ``"lstm"`` or ``"gru"`` layer, in store order."""
+    return LSTM_QUANTITIES if kind == "lstm" else GRU_QUANTITIES
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """The weights of one direction of one recurrent layer (PyTorch layout)."""
+
+    weight_ih: torch.Tensor  # [gates*H, input]
+    weight_hh: torch.Tensor  # [gates*H, P]  (P = proj_size or H)
+    bias_ih: torch.Tensor | None  # [gates*H]
+    bias_hh: torch.Tensor | None  # [gates*H]
+    weight_hr: torch.Tensor | None = None  # [P, H] (LSTM with proj_size only)
+
+
+def linear_recurrence(a: torch.Tensor, b: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
+    """Solve ``y_t = a_t * y_{t-1} + b_t`` for all t, with ``y_{-1} = y0``.
+
+    Parameters
+    ----------
+    a, b : Tensor of shape (batch, time, units)
+    y0 : Tensor of shape (batch, units)
+
+    Returns
+    -------
+    y : Tensor of shape (batch, time, units)
+
+    Examples
+    --------
+    >>> a = torch.full((1, 5, 1), 0.5); b = torch.ones(1, 5, 1)
+    >>> linear_recurrence(a, b, torch.zeros(1, 1)).flatten().tolist()
+    [1.0, 1.5, 1.75, 1.875, 1.9375]
+    """
+    batch, steps, units = b.shape
+    if steps == 0:
+        return b.clone()
+    block = max(1, math.isqrt(steps))
+    n_blocks = -(-steps // block)
+    pad = n_blocks * block - steps
+    if pad:
+        a = torch.cat([a, a.new_ones(batch, pad, units)], 1)
+        b = torch.cat([b, b.new_zeros(batch, pad, units)], 1)
+    a4 = a.view(batch, n_blocks, block, units)
+    b4 = b.view(batch, n_blocks, block, units)
+    # y inside each block, as if the block started from zero: sequential over the block's steps,
+    # vectorised over blocks.
+    local = torch.empty_like(b4)
+    acc = b4[:, :, 0]
+    local[:, :, 0] = acc
+    for j in range(1, block):
+        acc = torch.addcmul(b4[:, :, j], a4[:, :, j], acc)
+        local[:, :, j] = acc
+    decay = torch.cumprod(a4, dim=2)  # product of a from the block's start to each step
+    # the true state entering each block: sequential over blocks
+    carries = []
+    carry = y0
+    for k in range(n_blocks):
+        carries.append(carry)
+        carry = torch.addcmul(local[:, k, -1], decay[:, k, -1], carry)
+    carry_in = torch.stack(carries, 1).unsqueeze(2)  # [batch, n_blocks, 1, units]
+    y = torch.addcmul(local, decay, carry_in).view(batch, n_blocks * block, units)
+    return y[:, :steps] if pad else y
+
+
+def _previous(h_out: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """The state entering each step: ``h0`` then the outputs shifted by one step."""
+    return torch.cat([h0.unsqueeze(1), h_out[:, :-1]], 1)
+
+
+def _project(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    batch, steps, _ = x.shape
+    flat = x.reshape(batch * steps, -1)
+    out = torch.addmm(bias, flat, weight.t()) if bias is not None else flat @ weight.t()
+    return out.view(batch, steps, -1)
+
+
+def lstm_internals(
+    x: torch.Tensor,
+    h_out: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    w: LayerWeights,
+    quantities: tuple[str, ...] = LSTM_QUANTITIES,
+) -> dict[str, torch.Tensor]:
+    """Every internal quantity of one LSTM layer direction, exactly.
+
+    Parameters
+    ----------
+    x : Tensor of shape (batch, time, input)
+        The layer's input, in the order this direction reads it.
+    h_out : Tensor of shape (batch, time, P)
+        The layer's output for this direction (the projected hidden state when proj_size > 0).
+    h0 : Tensor of shape (batch, P)
+    c0 : Tensor of shape (batch, H)
+    w : LayerWeights
+    quantities : the names to return (a subset of LSTM_QUANTITIES)
+
+    Returns
+    -------
+    dict mapping quantity name to Tensor of shape (batch, time, units)
+    """
+    wanted = set(quantities)
+    out: dict[str, torch.Tensor] = {}
+    need_gates = wanted - {"hidden"}
+    if need_gates:
+        pre = _project(x, w.weight_ih, w.bias_ih)
+        pre += _project(_previous(h_out, h0), w.weight_hh, w.bias_hh)
+        i, f, g, o = pre.chunk(4, dim=-1)
+        i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
+        g = torch.tanh(g)
+        if "cell" in wanted:
+            out["cell"] = linear_recurrence(f, i * g, c0)
+        gates = {"input_gate": i, "forget_gate": f, "candidate": g, "output_gate": o}
+        out.update({k: v for k, v in gates.items() if k in wanted})
+    if "hidden" in wanted:
+        out["hidden"] = h_out
+    return {q: out[q] for q in quantities}
+
+
+def gru_internals(
+    x: torch.Tensor,
+    h_out: torch.Tensor,
+    h0: torch.Tensor,
+    w: LayerWeights,
+    quantities: tuple[str, ...] = GRU_QUANTITIES,
+) -> dict[str, torch.Tensor]:
+    """Every internal quantity of one GRU layer direction, exactly (see :func:`lstm_internals`).
+
+    ``n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))`` and
+    ``h_t = (1 - z_t) * n_t + z_t * h_{t-1}``.
+    """
+    wanted = set(quantities)
+    out: dict[str, torch.Tensor] = {}
+    if wanted - {"hidden"}:
+        gi = _project(x, w.weight_ih, w.bias_ih)
+        gh = _project(_previous(h_out, h0), w.weight_hh, w.bias_hh)
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        out["reset_gate"] = r
+        out["update_gate"] = torch.sigmoid(i_z + h_z)
+        if "candidate" in wanted:
+            out["candidate"] = torch.tanh(torch.addcmul(i_n, r, h_n))
+    if "hidden" in wanted:
+        out["hidden"] = h_out
+    return {q: out[q] for q in quantities}

@@ -1,0 +1,425 @@
+"""The :class:`Recorder`: every gate and state of every ``nn.LSTM``/``nn.GRU`` inside any model.
+
+Usage::
+
+    with Recorder(model) as rec:
+        model(batch)                      # the model's own forward call
+    rec.activations["layer0/cell"]        # [batch, time, units]
+
+While the ``with`` block is open, each recurrent module runs its layers one at a time through the
+same fused PyTorch kernels (a multi-layer module only exposes its last layer's outputs otherwise),
+then :mod:`lstmprobe.cells` recomputes the gates and cell states exactly from each layer's input,
+output and initial state. The model's outputs are unchanged and nothing is computed twice. A
+forward hook on the model hands each call's activations to an optional ``sink``. On leaving the
+block (also after an exception) every hook is removed and every module's ``forward`` restored.
+
+Layers are numbered across the model in module order: a model holding a 2-layer LSTM and then a
+GRU has ``layer0``, ``layer1`` (the LSTM) and ``layer2`` (the GRU). The reverse direction of a
+bidirectional layer is ``layer{l}_reverse``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from lstmprobe.cells import (
+    LayerWeights,
+    gru_internals,
+    lstm_internals,
+    quantities_of,
+)
+from lstmprobe.errors import LstmprobeError, UnitError
+
+Activations = dict[str, torch.Tensor]
+
+
+class NoRecurrentLayerError(LstmprobeError, ValueError):
+    """The model holds no ``nn.LSTM`` or ``nn.GRU``."""
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One direction of one layer of a recurrent module, as the recording names it."""
+
+    name: str  # "layer0" or "layer0_reverse"
+    module_name: str  # the module's path inside the model ("rnn")
+    kind: str  # "lstm" | "gru"
+    layer: int  # index inside its module
+    reverse: bool
+    hidden_size: int
+    output_size: int  # proj_size or hidden_size
+
+    def n_units(self, quantity: str) -> int:
+        return self.output_size if quantity == "hidden" else self.hidden_size
+
+
+def recurrent_layers(model: nn.Module) -> list[LayerInfo]:
+    """Every recurrent layer direction in ``model``, in recording order."""
+    infos: list[LayerInfo] = []
+    offset = 0
+    for module_name, module in model.named_modules():
+        if not isinstance(module, (nn.LSTM, nn.GRU)):
+            continue
+        kind = "lstm" if isinstance(module, nn.LSTM) else "gru"
+        proj = getattr(module, "proj_size", 0) or 0
+        for layer in range(module.num_layers):
+            for reverse in (False, True) if module.bidirectional else (False,):
+                infos.append(
+                    LayerInfo(
+                        name=f"layer{offset + layer}" + ("_reverse" if reverse else ""),
+                        module_name=module_name,
+                        kind=kind,
+                        layer=layer,
+                        reverse=reverse,
+                        hidden_size=module.hidden_size,
+                        output_size=proj or module.hidden_size,
+                    )
+                )
+        offset += module.num_layers
+    return infos
+
+
+def layout(
+    model: nn.Module,
+    quantities: Iterable[str] | None = None,
+    layers: Iterable[str] | None = None,
+) -> dict[str, int]:
+    """The recorded datasets ``"layer0/cell" -> n_units`` for ``model``, in store order.
+
+    ``quantities`` and ``layers`` select a subset (layers by name: ``"layer0"`` selects both of its
+    directions, ``"layer0_reverse"`` only the reverse one). Unknown names raise
+    :class:`~lstmprobe.errors.UnitError` listing the valid ones.
+    """
+    infos = recurrent_layers(model)
+    if not infos:
+        raise NoRecurrentLayerError("the model holds no nn.LSTM or nn.GRU module")
+    known_q = {q for info in infos for q in quantities_of(info.kind)}  # type: ignore[arg-type]
+    wanted_q = None if quantities is None else list(quantities)
+    if wanted_q is not None:
+        bad = [q for q in wanted_q if q not in known_q]
+        if bad:
+            raise UnitError(
+                f"unknown quantit{'ies' if len(bad) > 1 else 'y'} {', '.join(bad)}; this model "
+                f"records {', '.join(sorted(known_q))}"
+            )
+    wanted_l = None if layers is None else list(layers)
+    if wanted_l is not None:
+        names = {info.name for info in infos} | {
+            info.name.removesuffix("_reverse") for info in infos
+        }
+        bad = [name for name in wanted_l if name not in names]
+        if bad:
+            raise UnitError(
+                f"unknown layer {', '.join(bad)}; this model has "
+                f"{', '.join(sorted({i.name for i in infos}))}"
+            )
+    out: dict[str, int] = {}
+    for info in infos:
+        if wanted_l is not None and not (
+            info.name in wanted_l or info.name.removesuffix("_reverse") in wanted_l
+        ):
+            continue
+        for q in quantities_of(info.kind):  # type: ignore[arg-type]
+            if wanted_q is None or q in wanted_q:
+                out[f"{info.name}/{q}"] = info.n_units(q)
+    if not out:
+        raise UnitError("the selected --layers and --quantities leave nothing to record")
+    return out
+
+
+def _weights(module: nn.LSTM | nn.GRU, layer: int, reverse: bool) -> LayerWeights:
+    sfx = f"_l{layer}" + ("_reverse" if reverse else "")
+    return LayerWeights(
+        weight_ih=getattr(module, "weight_ih" + sfx),
+        weight_hh=getattr(module, "weight_hh" + sfx),
+        bias_ih=getattr(module, "bias_ih" + sfx, None) if module.bias else None,
+        bias_hh=getattr(module, "bias_hh" + sfx, None) if module.bias else None,
+        weight_hr=getattr(module, "weight_hr" + sfx, None)
+        if getattr(module, "proj_size", 0)
+        else None,
+    )
+
+
+def _single_layer(module: nn.LSTM | nn.GRU, layer: int) -> nn.LSTM | nn.GRU:
+    """A one-layer module sharing ``module``'s parameters of ``layer`` (no copies)."""
+    out_size = getattr(module, "proj_size", 0) or module.hidden_size
+    input_size = module.input_size if layer == 0 else out_size * (2 if module.bidirectional else 1)
+    kwargs: dict[str, Any] = dict(
+        input_size=input_size,
+        hidden_size=module.hidden_size,
+        num_layers=1,
+        bias=module.bias,
+        batch_first=module.batch_first,
+        bidirectional=module.bidirectional,
+    )
+    if isinstance(module, nn.LSTM):
+        single: nn.LSTM | nn.GRU = nn.LSTM(proj_size=module.proj_size, device="meta", **kwargs)
+    else:
+        single = nn.GRU(device="meta", **kwargs)
+    for name in list(single._flat_weights_names):
+        source = name.replace("_l0", f"_l{layer}")
+        setattr(single, name, getattr(module, source))
+    single.train(module.training)
+    return single
+
+
+def _to_batch_major(
+    x: torch.Tensor | PackedSequence, batch_first: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(padded [batch, time, features], lengths or None)."""
+    if isinstance(x, PackedSequence):
+        padded, lengths = pad_packed_sequence(x, batch_first=True)
+        return padded, lengths
+    return (x if batch_first else x.transpose(0, 1)), None
+
+
+def _flip(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each sequence in time within its own length (padding stays in place)."""
+    if lengths is None:
+        return x.flip(1)
+    steps = x.shape[1]
+    t = torch.arange(steps, device=x.device).unsqueeze(0)
+    lens = lengths.to(x.device).unsqueeze(1)
+    index = torch.where(t < lens, lens - 1 - t, t)
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+
+
+class Recorder:
+    """Record every gate and state of every recurrent module of ``model``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any module holding ``nn.LSTM``/``nn.GRU`` modules (or one of them itself).
+    quantities : names to record, default all (``input_gate``, ``cell``, ...).
+    layers : layer names to record, default all (``"layer0"``, ``"layer1_reverse"``, ...).
+    sink : called with each forward call's activations (for streaming to a store).
+    keep : keep the latest call's activations in :attr:`activations`.
+
+    Attributes
+    ----------
+    activations : dict of "layer{l}/{quantity}" -> Tensor of shape (batch, time, units)
+        The latest forward call's values, batch-major whatever the module's ``batch_first``.
+        Padded steps of a ``PackedSequence`` input hold meaningless values: see :attr:`lengths`.
+    lengths : Tensor of shape (batch,) or None
+        The sequence lengths when the input was a ``PackedSequence``.
+    layout : dict of "layer{l}/{quantity}" -> n_units
+
+    Examples
+    --------
+    >>> lstm = nn.LSTM(4, 3, num_layers=2, batch_first=True)
+    >>> with Recorder(lstm) as rec:
+    ...     out, (h_n, c_n) = lstm(torch.randn(2, 5, 4))
+    >>> tuple(rec.activations["layer1/cell"].shape)
+    (2, 5, 3)
+    >>> torch.allclose(rec.activations["layer1/cell"][:, -1], c_n[1], atol=1e-6)
+    True
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        quantities: Iterable[str] | None = None,
+        layers: Iterable[str] | None = None,
+        sink: Callable[[Activations], None] | None = None,
+        keep: bool = True,
+    ) -> None:
+        self.model = model
+        self.layout = layout(model, quantities, layers)
+        self.sink = sink
+        self.keep = keep
+        self.activations: Activations = {}
+        self.lengths: torch.Tensor | None = None
+        self._current: Activations = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._patched: list[tuple[nn.Module, Any]] = []
+        self._infos = recurrent_layers(model)
+
+    # -- context manager -------------------------------------------------------------------------
+    def __enter__(self) -> Recorder:
+        try:
+            offset = 0
+            for module in self.model.modules():
+                if isinstance(module, (nn.LSTM, nn.GRU)):
+                    self._instrument(module, offset)
+                    offset += module.num_layers
+            self._handles.append(self.model.register_forward_pre_hook(self._on_model_start))
+            self._handles.append(self.model.register_forward_hook(self._on_model_end))
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        for module, previous in reversed(self._patched):
+            if previous is None:
+                module.__dict__.pop("forward", None)
+            else:
+                module.__dict__["forward"] = previous
+        self._patched.clear()
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def _on_model_start(self, module: nn.Module, args: Any) -> None:
+        self._current = {}
+        self.lengths = None
+
+    def _on_model_end(self, module: nn.Module, args: Any, output: Any) -> None:
+        current = {k: self._current[k] for k in self.layout if k in self._current}
+        if self.keep:
+            self.activations = current
+        if self.sink is not None:
+            self.sink(current)
+        self._current = {}
+
+    def _instrument(self, module: nn.LSTM | nn.GRU, offset: int) -> None:
+        wanted = {
+            name.split("/")[0] for name in self.layout
+        }  # layer names (with _reverse) to compute
+        singles = (
+            [_single_layer(module, k) for k in range(module.num_layers)]
+            if module.num_layers > 1
+            else None
+        )
+        recorder = self
+
+        def forward(input: Any, hx: Any = None) -> Any:
+            return recorder._forward(module, singles, offset, wanted, input, hx)
+
+        self._patched.append((module, module.__dict__.get("forward")))
+        module.__dict__["forward"] = forward
+
+    # -- the instrumented forward ----------------------------------------------------------------
+    def _forward(
+        self,
+        module: nn.LSTM | nn.GRU,
+        singles: list[nn.LSTM | nn.GRU] | None,
+        offset: int,
+        wanted: set[str],
+        input: Any,
+        hx: Any,
+    ) -> Any:
+        is_lstm = isinstance(module, nn.LSTM)
+        cls_forward = type(module).forward
+        if singles is None:
+            output, state = cls_forward(module, input, hx)
+            self._record_layer(module, 0, offset, wanted, input, output, hx, state)
+            return output, state
+        # several layers: run them one at a time so that each layer's output is seen
+        dirs = 2 if module.bidirectional else 1
+        layer_input = input
+        h_parts: list[torch.Tensor] = []
+        c_parts: list[torch.Tensor] = []
+        for k, single in enumerate(singles):
+            layer_hx = _slice_state(hx, k, dirs, is_lstm)
+            output, state = single(layer_input, layer_hx)
+            self._record_layer(module, k, offset, wanted, layer_input, output, layer_hx, state)
+            if is_lstm:
+                h_parts.append(state[0])
+                c_parts.append(state[1])
+            else:
+                h_parts.append(state)
+            if k < len(singles) - 1 and module.training and module.dropout > 0:
+                output = _dropout(output, module.dropout)
+            layer_input = output
+        h_n = torch.cat(h_parts, 0)
+        return output, ((h_n, torch.cat(c_parts, 0)) if is_lstm else h_n)
+
+    def _record_layer(
+        self,
+        module: nn.LSTM | nn.GRU,
+        k: int,
+        offset: int,
+        wanted: set[str],
+        layer_input: Any,
+        output: Any,
+        hx: Any,
+        state: Any,
+    ) -> None:
+        name = f"layer{offset + k}"
+        dirs = (False, True) if module.bidirectional else (False,)
+        if not any((name + ("_reverse" if r else "")) in wanted for r in dirs):
+            return
+        with torch.no_grad():
+            unbatched = not isinstance(layer_input, PackedSequence) and layer_input.dim() == 2
+            if unbatched:
+                layer_input = layer_input.unsqueeze(0 if module.batch_first else 1)
+                output = output.unsqueeze(0 if module.batch_first else 1)
+            x, lengths = _to_batch_major(layer_input, module.batch_first)
+            y, _ = _to_batch_major(output, module.batch_first)
+            if lengths is not None:
+                self.lengths = lengths
+            batch = x.shape[0]
+            is_lstm = isinstance(module, nn.LSTM)
+            out_size = (getattr(module, "proj_size", 0) or 0) or module.hidden_size
+            for d, reverse in enumerate(dirs):
+                layer_name = name + ("_reverse" if reverse else "")
+                if layer_name not in wanted:
+                    continue
+                qs = tuple(q.split("/")[1] for q in self.layout if q.split("/")[0] == layer_name)
+                h0, c0 = _initial_state(hx, d, batch, module, x, unbatched)
+                h_out = y[..., d * out_size : (d + 1) * out_size]
+                xi = x
+                if reverse:
+                    xi, h_out = _flip(x, lengths), _flip(h_out, lengths)
+                w = _weights(module, k, reverse)
+                if is_lstm:
+                    values = lstm_internals(xi, h_out, h0, c0, w, qs)
+                else:
+                    values = gru_internals(xi, h_out, h0, w, qs)
+                for q, v in values.items():
+                    if reverse:
+                        v = _flip(v, lengths)
+                    self._current[f"{layer_name}/{q}"] = v
+
+
+def _slice_state(hx: Any, k: int, dirs: int, is_lstm: bool) -> Any:
+    if hx is None:
+        return None
+    if is_lstm:
+        h0, c0 = hx
+        return (h0[k * dirs : (k + 1) * dirs], c0[k * dirs : (k + 1) * dirs])
+    return hx[k * dirs : (k + 1) * dirs]
+
+
+def _initial_state(
+    hx: Any,
+    d: int,
+    batch: int,
+    module: nn.LSTM | nn.GRU,
+    x: torch.Tensor,
+    unbatched: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h0, c0) of direction ``d`` of a one-layer state, each [batch, size]; zeros if absent."""
+    out_size = (getattr(module, "proj_size", 0) or 0) or module.hidden_size
+    if hx is None:
+        h0 = x.new_zeros(batch, out_size)
+        c0 = x.new_zeros(batch, module.hidden_size)
+        return h0, c0
+    if isinstance(module, nn.LSTM):
+        h, c = hx
+    else:
+        h, c = hx, None
+    if unbatched:
+        h = h.unsqueeze(1)
+        c = c.unsqueeze(1) if c is not None else None
+    h0 = h[d]
+    c0 = c[d] if c is not None else x.new_zeros(batch, module.hidden_size)
+    return h0, c0
+
+
+def _dropout(output: Any, p: float) -> Any:
+    if isinstance(output, PackedSequence):
+        return output._replace(data=nn.functional.dropout(output.data, p, training=True))
+    return nn.functional.dropout(output, p, training=True)
