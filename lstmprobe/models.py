@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import re
+import warnings
+import zipfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,8 +21,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstmprobe.errors import ModelLoadError
+from lstmprobe import bundled
+from lstmprobe.errors import ModelLoadError, VocabError
 from lstmprobe.text import Vocab
 
 CHECKPOINT_FORMAT = "lstmprobe.checkpoint"
@@ -107,8 +114,21 @@ class CharLSTM(nn.Module):
             return self.embedding(ids)
         return F.one_hot(ids, self.config.vocab_size).to(self.rnn.weight_ih_l0.dtype)
 
-    def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        out, state = self.rnn(self.embed(ids), state)
+    def forward(
+        self, ids: torch.Tensor, state: Any = None, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Any]:
+        """Logits (or last-layer outputs) of shape (batch, time, ...) and the final state.
+
+        ``lengths`` (batch,) marks padded batches: the sequences are packed so that padding never
+        reaches a reverse direction; padded steps of the result are zeros.
+        """
+        x = self.embed(ids)
+        if lengths is None:
+            out, state = self.rnn(x, state)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, state = self.rnn(packed, state)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
         if self.decoder is not None:
             out = self.decoder(out)
         return out, state
@@ -200,3 +220,604 @@ def checkpoint_to_model(obj: dict[str, Any]) -> tuple[CharLSTM, Vocab]:
         )
     model.eval()
     return model, vocab
+
+
+# --- loading every accepted model file form -------------------------------------------------
+
+Form = Literal["checkpoint", "state_dict", "torchscript", "pickle"]
+
+#: Entries of a dict that wrap the state_dict itself (``{"state_dict": ..., "epoch": 3}``).
+WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model_state", "model", "net")
+#: Entries (or module attributes) that may hold the vocabulary, in order of preference.
+VOCAB_KEYS: tuple[str, ...] = ("vocab", "chars", "itos", "stoi")
+
+_RNN_KEY = re.compile(
+    r"^(?P<prefix>.*?)(?P<param>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
+    r"_l(?P<layer>\d+)(?P<reverse>_reverse)?$"
+)
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_MISSING_ATTR = re.compile(r"Can't get attribute '([^']+)' on <module '([^']+)'")
+
+
+def load_model(
+    source: str | os.PathLike[str],
+    *,
+    vocab: str | os.PathLike[str] | Vocab | None = None,
+    trust_pickle: bool = False,
+    embedding: str | None = None,
+    decoder: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> LoadedModel:
+    """Load a model file of any accepted form as a :class:`CharLSTM` in eval mode.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A model file, or the name of a bundled model (``lstmprobe models``).
+    vocab : str, os.PathLike or Vocab, optional
+        The vocabulary: a :class:`~lstmprobe.text.Vocab` or a JSON file (a list of characters in
+        index order, or an object char -> index). Overrides a vocabulary stored in the file.
+    trust_pickle : bool
+        Unpickle a full module saved with ``torch.save(model)``. This runs code from the file, so
+        it is refused unless the caller trusts the file's source.
+    embedding : str, optional
+        The key of the embedding weight, when a state_dict holds several candidates.
+    decoder : str, optional
+        The key of the decoder (output Linear) weight, when a state_dict holds several candidates.
+    map_location : str or torch.device
+        Device the returned model lives on.
+
+    Returns
+    -------
+    LoadedModel
+        The model, its vocabulary, the form of the file (``"checkpoint"``, ``"state_dict"``,
+        ``"torchscript"`` or ``"pickle"``), the file's path and SHA-256. ``extra`` says which keys
+        became the embedding, the recurrent layers and the decoder, and which keys were ignored.
+
+    Raises
+    ------
+    ModelLoadError
+        The file is missing, unreadable, unsafe to load, or holds no recognisable recurrent model.
+    VocabError
+        No vocabulary, a malformed one, or one whose size does not match the model.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> m = CharLSTM(ModelConfig(vocab_size=3, hidden_size=4, embedding_dim=2))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_checkpoint(Path(d) / "m.pt", m, Vocab(("a", "b", "c")))
+    ...     loaded = load_model(path)
+    >>> loaded.form, loaded.vocab.chars, loaded.model.config.hidden_size
+    ('checkpoint', ('a', 'b', 'c'), 4)
+    """
+    device = _device(map_location)
+    path = _resolve_source(source)
+    given_vocab = _vocab_argument(vocab)
+    obj, form = _read(path, trust_pickle)
+    if isinstance(obj, Mapping) and "lstmprobe_format" in obj:
+        model, found_vocab = checkpoint_to_model(obj)
+        if given_vocab is not None:
+            if len(given_vocab) != model.config.vocab_size:
+                raise VocabError(
+                    f"--vocab has {len(given_vocab)} characters but the checkpoint {path} has "
+                    f"{model.config.vocab_size}; give the vocabulary it was trained with, or "
+                    "leave out --vocab to use the one stored in the checkpoint"
+                )
+            found_vocab = given_vocab
+        extra: dict[str, Any] = {}
+    else:
+        state, vocab_entries = _unwrap(obj, path)
+        model, extra, size_of = _state_dict_to_model(state, path, embedding, decoder)
+        found_vocab = given_vocab if given_vocab is not None else _vocab_from(vocab_entries, path)
+        if len(found_vocab) != model.config.vocab_size:
+            raise VocabError(
+                f"the vocabulary has {len(found_vocab)} characters but {size_of} "
+                f"{model.config.vocab_size}; give the vocabulary the model was trained with "
+                "(--vocab FILE)"
+            )
+    model.to(device).eval()
+    return LoadedModel(
+        model=model,
+        vocab=found_vocab,
+        form=form,
+        path=path,
+        sha256=file_sha256(path),
+        extra=extra,
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = _ANSI.sub("", str(exc)).strip()
+    line = text.splitlines()[0].strip() if text else ""
+    return line or type(exc).__name__
+
+
+def _device(map_location: str | torch.device) -> torch.device:
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelLoadError(
+            f"map_location must be a torch device such as 'cpu' or 'cuda:0', got "
+            f"{map_location!r} ({_one_line(exc)})"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(
+            f"device {str(device)!r} was asked for but this machine has no usable CUDA device; "
+            "use 'cpu'"
+        )
+    return device
+
+
+def _resolve_source(source: str | os.PathLike[str]) -> Path:
+    path = Path(source)
+    if path.exists():
+        if path.is_dir():
+            raise ModelLoadError(
+                f"model file {path} is a directory; give the model file itself (e.g. {path}/model.pt)"
+            )
+        return path
+    bundled_path = bundled.model_path(str(source))
+    if bundled_path is not None:
+        if not bundled_path.is_file():
+            raise ModelLoadError(
+                f"bundled model {str(source)!r} is missing from this installation "
+                f"({bundled_path}); reinstall lstmprobe"
+            )
+        return bundled_path
+    names = ", ".join(sorted(bundled.MODELS)) or "none installed"
+    raise ModelLoadError(
+        f"model file {path} does not exist and is not the name of a bundled model "
+        f"(bundled: {names}); give a path to a model file, or see `lstmprobe models`"
+    )
+
+
+def _vocab_argument(vocab: str | os.PathLike[str] | Vocab | None) -> Vocab | None:
+    if vocab is None or isinstance(vocab, Vocab):
+        return vocab
+    if isinstance(vocab, (str, os.PathLike)):
+        return Vocab.from_file(vocab)
+    raise VocabError(
+        f"vocab must be a Vocab or the path of a JSON vocabulary file, got {type(vocab).__name__}"
+    )
+
+
+# --- reading the file -------------------------------------------------------------------------
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
+
+
+def _not_torch_message(path: Path, head: bytes, exc: BaseException) -> str:
+    expected = (
+        "expected a file written by torch.save (an lstmprobe checkpoint or a state_dict) "
+        "or by torch.jit.save"
+    )
+    if head.startswith(b"PK"):
+        if zipfile.is_zipfile(path):
+            return (
+                f"model file {path} is a zip archive but not one written by torch.save or "
+                f"torch.jit.save; {expected}"
+            )
+        detail = _one_line(exc).split(". ")[0]
+        return (
+            f"model file {path} is a damaged zip archive ({detail}); it may be truncated or "
+            "corrupted, copy or save it again"
+        )
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c.isspace() for c in text):
+        return f"model file {path} is a text file, not a PyTorch model file; {expected}"
+    return (
+        f"model file {path} is not a readable PyTorch model file; {expected}; it may be "
+        "truncated or corrupted, or written by pickle.dump (save it with torch.save instead)"
+    )
+
+
+def _read(path: Path, trust_pickle: bool) -> tuple[Any, Form]:
+    """Read the file and say which form it is (the object is not yet interpreted)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model file {path}: {_one_line(exc)}") from None
+    if not head:
+        raise ModelLoadError(
+            f"model file {path} is empty; it was probably not saved completely, save it again"
+        )
+    if _is_torchscript(path):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return torch.jit.load(str(path), map_location="cpu"), "torchscript"
+        except Exception as exc:
+            raise ModelLoadError(
+                f"model file {path} looks like a TorchScript archive but cannot be loaded "
+                f"({_one_line(exc)}); it may be truncated or corrupted, save it again"
+            ) from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        match = _GLOBAL.search(str(exc))
+        if match is None:
+            raise ModelLoadError(_not_torch_message(path, head, exc)) from None
+        if not trust_pickle:
+            raise ModelLoadError(
+                f"model file {path} is a pickled Python object (a full module saved with "
+                f"torch.save(model); it refers to {match.group(1)}); loading it runs arbitrary "
+                "code from the file, so lstmprobe refuses; pass --trust-pickle if you trust its "
+                "source, or save model.state_dict() instead"
+            ) from None
+        return _read_pickle(path, match.group(1)), "pickle"
+    except Exception as exc:
+        raise ModelLoadError(_not_torch_message(path, head, exc)) from None
+    if isinstance(obj, Mapping) and "lstmprobe_format" in obj:
+        return dict(obj), "checkpoint"
+    return obj, "state_dict"
+
+
+def _read_pickle(path: Path, first_global: str) -> Any:
+    """Unpickle a trusted file; a class that cannot be imported becomes one clear error."""
+    fix = (
+        "make it importable: install the package that defines it, or put the directory holding "
+        "its .py file on PYTHONPATH (or run from that directory)"
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=False)
+    except ModuleNotFoundError as exc:
+        module = exc.name or "?"
+        cls = first_global if first_global.startswith(module + ".") else f"{module}.<class>"
+        raise ModelLoadError(
+            f"model file {path} needs the class {cls}, but module {module!r} cannot be "
+            f"imported; {fix}"
+        ) from None
+    except AttributeError as exc:
+        match = _MISSING_ATTR.search(str(exc))
+        if match is None:
+            raise ModelLoadError(
+                f"unpickling model file {path} failed: {_one_line(exc)}; {fix}"
+            ) from None
+        cls, module = match.groups()
+        raise ModelLoadError(
+            f"model file {path} needs the class {cls} from module {module!r}, which does not "
+            f"define it here; {fix} (a class defined in the training script's __main__ must "
+            "be defined or imported in __main__ when loading)"
+        ) from None
+    except Exception as exc:
+        raise ModelLoadError(
+            f"unpickling model file {path} failed ({type(exc).__name__}: {_one_line(exc)}); "
+            "save model.state_dict() instead"
+        ) from None
+
+
+# --- finding the state_dict and the vocabulary --------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """A numpy array or similar as a plain Python object."""
+    if isinstance(value, torch.Tensor):
+        return value
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) else value
+
+
+def _module_parts(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    state = dict(module.state_dict())
+    entries: dict[str, Any] = {}
+    for key in VOCAB_KEYS:
+        try:
+            value = getattr(module, key)
+        except Exception:  # a TorchScript module may raise anything for an unknown attribute
+            continue
+        if isinstance(value, (str, list, tuple, dict)) or hasattr(value, "tolist"):
+            entries[key] = _plain(value)
+    return state, entries
+
+
+def _describe(obj: Mapping[Any, Any], limit: int = 5) -> str:
+    parts = []
+    for key, value in list(obj.items())[:limit]:
+        if isinstance(value, torch.Tensor):
+            parts.append(f"{key} {tuple(value.shape)}")
+        else:
+            parts.append(f"{key} ({type(value).__name__})")
+    more = f", ... ({len(obj)} in all)" if len(obj) > limit else ""
+    return ", ".join(parts) + more
+
+
+def _unwrap(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors of the model and the entries that may hold its vocabulary."""
+    if isinstance(obj, nn.Module):
+        return _module_parts(obj)
+    if not isinstance(obj, Mapping):
+        raise ModelLoadError(
+            f"model file {path} holds a {type(obj).__name__}, not a model; expected a "
+            "state_dict (a dict of tensors), an lstmprobe checkpoint, or a module"
+        )
+    entries: dict[str, Any] = {k: _plain(obj[k]) for k in VOCAB_KEYS if k in obj}
+    for key in WRAPPER_KEYS:
+        inner = obj.get(key)
+        if isinstance(inner, nn.Module):
+            state, attrs = _module_parts(inner)
+            return state, {**attrs, **entries}
+        if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+            inner_entries = {k: _plain(inner[k]) for k in VOCAB_KEYS if k in inner}
+            return _tensors(inner), {**inner_entries, **entries}
+    tensors = _tensors(obj)
+    if not tensors:
+        raise ModelLoadError(
+            f"model file {path} holds a dict without tensors ({_describe(obj)}); expected a "
+            "state_dict, or a dict with a 'state_dict', 'model_state_dict' or 'model' entry"
+        )
+    return tensors, entries
+
+
+def _tensors(obj: Mapping[Any, Any]) -> dict[str, torch.Tensor]:
+    return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def _vocab_from(entries: dict[str, Any], path: Path) -> Vocab:
+    for key in VOCAB_KEYS:
+        if key not in entries:
+            continue
+        value = entries[key]
+        if isinstance(value, Mapping) and not isinstance(value, dict):
+            value = dict(value)
+        if isinstance(value, dict):
+            nested = [k for k in ("itos", "chars", "stoi") if k in value]
+            if nested:
+                value = value[nested[0]]
+        try:
+            return Vocab.from_obj(value)
+        except VocabError as exc:
+            raise VocabError(
+                f"the {key!r} entry of model file {path} is not a usable vocabulary: {exc}"
+            ) from None
+        except (TypeError, ValueError) as exc:
+            raise VocabError(
+                f"the {key!r} entry of model file {path} is not a usable vocabulary "
+                f"({_one_line(exc)}); pass --vocab FILE"
+            ) from None
+    raise ModelLoadError(
+        f"model file {path} stores no vocabulary (no {'/'.join(VOCAB_KEYS)} entry); pass "
+        "--vocab FILE, a JSON list of the characters in index order or a JSON object "
+        "char -> index"
+    )
+
+
+# --- inferring the architecture from a state_dict -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Recurrent:
+    prefix: str
+    cell: Cell
+    num_layers: int
+    input_size: int
+    hidden_size: int
+    proj_size: int
+    bidirectional: bool
+    bias: bool
+
+    @property
+    def output_size(self) -> int:
+        return (self.proj_size or self.hidden_size) * (2 if self.bidirectional else 1)
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(t.shape)
+
+
+def _recurrent(state: dict[str, torch.Tensor], path: Path) -> _Recurrent:
+    groups: dict[str, dict[tuple[str, int, bool], torch.Tensor]] = {}
+    for key, value in state.items():
+        m = _RNN_KEY.match(key)
+        if m:
+            groups.setdefault(m["prefix"], {})[
+                (m["param"], int(m["layer"]), bool(m["reverse"]))
+            ] = value
+    if not groups:
+        raise ModelLoadError(
+            f"model file {path} holds no LSTM/GRU weights (no '*weight_ih_l0'/'*weight_hh_l0' "
+            f"keys of an nn.LSTM or nn.GRU); found {_describe(state)}"
+        )
+    if len(groups) > 1:
+        names = ", ".join(repr(p or "(no prefix)") for p in sorted(groups))
+        raise ModelLoadError(
+            f"model file {path} holds several separate recurrent modules ({names}); lstmprobe "
+            "reads one nn.LSTM/nn.GRU (of any number of layers) per model; save a model with "
+            "one multi-layer nn.LSTM/nn.GRU"
+        )
+    prefix, params = next(iter(groups.items()))
+    where = f"recurrent module {prefix!r}" if prefix else "recurrent module"
+
+    def bad(msg: str) -> ModelLoadError:
+        return ModelLoadError(f"model file {path}: {where} {msg}")
+
+    layers = sorted({layer for _, layer, _ in params})
+    if layers != list(range(len(layers))):
+        raise bad(f"has layers {layers}; expected layers 0..n-1 without gaps")
+    bidirectional = any(rev for _, _, rev in params)
+    directions = (False, True) if bidirectional else (False,)
+    has = {name: [(name, k, r) in params for k in layers for r in directions] for name in
+           ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")}  # fmt: skip
+    for name in ("weight_ih", "weight_hh"):
+        if not all(has[name]):
+            raise bad(f"lacks {name} for some layer or direction; the state_dict is incomplete")
+    for names in (("bias_ih", "bias_hh"), ("weight_hr",)):
+        flags = [f for n in names for f in has[n]]
+        if any(flags) and not all(flags):
+            raise bad(f"has {'/'.join(names)} for some layers only; the state_dict is incomplete")
+    bias = all(has["bias_ih"])
+    w_hh = params[("weight_hh", 0, False)]
+    w_ih = params[("weight_ih", 0, False)]
+    if w_hh.dim() != 2 or w_ih.dim() != 2:
+        raise bad("has weights that are not matrices; the state_dict is malformed")
+    if all(has["weight_hr"]):
+        w_hr = params[("weight_hr", 0, False)]
+        proj_size, hidden_size = _shape(w_hr)
+    else:
+        proj_size, hidden_size = 0, w_hh.shape[1]
+    rows = w_hh.shape[0]
+    if hidden_size < 1 or rows % hidden_size or rows // hidden_size not in (3, 4):
+        raise bad(
+            f"has weight_hh_l0 of shape {_shape(w_hh)}; expected (4H, H) for an LSTM or "
+            f"(3H, H) for a GRU"
+        )
+    cell: Cell = "lstm" if rows // hidden_size == 4 else "gru"
+    if proj_size and cell != "lstm":
+        raise bad("has weight_hr (proj_size) but gate rows of a GRU; only LSTMs have proj_size")
+    return _Recurrent(
+        prefix=prefix,
+        cell=cell,
+        num_layers=len(layers),
+        input_size=w_ih.shape[1],
+        hidden_size=hidden_size,
+        proj_size=proj_size,
+        bidirectional=bidirectional,
+        bias=bias,
+    )
+
+
+def _sibling_bias(state: dict[str, torch.Tensor], key: str) -> torch.Tensor | None:
+    if key.endswith("weight"):
+        bias = state.get(key[: -len("weight")] + "bias")
+        if bias is not None and bias.dim() == 1 and bias.shape[0] == state[key].shape[0]:
+            return bias
+    return None
+
+
+def _pick_key(state: dict[str, torch.Tensor], key: str, role: str, path: Path) -> str:
+    for candidate in (key, f"{key}.weight"):
+        if candidate in state and state[candidate].dim() == 2:
+            return candidate
+    matrices = ", ".join(f"{k} {_shape(v)}" for k, v in state.items() if v.dim() == 2)
+    raise ModelLoadError(
+        f"--{role} {key!r} is not a matrix in model file {path}; its matrices are: {matrices}"
+    )
+
+
+def _ambiguous(role: str, keys: list[str], state: dict[str, torch.Tensor], path: Path) -> str:
+    listed = ", ".join(f"{k} {_shape(state[k])}" for k in keys)
+    return (
+        f"model file {path} has {len(keys)} candidate {role}s: {listed}; pick one with "
+        f"--{role} KEY (e.g. --{role} {keys[0]})"
+    )
+
+
+def _state_dict_to_model(
+    state: dict[str, torch.Tensor], path: Path, embedding: str | None, decoder: str | None
+) -> tuple[CharLSTM, dict[str, Any], str]:
+    """Infer a :class:`CharLSTM` from the tensors; also say how the vocabulary size was read."""
+    state = {k: v for k, v in state.items() if v.is_floating_point()}
+    rnn = _recurrent(state, path)
+    rnn_keys = {k for k in state if _RNN_KEY.match(k)}
+    others = {k: v for k, v in state.items() if k not in rnn_keys}
+    matrices = [k for k, v in others.items() if v.dim() == 2]
+
+    # the embedding: a matrix (vocab, input_size) that is not a Linear (nn.Embedding has no bias)
+    if embedding is not None:
+        emb_key: str | None = _pick_key(others, embedding, "embedding", path)
+        if others[emb_key].shape[1] != rnn.input_size:
+            raise ModelLoadError(
+                f"--embedding {emb_key} has shape {_shape(others[emb_key])} but the recurrent "
+                f"layers read inputs of size {rnn.input_size}; pick a (vocab, {rnn.input_size}) "
+                "matrix"
+            )
+    else:
+        emb_candidates = [
+            k
+            for k in matrices
+            if others[k].shape[1] == rnn.input_size and _sibling_bias(others, k) is None
+        ]
+        if len(emb_candidates) > 1:
+            hinted = [k for k in emb_candidates if re.search(r"emb|encoder", k, re.IGNORECASE)]
+            if len(hinted) != 1:
+                raise ModelLoadError(_ambiguous("embedding", emb_candidates, others, path))
+            emb_candidates = hinted
+        emb_key = emb_candidates[0] if emb_candidates else None
+    vocab_size = others[emb_key].shape[0] if emb_key is not None else rnn.input_size
+    if emb_key is not None:
+        size_of = f"the model's embedding {emb_key} has"
+    else:
+        size_of = "the model (one-hot input, no embedding found) reads vectors of size"
+
+    # the decoder: a matrix (vocab, output_size), preferably with a bias (an nn.Linear)
+    if decoder is not None:
+        dec_key: str | None = _pick_key(others, decoder, "decoder", path)
+        if _shape(others[dec_key]) != (vocab_size, rnn.output_size):
+            raise ModelLoadError(
+                f"--decoder {dec_key} has shape {_shape(others[dec_key])}; expected "
+                f"({vocab_size}, {rnn.output_size}): vocabulary size by last hidden size"
+            )
+    else:
+        dec_candidates = [
+            k
+            for k in matrices
+            if k != emb_key and _shape(others[k]) == (vocab_size, rnn.output_size)
+        ]
+        linear = [k for k in dec_candidates if _sibling_bias(others, k) is not None]
+        dec_candidates = linear or dec_candidates
+        if len(dec_candidates) > 1:
+            raise ModelLoadError(_ambiguous("decoder", dec_candidates, others, path))
+        dec_key = dec_candidates[0] if dec_candidates else None
+
+    config = ModelConfig(
+        vocab_size=vocab_size,
+        hidden_size=rnn.hidden_size,
+        num_layers=rnn.num_layers,
+        cell=rnn.cell,
+        embedding_dim=rnn.input_size if emb_key is not None else None,
+        proj_size=rnn.proj_size,
+        bidirectional=rnn.bidirectional,
+        bias=rnn.bias,
+        decoder=dec_key is not None,
+    )
+    mapped: dict[str, torch.Tensor] = {
+        "rnn." + k[len(rnn.prefix) :]: state[k].detach() for k in sorted(rnn_keys)
+    }
+    used = set(rnn_keys)
+    if emb_key is not None:
+        mapped["embedding.weight"] = others[emb_key].detach()
+        used.add(emb_key)
+    dec_bias_key = None
+    if dec_key is not None:
+        weight = others[dec_key].detach()
+        bias = _sibling_bias(others, dec_key)
+        mapped["decoder.weight"] = weight
+        mapped["decoder.bias"] = bias.detach() if bias is not None else weight.new_zeros(vocab_size)
+        used.add(dec_key)
+        if bias is not None:
+            dec_bias_key = dec_key[: -len("weight")] + "bias"
+            used.add(dec_bias_key)
+    model = CharLSTM(config)
+    try:
+        model.load_state_dict(mapped, strict=True)
+    except RuntimeError as exc:
+        raise ModelLoadError(
+            f"model file {path}: the inferred {rnn.cell.upper()} does not fit its tensors "
+            f"({_one_line(exc)}); the state_dict is malformed"
+        ) from None
+    extra = {
+        "keys": {
+            "embedding": emb_key,
+            "recurrent": rnn.prefix,
+            "decoder": dec_key,
+            "decoder_bias": dec_bias_key,
+        },
+        "ignored": sorted(k for k in state if k not in used),
+    }
+    return model, extra, size_of
