@@ -143,9 +143,10 @@ def lstm_internals(
     if need_gates:
         pre = _project(x, w.weight_ih, w.bias_ih)
         pre += _project(_previous(h_out, h0), w.weight_hh, w.bias_hh)
-        i, f, g, o = pre.chunk(4, dim=-1)
-        i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
-        g = torch.tanh(g)
+        hidden = w.weight_ih.shape[0] // 4
+        g = torch.tanh(pre[..., 2 * hidden : 3 * hidden])
+        pre.sigmoid_()  # one contiguous pass; the g block is overwritten but g is already taken
+        i, f, _, o = pre.chunk(4, dim=-1)
         if "cell" in wanted:
             out["cell"] = linear_recurrence(f, i * g, c0)
         gates = {"input_gate": i, "forget_gate": f, "candidate": g, "output_gate": o}

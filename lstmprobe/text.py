@@ -158,7 +158,8 @@ def _unknown_message(missing: list[tuple[int, str]]) -> str:
     shown = ", ".join(f"{c!r} at {i}" for i, c in missing[:5])
     more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
     return (
-        f"the corpus has {len(missing)} characters not in the model's vocabulary: {shown}{more}; "
+        f"the corpus has {len(missing)} character{'s' if len(missing) > 1 else ''} not in the "
+        f"model's vocabulary: {shown}{more}; "
         "use --unknown skip to drop them or --unknown map:C to replace them with C"
     )
 

@@ -1,0 +1,181 @@
+"""``lstmprobe bench``: recording throughput against the plain fused forward, in one run.
+
+For each model the same corpus is read in the same chunks twice: once by the model alone under
+``torch.inference_mode`` (the plain forward), once by :func:`lstmprobe.record.record_corpus` writing
+every quantity of every layer to a float16 HDF5 file on local disk. Each is repeated and the
+medians are compared. Peak memory is measured in child processes recording two corpus sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lstmprobe.models import CharLSTM, LoadedModel, ModelConfig
+from lstmprobe.record import RecordOptions, record_corpus
+from lstmprobe.text import Vocab
+
+#: (name, layers, hidden, default corpus size in chars)
+BUILTIN = (("lstm-1x128", 1, 128, 200_000), ("lstm-3x512", 3, 512, 30_000))
+
+
+def _corpus(chars: int) -> str:
+    from lstmprobe.bundled import SAMPLES
+
+    base = ""
+    if "code" in SAMPLES and SAMPLES["code"].path.exists():
+        base = SAMPLES["code"].path.read_text(encoding="utf-8")
+    if not base:
+        g = torch.Generator().manual_seed(0)
+        alphabet = "abcdefghijklmnopqrstuvwxyz (){}[]=+-*/\"'#:\n    "
+        ids = torch.randint(len(alphabet), (50_000,), generator=g).tolist()
+        base = "".join(alphabet[i] for i in ids)
+    return (base * (chars // len(base) + 1))[:chars]
+
+
+def _builtin(layers: int, hidden: int, vocab: Vocab) -> LoadedModel:
+    torch.manual_seed(0)
+    config = ModelConfig(
+        vocab_size=len(vocab), hidden_size=hidden, num_layers=layers, embedding_dim=64
+    )
+    return LoadedModel(CharLSTM(config).eval(), vocab, "builtin", sha256="bench")
+
+
+def plain_forward(loaded: LoadedModel, text: str, chunk_size: int, device: str) -> float:
+    """Seconds for the model alone to read ``text`` in chunks, state carried."""
+    model = loaded.model.to(device)
+    tokens = torch.from_numpy(loaded.vocab.encode(text)).to(device)
+    state = None
+    _sync(device)
+    began = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(tokens), chunk_size):
+            logits, state = model(tokens[start : start + chunk_size].unsqueeze(0), state)
+            logits.cpu()
+    _sync(device)
+    return time.perf_counter() - began
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def recording(loaded: LoadedModel, text: str, options: RecordOptions, device: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        _sync(device)
+        began = time.perf_counter()
+        record_corpus(loaded, text, Path(tmp) / "acts.h5", options, device=device)
+        _sync(device)
+        return time.perf_counter() - began
+
+
+def run_bench(
+    model_path: str | None = None,
+    chars: int | None = None,
+    repeat: int = 3,
+    device: str = "cpu",
+    memory: bool = True,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Measure and return one row per model (see :func:`format_table`)."""
+    from lstmprobe.models import load_model
+
+    options = RecordOptions()
+    if model_path:
+        loaded = load_model(model_path)
+        models = [(Path(model_path).name, loaded, chars or 50_000)]
+    else:
+        text = _corpus(max(size for *_, size in BUILTIN))
+        vocab = Vocab.from_text(text)
+        models = [
+            (name, _builtin(layers, hidden, vocab), chars or size)
+            for name, layers, hidden, size in BUILTIN
+        ]
+    rows = []
+    for name, loaded, n in models:
+        text = _corpus(n)
+        if model_path:
+            text = "".join(c for c in text if c in loaded.vocab) or text
+        plain_forward(loaded, text[: options.chunk_size], options.chunk_size, device)  # warm up
+        plain, rec = [], []
+        for i in range(repeat):
+            if progress:
+                print(f"bench {name}: run {i + 1}/{repeat}", file=sys.stderr)
+            plain.append(plain_forward(loaded, text, options.chunk_size, device))
+            rec.append(recording(loaded, text, options, device))
+        p, r = statistics.median(plain), statistics.median(rec)
+        row: dict[str, Any] = {
+            "model": name,
+            "device": device,
+            "chars": len(text),
+            "plain_chars_per_s": round(len(text) / p),
+            "record_chars_per_s": round(len(text) / r),
+            "ratio": round(p / r, 3),
+            "dtype": options.dtype,
+            "threads": torch.get_num_threads(),
+        }
+        rows.append(row)
+    if memory:
+        small = 50_000
+        peaks = [_child_peak_mb(size, device) for size in (small, 4 * small)]
+        rows.append(
+            {
+                "model": "lstm-1x128 memory",
+                "device": device,
+                "chars": f"{small} / {4 * small}",
+                "peak_rss_mb": peaks,
+                "growth": round(peaks[1] / peaks[0], 3),
+            }
+        )
+    return rows
+
+
+def _child_peak_mb(chars: int, device: str) -> float:
+    """Peak resident memory (MiB) of a fresh process recording ``chars`` characters."""
+    code = (
+        "import sys, json, resource; from lstmprobe.bench import _memory_child; "
+        f"_memory_child({chars}, {device!r})"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["peak_mb"])
+
+
+def _memory_child(chars: int, device: str) -> None:
+    text = _corpus(chars)
+    loaded = _builtin(1, 128, Vocab.from_text(_corpus(BUILTIN[0][3])))
+    recording(loaded, text, RecordOptions(), device)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mb": round(peak_kb / 1024, 1)}))
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        f"{'model':<20} {'device':<6} {'chars':>8} {'plain chars/s':>14} "
+        f"{'record chars/s':>15} {'ratio':>6}"
+    ]
+    for row in rows:
+        if "ratio" in row:
+            lines.append(
+                f"{row['model']:<20} {row['device']:<6} {row['chars']:>8} "
+                f"{row['plain_chars_per_s']:>14,} {row['record_chars_per_s']:>15,} "
+                f"{row['ratio']:>6.2f}"
+            )
+        else:
+            a, b = row["peak_rss_mb"]
+            lines.append(
+                f"peak memory recording {row['chars']} chars: {a:.0f} MiB / {b:.0f} MiB "
+                f"(x{row['growth']:.2f})"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,431 @@
+"""Recording a corpus: the model is driven over the text in chunks, a :class:`~lstmprobe.hooks.Recorder`
+captures every gate and state, and a :class:`~lstmprobe.store.StoreWriter` streams them to HDF5.
+
+Three ways through the text (see docs/recording.md):
+
+* ``reset="none"`` (default): the corpus is one stream read in chunks of ``chunk_size`` characters,
+  the state carried exactly from one chunk to the next (batch of one).
+* ``reset="line"``: each line is an independent sequence starting from the zero state; consecutive
+  lines are batched (padded, packed for bidirectional models), which is exact too.
+* ``parallel=K`` with ``reset="none"``: K segments of ``chunk_size`` characters run at once, each
+  started from the zero state ``warmup`` characters before it. Faster, not exact: the deviation is
+  measured by ``tests/test_record.py`` and reported in docs/recording.md.
+
+A bidirectional model's reverse direction starts at a sequence's end, so it reads each sequence
+whole: with ``reset="none"`` the whole corpus is one forward call and memory grows with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lstmprobe.errors import CorpusError, LstmprobeError
+from lstmprobe.hooks import Recorder, layout
+from lstmprobe.models import LoadedModel
+from lstmprobe.store import StoreWriter, partial_path
+from lstmprobe.text import RESETS, check_chars, sequences
+
+DTYPES = ("float16", "float32")
+COMPRESSIONS = ("lzf", "gzip")
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """How a corpus is recorded; stored in the recording's ``run_config`` attribute."""
+
+    reset: str = "none"
+    dtype: str = "float16"
+    compression: str | None = None
+    quantities: tuple[str, ...] | None = None
+    layers: tuple[str, ...] | None = None
+    chunk_size: int = 4096
+    batch_chars: int = 65536
+    parallel: int = 0
+    warmup: int = 1024
+    unknown: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.reset not in RESETS:
+            raise LstmprobeError(f"reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
+        if self.dtype not in DTYPES:
+            raise LstmprobeError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.compression not in (None, *COMPRESSIONS):
+            raise LstmprobeError(
+                f"compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression!r}"
+            )
+        if self.chunk_size < 1 or self.batch_chars < 1:
+            raise LstmprobeError("chunk_size and batch_chars must be at least 1")
+        if self.parallel < 0 or self.warmup < 0:
+            raise LstmprobeError("parallel and warmup must not be negative")
+        if self.parallel and self.reset != "none":
+            raise LstmprobeError("--parallel applies to a stream (--reset none) only")
+
+    def run_config(self) -> dict[str, Any]:
+        config = asdict(self)
+        for key in ("quantities", "layers"):
+            if config[key] is not None:
+                config[key] = list(config[key])
+        return config
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    path: Path
+    positions: int
+    seconds: float
+    resumed_from: int = 0
+
+    @property
+    def chars_per_second(self) -> float:
+        done = self.positions - self.resumed_from
+        return done / self.seconds if self.seconds > 0 else float("nan")
+
+
+def corpus_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def record_corpus(
+    loaded: LoadedModel,
+    text: str,
+    out: str | os.PathLike[str],
+    options: RecordOptions | None = None,
+    *,
+    force: bool = False,
+    resume: bool = False,
+    progress: bool = False,
+    device: str | torch.device | None = None,
+) -> RecordResult:
+    """Record every gate and state of ``loaded`` over ``text`` into the HDF5 file ``out``.
+
+    The file appears only when the recording is complete (it is written to ``out.partial`` and
+    renamed). An interrupted recording keeps its partial file; call again with ``resume=True``
+    and the same options to continue it: the result equals an uninterrupted run.
+
+    Examples
+    --------
+    >>> from lstmprobe.models import CharLSTM, ModelConfig, LoadedModel
+    >>> from lstmprobe.text import Vocab
+    >>> import tempfile, pathlib
+    >>> vocab = Vocab.from_text("ab\\n")
+    >>> model = CharLSTM(ModelConfig(vocab_size=3, hidden_size=4, embedding_dim=2)).eval()
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "acts.h5"
+    >>> record_corpus(LoadedModel(model, vocab, "checkpoint"), "abba\\nab\\n", out).positions
+    8
+    """
+    options = options or RecordOptions()
+    out = Path(out)
+    model = loaded.model
+    if device is not None:
+        model = model.to(device)
+    dev = next(model.parameters()).device
+    text = check_chars(text, loaded.vocab, options.unknown)
+    if not text:
+        raise CorpusError("nothing is left to record once unknown characters are skipped")
+    tokens = loaded.vocab.encode(text)
+    seqs = sequences(text, options.reset)
+    data_layout = layout(model, options.quantities, options.layers)
+    bidirectional = bool(model.config.bidirectional)
+    if options.parallel and bidirectional:
+        raise LstmprobeError(
+            "--parallel needs a unidirectional model: a reverse direction reads whole sequences"
+        )
+    writer = StoreWriter(
+        out,
+        tokens=tokens.astype(np.int32),
+        sequences=seqs,
+        vocab=loaded.vocab,
+        layout=data_layout,
+        dtype=options.dtype,
+        compression=options.compression,
+        model_summary=loaded.summary(),
+        model_sha256=loaded.sha256,
+        corpus_sha256=corpus_sha256(text),
+        has_next_logprob=model.decoder is not None,
+        run_config=options.run_config(),
+        force=force,
+        resume=resume,
+    )
+    start_at = writer.written
+    state_file = _StateFile(partial_path(out))
+    began = time.perf_counter()
+    bar = _progress(len(tokens), start_at, progress)
+    background = _BackgroundWriter(writer, state_file)
+    try:
+        model.eval()
+        with torch.inference_mode(), Recorder(model, options.quantities, options.layers) as rec:
+            if options.reset == "line" or bidirectional:
+                units = _sequence_batches(model, rec, tokens, seqs, start_at, options, dev)
+            elif options.parallel:
+                units = _parallel_stream(model, rec, tokens, start_at, options, dev)
+            else:
+                state = _to_device(state_file.load(start_at), dev) if start_at else None
+                units = _exact_stream(model, rec, tokens, start_at, options, dev, state)
+            for chunk in units:
+                background.put(chunk)
+                bar.update(len(next(iter(chunk[1].values()))))
+        background.join()
+    except BaseException:
+        background.stop()
+        bar.close()
+        writer.close()  # keep the partial file: --resume continues it
+        raise
+    bar.close()
+    path = writer.finish()
+    state_file.remove()
+    return RecordResult(path, len(tokens), time.perf_counter() - began, start_at)
+
+
+# (start, {key: values}, next_logprob or None, (stop, exact state) to save before the write or None)
+Chunk = tuple[int, dict[str, np.ndarray], np.ndarray | None, tuple[int, Any] | None]
+
+
+def _numpy(values: torch.Tensor, dtype: str) -> np.ndarray:
+    return values.to("cpu", getattr(torch, dtype)).contiguous().numpy()
+
+
+def _next_logprob(
+    logits: torch.Tensor, tokens: np.ndarray, start: int, seq_end: np.ndarray
+) -> np.ndarray:
+    """log p(actual next char) for positions start..start+len(logits); NaN where no next char.
+
+    ``seq_end[i]`` is the end of the sequence holding position ``start + i``.
+    """
+    n = logits.shape[0]
+    positions = np.arange(start, start + n)
+    has_next = positions + 1 < seq_end
+    targets = np.zeros(n, dtype=np.int64)
+    targets[has_next] = tokens[positions[has_next] + 1]
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    picked = logp.gather(1, torch.from_numpy(targets).to(logp.device).unsqueeze(1)).squeeze(1)
+    result = picked.cpu().numpy().astype(np.float32)
+    result[~has_next] = np.nan
+    return result
+
+
+def _exact_stream(
+    model: torch.nn.Module,
+    rec: Recorder,
+    tokens: np.ndarray,
+    start_at: int,
+    options: RecordOptions,
+    dev: torch.device,
+    state: Any,
+) -> Iterator[Chunk]:
+    n = len(tokens)
+    ends = np.full(options.chunk_size, n)
+    for start in range(start_at, n, options.chunk_size):
+        stop = min(start + options.chunk_size, n)
+        ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
+        logits, state = model(ids, state)
+        arrays = {k: _numpy(v[0], options.dtype) for k, v in rec.activations.items()}
+        logprob = None
+        if model.decoder is not None:
+            logprob = _next_logprob(logits[0], tokens, start, ends[: stop - start])
+        yield start, arrays, logprob, (stop, _detach(state))
+
+
+def _parallel_stream(
+    model: torch.nn.Module,
+    rec: Recorder,
+    tokens: np.ndarray,
+    start_at: int,
+    options: RecordOptions,
+    dev: torch.device,
+) -> Iterator[Chunk]:
+    n, size, warm = len(tokens), options.chunk_size, options.warmup
+    span = size * options.parallel
+    for base in range(start_at, n, span):
+        starts = list(range(base, min(base + span, n), size))
+        pieces: dict[int, tuple[dict[str, torch.Tensor], torch.Tensor]] = {}
+        # segments with a full warm-up run as one batch; earlier ones start exactly at 0
+        full = [s for s in starts if s >= warm]
+        for s in (s for s in starts if s < warm):
+            ids = torch.from_numpy(tokens[0 : min(s + size, n)]).to(dev).unsqueeze(0)
+            logits, _ = model(ids)
+            pieces[s] = ({k: v[0, s:] for k, v in rec.activations.items()}, logits[0, s:])
+        if full:
+            length = warm + size
+            batch = np.zeros((len(full), length), dtype=np.int64)
+            for row, s in enumerate(full):
+                seg = tokens[s - warm : min(s + size, n)]
+                batch[row, : len(seg)] = seg
+            logits, _ = model(torch.from_numpy(batch).to(dev))
+            for row, s in enumerate(full):
+                m = min(s + size, n) - s
+                acts = {k: v[row, warm : warm + m] for k, v in rec.activations.items()}
+                pieces[s] = (acts, logits[row, warm : warm + m])
+        stop = min(base + span, n)
+        arrays = {
+            k: _numpy(torch.cat([pieces[s][0][k] for s in starts], 0), options.dtype)
+            for k in rec.layout
+        }
+        logprob = None
+        if model.decoder is not None:
+            logits_all = torch.cat([pieces[s][1] for s in starts], 0)
+            logprob = _next_logprob(logits_all, tokens, base, np.full(stop - base, n))
+        yield base, arrays, logprob, None
+
+
+def _sequence_batches(
+    model: torch.nn.Module,
+    rec: Recorder,
+    tokens: np.ndarray,
+    seqs: np.ndarray,
+    start_at: int,
+    options: RecordOptions,
+    dev: torch.device,
+) -> Iterator[Chunk]:
+    todo = seqs[seqs[:, 0] >= start_at]
+    i = 0
+    while i < len(todo):
+        # consecutive sequences while the padded batch stays within batch_chars (at least one)
+        j, longest = i, 0
+        while j < len(todo):
+            length = int(todo[j, 1] - todo[j, 0])
+            if j > i and max(longest, length) * (j - i + 1) > options.batch_chars:
+                break
+            longest = max(longest, length)
+            j += 1
+        group = todo[i:j]
+        lengths = group[:, 1] - group[:, 0]
+        batch = np.zeros((len(group), longest), dtype=np.int64)
+        for row, (s, e) in enumerate(group):
+            batch[row, : e - s] = tokens[s:e]
+        ids = torch.from_numpy(batch).to(dev)
+        lens = torch.from_numpy(lengths)
+        packed = bool(model.config.bidirectional) and len(group) > 1
+        logits, _ = model(ids, lengths=lens if packed else None)
+        mask = (torch.arange(longest).unsqueeze(0) < lens.unsqueeze(1)).to(dev)
+        arrays = {k: _numpy(v[mask], options.dtype) for k, v in rec.activations.items()}
+        logprob = None
+        if model.decoder is not None:
+            seq_end = np.repeat(group[:, 1], lengths)
+            logprob = _next_logprob(logits[mask], tokens, int(group[0, 0]), seq_end)
+        yield int(group[0, 0]), arrays, logprob, None
+        i = j
+
+
+class _StateFile:
+    """The exact recurrent state at the last two chunk boundaries, beside a partial recording.
+
+    A stream recording resumed at position p needs the float32 state after p characters; the
+    store holds it only rounded to its dtype. Two boundaries are kept because the store's progress
+    is committed after the state is saved: a kill between the two leaves either one current.
+    """
+
+    def __init__(self, partial: Path) -> None:
+        self.path = partial.with_name(partial.name + ".state")
+        self._kept: dict[int, Any] = {}
+
+    def save(self, position: int, state: Any) -> None:
+        cpu = state
+        last = max(self._kept) if self._kept else None
+        self._kept = {position: cpu} if last is None else {last: self._kept[last], position: cpu}
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save(self._kept, tmp)
+        os.replace(tmp, self.path)
+
+    def load(self, position: int) -> Any:
+        try:
+            kept = torch.load(self.path, weights_only=True)
+        except (OSError, RuntimeError, EOFError) as exc:
+            raise LstmprobeError(
+                f"cannot resume: the saved state {self.path} is missing or unreadable ({exc}); "
+                "start over with --force"
+            ) from None
+        if position not in kept:
+            raise LstmprobeError(
+                f"cannot resume: no saved state at position {position} in {self.path}; "
+                "start over with --force"
+            )
+        self._kept = {position: kept[position]}
+        return kept[position]
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _to_device(state: Any, dev: torch.device) -> Any:
+    if isinstance(state, tuple):
+        return tuple(s.to(dev) for s in state)
+    return state.to(dev)
+
+
+def _detach(state: Any) -> Any:
+    if isinstance(state, tuple):
+        return tuple(s.detach().cpu().clone() for s in state)
+    return state.detach().cpu().clone()
+
+
+class _BackgroundWriter:
+    """Writes chunks to the store on a thread, so that HDF5 writes overlap the next forward.
+
+    A chunk's exact end state is saved before its data is committed (see :class:`_StateFile`).
+    """
+
+    def __init__(self, writer: StoreWriter, state_file: _StateFile) -> None:
+        self.writer = writer
+        self.state_file = state_file
+        self.queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    start, arrays, logprob, state = item
+                    if state is not None:
+                        self.state_file.save(*state)
+                    self.writer.write(start, arrays, logprob)
+                except BaseException as exc:
+                    self.error = exc
+
+    def put(self, chunk: Chunk) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(chunk)
+
+    def join(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Finish what is queued (so the partial file is consistent), then end the thread."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="char",
+        unit_scale=True,
+        desc="record",
+        disable=not enabled,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )

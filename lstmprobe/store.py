@@ -1,0 +1,1166 @@
+"""The activation store: streaming, crash-safe HDF5 writing and lazy reading (docs/store-format.md).
+
+One file per recording. Positions are characters of the corpus, in order, across all sequences;
+``/layer{l}[_reverse]/{quantity}`` holds one ``(n_positions, n_units)`` dataset per recorded
+quantity, chunked along positions. A recording is written to ``acts.h5.partial`` and renamed to
+``acts.h5`` only when it is complete, so a path without ``.partial`` always holds a finished
+recording. This is the only module that imports h5py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from lstmprobe.errors import StoreError, UnitError
+from lstmprobe.text import Vocab
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "GRU_QUANTITIES",
+    "LSTM_QUANTITIES",
+    "ActivationStore",
+    "StoreWriter",
+    "parse_unit",
+    "partial_path",
+    "write_json_atomic",
+]
+
+FORMAT = "lstmprobe.activations"
+FORMAT_VERSION = 1
+LSTM_QUANTITIES: tuple[str, ...] = (
+    "input_gate",
+    "forget_gate",
+    "candidate",
+    "output_gate",
+    "cell",
+    "hidden",
+)
+GRU_QUANTITIES: tuple[str, ...] = ("reset_gate", "update_gate", "candidate", "hidden")
+QUANTITIES: tuple[str, ...] = tuple(dict.fromkeys(LSTM_QUANTITIES + GRU_QUANTITIES))
+
+DTYPES: tuple[str, ...] = ("float16", "float32")
+COMPRESSIONS: tuple[str | None, ...] = (None, "lzf", "gzip")
+PARTIAL_SUFFIX = ".partial"
+
+#: Units per HDF5 chunk along the unit axis: one unit across all positions reads at most this
+#: many units' worth of data, while a window of positions reads ``ceil(n_units / 64)`` chunks.
+UNIT_BLOCK = 64
+#: Target size of one HDF5 chunk; the default ``chunk_positions`` is derived from it.
+TARGET_CHUNK_BYTES = 512 * 1024
+MIN_CHUNK_POSITIONS = 512
+MAX_CHUNK_POSITIONS = 65536
+GZIP_LEVEL = 4
+
+_LAYER_RE = re.compile(r"layer\d+(_reverse)?")
+_UNIT_FORM = "layer/quantity/index, e.g. layer0/cell/17"
+
+
+# --- names -------------------------------------------------------------------------------------
+
+
+def partial_path(path: str | os.PathLike[str]) -> Path:
+    """Where the unfinished recording for ``path`` lives: ``path`` + ``".partial"``.
+
+    Examples
+    --------
+    >>> partial_path("runs/acts.h5").as_posix()
+    'runs/acts.h5.partial'
+    """
+    path = Path(path)
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def _check_key(key: str) -> str:
+    """Validate a dataset key ``layer{l}[_reverse]/{quantity}``; returns it."""
+    parts = key.split("/") if isinstance(key, str) else []
+    if len(parts) != 2 or not _LAYER_RE.fullmatch(parts[0]):
+        raise UnitError(
+            f"a dataset key looks like layer0/cell or layer1_reverse/hidden, got {key!r}"
+        )
+    if parts[1] not in QUANTITIES:
+        raise UnitError(
+            f"unknown quantity {parts[1]!r} in {key!r}; expected one of {', '.join(QUANTITIES)}"
+        )
+    return key
+
+
+def parse_unit(name: str) -> tuple[str, int]:
+    """Split a unit name into its dataset key and unit index.
+
+    Only the form is checked here; whether the unit exists in a recording is checked by
+    :meth:`ActivationStore.unit`.
+
+    Parameters
+    ----------
+    name : str
+        A unit name ``layer{l}[_reverse]/{quantity}/{index}``.
+
+    Returns
+    -------
+    key : str
+        The dataset key, e.g. ``"layer0/cell"``.
+    index : int
+        The unit's index within that dataset.
+
+    Examples
+    --------
+    >>> parse_unit("layer0/cell/17")
+    ('layer0/cell', 17)
+    >>> parse_unit("layer1_reverse/hidden/0")
+    ('layer1_reverse/hidden', 0)
+    """
+    if not isinstance(name, str):
+        raise UnitError(f"a unit name is a string ({_UNIT_FORM}), got {type(name).__name__}")
+    parts = name.split("/")
+    if len(parts) != 3 or not parts[2].isdecimal() or not _LAYER_RE.fullmatch(parts[0]):
+        raise UnitError(f"a unit name looks like {_UNIT_FORM}, got {name!r}")
+    key = f"{parts[0]}/{parts[1]}"
+    if parts[1] not in QUANTITIES:
+        raise UnitError(
+            f"unknown quantity {parts[1]!r} in unit {name!r}; expected one of "
+            f"{', '.join(QUANTITIES)}"
+        )
+    return key, int(parts[2])
+
+
+def _layer_of(key: str) -> str:
+    return key.split("/", 1)[0]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (Path, os.PathLike)):
+        return os.fspath(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=_json_default)
+
+
+def _normalized(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples -> lists, numpy scalars -> Python)."""
+    return json.loads(_dumps(obj))
+
+
+def _attr_str(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name == "posix":
+        _fsync(path.parent if str(path.parent) else Path("."))
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (temporary file beside it + ``os.replace``).
+
+    Derived results (rankings, dynamics) go beside a recording with this function, never into it.
+    numpy scalars and arrays are converted to plain JSON.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The JSON file to write, e.g. ``store.sibling("rankings.json")``.
+    obj : object
+        Anything ``json`` can write, plus numpy scalars/arrays, paths and sets.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, json
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = write_json_atomic(Path(tmp.name) / "acts.rankings.json", {"top": [np.int64(3)]})
+    >>> json.loads(p.read_text())
+    {'top': [3]}
+    >>> tmp.cleanup()
+    """
+    path = Path(path)
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path)
+    return path
+
+
+def default_chunk_positions(n_units: Sequence[int], dtype: str, n_positions: int) -> int:
+    """Rows per HDF5 chunk so that the widest chunk is about ``TARGET_CHUNK_BYTES``.
+
+    A power of two in ``[MIN_CHUNK_POSITIONS, MAX_CHUNK_POSITIONS]``, at most ``n_positions``.
+    """
+    block = max(1, min(max(n_units, default=1), UNIT_BLOCK))
+    row_bytes = block * np.dtype(dtype).itemsize
+    rows = 1 << max(0, int(math.log2(max(1, TARGET_CHUNK_BYTES // row_bytes))))
+    rows = min(max(rows, MIN_CHUNK_POSITIONS), MAX_CHUNK_POSITIONS)
+    return max(1, min(rows, n_positions))
+
+
+def _cache_bytes(chunk_positions: int, n_units: Sequence[int], itemsize: int) -> int:
+    """HDF5 chunk cache per dataset: one row of chunks of the widest dataset, within limits."""
+    widest = chunk_positions * max(n_units, default=1) * itemsize
+    return int(min(max(widest + (1 << 20), 1 << 20), 64 << 20))
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+class StoreWriter:
+    """Stream a recording into an HDF5 activation store, crash-safely.
+
+    The recording is written to ``partial_path(path)`` and becomes ``path`` at :meth:`finish`.
+    Positions are appended in order with :meth:`write`; once it returns, its positions are
+    durable: a process killed at any later moment leaves a partial recording that
+    ``resume=True`` continues right after them (:attr:`written` is set there).
+
+    How: the partial file is created with every chunk allocated up front and no compression,
+    so writing never changes HDF5 metadata (the chunk index, the file's free space): a kill can
+    only interrupt writes of raw values, never leave a half-updated index behind. Each write is
+    flushed, and only then is the scalar dataset ``/positions_written`` updated in place and
+    flushed, so the recorded progress never runs ahead of what is on disk. With compression,
+    :meth:`finish` compresses the finished recording into a new file (each chunk once) that
+    replaces it atomically; without, it only marks the partial file complete and renames it.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The final file, e.g. ``acts.h5``.
+    tokens : ndarray of shape (n_positions,)
+        Vocab id of each position's character.
+    sequences : ndarray of shape (n_sequences, 2)
+        ``[start, end)`` of each independent sequence.
+    vocab : Vocab
+        The model's vocabulary.
+    layout : dict of str to int
+        Ordered dataset key -> number of units, e.g. ``{"layer0/input_gate": 128, ...}``.
+    dtype : {"float16", "float32"}
+        Storage type of the activations.
+    compression : {None, "lzf", "gzip"}
+        HDF5 compression of the final file (with byte shuffling); applied by :meth:`finish`.
+    chunk_positions : int, optional
+        Positions per HDF5 chunk; by default a chunk is about 512 KiB. Ignored on resume (the
+        partial file keeps its own).
+    model_summary : dict
+        JSON-ready description of the model (stored as the ``model`` attribute).
+    model_sha256, corpus_sha256 : str
+        Hashes of the model and corpus; checked on resume.
+    has_next_logprob : bool
+        Whether :meth:`write` receives ``next_logprob``.
+    run_config : dict
+        How the recording was made (reset mode, quantities, ...); checked on resume.
+    force : bool
+        Overwrite an existing recording (replaced only at :meth:`finish`) and discard a partial one.
+    resume : bool
+        Continue ``partial_path(path)`` if it exists (starts a new recording if it does not).
+        With ``force`` too, a partial file that cannot be continued is discarded instead.
+
+    Attributes
+    ----------
+    path : Path
+        The final path.
+    partial : Path
+        The path written to until :meth:`finish`.
+    written : int
+        Positions durably written; the next :meth:`write` must start there.
+    n_positions : int
+        Total number of positions to write.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> text = "abcab"
+    >>> vocab = Vocab.from_text(text)
+    >>> w = StoreWriter(d / "acts.h5", tokens=vocab.encode(text), sequences=[[0, 5]],
+    ...                 vocab=vocab, layout={"layer0/cell": 3}, model_summary={"cell": "lstm"},
+    ...                 model_sha256="m", corpus_sha256="c", has_next_logprob=False,
+    ...                 run_config={"reset": "none"})
+    >>> w.write(0, {"layer0/cell": np.zeros((5, 3))})
+    >>> w.finish().name
+    'acts.h5'
+    >>> with ActivationStore(d / "acts.h5") as store:
+    ...     store.keys, store.read("layer0/cell").shape, store.text
+    (['layer0/cell'], (5, 3), 'abcab')
+    >>> tmp.cleanup()
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        tokens: np.ndarray,
+        sequences: np.ndarray,
+        vocab: Vocab,
+        layout: Mapping[str, int],
+        dtype: str = "float16",
+        compression: str | None = None,
+        chunk_positions: int | None = None,
+        model_summary: dict,
+        model_sha256: str,
+        corpus_sha256: str,
+        has_next_logprob: bool,
+        run_config: dict,
+        force: bool = False,
+        resume: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.partial = partial_path(self.path)
+        self._file: h5py.File | None = None
+        self._finished = False
+
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 1 or tokens.size == 0:
+            raise StoreError(
+                f"tokens must be a non-empty 1-D array of vocab ids, got shape {tokens.shape}; "
+                "record a non-empty corpus"
+            )
+        if not np.issubdtype(tokens.dtype, np.integer):
+            raise StoreError(f"tokens must be integer vocab ids, got dtype {tokens.dtype}")
+        if tokens.min() < 0 or tokens.max() >= len(vocab):
+            raise StoreError(
+                f"tokens must be vocab ids in [0, {len(vocab)}), got values in "
+                f"[{tokens.min()}, {tokens.max()}]; encode the corpus with the model's vocab"
+            )
+        seqs = np.asarray(sequences, dtype=np.int64).reshape(-1, 2) if len(sequences) else None
+        if seqs is None or seqs[0, 0] != 0 or seqs[-1, 1] != tokens.size:
+            raise StoreError(
+                f"sequences must be [start, end) pairs covering positions 0..{tokens.size}, got "
+                f"{np.asarray(sequences).tolist()[:3]}...; use lstmprobe.text.sequences(text)"
+            )
+        if np.any(seqs[:, 1] <= seqs[:, 0]) or np.any(seqs[1:, 0] != seqs[:-1, 1]):
+            raise StoreError(
+                "sequences must be non-empty, in order and contiguous ([start, end) with each "
+                "start equal to the previous end); use lstmprobe.text.sequences(text)"
+            )
+        if dtype not in DTYPES:
+            raise StoreError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if compression not in COMPRESSIONS:
+            raise StoreError(f"compression must be None, 'lzf' or 'gzip', got {compression!r}")
+        if not layout:
+            raise StoreError("layout is empty; record at least one quantity of one layer")
+        layout_list: list[tuple[str, int]] = []
+        for key, n in layout.items():
+            _check_key(key)
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise StoreError(f"layout[{key!r}] must be a positive unit count, got {n!r}")
+            layout_list.append((key, int(n)))
+        if chunk_positions is not None and int(chunk_positions) < 1:
+            raise StoreError(f"chunk_positions must be at least 1, got {chunk_positions}")
+
+        self.n_positions = int(tokens.size)
+        self.layout = dict(layout_list)
+        self.dtype = dtype
+        self.compression = compression
+        self.has_next_logprob = bool(has_next_logprob)
+        self.written = 0
+        self._tokens = tokens.astype(np.int32)
+        self._sequences = seqs
+        identity = {
+            "model_sha256": str(model_sha256),
+            "corpus_sha256": str(corpus_sha256),
+            "layout": [[k, n] for k, n in layout_list],
+            "dtype": dtype,
+            "run_config": _normalized(run_config),
+            "has_next_logprob": self.has_next_logprob,
+        }
+
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory; give a file path such as acts.h5")
+        if not self.path.parent.is_dir():
+            raise StoreError(
+                f"directory {self.path.parent} does not exist; create it or choose another -o path"
+            )
+        partial_exists = self.partial.exists()
+        if self.path.exists() and not force and not (resume and partial_exists):
+            raise StoreError(
+                f"{self.path} already exists; pass --force to overwrite or -o to choose another path"
+            )
+        if partial_exists and not (resume or force):
+            raise StoreError(
+                f"an unfinished recording {self.partial} exists; pass --resume to continue it or "
+                "--force to start over"
+            )
+        if resume and partial_exists:
+            try:
+                self._open_resume(identity)
+                return
+            except StoreError:
+                if not force:
+                    raise
+        self._create(identity, model_summary, vocab, chunk_positions)
+
+    # -- opening --
+
+    def _create(
+        self, identity: dict, model_summary: dict, vocab: Vocab, chunk_positions: int | None
+    ) -> None:
+        from lstmprobe import __version__
+
+        for stale in (self.partial, _compressing_path(self.partial)):
+            stale.unlink(missing_ok=True)
+        cp = (
+            min(int(chunk_positions), self.n_positions)
+            if chunk_positions is not None
+            else default_chunk_positions(list(self.layout.values()), self.dtype, self.n_positions)
+        )
+        header = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "lstmprobe_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "complete": False,
+            "model": _dumps(model_summary),
+            "model_sha256": identity["model_sha256"],
+            "corpus_sha256": identity["corpus_sha256"],
+            "vocab": vocab.to_json(),
+            "dtype": self.dtype,
+            "run_config": _dumps(identity["run_config"]),
+            "layout": _dumps(identity["layout"]),
+            "has_next_logprob": self.has_next_logprob,
+            "chunk_positions": cp,
+        }
+        self._file = self._new_file(self.partial, header, cp, compression=None)
+        self._chunk_positions = cp
+
+    def _new_file(
+        self, target: Path, header: Mapping[str, Any], cp: int, compression: str | None
+    ) -> h5py.File:
+        """Create an empty recording at ``target`` (removed again if that fails).
+
+        Without compression every chunk is allocated now (and never filled: unwritten values
+        are whatever the file system gives, zeros), so later writes change no metadata.
+        """
+        units = list(self.layout.values())
+        try:
+            f = h5py.File(
+                target,
+                "w",
+                track_order=True,
+                rdcc_nbytes=_cache_bytes(cp, units, np.dtype(self.dtype).itemsize),
+            )
+        except OSError as exc:
+            raise StoreError(f"cannot create {target}: {exc}") from None
+        if compression is None:
+            options: dict[str, Any] = {"fill_time": "never"}
+        else:
+            options = {"compression": compression, "shuffle": True, "fillvalue": np.nan}
+            if compression == "gzip":
+                options["compression_opts"] = GZIP_LEVEL
+
+        def dcpl() -> Any:
+            plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            if compression is None:
+                plist.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            return plist
+
+        try:
+            for name, value in header.items():
+                f.attrs[name] = value
+            f.create_dataset("tokens", data=self._tokens, dtype=np.int32)
+            f.create_dataset("sequences", data=self._sequences, dtype=np.int64)
+            for key, n in self.layout.items():
+                layer = _layer_of(key)
+                group = f[layer] if layer in f else f.create_group(layer, track_order=True)
+                group.create_dataset(
+                    key.split("/", 1)[1],
+                    shape=(self.n_positions, n),
+                    dtype=self.dtype,
+                    chunks=(cp, min(n, UNIT_BLOCK)),
+                    dcpl=dcpl(),
+                    **options,
+                )
+            if self.has_next_logprob:
+                f.create_dataset(
+                    "next_logprob",
+                    shape=(self.n_positions,),
+                    dtype=np.float32,
+                    chunks=(cp,),
+                    dcpl=dcpl(),
+                    **options,
+                )
+            # rewritten in place after each write(): a kill cannot leave it half-updated
+            f.create_dataset("positions_written", data=np.int64(0))
+            f.flush()
+        except BaseException:
+            f.close()
+            target.unlink(missing_ok=True)
+            raise
+        return f
+
+    def _open_resume(self, identity: dict) -> None:
+        broken = (
+            f"the unfinished recording {self.partial} cannot be resumed: it was probably "
+            "damaged when the recording was killed; start over with --force"
+        )
+        try:
+            f = h5py.File(self.partial, "r+")
+        except (OSError, RuntimeError) as exc:
+            raise StoreError(f"{broken} ({exc})") from None
+        try:
+            a = f.attrs
+            if _attr_str(a.get("format", "")) != FORMAT or bool(a.get("complete", True)):
+                raise StoreError(
+                    f"{self.partial} is not an unfinished lstmprobe recording; remove it or "
+                    "start over with --force"
+                )
+            stored = {
+                "model_sha256": _attr_str(a.get("model_sha256", "")),
+                "corpus_sha256": _attr_str(a.get("corpus_sha256", "")),
+                "layout": json.loads(_attr_str(a.get("layout", "[]"))),
+                "dtype": _attr_str(a.get("dtype", "")),
+                "run_config": json.loads(_attr_str(a.get("run_config", "null"))),
+                "has_next_logprob": bool(a.get("has_next_logprob", False)),
+            }
+            differs = [name for name in identity if identity[name] != stored[name]]
+            if not np.array_equal(f["tokens"][()], self._tokens):
+                differs.append("tokens")
+            if differs:
+                what = ", ".join(
+                    f"{n} (file: {_short(stored[n])}, now: {_short(identity[n])})"
+                    if n in stored
+                    else n
+                    for n in differs
+                )
+                raise StoreError(
+                    f"cannot resume {self.partial}: it was recorded with a different {what}; "
+                    "record with the same model, corpus and options, or start over with --force"
+                )
+            self._chunk_positions = int(a["chunk_positions"])
+            self.written = min(int(f["positions_written"][()]), self.n_positions)
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            f.close()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{broken} ({exc})") from None
+        except BaseException:
+            f.close()
+            raise
+        self._file = f
+
+    # -- writing --
+
+    @property
+    def chunk_positions(self) -> int:
+        """Positions per HDF5 chunk of this recording."""
+        return self._chunk_positions
+
+    def _require_open(self) -> h5py.File:
+        if self._file is None:
+            raise StoreError(
+                f"the writer for {self.path} is closed; open a new StoreWriter with resume=True"
+            )
+        return self._file
+
+    def write(
+        self,
+        start: int,
+        arrays: Mapping[str, np.ndarray],
+        next_logprob: np.ndarray | None = None,
+    ) -> None:
+        """Append the values of positions ``[start, start + n)``; durable once it returns.
+
+        Parameters
+        ----------
+        start : int
+            First position; must equal :attr:`written` (appends are sequential).
+        arrays : dict of str to ndarray of shape (n, n_units)
+            One array per key of the layout, any float dtype; cast to the store dtype.
+        next_logprob : ndarray of shape (n,), optional
+            ``log p(next char)``; required exactly when the store has ``next_logprob``.
+        """
+        f = self._require_open()
+        if start != self.written:
+            raise StoreError(
+                f"write must continue at position {self.written} (positions are appended in "
+                f"order), got start={start}"
+            )
+        missing = [k for k in self.layout if k not in arrays]
+        extra = [k for k in arrays if k not in self.layout]
+        if missing or extra:
+            raise StoreError(
+                f"write needs exactly the layout's datasets; missing {missing}, unexpected {extra}"
+            )
+        values = {k: np.asarray(arrays[k]) for k in self.layout}
+        first = next(iter(values.values()))
+        n = first.shape[0] if first.ndim == 2 else -1
+        for k, v in values.items():
+            if v.ndim != 2 or v.shape[1] != self.layout[k] or v.shape[0] != n:
+                raise StoreError(
+                    f"{k} must have shape (n, {self.layout[k]}) with the same n for every "
+                    f"dataset, got {v.shape}"
+                )
+        lp = None
+        if self.has_next_logprob:
+            if next_logprob is None:
+                raise StoreError("this store records next_logprob; pass next_logprob to write")
+            lp = np.asarray(next_logprob, dtype=np.float32)
+            if lp.shape != (n,):
+                raise StoreError(f"next_logprob must have shape ({n},), got {lp.shape}")
+        elif next_logprob is not None:
+            raise StoreError(
+                "this store was created with has_next_logprob=False; do not pass next_logprob"
+            )
+        if start + n > self.n_positions:
+            raise StoreError(
+                f"write of {n} positions at {start} goes past the end of the recording "
+                f"({self.n_positions} positions)"
+            )
+        if n == 0:
+            return
+        stop = start + n
+        try:
+            for k, v in values.items():
+                f[k][start:stop] = v.astype(self.dtype, copy=False)
+            if lp is not None:
+                f["next_logprob"][start:stop] = lp
+            # the values first, the progress second: a kill never leaves progress ahead of them
+            f.flush()
+            f["positions_written"][()] = stop
+            f.flush()
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write positions {start}..{stop} to {self.partial} ({exc}); if the disk "
+                "is full, free some space and continue with --resume"
+            ) from None
+        self.written = stop
+
+    def finish(self) -> Path:
+        """Mark the recording complete (compressing it if asked) and move it to its final path.
+
+        Returns
+        -------
+        Path
+            The final path.
+        """
+        f = self._require_open()
+        if self.written != self.n_positions:
+            raise StoreError(
+                f"cannot finish {self.path}: {self.written} of {self.n_positions} positions "
+                "were written; write the rest first"
+            )
+        if self.compression is None:
+            f.attrs.modify("complete", True)
+            self.close()
+            source = self.partial
+        else:
+            source = self._compress(f)
+            self.close()
+        _fsync(source)
+        os.replace(source, self.path)
+        _fsync_dir(self.path)
+        self.partial.unlink(missing_ok=True)
+        self._finished = True
+        return self.path
+
+    def _compress(self, f: h5py.File) -> Path:
+        """Write the complete, compressed copy of the partial file; returns its path."""
+        target = _compressing_path(self.partial)
+        header = {k: f.attrs[k] for k in f.attrs}
+        header["complete"] = True
+        cp = self._chunk_positions
+        out = self._new_file(target, header, cp, compression=self.compression)
+        try:
+            names = [*self.layout, *(["next_logprob"] if self.has_next_logprob else [])]
+            # several chunk rows at a time, each chunk compressed once
+            step = cp * max(1, (8 << 20) // (cp * max(self.layout.values()) * 4))
+            for name in names:
+                src, dst = f[name], out[name]
+                for a in range(0, self.n_positions, step):
+                    b = min(a + step, self.n_positions)
+                    dst[a:b] = src[a:b]
+            out["positions_written"][()] = self.n_positions
+            out.close()
+        except BaseException:
+            out.close()
+            target.unlink(missing_ok=True)
+            raise
+        return target
+
+    def close(self) -> None:
+        """Close, keeping the partial file for ``resume=True``."""
+        if self._file is None:
+            return
+        try:
+            self._file.close()
+        finally:
+            self._file = None
+
+    def abort(self) -> None:
+        """Close and delete the partial file (nothing useful was recorded)."""
+        self.close()
+        if not self._finished:
+            self.partial.unlink(missing_ok=True)
+            _compressing_path(self.partial).unlink(missing_ok=True)
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "finished" if self._finished else ("open" if self._file else "closed")
+        return f"<StoreWriter {self.partial}: {self.written}/{self.n_positions} positions, {state}>"
+
+
+def _compressing_path(partial: Path) -> Path:
+    return partial.with_name(partial.name + ".compressing")
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+class ActivationStore:
+    """Lazy reader of an activation store; activations are read on demand, never wholesale.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A recording written by ``lstmprobe record`` (``acts.h5``).
+    require_complete : bool
+        Refuse an unfinished recording (``complete=False``). With ``False`` one can inspect a
+        ``.partial`` file, whose first :attr:`positions_written` positions hold values.
+
+    Examples
+    --------
+    >>> with ActivationStore("acts.h5") as store:  # doctest: +SKIP
+    ...     store.keys
+    ...     cell17 = store.unit("layer0/cell/17")
+    ...     for start, stop, block in store.iter_chunks(["layer0/cell"]):
+    ...         ...
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, require_complete: bool = True) -> None:
+        self.path = Path(path)
+        self._file: h5py.File | None = None
+        self._datasets: dict[str, h5py.Dataset] = {}
+        path = self.path
+        if not path.exists():
+            if partial_path(path).exists():
+                raise StoreError(
+                    f"{path} does not exist, but an unfinished recording {partial_path(path)} "
+                    f"does; finish it with `lstmprobe record MODEL CORPUS -o {path} --resume`"
+                )
+            raise StoreError(
+                f"{path} does not exist; run `lstmprobe record MODEL CORPUS -o {path}` first "
+                "or pass --store PATH"
+            )
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory; give the recording file, e.g. acts.h5")
+        try:
+            is_hdf5 = h5py.is_hdf5(path)
+        except OSError:
+            is_hdf5 = False
+        if not is_hdf5:
+            raise StoreError(
+                f"{path} is not an HDF5 file; give a recording written by `lstmprobe record`"
+            )
+        try:
+            f = h5py.File(path, "r")
+        except (OSError, RuntimeError) as exc:
+            raise StoreError(
+                f"cannot open {path} ({exc}); if it is being recorded, wait for the recording to "
+                "finish, otherwise record it again"
+            ) from None
+        self._file = f
+        try:
+            self._read_header(require_complete)
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_header(self, require_complete: bool) -> None:
+        f = self._h5
+        a = f.attrs
+        self.attrs: dict[str, Any] = {k: a[k] for k in a}
+        fmt = _attr_str(a.get("format", ""))
+        if fmt != FORMAT:
+            raise StoreError(
+                f"{self.path} is an HDF5 file but not an lstmprobe recording (format "
+                f"{fmt or 'missing'!r}, expected {FORMAT!r}); give a file written by "
+                "`lstmprobe record`"
+            )
+        version = int(a.get("format_version", -1))
+        if version != FORMAT_VERSION:
+            hint = (
+                "upgrade lstmprobe to read it"
+                if version > FORMAT_VERSION
+                else "record it again with this lstmprobe"
+            )
+            raise StoreError(
+                f"{self.path} has store format version {version}, this lstmprobe reads version "
+                f"{FORMAT_VERSION}; {hint}"
+            )
+        self.complete = bool(a.get("complete", False))
+        if require_complete and not self.complete:
+            raise StoreError(
+                f"{self.path} is an unfinished recording; finish it with `lstmprobe record MODEL "
+                f"CORPUS -o {_final_name(self.path)} --resume`"
+            )
+        try:
+            self.model: dict = json.loads(_attr_str(a["model"]))
+            self.vocab = Vocab.from_obj(json.loads(_attr_str(a["vocab"])))
+            self.dtype = _attr_str(a["dtype"])
+            self.model_sha256 = _attr_str(a["model_sha256"])
+            self.corpus_sha256 = _attr_str(a["corpus_sha256"])
+            self.created = _attr_str(a["created"])
+            self.lstmprobe_version = _attr_str(a["lstmprobe_version"])
+            self.run_config: dict = json.loads(_attr_str(a.get("run_config", "{}")))
+            layout = json.loads(_attr_str(a["layout"]))
+            self._layout: dict[str, int] = {str(k): int(n) for k, n in layout}
+            self.n_positions = int(f["tokens"].shape[0])
+            self.chunk_positions = int(a.get("chunk_positions", MIN_CHUNK_POSITIONS))
+            self.positions_written = (
+                self.n_positions if self.complete else int(f["positions_written"][()])
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise StoreError(
+                f"{self.path} is a damaged lstmprobe recording ({exc}); record it again"
+            ) from None
+        for key, n in self._layout.items():
+            if key not in f or f[key].shape != (self.n_positions, n):
+                raise StoreError(
+                    f"{self.path} is a damaged lstmprobe recording (dataset {key} missing or of "
+                    "the wrong shape); record it again"
+                )
+        itemsize = np.dtype(self.dtype).itemsize
+        self._cache = _cache_bytes(self.chunk_positions, list(self._layout.values()), itemsize)
+
+    @property
+    def _h5(self) -> h5py.File:
+        if self._file is None:
+            raise StoreError(f"the store {self.path} is closed; open it again")
+        return self._file
+
+    def _dataset(self, key: str) -> h5py.Dataset:
+        if key not in self._layout:
+            _check_key(key)
+            raise UnitError(
+                f"{key} was not recorded in {self.path}; recorded: {', '.join(self._layout)}"
+            )
+        ds = self._datasets.get(key)
+        if ds is None:
+            ds = self._datasets[key] = _open_cached(self._h5, key, self._cache)
+        return ds
+
+    # -- metadata --
+
+    @cached_property
+    def tokens(self) -> np.ndarray:
+        """Vocab id of each position, int32 array of shape (n_positions,)."""
+        return np.asarray(self._h5["tokens"][()], dtype=np.int32)
+
+    @property
+    def text(self) -> str:
+        """The recorded text (tokens decoded with the vocabulary)."""
+        chars = np.array(self.vocab.chars, dtype=object)
+        return "".join(chars[self.tokens].tolist())
+
+    @cached_property
+    def sequences(self) -> np.ndarray:
+        """``[start, end)`` of each sequence, int64 array of shape (n_sequences, 2)."""
+        return np.asarray(self._h5["sequences"][()], dtype=np.int64).reshape(-1, 2)
+
+    @property
+    def keys(self) -> list[str]:
+        """Recorded datasets in layout order, e.g. ``["layer0/input_gate", ...]``."""
+        return list(self._layout)
+
+    @property
+    def layers(self) -> list[str]:
+        """Recorded layers in order, e.g. ``["layer0", "layer0_reverse", "layer1"]``."""
+        return list(dict.fromkeys(_layer_of(k) for k in self._layout))
+
+    def quantities(self, layer: str) -> list[str]:
+        """Recorded quantities of one layer, in order."""
+        found = [k.split("/", 1)[1] for k in self._layout if _layer_of(k) == layer]
+        if not found:
+            raise UnitError(
+                f"layer {layer!r} was not recorded in {self.path}; layers: {', '.join(self.layers)}"
+            )
+        return found
+
+    def n_units(self, key: str) -> int:
+        """Number of units of one dataset, e.g. ``n_units("layer0/cell")``."""
+        if key not in self._layout:
+            self._dataset(key)  # raises the right error
+        return self._layout[key]
+
+    def units(self, keys: Sequence[str] | str | None = None) -> list[str]:
+        """Names of every unit of ``keys`` (default: all), e.g. ``["layer0/cell/0", ...]``."""
+        if keys is None:
+            keys = self.keys
+        elif isinstance(keys, str):
+            keys = [keys]
+        return [f"{k}/{i}" for k in keys for i in range(self.n_units(k))]
+
+    @cached_property
+    def next_logprob(self) -> np.ndarray | None:
+        """``log p(actual next char)``, float32 of shape (n_positions,), or None without decoder.
+
+        NaN at each sequence's last position.
+        """
+        f = self._h5
+        if "next_logprob" not in f:
+            return None
+        return np.asarray(f["next_logprob"][()], dtype=np.float32)
+
+    def sibling(self, suffix: str) -> Path:
+        """A path beside the store for derived results: ``acts.h5`` -> ``acts.<suffix>``.
+
+        ``sibling("rankings.json")`` of ``runs/acts.h5`` is ``runs/acts.rankings.json``; a
+        ``.partial`` file has the same siblings as its final path. Write derived results there
+        with :func:`write_json_atomic`, never into the recording.
+        """
+        final = _final_name(self.path)
+        return final.with_name(f"{final.stem}.{suffix}")
+
+    # -- data --
+
+    def _check_range(self, start: int, stop: int | None) -> tuple[int, int]:
+        n = self.n_positions
+        stop = n if stop is None else int(stop)
+        start = int(start)
+        if not 0 <= start <= stop <= n:
+            raise StoreError(
+                f"positions must satisfy 0 <= start <= stop <= {n}, got start={start}, stop={stop}"
+            )
+        return start, stop
+
+    def _check_units(self, key: str, units: Any) -> np.ndarray:
+        idx = np.asarray(units)
+        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+            raise UnitError(f"units must be a 1-D list of unit indices, got {units!r}")
+        idx = idx.astype(np.int64)
+        n = self._layout[key]
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = idx[(idx < 0) | (idx >= n)][0]
+            raise UnitError(f"{key} has units 0..{n - 1}, got unit {bad}")
+        return idx
+
+    def read(
+        self,
+        key: str,
+        start: int = 0,
+        stop: int | None = None,
+        units: Sequence[int] | np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Values of one dataset over positions ``[start, stop)``.
+
+        Parameters
+        ----------
+        key : str
+            Dataset, e.g. ``"layer0/cell"``.
+        start, stop : int
+            Position window (default: everything).
+        units : sequence of int, optional
+            Unit indices to read, in the order wanted (default: all units).
+
+        Returns
+        -------
+        values : ndarray of shape (stop - start, len(units) or n_units), float32
+        """
+        ds = self._dataset(key)
+        start, stop = self._check_range(start, stop)
+        if units is None:
+            return np.asarray(ds[start:stop], dtype=np.float32)
+        idx = self._check_units(key, units)
+        if idx.size == 0:
+            return np.empty((stop - start, 0), dtype=np.float32)
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        lo, hi = int(uniq[0]), int(uniq[-1]) + 1
+        if hi - lo <= max(2 * uniq.size, UNIT_BLOCK):
+            block = ds[start:stop, lo:hi][:, uniq - lo]
+        else:
+            block = ds[start:stop, uniq.tolist()]
+        return np.asarray(block[:, inverse.reshape(-1)], dtype=np.float32)
+
+    def unit(self, name: str) -> np.ndarray:
+        """One unit across all positions, float32 of shape (n_positions,), read chunk by chunk.
+
+        Parameters
+        ----------
+        name : str
+            A unit name, e.g. ``"layer0/cell/17"``.
+        """
+        key, index = parse_unit(name)
+        ds = self._dataset(key)
+        if index >= self._layout[key]:
+            raise UnitError(
+                f"unit {name} does not exist: {key} has units 0..{self._layout[key] - 1}"
+            )
+        out = np.empty(self.n_positions, dtype=np.float32)
+        step = self.chunk_positions * 16
+        for a in range(0, self.n_positions, step):
+            b = min(a + step, self.n_positions)
+            out[a:b] = ds[a:b, index]
+        return out
+
+    def iter_chunks(
+        self,
+        keys: Sequence[str] | str | None = None,
+        chunk_size: int | None = None,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+        """Stream windows of positions: yields ``(start, stop, {key: values})``.
+
+        Windows are aligned to multiples of ``chunk_size`` (default: the store's HDF5 chunking),
+        so memory is bounded by one window, never by the corpus.
+
+        Parameters
+        ----------
+        keys : sequence of str, optional
+            Datasets to read (default: all).
+        chunk_size : int, optional
+            Positions per window.
+        start, stop : int
+            Positions to cover (default: everything).
+
+        Yields
+        ------
+        start, stop : int
+        values : dict of str to ndarray of shape (stop - start, n_units), float32
+        """
+        if keys is None:
+            keys = self.keys
+        elif isinstance(keys, str):
+            keys = [keys]
+        datasets = {k: self._dataset(k) for k in keys}
+        start, stop = self._check_range(start, stop)
+        size = self.chunk_positions if chunk_size is None else int(chunk_size)
+        if size < 1:
+            raise StoreError(f"chunk_size must be at least 1, got {chunk_size}")
+        a = start
+        while a < stop:
+            b = min((a // size + 1) * size, stop)
+            yield a, b, {k: np.asarray(ds[a:b], dtype=np.float32) for k, ds in datasets.items()}
+            a = b
+
+    # -- description --
+
+    @property
+    def compression(self) -> str | None:
+        first = self.keys[0]
+        return self._h5[first].compression
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description of the recording (what ``lstmprobe info`` prints)."""
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            size = None
+        return {
+            "path": str(self.path),
+            "complete": self.complete,
+            "positions": self.n_positions,
+            "positions_written": self.positions_written,
+            "sequences": int(self.sequences.shape[0]),
+            "layers": self.layers,
+            "datasets": dict(self._layout),
+            "units": sum(self._layout.values()),
+            "dtype": self.dtype,
+            "compression": self.compression,
+            "chunk_positions": self.chunk_positions,
+            "next_logprob": "next_logprob" in self._h5,
+            "model": self.model,
+            "model_sha256": self.model_sha256,
+            "corpus_sha256": self.corpus_sha256,
+            "vocab_size": len(self.vocab),
+            "run_config": self.run_config,
+            "created": self.created,
+            "lstmprobe_version": self.lstmprobe_version,
+            "format_version": FORMAT_VERSION,
+            "file_size": size,
+        }
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        self._datasets.clear()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> ActivationStore:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "_layout"):
+            return f"<ActivationStore {self.path}>"
+        state = "complete" if self.complete else f"incomplete, {self.positions_written} written"
+        return (
+            f"<ActivationStore {self.path}: {self.n_positions:,} positions, "
+            f"{len(self.layers)} layers, {len(self._layout)} datasets ({self.dtype}), {state}>"
+        )
+
+
+def _final_name(path: Path) -> Path:
+    """``acts.h5.partial`` -> ``acts.h5``; other paths unchanged."""
+    if path.name.endswith(PARTIAL_SUFFIX) and len(path.name) > len(PARTIAL_SUFFIX):
+        return path.with_name(path.name[: -len(PARTIAL_SUFFIX)])
+    return path
+
+
+def _open_cached(f: h5py.File, key: str, nbytes: int) -> h5py.Dataset:
+    """Open dataset ``key`` with a chunk cache of ``nbytes`` (room for one row of chunks)."""
+    dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    dapl.set_chunk_cache(10007, nbytes, 0.75)
+    return h5py.Dataset(h5py.h5d.open(f.id, key.encode(), dapl=dapl))

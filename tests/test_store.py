@@ -1,0 +1,643 @@
+"""Tests of lstmprobe.store: round trips, crash safety and resume, refusal of bad files."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lstmprobe import __version__
+from lstmprobe.errors import LstmprobeError, StoreError, UnitError
+from lstmprobe.store import (
+    FORMAT,
+    FORMAT_VERSION,
+    GRU_QUANTITIES,
+    LSTM_QUANTITIES,
+    TARGET_CHUNK_BYTES,
+    ActivationStore,
+    StoreWriter,
+    default_chunk_positions,
+    parse_unit,
+    partial_path,
+    write_json_atomic,
+)
+from lstmprobe.text import Vocab, sequences
+
+VOCAB = Vocab(tuple("abcdefgh\n"))
+LAYOUT = {
+    "layer0/input_gate": 8,
+    "layer0/cell": 8,
+    "layer0/hidden": 8,
+    "layer0_reverse/hidden": 5,
+    "layer1/cell": 3,
+}
+
+
+def corpus(n: int, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    return "".join(rng.choice(list(VOCAB.chars), size=n))
+
+
+def values(layout: dict[str, int], start: int, stop: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic activations of positions [start, stop): value depends on (key, pos, unit)."""
+    out = {}
+    for i, (key, n) in enumerate(layout.items()):
+        pos = np.arange(start, stop, dtype=np.float64)[:, None]
+        unit = np.arange(n, dtype=np.float64)[None, :]
+        out[key] = np.sin(pos * 0.37 + unit * 1.3 + i + seed) * (1 + unit)
+    return out
+
+
+def logprob(start: int, stop: int) -> np.ndarray:
+    return -np.log1p(np.arange(start, stop, dtype=np.float64) % 7)
+
+
+def writer(path: Path, text: str, **kwargs) -> StoreWriter:
+    options = {
+        "tokens": VOCAB.encode(text),
+        "sequences": sequences(text, "line"),
+        "vocab": VOCAB,
+        "layout": LAYOUT,
+        "model_summary": {"cell": "lstm", "hidden_size": 8},
+        "model_sha256": "m" * 64,
+        "corpus_sha256": "c" * 64,
+        "has_next_logprob": True,
+        "run_config": {"reset": "line", "quantities": ["cell", "hidden"]},
+    }
+    options.update(kwargs)
+    return StoreWriter(path, **options)
+
+
+def record(
+    path: Path, text: str, step: int = 333, layout: dict[str, int] = LAYOUT, **kwargs
+) -> Path:
+    kwargs.setdefault("has_next_logprob", True)
+    w = writer(path, text, layout=layout, **kwargs)
+    n = len(text)
+    for a in range(w.written, n, step):
+        b = min(a + step, n)
+        w.write(a, values(layout, a, b), logprob(a, b) if kwargs["has_next_logprob"] else None)
+    return w.finish()
+
+
+def expected(layout: dict[str, int], n: int, dtype: str) -> dict[str, np.ndarray]:
+    return {k: v.astype(dtype).astype(np.float32) for k, v in values(layout, 0, n).items()}
+
+
+def contents(path: Path) -> dict[str, object]:
+    """Every dataset and attribute of an HDF5 file except the creation time."""
+    out: dict[str, object] = {}
+    with h5py.File(path, "r") as f:
+        out.update({f"@{k}": f.attrs[k] for k in f.attrs if k != "created"})
+        f.visititems(
+            lambda name, obj: (
+                out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+            )
+        )
+    return out
+
+
+def assert_same_contents(a: Path, b: Path) -> None:
+    ca, cb = contents(a), contents(b)
+    assert sorted(ca) == sorted(cb)
+    for k in ca:
+        np.testing.assert_array_equal(ca[k], cb[k], err_msg=k)
+
+
+# --- round trips -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dtype", "compression"),
+    [("float16", None), ("float32", None), ("float16", "lzf"), ("float32", "gzip")],
+)
+def test_round_trip(tmp_path: Path, dtype: str, compression: str | None) -> None:
+    text = corpus(2500)
+    path = record(tmp_path / "acts.h5", text, dtype=dtype, compression=compression)
+    assert path == tmp_path / "acts.h5"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acts.h5"]  # no partial left behind
+    want = expected(LAYOUT, len(text), dtype)
+    with ActivationStore(path) as store:
+        assert store.complete
+        assert store.n_positions == store.positions_written == 2500
+        assert store.dtype == dtype
+        assert store.keys == list(LAYOUT)
+        assert store.layers == ["layer0", "layer0_reverse", "layer1"]
+        assert store.quantities("layer0") == ["input_gate", "cell", "hidden"]
+        assert store.n_units("layer0_reverse/hidden") == 5
+        assert store.units("layer1/cell") == ["layer1/cell/0", "layer1/cell/1", "layer1/cell/2"]
+        assert len(store.units()) == sum(LAYOUT.values())
+        assert store.text == text
+        assert store.tokens.dtype == np.int32
+        np.testing.assert_array_equal(store.tokens, VOCAB.encode(text))
+        np.testing.assert_array_equal(store.sequences, sequences(text, "line"))
+        assert store.sequences.dtype == np.int64
+        assert store.vocab == VOCAB
+        assert store.model == {"cell": "lstm", "hidden_size": 8}
+        assert store.run_config == {"reset": "line", "quantities": ["cell", "hidden"]}
+        assert store.model_sha256 == "m" * 64 and store.corpus_sha256 == "c" * 64
+        assert store.lstmprobe_version == __version__
+        for key, arr in want.items():
+            full = store.read(key)
+            assert full.dtype == np.float32 and full.shape == arr.shape
+            np.testing.assert_array_equal(full, arr)
+            np.testing.assert_array_equal(store.read(key, 100, 1234), arr[100:1234])
+            np.testing.assert_array_equal(store.read(key, 7, 7), arr[7:7])
+        blk = store.read("layer0/cell", 10, 900, units=[5, 1, 1, 7])
+        np.testing.assert_array_equal(blk, want["layer0/cell"][10:900][:, [5, 1, 1, 7]])
+        assert store.read("layer0/cell", units=[]).shape == (2500, 0)
+        np.testing.assert_array_equal(store.unit("layer0/cell/6"), want["layer0/cell"][:, 6])
+        for size in (None, 1000, 777):
+            parts = list(store.iter_chunks(["layer0/hidden", "layer1/cell"], chunk_size=size))
+            assert parts[0][0] == 0 and parts[-1][1] == 2500
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
+            for key in ("layer0/hidden", "layer1/cell"):
+                joined = np.concatenate([p[2][key] for p in parts])
+                np.testing.assert_array_equal(joined, want[key])
+        window = list(store.iter_chunks("layer1/cell", chunk_size=1000, start=900, stop=2100))
+        assert [(a, b) for a, b, _ in window] == [(900, 1000), (1000, 2000), (2000, 2100)]
+        lp = store.next_logprob
+        assert lp is not None and lp.dtype == np.float32
+        np.testing.assert_allclose(lp, logprob(0, 2500).astype(np.float32))
+        summary = store.summary()
+        json.dumps(summary)
+        assert summary["positions"] == 2500 and summary["compression"] == compression
+        assert summary["datasets"] == LAYOUT and summary["vocab_size"] == len(VOCAB)
+        assert "2,500 positions" in repr(store) and "complete" in repr(store)
+
+
+def test_plain_h5py_layout(tmp_path: Path) -> None:
+    path = record(tmp_path / "acts.h5", corpus(1500), chunk_positions=256)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format"] == FORMAT and f.attrs["format_version"] == FORMAT_VERSION
+        assert bool(f.attrs["complete"]) is True
+        assert json.loads(f.attrs["vocab"]) == list(VOCAB.chars)
+        assert json.loads(f.attrs["model"])["cell"] == "lstm"
+        assert f.attrs["created"].endswith("+00:00")
+        assert f["positions_written"][()] == 1500
+        assert f["tokens"].dtype == np.int32 and f["sequences"].dtype == np.int64
+        assert list(f) == [
+            "tokens",
+            "sequences",
+            "layer0",
+            "layer0_reverse",
+            "layer1",
+            "next_logprob",
+            "positions_written",
+        ]
+        assert list(f["layer0"]) == ["input_gate", "cell", "hidden"]
+        ds = f["layer0/cell"]
+        assert ds.dtype == np.float16 and ds.shape == (1500, 8) and ds.chunks == (256, 8)
+        np.testing.assert_array_equal(
+            ds[:, 3], values(LAYOUT, 0, 1500)["layer0/cell"][:, 3].astype(np.float16)
+        )
+
+
+def test_wide_layer_chunks_and_unit_selection(tmp_path: Path) -> None:
+    layout = {"layer0/hidden": 200}
+    text = corpus(700)
+    path = record(tmp_path / "acts.h5", text, layout=layout, dtype="float32", chunk_positions=128)
+    want = expected(layout, 700, "float32")["layer0/hidden"]
+    with h5py.File(path, "r") as f:
+        assert f["layer0/hidden"].chunks == (128, 64)
+    with ActivationStore(path) as store:
+        for units in ([199, 0, 150], [3, 4, 5], list(range(0, 200, 7)), np.array([42])):
+            np.testing.assert_array_equal(
+                store.read("layer0/hidden", 50, 650, units=units), want[50:650][:, units]
+            )
+        np.testing.assert_array_equal(store.unit("layer0/hidden/199"), want[:, 199])
+
+
+def test_default_chunking() -> None:
+    for units, dtype in [([512] * 6, "float16"), ([128], "float32"), ([8], "float16")]:
+        rows = default_chunk_positions(units, dtype, 10**7)
+        chunk_bytes = rows * min(max(units), 64) * np.dtype(dtype).itemsize
+        assert rows & (rows - 1) == 0
+        assert chunk_bytes <= 2 * TARGET_CHUNK_BYTES
+        assert chunk_bytes >= TARGET_CHUNK_BYTES // 4 or rows == 65536
+    assert default_chunk_positions([512], "float16", 100) == 100
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.integers(1, 400),
+    chunk=st.integers(1, 150),
+    steps=st.lists(st.integers(1, 120), min_size=1, max_size=8),
+    units=st.lists(st.integers(1, 70), min_size=1, max_size=3),
+    dtype=st.sampled_from(["float16", "float32"]),
+    read_chunk=st.integers(1, 200),
+    close_at=st.integers(0, 400),
+)
+def test_round_trip_property(
+    tmp_path_factory: pytest.TempPathFactory,
+    n: int,
+    chunk: int,
+    steps: list[int],
+    units: list[int],
+    dtype: str,
+    read_chunk: int,
+    close_at: int,
+) -> None:
+    """Any write sizes, chunking and one close/resume in between read back exactly."""
+    path = tmp_path_factory.mktemp("prop") / "acts.h5"
+    layout = {f"layer{i}/hidden": u for i, u in enumerate(units)}
+    text = corpus(n, seed=n)
+    kwargs = {"layout": layout, "dtype": dtype, "chunk_positions": chunk, "has_next_logprob": False}
+    w = writer(path, text, **kwargs)
+    pos, i = 0, 0
+    while pos < n:
+        b = min(pos + steps[i % len(steps)], n)
+        if pos <= close_at < b:
+            w.close()
+            w = writer(path, text, resume=True, **kwargs)
+            assert w.written == pos
+        w.write(pos, values(layout, pos, b))
+        pos, i = b, i + 1
+    w.finish()
+    want = expected(layout, n, dtype)
+    with ActivationStore(path) as store:
+        assert store.next_logprob is None
+        for key, arr in want.items():
+            np.testing.assert_array_equal(store.read(key), arr)
+            got = np.concatenate([c[key] for _, _, c in store.iter_chunks([key], read_chunk)])
+            np.testing.assert_array_equal(got, arr)
+            last = f"{key}/{layout[key] - 1}"
+            np.testing.assert_array_equal(store.unit(last), arr[:, -1])
+
+
+def test_iter_chunks_streams(tmp_path: Path) -> None:
+    """Reading every chunk never holds more than a few chunks in memory."""
+    layout = {"layer0/cell": 8, "layer0/hidden": 8}
+    n = 40_000
+    w = writer(
+        tmp_path / "acts.h5", corpus(n), layout=layout, dtype="float32", has_next_logprob=False
+    )
+    w.write(0, values(layout, 0, n))
+    path = w.finish()
+    total = n * 16 * 4
+    with ActivationStore(path) as store:
+        tracemalloc.start()
+        try:
+            sums = 0.0
+            for _, _, chunk in store.iter_chunks(chunk_size=1000):
+                sums += sum(float(v.sum()) for v in chunk.values())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < total / 8
+
+
+# --- next_logprob ------------------------------------------------------------------------------
+
+
+def test_next_logprob_nan_and_argument_checks(tmp_path: Path) -> None:
+    text = "ab\nab\n"
+    layout = {"layer0/cell": 2}
+    w = writer(tmp_path / "acts.h5", text, layout=layout)
+    lp = np.array([-1.0, -2.0, np.nan, -1.5, -0.5, np.nan])
+    with pytest.raises(StoreError, match="pass next_logprob"):
+        w.write(0, values(layout, 0, 6))
+    with pytest.raises(StoreError, match=r"shape \(6,\)"):
+        w.write(0, values(layout, 0, 6), lp[:5])
+    w.write(0, values(layout, 0, 6), lp)
+    with ActivationStore(w.finish()) as store:
+        np.testing.assert_array_equal(store.next_logprob, lp.astype(np.float32))
+    w = writer(tmp_path / "b.h5", text, layout=layout, has_next_logprob=False)
+    with pytest.raises(StoreError, match="has_next_logprob=False"):
+        w.write(0, values(layout, 0, 6), lp)
+    w.abort()
+
+
+# --- writer checks -----------------------------------------------------------------------------
+
+
+def test_write_validation(tmp_path: Path) -> None:
+    text = corpus(100)
+    w = writer(tmp_path / "acts.h5", text, has_next_logprob=False)
+    with pytest.raises(StoreError, match="continue at position 0"):
+        w.write(5, values(LAYOUT, 5, 10))
+    with pytest.raises(StoreError, match="missing"):
+        w.write(0, {"layer0/cell": np.zeros((3, 8))})
+    bad = values(LAYOUT, 0, 10)
+    bad["layer1/cell"] = np.zeros((10, 4))
+    with pytest.raises(StoreError, match=r"shape \(n, 3\)"):
+        w.write(0, bad)
+    with pytest.raises(StoreError, match="past the end"):
+        w.write(0, values(LAYOUT, 0, 101))
+    w.write(0, values(LAYOUT, 0, 60))
+    with pytest.raises(StoreError, match="60 of 100 positions"):
+        w.finish()
+    w.abort()
+    assert not partial_path(tmp_path / "acts.h5").exists()
+    assert not (tmp_path / "acts.h5").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dtype": "float64"}, "dtype must be one of"),
+        ({"compression": "zstd"}, "compression must be"),
+        ({"layout": {}}, "layout is empty"),
+        ({"layout": {"layer0/cell": 0}}, "positive unit count"),
+        ({"tokens": np.array([], dtype=np.int64)}, "non-empty"),
+        ({"tokens": np.full(10, 99)}, "vocab ids"),
+        ({"sequences": [[0, 3]]}, "covering positions"),
+        ({"chunk_positions": 0}, "chunk_positions"),
+    ],
+)
+def test_writer_rejects_bad_arguments(tmp_path: Path, kwargs: dict, match: str) -> None:
+    with pytest.raises(StoreError, match=match):
+        writer(tmp_path / "acts.h5", corpus(10), **kwargs)
+    assert not partial_path(tmp_path / "acts.h5").exists()
+
+
+def test_writer_rejects_bad_layout_key(tmp_path: Path) -> None:
+    with pytest.raises(UnitError, match="unknown quantity 'gates'"):
+        writer(tmp_path / "acts.h5", corpus(10), layout={"layer0/gates": 3})
+    with pytest.raises(UnitError, match="layer0/cell"):
+        writer(tmp_path / "acts.h5", corpus(10), layout={"lstm/cell": 3})
+
+
+def test_quantity_names() -> None:
+    assert LSTM_QUANTITIES == (
+        "input_gate",
+        "forget_gate",
+        "candidate",
+        "output_gate",
+        "cell",
+        "hidden",
+    )
+    assert GRU_QUANTITIES == ("reset_gate", "update_gate", "candidate", "hidden")
+
+
+# --- overwrite, force, resume ------------------------------------------------------------------
+
+
+def test_refuses_overwrite_and_force_replaces_at_finish(tmp_path: Path) -> None:
+    path = record(tmp_path / "acts.h5", corpus(300))
+    with pytest.raises(
+        StoreError, match=r"acts.h5 already exists; pass --force to overwrite or -o"
+    ):
+        writer(path, corpus(300))
+    w = writer(path, corpus(200, seed=1), force=True)
+    # until finish(), the old recording is still there and readable
+    with ActivationStore(path) as store:
+        assert store.n_positions == 300
+    w.write(0, values(LAYOUT, 0, 200), logprob(0, 200))
+    w.finish()
+    with ActivationStore(path) as store:
+        assert store.n_positions == 200 and store.text == corpus(200, seed=1)
+
+
+def test_partial_requires_resume_or_force(tmp_path: Path) -> None:
+    path = tmp_path / "acts.h5"
+    w = writer(path, corpus(300))
+    w.write(0, values(LAYOUT, 0, 100), logprob(0, 100))
+    w.close()
+    assert partial_path(path).exists() and not path.exists()
+    with pytest.raises(StoreError, match="pass --resume to continue it or --force to start over"):
+        writer(path, corpus(300))
+    w = writer(path, corpus(300), force=True)
+    assert w.written == 0
+    w.abort()
+    assert not partial_path(path).exists()
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_resume_after_close_matches_uninterrupted(tmp_path: Path, compression: str | None) -> None:
+    text = corpus(3000)
+    reference = record(
+        tmp_path / "ref.h5", text, step=250, compression=compression, chunk_positions=512
+    )
+    path = tmp_path / "acts.h5"
+    kwargs = {"compression": compression, "chunk_positions": 512}
+    with pytest.raises(KeyboardInterrupt), writer(path, text, **kwargs) as w:
+        for a in range(0, 1300, 250):  # stops mid-chunk: 1500 positions accepted
+            w.write(a, values(LAYOUT, a, a + 250), logprob(a, a + 250))
+        raise KeyboardInterrupt
+    assert partial_path(path).exists() and not path.exists()
+    with pytest.raises(StoreError, match="unfinished recording"):
+        ActivationStore(partial_path(path))
+    with ActivationStore(partial_path(path), require_complete=False) as store:
+        assert not store.complete and store.positions_written == 1500
+        assert "incomplete" in repr(store)
+    w = writer(path, text, resume=True, chunk_positions=64, **{"compression": compression})
+    assert w.written == 1500 and w.chunk_positions == 512
+    for a in range(1500, 3000, 700):
+        b = min(a + 700, 3000)
+        w.write(a, values(LAYOUT, a, b), logprob(a, b))
+    assert w.finish() == path
+    assert_same_contents(path, reference)
+
+
+def test_resume_without_partial_starts_new(tmp_path: Path) -> None:
+    w = writer(tmp_path / "acts.h5", corpus(50), resume=True)
+    assert w.written == 0
+    w.abort()
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"corpus_sha256": "d" * 64}, "corpus_sha256"),
+        ({"model_sha256": "x"}, "model_sha256"),
+        ({"dtype": "float32"}, "dtype"),
+        ({"layout": {"layer0/cell": 8}}, "layout"),
+        ({"run_config": {"reset": "none"}}, "run_config"),
+    ],
+)
+def test_resume_mismatch(tmp_path: Path, change: dict, match: str) -> None:
+    path = tmp_path / "acts.h5"
+    text = corpus(400)
+    w = writer(path, text)
+    w.write(0, values(LAYOUT, 0, 100), logprob(0, 100))
+    w.close()
+    with pytest.raises(StoreError, match=rf"cannot resume .*different {match}.*--force"):
+        writer(path, text, resume=True, **change)
+    # resume + force: a partial that does not match is discarded
+    w = writer(path, text, resume=True, force=True, **change)
+    assert w.written == 0
+    w.abort()
+
+
+def test_resume_corrupted_partial(tmp_path: Path) -> None:
+    path = tmp_path / "acts.h5"
+    partial_path(path).write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
+    with pytest.raises(StoreError, match=r"corrupted.*start over with --force"):
+        writer(path, corpus(100), resume=True)
+    w = writer(path, corpus(100), force=True)
+    w.abort()
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys
+    import time
+    sys.path.insert(0, sys.argv[2])
+    import test_store as t
+
+    w = t.writer(t.Path(sys.argv[1]), t.corpus(60_000), chunk_positions=256, resume=True)
+    print(w.written, flush=True)
+    n = w.n_positions
+    for a in range(w.written, n, 37):
+        b = min(a + 37, n)
+        w.write(a, t.values(t.LAYOUT, a, b), t.logprob(a, b))
+        time.sleep(0.001)  # slow enough to be killed half-way
+    """
+)
+
+
+def test_sigkill_then_resume(tmp_path: Path) -> None:
+    """A writer killed with SIGKILL leaves a partial whose recorded progress is on disk."""
+    path = tmp_path / "acts.h5"
+    script = tmp_path / "killed_writer.py"
+    script.write_text(KILLED_WRITER)
+    text = corpus(60_000)
+    for delay in (0.4, 0.2):
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(path), str(Path(__file__).parent)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        assert not path.exists()
+    with ActivationStore(partial_path(path), require_complete=False) as store:
+        done = store.positions_written
+        assert done < 60_000
+        want = values(LAYOUT, 0, done)["layer0/cell"].astype(np.float16)
+        np.testing.assert_array_equal(store.read("layer0/cell", 0, done), want)
+    w = writer(path, text, resume=True)
+    # resumes right after the last write() that returned
+    assert w.written == done and done % 37 == 0
+    for a in range(w.written, 60_000, 5000):
+        b = min(a + 5000, 60_000)
+        w.write(a, values(LAYOUT, a, b), logprob(a, b))
+    w.finish()
+    want_all = expected(LAYOUT, 60_000, "float16")
+    with ActivationStore(path) as store:
+        for key, arr in want_all.items():
+            np.testing.assert_array_equal(store.read(key), arr)
+        np.testing.assert_allclose(store.next_logprob, logprob(0, 60_000).astype(np.float32))
+
+
+# --- opening bad files -------------------------------------------------------------------------
+
+
+def test_open_missing(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"does not exist; run `lstmprobe record MODEL CORPUS"):
+        ActivationStore(tmp_path / "acts.h5")
+    w = writer(tmp_path / "acts.h5", corpus(100))
+    w.close()
+    with pytest.raises(StoreError, match=r"unfinished recording .*--resume"):
+        ActivationStore(tmp_path / "acts.h5")
+
+
+def test_open_not_hdf5(tmp_path: Path) -> None:
+    path = tmp_path / "acts.h5"
+    path.write_text("hello")
+    with pytest.raises(StoreError, match="not an HDF5 file"):
+        ActivationStore(path)
+    with pytest.raises(StoreError, match="is a directory"):
+        ActivationStore(tmp_path)
+
+
+def test_open_other_hdf5(tmp_path: Path) -> None:
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(StoreError, match="not an lstmprobe recording"):
+        ActivationStore(path)
+
+
+def test_open_newer_version(tmp_path: Path) -> None:
+    path = record(tmp_path / "acts.h5", corpus(50))
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = FORMAT_VERSION + 1
+    with pytest.raises(StoreError, match=r"version 2.*upgrade lstmprobe"):
+        ActivationStore(path)
+
+
+# --- units -------------------------------------------------------------------------------------
+
+
+def test_parse_unit() -> None:
+    assert parse_unit("layer0/cell/17") == ("layer0/cell", 17)
+    assert parse_unit("layer3_reverse/update_gate/0") == ("layer3_reverse/update_gate", 0)
+    for bad in (
+        "layer0/cell",
+        "layer0/cell/-1",
+        "layer0/cell/x",
+        "l0/cell/1",
+        "layer0/c/1",
+        "layer0/cell/1/2",
+    ):
+        with pytest.raises(UnitError):
+            parse_unit(bad)
+
+
+def test_unknown_units(tmp_path: Path) -> None:
+    path = record(tmp_path / "acts.h5", corpus(100))
+    with ActivationStore(path) as store:
+        with pytest.raises(
+            UnitError, match=r"layer0/forget_gate was not recorded.*recorded: layer0/input_gate"
+        ):
+            store.unit("layer0/forget_gate/1")
+        with pytest.raises(UnitError, match=r"units 0\.\.7"):
+            store.unit("layer0/cell/8")
+        with pytest.raises(UnitError, match=r"units 0\.\.2, got unit 3"):
+            store.read("layer1/cell", units=[0, 3])
+        with pytest.raises(UnitError, match="was not recorded"):
+            store.read("layer2/cell")
+        with pytest.raises(UnitError, match="layer 'layer9' was not recorded"):
+            store.quantities("layer9")
+        with pytest.raises(KeyError):  # UnitError is a KeyError and a LstmprobeError
+            store.n_units("layer5/hidden")
+        with pytest.raises(LstmprobeError):
+            store.units(["layer0/nope"])
+        with pytest.raises(StoreError, match="0 <= start <= stop <= 100"):
+            store.read("layer0/cell", 50, 101)
+    with pytest.raises(StoreError, match="closed"):
+        store.read("layer0/cell")
+
+
+# --- beside the store --------------------------------------------------------------------------
+
+
+def test_sibling_and_write_json_atomic(tmp_path: Path) -> None:
+    path = record(tmp_path / "acts.h5", corpus(50))
+    with ActivationStore(path) as store:
+        target = store.sibling("rankings.json")
+    assert target == tmp_path / "acts.rankings.json"
+    out = write_json_atomic(
+        target, {"units": ["layer0/cell/3"], "score": np.float32(0.5), "n": np.int64(2)}
+    )
+    assert out == target
+    assert json.loads(target.read_text()) == {"units": ["layer0/cell/3"], "score": 0.5, "n": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acts.h5", "acts.rankings.json"]
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"bad": object()})
+    assert json.loads(target.read_text())["n"] == 2  # the old file survives a failed write
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acts.h5", "acts.rankings.json"]
+    w = writer(tmp_path / "b.h5", corpus(10))
+    w.close()
+    with ActivationStore(partial_path(tmp_path / "b.h5"), require_complete=False) as store:
+        assert store.sibling("rankings.json") == tmp_path / "b.rankings.json"
