@@ -19,8 +19,21 @@ class Bundled:
         return DATA_DIR / self.filename
 
 
-MODELS: dict[str, Bundled] = {}
-SAMPLES: dict[str, Bundled] = {}
+MODELS: dict[str, Bundled] = {
+    "code-lstm": Bundled(
+        "code-lstm",
+        "code-lstm.pt",
+        "2-layer LSTM (160 units, embedding 32) trained on Python standard library source "
+        "(docs/training.md)",
+    ),
+}
+SAMPLES: dict[str, Bundled] = {
+    "code": Bundled(
+        "code",
+        "sample-code.txt",
+        "held-out Python standard library modules (PSF licence), files unseen in training",
+    ),
+}
 
 
 def model_path(name: str) -> Path | None:

@@ -1,0 +1,431 @@
+"""Training, sampling, evaluation, the bundled model, and the blog's synthetic experiments."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch.nn import functional as F
+
+from lstmprobe import bundled, tasks
+from lstmprobe import train as tr
+from lstmprobe.cli import main
+from lstmprobe.errors import CorpusError, ModelLoadError
+from lstmprobe.models import CharLSTM, ModelConfig, load_model, save_checkpoint
+from lstmprobe.text import Vocab, read_corpus
+from tests.conftest import CORPUS
+
+
+def task_text(name: str, count: int, seed: int = 0, **kw: int) -> str:
+    return "".join(line + "\n" for line in tasks.generate(name, count, seed=seed, **kw))
+
+
+def invoke(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def counter_model(tmp_path_factory):
+    """The blog's counter network: 1-layer LSTM, 10 hidden units, trained on N = 1..10."""
+    path = tmp_path_factory.mktemp("counter") / "counter.pt"
+    config = tr.TrainConfig(hidden=10, reset="line", steps=400, lr=0.01, checkpoint_every=0)
+    result = tr.train(task_text("counter", 2000), path, config, progress=False)
+    return path, result
+
+
+# --------------------------------------------------------------------------- settings and bad input
+
+
+def test_config_rejects_bad_values_with_the_option_name():
+    with pytest.raises(ModelLoadError, match=r"--hidden must be at least 1 .*got 0"):
+        tr.TrainConfig(hidden=0)
+    with pytest.raises(ModelLoadError, match="--steps or --epochs, not both"):
+        tr.TrainConfig(steps=3, epochs=1.0)
+    with pytest.raises(ModelLoadError, match="--dropout must be in"):
+        tr.TrainConfig(dropout=1.5)
+    with pytest.raises(ModelLoadError, match="--reset must be one of none, line"):
+        tr.TrainConfig(reset="word")
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("", "0 character(s)"),
+        ("x", "1 character(s)"),
+        ("aaaaaaaa", "one character ('a') repeated"),
+        ("abc\nabc\nabc\n", "single line repeated 3 times"),
+    ],
+)
+def test_corpora_nothing_can_be_learned_from_are_refused(text, needle):
+    with pytest.raises(CorpusError, match=re.escape(needle)):
+        tr.check_trainable(text)
+
+
+def test_resolve_config_uses_defaults_then_overrides():
+    config = tr.resolve_config({"hidden": 7, "lr": None})
+    assert config.hidden == 7 and config.lr == tr.TrainConfig().lr
+
+
+@pytest.mark.parametrize(
+    "content, args, needles",
+    [
+        (b"", [], ["is empty"]),
+        (b"x", [], ["1 character(s)"]),
+        (b"hello\nhello\nhello\n", [], ["single line repeated 3 times"]),
+        (CORPUS.encode(), ["--hidden", "0"], ["--hidden must be at least 1", "got 0"]),
+    ],
+)
+def test_cli_train_bad_input_is_one_line_and_exit_1(tmp_path, content, args, needles):
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(content)
+    out = tmp_path / "m.pt"
+    result = invoke("train", corpus, "-o", out, "--steps", "2", "-q", *args)
+    one_line_error(result, *needles)
+    assert not out.exists()
+
+
+def test_cli_resume_refuses_a_checkpoint_of_another_format(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(CORPUS)
+    state_dict = tmp_path / "plain.pt"
+    torch.save(torch.nn.LSTM(3, 4).state_dict(), state_dict)
+    result = invoke("train", corpus, "-o", tmp_path / "m.pt", "--resume", state_dict, "-q")
+    one_line_error(result, "is not an lstmprobe checkpoint (another format)", "--resume takes")
+    text_file = tmp_path / "notes.pt"
+    text_file.write_text("not a checkpoint")
+    result = invoke("train", corpus, "-o", tmp_path / "m.pt", "--resume", text_file, "-q")
+    one_line_error(result, "is not a readable lstmprobe checkpoint")
+    vocab = Vocab.from_text(CORPUS)
+    bare = tmp_path / "bare.pt"
+    save_checkpoint(bare, CharLSTM(ModelConfig(vocab_size=len(vocab), hidden_size=3)), vocab)
+    result = invoke("train", corpus, "-o", tmp_path / "m.pt", "--resume", bare, "-q")
+    one_line_error(result, "holds no training state", "cannot be resumed")
+
+
+# --------------------------------------------------------------------------- batches and splits
+
+
+def test_stream_batches_are_consecutive_windows_of_contiguous_tracks():
+    ids = np.arange(1000)
+    batches = tr._StreamBatches(ids, batch_size=4, seq_len=30)
+    assert batches.tracks.shape == (4, 250)
+    x0, y0, fresh0 = batches.get(0)
+    x1, _, fresh1 = batches.get(1)
+    assert fresh0 and not fresh1
+    assert torch.equal(y0, x0 + 1)  # targets are the next chars
+    assert torch.equal(x1[:, 0], x0[:, -1] + 1)  # the next window continues each track
+    last = batches.get(batches.windows - 1)[1]
+    assert int(last[0, -1]) == 249  # every char of a track is predicted once per epoch
+    assert batches.get(batches.windows)[2]  # a new epoch starts from zero state
+    small = tr._StreamBatches(np.arange(50), batch_size=32, seq_len=100)
+    assert small.tracks.shape == (1, 50)
+
+
+def test_line_batches_cover_every_line_once_per_epoch_and_mask_padding():
+    seqs = [np.arange(n) for n in (3, 5, 2, 7, 4)]
+    batches = tr._LineBatches(seqs, batch_size=2, seed=0)
+    seen = []
+    for step in range(batches.steps_per_epoch):
+        x, y, fresh = batches.get(step)
+        assert fresh
+        for row_x, row_y in zip(x, y):
+            n = int((row_y != -100).sum())
+            assert torch.equal(row_y[:n], row_x[:n] + 1)
+            seen.append(n + 1)
+    assert sorted(seen) == [2, 3, 4, 5, 7]
+
+
+def test_validation_is_the_last_contiguous_block():
+    text = "".join(f"line {i}\n" for i in range(100))
+    vocab = Vocab.from_text(text)
+    _train_ids, val_ids = tr._split(text, vocab, "none", 0.1)
+    assert vocab.decode(val_ids) == text[-len(val_ids) :]
+    assert len(val_ids) == round(len(text) * 0.1)
+    train_lines, val_lines = tr._split(text, vocab, "line", 0.1)
+    assert [vocab.decode(s) for s in val_lines] == [f"line {i}\n" for i in range(90, 100)]
+    assert len(train_lines) == 90
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_training_writes_a_checkpoint_load_model_reads(tmp_path):
+    out = tmp_path / "m.pt"
+    config = tr.TrainConfig(hidden=8, embedding=4, steps=6, seq_len=20, batch_size=4)
+    result = tr.train(CORPUS, out, config, progress=False, metadata={"command": "test"})
+    loaded = load_model(out)
+    assert loaded.form == "checkpoint"
+    assert loaded.model.config.hidden_size == 8 and loaded.model.config.embedding_dim == 4
+    assert loaded.vocab == Vocab.from_text(CORPUS)
+    info = tr.training_info(out)
+    assert info["step"] == 6 and info["command"] == "test" and info["config"]["hidden"] == 8
+    assert result.train_bpc is not None and result.val_bpc is not None
+    assert result.step == 6 and 0 < result.chars <= 6 * 4 * 20 and not result.interrupted
+
+
+def test_training_is_reproducible_with_a_seed(tmp_path):
+    config = tr.TrainConfig(hidden=6, steps=5, seq_len=16, batch_size=3, dropout=0.0, seed=3)
+    tr.train(CORPUS, tmp_path / "a.pt", config, progress=False)
+    tr.train(CORPUS, tmp_path / "b.pt", config, progress=False)
+    a, b = load_model(tmp_path / "a.pt").model, load_model(tmp_path / "b.pt").model
+    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(pa, pb), name
+
+
+def test_gru_epochs_and_slim(tmp_path):
+    out = tmp_path / "g.pt"
+    config = tr.TrainConfig(hidden=5, cell="gru", layers=2, epochs=2, seq_len=20, batch_size=4)
+    result = tr.train(CORPUS, out, config, progress=False, slim=True)
+    batches = tr._StreamBatches(tr._split(CORPUS, Vocab.from_text(CORPUS), "none", 0.1)[0], 4, 20)
+    assert result.step == 2 * batches.steps_per_epoch
+    assert load_model(out).model.config.cell == "gru"
+    assert "optimizer" not in torch.load(out, weights_only=True)
+    with pytest.raises(ModelLoadError, match="cannot be resumed"):
+        tr.train(CORPUS, tmp_path / "again.pt", config, resume=out, progress=False)
+
+
+def test_resuming_continues_exactly_where_the_run_stopped(tmp_path):
+    text = task_text("copy", 200)
+    config = tr.TrainConfig(hidden=6, reset="line", batch_size=8, steps=12, checkpoint_every=0)
+    tr.train(text, tmp_path / "straight.pt", config, progress=False)
+    half = tr.TrainConfig(hidden=6, reset="line", batch_size=8, steps=5, checkpoint_every=0)
+    tr.train(text, tmp_path / "resumed.pt", half, progress=False)
+    config2 = tr.resolve_config({"steps": 12}, tmp_path / "resumed.pt")
+    assert config2 == config
+    result = tr.train(
+        text, tmp_path / "resumed.pt", config2, resume=tmp_path / "resumed.pt", progress=False
+    )
+    assert result.step == 12
+    a = load_model(tmp_path / "straight.pt").model.state_dict()
+    b = load_model(tmp_path / "resumed.pt").model.state_dict()
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-6), name
+
+
+def test_resume_refuses_another_architecture(tmp_path):
+    config = tr.TrainConfig(hidden=6, steps=2, seq_len=10, batch_size=2)
+    tr.train(CORPUS, tmp_path / "m.pt", config, progress=False)
+    with pytest.raises(ModelLoadError, match="trained with --hidden 6, got --hidden 9"):
+        tr.resolve_config({"hidden": 9}, tmp_path / "m.pt")
+
+
+def test_checkpoints_are_written_every_k_steps(tmp_path, monkeypatch):
+    written = []
+    real = tr.save_checkpoint
+
+    def spy(path, model, vocab, extra=None):
+        written.append(extra["training"]["step"])
+        return real(path, model, vocab, extra)
+
+    monkeypatch.setattr(tr, "save_checkpoint", spy)
+    config = tr.TrainConfig(hidden=4, steps=10, checkpoint_every=3, seq_len=10, batch_size=2)
+    tr.train(CORPUS, tmp_path / "m.pt", config, progress=False)
+    assert written == [3, 6, 9, 10]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_stop_request_ends_after_the_step_and_keeps_a_resumable_checkpoint(tmp_path, monkeypatch):
+    class StopAtOnce(tr._StopOnSigint):
+        def __enter__(self):
+            self.requested = True
+            return self
+
+    monkeypatch.setattr(tr, "_StopOnSigint", StopAtOnce)
+    config = tr.TrainConfig(hidden=4, steps=50, seq_len=10, batch_size=2)
+    result = tr.train(CORPUS, tmp_path / "m.pt", config, progress=False)
+    assert result.interrupted and result.step == 1
+    assert tr.training_info(tmp_path / "m.pt")["step"] == 1
+    assert "optimizer" in torch.load(tmp_path / "m.pt", weights_only=True)
+
+
+def test_ctrl_c_on_the_installed_script_stops_cleanly(tmp_path):
+    """The one real run of the installed `lstmprobe` script: train, Ctrl-C, resume."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(CORPUS * 5)
+    out = tmp_path / "m.pt"
+    exe = os.path.join(os.path.dirname(sys.executable), "lstmprobe")
+    args = [exe, "train", str(corpus), "-o", str(out), "--hidden", "4", "--seq-len", "10"]
+    args += ["--steps", "1000000", "--checkpoint-every", "5", "--threads", "1"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "--resume" in err
+    step = tr.training_info(out)["step"]
+    assert 5 <= step < 1000000
+    done = subprocess.run(
+        [
+            exe,
+            "train",
+            str(corpus),
+            "-o",
+            str(out),
+            "--resume",
+            str(out),
+            "--steps",
+            str(step + 2),
+            "-q",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["step"] == step + 2
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def test_bits_per_char_matches_a_direct_computation():
+    torch.manual_seed(0)
+    vocab = Vocab.from_text(CORPUS)
+    model = CharLSTM(ModelConfig(vocab_size=len(vocab), hidden_size=5, embedding_dim=3)).eval()
+    ids = torch.from_numpy(vocab.encode(CORPUS))
+    with torch.no_grad():
+        logits, _ = model(ids[None, :-1])
+        direct = float(F.cross_entropy(logits[0], ids[1:])) / math.log(2)
+    assert tr.bits_per_char(model, vocab, CORPUS) == pytest.approx(direct, rel=1e-5)
+    lines = CORPUS.splitlines(keepends=True)
+    nats, count = 0.0, 0
+    with torch.no_grad():
+        for line in lines:
+            line_ids = torch.from_numpy(vocab.encode(line))
+            if len(line_ids) < 2:
+                continue
+            logits, _ = model(line_ids[None, :-1])
+            nats += float(F.cross_entropy(logits[0], line_ids[1:], reduction="sum"))
+            count += len(line_ids) - 1
+    assert tr.bits_per_char(model, vocab, CORPUS, "line") == pytest.approx(
+        nats / count / math.log(2), rel=1e-5
+    )
+
+
+def test_a_long_stream_is_evaluated_in_tracks_covering_nearly_every_char():
+    vocab = Vocab.from_text(CORPUS)
+    model = CharLSTM(ModelConfig(vocab_size=len(vocab), hidden_size=3))
+    text = CORPUS * 40
+    _nats, count = tr._stream_nats(model.eval(), vocab.encode(text))
+    assert len(text) - 70 <= count <= len(text) - 1
+
+
+def test_sample_is_seeded_and_greedy_at_temperature_zero(counter_model):
+    loaded = load_model(counter_model[0])
+    a = tr.sample(loaded.model, loaded.vocab, "aaaX", 30, 1.0, seed=1)
+    assert a == tr.sample(loaded.model, loaded.vocab, "aaaX", 30, 1.0, seed=1)
+    assert len(a) == 30 and set(a) <= set(loaded.vocab.chars)
+    assert tr.sample(loaded.model, loaded.vocab, "aaaX", 4, temperature=0) == "bbb\n"
+    with pytest.raises(CorpusError, match=r"prime has characters .* lacks: \['q'\]"):
+        tr.sample(loaded.model, loaded.vocab, "aqX")
+
+
+def test_cli_sample(counter_model):
+    result = invoke("sample", counter_model[0], "--prime", "aaaaaX", "-n", "6", "--temperature", 0)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "aaaaaXbbbbb\n\n"
+    result = invoke("sample", counter_model[0], "--prime", "aX", "-n", "3", "--seed", "2", "--json")
+    assert json.loads(result.stdout)["prime"] == "aX"
+    one_line_error(invoke("sample", counter_model[0], "--prime", "Z"), "prime has characters")
+    one_line_error(invoke("sample", "no-such-model.pt"), "no-such-model.pt")
+
+
+def test_blog_counter_1_layer_10_units_completes_every_n_up_to_10(counter_model):
+    """Exploring LSTMs, experiment 1: a 1-layer LSTM with 10 hidden units learns to count."""
+    path, result = counter_model
+    assert result.val_bpc < 0.35
+    loaded = load_model(path)
+    report = tr.evaluate(loaded.model, loaded.vocab, task_text("counter", 500, seed=9))
+    assert report.completion.task == "counter" and report.reset == "line"
+    assert set(report.completion.by_key) == set(range(1, 11))
+    assert report.completion.accuracy == 1.0
+
+
+def test_cli_evaluate_reports_per_n_for_a_counter(counter_model, tmp_path):
+    far = tmp_path / "far.txt"
+    far.write_text(task_text("counter", 200, seed=1, min_n=11, max_n=20))
+    result = invoke("evaluate", counter_model[0], far, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["completion"]["task"] == "counter"
+    assert set(report["completion"]["by_key"]) == {str(n) for n in range(11, 21)}
+    assert report["bits_per_char"] > 0
+    plain = invoke("evaluate", counter_model[0], far, "--task", "none")
+    assert "bits/char" in plain.stdout and "completed" not in plain.stdout
+    bad = tmp_path / "bad.txt"
+    bad.write_text("hello\n")
+    one_line_error(invoke("evaluate", counter_model[0], bad), "characters the model's vocab")
+
+
+def _learns(name: str, tmp_path, **settings: float) -> float:
+    config = tr.TrainConfig(reset="line", checkpoint_every=0, **settings)  # type: ignore[arg-type]
+    tr.train(task_text(name, 2000), tmp_path / f"{name}.pt", config, progress=False)
+    loaded = load_model(tmp_path / f"{name}.pt")
+    test = task_text(name, 400, seed=5)
+    return tr.evaluate(loaded.model, loaded.vocab, test).completion.accuracy
+
+
+@pytest.mark.slow
+def test_blog_selective_counter_is_learned(tmp_path):
+    assert _learns("selective-counter", tmp_path, hidden=16, steps=1500, lr=0.01) == 1.0
+
+
+@pytest.mark.slow
+def test_blog_ab_memory_is_learned(tmp_path):
+    assert _learns("ab-memory", tmp_path, hidden=16, steps=800, lr=0.02, seed=1) == 1.0
+
+
+@pytest.mark.slow
+def test_blog_copy_is_learned_by_a_small_2_layer_lstm(tmp_path):
+    assert _learns("copy", tmp_path, layers=2, hidden=32, steps=600, lr=0.01) == 1.0
+
+
+# --------------------------------------------------------------------------- bundled
+
+
+def test_bundled_model_and_sample_are_listed_loadable_and_small():
+    assert "code-lstm" in bundled.MODELS and "code" in bundled.SAMPLES
+    model_file = bundled.model_path("code-lstm")
+    sample_file = bundled.sample_path("sample:code")
+    assert model_file.stat().st_size <= 2_000_000
+    assert sample_file.stat().st_size <= 200_000
+    loaded = load_model("code-lstm")
+    sample = read_corpus(sample_file)
+    assert set(sample) <= set(loaded.vocab.chars)
+    # far below a unigram model (about 4.5) even on 4000 chars read from zero state
+    assert tr.bits_per_char(loaded.model, loaded.vocab, sample[:4000]) < 3.5
+    info = tr.training_info("code-lstm")
+    assert info["command"].startswith("lstmprobe train") and info["val_bpc"] < 2.1
+
+
+def test_cli_models_lists_sizes_and_bits_per_char():
+    result = invoke("models", "--json")
+    assert result.exit_code == 0, result.output
+    entries = {e["name"]: e for e in json.loads(result.stdout)}
+    assert entries["code-lstm"]["kind"] == "model" and entries["code-lstm"]["val_bpc"] > 0
+    assert entries["sample:code"]["bytes"] > 0
+    plain = invoke("models")
+    assert "code-lstm" in plain.stdout and "bits/char" in plain.stdout
