@@ -1,0 +1,183 @@
+"""Benchmark: per-unit scoring throughput, memory, and sparse probes vs a NeuroX-style probe.
+
+    python benchmarks/bench_probes.py --quick      # about a minute
+    python benchmarks/bench_probes.py              # the full sizes (200k positions x 768 units)
+
+Measures, in one run on this machine:
+1. ranking every unit for 5 features in one pass (``unit_scores``) vs raw h5py reads of the
+   same datasets (ratio of throughputs; target >= 0.5);
+2. peak RSS of that pass in a fresh process at two corpus sizes (flat = memory bounded by the
+   window, plus O(N) labels);
+3. ``LinearProbe`` on an (N x 768) matrix with one planted unit vs a NeuroX-style probe written
+   here (torch Linear + elastic-net penalty, Adam, batch 32, all units): same top unit? speed-up?
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FEATURES = ["quote", "comment", "char:e", "indent", "bracket-depth"]
+SNIPPET = (
+    'def f(x):\n    return "a(b)" + x  # note\n'
+    "class A:\n    def g(self):\n        return [1, 2, {3: 'q'}]\n"
+    "    s = 'it' if (x and [y]) else \"z\"  /* c */\n"
+)
+
+
+def make_store(path: Path, n: int, units_per_key: int = 128, seed: int = 0) -> Path:
+    """A float16 store of 6 LSTM quantities x ``units_per_key`` units, written in windows."""
+    from lstmprobe.features import get_feature
+    from lstmprobe.store import StoreWriter
+    from lstmprobe.text import Vocab, sequences
+
+    text = (SNIPPET * (n // len(SNIPPET) + 1))[:n]
+    vocab = Vocab.from_text(text)
+    quote = get_feature("quote").labels(text)
+    keys = ["input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden"]
+    layout = {f"layer0/{k}": units_per_key for k in keys}
+    writer = StoreWriter(
+        path,
+        tokens=vocab.encode(text).astype(np.int32),
+        sequences=sequences(text),
+        vocab=vocab,
+        layout=layout,
+        dtype="float16",
+        model_summary={},
+        model_sha256="0" * 64,
+        corpus_sha256="0" * 64,
+        has_next_logprob=False,
+        run_config={},
+        force=True,
+    )
+    rng = np.random.default_rng(seed)
+    step = 16384
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        arrays = {k: rng.normal(size=(b - a, units_per_key)).astype(np.float16) for k in layout}
+        arrays["layer0/cell"][:, 17] = 2 * quote[a:b] - 1 + 0.5 * rng.normal(size=b - a)
+        writer.write(a, arrays)
+    return writer.finish()
+
+
+def raw_read_seconds(path: Path, chunk: int) -> float:
+    import h5py
+
+    t = time.perf_counter()
+    with h5py.File(path, "r") as f:
+        keys = [f"layer0/{k}" for k in f["layer0"]]
+        n = f["tokens"].shape[0]
+        for a in range(0, n, chunk):
+            for k in keys:
+                f[k][a : a + chunk]
+    return time.perf_counter() - t
+
+
+def score_seconds(path: Path, chunk: int) -> float:
+    from lstmprobe.probes import make_labels, unit_scores
+    from lstmprobe.store import ActivationStore
+
+    with ActivationStore(path) as s:
+        labels = [make_labels(f, s.text, s.sequences) for f in FEATURES]
+        t = time.perf_counter()
+        unit_scores(s, [], labels=labels, chunk_size=chunk)
+        return time.perf_counter() - t
+
+
+def peak_rss_mb(path: Path) -> float:
+    code = (
+        "import resource, sys; from lstmprobe.store import ActivationStore;"
+        "from lstmprobe.probes import unit_scores;"
+        f"s = ActivationStore({str(path)!r}); unit_scores(s, {FEATURES!r});"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def neurox_probe(X: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0) -> tuple[int, float]:
+    """A NeuroX-style probe: Linear(units, 1), elastic-net penalty, Adam, batch 32."""
+    import torch
+
+    torch.manual_seed(seed)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.float32))
+    lin = torch.nn.Linear(X.shape[1], 1)
+    opt = torch.optim.Adam(lin.parameters(), lr=1e-3)
+    t = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(len(yt))
+        for i in range(0, len(yt), 32):
+            idx = perm[i : i + 32]
+            opt.zero_grad()
+            out = lin(Xt[idx]).squeeze(1)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(out, yt[idx])
+            loss = loss + 1e-5 * lin.weight.abs().sum() + 1e-5 * (lin.weight**2).sum()
+            loss.backward()
+            opt.step()
+    return int(lin.weight.detach().abs().argmax()), time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    n_store = 50_000 if args.quick else 200_000
+    n_probe = 20_000 if args.quick else 200_000
+    epochs = 2 if args.quick else 10
+    results: dict[str, object] = {"quick": args.quick}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = make_store(Path(tmp) / "acts.h5", n_store)
+        chunk = 8192
+        raw = [raw_read_seconds(path, chunk) for _ in range(args.repeats)]
+        scored = [score_seconds(path, chunk) for _ in range(args.repeats)]
+        results["positions"] = n_store
+        results["units"] = 768
+        results["raw_read_s"] = statistics.median(raw)
+        results["score_5_features_s"] = statistics.median(scored)
+        results["throughput_ratio"] = statistics.median(raw) / statistics.median(scored)
+        small = make_store(Path(tmp) / "small.h5", n_store // 4)
+        results["peak_rss_mb"] = {n_store // 4: peak_rss_mb(small), n_store: peak_rss_mb(path)}
+
+    from lstmprobe.probes import LinearProbe
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n_probe, 768)).astype(np.float32)
+    y = ((X[:, 17] + 0.7 * rng.normal(size=n_probe)) > 1.0).astype(np.float64)
+    t = time.perf_counter()
+    probe = LinearProbe(l1=0.01, n_blocks=20).fit(X, y)
+    fixed_s = time.perf_counter() - t
+    t = time.perf_counter()
+    probe_grid = LinearProbe(n_blocks=20).fit(X, y)
+    grid_s = time.perf_counter() - t
+    top_baseline, base_s = neurox_probe(X, y, epochs)
+    base_10 = base_s / epochs * 10
+    results["probe"] = {
+        "positions": n_probe,
+        "units": 768,
+        "linear_probe_fixed_l1_s": fixed_s,
+        "linear_probe_l1_grid_s": grid_s,
+        "top_unit": int(np.argmax(np.abs(probe.coef_))),
+        "top_unit_grid": int(np.argmax(np.abs(probe_grid.coef_))),
+        "test_auc": probe_grid.test_metrics_["auc"],
+        "neurox_epochs_run": epochs,
+        "neurox_10_epochs_s": base_10,
+        "neurox_top_unit": top_baseline,
+        "speedup_fixed_l1": base_10 / fixed_s,
+        "speedup_l1_grid": base_10 / grid_s,
+    }
+    results["max_rss_mb_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

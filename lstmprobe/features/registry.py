@@ -1,0 +1,203 @@
+"""The feature registry: :class:`Feature`, the ``@feature`` decorator and :func:`get_feature`.
+
+A feature maps a text to one float per character, describing the state AFTER reading that
+character; ``NaN`` marks positions where the feature is undefined (they are masked, never guessed).
+Binary features take the values 0 and 1; anything else is continuous.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from lstmprobe.errors import FeatureError
+
+Kind = Literal["binary", "continuous"]
+FeatureFunc = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A named labelling of a text, one value per character.
+
+    Parameters
+    ----------
+    name : str
+        The spec that names it (``quote``, ``char:x``, ``my.py:func``).
+    func : callable
+        ``func(text) -> array of shape (len(text),)``; a function that also declares a
+        ``sequences`` parameter receives the ``[start, end)`` array of the recording.
+    kind : {"binary", "continuous"} or None
+        None: inferred from the values (binary when every defined value is 0 or 1).
+    definition : str
+        One precise sentence shown by ``lstmprobe features``.
+    per_sequence : bool
+        Compute on each sequence separately (the state of the text resets where the model's
+        does); built-ins do, user functions receive the whole text.
+    """
+
+    name: str
+    func: FeatureFunc = field(repr=False, compare=False)
+    kind: Kind | None = None
+    definition: str = ""
+    per_sequence: bool = False
+
+    def labels(self, text: str, sequences: np.ndarray | None = None) -> np.ndarray:
+        """Labels of ``text``: float32 array of shape (len(text),), NaN where undefined.
+
+        Examples
+        --------
+        >>> get_feature("char:a").labels("banana").tolist()
+        [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+        """
+        n = len(text)
+        if sequences is None or len(sequences) == 0:
+            sequences = np.array([[0, n]], dtype=np.int64)
+        if self.per_sequence:
+            out = np.full(n, np.nan, dtype=np.float32)
+            for start, end in np.asarray(sequences, dtype=np.int64):
+                if end > start:
+                    out[start:end] = self._call(text[start:end], None)
+            return out
+        return self._call(text, np.asarray(sequences, dtype=np.int64))
+
+    def _call(self, text: str, sequences: np.ndarray | None) -> np.ndarray:
+        try:
+            if sequences is not None and _wants_sequences(self.func):
+                values = self.func(text, sequences=sequences)
+            else:
+                values = self.func(text)
+        except FeatureError:
+            raise
+        except Exception as exc:
+            raise FeatureError(
+                f"feature {self.name!r} failed: {type(exc).__name__}: {exc}".splitlines()[0]
+            ) from exc
+        try:
+            arr = np.asarray(values, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise FeatureError(
+                f"feature {self.name!r} returned {type(values).__name__}, not numbers; return "
+                "an array of floats, one per character (NaN = undefined)"
+            ) from None
+        if arr.shape != (len(text),):
+            raise FeatureError(
+                f"feature {self.name!r} returned shape {arr.shape} for a text of {len(text)} "
+                f"characters; return one value per character, shape ({len(text)},)"
+            )
+        return arr
+
+    def infer_kind(self, labels: np.ndarray) -> Kind:
+        """``kind`` if set, else binary when every defined label is 0 or 1."""
+        if self.kind is not None:
+            return self.kind
+        defined = labels[~np.isnan(labels)]
+        return "binary" if np.isin(defined, (0.0, 1.0)).all() else "continuous"
+
+
+def _wants_sequences(func: FeatureFunc) -> bool:
+    try:
+        return "sequences" in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+_REGISTRY: dict[str, Feature] = {}
+# parametric families: prefix -> (factory(argument) -> Feature, short description)
+_FAMILIES: dict[str, tuple[Callable[[str, str], Feature], str, str]] = {}
+
+
+def feature(
+    name: str,
+    *,
+    kind: Kind | None = None,
+    definition: str | None = None,
+    per_sequence: bool = False,
+) -> Callable[[FeatureFunc], FeatureFunc]:
+    """Register ``func(text) -> array`` as the feature ``name``; returns ``func`` unchanged.
+
+    The definition shown by ``lstmprobe features`` defaults to the first line of the docstring.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> @feature("vowel", kind="binary")
+    ... def vowel(text: str) -> np.ndarray:
+    ...     '''The char just read is a vowel.'''
+    ...     return np.array([c in "aeiou" for c in text], dtype=float)
+    >>> get_feature("vowel").labels("hat").tolist()
+    [0.0, 1.0, 0.0]
+    """
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+        raise FeatureError(f"a feature name must be a non-empty word, got {name!r}")
+
+    def register(func: FeatureFunc) -> FeatureFunc:
+        doc = definition
+        if doc is None:
+            doc = (inspect.getdoc(func) or "").strip().split("\n\n")[0].replace("\n", " ")
+        _REGISTRY[name] = Feature(name, func, kind, doc, per_sequence)
+        return func
+
+    return register
+
+
+def family(
+    prefix: str, description: str, display: str = "X"
+) -> Callable[[Callable[[str, str], Feature]], Any]:
+    """Register a parametric family ``prefix:ARG`` (built-ins use it); ``display`` names ARG."""
+
+    def register(factory: Callable[[str, str], Feature]) -> Callable[[str, str], Feature]:
+        _FAMILIES[prefix] = (factory, description, f"{prefix}:{display}")
+        return factory
+
+    return register
+
+
+def known_features() -> dict[str, str]:
+    """Every feature name and family (``char:X``) with its definition, built-ins first."""
+    import lstmprobe.features  # noqa: F401  (registers the built-ins)
+
+    known = {name: f.definition for name, f in _REGISTRY.items()}
+    for _, description, display in _FAMILIES.values():
+        known[display] = description
+    known["FILE.py:FUNC"] = (
+        "A function in your own Python file, called as FUNC(text) -> one value per character "
+        "(NaN = undefined); the file is imported, so it runs your code."
+    )
+    return known
+
+
+def get_feature(spec: str | Feature) -> Feature:
+    """The :class:`Feature` a spec names; :class:`~lstmprobe.errors.FeatureError` if none.
+
+    Examples
+    --------
+    >>> get_feature("quote").name
+    'quote'
+    >>> get_feature("next-char:b").kind
+    'binary'
+    """
+    import lstmprobe.features  # noqa: F401  (registers the built-ins)
+
+    if isinstance(spec, Feature):
+        return spec
+    if not isinstance(spec, str) or not spec:
+        raise FeatureError(f"a feature spec must be a non-empty string, got {spec!r}")
+    if spec in _REGISTRY:
+        return _REGISTRY[spec]
+    head, sep, arg = spec.partition(":")
+    if sep and head in _FAMILIES:
+        return _FAMILIES[head][0](spec, arg)
+    if ".py:" in spec:
+        from lstmprobe.features.user import load_user_feature
+
+        return load_user_feature(spec)
+    names = ", ".join(k for k in known_features() if k != "FILE.py:FUNC")
+    raise FeatureError(
+        f"unknown feature {spec!r}; known: {names}, or FILE.py:FUNC for your own function "
+        "(`lstmprobe features` shows the definitions)"
+    )

@@ -1,0 +1,55 @@
+"""Loading a user's feature function from a Python file: ``path/to/file.py:func``.
+
+The file is imported by path, which runs the user's own code: that is the point of the spec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from lstmprobe.errors import FeatureError
+from lstmprobe.features.registry import Feature
+
+
+def load_user_feature(spec: str) -> Feature:
+    """The feature ``FUNC`` defined in ``FILE.py`` (spec ``FILE.py:FUNC``).
+
+    The function is called as ``FUNC(text)`` on the whole recorded text (or
+    ``FUNC(text, sequences=...)`` when it declares that parameter) and must return one value per
+    character, NaN where undefined.
+    """
+    file_part, _, func_name = spec.rpartition(":")
+    path = Path(file_part).expanduser()
+    if not func_name.isidentifier():
+        raise FeatureError(
+            f"{spec!r}: give FILE.py:FUNC with FUNC the name of a function in the file"
+        )
+    if not path.is_file():
+        raise FeatureError(f"feature file {path} does not exist (from {spec!r})")
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    module_name = f"lstmprobe_user_features_{digest}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise FeatureError(f"cannot import feature file {path}; give a .py file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        raise FeatureError(
+            f"importing feature file {path} failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from exc
+    func = getattr(module, func_name, None)
+    if func is None or not callable(func):
+        names = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
+        raise FeatureError(
+            f"{path} has no function {func_name!r}; functions there: {', '.join(names) or 'none'}"
+        )
+    if isinstance(func, Feature):
+        return Feature(spec, func.func, func.kind, func.definition, func.per_sequence)
+    doc = (func.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    return Feature(spec, func, None, doc or f"{func_name} from {path}", False)

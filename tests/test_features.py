@@ -1,0 +1,282 @@
+"""Features: built-ins on tricky text, the registry, regex and user functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lstmprobe.errors import FeatureError
+from lstmprobe.features import Feature, feature, get_feature, known_features
+
+
+def marks(spec: str, text: str, sequences: np.ndarray | None = None) -> str:
+    """Labels as a string: '1'/'0' for binary, the digit for small counts, '.' for NaN."""
+    values = get_feature(spec).labels(text, sequences)
+    return "".join("." if np.isnan(v) else str(int(v))[-1] for v in values)
+
+
+# --- quote (code) -------------------------------------------------------------------------
+
+
+def test_quote_simple_and_closing_char_is_outside() -> None:
+    assert marks("quote", 'a"bc"d') == "011100"
+
+
+def test_quote_backslash_escape_does_not_close() -> None:
+    assert marks("quote", r'"a\"b"x') == "1111100"
+
+
+def test_quote_escaped_backslash_then_close() -> None:
+    assert marks("quote", r'"a\\"x') == "111100"
+
+
+def test_quote_single_quotes_and_other_quote_inside() -> None:
+    assert marks("quote", "'a\"b'c") == "111100"
+
+
+def test_quote_triple_spans_lines() -> None:
+    text = 'x"""a\n"b"\n"""y'
+    assert marks("quote", text) == "0" + "1" * 11 + "0" + "0"
+
+
+def test_quote_unterminated_ends_at_newline() -> None:
+    assert marks("quote", "x = 'abc\ny") == "0000111100"
+
+
+def test_quote_in_comment_does_not_count() -> None:
+    assert marks("quote", "a # don't\nb = 'c'") == "0" * 10 + "000011" + "0"
+
+
+def test_quote_empty_string() -> None:
+    assert marks("quote", 'a""b') == "0100"
+
+
+# --- quote:prose ----------------------------------------------------------------------------
+
+
+def test_prose_quotes_ignore_apostrophes() -> None:
+    text = "He said \"don't go\" and left. It's 'fine'."
+    m = marks("quote:prose", text)
+    start = text.index('"')
+    end = text.index('"', start + 1)
+    assert m == "0" * start + "1" * (end - start) + "0" * (len(text) - end)
+
+
+def test_prose_curly_quotes_and_paragraph_reset() -> None:
+    text = "a “b” c “d\n\ne"
+    assert (
+        marks("quote:prose", text) == "0011000011000"
+    )  # the quote ends where the empty line begins
+
+
+# --- comment --------------------------------------------------------------------------------
+
+
+def test_comment_markers_inside_strings_do_not_count() -> None:
+    assert marks("comment", 'x = "#no" // yes\n') == "0" * 10 + "111111" + "0"
+
+
+def test_comment_block_closing_slash_is_outside() -> None:
+    assert marks("comment", "a/* b */c") == "0" + "111111" + "0" + "0"
+
+
+def test_comment_hash_ends_at_newline() -> None:
+    assert marks("comment", "#x\ny") == "1100"
+
+
+def test_comment_quote_inside_comment_does_not_open_string() -> None:
+    assert marks("comment", "# it's\nz = 1  # x") == "111111" + "0" + "0000000" + "111"
+
+
+# --- bracket-depth ------------------------------------------------------------------------
+
+
+def test_bracket_depth_nested_and_ignores_strings_and_comments() -> None:
+    assert marks("bracket-depth", 'f(a[")"]) # (') == "0112222100000"
+
+
+def test_bracket_depth_never_negative() -> None:
+    assert marks("bracket-depth", "))(") == "001"
+
+
+# --- indent and line-position -------------------------------------------------------------
+
+
+def test_indent_spaces_and_tabs() -> None:
+    text = "a\n    bc\n\tx\n  \t y\n"
+    # line 2: 4 spaces; line 3: tab -> 4; line 4: 2 spaces + tab -> 4, + space -> 5
+    assert marks("indent", text) == "00" + "1234440" + "440" + "124550"
+
+
+def test_indent_tab_width_parameter() -> None:
+    assert marks("indent:8", "\tx") == "88"
+    with pytest.raises(FeatureError, match="tab width"):
+        get_feature("indent:x")
+
+
+def test_line_position_resets_on_newline_and_expands_tabs() -> None:
+    assert marks("line-position", "ab\n\tc") == "12045"
+
+
+# --- words ----------------------------------------------------------------------------------
+
+
+def test_proper_noun_skips_sentence_start_and_common_words() -> None:
+    text = "The man met Alice. She saw Bob and The Beatles."
+    m = get_feature("proper-noun").labels(text)
+    on = {text[i] for i in np.flatnonzero(m)}
+    words = {w for w in ("Alice", "Bob", "Beatles") if m[text.index(w)] == 1}
+    assert words == {"Alice", "Bob", "Beatles"}
+    assert m[0] == 0  # "The" at the start
+    assert m[text.index("She")] == 0  # after a full stop
+    assert m[text.index("The B")] == 0  # a common word
+    assert on <= set("AliceBobBeatles")
+
+
+def test_proper_noun_not_all_caps() -> None:
+    assert get_feature("proper-noun").labels("a NASA b").sum() == 0
+
+
+def test_caps_words_of_two_letters_or_more() -> None:
+    assert marks("caps", "I say FAKE news, OK") == "0000001111000000011"
+
+
+def test_hashtag_mention_url() -> None:
+    text = "see #MAGA2016 and @bob at https://x.co/a. a@b.com"
+    h = get_feature("hashtag").labels(text)
+    assert text[int(np.flatnonzero(h)[0]) : int(np.flatnonzero(h)[-1]) + 1] == "#MAGA2016"
+    m = get_feature("mention").labels(text)
+    assert "".join(text[i] for i in np.flatnonzero(m)) == "@bob"  # not the e-mail
+    u = get_feature("url").labels(text)
+    assert "".join(text[i] for i in np.flatnonzero(u)) == "https://x.co/a"  # no trailing dot
+    pos = get_feature("hashtag:position").labels(text)
+    assert pos[text.index("#")] == 1 and pos[text.index("#") + 8] == 9
+
+
+# --- characters, counts, tasks --------------------------------------------------------------
+
+
+def test_char_and_names() -> None:
+    assert marks("char:a", "banana") == "010101"
+    assert marks("char:space", "a b") == "010"
+    assert marks("char:\\n", "a\nb") == "010"
+    with pytest.raises(FeatureError, match="one character"):
+        get_feature("char:ab")
+
+
+def test_next_char_undefined_at_each_sequence_end() -> None:
+    seqs = np.array([[0, 3], [3, 6]])
+    assert marks("next-char:b", "abxabx", seqs) == "10.10."
+
+
+def test_count_a_minus_b_per_sequence() -> None:
+    seqs = np.array([[0, 8], [8, 11]])
+    assert marks("count:a", "aaaXbbb\naXb", seqs) == "12332100" + "110"
+    assert marks("count:x-y", "xxyx") == "1212"
+    assert marks("count:X", "aXXbX") == "01223"
+
+
+def test_ab_state() -> None:
+    seqs = np.array([[0, 4], [4, 8], [8, 10]])
+    assert marks("ab-state", "AxYa" + "BxYb" + "zz", seqs) == "1111" + "0000" + ".."
+
+
+# --- regex ----------------------------------------------------------------------------------
+
+
+def test_regex_marks_matches() -> None:
+    assert marks("regex:b+", "abbcb") == "01101"
+
+
+def test_regex_that_does_not_compile() -> None:
+    with pytest.raises(FeatureError, match="does not compile"):
+        get_feature("regex:(")
+
+
+def test_regex_with_colon_in_pattern() -> None:
+    assert marks("regex:a:b", "a:bx") == "1110"
+
+
+# --- registry and user functions -----------------------------------------------------------
+
+
+def test_unknown_feature_lists_known_ones() -> None:
+    with pytest.raises(FeatureError, match=r"unknown feature 'nope'; known: quote, .*char:X"):
+        get_feature("nope")
+
+
+def test_known_features_have_definitions() -> None:
+    known = known_features()
+    for name in ("quote", "quote:prose", "indent", "bracket-depth", "line-position", "comment",
+                 "proper-noun", "hashtag", "url", "mention", "caps", "char:X", "next-char:X",
+                 "regex:PATTERN", "count:a", "ab-state", "FILE.py:FUNC"):  # fmt: skip
+        assert len(known[name]) > 20, name
+
+
+def test_decorator_registers_and_returns_function() -> None:
+    @feature("test-vowel")
+    def vowel(text: str) -> np.ndarray:
+        """The char just read is a vowel."""
+        return np.array([c in "aeiou" for c in text], dtype=float)
+
+    assert callable(vowel)
+    f = get_feature("test-vowel")
+    assert f.definition == "The char just read is a vowel."
+    assert f.labels("hat").tolist() == [0.0, 1.0, 0.0]
+    assert f.infer_kind(f.labels("hat")) == "binary"
+
+
+def test_user_file_feature(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "my_features.py"
+    path.write_text(
+        "import numpy as np\n"
+        "def in_x(text):\n    return np.array([c == 'x' for c in text], float)\n"
+        "def wrong(text):\n    return [1.0]\n"
+        "def boom(text):\n    raise RuntimeError('kaput')\n"
+        "def seqs(text, sequences):\n    return np.full(len(text), float(len(sequences)))\n"
+    )
+    assert get_feature(f"{path}:in_x").labels("axb").tolist() == [0.0, 1.0, 0.0]
+    with pytest.raises(FeatureError, match=r"wrong.*shape \(1,\).*3 characters"):
+        get_feature(f"{path}:wrong").labels("abc")
+    with pytest.raises(FeatureError, match=r"boom.*failed: RuntimeError: kaput"):
+        get_feature(f"{path}:boom").labels("abc")
+    with pytest.raises(FeatureError, match=r"has no function 'nope'.*in_x"):
+        get_feature(f"{path}:nope")
+    with pytest.raises(FeatureError, match="does not exist"):
+        get_feature(f"{tmp_path / 'missing.py'}:f")
+    assert get_feature(f"{path}:seqs").labels("abcd", np.array([[0, 2], [2, 4]]))[0] == 2
+
+
+def test_user_file_that_fails_to_import(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.py"
+    path.write_text("raise ImportError('no module x')\n")
+    with pytest.raises(FeatureError, match=r"importing feature file .* failed"):
+        get_feature(f"{path}:f")
+
+
+def test_feature_returning_strings_is_an_error() -> None:
+    f = Feature("strs", lambda text: ["a"] * len(text))
+    with pytest.raises(FeatureError, match="not numbers"):
+        f.labels("ab")
+
+
+# --- properties -----------------------------------------------------------------------------
+
+BUILTINS = [
+    "quote", "quote:prose", "comment", "bracket-depth", "indent", "line-position",
+    "proper-noun", "hashtag", "url", "mention", "caps", "char:a", "next-char:a", "count:a",
+    "ab-state", "regex:[ab]+", "url:position",
+]  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet="ab AB\"'#/*\\\n\t(){}[]x.:@", max_size=60))
+def test_labels_as_long_as_text(text: str) -> None:
+    for spec in BUILTINS:
+        values = get_feature(spec).labels(text)
+        assert values.shape == (len(text),), spec
+        assert values.dtype == np.float32
+        if get_feature(spec).kind == "binary":
+            assert np.isin(values[~np.isnan(values)], (0.0, 1.0)).all(), spec

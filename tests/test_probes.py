@@ -1,0 +1,318 @@
+"""Per-unit scores, LinearProbe, controls and rankings on stores with planted units."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+
+from lstmprobe.errors import FeatureError
+from lstmprobe.features import get_feature
+from lstmprobe.models import CharLSTM, LoadedModel, ModelConfig
+from lstmprobe.probes import (
+    LinearProbe,
+    Ranking,
+    block_split,
+    control_labels,
+    make_labels,
+    rank_units,
+    unit_scores,
+)
+from lstmprobe.store import ActivationStore, StoreWriter
+from lstmprobe.text import Vocab, sequences
+
+BASE = (
+    'def f(x):\n    return "a(b)" + x  # note\n'
+    "class A:\n    def g(self):\n        return [1, 2, {3: 'q'}]\n"
+    "    s = 'it' if (x and [y]) else \"z\"\n"
+)
+
+
+def build_store(path: Path, text: str, seed: int = 0, dtype: str = "float32") -> Path:
+    """Two datasets of 6 noise units; layer0/cell/4 tracks quote, layer0/hidden/1 -indent."""
+    rng = np.random.default_rng(seed)
+    vocab = Vocab.from_text(text)
+    n = len(text)
+    quote = get_feature("quote").labels(text)
+    indent = get_feature("indent").labels(text)
+    cell = rng.normal(size=(n, 6)).astype(np.float32)
+    hidden = rng.normal(size=(n, 6)).astype(np.float32)
+    cell[:, 4] = 2 * quote - 1 + 0.4 * rng.normal(size=n)
+    hidden[:, 1] = -indent / 8 + 0.05 * rng.normal(size=n)
+    writer = StoreWriter(
+        path,
+        tokens=vocab.encode(text).astype(np.int32),
+        sequences=sequences(text),
+        vocab=vocab,
+        layout={"layer0/cell": 6, "layer0/hidden": 6},
+        dtype=dtype,
+        model_summary={},
+        model_sha256="0" * 64,
+        corpus_sha256="0" * 64,
+        has_next_logprob=False,
+        run_config={},
+    )
+    writer.write(0, {"layer0/cell": cell, "layer0/hidden": hidden})
+    return writer.finish()
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_store(tmp_path_factory.mktemp("probes") / "acts.h5", BASE * 40)
+
+
+@pytest.fixture
+def store(store_path: Path):  # type: ignore[no-untyped-def]
+    with ActivationStore(store_path) as s:
+        yield s
+
+
+# --- scores ---------------------------------------------------------------------------------
+
+
+def test_scores_match_exact_statistics(store) -> None:  # type: ignore[no-untyped-def]
+    scores = unit_scores(store, ["quote", "indent"], chunk_size=512)
+    text = store.text
+    quote = get_feature("quote").labels(text)
+    indent = get_feature("indent").labels(text)
+    units = scores["quote"].units
+    for i, name in enumerate(units):
+        x = store.unit(name)
+        exact_auc = roc_auc_score(quote, x)
+        assert abs(scores["quote"].auc[i] - exact_auc) < 0.01, name
+        assert abs(scores["indent"].pearson[i] - np.corrcoef(x, indent)[0, 1]) < 1e-4, name
+        rho = spearmanr(x, indent).statistic
+        assert abs(scores["indent"].spearman[i] - rho) < 0.03, name
+    assert units[int(np.argmax(scores["quote"].mi))] == "layer0/cell/4"
+    assert scores["indent"].sign[units.index("layer0/hidden/1")] == -1
+
+
+def test_scores_do_not_depend_on_chunking(store) -> None:  # type: ignore[no-untyped-def]
+    a = unit_scores(store, "quote", chunk_size=300)["quote"]
+    b = unit_scores(store, "quote", chunk_size=100_000)["quote"]
+    np.testing.assert_allclose(a.auc, b.auc, atol=1e-9)
+    np.testing.assert_allclose(a.pearson, b.pearson, atol=1e-5)
+
+
+def test_many_features_grouped_in_one_pass(store) -> None:  # type: ignore[no-untyped-def]
+    specs = ["quote", "comment", "char:e", "char:(", "next-char:x", "bracket-depth", "indent"]
+    together = unit_scores(store, specs)
+    for spec in ("char:e", "bracket-depth"):
+        alone = unit_scores(store, spec)[spec]
+        np.testing.assert_allclose(together[spec].score, alone.score, atol=1e-9)
+
+
+# --- ranking --------------------------------------------------------------------------------
+
+
+def test_planted_units_rank_first(store) -> None:  # type: ignore[no-untyped-def]
+    ranking = rank_units(store, ["quote", "indent"], n_boot=50)
+    assert ranking.top(1, "quote") == ["layer0/cell/4"]
+    assert ranking.top(1, "indent") == ["layer0/hidden/1"]
+    first = ranking.for_feature("quote")[0]
+    assert first["rank"] == 1 and first["sign"] == 1 and first["score"] > 0.95
+    assert first["test_metric"] > 0.95
+    assert first["selectivity"] > 0.2
+    assert first["interval_low"] <= first["score"] + 0.01 <= first["interval_high"] + 0.02
+    summary = ranking.features["quote"]
+    assert [c["k"] for c in summary["curve"]] == [1, 2, 4, 8, "all"]
+    assert summary["probe"]["test_metric"] > 0.95
+    assert summary["probe"]["selectivity"] > 0.2
+    indent_row = ranking.for_feature("indent")[0]
+    assert indent_row["sign"] == -1 and indent_row["test_metric"] > 0.9
+    # the whole ordering: every unit of every dataset, once per feature
+    assert len(ranking) == 2 * 12
+    assert [r["rank"] for r in ranking.for_feature("indent")] == list(range(1, 13))
+
+
+def test_constant_feature_is_skipped_with_a_warning(store) -> None:  # type: ignore[no-untyped-def]
+    lines: list[str] = []
+    ranking = rank_units(store, ["quote", "char:Z"], probe=False, warn=lines.append)
+    assert "constant" in lines[0] and "char:Z" in lines[0]
+    assert "skipped" in ranking.features["char:Z"]
+    assert ranking.top(1) == ["layer0/cell/4"]  # the one scored feature
+    with pytest.raises(FeatureError, match="not in this ranking"):
+        ranking.top(1, "indent")
+
+
+def test_several_features_need_a_name_for_top(store) -> None:  # type: ignore[no-untyped-def]
+    ranking = rank_units(store, ["quote", "indent"], probe=False)
+    with pytest.raises(FeatureError, match="say which one"):
+        ranking.top(3)
+
+
+def test_ranking_serialises(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ranking = rank_units(store, ["quote"], n_boot=20)
+    text = ranking.to_json(tmp_path / "r.json")
+    again = Ranking.read_json(tmp_path / "r.json")
+    assert again.top(3) == ranking.top(3)
+    assert json.loads(text)["format"] == "lstmprobe.rankings"
+    csv_text = ranking.to_csv()
+    assert csv_text.splitlines()[0].startswith("feature,rank,unit,score")
+    assert csv_text.splitlines()[1].startswith("quote,1,layer0/cell/4,")
+    assert "layer0/cell/4" in ranking.format_table(3)
+
+
+def test_ranking_never_modifies_the_store(store_path: Path) -> None:
+    before = hashlib.sha256(store_path.read_bytes()).hexdigest()
+    with ActivationStore(store_path) as s:
+        rank_units(s, "quote", n_boot=10)
+    assert hashlib.sha256(store_path.read_bytes()).hexdigest() == before
+
+
+def test_one_class_test_split_gives_a_clear_note(tmp_path: Path) -> None:
+    text = "x" * 900 + '"ab"' + "x" * 96
+    path = build_store(tmp_path / "rare.h5", text)
+    lines: list[str] = []
+    with ActivationStore(path) as s:
+        ranking = rank_units(s, "quote", warn=lines.append, n_blocks=10)
+    assert any("only one class" in line for line in lines)
+    assert ranking.top(1) == ["layer0/cell/4"]
+
+
+# --- controls and splits ----------------------------------------------------------------------
+
+
+def test_block_split_is_contiguous_and_seeded() -> None:
+    split = block_split(100, n_blocks=10, seed=3)
+    assert (split.reshape(10, 10) == split.reshape(10, 10)[:, :1]).all()
+    assert sorted(np.bincount(split).tolist()) == [20, 20, 60]
+    np.testing.assert_array_equal(split, block_split(100, n_blocks=10, seed=3))
+
+
+def test_char_control_gives_each_char_type_one_label() -> None:
+    tokens = np.array([0, 1, 2, 0, 1, 2, 0])
+    values = np.array([1, 0, 0, 1, np.nan, 0, 1], dtype=np.float32)
+    ctrl = control_labels(values, "char", tokens=tokens, seed=1)
+    assert np.isnan(ctrl[4])
+    for t in range(3):
+        seen = ctrl[(tokens == t) & ~np.isnan(ctrl)]
+        assert len(set(seen.tolist())) == 1
+    assert set(ctrl[~np.isnan(ctrl)].tolist()) <= {0.0, 1.0}
+
+
+def test_block_control_keeps_the_labels() -> None:
+    values = np.arange(100, dtype=np.float32)
+    ctrl = control_labels(values, "block", n_blocks=10, seed=0)
+    assert sorted(ctrl.tolist()) == values.tolist()
+    assert not np.array_equal(ctrl, values)
+    assert (np.diff(ctrl.reshape(10, 10), axis=1) == 1).all()  # blocks stay whole
+
+
+# --- the estimator ----------------------------------------------------------------------------
+
+
+def test_linear_probe_is_a_sklearn_estimator() -> None:
+    probe = LinearProbe(l1=0.01, n_blocks=10)
+    assert clone(probe).get_params() == probe.get_params()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 6))
+    y = (X[:, 3] + 0.3 * rng.normal(size=1000) > 0).astype(float)
+    assert probe.fit(X, y) is probe
+    assert int(np.argmax(np.abs(probe.coef_))) == 3
+    assert probe.test_metrics_["auc"] > 0.9 and probe.l1_ == 0.01
+    assert probe.predict_proba(X[:3]).shape == (3, 2)
+    assert set(np.unique(probe.split_).tolist()) == {0, 1, 2}
+
+
+def test_linear_probe_chooses_l1_on_validation_and_is_sparse() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2000, 20))
+    y = X[:, 5] * 2 - X[:, 7] + 0.1 * rng.normal(size=2000)
+    probe = LinearProbe(n_blocks=20).fit(X, y)
+    assert probe.kind_ == "continuous"
+    assert len(probe.val_scores_) == 5 and probe.l1_ in probe.val_scores_
+    assert probe.test_metrics_["r2"] > 0.95
+    assert probe.top_units(2) == ["5", "7"]
+
+
+def test_linear_probe_one_class_message() -> None:
+    X = np.zeros((100, 2))
+    y = np.zeros(100)
+    y[:5] = 1
+    with pytest.raises(FeatureError, match="blocks hold no positives"):
+        LinearProbe(n_blocks=10, random_state=0).fit(X + np.arange(100)[:, None], y)
+
+
+def test_linear_probe_on_a_store(store) -> None:  # type: ignore[no-untyped-def]
+    units = ["layer0/cell/0", "layer0/cell/4", "layer0/hidden/1"]
+    probe = LinearProbe(n_blocks=10).fit(store, "quote", units=units)
+    assert probe.units_ == units
+    assert probe.top_units(1) == ["layer0/cell/4"]
+    assert probe.test_metrics_["auc"] > 0.95
+
+
+def test_make_labels_bins_continuous_features() -> None:
+    text = "".join(" " * (i % 50) + "x\n" for i in range(200))
+    lab = make_labels("line-position", text)
+    assert lab.kind == "continuous" and lab.n_bins <= 32
+    assert (lab.codes >= 0).all()
+    # bins follow the value order
+    order = np.argsort(lab.values, kind="stable")
+    assert (np.diff(lab.codes[order].astype(int)) >= 0).all()
+
+
+# --- a hand-built LSTM whose units are planted ----------------------------------------------
+
+
+def planted_lstm(vocab: Vocab) -> CharLSTM:
+    """One-hot LSTM(3 units): cell 0 counts x's since the reset, unit 1 is on after a y."""
+    model = CharLSTM(ModelConfig(vocab_size=len(vocab), hidden_size=3)).eval()
+    h, big = 3, 10.0
+    x, y = vocab.index("x"), vocab.index("y")
+    with torch.no_grad():
+        w_ih, w_hh = model.rnn.weight_ih_l0, model.rnn.weight_hh_l0
+        b_ih, b_hh = model.rnn.bias_ih_l0, model.rnn.bias_hh_l0
+        torch.manual_seed(0)
+        w_ih.normal_(0, 0.5)
+        w_hh.zero_()
+        b_hh.zero_()
+        b_ih.zero_()
+        gate = {"i": slice(0, h), "f": slice(h, 2 * h), "g": slice(2 * h, 3 * h), "o": slice(3 * h, 4 * h)}  # fmt: skip
+        # unit 0: i = 1, f = 1, g = 1 on x else 0 -> c counts the x's
+        for name in "ifg":
+            w_ih[gate[name].start, :] = 0.0
+        b_ih[gate["i"].start] = big
+        b_ih[gate["f"].start] = big
+        w_ih[gate["g"].start, x] = big
+        # unit 1: forget everything, g = +1 on y, -1 otherwise
+        for name in "ifg":
+            w_ih[gate[name].start + 1, :] = 0.0
+        b_ih[gate["i"].start + 1] = big
+        b_ih[gate["f"].start + 1] = -big
+        w_ih[gate["g"].start + 1, :] = -big
+        w_ih[gate["g"].start + 1, y] = big
+    return model
+
+
+def test_hand_built_lstm_planted_units_rank_first(tmp_path: Path) -> None:
+    from lstmprobe.record import RecordOptions, record_corpus
+
+    rng = np.random.default_rng(0)
+    lines = ["".join(rng.choice(list("abxy"), size=int(rng.integers(5, 25)))) for _ in range(150)]
+    text = "\n".join(lines) + "\n"
+    vocab = Vocab.from_text(text)
+    loaded = LoadedModel(planted_lstm(vocab), vocab, "checkpoint", sha256="0" * 64)
+    out = record_corpus(
+        loaded, text, tmp_path / "acts.h5", RecordOptions(reset="line", dtype="float32")
+    ).path
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with ActivationStore(out) as s:
+            ranking = rank_units(s, ["count:x", "char:y"], n_boot=20, k_max=4)
+    assert ranking.top(1, "count:x") == ["layer0/cell/0"]
+    best = ranking.for_feature("count:x")[0]
+    assert best["spearman"] > 0.99 and best["test_metric"] > 0.95
+    # a char detector: every gate of a unit without recurrence is a function of the char, so
+    # several units separate y perfectly; the planted cell is among the perfect ones
+    rows = {r["unit"]: r for r in ranking.for_feature("char:y")}
+    assert rows["layer0/cell/1"]["auc"] > 0.999
+    assert rows["layer0/cell/1"]["score"] == ranking.for_feature("char:y")[0]["score"]
