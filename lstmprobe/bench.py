@@ -71,12 +71,14 @@ def _sync(device: str) -> None:
 
 
 def recording(loaded: LoadedModel, text: str, options: RecordOptions, device: str) -> float:
+    """Seconds to record ``text`` into a fresh file on local disk (deleting it is not timed)."""
     with tempfile.TemporaryDirectory() as tmp:
         _sync(device)
         began = time.perf_counter()
         record_corpus(loaded, text, Path(tmp) / "acts.h5", options, device=device)
         _sync(device)
-        return time.perf_counter() - began
+        seconds = time.perf_counter() - began
+    return seconds
 
 
 def run_bench(
@@ -86,8 +88,14 @@ def run_bench(
     device: str = "cpu",
     memory: bool = True,
     progress: bool = False,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure and return one row per model (see :func:`format_table`)."""
+    """Measure and return one row per model (see :func:`format_table`).
+
+    ``threads`` sets torch's intra-op threads for the run (default: torch's own choice).
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
     from lstmprobe.models import load_model
 
     options = RecordOptions()
@@ -144,7 +152,7 @@ def _child_peak_mb(chars: int, device: str) -> float:
     """Peak resident memory (MiB) of a fresh process recording ``chars`` characters."""
     code = (
         "import sys, json, resource; from lstmprobe.bench import _memory_child; "
-        f"_memory_child({chars}, {device!r})"
+        f"_memory_child({chars}, {device!r}, {torch.get_num_threads()})"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -152,12 +160,25 @@ def _child_peak_mb(chars: int, device: str) -> float:
     return float(json.loads(out.strip().splitlines()[-1])["peak_mb"])
 
 
-def _memory_child(chars: int, device: str) -> None:
+def _memory_child(chars: int, device: str, threads: int) -> None:
+    torch.set_num_threads(threads)
     text = _corpus(chars)
     loaded = _builtin(1, 128, Vocab.from_text(_corpus(BUILTIN[0][3])))
     recording(loaded, text, RecordOptions(), device)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": round(peak_kb / 1024, 1)}))
+    print(json.dumps({"peak_mb": round(_peak_rss_kb() / 1024, 1)}))
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak resident memory. Linux keeps ``ru_maxrss`` across ``exec`` (a child
+    would report its parent's peak), so the per-address-space ``VmHWM`` is read where it exists.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

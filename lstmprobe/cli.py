@@ -334,6 +334,12 @@ def info(store: str, as_json: bool) -> None:
 )
 @click.option("--device", default="cpu", show_default=True)
 @click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch intra-op threads (default: torch's choice, usually one per core).",
+)
+@click.option(
     "--memory/--no-memory",
     default=True,
     show_default=True,
@@ -347,6 +353,7 @@ def bench(
     chars: int | None,
     repeat: int,
     device: str,
+    threads: int | None,
     memory: bool,
     quiet: bool,
     as_json: bool,
@@ -368,11 +375,62 @@ def bench(
         device=device,
         memory=memory,
         progress=not quiet,
+        threads=threads,
     )
     if as_json:
         echo_json(rows)
     else:
         click.echo(format_table(rows))
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--outdir",
+    default="lstmprobe-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the demo writes its recording and rankings (replaced on each run).",
+)
+@click.option(
+    "--chars",
+    type=click.IntRange(min=100),
+    default=None,
+    help="Use only the first N characters of the sample (quicker).",
+)
+@quiet_option
+@json_option
+@handle_errors
+def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
+    """Run the whole pipeline on the bundled model and sample.
+
+    Records every gate and state of `code-lstm` (a char-LSTM trained on Python
+    source) over its held-out sample, then finds the units that track string
+    quotes and indentation, with held-out probes and controls.
+
+    \b
+    Examples:
+        lstmprobe demo
+        lstmprobe demo -o /tmp/demo --chars 20000 --json
+    """
+    from lstmprobe.demo import run_demo
+
+    def warn(message: str) -> None:
+        click.secho(f"warning: {message}", fg="yellow", err=True)
+
+    summary = run_demo(outdir, chars=chars, progress=not quiet, warn=warn)
+    table = summary.pop("table")
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(table, nl=False)
+    click.echo(
+        f"recorded {summary['positions']:,} chars of {summary['corpus']} with {summary['model']} "
+        f"({summary['record_chars_per_second']:,} chars/s)\n"
+        f"recording: {summary['store']}\nrankings:  {summary['rankings']}\n"
+        f"next: lstmprobe info --store {summary['store']}\n"
+        f"      lstmprobe find-neurons --store {summary['store']} -f bracket-depth -f comment"
+    )
 
 
 # --- commands: training and tasks ---

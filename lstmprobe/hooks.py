@@ -201,6 +201,8 @@ class Recorder:
     layers : layer names to record, default all (``"layer0"``, ``"layer1_reverse"``, ...).
     sink : called with each forward call's activations (for streaming to a store).
     keep : keep the latest call's activations in :attr:`activations`.
+    lazy : defer the recomputation: :attr:`activations` (and what ``sink`` gets) is then a
+        :class:`PendingActivations` whose ``materialize()`` computes the values, on any thread.
 
     Attributes
     ----------
@@ -229,14 +231,16 @@ class Recorder:
         layers: Iterable[str] | None = None,
         sink: Callable[[Activations], None] | None = None,
         keep: bool = True,
+        lazy: bool = False,
     ) -> None:
         self.model = model
         self.layout = layout(model, quantities, layers)
         self.sink = sink
         self.keep = keep
-        self.activations: Activations = {}
+        self.lazy = lazy
+        self.activations: Activations | PendingActivations = {}
         self.lengths: torch.Tensor | None = None
-        self._current: Activations = {}
+        self._pending: list[Callable[[], Activations]] = []
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._patched: list[tuple[nn.Module, Any]] = []
         self._infos = recurrent_layers(model)
@@ -272,16 +276,17 @@ class Recorder:
 
     # -- hooks -----------------------------------------------------------------------------------
     def _on_model_start(self, module: nn.Module, args: Any) -> None:
-        self._current = {}
+        self._pending = []
         self.lengths = None
 
     def _on_model_end(self, module: nn.Module, args: Any, output: Any) -> None:
-        current = {k: self._current[k] for k in self.layout if k in self._current}
+        pending = PendingActivations(self._pending, self.layout)
+        self._pending = []
+        current: Activations | PendingActivations = pending if self.lazy else pending.materialize()
         if self.keep:
             self.activations = current
         if self.sink is not None:
-            self.sink(current)
-        self._current = {}
+            self.sink(current)  # type: ignore[arg-type]
 
     def _instrument(self, module: nn.LSTM | nn.GRU, offset: int) -> None:
         wanted = {
@@ -351,37 +356,89 @@ class Recorder:
         dirs = (False, True) if module.bidirectional else (False,)
         if not any((name + ("_reverse" if r else "")) in wanted for r in dirs):
             return
-        with torch.no_grad():
-            unbatched = not isinstance(layer_input, PackedSequence) and layer_input.dim() == 2
-            if unbatched:
-                layer_input = layer_input.unsqueeze(0 if module.batch_first else 1)
-                output = output.unsqueeze(0 if module.batch_first else 1)
-            x, lengths = _to_batch_major(layer_input, module.batch_first)
-            y, _ = _to_batch_major(output, module.batch_first)
-            if lengths is not None:
-                self.lengths = lengths
-            batch = x.shape[0]
-            is_lstm = isinstance(module, nn.LSTM)
-            out_size = (getattr(module, "proj_size", 0) or 0) or module.hidden_size
-            for d, reverse in enumerate(dirs):
-                layer_name = name + ("_reverse" if reverse else "")
-                if layer_name not in wanted:
-                    continue
-                qs = tuple(q.split("/")[1] for q in self.layout if q.split("/")[0] == layer_name)
-                h0, c0 = _initial_state(hx, d, batch, module, x, unbatched)
-                h_out = y[..., d * out_size : (d + 1) * out_size]
-                xi = x
-                if reverse:
-                    xi, h_out = _flip(x, lengths), _flip(h_out, lengths)
-                w = _weights(module, k, reverse)
-                if is_lstm:
-                    values = lstm_internals(xi, h_out, h0, c0, w, qs)
-                else:
-                    values = gru_internals(xi, h_out, h0, w, qs)
-                for q, v in values.items():
-                    if reverse:
-                        v = _flip(v, lengths)
-                    self._current[f"{layer_name}/{q}"] = v
+        if isinstance(layer_input, PackedSequence):
+            self.lengths = _packed_lengths(layer_input)
+        layout = self.layout
+
+        def compute() -> Activations:
+            values: Activations = {}
+            with torch.no_grad():
+                _internals(module, k, name, dirs, wanted, layout, layer_input, output, hx, values)
+            return values
+
+        self._pending.append(compute)
+
+
+class PendingActivations:
+    """A forward call's activations, computed when :meth:`materialize` is first called.
+
+    ``Recorder(lazy=True)`` returns these so that the recomputation can run on another thread
+    (overlapping the next forward call); the captured tensors and weights must not change until
+    then.
+    """
+
+    def __init__(self, thunks: list[Callable[[], Activations]], order: Iterable[str]) -> None:
+        self._thunks = thunks
+        self._order = list(order)
+        self._values: Activations | None = None
+
+    def materialize(self) -> Activations:
+        if self._values is None:
+            merged: Activations = {}
+            for thunk in self._thunks:
+                merged.update(thunk())
+            self._values = {k: merged[k] for k in self._order if k in merged}
+            self._thunks = []
+        return self._values
+
+
+def _packed_lengths(packed: PackedSequence) -> torch.Tensor:
+    batch_sizes = packed.batch_sizes
+    lengths = (torch.arange(int(batch_sizes[0])).unsqueeze(1) < batch_sizes.unsqueeze(0)).sum(1)
+    if packed.unsorted_indices is not None:
+        lengths = lengths[packed.unsorted_indices.cpu()]
+    return lengths
+
+
+def _internals(
+    module: nn.LSTM | nn.GRU,
+    k: int,
+    name: str,
+    dirs: tuple[bool, ...],
+    wanted: set[str],
+    layout: dict[str, int],
+    layer_input: Any,
+    output: Any,
+    hx: Any,
+    values: Activations,
+) -> None:
+    """Recompute the internals of layer ``k`` of ``module`` into ``values``."""
+    unbatched = not isinstance(layer_input, PackedSequence) and layer_input.dim() == 2
+    if unbatched:
+        layer_input = layer_input.unsqueeze(0 if module.batch_first else 1)
+        output = output.unsqueeze(0 if module.batch_first else 1)
+    x, lengths = _to_batch_major(layer_input, module.batch_first)
+    y, _ = _to_batch_major(output, module.batch_first)
+    batch = x.shape[0]
+    is_lstm = isinstance(module, nn.LSTM)
+    out_size = (getattr(module, "proj_size", 0) or 0) or module.hidden_size
+    for d, reverse in enumerate(dirs):
+        layer_name = name + ("_reverse" if reverse else "")
+        if layer_name not in wanted:
+            continue
+        qs = tuple(q.split("/")[1] for q in layout if q.split("/")[0] == layer_name)
+        h0, c0 = _initial_state(hx, d, batch, module, x, unbatched)
+        h_out = y[..., d * out_size : (d + 1) * out_size]
+        xi = x
+        if reverse:
+            xi, h_out = _flip(x, lengths), _flip(h_out, lengths)
+        w = _weights(module, k, reverse)
+        if is_lstm:
+            got = lstm_internals(xi, h_out, h0, c0, w, qs)
+        else:
+            got = gru_internals(xi, h_out, h0, w, qs)
+        for q, v in got.items():
+            values[f"{layer_name}/{q}"] = _flip(v, lengths) if reverse else v
 
 
 def _slice_state(hx: Any, k: int, dirs: int, is_lstm: bool) -> Any:

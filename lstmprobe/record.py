@@ -23,7 +23,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -165,7 +165,8 @@ def record_corpus(
     background = _BackgroundWriter(writer, state_file)
     try:
         model.eval()
-        with torch.inference_mode(), Recorder(model, options.quantities, options.layers) as rec:
+        recorder = Recorder(model, options.quantities, options.layers, lazy=True)
+        with torch.inference_mode(), recorder as rec:
             if options.reset == "line" or bidirectional:
                 units = _sequence_batches(model, rec, tokens, seqs, start_at, options, dev)
             elif options.parallel:
@@ -173,9 +174,17 @@ def record_corpus(
             else:
                 state = _to_device(state_file.load(start_at), dev) if start_at else None
                 units = _exact_stream(model, rec, tokens, start_at, options, dev, state)
-            for chunk in units:
-                background.put(chunk)
-                bar.update(len(next(iter(chunk[1].values()))))
+            # Recompute on the writer thread, overlapping the next forward, when the forward
+            # runs on one intra-op thread (or on a GPU). A multi-threaded CPU forward already
+            # uses every core, and sharing them with the recomputation slows it more than the
+            # overlap gains (measured: docs/recording.md), so then it runs here in turn.
+            overlap = dev.type != "cpu" or torch.get_num_threads() == 1
+            for start, length, job, state in units:
+                if not overlap:
+                    done = job()
+                    job = lambda done=done: done  # noqa: E731
+                background.put((start, length, job, state))
+                bar.update(length)
         background.join()
     except BaseException:
         background.stop()
@@ -188,8 +197,11 @@ def record_corpus(
     return RecordResult(path, len(tokens), time.perf_counter() - began, start_at)
 
 
-# (start, {key: values}, next_logprob or None, (stop, exact state) to save before the write or None)
-Chunk = tuple[int, dict[str, np.ndarray], np.ndarray | None, tuple[int, Any] | None]
+# A chunk of work: (start, length, job, state). ``job()`` recomputes the chunk's internals and
+# returns ({key: values}, next_logprob or None); it runs on the writer thread, overlapping the
+# next forward call. ``state`` is (stop, exact state) to save before the write, or None.
+Job = Callable[[], tuple[dict[str, np.ndarray], np.ndarray | None]]
+Chunk = tuple[int, int, Job, tuple[int, Any] | None]
 
 
 def _numpy(values: torch.Tensor, dtype: str) -> np.ndarray:
@@ -230,11 +242,16 @@ def _exact_stream(
         stop = min(start + options.chunk_size, n)
         ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
         logits, state = model(ids, state)
-        arrays = {k: _numpy(v[0], options.dtype) for k, v in rec.activations.items()}
-        logprob = None
-        if model.decoder is not None:
-            logprob = _next_logprob(logits[0], tokens, start, ends[: stop - start])
-        yield start, arrays, logprob, (stop, _detach(state))
+        pending = rec.activations
+
+        def job(pending: Any = pending, logits: Any = logits, start: int = start) -> Any:
+            arrays = {k: _numpy(v[0], options.dtype) for k, v in pending.materialize().items()}
+            logprob = None
+            if model.decoder is not None:
+                logprob = _next_logprob(logits[0], tokens, start, ends[: len(logits[0])])
+            return arrays, logprob
+
+        yield start, stop - start, job, (stop, _detach(state))
 
 
 def _parallel_stream(
@@ -249,13 +266,13 @@ def _parallel_stream(
     span = size * options.parallel
     for base in range(start_at, n, span):
         starts = list(range(base, min(base + span, n), size))
-        pieces: dict[int, tuple[dict[str, torch.Tensor], torch.Tensor]] = {}
+        pieces: dict[int, tuple[Any, int, slice, torch.Tensor]] = {}
         # segments with a full warm-up run as one batch; earlier ones start exactly at 0
         full = [s for s in starts if s >= warm]
         for s in (s for s in starts if s < warm):
             ids = torch.from_numpy(tokens[0 : min(s + size, n)]).to(dev).unsqueeze(0)
             logits, _ = model(ids)
-            pieces[s] = ({k: v[0, s:] for k, v in rec.activations.items()}, logits[0, s:])
+            pieces[s] = (rec.activations, 0, slice(s, None), logits[0, s:])
         if full:
             length = warm + size
             batch = np.zeros((len(full), length), dtype=np.int64)
@@ -263,20 +280,32 @@ def _parallel_stream(
                 seg = tokens[s - warm : min(s + size, n)]
                 batch[row, : len(seg)] = seg
             logits, _ = model(torch.from_numpy(batch).to(dev))
+            pending = rec.activations
             for row, s in enumerate(full):
                 m = min(s + size, n) - s
-                acts = {k: v[row, warm : warm + m] for k, v in rec.activations.items()}
-                pieces[s] = (acts, logits[row, warm : warm + m])
+                pieces[s] = (pending, row, slice(warm, warm + m), logits[row, warm : warm + m])
         stop = min(base + span, n)
-        arrays = {
-            k: _numpy(torch.cat([pieces[s][0][k] for s in starts], 0), options.dtype)
-            for k in rec.layout
-        }
-        logprob = None
-        if model.decoder is not None:
-            logits_all = torch.cat([pieces[s][1] for s in starts], 0)
-            logprob = _next_logprob(logits_all, tokens, base, np.full(stop - base, n))
-        yield base, arrays, logprob, None
+
+        def job(
+            pieces: Any = pieces, starts: Any = starts, base: int = base, stop: int = stop
+        ) -> Any:
+            arrays = {
+                k: _numpy(
+                    torch.cat(
+                        [pieces[s][0].materialize()[k][pieces[s][1], pieces[s][2]] for s in starts],
+                        0,
+                    ),
+                    options.dtype,
+                )
+                for k in rec.layout
+            }
+            logprob = None
+            if model.decoder is not None:
+                logits_all = torch.cat([pieces[s][3] for s in starts], 0)
+                logprob = _next_logprob(logits_all, tokens, base, np.full(stop - base, n))
+            return arrays, logprob
+
+        yield base, stop - base, job, None
 
 
 def _sequence_batches(
@@ -308,13 +337,21 @@ def _sequence_batches(
         lens = torch.from_numpy(lengths)
         packed = bool(model.config.bidirectional) and len(group) > 1
         logits, _ = model(ids, lengths=lens if packed else None)
-        mask = (torch.arange(longest).unsqueeze(0) < lens.unsqueeze(1)).to(dev)
-        arrays = {k: _numpy(v[mask], options.dtype) for k, v in rec.activations.items()}
-        logprob = None
-        if model.decoder is not None:
-            seq_end = np.repeat(group[:, 1], lengths)
-            logprob = _next_logprob(logits[mask], tokens, int(group[0, 0]), seq_end)
-        yield int(group[0, 0]), arrays, logprob, None
+        pending = rec.activations
+
+        def job(pending: Any = pending, logits: Any = logits, group: Any = group) -> Any:
+            lengths = group[:, 1] - group[:, 0]
+            lens = torch.from_numpy(lengths)
+            mask = (torch.arange(logits.shape[1]).unsqueeze(0) < lens.unsqueeze(1)).to(dev)
+            values = pending.materialize()
+            arrays = {k: _numpy(v[mask], options.dtype) for k, v in values.items()}
+            logprob = None
+            if model.decoder is not None:
+                seq_end = np.repeat(group[:, 1], lengths)
+                logprob = _next_logprob(logits[mask], tokens, int(group[0, 0]), seq_end)
+            return arrays, logprob
+
+        yield int(group[0, 0]), int(group[-1, 1] - group[0, 0]), job, None
         i = j
 
 
@@ -385,13 +422,18 @@ class _BackgroundWriter:
         self.thread.start()
 
     def _run(self) -> None:
+        # One intra-op thread here (OpenMP's setting is per thread): the forward pass on the
+        # main thread keeps its own threads, and the two overlap instead of fighting.
+        torch.set_num_threads(1)
         while True:
             item = self.queue.get()
             if item is None:
                 return
             if self.error is None:
                 try:
-                    start, arrays, logprob, state = item
+                    start, _, job, state = item
+                    with torch.inference_mode():
+                        arrays, logprob = job()
                     if state is not None:
                         self.state_file.save(*state)
                     self.writer.write(start, arrays, logprob)

@@ -174,7 +174,7 @@ slow = sys.argv[4] == "slow"
 if slow:  # slow each chunk down so that the parent can kill us mid-recording
     forward = loaded.model.forward
     def forward_slowly(*a, **k):
-        time.sleep(0.05)
+        time.sleep(0.25)
         return forward(*a, **k)
     loaded.model.forward = forward_slowly
 text = open(sys.argv[2], encoding="utf-8").read()
@@ -200,7 +200,7 @@ def test_a_killed_recording_resumes_to_the_same_file(tmp_path, vocab, corpus):
     )
     deadline = time.time() + 60
     while time.time() < deadline and not partial_path(killed).exists():
-        time.sleep(0.05)
+        time.sleep(0.25)
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from lstmprobe.cli import main
+from lstmprobe.store import ActivationStore
+
+
+def test_demo_runs_the_pipeline_on_the_bundled_model(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "-o", str(out), "--chars", "3000", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["model"] == "code-lstm" and summary["positions"] == 3000
+    with ActivationStore(summary["store"]) as store:
+        assert store.complete and store.n_positions == 3000
+        assert "layer1/cell" in store.keys
+    rankings = json.loads((out / "acts.rankings.json").read_text())
+    assert set(summary["top_units"]) == {"quote", "indent"}
+    for units in summary["top_units"].values():
+        assert len(units) == 3 and all(u.startswith("layer") for u in units)
+    assert rankings  # the saved ranking is readable JSON
+    # a second run replaces the first one's files instead of refusing
+    again = CliRunner().invoke(main, ["demo", "-o", str(out), "--chars", "2000", "-q"])
+    assert again.exit_code == 0, again.output
+    assert "rankings:" in again.stdout and "quote" in again.stdout
