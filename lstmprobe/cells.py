@@ -22,17 +22,9 @@ from typing import Literal
 
 import torch
 
-Kind = Literal["lstm", "gru"]
+from lstmprobe.names import GRU_QUANTITIES, LSTM_QUANTITIES
 
-LSTM_QUANTITIES: tuple[str, ...] = (
-    "input_gate",
-    "forget_gate",
-    "candidate",
-    "output_gate",
-    "cell",
-    "hidden",
-)
-GRU_QUANTITIES: tuple[str, ...] = ("reset_gate", "update_gate", "candidate", "hidden")
+Kind = Literal["lstm", "gru"]
 
 
 def quantities_of(kind: Kind) -> tuple[str, ...]:

@@ -42,9 +42,7 @@ def run_demo(
         text = text[:chars]
     loaded = load_model(DEMO_MODEL)
     store_path = outdir / "acts.h5"
-    result = record_corpus(
-        loaded, text, store_path, RecordOptions(), force=True, progress=progress
-    )
+    result = record_corpus(loaded, text, store_path, RecordOptions(), force=True, progress=progress)
     with ActivationStore(store_path) as store:
         ranking = rank_units(store, list(DEMO_FEATURES), progress=progress, warn=warn)
         rankings_path = store.sibling("rankings.json")

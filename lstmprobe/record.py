@@ -34,11 +34,8 @@ import torch
 from lstmprobe.errors import CorpusError, LstmprobeError
 from lstmprobe.hooks import Recorder, layout
 from lstmprobe.models import LoadedModel
-from lstmprobe.store import StoreWriter, partial_path
+from lstmprobe.store import COMPRESSIONS, DTYPES, StoreWriter, partial_path
 from lstmprobe.text import RESETS, check_chars, sequences
-
-DTYPES = ("float16", "float32")
-COMPRESSIONS = ("lzf", "gzip")
 
 
 @dataclass(frozen=True)
@@ -61,10 +58,9 @@ class RecordOptions:
             raise LstmprobeError(f"reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
         if self.dtype not in DTYPES:
             raise LstmprobeError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.compression not in (None, *COMPRESSIONS):
-            raise LstmprobeError(
-                f"compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression!r}"
-            )
+        if self.compression not in COMPRESSIONS:
+            names = ", ".join(c for c in COMPRESSIONS if c)
+            raise LstmprobeError(f"compression must be one of {names}, got {self.compression!r}")
         if self.chunk_size < 1 or self.batch_chars < 1:
             raise LstmprobeError("chunk_size and batch_chars must be at least 1")
         if self.parallel < 0 or self.warmup < 0:

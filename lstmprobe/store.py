@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from lstmprobe.errors import StoreError, UnitError
+from lstmprobe.names import GRU_QUANTITIES, LSTM_QUANTITIES, QUANTITIES
 from lstmprobe.text import Vocab
 
 __all__ = [
@@ -40,16 +41,6 @@ __all__ = [
 
 FORMAT = "lstmprobe.activations"
 FORMAT_VERSION = 1
-LSTM_QUANTITIES: tuple[str, ...] = (
-    "input_gate",
-    "forget_gate",
-    "candidate",
-    "output_gate",
-    "cell",
-    "hidden",
-)
-GRU_QUANTITIES: tuple[str, ...] = ("reset_gate", "update_gate", "candidate", "hidden")
-QUANTITIES: tuple[str, ...] = tuple(dict.fromkeys(LSTM_QUANTITIES + GRU_QUANTITIES))
 
 DTYPES: tuple[str, ...] = ("float16", "float32")
 COMPRESSIONS: tuple[str | None, ...] = (None, "lzf", "gzip")
