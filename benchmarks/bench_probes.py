@@ -82,6 +82,17 @@ def raw_read_seconds(path: Path, chunk: int) -> float:
     return time.perf_counter() - t
 
 
+def store_read_seconds(path: Path, chunk: int) -> float:
+    """The same datasets through ActivationStore.iter_chunks (float32 windows)."""
+    from lstmprobe.store import ActivationStore
+
+    t = time.perf_counter()
+    with ActivationStore(path) as s:
+        for _ in s.iter_chunks(chunk_size=chunk):
+            pass
+    return time.perf_counter() - t
+
+
 def score_seconds(path: Path, chunk: int) -> float:
     from lstmprobe.probes import make_labels, unit_scores
     from lstmprobe.store import ActivationStore
@@ -94,11 +105,13 @@ def score_seconds(path: Path, chunk: int) -> float:
 
 
 def peak_rss_mb(path: Path) -> float:
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report the
+    # parent's peak
     code = (
-        "import resource, sys; from lstmprobe.store import ActivationStore;"
+        "from lstmprobe.bench import peak_rss_kb; from lstmprobe.store import ActivationStore;"
         "from lstmprobe.probes import unit_scores;"
         f"s = ActivationStore({str(path)!r}); unit_scores(s, {FEATURES!r});"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        "print(peak_rss_kb() / 1024)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
@@ -140,9 +153,12 @@ def main() -> None:
         chunk = 8192
         raw = [raw_read_seconds(path, chunk) for _ in range(args.repeats)]
         scored = [score_seconds(path, chunk) for _ in range(args.repeats)]
+        read = [store_read_seconds(path, chunk) for _ in range(args.repeats)]
         results["positions"] = n_store
         results["units"] = 768
         results["raw_read_s"] = statistics.median(raw)
+        results["store_read_s"] = statistics.median(read)
+        results["store_read_ratio"] = statistics.median(raw) / statistics.median(read)
         results["score_5_features_s"] = statistics.median(scored)
         results["throughput_ratio"] = statistics.median(raw) / statistics.median(scored)
         small = make_store(Path(tmp) / "small.h5", n_store // 4)

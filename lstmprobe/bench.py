@@ -165,10 +165,10 @@ def _memory_child(chars: int, device: str, threads: int) -> None:
     text = _corpus(chars)
     loaded = _builtin(1, 128, Vocab.from_text(_corpus(BUILTIN[0][3])))
     recording(loaded, text, RecordOptions(), device)
-    print(json.dumps({"peak_mb": round(_peak_rss_kb() / 1024, 1)}))
+    print(json.dumps({"peak_mb": round(peak_rss_kb() / 1024, 1)}))
 
 
-def _peak_rss_kb() -> int:
+def peak_rss_kb() -> int:
     """This process's peak resident memory. Linux keeps ``ru_maxrss`` across ``exec`` (a child
     would report its parent's peak), so the per-address-space ``VmHWM`` is read where it exists.
     """

@@ -189,6 +189,13 @@ def _layer_names(value: str | None) -> tuple[str, ...] | None:
 @click.option(
     "--device", default="cpu", show_default=True, help="torch device to run on, e.g. cuda."
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch CPU threads (default: torch's choice). 1 lets the recomputation overlap the "
+    "forward pass on the other core; see docs/recording.md.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted recording (same arguments).")
 @click.option(
     "--force", is_flag=True, help="Overwrite an existing recording or discard a partial one."
@@ -214,6 +221,7 @@ def record(
     parallel: int,
     warmup: int,
     device: str,
+    threads: int | None,
     resume: bool,
     force: bool,
     quiet: bool,
@@ -246,6 +254,10 @@ def record(
         warmup=warmup,
         unknown=unknown,
     )
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     text = resolve_corpus(corpus)
     loaded = load_model(
         model, vocab=vocab, trust_pickle=trust_pickle, embedding=embedding, decoder=decoder

@@ -55,6 +55,7 @@ def test_record_options_reach_the_store(tmp_path, files):
     model, text = files
     args = ["record", model, text, "-o", "run1.h5", "--dtype", "float32", "--compression", "gzip"]
     args += ["--quantities", "cell,hidden", "--layers", "1", "--reset", "line", "--json"]
+    args += ["--threads", "1"]
     result = run(args, tmp_path)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["positions"] > 0
