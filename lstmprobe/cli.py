@@ -793,9 +793,9 @@ def find_neurons_command(
         click.echo(ranking.to_csv(), nl=False)
     elif csv_path:
         ranking.to_csv(csv_path)
-    if not to_stdout and not quiet:
+    if not to_stdout:
         click.echo(ranking.format_table(top), nl=False)
-        if saved is not None:
+        if saved is not None and not quiet:
             click.echo(f"saved {saved}")
 
 

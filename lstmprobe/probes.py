@@ -950,8 +950,8 @@ def _summary_line(name: str, s: dict[str, Any]) -> str:
     if probe.get("test_metric") is not None:
         bits.append(
             f"  probe on all units: held-out {s.get('probe_metric')} {_fmt(probe['test_metric'])}, "
-            f"control {_fmt(probe.get('control_metric'))}, selectivity "
-            f"{_fmt(probe.get('selectivity'))}"
+            f"control {_fmt(probe.get('control_metric')) or 'n/a'}, selectivity "
+            f"{_fmt(probe.get('selectivity')) or 'n/a'}"
         )
     if s.get("warning"):
         bits.append(f"  note: {s['warning']}")
