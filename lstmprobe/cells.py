@@ -134,7 +134,11 @@ def lstm_internals(
     need_gates = wanted - {"hidden"}
     if need_gates:
         pre = _project(x, w.weight_ih, w.bias_ih)
-        pre += _project(_previous(h_out, h0), w.weight_hh, w.bias_hh)
+        flat = pre.view(-1, pre.shape[-1])
+        # accumulate in place: a second [time, 4H] temporary costs as much as the product
+        flat.addmm_(_previous(h_out, h0).reshape(flat.shape[0], -1), w.weight_hh.t())
+        if w.bias_hh is not None:
+            flat += w.bias_hh
         hidden = w.weight_ih.shape[0] // 4
         g = torch.tanh(pre[..., 2 * hidden : 3 * hidden])
         pre.sigmoid_()  # one contiguous pass; the g block is overwritten but g is already taken

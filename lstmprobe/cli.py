@@ -193,8 +193,8 @@ def _layer_names(value: str | None) -> tuple[str, ...] | None:
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="torch CPU threads (default: torch's choice). 1 lets the recomputation overlap the "
-    "forward pass on the other core; see docs/recording.md.",
+    help="torch CPU threads while recording (default: 1 for small models, so that the "
+    "recomputation overlaps the forward pass; torch's choice for large ones).",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted recording (same arguments).")
 @click.option(
@@ -254,10 +254,6 @@ def record(
         warmup=warmup,
         unknown=unknown,
     )
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
     text = resolve_corpus(corpus)
     loaded = load_model(
         model, vocab=vocab, trust_pickle=trust_pickle, embedding=embedding, decoder=decoder
@@ -272,6 +268,7 @@ def record(
             resume=resume,
             progress=not quiet,
             device=device,
+            threads=threads,
         )
     except KeyboardInterrupt:
         fail(

@@ -89,6 +89,18 @@ class RecordResult:
         return done / self.seconds if self.seconds > 0 else float("nan")
 
 
+#: Below this many multiply-adds per char, the forward pass of a batch of one gains nothing from
+#: more threads (measured: docs/recording.md), and recording runs it on one.
+SMALL_MODEL_MACS = 1_000_000
+
+
+def _macs_per_char(model: torch.nn.Module) -> int:
+    """Multiply-adds of the recurrent layers per char (the weight matrices' sizes)."""
+    return sum(
+        p.numel() for name, p in model.named_parameters() if ".weight_" in f".{name.split('.')[-1]}"
+    )
+
+
 def corpus_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -103,8 +115,14 @@ def record_corpus(
     resume: bool = False,
     progress: bool = False,
     device: str | torch.device | None = None,
+    threads: int | None = None,
 ) -> RecordResult:
     """Record every gate and state of ``loaded`` over ``text`` into the HDF5 file ``out``.
+
+    ``threads`` sets torch's CPU threads while recording (restored afterwards). By default a
+    small model (under ``SMALL_MODEL_MACS`` multiply-adds per char) runs its forward on one
+    thread, so that the recomputation and the writes overlap it on the other cores; a larger
+    model keeps torch's setting, because its forward pass needs every core.
 
     The file appears only when the recording is complete (it is written to ``out.partial`` and
     renamed). An interrupted recording keeps its partial file; call again with ``resume=True``
@@ -159,6 +177,11 @@ def record_corpus(
     began = time.perf_counter()
     bar = _progress(len(tokens), start_at, progress)
     background = _BackgroundWriter(writer, state_file)
+    threads_before = torch.get_num_threads()
+    if threads is None and dev.type == "cpu" and _macs_per_char(model) < SMALL_MODEL_MACS:
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         model.eval()
         recorder = Recorder(model, options.quantities, options.layers, lazy=True)
@@ -187,6 +210,8 @@ def record_corpus(
         bar.close()
         writer.close()  # keep the partial file: --resume continues it
         raise
+    finally:
+        torch.set_num_threads(threads_before)
     bar.close()
     path = writer.finish()
     state_file.remove()

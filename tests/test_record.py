@@ -216,3 +216,18 @@ def test_a_killed_recording_resumes_to_the_same_file(tmp_path, vocab, corpus):
         for key in a.keys:
             np.testing.assert_array_equal(a.read(key), b.read(key))
         np.testing.assert_array_equal(a.next_logprob, b.next_logprob)
+
+
+def test_threads_are_restored_after_recording(tmp_path, tiny, corpus):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        record_corpus(tiny, corpus, tmp_path / "a.h5")  # small model: recorded on one thread
+        assert torch.get_num_threads() == 2
+        record_corpus(tiny, corpus, tmp_path / "b.h5", threads=2)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(CorpusError):
+            record_corpus(tiny, "ZZZ", tmp_path / "c.h5")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
