@@ -438,7 +438,7 @@ def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
         f"({summary['record_chars_per_second']:,} chars/s)\n"
         f"recording: {summary['store']}\nrankings:  {summary['rankings']}\n"
         f"next: lstmprobe info --store {summary['store']}\n"
-        f"      lstmprobe find-neurons --store {summary['store']} -f bracket-depth -f comment"
+        f"      lstmprobe find-neurons --store {summary['store']} -f bracket-depth:python -f comment:python"
     )
 
 

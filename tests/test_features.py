@@ -280,3 +280,18 @@ def test_labels_as_long_as_text(text: str) -> None:
         assert values.dtype == np.float32
         if get_feature(spec).kind == "binary":
             assert np.isin(values[~np.isnan(values)], (0.0, 1.0)).all(), spec
+
+
+# --- Python dialect ---------------------------------------------------------------------------
+
+
+def test_python_dialect_reads_floor_division_as_an_operator() -> None:
+    text = 'x = a // 2; s = "q"  # c\n'
+    assert marks("comment", text).startswith("000000111")  # C-like: // opens a comment
+    assert marks("comment:python", text) == "0" * 21 + "111" + "0"
+    assert marks("quote:python", text) == "0" * 16 + "11" + "0" * 7
+    assert marks("quote", text) == "0" * 25  # the string is hidden by the // "comment"
+
+
+def test_python_bracket_depth_counts_after_floor_division() -> None:
+    assert marks("bracket-depth:python", "f(a // 2)") == "011111110"

@@ -26,14 +26,19 @@ _CODE_TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+# Python alone: only # starts a comment, so `a // b` is floor division and /* is no comment.
+_PYTHON_TOKEN = re.compile(
+    _CODE_TOKEN.pattern.replace("(?:\\#|//)", "\\#").split("| (?P<block>")[0],
+    re.VERBOSE | re.DOTALL,
+)
 
 
-def _lex(text: str) -> tuple[np.ndarray, np.ndarray]:
+def _lex(text: str, python: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(in_string, in_comment) boolean arrays, the state after reading each char."""
     n = len(text)
     in_string = np.zeros(n, dtype=bool)
     in_comment = np.zeros(n, dtype=bool)
-    for m in _CODE_TOKEN.finditer(text):
+    for m in (_PYTHON_TOKEN if python else _CODE_TOKEN).finditer(text):
         start, end = m.span()
         kind = m.lastgroup
         target = in_comment if kind in ("line", "block") else in_string
@@ -62,19 +67,32 @@ def comment(text: str) -> np.ndarray:
     """1 inside a comment after reading the char, else 0: # and // line comments (the newline
     that ends one is outside) and /* ... */ block comments (the closing / is outside); markers
     inside string literals do not count. Language-agnostic: Python's // operator reads as a
-    comment."""
+    comment; use comment:python for Python source."""
     return _lex(text)[1].astype(np.float32)
+
+
+@feature("quote:python", kind="binary", per_sequence=True)
+def quote_python(text: str) -> np.ndarray:
+    """As quote, for Python source: only # starts a comment (// is floor division)."""
+    return _lex(text, python=True)[0].astype(np.float32)
+
+
+@feature("comment:python", kind="binary", per_sequence=True)
+def comment_python(text: str) -> np.ndarray:
+    """1 inside a Python comment after reading the char, else 0: # to the end of the line (the
+    newline is outside); // and /* are operators, not comments; # inside strings does not count."""
+    return _lex(text, python=True)[1].astype(np.float32)
 
 
 _OPEN = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 
 
 @feature("bracket-depth", kind="continuous", per_sequence=True)
-def bracket_depth(text: str) -> np.ndarray:
+def bracket_depth(text: str, python: bool = False) -> np.ndarray:
     """Number of (, [ and { open after reading the char (an opening bracket counts at once, a
     closing one is already subtracted), ignoring brackets inside strings and comments; an
     unmatched closing bracket does not go below 0."""
-    in_string, in_comment = _lex(text)
+    in_string, in_comment = _lex(text, python)
     step = np.zeros(len(text), dtype=np.int64)
     for m in re.finditer(r"[()\[\]{}]", text):
         step[m.start()] = _OPEN[m.group()]
@@ -83,6 +101,12 @@ def bracket_depth(text: str) -> np.ndarray:
     s = np.cumsum(step)
     depth = s - np.minimum(np.minimum.accumulate(s), 0)
     return depth.astype(np.float32)
+
+
+@feature("bracket-depth:python", kind="continuous", per_sequence=True)
+def bracket_depth_python(text: str) -> np.ndarray:
+    """As bracket-depth, for Python source: only # starts a comment (// is floor division)."""
+    return bracket_depth(text, python=True)
 
 
 # --------------------------------------------------------------------------- lines and columns
