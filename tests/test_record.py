@@ -231,3 +231,32 @@ def test_threads_are_restored_after_recording(tmp_path, tiny, corpus):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_ctrl_c_keeps_the_partial_and_resume_completes_it(tmp_path, vocab, corpus):
+    model = make_model(vocab)
+    loaded = LoadedModel(model, vocab, "checkpoint", sha256="1" * 64)
+    whole = tmp_path / "whole.h5"
+    options = RecordOptions(chunk_size=16, dtype="float32")
+    record_corpus(loaded, corpus, whole, options)
+    out = tmp_path / "acts.h5"
+    forward, calls = model.forward, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return forward(*args, **kwargs)
+
+    model.forward = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        record_corpus(loaded, corpus, out, options)
+    del model.forward
+    assert not out.exists() and partial_path(out).exists()
+    with pytest.raises(StoreError, match="--resume"):
+        record_corpus(loaded, corpus, out, options)  # neither --resume nor --force
+    result = record_corpus(loaded, corpus, out, options, resume=True)
+    assert 0 < result.resumed_from < len(corpus)
+    with ActivationStore(whole) as a, ActivationStore(out) as b:
+        for key in a.keys:
+            np.testing.assert_array_equal(a.read(key), b.read(key))
