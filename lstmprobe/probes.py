@@ -918,7 +918,18 @@ class Ranking:
             if "skipped" in summary:
                 continue
             rows = self.for_feature(name)[:top]
-            header = f"  {'rank':>4}  {'unit':<28} {'score':>6} {'sign':>4}  {'held-out':>8}  {'control':>7}  {'select.':>7}  interval"
+            probed = any(not _missing(r.get("test_metric")) for r in rows)
+            header = f"  {'rank':>4}  {'unit':<28} {'score':>6} {'sign':>4}"
+            if not probed:  # scores only (--no-probe): no empty held-out columns
+                lines.append(header)
+                lines.extend(
+                    f"  {r['rank']:>4}  {r['unit']:<28} {r['score']:>6.3f} "
+                    f"{'+' if r['sign'] > 0 else '-':>4}"
+                    for r in rows
+                )
+                lines.append("")
+                continue
+            header += f"  {'held-out':>8}  {'control':>7}  {'select.':>7}  interval"
             lines.append(header)
             for r in rows:
                 interval = (

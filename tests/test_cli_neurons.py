@@ -110,3 +110,10 @@ def test_installed_script_runs(store_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["rows"][0]["unit"] == "layer0/cell/4"
+
+
+def test_scores_only_table_has_no_empty_probe_columns(store_path: Path) -> None:
+    result = run("find-neurons", "--store", str(store_path), "-f", "quote", "--no-probe", "-q")
+    assert result.exit_code == 0, result.output
+    assert "layer0/cell/4" in result.stdout
+    assert "held-out" not in result.stdout and "interval" not in result.stdout
