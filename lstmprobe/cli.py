@@ -43,6 +43,11 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def warn(message: str) -> None:
+    """One yellow warning line on stderr (the library's ``warn`` callbacks)."""
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
@@ -424,9 +429,6 @@ def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
     """
     from lstmprobe.demo import run_demo
 
-    def warn(message: str) -> None:
-        click.secho(f"warning: {message}", fg="yellow", err=True)
-
     summary = run_demo(outdir, chars=chars, progress=not quiet, warn=warn)
     table = summary.pop("table")
     if as_json:
@@ -758,9 +760,6 @@ def find_neurons_command(
     """
     from lstmprobe.probes import rank_units
     from lstmprobe.store import ActivationStore, write_json_atomic
-
-    def warn(message: str) -> None:
-        click.secho(f"warning: {message}", fg="yellow", err=True)
 
     with ActivationStore(store) as s:
         for key in keys:

@@ -389,9 +389,11 @@ class _StateFile:
         self._kept: dict[int, Any] = {}
 
     def save(self, position: int, state: Any) -> None:
-        cpu = state
+        """Keep ``state`` (already on the CPU) for ``position`` and the previous boundary."""
         last = max(self._kept) if self._kept else None
-        self._kept = {position: cpu} if last is None else {last: self._kept[last], position: cpu}
+        self._kept = (
+            {position: state} if last is None else {last: self._kept[last], position: state}
+        )
         tmp = self.path.with_name(self.path.name + ".tmp")
         torch.save(self._kept, tmp)
         os.replace(tmp, self.path)

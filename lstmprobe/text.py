@@ -122,26 +122,43 @@ class Vocab:
     def encode(self, text: str, unknown: str = "error") -> np.ndarray:
         """Ids of the characters of ``text`` as an int64 array.
 
-        ``unknown`` says what to do with characters the vocabulary lacks: ``"error"`` raises a
-        :class:`~lstmprobe.errors.CorpusError` listing the first few with their positions,
-        ``"skip"`` drops them, ``"map:C"`` replaces them with the vocabulary's character ``C``.
-        Use :meth:`check` first when positions must be preserved (``skip`` shifts them).
+        ``unknown`` says what to do with characters the vocabulary lacks (see
+        :func:`check_chars`): ``"error"`` raises a :class:`~lstmprobe.errors.CorpusError` listing
+        the first few with their positions, ``"skip"`` drops them (positions shift),
+        ``"map:C"`` replaces them with the vocabulary's character ``C``.
         """
-        index = self._index
         mode, replacement = _parse_unknown(unknown)
-        if mode == "map":
-            rep = self.index(replacement)
-            return np.fromiter((index.get(c, rep) for c in text), dtype=np.int64, count=len(text))
-        if mode == "skip":
-            return np.fromiter((index[c] for c in text if c in index), dtype=np.int64)
-        missing = [(i, c) for i, c in enumerate(text) if c not in index]
-        if missing:
-            raise CorpusError(_unknown_message(missing))
-        return np.fromiter((index[c] for c in text), dtype=np.int64, count=len(text))
+        ids, known = self._lookup(_codepoints(text))
+        if not known.all():
+            if mode == "error":
+                raise CorpusError(_unknown_message(text, known))
+            if mode == "skip":
+                ids = ids[known]
+            else:
+                ids[~known] = self.index(replacement)
+        return ids
+
+    def _lookup(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, known) for an array of code points; ids are 0 where unknown."""
+        table = self.__dict__.get("_table_cache")
+        if table is None:
+            points = _codepoints("".join(self.chars))
+            order = np.argsort(points, kind="stable")
+            table = (points[order], order.astype(np.int64))
+            object.__setattr__(self, "_table_cache", table)
+        keys, values = table
+        slot = np.minimum(np.searchsorted(keys, codes), len(keys) - 1)
+        known = keys[slot] == codes
+        return np.where(known, values[slot], 0), known
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
-        chars = self.chars
-        return "".join(chars[int(i)] for i in ids)
+        points = _codepoints("".join(self.chars))
+        return points[np.asarray(ids, dtype=np.int64)].astype("<u4").tobytes().decode("utf-32-le")
+
+
+def _codepoints(text: str) -> np.ndarray:
+    """The Unicode code points of ``text`` as a uint32 array (one vectorised pass)."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 
 
 def _parse_unknown(unknown: str) -> tuple[str, str]:
@@ -154,8 +171,9 @@ def _parse_unknown(unknown: str) -> tuple[str, str]:
     )
 
 
-def _unknown_message(missing: list[tuple[int, str]]) -> str:
-    shown = ", ".join(f"{c!r} at {i}" for i, c in missing[:5])
+def _unknown_message(text: str, known: np.ndarray) -> str:
+    missing = np.flatnonzero(~known)
+    shown = ", ".join(f"{text[i]!r} at {i}" for i in missing[:5])
     more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
     return (
         f"the corpus has {len(missing)} character{'s' if len(missing) > 1 else ''} not in the "
@@ -167,15 +185,18 @@ def _unknown_message(missing: list[tuple[int, str]]) -> str:
 def check_chars(text: str, vocab: Vocab, unknown: str = "error") -> str:
     """Apply the ``unknown`` policy to ``text`` and return the text that will be recorded."""
     mode, replacement = _parse_unknown(unknown)
-    index = vocab._index
-    if all(c in index for c in set(text)):
+    codes = _codepoints(text)
+    _, known = vocab._lookup(codes)
+    if known.all():
         return text
     if mode == "error":
-        raise CorpusError(_unknown_message([(i, c) for i, c in enumerate(text) if c not in index]))
+        raise CorpusError(_unknown_message(text, known))
     if mode == "skip":
-        return "".join(c for c in text if c in index)
-    vocab.index(replacement)
-    return "".join(c if c in index else replacement for c in text)
+        codes = codes[known]
+    else:
+        vocab.index(replacement)
+        codes = np.where(known, codes, ord(replacement)).astype("<u4")
+    return codes.tobytes().decode("utf-32-le")
 
 
 def read_corpus(path: str | os.PathLike[str]) -> str:

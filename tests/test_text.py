@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lstmprobe.errors import CorpusError, VocabError
+from lstmprobe.text import Vocab, check_chars, read_corpus, sequences
+
+
+@given(st.text(min_size=1, max_size=300))
+def test_encode_decode_round_trip_any_unicode(text):
+    vocab = Vocab.from_text(text)
+    ids = vocab.encode(text)
+    assert ids.dtype == np.int64 and len(ids) == len(text)
+    assert [vocab.chars[i] for i in ids] == list(text)
+    assert vocab.decode(ids) == text
+
+
+@given(st.text(alphabet="ab€😀xyz", max_size=100))
+def test_unknown_policies_agree_between_encode_and_check_chars(text):
+    vocab = Vocab(("a", "b", "€", "😀"))
+    known = [c for c in text if c in "ab€😀"]
+    assert vocab.encode(text, "skip").tolist() == [vocab.index(c) for c in known]
+    assert check_chars(text, vocab, "skip") == "".join(known)
+    mapped = "".join(c if c in "ab€😀" else "€" for c in text)
+    assert check_chars(text, vocab, "map:€") == mapped
+    assert vocab.encode(text, "map:€").tolist() == [vocab.index(c) for c in mapped]
+    if len(known) < len(text):
+        with pytest.raises(CorpusError, match="not in the model's vocabulary"):
+            vocab.encode(text)
+        with pytest.raises(CorpusError, match="--unknown skip"):
+            check_chars(text, vocab)
+
+
+def test_the_error_names_the_first_unknown_chars_with_positions():
+    vocab = Vocab.from_text("ab")
+    with pytest.raises(CorpusError, match=r"7 characters .*'x' at 1, 'y' at 2, .* and 2 more"):
+        vocab.encode("axyzuvwqb")
+    with pytest.raises(VocabError):
+        check_chars("ax", vocab, "map:Q")  # the replacement must be in the vocabulary
+
+
+def test_read_corpus_errors(tmp_path):
+    with pytest.raises(CorpusError, match="does not exist"):
+        read_corpus(tmp_path / "none.txt")
+    (tmp_path / "empty.txt").write_bytes(b"")
+    with pytest.raises(CorpusError, match="empty"):
+        read_corpus(tmp_path / "empty.txt")
+    (tmp_path / "bad.txt").write_bytes(b"ok\n\xff")
+    with pytest.raises(CorpusError, match="byte offset 3"):
+        read_corpus(tmp_path / "bad.txt")
+    (tmp_path / "crlf.txt").write_bytes(b"\xef\xbb\xbfa\r\nb")
+    assert read_corpus(tmp_path / "crlf.txt") == "a\r\nb"  # BOM dropped, newlines kept
+
+
+def test_sequences_end_with_their_newline():
+    assert sequences("ab\n\ncd", "line").tolist() == [[0, 3], [3, 4], [4, 6]]
