@@ -94,7 +94,7 @@ def store_read_seconds(path: Path, chunk: int) -> float:
 
 
 def score_seconds(path: Path, chunk: int) -> float:
-    from lstmprobe.probes import make_labels, unit_scores
+    from lstmprobe.scores import make_labels, unit_scores
     from lstmprobe.store import ActivationStore
 
     with ActivationStore(path) as s:
@@ -109,7 +109,7 @@ def peak_rss_mb(path: Path) -> float:
     # parent's peak
     code = (
         "from lstmprobe.bench import peak_rss_kb; from lstmprobe.store import ActivationStore;"
-        "from lstmprobe.probes import unit_scores;"
+        "from lstmprobe.scores import unit_scores;"
         f"s = ActivationStore({str(path)!r}); unit_scores(s, {FEATURES!r});"
         "print(peak_rss_kb() / 1024)"
     )
@@ -164,7 +164,7 @@ def main() -> None:
         small = make_store(Path(tmp) / "small.h5", n_store // 4)
         results["peak_rss_mb"] = {n_store // 4: peak_rss_mb(small), n_store: peak_rss_mb(path)}
 
-    from lstmprobe.probes import LinearProbe
+    from lstmprobe.linear_probe import LinearProbe
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n_probe, 768)).astype(np.float32)

@@ -29,8 +29,8 @@ _EXPORTS = {
     "feature": "lstmprobe.features",
     "get_feature": "lstmprobe.features",
     "rank_units": "lstmprobe.probes",
-    "unit_scores": "lstmprobe.probes",
-    "LinearProbe": "lstmprobe.probes",
+    "unit_scores": "lstmprobe.scores",
+    "LinearProbe": "lstmprobe.linear_probe",
     "Ranking": "lstmprobe.probes",
 }
 

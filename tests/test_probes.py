@@ -16,16 +16,10 @@ from sklearn.metrics import roc_auc_score
 
 from lstmprobe.errors import FeatureError
 from lstmprobe.features import get_feature
+from lstmprobe.linear_probe import LinearProbe, block_split
 from lstmprobe.models import CharLSTM, LoadedModel, ModelConfig
-from lstmprobe.probes import (
-    LinearProbe,
-    Ranking,
-    block_split,
-    control_labels,
-    make_labels,
-    rank_units,
-    unit_scores,
-)
+from lstmprobe.probes import Ranking, control_labels, rank_units
+from lstmprobe.scores import make_labels, unit_scores
 from lstmprobe.store import ActivationStore, StoreWriter
 from lstmprobe.text import Vocab, sequences
 

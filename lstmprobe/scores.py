@@ -1,0 +1,408 @@
+"""Per-unit scores: how well each unit alone tracks a feature, in one pass over a store.
+
+:func:`make_labels` turns a feature into labels ready for scoring; :func:`unit_scores` streams
+the store once and scores every unit of every recorded quantity against several features at
+once: ROC AUC (binary features), Pearson and Spearman (continuous ones), mutual information and
+the sign. docs/probes.md has the definitions and the approximations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from lstmprobe.errors import FeatureError, StoreError
+from lstmprobe.features import Feature, get_feature
+
+N_BINS = 256  # activation bins per unit for AUC / Spearman / MI
+MAX_LABEL_BINS = 32  # label bins of a continuous feature
+MI_BINS = 16  # equal-mass activation groups for mutual information
+MAX_PATTERNS = 32  # joint label patterns histogrammed in one bincount
+
+# --------------------------------------------------------------------------- labels
+
+
+@dataclass
+class Labels:
+    """One feature's labels over a recording, ready for scoring.
+
+    ``values`` is float32 of shape (n_positions,), NaN where undefined; ``codes`` is the label
+    bin of each position (-1 where undefined): 0/1 for binary features, the value's rank among
+    at most ``MAX_LABEL_BINS`` equal-mass bins (or its distinct value) for continuous ones.
+    """
+
+    name: str
+    kind: Literal["binary", "continuous"]
+    values: np.ndarray
+    codes: np.ndarray
+    bin_values: np.ndarray  # representative label value of each bin, shape (L,)
+    definition: str = ""
+    skip: str | None = None  # why no score can be computed (constant feature)
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.bin_values)
+
+    @property
+    def defined(self) -> np.ndarray:
+        return self.codes >= 0
+
+    def summary(self) -> dict[str, Any]:
+        d = self.values[self.defined]
+        out: dict[str, Any] = {
+            "feature": self.name,
+            "kind": self.kind,
+            "definition": self.definition,
+            "n_defined": int(d.size),
+        }
+        if d.size:
+            if self.kind == "binary":
+                out["base_rate"] = float(d.mean())
+            else:
+                out["mean"] = float(d.mean())
+                out["std"] = float(d.std())
+        if self.skip:
+            out["skipped"] = self.skip
+        return out
+
+
+def make_labels(feature: str | Feature, text: str, sequences: np.ndarray | None = None) -> Labels:
+    """Compute a feature on ``text`` and bin it for scoring.
+
+    Examples
+    --------
+    >>> lab = make_labels("char:a", "banana")
+    >>> lab.kind, lab.codes.tolist()
+    ('binary', [0, 1, 0, 1, 0, 1])
+    """
+    feat = get_feature(feature)
+    values = feat.labels(text, sequences)
+    kind = feat.infer_kind(values)
+    defined = ~np.isnan(values)
+    codes = np.full(len(values), -1, dtype=np.int16)
+    skip = None
+    d = values[defined]
+    distinct = np.unique(d)
+    if distinct.size < 2:
+        what = "undefined everywhere" if d.size == 0 else f"constant ({distinct[0]:g})"
+        skip = f"feature {feat.name!r} is {what} on this corpus; nothing to score"
+    if kind == "binary":
+        if not np.isin(distinct, (0.0, 1.0)).all():
+            raise FeatureError(
+                f"feature {feat.name!r} is declared binary but takes values "
+                f"{distinct[:5].tolist()}; return 0/1 (NaN = undefined)"
+            )
+        codes[defined] = d.astype(np.int16)
+        bin_values = np.array([0.0, 1.0])
+    elif distinct.size <= MAX_LABEL_BINS:
+        codes[defined] = np.searchsorted(distinct, d).astype(np.int16)
+        bin_values = distinct.astype(np.float64)
+    else:
+        # equal-mass bins by rank; each bin's value is the mean label in it
+        order = np.argsort(d, kind="stable")
+        ranks = np.empty(d.size, dtype=np.int64)
+        ranks[order] = np.arange(d.size)
+        # ties must share a bin: bin of the first occurrence of each distinct value
+        first = np.searchsorted(d[order], d, side="left")
+        raw = (first * MAX_LABEL_BINS) // d.size
+        _, code = np.unique(raw, return_inverse=True)
+        codes[defined] = code.astype(np.int16)
+        bin_values = np.bincount(code, weights=d) / np.bincount(code)
+    return Labels(feat.name, kind, values, codes, bin_values, feat.definition, skip)
+
+
+# --------------------------------------------------------------------------- per-unit scores
+
+
+@dataclass
+class UnitScores:
+    """Scores of every unit against one feature (arrays of shape (n_units,), in ``units`` order)."""
+
+    feature: str
+    kind: Literal["binary", "continuous"]
+    units: list[str]
+    auc: np.ndarray | None
+    pearson: np.ndarray
+    spearman: np.ndarray
+    mi: np.ndarray
+    sign: np.ndarray
+    score: np.ndarray
+    score_name: str
+
+
+def _sample_ranges(store: Any, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-unit (lo, hi) from 16 evenly spaced windows of at most 4096 positions."""
+    n = store.n_positions
+    windows = 16
+    size = max(1, min(4096, n // windows))
+    starts = np.unique(np.linspace(0, max(0, n - size), windows).astype(np.int64))
+    lo: dict[str, np.ndarray] = {}
+    hi: dict[str, np.ndarray] = {}
+    for a in starts:
+        for key in keys:
+            x = store.read(key, int(a), int(min(n, a + size)))
+            mn, mx = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
+            lo[key] = mn if key not in lo else np.minimum(lo[key], mn)
+            hi[key] = mx if key not in hi else np.maximum(hi[key], mx)
+    return {k: np.stack([lo[k], hi[k]]).astype(np.float64) for k in keys}
+
+
+def _groups(labels: list[Labels], n_units: int) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
+    """Group features whose joint label patterns fit one histogram.
+
+    Returns (feature indices, pattern id per position, codes table (P, n_features_in_group)).
+    """
+    groups: list[tuple[list[int], np.ndarray, np.ndarray]] = []
+    current: list[int] = []
+    current_ids: np.ndarray | None = None
+    current_table: np.ndarray | None = None
+    limit = max(2, min(MAX_PATTERNS, (1 << 25) // max(1, n_units * N_BINS)))
+    for i, lab in enumerate(labels):
+        if lab.skip:
+            continue
+        trial = [*current, i]
+        table, ids = _patterns(labels, trial)
+        if current and len(table) > limit:
+            assert current_ids is not None and current_table is not None
+            groups.append((current, current_ids, current_table))
+            trial = [i]
+            table, ids = _patterns(labels, trial)
+        current, current_ids, current_table = trial, ids, table
+    if current:
+        assert current_ids is not None and current_table is not None
+        groups.append((current, current_ids, current_table))
+    return groups
+
+
+def _patterns(labels: list[Labels], members: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of the members' label codes: (table (P, len(members)), id per position)."""
+    combined = np.zeros(len(labels[members[0]].codes), dtype=np.int64)
+    for j in members:
+        combined *= labels[j].n_bins + 1
+        combined += labels[j].codes.astype(np.int64) + 1
+    uniq, ids = np.unique(combined, return_inverse=True)
+    table = np.empty((len(uniq), len(members)), dtype=np.int64)
+    rest = uniq.copy()
+    for col in range(len(members) - 1, -1, -1):
+        base = labels[members[col]].n_bins + 1
+        table[:, col] = rest % base - 1
+        rest //= base
+    return table, ids.reshape(-1).astype(np.int32)
+
+
+def unit_scores(
+    store: Any,
+    features: Sequence[str | Feature | Labels] | str | Feature,
+    *,
+    keys: Sequence[str] | None = None,
+    chunk_size: int | None = None,
+    progress: bool = False,
+    labels: list[Labels] | None = None,
+) -> dict[str, UnitScores]:
+    """Score every unit of ``keys`` (default: all recorded) against each feature, in one pass.
+
+    Parameters
+    ----------
+    store : ActivationStore
+    features : feature spec(s)
+        Binary features get ROC AUC, continuous ones Pearson and Spearman; all get mutual
+        information (bits) and a sign. Constant features are skipped (absent from the result).
+    keys : sequence of str, optional
+        Datasets to score, e.g. ``["layer0/cell"]``.
+    chunk_size : int, optional
+        Positions per read (default: about 4M values per window).
+
+    Returns
+    -------
+    scores : dict of feature name to :class:`UnitScores`
+
+    Notes
+    -----
+    Pearson is exact up to float32 rounding within a window (window sums of centred, scaled
+    values in float32, accumulated in float64). AUC, Spearman and
+    MI come from a joint histogram per unit: ``N_BINS`` equal-width bins between the unit's
+    minimum and maximum over 16 evenly spaced sample windows (values outside go to the edge
+    bins), against the label bins. Values in one bin count as ties, so the AUC error is at most
+    half the fraction of positive/negative pairs sharing a bin.
+    """
+    if labels is None:
+        if isinstance(features, (str, Feature)):
+            features = [features]
+        text, seqs = store.text, store.sequences
+        labels = [f if isinstance(f, Labels) else make_labels(f, text, seqs) for f in features]
+    keys = list(store.keys if keys is None else keys)
+    n_units = {k: store.n_units(k) for k in keys}
+    total_units = sum(n_units.values())
+    if total_units == 0:
+        raise StoreError(f"{store.path} holds no units to score")
+    base = int(getattr(store, "chunk_positions", 4096) or 4096)
+    if chunk_size is None:
+        want = max(base, (1 << 22) // total_units)
+        chunk_size = max(base, (want // base) * base)
+    ranges = _sample_ranges(store, keys)
+    active = [i for i, lab in enumerate(labels) if not lab.skip]
+    groups = _groups(labels, max(n_units.values()))
+    nb = N_BINS
+    # per key: centring, scale; moment sums; joint histograms per group
+    mids = {k: (ranges[k][0] + ranges[k][1]) / 2 for k in keys}
+    scales = {}
+    for k in keys:
+        width = ranges[k][1] - ranges[k][0]
+        scales[k] = np.where(width > 0, nb / np.where(width > 0, width, 1.0), 1.0)
+    fidx = {i: j for j, i in enumerate(active)}
+    nf = len(active)
+    sx = {k: np.zeros((n_units[k], nf)) for k in keys}
+    sxx = {k: np.zeros((n_units[k], nf)) for k in keys}
+    sxy = {k: np.zeros((n_units[k], nf)) for k in keys}
+    hists = {
+        k: [np.zeros(n_units[k] * nb * len(t), dtype=np.int64) for _, _, t in groups] for k in keys
+    }
+    mask_all = np.stack([labels[i].defined for i in active], axis=1) if nf else None
+    y_all = (
+        np.stack([np.nan_to_num(labels[i].values, nan=0.0) for i in active], axis=1) if nf else None
+    )
+    bar = _bar(store.n_positions, progress, "scoring units")
+    # one BLAS thread: the products here are skinny (features x window) and OpenBLAS threads
+    # spin up for each one, which made them 10x slower on a 2-core machine
+    limits = threadpool_limits(limits=1, user_api="blas")
+    try:
+        for a, b, chunk in store.iter_chunks(keys, chunk_size=chunk_size):
+            if nf:
+                m = np.ascontiguousarray(mask_all[a:b].T, dtype=np.float32)  # (features, n)
+                ym = np.ascontiguousarray(y_all[a:b].T, dtype=np.float32) * m
+            for k in keys:
+                x = chunk[k]
+                u = x.shape[1]
+                z = np.subtract(x, mids[k].astype(np.float32), out=x)
+                np.multiply(z, scales[k].astype(np.float32), out=z)
+                if nf:
+                    sx[k] += (m @ z).T
+                    sxy[k] += (ym @ z).T
+                    sxx[k] += (m @ np.square(z)).T
+                np.add(z, nb / 2, out=z)
+                np.clip(z, 0, nb - 1, out=z)
+                bins = z.astype(np.int32)
+                for g, (_, ids, table) in enumerate(groups):
+                    p = len(table)
+                    idx = bins * p
+                    idx += ids[a:b, None].astype(np.int32)
+                    idx += (np.arange(u, dtype=np.int32) * (nb * p))[None, :]
+                    hists[k][g] += np.bincount(idx.ravel(), minlength=u * nb * p)
+            bar.update(b - a)
+    finally:
+        bar.close()
+        limits.restore_original_limits()
+    units = store.units(keys)
+    out: dict[str, UnitScores] = {}
+    for g, (members, _, table) in enumerate(groups):
+        for col, i in enumerate(members):
+            lab = labels[i]
+            j = fidx[i]
+            parts = []
+            for k in keys:
+                joint = hists[k][g].reshape(n_units[k], nb, len(table))
+                parts.append(_marginal(joint, table[:, col], lab.n_bins))
+            joint = np.concatenate(parts, axis=0)  # (units, nb, L)
+            n_def = float(lab.defined.sum())
+            y = np.nan_to_num(lab.values, nan=0.0).astype(np.float64)
+            sy = float(y[lab.defined].sum())
+            syy = float((y[lab.defined] ** 2).sum())
+            sx_ = np.concatenate([sx[k][:, j] for k in keys])
+            sxx_ = np.concatenate([sxx[k][:, j] for k in keys])
+            sxy_ = np.concatenate([sxy[k][:, j] for k in keys])
+            pearson = _pearson(n_def, sx_, sxx_, sy, syy, sxy_)
+            spearman = _spearman_table(joint, lab.n_bins)
+            mi = _mutual_information(joint)
+            if lab.kind == "binary":
+                auc = _auc_table(joint)
+                sign = np.where(auc >= 0.5, 1, -1)
+                score = np.maximum(auc, 1 - auc)
+                name = "auc"
+            else:
+                auc = None
+                sign = np.where(spearman >= 0, 1, -1)
+                score = np.abs(spearman)
+                name = "|spearman|"
+            out[lab.name] = UnitScores(
+                lab.name, lab.kind, units, auc, pearson, spearman, mi, sign, score, name
+            )
+    return {labels[i].name: out[labels[i].name] for i in active}
+
+
+def _marginal(joint: np.ndarray, codes: np.ndarray, n_bins: int) -> np.ndarray:
+    """Sum joint pattern histograms (units, nb, P) into (units, nb, L) for one feature."""
+    out = np.zeros((*joint.shape[:2], n_bins), dtype=np.float64)
+    for p, c in enumerate(codes):
+        if c >= 0:
+            out[:, :, c] += joint[:, :, p]
+    return out
+
+
+def _pearson(n, sx, sxx, sy, syy, sxy):  # type: ignore[no-untyped-def]
+    cov = n * sxy - sx * sy
+    vx = n * sxx - sx * sx
+    vy = n * syy - sy * sy
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = cov / np.sqrt(np.maximum(vx, 0) * np.maximum(vy, 0))
+    return np.clip(np.nan_to_num(r, nan=0.0), -1, 1)
+
+
+def _auc_table(joint: np.ndarray) -> np.ndarray:
+    """ROC AUC per unit from (units, bins, 2) counts; ties within a bin count one half."""
+    neg, pos = joint[:, :, 0], joint[:, :, 1]
+    below = np.cumsum(neg, axis=1) - neg
+    n_pos, n_neg = pos.sum(1), neg.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (pos * (below + 0.5 * neg)).sum(1) / (n_pos * n_neg)
+    return np.nan_to_num(auc, nan=0.5)
+
+
+def _midranks(counts: np.ndarray) -> np.ndarray:
+    """Mid-rank of each bin given counts along the last axis."""
+    return np.cumsum(counts, axis=-1) - (counts - 1) / 2
+
+
+def _spearman_table(joint: np.ndarray, n_label_bins: int) -> np.ndarray:
+    """Spearman's rho per unit from a (units, bins, L) table: midranks of bins on both axes."""
+    w = joint
+    n = w.sum(axis=(1, 2))
+    rx = _midranks(w.sum(2))  # (units, bins)
+    ry = _midranks(w.sum(1))  # (units, L)
+    mx = (w.sum(2) * rx).sum(1) / np.maximum(n, 1)
+    my = (w.sum(1) * ry).sum(1) / np.maximum(n, 1)
+    dx = rx - mx[:, None]
+    dy = ry - my[:, None]
+    cov = np.einsum("ubl,ub,ul->u", w, dx, dy)
+    vx = (w.sum(2) * dx * dx).sum(1)
+    vy = (w.sum(1) * dy * dy).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = cov / np.sqrt(vx * vy)
+    return np.clip(np.nan_to_num(rho, nan=0.0), -1, 1)
+
+
+def _mutual_information(joint: np.ndarray) -> np.ndarray:
+    """Plug-in MI in bits between ``MI_BINS`` equal-mass activation groups and the label bins."""
+    units, nb, nl = joint.shape
+    px = joint.sum(2)
+    n = px.sum(1, keepdims=True)
+    cdf = (np.cumsum(px, 1) - px / 2) / np.maximum(n, 1)
+    group = np.minimum((cdf * MI_BINS).astype(np.int64), MI_BINS - 1)  # (units, nb)
+    coarse = np.zeros((units, MI_BINS, nl))
+    rows = np.repeat(np.arange(units), nb)
+    np.add.at(coarse, (rows, group.ravel()), joint.reshape(units * nb, nl))
+    p = coarse / np.maximum(n[:, :, None], 1)
+    pa = p.sum(2, keepdims=True)
+    pb = p.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        terms = np.where(p > 0, p * np.log2(p / (pa * pb)), 0.0)
+    return np.maximum(terms.sum(axis=(1, 2)), 0.0)
+
+
+def _bar(total: int, enabled: bool, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="pos", leave=False)
