@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from lstmprobe.errors import FeatureError, StoreError
 from lstmprobe.features import Feature, get_feature
@@ -135,10 +134,11 @@ class UnitScores:
 
 
 def _sample_ranges(store: Any, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per-unit (lo, hi) from 16 evenly spaced windows of at most 4096 positions."""
+    """Per-unit (lo, hi) from 16 evenly spaced windows of at most 1024 positions (1/64 of a
+    short store): a few percent of a long recording, read before the scoring pass."""
     n = store.n_positions
     windows = 16
-    size = max(1, min(4096, n // windows))
+    size = max(1, min(1024, n // (4 * windows)))
     starts = np.unique(np.linspace(0, max(0, n - size), windows).astype(np.int64))
     lo: dict[str, np.ndarray] = {}
     hi: dict[str, np.ndarray] = {}
@@ -202,6 +202,7 @@ def unit_scores(
     chunk_size: int | None = None,
     progress: bool = False,
     labels: list[Labels] | None = None,
+    threads: int | None = None,
 ) -> dict[str, UnitScores]:
     """Score every unit of ``keys`` (default: all recorded) against each feature, in one pass.
 
@@ -215,6 +216,8 @@ def unit_scores(
         Datasets to score, e.g. ``["layer0/cell"]``.
     chunk_size : int, optional
         Positions per read (default: about 4M values per window).
+    threads : int, optional
+        Threads for the compiled loop (default: the CPUs this process may use).
 
     Returns
     -------
@@ -222,13 +225,15 @@ def unit_scores(
 
     Notes
     -----
-    Pearson is exact up to float32 rounding within a window (window sums of centred, scaled
-    values in float32, accumulated in float64). AUC, Spearman and
-    MI come from a joint histogram per unit: ``N_BINS`` equal-width bins between the unit's
-    minimum and maximum over 16 evenly spaced sample windows (values outside go to the edge
-    bins), against the label bins. Values in one bin count as ties, so the AUC error is at most
-    half the fraction of positive/negative pairs sharing a bin.
+    Pearson is exact up to float32 rounding of each centred, scaled value (sums in float64).
+    AUC, Spearman and MI come from a joint histogram per unit: ``N_BINS`` equal-width bins
+    between the unit's minimum and maximum over 16 evenly spaced sample windows (values outside
+    go to the edge bins), against the label bins. Values in one bin count as ties, so the AUC
+    error is at most half the fraction of positive/negative pairs sharing a bin. Non-finite
+    float16 values count as the largest finite float16 (±65504).
     """
+    from lstmprobe.kernels import Accumulator, Sweeper
+
     if labels is None:
         if isinstance(features, (str, Feature)):
             features = [features]
@@ -244,77 +249,71 @@ def unit_scores(
         want = max(base, (1 << 22) // total_units)
         chunk_size = max(base, (want // base) * base)
     ranges = _sample_ranges(store, keys)
-    active = [i for i, lab in enumerate(labels) if not lab.skip]
     groups = _groups(labels, max(n_units.values()))
     nb = N_BINS
-    # per key: centring, scale; moment sums; joint histograms per group
-    mids = {k: (ranges[k][0] + ranges[k][1]) / 2 for k in keys}
+    lo = {k: ranges[k][0] for k in keys}
     scales = {}
     for k in keys:
         width = ranges[k][1] - ranges[k][0]
         scales[k] = np.where(width > 0, nb / np.where(width > 0, width, 1.0), 1.0)
-    fidx = {i: j for j, i in enumerate(active)}
-    nf = len(active)
-    sx = {k: np.zeros((n_units[k], nf)) for k in keys}
-    sxx = {k: np.zeros((n_units[k], nf)) for k in keys}
-    sxy = {k: np.zeros((n_units[k], nf)) for k in keys}
-    hists = {
-        k: [np.zeros(n_units[k] * nb * len(t), dtype=np.int64) for _, _, t in groups] for k in keys
+    # per group: the features whose exact label values are summed against each unit (those
+    # whose label bins merge distinct values); the others' sums follow from the patterns
+    weighted = [[i for i in members if not _exact_bins(labels[i])] for members, _, _ in groups]
+    weights = [
+        np.stack([np.nan_to_num(labels[i].values, nan=0.0) for i in w], axis=1).astype(np.float64)
+        if w
+        else np.zeros((store.n_positions, 0))
+        for w in weighted
+    ]
+    acc = {
+        k: [
+            Accumulator(lo[k], scales[k], len(t), len(weighted[g]), nb)
+            for g, (_, _, t) in enumerate(groups)
+        ]
+        for k in keys
     }
-    mask_all = np.stack([labels[i].defined for i in active], axis=1) if nf else None
-    y_all = (
-        np.stack([np.nan_to_num(labels[i].values, nan=0.0) for i in active], axis=1) if nf else None
-    )
     bar = _bar(store.n_positions, progress, "scoring units")
-    # one BLAS thread: the products here are skinny (features x window) and OpenBLAS threads
-    # spin up for each one, which made them 10x slower on a 2-core machine
-    limits = threadpool_limits(limits=1, user_api="blas")
     try:
-        for a, b, chunk in store.iter_chunks(keys, chunk_size=chunk_size):
-            if nf:
-                m = np.ascontiguousarray(mask_all[a:b].T, dtype=np.float32)  # (features, n)
-                ym = np.ascontiguousarray(y_all[a:b].T, dtype=np.float32) * m
-            for k in keys:
-                x = chunk[k]
-                u = x.shape[1]
-                z = np.subtract(x, mids[k].astype(np.float32), out=x)
-                np.multiply(z, scales[k].astype(np.float32), out=z)
-                if nf:
-                    sx[k] += (m @ z).T
-                    sxy[k] += (ym @ z).T
-                    sxx[k] += (m @ np.square(z)).T
-                np.add(z, nb / 2, out=z)
-                np.clip(z, 0, nb - 1, out=z)
-                bins = z.astype(np.int32)
-                for g, (_, ids, table) in enumerate(groups):
-                    p = len(table)
-                    idx = bins * p
-                    idx += ids[a:b, None].astype(np.int32)
-                    idx += (np.arange(u, dtype=np.int32) * (nb * p))[None, :]
-                    hists[k][g] += np.bincount(idx.ravel(), minlength=u * nb * p)
-            bar.update(b - a)
+        with Sweeper(threads) as sweeper:
+            for a, b, chunk in store.iter_chunks(keys, chunk_size=chunk_size, dtype=None):
+                for k in keys:
+                    for g, (_, ids, _) in enumerate(groups):
+                        sweeper.accumulate(acc[k][g], chunk[k], ids[a:b], weights[g][a:b])
+                bar.update(b - a)
     finally:
         bar.close()
-        limits.restore_original_limits()
     units = store.units(keys)
     out: dict[str, UnitScores] = {}
     for g, (members, _, table) in enumerate(groups):
+        # every member's (units, bins, label bins) table from one product per key
+        onehots = [
+            (table[:, col, None] == np.arange(labels[i].n_bins)[None, :]).astype(np.float64)
+            for col, i in enumerate(members)
+        ]
+        both = np.concatenate(onehots, axis=1)  # (P, sum of label bins)
+        parts = []
+        for k in keys:
+            h = acc[k][g].hist
+            flat = np.ascontiguousarray(h.transpose(0, 2, 1), dtype=np.float64)
+            parts.append((flat.reshape(-1, h.shape[1]) @ both).reshape(h.shape[0], nb, -1))
+        joints = np.concatenate(parts)
+        offsets = np.cumsum([0, *[o.shape[1] for o in onehots]])
         for col, i in enumerate(members):
             lab = labels[i]
-            j = fidx[i]
-            parts = []
-            for k in keys:
-                joint = hists[k][g].reshape(n_units[k], nb, len(table))
-                parts.append(_marginal(joint, table[:, col], lab.n_bins))
-            joint = np.concatenate(parts, axis=0)  # (units, nb, L)
-            n_def = float(lab.defined.sum())
-            y = np.nan_to_num(lab.values, nan=0.0).astype(np.float64)
-            sy = float(y[lab.defined].sum())
-            syy = float((y[lab.defined] ** 2).sum())
-            sx_ = np.concatenate([sx[k][:, j] for k in keys])
-            sxx_ = np.concatenate([sxx[k][:, j] for k in keys])
-            sxy_ = np.concatenate([sxy[k][:, j] for k in keys])
-            pearson = _pearson(n_def, sx_, sxx_, sy, syy, sxy_)
+            codes = table[:, col]
+            onehot = onehots[col]
+            joint = joints[:, :, offsets[col] : offsets[col + 1]]  # (units, nb, L)
+            mask = (codes >= 0).astype(np.float64)
+            sx_ = np.concatenate([mask @ acc[k][g].s1 for k in keys])
+            sxx_ = np.concatenate([mask @ acc[k][g].s2 for k in keys])
+            if i in weighted[g]:
+                f = weighted[g].index(i)
+                sxy_ = np.concatenate([acc[k][g].sw[f] for k in keys])
+            else:
+                y_p = onehot @ lab.bin_values  # each pattern's label value (0 where undefined)
+                sxy_ = np.concatenate([y_p @ acc[k][g].s1 for k in keys])
+            d = lab.values[lab.defined].astype(np.float64)
+            pearson = _pearson(float(d.size), sx_, sxx_, float(d.sum()), float((d**2).sum()), sxy_)
             spearman = _spearman_table(joint, lab.n_bins)
             mi = _mutual_information(joint)
             if lab.kind == "binary":
@@ -330,16 +329,13 @@ def unit_scores(
             out[lab.name] = UnitScores(
                 lab.name, lab.kind, units, auc, pearson, spearman, mi, sign, score, name
             )
-    return {labels[i].name: out[labels[i].name] for i in active}
+    return {lab.name: out[lab.name] for lab in labels if not lab.skip}
 
 
-def _marginal(joint: np.ndarray, codes: np.ndarray, n_bins: int) -> np.ndarray:
-    """Sum joint pattern histograms (units, nb, P) into (units, nb, L) for one feature."""
-    out = np.zeros((*joint.shape[:2], n_bins), dtype=np.float64)
-    for p, c in enumerate(codes):
-        if c >= 0:
-            out[:, :, c] += joint[:, :, p]
-    return out
+def _exact_bins(lab: Labels) -> bool:
+    """Whether every defined label equals its bin's value (binary, or few distinct values)."""
+    d = lab.defined
+    return bool(np.array_equal(lab.bin_values[lab.codes[d]], lab.values[d].astype(np.float64)))
 
 
 def _pearson(n, sx, sxx, sy, syy, sxy):  # type: ignore[no-untyped-def]
@@ -369,16 +365,16 @@ def _midranks(counts: np.ndarray) -> np.ndarray:
 def _spearman_table(joint: np.ndarray, n_label_bins: int) -> np.ndarray:
     """Spearman's rho per unit from a (units, bins, L) table: midranks of bins on both axes."""
     w = joint
-    n = w.sum(axis=(1, 2))
-    rx = _midranks(w.sum(2))  # (units, bins)
-    ry = _midranks(w.sum(1))  # (units, L)
-    mx = (w.sum(2) * rx).sum(1) / np.maximum(n, 1)
-    my = (w.sum(1) * ry).sum(1) / np.maximum(n, 1)
+    px, py = w.sum(2), w.sum(1)  # (units, bins), (units, L)
+    n = px.sum(1)
+    rx, ry = _midranks(px), _midranks(py)
+    mx = (px * rx).sum(1) / np.maximum(n, 1)
+    my = (py * ry).sum(1) / np.maximum(n, 1)
     dx = rx - mx[:, None]
     dy = ry - my[:, None]
-    cov = np.einsum("ubl,ub,ul->u", w, dx, dy)
-    vx = (w.sum(2) * dx * dx).sum(1)
-    vy = (w.sum(1) * dy * dy).sum(1)
+    cov = (np.matmul(w, dy[:, :, None])[:, :, 0] * dx).sum(1)
+    vx = (px * dx * dx).sum(1)
+    vy = (py * dy * dy).sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = cov / np.sqrt(vx * vy)
     return np.clip(np.nan_to_num(rho, nan=0.0), -1, 1)
@@ -386,14 +382,19 @@ def _spearman_table(joint: np.ndarray, n_label_bins: int) -> np.ndarray:
 
 def _mutual_information(joint: np.ndarray) -> np.ndarray:
     """Plug-in MI in bits between ``MI_BINS`` equal-mass activation groups and the label bins."""
-    units, nb, nl = joint.shape
+    units, _, nl = joint.shape
     px = joint.sum(2)
     n = px.sum(1, keepdims=True)
     cdf = (np.cumsum(px, 1) - px / 2) / np.maximum(n, 1)
-    group = np.minimum((cdf * MI_BINS).astype(np.int64), MI_BINS - 1)  # (units, nb)
-    coarse = np.zeros((units, MI_BINS, nl))
-    rows = np.repeat(np.arange(units), nb)
-    np.add.at(coarse, (rows, group.ravel()), joint.reshape(units * nb, nl))
+    group = np.minimum((cdf * MI_BINS).astype(np.int64), MI_BINS - 1)  # (units, nb), sorted
+    # groups are runs of consecutive bins: each group's counts are differences of cumulative sums
+    sizes = np.bincount(
+        (group + MI_BINS * np.arange(units)[:, None]).ravel(), minlength=units * MI_BINS
+    )
+    ends = np.cumsum(sizes.reshape(units, MI_BINS), axis=1)  # bins up to each group's end
+    cum = np.concatenate([np.zeros((units, 1, nl)), np.cumsum(joint, axis=1)], axis=1)
+    upto = np.take_along_axis(cum, ends[:, :, None], axis=1)  # (units, MI_BINS, nl)
+    coarse = np.diff(upto, axis=1, prepend=0.0)
     p = coarse / np.maximum(n[:, :, None], 1)
     pa = p.sum(2, keepdims=True)
     pb = p.sum(1, keepdims=True)

@@ -1048,6 +1048,7 @@ class ActivationStore:
         chunk_size: int | None = None,
         start: int = 0,
         stop: int | None = None,
+        dtype: Any = np.float32,
     ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
         """Stream windows of positions: yields ``(start, stop, {key: values})``.
 
@@ -1062,11 +1063,14 @@ class ActivationStore:
             Positions per window.
         start, stop : int
             Positions to cover (default: everything).
+        dtype : numpy dtype or None
+            Type of the yielded values; None yields the stored type (float16 or float32) with
+            no conversion, the fastest read.
 
         Yields
         ------
         start, stop : int
-        values : dict of str to ndarray of shape (stop - start, n_units), float32
+        values : dict of str to ndarray of shape (stop - start, n_units)
         """
         if keys is None:
             keys = self.keys
@@ -1080,7 +1084,7 @@ class ActivationStore:
         a = start
         while a < stop:
             b = min((a // size + 1) * size, stop)
-            yield a, b, {k: np.asarray(ds[a:b], dtype=np.float32) for k, ds in datasets.items()}
+            yield a, b, {k: np.asarray(ds[a:b], dtype=dtype) for k, ds in datasets.items()}
             a = b
 
     # -- description --

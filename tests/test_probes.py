@@ -89,6 +89,23 @@ def test_scores_match_exact_statistics(store) -> None:  # type: ignore[no-untype
     assert scores["indent"].sign[units.index("layer0/hidden/1")] == -1
 
 
+def test_float16_store_scores_match_exact_statistics(tmp_path: Path) -> None:
+    # float16 windows go through the compiled loop as raw bits; line-position has more distinct
+    # values than label bins, so its Pearson sums use the exact labels
+    path = build_store(tmp_path / "acts16.h5", BASE * 30, seed=3, dtype="float16")
+    with ActivationStore(path) as s:
+        scores = unit_scores(s, ["quote", "line-position"], chunk_size=700, threads=2)
+        quote = get_feature("quote").labels(s.text)
+        column = get_feature("line-position").labels(s.text)
+        for i, name in enumerate(scores["quote"].units):
+            x = s.unit(name).astype(np.float64)
+            assert abs(scores["quote"].auc[i] - roc_auc_score(quote, x)) < 0.01, name
+            r = np.corrcoef(x, column)[0, 1]
+            assert abs(scores["line-position"].pearson[i] - r) < 1e-4, name
+            rho = spearmanr(x, column).statistic
+            assert abs(scores["line-position"].spearman[i] - rho) < 0.03, name
+
+
 def test_scores_do_not_depend_on_chunking(store) -> None:  # type: ignore[no-untyped-def]
     a = unit_scores(store, "quote", chunk_size=300)["quote"]
     b = unit_scores(store, "quote", chunk_size=100_000)["quote"]

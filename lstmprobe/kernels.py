@@ -1,0 +1,229 @@
+"""Compiled inner loop of the per-unit scores: joint histograms and moment sums in one sweep.
+
+:func:`accumulate` adds one window of one dataset into a key's accumulators. For each value it
+computes the unit's histogram bin, counts it against the position's label pattern, and adds the
+centred value (and its square) to that pattern's sums, plus value x label for the features whose
+exact labels are needed (continuous features with more distinct values than label bins).
+
+The loops are compiled with numba (``nogil``) and parallelised here with threads over blocks of
+units, so no two threads ever write the same accumulator and the kernels may be called from any
+thread. Float16 stores are read as their raw 16-bit patterns and decoded in the loop by moving bits,
+so no float32 copy of the window is made.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+#: Units one task covers: 32 float16 values are one cache line per position.
+UNIT_BLOCK = 32
+#: Positions swept per unit before moving to the next unit of the block (stays in L1/L2).
+ROW_BLOCK = 256
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _bin(v, top):  # type: ignore[no-untyped-def]
+    # values below the sampled range go to bin 0, values above it to the top bin
+    if not v >= 0.0:
+        return 0
+    if v > top:
+        return int(top)
+    return int(v)
+
+
+@njit(nogil=True, cache=True)
+def _tile(z, ids, w, a, top, half, hist, s1, s2, sw, m1, m2):  # type: ignore[no-untyped-def]
+    """Count and sum one tile whose bin positions ``z`` (rows x units) are computed.
+
+    ``ids`` and ``w`` are the tile's rows; ``a`` its first unit. ``m1``, ``m2`` (patterns x
+    units, float32, zero on entry and on return) hold the tile's moment sums, added to the
+    float64 totals once per tile. Indices are tile-relative so the compiler can vectorise.
+    """
+    rows, width = z.shape
+    # moments with the unit index innermost, so the compiler vectorises them
+    for tt in range(rows):
+        row = z[tt]
+        q1 = m1[ids[tt]]
+        q2 = m2[ids[tt]]
+        for jj in range(width):
+            c = row[jj] - half
+            q1[jj] += c
+            q2[jj] += c * c
+        for f in range(w.shape[1]):
+            wt = w[tt, f]
+            out = sw[f, a : a + width]
+            for jj in range(width):
+                out[jj] += wt * (row[jj] - half)
+    for p in range(m1.shape[0]):
+        o1, o2 = s1[p, a : a + width], s2[p, a : a + width]
+        for jj in range(width):
+            o1[jj] += m1[p, jj]
+            o2[jj] += m2[p, jj]
+            m1[p, jj] = 0.0
+            m2[p, jj] = 0.0
+    # histograms four units at a time: four independent (patterns x bins) tables in cache, so
+    # runs of equal bins (activations change slowly) do not serialise the increments
+    jj = 0
+    while jj + 4 <= width:
+        h0, h1, h2, h3 = hist[a + jj], hist[a + jj + 1], hist[a + jj + 2], hist[a + jj + 3]
+        for tt in range(rows):
+            p = ids[tt]
+            row = z[tt]
+            h0[p, _bin(row[jj], top)] += 1
+            h1[p, _bin(row[jj + 1], top)] += 1
+            h2[p, _bin(row[jj + 2], top)] += 1
+            h3[p, _bin(row[jj + 3], top)] += 1
+        jj += 4
+    while jj < width:
+        h0 = hist[a + jj]
+        for tt in range(rows):
+            h0[ids[tt], _bin(z[tt, jj], top)] += 1
+        jj += 1
+
+
+@njit(nogil=True, cache=True)
+def _sweep_f16(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, rblk):  # type: ignore[no-untyped-def]
+    """Units ``[a, e)`` of a float16 window given as its raw bits (uint16), in row tiles."""
+    n, width = x.shape[0], e - a
+    bits = np.empty((rblk, width), dtype=np.int32)
+    f32 = bits.view(np.float32)
+    z = np.empty((rblk, width), dtype=np.float32)
+    m1 = np.zeros((s1.shape[0], width), dtype=np.float32)
+    m2 = np.zeros((s1.shape[0], width), dtype=np.float32)
+    lo_, scale_ = lo[a:e], scale[a:e]
+    two112 = np.float32(2.0**112)
+    for r0 in range(0, n, rblk):
+        rows = min(n, r0 + rblk) - r0
+        for tt in range(rows):
+            # float16 -> float32 by moving the bits: exponent and mantissa shifted into place
+            # and rescaled by 2**112 (exact for normal and subnormal values); inf and NaN are
+            # clamped to the largest finite float16 first
+            src, dst, f, zr = x[r0 + tt, a:e], bits[tt], f32[tt], z[tt]
+            for jj in range(width):
+                h = np.int32(src[jj])
+                dst[jj] = ((h & 0x8000) << 16) | (min(h & 0x7FFF, 0x7BFF) << 13)
+            for jj in range(width):
+                zr[jj] = (f[jj] * two112 - lo_[jj]) * scale_[jj]
+        _tile(
+            z[:rows], ids[r0 : r0 + rows], w[r0 : r0 + rows], a, top, half, hist, s1, s2, sw, m1, m2
+        )
+
+
+@njit(nogil=True, cache=True)
+def _sweep_f32(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, rblk):  # type: ignore[no-untyped-def]
+    """Units ``[a, e)`` of a float32 window, in row tiles."""
+    n, width = x.shape[0], e - a
+    z = np.empty((rblk, width), dtype=np.float32)
+    m1 = np.zeros((s1.shape[0], width), dtype=np.float32)
+    m2 = np.zeros((s1.shape[0], width), dtype=np.float32)
+    lo_, scale_ = lo[a:e], scale[a:e]
+    for r0 in range(0, n, rblk):
+        rows = min(n, r0 + rblk) - r0
+        for tt in range(rows):
+            src, zr = x[r0 + tt, a:e], z[tt]
+            for jj in range(width):
+                zr[jj] = (src[jj] - lo_[jj]) * scale_[jj]
+        _tile(
+            z[:rows], ids[r0 : r0 + rows], w[r0 : r0 + rows], a, top, half, hist, s1, s2, sw, m1, m2
+        )
+
+
+@dataclass
+class Accumulator:
+    """Joint histograms and moment sums of one dataset's units against P label patterns.
+
+    ``lo`` and ``scale`` map a unit's value v to its bin position z = (v - lo) * scale in
+    [0, n_bins); moments are of the centred z - n_bins / 2. ``hist`` is uint32, so one
+    (unit, pattern, bin) cell counts at most 2**32 - 1 positions.
+    """
+
+    lo: np.ndarray  # (units,) float32
+    scale: np.ndarray  # (units,) float32
+    n_patterns: int
+    n_weights: int
+    n_bins: int
+    hist: np.ndarray = field(init=False)  # (units, P, bins) uint32
+    s1: np.ndarray = field(init=False)  # (P, units) float64: sum of centred z
+    s2: np.ndarray = field(init=False)  # (P, units) float64: sum of its square
+    sw: np.ndarray = field(init=False)  # (W, units) float64: sum of label x centred z
+
+    def __post_init__(self) -> None:
+        u = len(self.lo)
+        self.lo = np.ascontiguousarray(self.lo, dtype=np.float32)
+        self.scale = np.ascontiguousarray(self.scale, dtype=np.float32)
+        self.hist = np.zeros((u, self.n_patterns, self.n_bins), dtype=np.uint32)
+        self.s1 = np.zeros((self.n_patterns, u))
+        self.s2 = np.zeros((self.n_patterns, u))
+        self.sw = np.zeros((self.n_weights, u))
+
+
+class Sweeper:
+    """Runs :func:`accumulate` over blocks of units on a small thread pool (``with`` closes it)."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        if threads is None:
+            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        self.threads = max(1, int(threads))
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+
+    def accumulate(
+        self, acc: Accumulator, x: np.ndarray, ids: np.ndarray, weights: np.ndarray
+    ) -> None:
+        """Add a window ``x`` (positions x units, float16 or float32) into ``acc``.
+
+        ``ids`` (int32, one per position) is each position's label pattern and ``weights``
+        (float64, positions x W) the exact labels multiplied into ``acc.sw``.
+        """
+        u = x.shape[1]
+        if x.dtype == np.float16:
+            sweep, x = _sweep_f16, x.view(np.uint16)
+        else:
+            sweep, x = _sweep_f32, np.asarray(x, dtype=np.float32)
+        ids = np.ascontiguousarray(ids, dtype=np.int32)
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        top = np.float32(acc.n_bins - 1)
+        half = np.float32(acc.n_bins / 2)
+        block = UNIT_BLOCK if u >= 2 * UNIT_BLOCK else max(1, -(-u // self.threads))
+        spans = [(a, min(u, a + block)) for a in range(0, u, block)]
+
+        def run(span: tuple[int, int]) -> None:
+            a, e = span
+            sweep(
+                x,
+                ids,
+                weights,
+                acc.lo,
+                acc.scale,
+                top,
+                half,
+                acc.hist,
+                acc.s1,
+                acc.s2,
+                acc.sw,
+                a,
+                e,
+                ROW_BLOCK,
+            )
+
+        if self._pool is None or len(spans) == 1:
+            for span in spans:
+                run(span)
+        else:
+            for future in [self._pool.submit(run, span) for span in spans]:
+                future.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> Sweeper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,88 @@
+"""The compiled scoring loop against a plain numpy reference, on float16 and float32 windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lstmprobe.kernels import Accumulator, Sweeper
+
+N_BINS = 16
+
+
+def reference(x: np.ndarray, ids: np.ndarray, w: np.ndarray, lo, scale, n_patterns: int):  # type: ignore[no-untyped-def]
+    """What the kernel must compute, written the obvious way in float64."""
+    v = x.astype(np.float64)
+    v = np.where(np.isfinite(v), v, np.sign(v) * 65504 if x.dtype == np.float16 else v)
+    if x.dtype == np.float16:
+        v = np.where(np.isnan(x), 65504, v)
+    z = (v.astype(np.float32) - lo) * scale  # the kernel rounds z to float32
+    z = z.astype(np.float32).astype(np.float64)
+    c = z - N_BINS / 2
+    u = x.shape[1]
+    bins = np.where(z >= 0, np.minimum(z, N_BINS - 1), 0).astype(np.int64)
+    hist = np.zeros((u, n_patterns, N_BINS), dtype=np.int64)
+    for j in range(u):
+        np.add.at(hist[j], (ids, bins[:, j]), 1)
+    s1 = np.zeros((n_patterns, u))
+    s2 = np.zeros((n_patterns, u))
+    np.add.at(s1, ids, c)
+    np.add.at(s2, ids, c * c)
+    sw = w.T @ c
+    return hist, s1, s2, sw
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("units", [1, 5, 37, 130])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_kernel_matches_the_reference(dtype, units: int, threads: int) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(units)
+    n, n_patterns = 700, 5
+    x = (rng.normal(size=(n, units)) * rng.uniform(0.01, 3, size=units)).astype(dtype)
+    x[3, 0] = 1e-7  # subnormal in float16
+    x[4, 0] = -3e-6
+    x[5, :] = 50.0  # above the range: top bin
+    x[6, :] = -50.0  # below: bin 0
+    ids = rng.integers(0, n_patterns, n).astype(np.int32)
+    w = rng.normal(size=(n, 2))
+    lo = (x[10:].astype(np.float32).min(0) / 2).astype(np.float32)
+    width = x[10:].astype(np.float32).max(0) / 2 - lo
+    scale = (N_BINS / np.where(width > 0, width, 1)).astype(np.float32)
+    acc = Accumulator(lo, scale, n_patterns, 2, N_BINS)
+    with Sweeper(threads) as sweeper:
+        # two windows, as unit_scores feeds them
+        sweeper.accumulate(acc, x[:300], ids[:300], w[:300])
+        sweeper.accumulate(acc, x[300:], ids[300:], w[300:])
+    hist, s1, s2, sw = reference(x, ids, w, lo, scale, n_patterns)
+    np.testing.assert_array_equal(acc.hist, hist)
+    np.testing.assert_allclose(acc.s1, s1, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(acc.s2, s2, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(acc.sw, sw, rtol=1e-5, atol=1e-3)
+
+
+def test_non_finite_float16_values_count_as_the_largest_finite() -> None:
+    x = np.array([[np.inf], [-np.inf], [np.nan], [0.5]], dtype=np.float16)
+    acc = Accumulator(np.array([0.0], np.float32), np.array([N_BINS], np.float32), 1, 0, N_BINS)
+    with Sweeper(1) as sweeper:
+        sweeper.accumulate(acc, x, np.zeros(4, np.int32), np.zeros((4, 0)))
+    # inf and NaN go to the top bin, -inf to bin 0, 0.5 to the middle bin
+    assert acc.hist[0, 0].tolist() == [1] + [0] * 7 + [1] + [0] * 6 + [2]
+    assert np.isfinite(acc.s1).all()
+
+
+def test_sweeper_threads_give_identical_sums() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 200)).astype(np.float16)
+    ids = rng.integers(0, 3, 2000).astype(np.int32)
+    w = rng.normal(size=(2000, 1))
+    lo, scale = np.full(200, -3, np.float32), np.full(200, N_BINS / 6, np.float32)
+    results = []
+    for threads in (1, 2, 4):
+        acc = Accumulator(lo, scale, 3, 1, N_BINS)
+        with Sweeper(threads) as sweeper:
+            sweeper.accumulate(acc, x, ids, w)
+        results.append(acc)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other.hist, results[0].hist)
+        np.testing.assert_array_equal(other.s1, results[0].s1)
+        np.testing.assert_array_equal(other.sw, results[0].sw)
