@@ -14,6 +14,7 @@ so no float32 copy of the window is made.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -133,6 +134,83 @@ def _sweep_f32(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, rblk):  
         )
 
 
+@njit(nogil=True, cache=True)
+def _joint_stats(hist, codes, n_labels, mi_bins, a, e, auc, rho, mi):  # type: ignore[no-untyped-def]
+    """AUC, Spearman and MI of units ``[a, e)`` from their (patterns x bins) counts.
+
+    ``codes[p]`` is the label bin of pattern p (-1: undefined there). Per unit the patterns are
+    folded into a (bins x labels) table; bins and labels are ranked by midranks (ties share
+    their mean rank); AUC (two labels only) counts ties within a bin as one half; MI is the
+    plug-in estimate in bits between ``mi_bins`` equal-mass groups of bins and the labels.
+    """
+    n_pat, nb = hist.shape[1], hist.shape[2]
+    joint = np.zeros((nb, n_labels))
+    px = np.zeros(nb)
+    py = np.zeros(n_labels)
+    rx = np.zeros(nb)
+    ry = np.zeros(n_labels)
+    coarse = np.zeros((mi_bins, n_labels))
+    for j in range(a, e):
+        joint[:] = 0.0
+        for p in range(n_pat):
+            c = codes[p]
+            if c >= 0:
+                for b in range(nb):
+                    joint[b, c] += hist[j, p, b]
+        px[:] = 0.0
+        py[:] = 0.0
+        for b in range(nb):
+            for c in range(n_labels):
+                px[b] += joint[b, c]
+                py[c] += joint[b, c]
+        n = px.sum()
+        if n == 0:
+            auc[j], rho[j], mi[j] = 0.5, 0.0, 0.0
+            continue
+        cum = 0.0
+        for b in range(nb):
+            cum += px[b]
+            rx[b] = cum - (px[b] - 1.0) / 2.0
+        cum = 0.0
+        for c in range(n_labels):
+            cum += py[c]
+            ry[c] = cum - (py[c] - 1.0) / 2.0
+        mx = (px * rx).sum() / n
+        my = (py * ry).sum() / n
+        cov = 0.0
+        for b in range(nb):
+            row = 0.0
+            for c in range(n_labels):
+                row += joint[b, c] * (ry[c] - my)
+            cov += row * (rx[b] - mx)
+        vx = (px * (rx - mx) ** 2).sum()
+        vy = (py * (ry - my) ** 2).sum()
+        r = cov / np.sqrt(vx * vy) if vx > 0 and vy > 0 else 0.0
+        rho[j] = min(1.0, max(-1.0, r))
+        if n_labels == 2:
+            below = 0.0
+            total = 0.0
+            for b in range(nb):
+                total += joint[b, 1] * (below + 0.5 * joint[b, 0])
+                below += joint[b, 0]
+            auc[j] = total / (py[0] * py[1]) if py[0] > 0 and py[1] > 0 else 0.5
+        coarse[:] = 0.0
+        cum = 0.0
+        for b in range(nb):
+            g = min(int((cum + px[b] / 2.0) / n * mi_bins), mi_bins - 1)
+            cum += px[b]
+            for c in range(n_labels):
+                coarse[g, c] += joint[b, c]
+        pa = coarse.sum(axis=1) / n
+        info = 0.0
+        for g in range(mi_bins):
+            for c in range(n_labels):
+                pgc = coarse[g, c] / n
+                if pgc > 0:
+                    info += pgc * np.log2(pgc / (pa[g] * (py[c] / n)))
+        mi[j] = max(info, 0.0)
+
+
 @dataclass
 class Accumulator:
     """Joint histograms and moment sums of one dataset's units against P label patterns.
@@ -210,11 +288,32 @@ class Sweeper:
                 ROW_BLOCK,
             )
 
+        self._map(run, spans)
+
+    def joint_stats(
+        self, acc: Accumulator, codes: np.ndarray, n_labels: int, mi_bins: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-unit AUC (two labels only, else 0.5), Spearman and MI (bits) from ``acc.hist``.
+
+        ``codes`` maps each label pattern to one feature's label bin (-1 where undefined).
+        """
+        u = acc.hist.shape[0]
+        auc, rho, mi = np.full(u, 0.5), np.zeros(u), np.zeros(u)
+        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        step = max(1, -(-u // self.threads))
+        spans = [(a, min(u, a + step)) for a in range(0, u, step)]
+        self._map(
+            lambda span: _joint_stats(acc.hist, codes, n_labels, mi_bins, *span, auc, rho, mi),
+            spans,
+        )
+        return auc, rho, mi
+
+    def _map(self, fn: Callable[[tuple[int, int]], None], spans: list[tuple[int, int]]) -> None:
         if self._pool is None or len(spans) == 1:
             for span in spans:
-                run(span)
+                fn(span)
         else:
-            for future in [self._pool.submit(run, span) for span in spans]:
+            for future in [self._pool.submit(fn, span) for span in spans]:
                 future.result()
 
     def close(self) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 from lstmprobe.errors import FeatureError, StoreError
 from lstmprobe.features import Feature, get_feature
 from lstmprobe.linear_probe import LinearProbe, block_split, gather_units, sample_positions
-from lstmprobe.scores import N_BINS, Labels, _auc_table, _pearson, make_labels, unit_scores
+from lstmprobe.scores import N_BINS, Labels, _pearson, make_labels, unit_scores
 
 FORMAT = "lstmprobe.rankings"
 FORMAT_VERSION = 1
@@ -305,6 +305,16 @@ def _unit_heldout(kind: str, x: np.ndarray, y: np.ndarray, part: np.ndarray) -> 
     pred = slope * x[te] + icpt
     ss = ((y[te] - y[te].mean()) ** 2).sum()
     return float(1 - ((y[te] - pred) ** 2).sum() / ss) if ss > 0 else math.nan
+
+
+def _auc_table(joint: np.ndarray) -> np.ndarray:
+    """ROC AUC per unit from (units, bins, 2) counts; ties within a bin count one half."""
+    neg, pos = joint[:, :, 0], joint[:, :, 1]
+    below = np.cumsum(neg, axis=1) - neg
+    n_pos, n_neg = pos.sum(1), neg.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (pos * (below + 0.5 * neg)).sum(1) / (n_pos * n_neg)
+    return np.nan_to_num(auc, nan=0.5)
 
 
 def _bootstrap(

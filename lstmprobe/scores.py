@@ -16,6 +16,7 @@ import numpy as np
 
 from lstmprobe.errors import FeatureError, StoreError
 from lstmprobe.features import Feature, get_feature
+from lstmprobe.kernels import Accumulator, Sweeper
 
 N_BINS = 256  # activation bins per unit for AUC / Spearman / MI
 MAX_LABEL_BINS = 32  # label bins of a continuous feature
@@ -145,7 +146,8 @@ def _sample_ranges(store: Any, keys: Sequence[str]) -> dict[str, np.ndarray]:
     for a in starts:
         for key in keys:
             x = store.read(key, int(a), int(min(n, a + size)))
-            mn, mx = np.nanmin(x, axis=0), np.nanmax(x, axis=0)
+            # fmin/fmax skip NaN like nanmin/nanmax, without their copies
+            mn, mx = np.fmin.reduce(x, axis=0), np.fmax.reduce(x, axis=0)
             lo[key] = mn if key not in lo else np.minimum(lo[key], mn)
             hi[key] = mx if key not in hi else np.maximum(hi[key], mx)
     return {k: np.stack([lo[k], hi[k]]).astype(np.float64) for k in keys}
@@ -184,7 +186,14 @@ def _patterns(labels: list[Labels], members: list[int]) -> tuple[np.ndarray, np.
     for j in members:
         combined *= labels[j].n_bins + 1
         combined += labels[j].codes.astype(np.int64) + 1
-    uniq, ids = np.unique(combined, return_inverse=True)
+    if combined.size and combined.max() < (1 << 24):
+        # small code space: mark what occurs instead of sorting
+        present = np.zeros(int(combined.max()) + 1, dtype=bool)
+        present[combined] = True
+        uniq = np.flatnonzero(present)
+        ids = (np.cumsum(present) - 1)[combined]
+    else:
+        uniq, ids = np.unique(combined, return_inverse=True)
     table = np.empty((len(uniq), len(members)), dtype=np.int64)
     rest = uniq.copy()
     for col in range(len(members) - 1, -1, -1):
@@ -232,8 +241,6 @@ def unit_scores(
     error is at most half the fraction of positive/negative pairs sharing a bin. Non-finite
     float16 values count as the largest finite float16 (±65504).
     """
-    from lstmprobe.kernels import Accumulator, Sweeper
-
     if labels is None:
         if isinstance(features, (str, Feature)):
             features = [features]
@@ -273,63 +280,68 @@ def unit_scores(
         for k in keys
     }
     bar = _bar(store.n_positions, progress, "scoring units")
+    sweeper = Sweeper(threads)
     try:
-        with Sweeper(threads) as sweeper:
-            for a, b, chunk in store.iter_chunks(keys, chunk_size=chunk_size, dtype=None):
-                for k in keys:
-                    for g, (_, ids, _) in enumerate(groups):
-                        sweeper.accumulate(acc[k][g], chunk[k], ids[a:b], weights[g][a:b])
-                bar.update(b - a)
+        for a, b, chunk in store.iter_chunks(keys, chunk_size=chunk_size, dtype=None):
+            for k in keys:
+                for g, (_, ids, _) in enumerate(groups):
+                    sweeper.accumulate(acc[k][g], chunk[k], ids[a:b], weights[g][a:b])
+            bar.update(b - a)
+        bar.close()
+        units = store.units(keys)
+        out: dict[str, UnitScores] = {}
+        for g, (members, _, table) in enumerate(groups):
+            for col, i in enumerate(members):
+                out[labels[i].name] = _finish(
+                    labels[i],
+                    units,
+                    [acc[k][g] for k in keys],
+                    table[:, col],
+                    weighted[g],
+                    i,
+                    sweeper,
+                )
     finally:
         bar.close()
-    units = store.units(keys)
-    out: dict[str, UnitScores] = {}
-    for g, (members, _, table) in enumerate(groups):
-        # every member's (units, bins, label bins) table from one product per key
-        onehots = [
-            (table[:, col, None] == np.arange(labels[i].n_bins)[None, :]).astype(np.float64)
-            for col, i in enumerate(members)
-        ]
-        both = np.concatenate(onehots, axis=1)  # (P, sum of label bins)
-        parts = []
-        for k in keys:
-            h = acc[k][g].hist
-            flat = np.ascontiguousarray(h.transpose(0, 2, 1), dtype=np.float64)
-            parts.append((flat.reshape(-1, h.shape[1]) @ both).reshape(h.shape[0], nb, -1))
-        joints = np.concatenate(parts)
-        offsets = np.cumsum([0, *[o.shape[1] for o in onehots]])
-        for col, i in enumerate(members):
-            lab = labels[i]
-            codes = table[:, col]
-            onehot = onehots[col]
-            joint = joints[:, :, offsets[col] : offsets[col + 1]]  # (units, nb, L)
-            mask = (codes >= 0).astype(np.float64)
-            sx_ = np.concatenate([mask @ acc[k][g].s1 for k in keys])
-            sxx_ = np.concatenate([mask @ acc[k][g].s2 for k in keys])
-            if i in weighted[g]:
-                f = weighted[g].index(i)
-                sxy_ = np.concatenate([acc[k][g].sw[f] for k in keys])
-            else:
-                y_p = onehot @ lab.bin_values  # each pattern's label value (0 where undefined)
-                sxy_ = np.concatenate([y_p @ acc[k][g].s1 for k in keys])
-            d = lab.values[lab.defined].astype(np.float64)
-            pearson = _pearson(float(d.size), sx_, sxx_, float(d.sum()), float((d**2).sum()), sxy_)
-            spearman = _spearman_table(joint, lab.n_bins)
-            mi = _mutual_information(joint)
-            if lab.kind == "binary":
-                auc = _auc_table(joint)
-                sign = np.where(auc >= 0.5, 1, -1)
-                score = np.maximum(auc, 1 - auc)
-                name = "auc"
-            else:
-                auc = None
-                sign = np.where(spearman >= 0, 1, -1)
-                score = np.abs(spearman)
-                name = "|spearman|"
-            out[lab.name] = UnitScores(
-                lab.name, lab.kind, units, auc, pearson, spearman, mi, sign, score, name
-            )
+        sweeper.close()
     return {lab.name: out[lab.name] for lab in labels if not lab.skip}
+
+
+def _finish(
+    lab: Labels,
+    units: list[str],
+    accs: list[Accumulator],
+    codes: np.ndarray,
+    weighted: list[int],
+    index: int,
+    sweeper: Sweeper,
+) -> UnitScores:
+    """One feature's scores from its group's accumulators (one per key, in ``units`` order).
+
+    ``codes`` is the feature's label bin in each joint label pattern (-1: undefined there).
+    """
+    mask = (codes >= 0).astype(np.float64)
+    sx = np.concatenate([mask @ acc.s1 for acc in accs])
+    sxx = np.concatenate([mask @ acc.s2 for acc in accs])
+    if index in weighted:
+        f = weighted.index(index)
+        sxy = np.concatenate([acc.sw[f] for acc in accs])
+    else:
+        y_p = np.where(codes >= 0, lab.bin_values[np.maximum(codes, 0)], 0.0)  # label of pattern
+        sxy = np.concatenate([y_p @ acc.s1 for acc in accs])
+    d = lab.values[lab.defined].astype(np.float64)
+    pearson = _pearson(float(d.size), sx, sxx, float(d.sum()), float((d**2).sum()), sxy)
+    stats = [sweeper.joint_stats(acc, codes, lab.n_bins, MI_BINS) for acc in accs]
+    auc, spearman, mi = (np.concatenate(parts) for parts in zip(*stats))
+    if lab.kind == "binary":
+        return UnitScores(
+            lab.name, lab.kind, units, auc, pearson, spearman, mi,
+            np.where(auc >= 0.5, 1, -1), np.maximum(auc, 1 - auc), "auc",
+        )  # fmt: skip
+    return UnitScores(
+        lab.name, lab.kind, units, None, pearson, spearman, mi,
+        np.where(spearman >= 0, 1, -1), np.abs(spearman), "|spearman|",
+    )  # fmt: skip
 
 
 def _exact_bins(lab: Labels) -> bool:
@@ -345,62 +357,6 @@ def _pearson(n, sx, sxx, sy, syy, sxy):  # type: ignore[no-untyped-def]
     with np.errstate(invalid="ignore", divide="ignore"):
         r = cov / np.sqrt(np.maximum(vx, 0) * np.maximum(vy, 0))
     return np.clip(np.nan_to_num(r, nan=0.0), -1, 1)
-
-
-def _auc_table(joint: np.ndarray) -> np.ndarray:
-    """ROC AUC per unit from (units, bins, 2) counts; ties within a bin count one half."""
-    neg, pos = joint[:, :, 0], joint[:, :, 1]
-    below = np.cumsum(neg, axis=1) - neg
-    n_pos, n_neg = pos.sum(1), neg.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = (pos * (below + 0.5 * neg)).sum(1) / (n_pos * n_neg)
-    return np.nan_to_num(auc, nan=0.5)
-
-
-def _midranks(counts: np.ndarray) -> np.ndarray:
-    """Mid-rank of each bin given counts along the last axis."""
-    return np.cumsum(counts, axis=-1) - (counts - 1) / 2
-
-
-def _spearman_table(joint: np.ndarray, n_label_bins: int) -> np.ndarray:
-    """Spearman's rho per unit from a (units, bins, L) table: midranks of bins on both axes."""
-    w = joint
-    px, py = w.sum(2), w.sum(1)  # (units, bins), (units, L)
-    n = px.sum(1)
-    rx, ry = _midranks(px), _midranks(py)
-    mx = (px * rx).sum(1) / np.maximum(n, 1)
-    my = (py * ry).sum(1) / np.maximum(n, 1)
-    dx = rx - mx[:, None]
-    dy = ry - my[:, None]
-    cov = (np.matmul(w, dy[:, :, None])[:, :, 0] * dx).sum(1)
-    vx = (px * dx * dx).sum(1)
-    vy = (py * dy * dy).sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = cov / np.sqrt(vx * vy)
-    return np.clip(np.nan_to_num(rho, nan=0.0), -1, 1)
-
-
-def _mutual_information(joint: np.ndarray) -> np.ndarray:
-    """Plug-in MI in bits between ``MI_BINS`` equal-mass activation groups and the label bins."""
-    units, _, nl = joint.shape
-    px = joint.sum(2)
-    n = px.sum(1, keepdims=True)
-    cdf = (np.cumsum(px, 1) - px / 2) / np.maximum(n, 1)
-    group = np.minimum((cdf * MI_BINS).astype(np.int64), MI_BINS - 1)  # (units, nb), sorted
-    # groups are runs of consecutive bins: each group's counts are differences of cumulative sums
-    sizes = np.bincount(
-        (group + MI_BINS * np.arange(units)[:, None]).ravel(), minlength=units * MI_BINS
-    )
-    ends = np.cumsum(sizes.reshape(units, MI_BINS), axis=1)  # bins up to each group's end
-    cum = np.concatenate([np.zeros((units, 1, nl)), np.cumsum(joint, axis=1)], axis=1)
-    upto = np.take_along_axis(cum, ends[:, :, None], axis=1)  # (units, MI_BINS, nl)
-    coarse = np.diff(upto, axis=1, prepend=0.0)
-    p = coarse / np.maximum(n[:, :, None], 1)
-    pa = p.sum(2, keepdims=True)
-    pb = p.sum(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        terms = np.where(p > 0, p * np.log2(p / (pa * pb)), 0.0)
-    return np.maximum(terms.sum(axis=(1, 2)), 0.0)
 
 
 def _bar(total: int, enabled: bool, desc: str) -> Any:

@@ -86,3 +86,35 @@ def test_sweeper_threads_give_identical_sums() -> None:
         np.testing.assert_array_equal(other.hist, results[0].hist)
         np.testing.assert_array_equal(other.s1, results[0].s1)
         np.testing.assert_array_equal(other.sw, results[0].sw)
+
+
+def test_joint_stats_match_sklearn_and_scipy_on_the_binned_values() -> None:
+    from scipy.stats import spearmanr
+    from sklearn.metrics import mutual_info_score, roc_auc_score
+
+    rng = np.random.default_rng(1)
+    n_patterns, n_bins, units = 4, N_BINS, 3
+    hist = rng.integers(0, 6, size=(units, n_patterns, n_bins)).astype(np.uint32)
+    hist[2] = 0  # a unit with no defined position
+    hist[2, 3] = 5  # ... except in the undefined pattern
+    codes = np.array([0, 1, 1, -1])  # pattern 3: the feature is undefined
+    acc = Accumulator(np.zeros(units, np.float32), np.ones(units, np.float32), n_patterns, 0, n_bins)
+    acc.hist[:] = hist
+    with Sweeper(2) as sweeper:
+        auc, rho, mi = sweeper.joint_stats(acc, codes, 2, 4)
+    for j in range(2):
+        # expand the counts into samples: value = bin index, label = pattern's code
+        values, labels = [], []
+        for p in range(3):
+            for b in range(n_bins):
+                values += [b] * int(hist[j, p, b])
+                labels += [codes[p]] * int(hist[j, p, b])
+        x, y = np.array(values), np.array(labels)
+        assert auc[j] == pytest.approx(roc_auc_score(y, x))
+        assert rho[j] == pytest.approx(spearmanr(x, y).statistic)
+        # MI between 4 equal-mass groups of bins and the label
+        counts = np.bincount(x, minlength=n_bins)
+        cdf = (np.cumsum(counts) - counts / 2) / counts.sum()
+        group = np.minimum((cdf * 4).astype(int), 3)[x]
+        assert mi[j] == pytest.approx(mutual_info_score(group, y) / np.log(2))
+    assert (auc[2], rho[2], mi[2]) == (0.5, 0.0, 0.0)
