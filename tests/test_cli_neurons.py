@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from lstmprobe.cli import main
-from tests.test_probes import BASE, build_store
+from tests.stores import BASE, build_store
 
 
 @pytest.fixture(scope="module")
