@@ -484,8 +484,9 @@ def _probe_features(
 ) -> None:
     rows_idx = sample_positions(store.n_positions, max_positions, n_blocks, seed)
     all_units = store.units(keys)
-    # all units for the sample, bounded: at most 64M values
-    use_all = len(rows_idx) * len(all_units) <= (1 << 26)
+    # the all-units probe: at most 64M values, and only with enough positions for its weights
+    # (its train blocks get 60% of them; with fewer rows than units it would only memorise)
+    use_all = len(rows_idx) * len(all_units) <= (1 << 26) and len(rows_idx) >= 4 * len(all_units)
     needed: list[str] = []
     for lab in labels:
         if lab.name in detail_rows:

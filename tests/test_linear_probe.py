@@ -1,0 +1,295 @@
+"""LinearProbe's working-set path solver against plain scikit-learn fits on all units."""
+
+from __future__ import annotations
+
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import expit
+from sklearn.base import clone
+from sklearn.linear_model import ElasticNet, LogisticRegression
+from sklearn.metrics import r2_score, roc_auc_score
+
+from lstmprobe.errors import FeatureError
+from lstmprobe.linear_probe import LinearProbe, _auc, _r2
+
+N, P = 3000, 40
+
+
+def data(seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Correlated, off-centre units; two of them carry the signal."""
+    rng = np.random.default_rng(seed)
+    mix = np.eye(P) + 0.3 * rng.normal(size=(P, P)) / np.sqrt(P)
+    X = rng.normal(size=(N, P)) @ mix * rng.uniform(0.5, 3.0, size=P) + rng.normal(size=P) * 4
+    signal = (X[:, 3] - X[:, 3].mean()) / X[:, 3].std() - 0.5 * (X[:, 7] - X[:, 7].mean()) / X[
+        :, 7
+    ].std()
+    noisy = signal + 0.8 * rng.normal(size=N)
+    return X, (noisy > 0.8).astype(float), noisy
+
+
+def train_z(probe: LinearProbe, X: np.ndarray) -> np.ndarray:
+    tr = probe.split_ == 0
+    return (X[tr] - probe.mean_) / probe.scale_
+
+
+def full_fit(
+    probe: LinearProbe, X: np.ndarray, y: np.ndarray, lam: float, solver: str = "saga"
+) -> tuple[np.ndarray, float]:
+    """The plain fit: a scikit-learn solver on every standardised unit, tight tolerances."""
+    Z, yt = train_z(probe, X), y[probe.split_ == 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if probe.kind_ == "continuous":
+            model = ElasticNet(alpha=lam, l1_ratio=probe.l1_ratio, tol=1e-14, max_iter=100_000)
+        elif solver == "liblinear":  # the old probe's solver; it penalises the intercept too
+            model = LogisticRegression(
+                C=1.0 / (lam * len(yt)),
+                l1_ratio=1.0,
+                solver="liblinear",
+                tol=1e-10,
+                max_iter=100_000,
+                intercept_scaling=1e3,
+            )
+        else:
+            model = LogisticRegression(
+                C=1.0 / (lam * len(yt)),
+                l1_ratio=probe.l1_ratio,
+                solver="saga",
+                tol=1e-12,
+                max_iter=100_000,
+            )
+        model.fit(Z, yt)
+    return np.ravel(model.coef_), float(np.ravel(model.intercept_)[0])
+
+
+def objective(
+    probe: LinearProbe, X: np.ndarray, y: np.ndarray, coef: np.ndarray, b: float
+) -> float:
+    Z, yt = train_z(probe, X), y[probe.split_ == 0]
+    eta = Z @ coef + b
+    if probe.kind_ == "binary":
+        loss = np.mean(np.logaddexp(0, eta) - yt * eta)
+    else:
+        loss = 0.5 * np.mean((yt - eta) ** 2)
+    r, lam = probe.l1_ratio, probe.l1_
+    return float(loss + lam * (r * np.abs(coef).sum() + 0.5 * (1 - r) * coef @ coef))
+
+
+def kkt_violation(probe: LinearProbe, X: np.ndarray, y: np.ndarray) -> float:
+    """Largest violation of the optimality conditions of the probe's own solution."""
+    Z, yt = train_z(probe, X), y[probe.split_ == 0]
+    eta = Z @ probe.coef_ + probe.intercept_
+    resid = (expit(eta) - yt) if probe.kind_ == "binary" else (eta - yt)
+    lam, r, w = probe.l1_, probe.l1_ratio, probe.coef_
+    g = Z.T @ resid / len(yt) + lam * (1 - r) * w
+    on = w != 0
+    return max(
+        abs(resid.mean()),
+        float(np.abs(g[on] + lam * r * np.sign(w[on])).max(initial=0.0)),
+        float(np.maximum(np.abs(g[~on]) - lam * r, 0).max(initial=0.0)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "l1_ratio", "lam"),
+    [
+        ("binary", 1.0, 0.05),
+        ("binary", 1.0, 0.01),
+        ("binary", 1.0, 0.001),
+        ("binary", 0.5, 0.02),
+        ("binary", 0.5, 0.002),
+        ("continuous", 1.0, 0.05),
+        ("continuous", 1.0, 0.005),
+        ("continuous", 0.5, 0.05),
+        ("continuous", 0.5, 0.002),
+    ],
+)
+def test_working_set_solution_equals_the_full_fit(kind: str, l1_ratio: float, lam: float) -> None:
+    X, yb, yc = data()
+    y = yb if kind == "binary" else yc
+    probe = LinearProbe(l1=lam, l1_ratio=l1_ratio, n_blocks=20).fit(X, y)
+    assert probe.kind_ == kind
+    assert 0 < (probe.coef_ != 0).sum() < P or lam < 0.01  # a real working set at large l1
+    coef, b = full_fit(probe, X, y, lam)
+    assert np.array_equal(probe.coef_ != 0, coef != 0)
+    np.testing.assert_allclose(probe.coef_, coef, atol=2e-4)
+    assert probe.intercept_ == pytest.approx(b, abs=3e-4)
+    assert (
+        objective(probe, X, y, probe.coef_, probe.intercept_)
+        <= objective(probe, X, y, coef, b) + 1e-9
+    )
+    assert kkt_violation(probe, X, y) < 1e-6
+
+
+def test_standardisation_is_the_train_mean_and_std() -> None:
+    X, yb, _ = data()
+    probe = LinearProbe(l1=0.01).fit(X, yb)
+    tr = probe.split_ == 0
+    np.testing.assert_allclose(probe.mean_, X[tr].mean(0), rtol=1e-12)
+    np.testing.assert_allclose(probe.scale_, X[tr].std(0), rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["binary", "continuous"])
+def test_the_path_gives_the_cold_fit_at_the_chosen_l1(kind: str) -> None:
+    """Warm starts along the l1 grid change nothing: the chosen l1 refitted alone agrees."""
+    X, yb, yc = data(seed=5)
+    y = yb if kind == "binary" else yc
+    grid = (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003)
+    probe = LinearProbe(l1_grid=grid).fit(X, y)
+    assert list(probe.val_scores_) == list(grid)
+    assert probe.l1_ == max(grid, key=lambda lam: (probe.val_scores_[lam], lam))
+    cold = LinearProbe(l1=probe.l1_).fit(X, y)
+    np.testing.assert_allclose(probe.coef_, cold.coef_, atol=1e-6)
+    assert probe.intercept_ == pytest.approx(cold.intercept_, abs=1e-6)
+    assert probe.test_metrics_ == pytest.approx(cold.test_metrics_, abs=1e-9)
+    for lam in grid:
+        one = LinearProbe(l1=lam).fit(X, y)
+        assert kkt_violation(one, X, y) < 1e-6
+
+
+def test_a_planted_unit_comes_out_on_top_from_float32() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 64)).astype(np.float32)
+    y = ((X[:, 17] + 0.7 * rng.normal(size=len(X))) > 1.0).astype(float)
+    probe = LinearProbe().fit(X, y)
+    assert probe.top_units(1) == ["17"]
+    assert probe.test_metrics_["auc"] > 0.9
+    assert probe.train_metrics_["auc"] > 0.9
+    # float32 input is used as it is; the same solution as from float64
+    wide = LinearProbe(l1=probe.l1_).fit(X.astype(np.float64), y)
+    np.testing.assert_allclose(probe.coef_, wide.coef_, atol=1e-4)
+
+
+def test_fit_makes_no_copy_of_x() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(40_000, 100)).astype(np.float32)
+    y = ((X[:, 5] + 0.5 * rng.normal(size=len(X))) > 0).astype(float)
+    LinearProbe(l1=0.01).fit(X[:100], y[:100])  # imports and caches outside the trace
+    tracemalloc.start()
+    try:
+        probe = LinearProbe(l1=0.01).fit(X, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert probe.top_units(1) == ["5"]
+    assert peak < X.nbytes / 2  # the old fit made two float64 copies (4x X)
+
+
+@pytest.mark.parametrize("kind", ["binary", "continuous"])
+def test_a_huge_l1_gives_the_intercept_only_model(kind: str) -> None:
+    X, yb, yc = data()
+    y = yb if kind == "binary" else yc
+    probe = LinearProbe(l1=1e3).fit(X, y)
+    assert not probe.coef_.any() and probe.top_units() == []
+    ytr = y[probe.split_ == 0]
+    expected = np.log(ytr.mean() / (1 - ytr.mean())) if kind == "binary" else ytr.mean()
+    assert probe.intercept_ == pytest.approx(expected, abs=1e-9)
+    metrics = probe.test_metrics_
+    assert metrics["auc"] == 0.5 if kind == "binary" else metrics["r2"] <= 0.0
+    assert np.allclose(probe.decision_function(X[:5]), probe.intercept_)
+
+
+@pytest.mark.parametrize("kind", ["binary", "continuous"])
+def test_one_unit(kind: str) -> None:
+    X, yb, yc = data()
+    y = yb if kind == "binary" else yc
+    probe = LinearProbe(l1=0.003).fit(X[:, 3:4], y)
+    assert probe.coef_.shape == (1,) and probe.coef_[0] > 0
+    coef, b = full_fit(probe, X[:, 3:4], y, 0.003)
+    np.testing.assert_allclose(probe.coef_, coef, atol=2e-5)
+    assert probe.intercept_ == pytest.approx(b, abs=2e-5)
+    grid = LinearProbe().fit(X[:, 3:4], y)
+    assert grid.units_ == ["0"] and len(grid.val_scores_) == 5
+
+
+def test_constant_and_duplicate_units() -> None:
+    X, yb, yc = data()
+    X = np.hstack([X, X[:, [3, 7]], np.full((N, 1), 2.5)])  # copies of the signal, a constant
+    for y in (yb, yc):
+        probe = LinearProbe(l1=0.003).fit(X, y)
+        assert probe.coef_[-1] == 0 and probe.scale_[-1] == 1.0
+        assert kkt_violation(probe, X, y) < 1e-6
+        # the weight may be shared between copies; the optimum is the full fit's
+        coef, b = full_fit(probe, X, y, 0.003)
+        assert objective(probe, X, y, probe.coef_, probe.intercept_) == pytest.approx(
+            objective(probe, X, y, coef, b), abs=1e-7
+        )
+
+
+def test_decision_function_and_predictions() -> None:
+    X, yb, _ = data()
+    probe = LinearProbe(l1=0.003).fit(X, yb)
+    expected = (X - probe.mean_) / probe.scale_ @ probe.coef_ + probe.intercept_
+    np.testing.assert_allclose(probe.decision_function(X), expected, rtol=1e-10, atol=1e-10)
+    assert np.array_equal(probe.predict(X), (expected > 0).astype(float))
+    np.testing.assert_allclose(probe.predict_proba(X)[:, 1], expit(expected), atol=1e-12)
+    te = probe.split_ == 2
+    assert probe.test_metrics_["auc"] == pytest.approx(roc_auc_score(yb[te], expected[te]))
+
+
+def test_clone_and_refit_are_deterministic() -> None:
+    X, yb, _ = data()
+    probe = LinearProbe(l1_ratio=0.5, l1_grid=(0.05, 0.005), n_blocks=10, random_state=2)
+    twin = clone(probe)
+    assert twin.get_params() == probe.get_params()
+    probe.fit(X, yb)
+    assert not hasattr(clone(probe), "coef_")
+    twin.fit(X, yb)
+    assert np.array_equal(probe.coef_, twin.coef_) and probe.l1_ == twin.l1_
+
+
+def test_undefined_labels_are_dropped() -> None:
+    X, _, yc = data()
+    y = yc.copy()
+    y[::9] = np.nan
+    probe = LinearProbe(l1=0.01).fit(X, y)
+    assert (probe.split_[::9] == -1).all() and (probe.split_[1::9] >= 0).all()
+    kept = ~np.isnan(y)
+    again = LinearProbe(l1=0.01).fit(X[kept], y[kept])
+    np.testing.assert_allclose(probe.coef_, again.coef_, atol=1e-12)
+
+
+def test_bad_settings_say_so() -> None:
+    X, yb, _ = data()
+    with pytest.raises(FeatureError, match="l1_ratio must be between 0 and 1"):
+        LinearProbe(l1_ratio=1.5).fit(X, yb)
+    with pytest.raises(FeatureError, match="l1 must be"):
+        LinearProbe(l1=-0.1).fit(X, yb)
+    bad = X.copy()
+    bad[:, 2] = np.nan
+    with pytest.raises(FeatureError, match="NaN or infinite"):
+        LinearProbe(l1=0.01).fit(bad, yb)
+
+
+def test_metrics_are_scikit_learns() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(2, 400))
+        positive = rng.random(n) < rng.uniform(0.05, 0.95)
+        if positive.all() or not positive.any():
+            continue
+        score = np.round(rng.normal(size=n), int(rng.integers(0, 3)))  # with ties
+        assert _auc(positive, score) == pytest.approx(roc_auc_score(positive, score), abs=1e-12)
+        y = rng.normal(size=n)
+        pred = y + rng.normal(size=n)
+        assert _r2(y, pred) == pytest.approx(r2_score(y, pred), abs=1e-12)
+    assert _r2(np.ones(4), np.ones(4)) == r2_score(np.ones(4), np.ones(4))
+    assert _r2(np.ones(4), np.zeros(4)) == r2_score(np.ones(4), np.zeros(4))
+
+
+@pytest.mark.parametrize("kind", ["binary", "continuous"])
+def test_wide_problems_are_solved_on_all_units_directly(kind: str) -> None:
+    # more units than train rows: the working-set path would fill up; the direct fit must still
+    # find the planted unit and generalise
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(400, 500)).astype(np.float32)
+    signal = X[:, 123] + 0.3 * rng.normal(size=400)
+    y = (signal > 0).astype(float) if kind == "binary" else signal
+    probe = LinearProbe(n_blocks=10).fit(X, y)
+    assert probe.top_units(1) == ["123"]
+    metric = probe.test_metrics_["auc"] if kind == "binary" else probe.test_metrics_["r2"]
+    assert metric > 0.8
+    assert (probe.coef_ != 0).sum() < 100  # still sparse
