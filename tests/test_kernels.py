@@ -98,7 +98,9 @@ def test_joint_stats_match_sklearn_and_scipy_on_the_binned_values() -> None:
     hist[2] = 0  # a unit with no defined position
     hist[2, 3] = 5  # ... except in the undefined pattern
     codes = np.array([0, 1, 1, -1])  # pattern 3: the feature is undefined
-    acc = Accumulator(np.zeros(units, np.float32), np.ones(units, np.float32), n_patterns, 0, n_bins)
+    acc = Accumulator(
+        np.zeros(units, np.float32), np.ones(units, np.float32), n_patterns, 0, n_bins
+    )
     acc.hist[:] = hist
     with Sweeper(2) as sweeper:
         auc, rho, mi = sweeper.joint_stats(acc, codes, 2, 4)
