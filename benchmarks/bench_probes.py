@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -139,15 +140,30 @@ def neurox_probe(X: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0) -> tu
     return int(lin.weight.detach().abs().argmax()), time.perf_counter() - t
 
 
+def probe_data(n: int, units: int = 768, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """float32 noise units with unit 17 planted, made in chunks (no float64 copy of X)."""
+    rng = np.random.default_rng(seed)
+    X = np.empty((n, units), dtype=np.float32)
+    for a in range(0, n, 16384):
+        X[a : a + 16384] = rng.standard_normal(
+            size=(min(n, a + 16384) - a, units), dtype=np.float32
+        )
+    y = ((X[:, 17] + 0.7 * rng.normal(size=n)) > 1.0).astype(np.float64)
+    return X, y
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--epochs", type=int, default=10, help="baseline epochs run at full size (scaled to 10)"
+    )
     args = parser.parse_args()
     n_store = 50_000 if args.quick else 200_000
     n_probe = 20_000 if args.quick else 200_000
-    epochs = 2 if args.quick else 10
-    results: dict[str, object] = {"quick": args.quick}
+    epochs = 2 if args.quick else args.epochs
+    results: dict[str, object] = {"quick": args.quick, "load_average_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         path = make_store(Path(tmp) / "acts.h5", n_store)
         chunk = 8192
@@ -166,17 +182,18 @@ def main() -> None:
 
     from lstmprobe.linear_probe import LinearProbe
 
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(n_probe, 768)).astype(np.float32)
-    y = ((X[:, 17] + 0.7 * rng.normal(size=n_probe)) > 1.0).astype(np.float64)
-    t = time.perf_counter()
-    probe = LinearProbe(l1=0.01, n_blocks=20).fit(X, y)
-    fixed_s = time.perf_counter() - t
-    t = time.perf_counter()
-    probe_grid = LinearProbe(n_blocks=20).fit(X, y)
-    grid_s = time.perf_counter() - t
+    X, y = probe_data(n_probe)
+    fixed, grid = [], []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        probe = LinearProbe(l1=0.01, n_blocks=20).fit(X, y)
+        fixed.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        probe_grid = LinearProbe(n_blocks=20).fit(X, y)
+        grid.append(time.perf_counter() - t)
     top_baseline, base_s = neurox_probe(X, y, epochs)
     base_10 = base_s / epochs * 10
+    fixed_s, grid_s = statistics.median(fixed), statistics.median(grid)
     results["probe"] = {
         "positions": n_probe,
         "units": 768,
@@ -184,6 +201,7 @@ def main() -> None:
         "linear_probe_l1_grid_s": grid_s,
         "top_unit": int(np.argmax(np.abs(probe.coef_))),
         "top_unit_grid": int(np.argmax(np.abs(probe_grid.coef_))),
+        "l1_chosen": probe_grid.l1_,
         "test_auc": probe_grid.test_metrics_["auc"],
         "neurox_epochs_run": epochs,
         "neurox_10_epochs_s": base_10,
@@ -192,6 +210,7 @@ def main() -> None:
         "speedup_l1_grid": base_10 / grid_s,
     }
     results["max_rss_mb_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["load_average_end"] = os.getloadavg()
     print(json.dumps(results, indent=2))
 
 

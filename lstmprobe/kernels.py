@@ -27,23 +27,14 @@ UNIT_BLOCK = 32
 ROW_BLOCK = 256
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _bin(v, top):  # type: ignore[no-untyped-def]
-    # values below the sampled range go to bin 0, values above it to the top bin
-    if not v >= 0.0:
-        return 0
-    if v > top:
-        return int(top)
-    return int(v)
-
-
 @njit(nogil=True, cache=True)
-def _tile(z, ids, w, a, top, half, hist, s1, s2, sw, m1, m2):  # type: ignore[no-untyped-def]
+def _tile(z, ids, w, a, top, half, hist, s1, s2, sw, m1, m2, cells):  # type: ignore[no-untyped-def]
     """Count and sum one tile whose bin positions ``z`` (rows x units) are computed.
 
-    ``ids`` and ``w`` are the tile's rows; ``a`` its first unit. ``m1``, ``m2`` (patterns x
-    units, float32, zero on entry and on return) hold the tile's moment sums, added to the
-    float64 totals once per tile. Indices are tile-relative so the compiler can vectorise.
+    ``ids`` and ``w`` are the tile's rows; ``a`` its first unit; ``cells`` (rows x units, int32)
+    is scratch space. ``m1``, ``m2`` (patterns x units, float32, zero on entry and on return)
+    hold the tile's moment sums, added to the float64 totals once per tile. Indices are
+    tile-relative so the compiler can vectorise.
     """
     rows, width = z.shape
     # moments with the unit index innermost, so the compiler vectorises them
@@ -67,23 +58,35 @@ def _tile(z, ids, w, a, top, half, hist, s1, s2, sw, m1, m2):  # type: ignore[no
             o2[jj] += m2[p, jj]
             m1[p, jj] = 0.0
             m2[p, jj] = 0.0
-    # histograms four units at a time: four independent (patterns x bins) tables in cache, so
-    # runs of equal bins (activations change slowly) do not serialise the increments
+    # flat (pattern, bin) offsets for the whole tile first (a loop the compiler vectorises;
+    # NaN and values below the sampled range go to bin 0, values above it to the top bin) ...
+    nb = hist.shape[2]
+    for tt in range(rows):
+        base = ids[tt] * nb
+        row = z[tt]
+        out = cells[tt]
+        for jj in range(width):
+            v = row[jj]
+            v = v if v >= 0.0 else np.float32(0.0)
+            v = v if v <= top else top
+            out[jj] = base + np.int32(v)
+    # ... then the counts, four units at a time: four independent tables in cache, so runs of
+    # equal bins (activations change slowly) do not serialise the increments
+    flat = hist.reshape(hist.shape[0], -1)
     jj = 0
     while jj + 4 <= width:
-        h0, h1, h2, h3 = hist[a + jj], hist[a + jj + 1], hist[a + jj + 2], hist[a + jj + 3]
+        f0, f1, f2, f3 = flat[a + jj], flat[a + jj + 1], flat[a + jj + 2], flat[a + jj + 3]
         for tt in range(rows):
-            p = ids[tt]
-            row = z[tt]
-            h0[p, _bin(row[jj], top)] += 1
-            h1[p, _bin(row[jj + 1], top)] += 1
-            h2[p, _bin(row[jj + 2], top)] += 1
-            h3[p, _bin(row[jj + 3], top)] += 1
+            c = cells[tt]
+            f0[c[jj]] += 1
+            f1[c[jj + 1]] += 1
+            f2[c[jj + 2]] += 1
+            f3[c[jj + 3]] += 1
         jj += 4
     while jj < width:
-        h0 = hist[a + jj]
+        f0 = flat[a + jj]
         for tt in range(rows):
-            h0[ids[tt], _bin(z[tt, jj], top)] += 1
+            f0[cells[tt, jj]] += 1
         jj += 1
 
 
@@ -96,6 +99,7 @@ def _sweep_f16(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, rblk):  
     z = np.empty((rblk, width), dtype=np.float32)
     m1 = np.zeros((s1.shape[0], width), dtype=np.float32)
     m2 = np.zeros((s1.shape[0], width), dtype=np.float32)
+    cells = np.empty((rblk, width), dtype=np.int32)
     lo_, scale_ = lo[a:e], scale[a:e]
     two112 = np.float32(2.0**112)
     for r0 in range(0, n, rblk):
@@ -111,7 +115,19 @@ def _sweep_f16(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, rblk):  
             for jj in range(width):
                 zr[jj] = (f[jj] * two112 - lo_[jj]) * scale_[jj]
         _tile(
-            z[:rows], ids[r0 : r0 + rows], w[r0 : r0 + rows], a, top, half, hist, s1, s2, sw, m1, m2
+            z[:rows],
+            ids[r0 : r0 + rows],
+            w[r0 : r0 + rows],
+            a,
+            top,
+            half,
+            hist,
+            s1,
+            s2,
+            sw,
+            m1,
+            m2,
+            cells[:rows],
         )
 
 
@@ -122,6 +138,7 @@ def _sweep_f32(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, rblk):  
     z = np.empty((rblk, width), dtype=np.float32)
     m1 = np.zeros((s1.shape[0], width), dtype=np.float32)
     m2 = np.zeros((s1.shape[0], width), dtype=np.float32)
+    cells = np.empty((rblk, width), dtype=np.int32)
     lo_, scale_ = lo[a:e], scale[a:e]
     for r0 in range(0, n, rblk):
         rows = min(n, r0 + rblk) - r0
@@ -130,7 +147,19 @@ def _sweep_f32(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, rblk):  
             for jj in range(width):
                 zr[jj] = (src[jj] - lo_[jj]) * scale_[jj]
         _tile(
-            z[:rows], ids[r0 : r0 + rows], w[r0 : r0 + rows], a, top, half, hist, s1, s2, sw, m1, m2
+            z[:rows],
+            ids[r0 : r0 + rows],
+            w[r0 : r0 + rows],
+            a,
+            top,
+            half,
+            hist,
+            s1,
+            s2,
+            sw,
+            m1,
+            m2,
+            cells[:rows],
         )
 
 
