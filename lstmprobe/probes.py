@@ -251,8 +251,9 @@ def _summary_line(name: str, s: dict[str, Any]) -> str:
     bits.append(f", {s['n_defined']} positions)")
     probe = s.get("probe") or {}
     if probe.get("test_metric") is not None:
+        which = "all units" if probe.get("units") == "all" else f"top {probe.get('units')} units"
         bits.append(
-            f"  probe on all units: held-out {s.get('probe_metric')} {_fmt(probe['test_metric'])}, "
+            f"  probe on {which}: held-out {s.get('probe_metric')} {_fmt(probe['test_metric'])}, "
             f"control {_fmt(probe.get('control_metric')) or 'n/a'}, selectivity "
             f"{_fmt(probe.get('selectivity')) or 'n/a'}"
         )

@@ -294,3 +294,15 @@ def test_hand_built_lstm_planted_units_rank_first(tmp_path: Path) -> None:
     rows = {r["unit"]: r for r in ranking.for_feature("char:y")}
     assert rows["layer0/cell/1"]["auc"] > 0.999
     assert rows["layer0/cell/1"]["score"] == ranking.for_feature("char:y")[0]["score"]
+
+
+def test_summary_line_names_the_units_the_probe_used() -> None:
+    from lstmprobe.probes import _summary_line
+
+    base = {"kind": "binary", "base_rate": 0.3, "n_defined": 100, "probe_metric": "auc"}
+    probe = {"test_metric": 0.9, "control_metric": 0.5, "selectivity": 0.4}
+    assert "probe on all units" in _summary_line(
+        "quote", {**base, "probe": {**probe, "units": "all"}}
+    )
+    top = _summary_line("quote", {**base, "probe": {**probe, "units": 32}})
+    assert "probe on top 32 units: held-out auc 0.900" in top
