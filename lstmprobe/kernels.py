@@ -14,9 +14,10 @@ so no float32 copy of the window is made.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from numba import njit
@@ -286,38 +287,29 @@ class Sweeper:
         ``ids`` (int32, one per position) is each position's label pattern and ``weights``
         (float64, positions x W) the exact labels multiplied into ``acc.sw``.
         """
-        u = x.shape[1]
-        if x.dtype == np.float16:
-            sweep, x = _sweep_f16, x.view(np.uint16)
-        else:
-            sweep, x = _sweep_f32, np.asarray(x, dtype=np.float32)
-        ids = np.ascontiguousarray(ids, dtype=np.int32)
-        weights = np.ascontiguousarray(weights, dtype=np.float64)
-        top = np.float32(acc.n_bins - 1)
-        half = np.float32(acc.n_bins / 2)
-        block = UNIT_BLOCK if u >= 2 * UNIT_BLOCK else max(1, -(-u // self.threads))
-        spans = [(a, min(u, a + block)) for a in range(0, u, block)]
+        self.accumulate_all([(acc, x, ids, weights)])
 
-        def run(span: tuple[int, int]) -> None:
-            a, e = span
-            sweep(
-                x,
-                ids,
-                weights,
-                acc.lo,
-                acc.scale,
-                top,
-                half,
-                acc.hist,
-                acc.s1,
-                acc.s2,
-                acc.sw,
-                a,
-                e,
-                ROW_BLOCK,
-            )
-
-        self._map(run, spans)
+    def accumulate_all(
+        self, jobs: Sequence[tuple[Accumulator, np.ndarray, np.ndarray, np.ndarray]]
+    ) -> None:
+        """:meth:`accumulate` for several (acc, x, ids, weights) at once: all their unit blocks
+        share the pool, so threads wait once per window, not once per dataset."""
+        tasks: list[Callable[[], None]] = []
+        for acc, x, ids, weights in jobs:
+            u = x.shape[1]
+            if x.dtype == np.float16:
+                sweep, x = _sweep_f16, x.view(np.uint16)
+            else:
+                sweep, x = _sweep_f32, np.asarray(x, dtype=np.float32)
+            ids = np.ascontiguousarray(ids, dtype=np.int32)
+            weights = np.ascontiguousarray(weights, dtype=np.float64)
+            top = np.float32(acc.n_bins - 1)
+            half = np.float32(acc.n_bins / 2)
+            args = (x, ids, weights, acc.lo, acc.scale, top, half, acc.hist, acc.s1, acc.s2, acc.sw)
+            block = UNIT_BLOCK if u >= 2 * UNIT_BLOCK else max(1, -(-u // self.threads))
+            for a in range(0, u, block):
+                tasks.append(partial(sweep, *args, a, min(u, a + block), ROW_BLOCK))
+        self._run(tasks)
 
     def joint_stats(
         self, acc: Accumulator, codes: np.ndarray, n_labels: int, mi_bins: int
@@ -331,18 +323,20 @@ class Sweeper:
         codes = np.ascontiguousarray(codes, dtype=np.int64)
         step = max(1, -(-u // self.threads))
         spans = [(a, min(u, a + step)) for a in range(0, u, step)]
-        self._map(
-            lambda span: _joint_stats(acc.hist, codes, n_labels, mi_bins, *span, auc, rho, mi),
-            spans,
+        self._run(
+            [
+                partial(_joint_stats, acc.hist, codes, n_labels, mi_bins, a, e, auc, rho, mi)
+                for a, e in spans
+            ]
         )
         return auc, rho, mi
 
-    def _map(self, fn: Callable[[tuple[int, int]], None], spans: list[tuple[int, int]]) -> None:
-        if self._pool is None or len(spans) == 1:
-            for span in spans:
-                fn(span)
+    def _run(self, tasks: list[Callable[[], None]]) -> None:
+        if self._pool is None or len(tasks) == 1:
+            for task in tasks:
+                task()
         else:
-            for future in [self._pool.submit(fn, span) for span in spans]:
+            for future in [self._pool.submit(task) for task in tasks]:
                 future.result()
 
     def close(self) -> None:

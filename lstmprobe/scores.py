@@ -283,9 +283,13 @@ def unit_scores(
     sweeper = Sweeper(threads)
     try:
         for a, b, chunk in store.iter_chunks(keys, chunk_size=chunk_size, dtype=None):
-            for k in keys:
-                for g, (_, ids, _) in enumerate(groups):
-                    sweeper.accumulate(acc[k][g], chunk[k], ids[a:b], weights[g][a:b])
+            sweeper.accumulate_all(
+                [
+                    (acc[k][g], chunk[k], ids[a:b], weights[g][a:b])
+                    for k in keys
+                    for g, (_, ids, _) in enumerate(groups)
+                ]
+            )
             bar.update(b - a)
         bar.close()
         units = store.units(keys)
