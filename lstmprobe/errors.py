@@ -32,6 +32,10 @@ class FeatureError(LstmprobeError, ValueError):
     """A feature is unknown, fails, or gives labels that cannot be used."""
 
 
+class TrainingError(LstmprobeError, ValueError):
+    """Training settings are invalid, or contradict the checkpoint a run resumes."""
+
+
 class UnitError(LstmprobeError, KeyError):
     """A unit or quantity name does not exist in a recording."""
 

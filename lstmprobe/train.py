@@ -36,7 +36,7 @@ import torch
 from torch.nn import functional as F
 
 from lstmprobe import bundled, tasks
-from lstmprobe.errors import CorpusError, ModelLoadError
+from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError
 from lstmprobe.models import (
     CHECKPOINT_FORMAT,
     CharLSTM,
@@ -86,7 +86,7 @@ class TrainConfig:
         def need(ok: bool, option: str, what: str) -> None:
             if not ok:
                 value = getattr(self, option.replace("-", "_"))
-                raise ModelLoadError(f"--{option} must be {what}, got {value}")
+                raise TrainingError(f"--{option} must be {what}, got {value}")
 
         need(self.layers >= 1, "layers", "at least 1")
         need(self.hidden >= 1, "hidden", "at least 1 (units per layer)")
@@ -103,7 +103,7 @@ class TrainConfig:
         need(0.0 <= self.val_fraction < 1.0, "val-fraction", "in [0, 1)")
         need(self.checkpoint_every >= 0, "checkpoint-every", "0 (only at the end) or positive")
         if self.steps is not None and self.epochs is not None:
-            raise ModelLoadError("give --steps or --epochs, not both")
+            raise TrainingError("give --steps or --epochs, not both")
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(
@@ -128,13 +128,13 @@ def resolve_config(
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = set(given) - {f.name for f in fields(TrainConfig)}
     if unknown:
-        raise ModelLoadError(f"unknown training settings {sorted(unknown)}")
+        raise TrainingError(f"unknown training settings {sorted(unknown)}")
     if resume is None:
         return TrainConfig(**given)
     saved = dict(_read_resumable(resume)["training"]["config"])
     for name in ARCHITECTURE:
         if name in given and given[name] != saved.get(name):
-            raise ModelLoadError(
+            raise TrainingError(
                 f"{resume} was trained with --{name} {saved.get(name)}, got --{name} "
                 f"{given[name]}; drop the option to resume, or train afresh without --resume"
             )
@@ -457,7 +457,7 @@ def train(
                 "resume on text of the same characters, or train afresh"
             )
         if model.config != config.model_config(len(vocab)):
-            raise ModelLoadError(
+            raise TrainingError(
                 f"{resume} has another architecture than the settings given; drop the "
                 "architecture options to resume"
             )
@@ -814,7 +814,7 @@ def iter_bundled() -> Iterator[dict[str, Any]]:
 def set_threads(threads: int) -> None:
     """Use ``threads`` CPU threads in torch (1 trains fastest on a machine that is busy)."""
     if threads < 1:
-        raise ModelLoadError(f"--threads must be at least 1, got {threads}")
+        raise TrainingError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
 
 

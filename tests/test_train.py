@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from lstmprobe import bundled, tasks
 from lstmprobe import train as tr
 from lstmprobe.cli import main
-from lstmprobe.errors import CorpusError, ModelLoadError
+from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError
 from lstmprobe.models import CharLSTM, ModelConfig, load_model, save_checkpoint
 from lstmprobe.text import Vocab, read_corpus
 from tests.conftest import CORPUS
@@ -57,13 +57,13 @@ def counter_model(tmp_path_factory):
 
 
 def test_config_rejects_bad_values_with_the_option_name():
-    with pytest.raises(ModelLoadError, match=r"--hidden must be at least 1 .*got 0"):
+    with pytest.raises(TrainingError, match=r"--hidden must be at least 1 .*got 0"):
         tr.TrainConfig(hidden=0)
-    with pytest.raises(ModelLoadError, match="--steps or --epochs, not both"):
+    with pytest.raises(TrainingError, match="--steps or --epochs, not both"):
         tr.TrainConfig(steps=3, epochs=1.0)
-    with pytest.raises(ModelLoadError, match="--dropout must be in"):
+    with pytest.raises(TrainingError, match="--dropout must be in"):
         tr.TrainConfig(dropout=1.5)
-    with pytest.raises(ModelLoadError, match="--reset must be one of none, line"):
+    with pytest.raises(TrainingError, match="--reset must be one of none, line"):
         tr.TrainConfig(reset="word")
 
 
@@ -225,7 +225,7 @@ def test_resuming_continues_exactly_where_the_run_stopped(tmp_path):
 def test_resume_refuses_another_architecture(tmp_path):
     config = tr.TrainConfig(hidden=6, steps=2, seq_len=10, batch_size=2)
     tr.train(CORPUS, tmp_path / "m.pt", config, progress=False)
-    with pytest.raises(ModelLoadError, match="trained with --hidden 6, got --hidden 9"):
+    with pytest.raises(TrainingError, match="trained with --hidden 6, got --hidden 9"):
         tr.resolve_config({"hidden": 9}, tmp_path / "m.pt")
 
 
