@@ -93,6 +93,11 @@ def _tile(z, ids, w, a, top, half, hist, s1, s2, sw, m1, m2, cells):  # type: ig
         jj += 1
 
 
+# _sweep_f16 and _sweep_f32 differ only in how a row is decoded. They stay two functions: one
+# sweep with a runtime dtype flag, or with the decode dispatched on the input type
+# (numba.extending.overload), ran 15-50% slower here (A/B, single thread, 38M values).
+
+
 @njit(nogil=True, cache=True)
 def _sweep_f16(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, rblk):  # type: ignore[no-untyped-def]
     """Units ``[a, e)`` of a float16 window given as its raw bits (uint16), in row tiles."""

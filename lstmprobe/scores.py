@@ -267,7 +267,7 @@ def unit_scores(
     # whose label bins merge distinct values); the others' sums follow from the patterns
     weighted = [[i for i in members if not _exact_bins(labels[i])] for members, _, _ in groups]
     weights = [
-        np.stack([np.nan_to_num(labels[i].values, nan=0.0) for i in w], axis=1).astype(np.float64)
+        np.stack([np.nan_to_num(labels[i].values, nan=0.0) for i in w], axis=1, dtype=np.float64)
         if w
         else np.zeros((store.n_positions, 0))
         for w in weighted
