@@ -31,7 +31,7 @@ import numpy as np
 
 from lstmprobe.errors import FeatureError, StoreError
 from lstmprobe.features import Feature, get_feature
-from lstmprobe.linear_probe import LinearProbe, block_split, gather_units, sample_positions
+from lstmprobe.linear_probe import LinearProbe, _auc, block_split, gather_units, sample_positions
 from lstmprobe.scores import N_BINS, Labels, _pearson, make_labels, unit_scores
 
 FORMAT = "lstmprobe.rankings"
@@ -283,11 +283,9 @@ def _clean(obj: Any) -> Any:
 
 
 def _oriented_auc(values: np.ndarray, y: np.ndarray, sign: float) -> float:
-    from sklearn.metrics import roc_auc_score
-
     if len(np.unique(y)) < 2:
         return math.nan
-    return float(roc_auc_score(y, sign * values))
+    return _auc(y > 0.5, sign * values)
 
 
 def _unit_heldout(kind: str, x: np.ndarray, y: np.ndarray, part: np.ndarray) -> float:
