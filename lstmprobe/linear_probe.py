@@ -18,7 +18,7 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator
 
 from lstmprobe.errors import FeatureError
-from lstmprobe.features import Feature, get_feature
+from lstmprobe.features import Feature
 
 
 def block_split(
@@ -224,18 +224,21 @@ class LinearProbe(BaseEstimator):
     def _fit_store(
         self, store: Any, y: Any, units: Sequence[str] | None, max_positions: int | None
     ) -> LinearProbe:
+        rows = sample_positions(store.n_positions, max_positions, self.n_blocks, self.random_state)
         if isinstance(y, (str, Feature)):
-            values = get_feature(y).labels(store.text, store.sequences)
+            from lstmprobe.scores import store_labels
+
+            (labels,) = store_labels(store, [y])
+            yy = labels.at(rows).astype(np.float64)
         else:
             values = np.asarray(y, dtype=np.float32)
             if values.shape != (store.n_positions,):
                 raise FeatureError(
                     f"labels have shape {values.shape}, the store has {store.n_positions} positions"
                 )
+            yy = values[rows].astype(np.float64)
         units = list(store.units() if units is None else units)
-        rows = sample_positions(store.n_positions, max_positions, self.n_blocks, self.random_state)
         X = gather_units(store, units, rows)
-        yy = values[rows].astype(np.float64)
         keep = ~np.isnan(yy)
         split = np.full(len(rows), -1, dtype=np.int8)
         split[keep] = block_split(int(keep.sum()), self.n_blocks, self.fractions, self.random_state)
@@ -781,15 +784,27 @@ def gather_units(store: Any, units: Sequence[str], rows: np.ndarray) -> np.ndarr
         key, index = parse_unit(name)
         by_key.setdefault(key, []).append((col, index))
     out = np.empty((len(rows), len(units)), dtype=np.float32)
-    if len(rows) == 0:
-        return out
-    # contiguous runs of rows
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks, [len(rows)]])
+    spans = runs(rows)
     for key, cols in by_key.items():
         idx = [i for _, i in cols]
         where = [c for c, _ in cols]
-        for s, e in zip(starts, ends):
-            out[s:e, where] = store.read(key, int(rows[s]), int(rows[e - 1]) + 1, units=idx)
+        at = 0
+        for a, b in spans:
+            out[at : at + b - a, where] = store.read(key, a, b, units=idx)
+            at += b - a
     return out
+
+
+def runs(rows: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted positions as contiguous ``[start, stop)`` runs.
+
+    Examples
+    --------
+    >>> runs(np.array([3, 4, 5, 9, 10]))
+    [(3, 6), (9, 11)]
+    """
+    if len(rows) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts, ends = np.r_[0, breaks], np.r_[breaks, len(rows)]
+    return [(int(rows[s]), int(rows[e - 1]) + 1) for s, e in zip(starts, ends)]

@@ -31,8 +31,15 @@ import numpy as np
 
 from lstmprobe.errors import FeatureError, StoreError
 from lstmprobe.features import Feature, get_feature
-from lstmprobe.linear_probe import LinearProbe, _auc, block_split, gather_units, sample_positions
-from lstmprobe.scores import N_BINS, Labels, _pearson, make_labels, unit_scores
+from lstmprobe.linear_probe import (
+    LinearProbe,
+    _auc,
+    block_split,
+    gather_units,
+    runs,
+    sample_positions,
+)
+from lstmprobe.scores import N_BINS, Labels, _pearson, store_labels, unit_scores
 
 FORMAT = "lstmprobe.rankings"
 FORMAT_VERSION = 1
@@ -397,11 +404,9 @@ def rank_units(
         features = [features]
     if not features:
         raise FeatureError("give at least one feature (lstmprobe features lists them)")
-    text, seqs = store.text, store.sequences
-    labels = [make_labels(f, text, seqs) for f in features]
-    names = [lab.name for lab in labels]
-    if len(set(names)) != len(names):
-        labels = [lab for i, lab in enumerate(labels) if lab.name not in names[:i]]
+    names = iter_feature_names(features)
+    unique = [f for i, f in enumerate(features) if names[i] not in names[:i]]
+    labels = store_labels(store, unique)
     for lab in labels:
         if lab.skip:
             warn(lab.skip + "; skipped")
@@ -493,19 +498,22 @@ def _probe_features(
     cols = all_units if use_all else list(dict.fromkeys(needed))
     X = gather_units(store, cols, rows_idx)
     col_of = {u: i for i, u in enumerate(cols)}
-    tokens = store.tokens[rows_idx]
+    tokens = np.concatenate(
+        [np.empty(0, dtype=np.int32), *(store.read_tokens(a, b) for a, b in runs(rows_idx))]
+    )
     for lab in labels:
         if lab.name not in detail_rows:
             continue
         frows = detail_rows[lab.name]
-        y_all = lab.values[rows_idx].astype(np.float64)
+        values = lab.at(rows_idx)
+        y_all = values.astype(np.float64)
         keep = ~np.isnan(y_all)
         y = y_all[keep]
         Xk = X[keep]
         part = block_split(len(y), n_blocks, seed=seed)
         edges = np.linspace(0, len(y), max(1, min(n_blocks, len(y))) + 1).astype(np.int64)
         blocks = np.repeat(np.arange(len(edges) - 1), np.diff(edges))
-        ctrl_all = control_labels(lab.values[rows_idx], "char", tokens=tokens, seed=seed + 1)
+        ctrl_all = control_labels(values, "char", tokens=tokens, seed=seed + 1)
         ctrl = ctrl_all[keep].astype(np.float64)
         ctrl_block = control_labels(y_all, "block", n_blocks=n_blocks, seed=seed + 2)[keep]
         summary = summaries[lab.name]

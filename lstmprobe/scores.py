@@ -8,15 +8,17 @@ the sign. docs/probes.md has the definitions and the approximations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from lstmprobe.errors import FeatureError, StoreError
-from lstmprobe.features import Feature, get_feature
+from lstmprobe.features import Feature, get_feature, stream
+from lstmprobe.features.stream import TextReader, feature_windows
 from lstmprobe.kernels import Accumulator, Sweeper
+from lstmprobe.linear_probe import runs
 
 N_BINS = 256  # activation bins per unit for AUC / Spearman / MI
 MAX_LABEL_BINS = 32  # label bins of a continuous feature
@@ -25,53 +27,195 @@ MAX_PATTERNS = 32  # joint label patterns histogrammed in one bincount
 
 # --------------------------------------------------------------------------- labels
 
+#: Labels of a recording are kept in memory while they take at most this many bytes (about 10
+#: per position and feature with the text); beyond, they are computed again from the text, a
+#: window at a time, for each pass (:func:`store_labels`).
+LABEL_MEMORY = 256 << 20
+#: Distinct label values counted exactly before neighbouring ones are merged (continuous
+#: features with more values than this get approximately equal-mass bins).
+MAX_DISTINCT = 1 << 16
+
 
 @dataclass
 class Labels:
     """One feature's labels over a recording, ready for scoring.
 
-    ``values`` is float32 of shape (n_positions,), NaN where undefined; ``codes`` is the label
-    bin of each position (-1 where undefined): 0/1 for binary features, the value's rank among
-    at most ``MAX_LABEL_BINS`` equal-mass bins (or its distinct value) for continuous ones.
+    Each defined label has a bin (its *code*): 0/1 for binary features; for continuous ones its
+    rank among at most ``MAX_LABEL_BINS`` distinct values, or else its equal-mass bin (ties
+    kept together). ``bin_values`` holds each bin's mean label. The values themselves are in
+    ``values`` (float32, NaN where undefined) when they fit in memory, else they are computed
+    again from the stored text for each pass (:meth:`windows`).
     """
 
     name: str
     kind: Literal["binary", "continuous"]
-    values: np.ndarray
-    codes: np.ndarray
-    bin_values: np.ndarray  # representative label value of each bin, shape (L,)
+    bin_values: np.ndarray  # mean label of each bin, shape (L,)
+    exact: bool  # every defined label equals its bin's value
+    n_defined: int
+    total: float  # sum of the defined labels
+    total_sq: float  # sum of their squares
+    keys: np.ndarray = field(repr=False)  # sorted label values where a run of codes begins
+    key_codes: np.ndarray = field(repr=False)  # the code of each key
     definition: str = ""
     skip: str | None = None  # why no score can be computed (constant feature)
+    values: np.ndarray | None = field(default=None, repr=False)
+    stream: Callable[[list[tuple[int, int]]], Iterator[np.ndarray]] | None = field(
+        default=None, repr=False
+    )
 
     @property
     def n_bins(self) -> int:
         return len(self.bin_values)
 
+    def codes_of(self, values: np.ndarray) -> np.ndarray:
+        """Label bin of each value, int16, -1 where undefined (NaN)."""
+        codes = np.full(values.shape, -1, dtype=np.int16)
+        defined = ~np.isnan(values)
+        if len(self.keys):
+            at = np.searchsorted(self.keys, values[defined], side="right") - 1
+            codes[defined] = self.key_codes[np.maximum(at, 0)]
+        return codes
+
     @property
-    def defined(self) -> np.ndarray:
-        return self.codes >= 0
+    def codes(self) -> np.ndarray:
+        """Codes of every position (labels in memory only)."""
+        return self.codes_of(self._in_memory())
+
+    def windows(self, spans: list[tuple[int, int]]) -> Iterator[np.ndarray]:
+        """Label values of each ``[a, b)`` of ``spans`` (sorted, disjoint), float32."""
+        if self.values is not None:
+            return (self.values[a:b] for a, b in spans)
+        assert self.stream is not None
+        return self.stream(spans)
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        """Label values at sorted positions ``rows``, float32."""
+        if self.values is not None:
+            return self.values[rows]
+        spans = runs(np.asarray(rows, dtype=np.int64))
+        return np.concatenate([np.empty(0, dtype=np.float32), *self.windows(spans)])
+
+    def _in_memory(self) -> np.ndarray:
+        if self.values is None:
+            raise FeatureError(f"the labels of {self.name!r} are streamed, not in memory")
+        return self.values
 
     def summary(self) -> dict[str, Any]:
-        d = self.values[self.defined]
         out: dict[str, Any] = {
             "feature": self.name,
             "kind": self.kind,
             "definition": self.definition,
-            "n_defined": int(d.size),
+            "n_defined": self.n_defined,
         }
-        if d.size:
+        if self.n_defined:
+            mean = self.total / self.n_defined
             if self.kind == "binary":
-                out["base_rate"] = float(d.mean())
+                out["base_rate"] = mean
             else:
-                out["mean"] = float(d.mean())
-                out["std"] = float(d.std())
+                out["mean"] = mean
+                out["std"] = float(np.sqrt(max(self.total_sq / self.n_defined - mean**2, 0.0)))
         if self.skip:
             out["skipped"] = self.skip
         return out
 
 
+class _Counts:
+    """Distinct label values with their counts and sums, merged window by window; beyond
+    ``MAX_DISTINCT`` values neighbours are merged pairwise (each entry then stands for the values
+    from its key up to the next key)."""
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0)
+        self.counts = np.empty(0, dtype=np.int64)
+        self.sums = np.empty(0)
+        self.total_sq = 0.0
+        self.merged = False
+
+    def add(self, values: np.ndarray) -> None:
+        d = values[~np.isnan(values)].astype(np.float64)
+        if d.size == 0:
+            return
+        self.total_sq += float(np.dot(d, d))
+        if self.merged:
+            # values at or above the smallest key join their entry; smaller ones are new keys
+            d = np.sort(d)
+            low = d[: np.searchsorted(d, self.keys[0], side="left")]
+            high = d[len(low) :]
+            at = np.searchsorted(self.keys, high, side="right") - 1
+            self.counts += np.bincount(at, minlength=len(self.keys))
+            self.sums += np.bincount(at, weights=high, minlength=len(self.keys))
+            d = low
+            if d.size == 0:
+                return
+        keys, inverse = np.unique(d, return_inverse=True)
+        keys = np.concatenate([self.keys, keys])
+        counts = np.concatenate([self.counts, np.bincount(inverse)])
+        sums = np.concatenate([self.sums, np.bincount(inverse, weights=d)])
+        order = np.argsort(keys, kind="stable")
+        keys, counts, sums = keys[order], counts[order], sums[order]
+        first = np.r_[True, keys[1:] != keys[:-1]]
+        starts = np.flatnonzero(first)
+        self.keys = keys[first]
+        self.counts = np.add.reduceat(counts, starts)
+        self.sums = np.add.reduceat(sums, starts)
+        while len(self.keys) > MAX_DISTINCT:
+            pairs = np.arange(0, len(self.keys), 2)
+            self.keys = self.keys[pairs]
+            self.counts = np.add.reduceat(self.counts, pairs)
+            self.sums = np.add.reduceat(self.sums, pairs)
+            self.merged = True
+
+
+def _make(feat: Feature, counts: _Counts, **rest: Any) -> Labels:
+    """Bin a feature from its value counts (see :class:`Labels`)."""
+    keys, n_keys = counts.keys, len(counts.keys)
+    kind = feat.kind or (
+        "binary" if not counts.merged and np.isin(keys, (0.0, 1.0)).all() else "continuous"
+    )
+    n = int(counts.counts.sum())
+    skip = None
+    if n_keys < 2 and not counts.merged:
+        what = "undefined everywhere" if n == 0 else f"constant ({keys[0]:g})"
+        skip = f"feature {feat.name!r} is {what} on this corpus; nothing to score"
+    exact = True
+    if kind == "binary":
+        if counts.merged or not np.isin(keys, (0.0, 1.0)).all():
+            raise FeatureError(
+                f"feature {feat.name!r} is declared binary but takes values "
+                f"{keys[:5].tolist()}; return 0/1 (NaN = undefined)"
+            )
+        key_codes = keys.astype(np.int16)
+        bin_values = np.array([0.0, 1.0])
+    elif not counts.merged and n_keys <= MAX_LABEL_BINS:
+        key_codes = np.arange(n_keys, dtype=np.int16)
+        bin_values = keys.astype(np.float64)
+    else:
+        # equal-mass bins by rank; ties (one key) share a bin: the bin of the first occurrence
+        first = np.cumsum(counts.counts) - counts.counts
+        _, code = np.unique((first * MAX_LABEL_BINS) // n, return_inverse=True)
+        key_codes = code.astype(np.int16)
+        bin_values = np.bincount(code, weights=counts.sums) / np.bincount(
+            code, weights=counts.counts
+        )
+        exact = False
+    return Labels(
+        feat.name,
+        kind,
+        bin_values,
+        exact,
+        n,
+        float(counts.sums.sum()),
+        counts.total_sq,
+        keys,
+        key_codes,
+        feat.definition,
+        skip,
+        **rest,
+    )
+
+
 def make_labels(feature: str | Feature, text: str, sequences: np.ndarray | None = None) -> Labels:
-    """Compute a feature on ``text`` and bin it for scoring.
+    """Compute a feature on ``text`` (in memory) and bin it for scoring.
 
     Examples
     --------
@@ -81,38 +225,40 @@ def make_labels(feature: str | Feature, text: str, sequences: np.ndarray | None 
     """
     feat = get_feature(feature)
     values = feat.labels(text, sequences)
-    kind = feat.infer_kind(values)
-    defined = ~np.isnan(values)
-    codes = np.full(len(values), -1, dtype=np.int16)
-    skip = None
-    d = values[defined]
-    distinct = np.unique(d)
-    if distinct.size < 2:
-        what = "undefined everywhere" if d.size == 0 else f"constant ({distinct[0]:g})"
-        skip = f"feature {feat.name!r} is {what} on this corpus; nothing to score"
-    if kind == "binary":
-        if not np.isin(distinct, (0.0, 1.0)).all():
-            raise FeatureError(
-                f"feature {feat.name!r} is declared binary but takes values "
-                f"{distinct[:5].tolist()}; return 0/1 (NaN = undefined)"
-            )
-        codes[defined] = d.astype(np.int16)
-        bin_values = np.array([0.0, 1.0])
-    elif distinct.size <= MAX_LABEL_BINS:
-        codes[defined] = np.searchsorted(distinct, d).astype(np.int16)
-        bin_values = distinct.astype(np.float64)
-    else:
-        # equal-mass bins by rank; each bin's value is the mean label in it
-        order = np.argsort(d, kind="stable")
-        ranks = np.empty(d.size, dtype=np.int64)
-        ranks[order] = np.arange(d.size)
-        # ties must share a bin: bin of the first occurrence of each distinct value
-        first = np.searchsorted(d[order], d, side="left")
-        raw = (first * MAX_LABEL_BINS) // d.size
-        _, code = np.unique(raw, return_inverse=True)
-        codes[defined] = code.astype(np.int16)
-        bin_values = np.bincount(code, weights=d) / np.bincount(code)
-    return Labels(feat.name, kind, values, codes, bin_values, feat.definition, skip)
+    counts = _Counts()
+    counts.add(values)
+    return _make(feat, counts, values=values)
+
+
+def store_labels(
+    store: Any, features: Sequence[str | Feature], memory: int | None = None
+) -> list[Labels]:
+    """Labels of ``features`` over a recording: in memory when they fit in ``memory`` bytes
+    (default ``LABEL_MEMORY``), else streamed from the stored text, one block at a time.
+
+    Streamed labels are computed once here for their bins and again for each later pass, by
+    each feature's scanner (:mod:`lstmprobe.features.stream`), so memory is bounded by a block
+    whatever the corpus size; the labels are the same either way.
+    """
+    feats = [get_feature(f) for f in features]
+    n, seqs = store.n_positions, store.sequences
+    budget = LABEL_MEMORY if memory is None else memory
+    if n * (10 * len(feats) + 4) <= budget:
+        text = store.text
+        return [make_labels(f, text, seqs) for f in feats]
+    out = []
+    blocks = [(a, min(n, a + stream.BLOCK)) for a in range(0, n, stream.BLOCK)]
+    for feat in feats:
+
+        def windows(spans: list[tuple[int, int]], feat: Feature = feat) -> Iterator[np.ndarray]:
+            reader = TextReader(store.read_text, n)
+            return feature_windows(feat, reader, n, seqs, spans)
+
+        counts = _Counts()
+        for values in windows(blocks):
+            counts.add(values)
+        out.append(_make(feat, counts, stream=windows))
+    return out
 
 
 # --------------------------------------------------------------------------- per-unit scores
@@ -153,54 +299,92 @@ def _sample_ranges(store: Any, keys: Sequence[str]) -> dict[str, np.ndarray]:
     return {k: np.stack([lo[k], hi[k]]).astype(np.float64) for k in keys}
 
 
-def _groups(labels: list[Labels], n_units: int) -> list[tuple[list[int], np.ndarray, np.ndarray]]:
-    """Group features whose joint label patterns fit one histogram.
+class _Joint:
+    """Joint label codes of several features as one int64 key per position (mixed radix)."""
 
-    Returns (feature indices, pattern id per position, codes table (P, n_features_in_group)).
-    """
-    groups: list[tuple[list[int], np.ndarray, np.ndarray]] = []
-    current: list[int] = []
-    current_ids: np.ndarray | None = None
-    current_table: np.ndarray | None = None
+    def __init__(self, labels: list[Labels]) -> None:
+        self.radix = [lab.n_bins + 1 for lab in labels]  # code -1 (undefined) is digit 0
+        if float(np.prod(np.array(self.radix, dtype=np.float64))) >= 2.0**62:
+            raise FeatureError("too many features with many label bins to score in one pass")
+
+    def keys(self, codes: list[np.ndarray]) -> np.ndarray:
+        key = np.zeros(len(codes[0]), dtype=np.int64)
+        for c, r in zip(codes, self.radix):
+            key *= r
+            key += c.astype(np.int64) + 1
+        return key
+
+    def table(self, keys: np.ndarray) -> np.ndarray:
+        """The codes (rows) of each key."""
+        table = np.empty((len(keys), len(self.radix)), dtype=np.int64)
+        rest = keys.copy()
+        for col in range(len(self.radix) - 1, -1, -1):
+            table[:, col] = rest % self.radix[col] - 1
+            rest //= self.radix[col]
+        return table
+
+
+def _label_spans(labels: list[Labels], n: int) -> list[tuple[int, int]]:
+    """Windows for a pass over labels alone: all at once in memory, else text blocks."""
+    if all(lab.values is not None for lab in labels):
+        return [(0, n)]
+    return [(a, min(n, a + stream.BLOCK)) for a in range(0, n, stream.BLOCK)]
+
+
+def _occurring(labels: list[Labels], n: int) -> np.ndarray:
+    """Every joint row of label codes that occurs: table (rows, len(labels)), one pass."""
+    joint = _Joint(labels)
+    seen = np.empty(0, dtype=np.int64)
+    spans = _label_spans(labels, n)
+    for values in zip(*(lab.windows(spans) for lab in labels)):
+        keys = joint.keys([lab.codes_of(v) for lab, v in zip(labels, values)])
+        if keys.size and keys.max() < (1 << 24):
+            # small key space: mark what occurs instead of sorting
+            present = np.zeros(int(keys.max()) + 1, dtype=bool)
+            present[keys] = True
+            keys = np.flatnonzero(present)
+        seen = np.union1d(seen, keys)
+    return joint.table(seen)
+
+
+@dataclass
+class _Group:
+    """Features histogrammed together: each position's pattern is its row of their codes."""
+
+    members: list[int]  # indices into the labels
+    table: np.ndarray  # (P, len(members)): the codes of each pattern
+    joint: _Joint
+    keys: np.ndarray  # sorted joint key of each pattern
+
+    def ids(self, codes: list[np.ndarray]) -> np.ndarray:
+        """Pattern id of each position, int32."""
+        return np.searchsorted(self.keys, self.joint.keys(codes)).astype(np.int32)
+
+
+def _groups(labels: list[Labels], occurring: np.ndarray, n_units: int) -> list[_Group]:
+    """Group features, in order, so that at most ``MAX_PATTERNS`` joint patterns (fewer for
+    wide datasets) share one histogram. ``occurring``: the joint rows of all the labels."""
     limit = max(2, min(MAX_PATTERNS, (1 << 25) // max(1, n_units * N_BINS)))
+    groups: list[list[int]] = []
+    current: list[int] = []
     for i, lab in enumerate(labels):
         if lab.skip:
             continue
         trial = [*current, i]
-        table, ids = _patterns(labels, trial)
-        if current and len(table) > limit:
-            assert current_ids is not None and current_table is not None
-            groups.append((current, current_ids, current_table))
+        if current and len(np.unique(occurring[:, trial], axis=0)) > limit:
+            groups.append(current)
             trial = [i]
-            table, ids = _patterns(labels, trial)
-        current, current_ids, current_table = trial, ids, table
+        current = trial
     if current:
-        assert current_ids is not None and current_table is not None
-        groups.append((current, current_ids, current_table))
-    return groups
-
-
-def _patterns(labels: list[Labels], members: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of the members' label codes: (table (P, len(members)), id per position)."""
-    combined = np.zeros(len(labels[members[0]].codes), dtype=np.int64)
-    for j in members:
-        combined *= labels[j].n_bins + 1
-        combined += labels[j].codes.astype(np.int64) + 1
-    if combined.size and combined.max() < (1 << 24):
-        # small code space: mark what occurs instead of sorting
-        present = np.zeros(int(combined.max()) + 1, dtype=bool)
-        present[combined] = True
-        uniq = np.flatnonzero(present)
-        ids = (np.cumsum(present) - 1)[combined]
-    else:
-        uniq, ids = np.unique(combined, return_inverse=True)
-    table = np.empty((len(uniq), len(members)), dtype=np.int64)
-    rest = uniq.copy()
-    for col in range(len(members) - 1, -1, -1):
-        base = labels[members[col]].n_bins + 1
-        table[:, col] = rest % base - 1
-        rest //= base
-    return table, ids.reshape(-1).astype(np.int32)
+        groups.append(current)
+    out = []
+    for members in groups:
+        table = np.unique(occurring[:, members], axis=0)
+        joint = _Joint([labels[i] for i in members])
+        keys = joint.keys([table[:, col] for col in range(len(members))])
+        order = np.argsort(keys)
+        out.append(_Group(members, table[order], joint, keys[order]))
+    return out
 
 
 def unit_scores(
@@ -225,6 +409,8 @@ def unit_scores(
         Datasets to score, e.g. ``["layer0/cell"]``.
     chunk_size : int, optional
         Positions per read (default: about 4M values per window).
+    labels : list of Labels, optional
+        Labels already made (:func:`store_labels`); ``features`` is then ignored.
     threads : int, optional
         Threads for the compiled loop (default: the CPUs this process may use).
 
@@ -244,19 +430,21 @@ def unit_scores(
     if labels is None:
         if isinstance(features, (str, Feature)):
             features = [features]
-        text, seqs = store.text, store.sequences
-        labels = [f if isinstance(f, Labels) else make_labels(f, text, seqs) for f in features]
+        made = iter(store_labels(store, [f for f in features if not isinstance(f, Labels)]))
+        labels = [f if isinstance(f, Labels) else next(made) for f in features]
     keys = list(store.keys if keys is None else keys)
     n_units = {k: store.n_units(k) for k in keys}
     total_units = sum(n_units.values())
     if total_units == 0:
         raise StoreError(f"{store.path} holds no units to score")
+    n = store.n_positions
     base = int(getattr(store, "chunk_positions", 4096) or 4096)
     if chunk_size is None:
         want = max(base, (1 << 22) // total_units)
         chunk_size = max(base, (want // base) * base)
+    active = [lab for lab in labels if not lab.skip]
+    groups = _groups(active, _occurring(active, n), max(n_units.values())) if active else []
     ranges = _sample_ranges(store, keys)
-    groups = _groups(labels, max(n_units.values()))
     nb = N_BINS
     lo = {k: ranges[k][0] for k in keys}
     scales = {}
@@ -265,50 +453,51 @@ def unit_scores(
         scales[k] = np.where(width > 0, nb / np.where(width > 0, width, 1.0), 1.0)
     # per group: the features whose exact label values are summed against each unit (those
     # whose label bins merge distinct values); the others' sums follow from the patterns
-    weighted = [[i for i in members if not _exact_bins(labels[i])] for members, _, _ in groups]
-    weights = [
-        np.stack([np.nan_to_num(labels[i].values, nan=0.0) for i in w], axis=1, dtype=np.float64)
-        if w
-        else np.zeros((store.n_positions, 0))
-        for w in weighted
-    ]
+    weighted = [[i for i in g.members if not active[i].exact] for g in groups]
     acc = {
         k: [
-            Accumulator(lo[k], scales[k], len(t), len(weighted[g]), nb)
-            for g, (_, _, t) in enumerate(groups)
+            Accumulator(lo[k], scales[k], len(g.table), len(weighted[j]), nb)
+            for j, g in enumerate(groups)
         ]
         for k in keys
     }
-    bar = _bar(store.n_positions, progress, "scoring units")
+    spans = [(a, min(n, a + chunk_size)) for a in range(0, n, chunk_size)]
+    label_windows = zip(*(lab.windows(spans) for lab in active))
+    bar = _bar(n, progress, "scoring units")
     sweeper = Sweeper(threads)
     try:
-        for a, b, chunk in store.iter_chunks(keys, chunk_size=chunk_size, dtype=None):
-            sweeper.accumulate_all(
-                [
-                    (acc[k][g], chunk[k], ids[a:b], weights[g][a:b])
-                    for k in keys
-                    for g, (_, ids, _) in enumerate(groups)
-                ]
-            )
+        for (a, b, chunk), values in zip(
+            store.iter_chunks(keys, chunk_size=chunk_size, dtype=None, read_ahead=True),
+            label_windows,
+        ):
+            codes = [lab.codes_of(v) for lab, v in zip(active, values)]
+            jobs = []
+            for j, g in enumerate(groups):
+                ids = g.ids([codes[i] for i in g.members])
+                w = np.zeros((b - a, len(weighted[j])))
+                for col, i in enumerate(weighted[j]):
+                    w[:, col] = np.nan_to_num(values[i], nan=0.0)
+                jobs += [(acc[k][j], chunk[k], ids, w) for k in keys]
+            sweeper.accumulate_all(jobs)
             bar.update(b - a)
         bar.close()
         units = store.units(keys)
         out: dict[str, UnitScores] = {}
-        for g, (members, _, table) in enumerate(groups):
-            for col, i in enumerate(members):
-                out[labels[i].name] = _finish(
-                    labels[i],
+        for j, g in enumerate(groups):
+            for col, i in enumerate(g.members):
+                out[active[i].name] = _finish(
+                    active[i],
                     units,
-                    [acc[k][g] for k in keys],
-                    table[:, col],
-                    weighted[g],
+                    [acc[k][j] for k in keys],
+                    g.table[:, col],
+                    weighted[j],
                     i,
                     sweeper,
                 )
     finally:
         bar.close()
         sweeper.close()
-    return {lab.name: out[lab.name] for lab in labels if not lab.skip}
+    return {lab.name: out[lab.name] for lab in active}
 
 
 def _finish(
@@ -333,8 +522,7 @@ def _finish(
     else:
         y_p = np.where(codes >= 0, lab.bin_values[np.maximum(codes, 0)], 0.0)  # label of pattern
         sxy = np.concatenate([y_p @ acc.s1 for acc in accs])
-    d = lab.values[lab.defined].astype(np.float64)
-    pearson = _pearson(float(d.size), sx, sxx, float(d.sum()), float((d**2).sum()), sxy)
+    pearson = _pearson(float(lab.n_defined), sx, sxx, lab.total, lab.total_sq, sxy)
     stats = [sweeper.joint_stats(acc, codes, lab.n_bins, MI_BINS) for acc in accs]
     auc, spearman, mi = (np.concatenate(parts) for parts in zip(*stats))
     if lab.kind == "binary":
@@ -346,12 +534,6 @@ def _finish(
         lab.name, lab.kind, units, None, pearson, spearman, mi,
         np.where(spearman >= 0, 1, -1), np.abs(spearman), "|spearman|",
     )  # fmt: skip
-
-
-def _exact_bins(lab: Labels) -> bool:
-    """Whether every defined label equals its bin's value (binary, or few distinct values)."""
-    d = lab.defined
-    return bool(np.array_equal(lab.bin_values[lab.codes[d]], lab.values[d].astype(np.float64)))
 
 
 def _pearson(n, sx, sxx, sy, syy, sxy):  # type: ignore[no-untyped-def]

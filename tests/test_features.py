@@ -32,6 +32,12 @@ def test_quote_escaped_backslash_then_close() -> None:
     assert marks("quote", r'"a\\"x') == "111100"
 
 
+def test_quote_ending_in_a_backslash_at_the_end_is_still_open() -> None:
+    # the string never closes: its last char, a backslash, escapes nothing
+    assert marks("quote", 'x"ab\\') == "01111"
+    assert marks("quote", "'''a\\") == "11111"
+
+
 def test_quote_single_quotes_and_other_quote_inside() -> None:
     assert marks("quote", "'a\"b'c") == "111100"
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -28,6 +29,7 @@ from lstmprobe.store import (
     TARGET_CHUNK_BYTES,
     ActivationStore,
     StoreWriter,
+    _read_ahead,
     default_chunk_positions,
     parse_unit,
     partial_path,
@@ -299,6 +301,37 @@ def test_iter_chunks_streams(tmp_path: Path) -> None:
         finally:
             tracemalloc.stop()
     assert peak < total / 8
+
+
+def test_read_ahead_yields_the_same_windows_and_stops_cleanly(tmp_path: Path) -> None:
+    layout = {"layer0/cell": 4}
+    n = 5000
+    w = writer(tmp_path / "acts.h5", corpus(n), layout=layout, has_next_logprob=False)
+    w.write(0, values(layout, 0, n))
+    path = w.finish()
+    with ActivationStore(path) as store:
+        plain = list(store.iter_chunks(chunk_size=700, start=3, stop=4800))
+        ahead = list(store.iter_chunks(chunk_size=700, start=3, stop=4800, read_ahead=True))
+        assert [(a, b) for a, b, _ in ahead] == [(a, b) for a, b, _ in plain]
+        for (_, _, x), (_, _, y) in zip(plain, ahead):
+            np.testing.assert_array_equal(x["layer0/cell"], y["layer0/cell"])
+        # leaving early stops the reading thread
+        for _ in store.iter_chunks(chunk_size=100, read_ahead=True):
+            break
+        assert not any(t.name == "lstmprobe-read-ahead" for t in threading.enumerate())
+
+
+def test_read_ahead_raises_the_reading_error() -> None:
+    def read(a: int, b: int) -> int:
+        if a == 2:
+            raise OSError("disk gone")
+        return a
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for a in _read_ahead(read, [(0, 1), (1, 2), (2, 3), (3, 4)]):
+            got.append(a)
+    assert got == [0, 1]
 
 
 # --- next_logprob ------------------------------------------------------------------------------

@@ -1,26 +1,60 @@
 """Built-in features. Each definition below is what ``lstmprobe features`` prints.
 
-All built-ins are computed per sequence (a recording's reset points reset the text state too) on
-the whole sequence in memory: O(N) floats per feature. The lexer-based ones (``quote``,
-``comment``, ``bracket-depth``) scan with one compiled regular expression, so the Python work is
-per token, not per character.
+All built-ins are computed per sequence (a recording's reset points reset the text state too).
+Each also has a scanner (:class:`~lstmprobe.features.stream.Resumable`) that labels a long
+sequence piece by piece with the same result, carrying only what the feature needs between
+pieces: the lexer state of an unfinished token, the bracket depth, the current line, the running
+count. The lexer-based ones (``quote``, ``comment``, ``bracket-depth``) scan with one compiled
+regular expression, so the Python work is per token, not per character.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
 from lstmprobe.errors import FeatureError
 from lstmprobe.features.registry import Feature, family, feature
+from lstmprobe.features.stream import Resumable
+
+# --------------------------------------------------------------------------- restart points
+
+
+def _anywhere(buf: str, final: bool) -> int:
+    return len(buf)
+
+
+def _after_last_newline(buf: str, final: bool) -> int:
+    """Lines restart at column 0: everything up to the last newline is final."""
+    return buf.rfind("\n") + 1
+
+
+_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
+
+
+def _after_last_space(buf: str, final: bool) -> int:
+    """Word-based features restart after whitespace (no match spans it)."""
+    m = _LAST_SPACE.search(buf)
+    return m.end() if m else 0
+
+
+def _stateless(
+    label: Callable[[str], np.ndarray], cut: Callable[[str, bool], int]
+) -> Callable[[], Resumable]:
+    return lambda: Resumable(lambda buf, state: label(buf), cut)
+
 
 # --------------------------------------------------------------------------- the code lexer
 
+# A backslash escapes the next char (a newline too); one at the very end of the text is inside
+# the unfinished string.
 _CODE_TOKEN = re.compile(
     r"""
-      (?P<triple>\"\"\"(?:\\.|[^\\])*?(?:\"\"\"|\Z)|'''(?:\\.|[^\\])*?(?:'''|\Z))
-    | (?P<string>"(?:\\.|[^"\\\n])*(?:"|(?=\n)|\Z)|'(?:\\.|[^'\\\n])*(?:'|(?=\n)|\Z))
+      (?P<triple>\"\"\"(?:\\(?:.|\Z)|[^\\])*?(?:\"\"\"|\Z)|'''(?:\\(?:.|\Z)|[^\\])*?(?:'''|\Z))
+    | (?P<string>"(?:\\(?:.|\Z)|[^"\\\n])*(?:"|(?=\n)|\Z)|'(?:\\(?:.|\Z)|[^'\\\n])*(?:'|(?=\n)|\Z))
     | (?P<line>(?:\#|//)[^\n]*)
     | (?P<block>/\*.*?(?:\*/|\Z))
     """,
@@ -53,7 +87,26 @@ def _lex(text: str, python: bool = False) -> tuple[np.ndarray, np.ndarray]:
     return in_string, in_comment
 
 
-@feature("quote", kind="binary", per_sequence=True)
+def _lex_cut(python: bool) -> Callable[[str, bool], int]:
+    """Restart points of the lexer: not inside a token that may still grow, and at least 3
+    chars before the end (an ending '' or / may turn into \'\'\' or //)."""
+    pattern = _PYTHON_TOKEN if python else _CODE_TOKEN
+
+    def cut(buf: str, final: bool) -> int:
+        limit = len(buf) - 3
+        for m in pattern.finditer(buf):
+            if m.end() > limit:
+                return max(0, min(limit, m.start()))
+        return max(0, limit)
+
+    return cut
+
+
+def _lexed(which: int, python: bool = False) -> Callable[[], Resumable]:
+    return _stateless(lambda t: _lex(t, python)[which].astype(np.float32), _lex_cut(python))
+
+
+@feature("quote", kind="binary", per_sequence=True, stream=_lexed(0))
 def quote(text: str) -> np.ndarray:
     """1 inside a string literal of code after reading the char, else 0: '...' and "..." with
     backslash escapes (an unescaped newline ends them), Python triple quotes spanning lines;
@@ -62,7 +115,7 @@ def quote(text: str) -> np.ndarray:
     return _lex(text)[0].astype(np.float32)
 
 
-@feature("comment", kind="binary", per_sequence=True)
+@feature("comment", kind="binary", per_sequence=True, stream=_lexed(1))
 def comment(text: str) -> np.ndarray:
     """1 inside a comment after reading the char, else 0: # and // line comments (the newline
     that ends one is outside) and /* ... */ block comments (the closing / is outside); markers
@@ -71,13 +124,13 @@ def comment(text: str) -> np.ndarray:
     return _lex(text)[1].astype(np.float32)
 
 
-@feature("quote:python", kind="binary", per_sequence=True)
+@feature("quote:python", kind="binary", per_sequence=True, stream=_lexed(0, python=True))
 def quote_python(text: str) -> np.ndarray:
     """As quote, for Python source: only # starts a comment (// is floor division)."""
     return _lex(text, python=True)[0].astype(np.float32)
 
 
-@feature("comment:python", kind="binary", per_sequence=True)
+@feature("comment:python", kind="binary", per_sequence=True, stream=_lexed(1, python=True))
 def comment_python(text: str) -> np.ndarray:
     """1 inside a Python comment after reading the char, else 0: # to the end of the line (the
     newline is outside); // and /* are operators, not comments; # inside strings does not count."""
@@ -87,26 +140,36 @@ def comment_python(text: str) -> np.ndarray:
 _OPEN = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 
 
-@feature("bracket-depth", kind="continuous", per_sequence=True)
-def bracket_depth(text: str, python: bool = False) -> np.ndarray:
-    """Number of (, [ and { open after reading the char (an opening bracket counts at once, a
-    closing one is already subtracted), ignoring brackets inside strings and comments; an
-    unmatched closing bracket does not go below 0."""
+def _depth(text: str, python: bool = False, start: float | None = None) -> np.ndarray:
+    """Bracket depth after each char, from depth ``start`` (0) before the first."""
     in_string, in_comment = _lex(text, python)
     step = np.zeros(len(text), dtype=np.int64)
     for m in re.finditer(r"[()\[\]{}]", text):
         step[m.start()] = _OPEN[m.group()]
     step[in_string | in_comment] = 0
-    # the walk d_t = max(0, d_{t-1} + step_t) equals S_t - min(0, min_{k<=t} S_k)
-    s = np.cumsum(step)
+    # the walk d_t = max(0, d_{t-1} + step_t) from d_-1 = start >= 0 equals
+    # S_t - min(0, min_{k<=t} S_k) with S_t = start + step_0 + ... + step_t
+    s = int(start or 0) + np.cumsum(step)
     depth = s - np.minimum(np.minimum.accumulate(s), 0)
     return depth.astype(np.float32)
 
 
-@feature("bracket-depth:python", kind="continuous", per_sequence=True)
+def _depth_stream(python: bool) -> Callable[[], Resumable]:
+    return lambda: Resumable(lambda buf, state: _depth(buf, python, state), _lex_cut(python))
+
+
+@feature("bracket-depth", kind="continuous", per_sequence=True, stream=_depth_stream(False))
+def bracket_depth(text: str) -> np.ndarray:
+    """Number of (, [ and { open after reading the char (an opening bracket counts at once, a
+    closing one is already subtracted), ignoring brackets inside strings and comments; an
+    unmatched closing bracket does not go below 0."""
+    return _depth(text)
+
+
+@feature("bracket-depth:python", kind="continuous", per_sequence=True, stream=_depth_stream(True))
 def bracket_depth_python(text: str) -> np.ndarray:
     """As bracket-depth, for Python source: only # starts a comment (// is floor division)."""
-    return bracket_depth(text, python=True)
+    return _depth(text, python=True)
 
 
 # --------------------------------------------------------------------------- lines and columns
@@ -165,15 +228,8 @@ def _indent_definition(tab: int) -> str:
     )
 
 
-@family("indent", _indent_definition(4) + " (indent = indent:4)", "N")
-def _indent_family(spec: str, arg: str) -> Feature:
-    tab = _tab_arg(spec, arg, 4)
-    return Feature(spec, lambda t: _indent(t, tab), "continuous", _indent_definition(tab), True)
-
-
-feature("indent", kind="continuous", definition=_indent_definition(4), per_sequence=True)(
-    lambda text: _indent(text, 4)
-)
+def _line_position(text: str, tab: int) -> np.ndarray:
+    return _columns(text, tab).astype(np.float32)
 
 
 def _line_position_definition(tab: int) -> str:
@@ -183,37 +239,66 @@ def _line_position_definition(tab: int) -> str:
     )
 
 
-@family("line-position", _line_position_definition(4) + " (line-position = line-position:4)", "N")
-def _line_position_family(spec: str, arg: str) -> Feature:
+def _tabbed(
+    spec: str,
+    arg: str,
+    label: Callable[[str, int], np.ndarray],
+    definition: Callable[[int], str],
+) -> Feature:
+    """A line feature with a tab width (``indent:N``, ``line-position:N``; default 4)."""
     tab = _tab_arg(spec, arg, 4)
+    func = partial(label, tab=tab)
     return Feature(
-        spec,
-        lambda t: _columns(t, tab).astype(np.float32),
-        "continuous",
-        _line_position_definition(tab),
-        True,
+        spec, func, "continuous", definition(tab), True, _stateless(func, _after_last_newline)
     )
 
 
-feature(
-    "line-position",
-    kind="continuous",
-    definition=_line_position_definition(4),
-    per_sequence=True,
-)(lambda text: _columns(text, 4).astype(np.float32))
+@family("indent", _indent_definition(4) + " (indent = indent:4)", "N")
+def _indent_family(spec: str, arg: str) -> Feature:
+    return _tabbed(spec, arg, _indent, _indent_definition)
+
+
+@family("line-position", _line_position_definition(4) + " (line-position = line-position:4)", "N")
+def _line_position_family(spec: str, arg: str) -> Feature:
+    return _tabbed(spec, arg, _line_position, _line_position_definition)
+
+
+for _plain in (_indent_family("indent", ""), _line_position_family("line-position", "")):
+    feature(
+        _plain.name,
+        kind=_plain.kind,
+        definition=_plain.definition,
+        per_sequence=True,
+        stream=_plain.stream,
+    )(_plain.func)
 
 
 # --------------------------------------------------------------------------- prose
 
 
-@feature("quote:prose", kind="binary", per_sequence=True)
+def _prose_cut(buf: str, final: bool) -> int:
+    """Up to the last newline: whether it starts an empty line depends on what follows."""
+    i = buf.rfind("\n")
+    return len(buf) if i < 0 else i
+
+
+@feature(
+    "quote:prose",
+    kind="binary",
+    per_sequence=True,
+    stream=lambda: Resumable(lambda buf, state: _prose(buf, bool(state)), _prose_cut),
+)
 def quote_prose(text: str) -> np.ndarray:
     """1 inside a prose quotation after reading the char: a straight " toggles, “ opens and ”
     closes (the closing mark is outside); apostrophes (' and ’) never count; an empty line ends
     any open quotation."""
+    return _prose(text)
+
+
+def _prose(text: str, inside: bool = False) -> np.ndarray:
+    """Prose quotation labels, starting inside a quotation if ``inside``."""
     n = len(text)
     out = np.zeros(n, dtype=np.float32)
-    inside = False
     opened = 0
     for m in re.finditer(r"[\"“”]|\n[ \t]*\n", text):
         i, ch = m.start(), m.group()
@@ -260,12 +345,15 @@ big best bad many new old our watch look today tonight here there thank maybe
 )
 
 
+_BEFORE_SENTENCE = " \t\r\n\"'“”‘’([{"  # skipped when looking back for a sentence end
+
+
 def _sentence_start(text: str, start: int) -> bool:
     """True where the word at ``start`` opens a sentence: start of text, after . ! ? … (then
     optional closing quotes or brackets), or after an empty line."""
     j = start - 1
     newlines = 0
-    while j >= 0 and text[j] in " \t\r\n\"'“”‘’([{":
+    while j >= 0 and text[j] in _BEFORE_SENTENCE:
         if text[j] == "\n":
             newlines += 1
         j -= 1
@@ -286,7 +374,24 @@ def _proper_nouns(text: str) -> np.ndarray:
     return out
 
 
-@feature("proper-noun", kind="binary", per_sequence=True)
+def _lookback(buf: str, cut: int) -> int:
+    """Context a word after ``cut`` looks back at: the chars from the last one that is not
+    skipped when looking for a sentence end (the buffer's first char is such a char, or the
+    start of the sequence)."""
+    j = cut - 1
+    while j > 0 and buf[j] in _BEFORE_SENTENCE:
+        j -= 1
+    return cut - max(j, 0)
+
+
+@feature(
+    "proper-noun",
+    kind="binary",
+    per_sequence=True,
+    stream=lambda: Resumable(
+        lambda buf, state: _proper_nouns(buf), _after_last_space, context=_lookback
+    ),
+)
 def proper_noun(text: str) -> np.ndarray:
     """1 on every char of a capitalised word (first letter upper case, not all capitals) that
     does not open a sentence and is not one of ~250 common English words shipped with
@@ -331,6 +436,8 @@ feature(
 
 
 def _spans(pattern: re.Pattern[str], text: str, position: bool, strip: str = "") -> np.ndarray:
+    """1 (or the position, from 1) on every char of a match of ``pattern``; ``strip``: chars
+    dropped from a match's end. No pattern here matches whitespace."""
     out = np.zeros(len(text), dtype=np.float32)
     for m in pattern.finditer(text):
         start, end = m.span()
@@ -358,18 +465,23 @@ _SPAN_DEFS = {
 
 def _make_span_feature(name: str) -> None:
     pattern, strip, what = _SPAN_DEFS[name]
-    feature(
-        name,
-        kind="binary",
-        definition=f"1 on every char of {what}, else 0.",
-        per_sequence=True,
-    )(lambda text: _spans(pattern, text, False, strip))
-    feature(
-        f"{name}:position",
-        kind="continuous",
-        definition=f"Position inside {what}: 1 on its first char, 2 on the next, ...; 0 outside.",
-        per_sequence=True,
-    )(lambda text: _spans(pattern, text, True, strip))
+    for suffix, position, kind, definition in (
+        ("", False, "binary", f"1 on every char of {what}, else 0."),
+        (
+            ":position",
+            True,
+            "continuous",
+            f"Position inside {what}: 1 on its first char, 2 on the next, ...; 0 outside.",
+        ),
+    ):
+        label = partial(_spans, pattern, position=position, strip=strip)
+        feature(
+            name + suffix,
+            kind=kind,  # type: ignore[arg-type]
+            definition=definition,
+            per_sequence=True,
+            stream=_stateless(label, _after_last_space),
+        )(label)
 
 
 for _name in _SPAN_DEFS:
@@ -378,7 +490,12 @@ for _name in _SPAN_DEFS:
 _CAPS = re.compile(r"[^\W\d_]{2,}")
 
 
-@feature("caps", kind="binary", per_sequence=True)
+@feature(
+    "caps",
+    kind="binary",
+    per_sequence=True,
+    stream=lambda: Resumable(lambda buf, state: caps(buf), _after_last_space),
+)
 def caps(text: str) -> np.ndarray:
     """1 on every char of an all-capitals word of at least two letters (USA, FAKE), else 0."""
     out = np.zeros(len(text), dtype=np.float32)
@@ -411,12 +528,14 @@ def _is_char(text: str, char: str) -> np.ndarray:
 @family("char", "1 where the char just read is X, else 0 (char:space, char:tab, char:\\n work).")
 def _char_family(spec: str, arg: str) -> Feature:
     char = _char_arg(spec, arg)
+    label = partial(_is_char, char=char)
     return Feature(
         spec,
-        lambda t: _is_char(t, char),
+        label,
         "binary",
         f"1 where the char just read is {char!r}, else 0.",
         True,
+        _stateless(label, _anywhere),
     )
 
 
@@ -434,20 +553,35 @@ def _next_char(text: str, char: str) -> np.ndarray:
 )
 def _next_char_family(spec: str, arg: str) -> Feature:
     char = _char_arg(spec, arg)
+    label = partial(_next_char, char=char)
     return Feature(
         spec,
-        lambda t: _next_char(t, char),
+        label,
         "binary",
         f"1 where the next char is {char!r}, else 0; NaN at the last char of each sequence.",
         True,
+        _stateless(label, lambda buf, final: max(0, len(buf) - 1)),  # wait for the next char
     )
 
 
-def _count(text: str, up: str, down: str | None) -> np.ndarray:
-    step = _is_char(text, up)
+def _steps(text: str, up: str, down: str | None) -> np.ndarray:
+    step = _is_char(text, up).astype(np.int64)
     if down is not None:
-        step = step - _is_char(text, down)
-    return np.cumsum(step, dtype=np.float64).astype(np.float32)
+        step -= _is_char(text, down).astype(np.int64)
+    return step
+
+
+def _count(text: str, up: str, down: str | None, start: int = 0) -> np.ndarray:
+    return (start + np.cumsum(_steps(text, up, down))).astype(np.float32)
+
+
+def _count_stream(up: str, down: str | None) -> Resumable:
+    # the state is the exact integer count (a float32 label rounds above 2**24)
+    return Resumable(
+        lambda buf, state: _count(buf, up, down, state or 0),
+        _anywhere,
+        lambda segment, labels, state: (state or 0) + int(_steps(segment, up, down).sum()),
+    )
 
 
 @family(
@@ -472,12 +606,23 @@ def _count_family(spec: str, arg: str) -> Feature:
         "continuous",
         f"Number of {what} in the current sequence, the char just read included.",
         True,
+        partial(_count_stream, up, down),
     )
 
 
-@feature("ab-state", kind="binary", per_sequence=True)
+def _ab(text: str, value: float | None = None) -> np.ndarray:
+    if value is None:
+        value = {"A": 1.0, "B": 0.0}.get(text[:1], np.nan)
+    return np.full(len(text), value, dtype=np.float32)
+
+
+@feature(
+    "ab-state",
+    kind="binary",
+    per_sequence=True,
+    stream=lambda: Resumable(_ab, _anywhere),  # the state is the value
+)
 def ab_state(text: str) -> np.ndarray:
     """Which of A/B began the sequence (the state-memory task): 1 on every char of a sequence
     whose first char is A, 0 if it is B, undefined (NaN) otherwise."""
-    value = {"A": 1.0, "B": 0.0}.get(text[:1], np.nan)
-    return np.full(len(text), value, dtype=np.float32)
+    return _ab(text)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lstmprobe.errors import FeatureError
+from lstmprobe.features.stream import Scanner, WholeScanner
 
 Kind = Literal["binary", "continuous"]
 FeatureFunc = Callable[..., Any]
@@ -38,6 +39,10 @@ class Feature:
     per_sequence : bool
         Compute on each sequence separately (the state of the text resets where the model's
         does); built-ins do, user functions receive the whole text.
+    stream : callable, optional
+        ``stream() -> Scanner`` that labels one sequence piece by piece with the same result
+        as ``func`` (:mod:`lstmprobe.features.stream`), so long recordings are labelled in
+        bounded memory; without one a sequence is labelled once all of it is read.
     """
 
     name: str
@@ -45,6 +50,7 @@ class Feature:
     kind: Kind | None = None
     definition: str = ""
     per_sequence: bool = False
+    stream: Callable[[], Scanner] | None = field(default=None, repr=False, compare=False)
 
     def labels(self, text: str, sequences: np.ndarray | None = None) -> np.ndarray:
         """Labels of ``text``: float32 array of shape (len(text),), NaN where undefined.
@@ -64,6 +70,12 @@ class Feature:
                     out[start:end] = self._call(text[start:end], None)
             return out
         return self._call(text, np.asarray(sequences, dtype=np.int64))
+
+    def scanner(self) -> Scanner:
+        """A fresh :class:`~lstmprobe.features.stream.Scanner` for one sequence."""
+        if self.stream is not None:
+            return self.stream()
+        return WholeScanner(lambda text: self._call(text, None))
 
     def _call(self, text: str, sequences: np.ndarray | None) -> np.ndarray:
         try:
@@ -117,10 +129,14 @@ def feature(
     kind: Kind | None = None,
     definition: str | None = None,
     per_sequence: bool = False,
+    stream: Callable[[], Scanner] | None = None,
 ) -> Callable[[FeatureFunc], FeatureFunc]:
     """Register ``func(text) -> array`` as the feature ``name``; returns ``func`` unchanged.
 
     The definition shown by ``lstmprobe features`` defaults to the first line of the docstring.
+    ``per_sequence=True`` computes it on each recorded sequence separately, and ``stream``
+    (a factory of :class:`~lstmprobe.features.stream.Scanner`) lets a long sequence be labelled
+    piece by piece in bounded memory; see :class:`Feature`.
 
     Examples
     --------
@@ -139,7 +155,7 @@ def feature(
         doc = definition
         if doc is None:
             doc = (inspect.getdoc(func) or "").strip().split("\n\n")[0].replace("\n", " ")
-        _REGISTRY[name] = Feature(name, func, kind, doc, per_sequence)
+        _REGISTRY[name] = Feature(name, func, kind, doc, per_sequence, stream)
         return func
 
     return register

@@ -1,0 +1,217 @@
+"""Features over long texts, piece by piece, with the same labels as on the whole text.
+
+A :class:`Scanner` labels one sequence as its text arrives: :meth:`Scanner.feed` appends text
+and returns the labels that no later text can change, :meth:`Scanner.finish` the rest. The
+built-in features define theirs with :class:`Resumable` (docs/features.md lists what each one
+carries between pieces); a feature without a scanner gets :class:`WholeScanner`, which waits for
+the whole sequence. :func:`feature_windows` runs a feature over a recording's positions and
+yields its labels for given windows, reading the text a block at a time, so memory is bounded by
+a block plus what the scanners carry, not by the corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from lstmprobe.features.registry import Feature
+
+#: Characters read per block; a sequence no longer than this is labelled in one call.
+BLOCK = 1 << 16
+
+
+class Scanner:
+    """Labels one sequence piece by piece.
+
+    Subclasses implement :meth:`_step`; the text not yet labelled (and any context kept for
+    later pieces) stays in the scanner.
+    """
+
+    def __init__(self) -> None:
+        self._buf = ""
+        self._ctx = 0  # chars at the start of _buf already labelled, kept as context
+
+    def feed(self, text: str) -> np.ndarray:
+        """Append ``text``; return float32 labels of the next chars whose labels are final."""
+        return self._advance(text, final=False)
+
+    def finish(self) -> np.ndarray:
+        """Labels of every char not yet returned: the sequence has ended."""
+        return self._advance("", final=True)
+
+    def _advance(self, text: str, final: bool) -> np.ndarray:
+        buf = self._buf + text
+        labels, cut, keep = self._step(buf, self._ctx, final)
+        self._buf = buf[cut - keep :]
+        self._ctx = keep
+        return labels
+
+    def _step(self, buf: str, ctx: int, final: bool) -> tuple[np.ndarray, int, int]:
+        """Labels of ``buf[ctx:cut]``, ``cut`` (``len(buf)`` when final), and how many chars
+        before ``cut`` to keep as context for the next piece."""
+        raise NotImplementedError
+
+
+class WholeScanner(Scanner):
+    """For a feature with no scanner: labels the sequence once it has all been read."""
+
+    def __init__(self, label: Callable[[str], np.ndarray]) -> None:
+        super().__init__()
+        self._label = label
+
+    def _step(self, buf: str, ctx: int, final: bool) -> tuple[np.ndarray, int, int]:
+        if not final:
+            return np.empty(0, dtype=np.float32), 0, 0
+        return self._label(buf), len(buf), 0
+
+
+class Resumable(Scanner):
+    """A feature that can restart at known points of the text with a known state.
+
+    Parameters
+    ----------
+    label : callable
+        ``label(segment, state) -> labels`` of a segment that starts at a restart point in
+        ``state`` (``None`` at the start of a sequence).
+    cut : callable
+        ``cut(buf, final) -> k``: the labels of ``buf[:k]`` cannot change with later text and
+        ``k`` is a restart point (``len(buf)`` when ``final``).
+    advance : callable, optional
+        ``advance(segment, labels, state) -> state`` after ``segment`` (= ``buf[:k]``) with its
+        ``labels``; default: the last label (for features whose label is their state).
+    context : callable, optional
+        ``context(buf, k) -> c``: chars before ``k`` the feature must see again (they are passed
+        to ``label`` at the start of the next segment but not labelled twice). Only for a
+        feature without state: ``label`` gets ``None`` at the start of every segment.
+    """
+
+    def __init__(
+        self,
+        label: Callable[[str, Any], np.ndarray],
+        cut: Callable[[str, bool], int],
+        advance: Callable[[str, np.ndarray, Any], Any] | None = None,
+        context: Callable[[str, int], int] | None = None,
+    ) -> None:
+        super().__init__()
+        self._label, self._cut, self._next, self._context = label, cut, advance, context
+        self._state: Any = None
+
+    def _step(self, buf: str, ctx: int, final: bool) -> tuple[np.ndarray, int, int]:
+        cut = len(buf) if final else max(ctx, self._cut(buf, final))
+        if cut == ctx:
+            return np.empty(0, dtype=np.float32), ctx, ctx
+        labels = np.asarray(self._label(buf, self._state), dtype=np.float32)[:cut]
+        if self._context is not None:
+            return labels[ctx:], cut, self._context(buf, cut)
+        if self._next is None:
+            self._state = float(labels[-1])
+        else:
+            self._state = self._next(buf[:cut], labels, self._state)
+        return labels, cut, 0
+
+
+# --------------------------------------------------------------------------- reading a store
+
+
+class TextReader:
+    """The text of a recording's positions, read a block at a time.
+
+    ``read(a, b)`` returns the text of positions ``[a, b)`` (``ActivationStore.read_text``);
+    calls for nearby positions are served from the last block read.
+    """
+
+    def __init__(self, read: Callable[[int, int], str], n: int) -> None:
+        self._read = read
+        self.n = n
+        self._a = self._b = 0
+        self._text = ""
+
+    def __call__(self, a: int, b: int) -> str:
+        """The text of positions ``[a, b)``."""
+        if not (self._a <= a and b <= self._b):
+            self._a, self._b = a, min(self.n, max(b, a + BLOCK))
+            self._text = self._read(self._a, self._b)
+        return self._text[a - self._a : b - self._a]
+
+
+def feature_windows(
+    feature: Feature,
+    text: Callable[[int, int], str],
+    n: int,
+    sequences: np.ndarray,
+    windows: Iterable[tuple[int, int]],
+) -> Iterator[np.ndarray]:
+    """Labels of ``feature`` over each window ``[a, b)`` of positions, in order.
+
+    ``text(a, b)`` returns the text of positions ``[a, b)`` (a :class:`TextReader`); ``windows``
+    must be sorted and disjoint. The labels equal ``feature.labels(whole_text, sequences)`` at
+    those positions: per-sequence features run a scanner per sequence longer than a block (see
+    the module docstring); a feature computed on the whole text (a user function) reads it all.
+    """
+    pieces = _pieces(feature, text, n, np.asarray(sequences, dtype=np.int64).reshape(-1, 2))
+    pending: list[tuple[int, np.ndarray]] = []  # (start, labels), in order
+    covered = 0
+    for a, b in windows:
+        while covered < b:
+            start, labels = next(pieces)
+            if start + len(labels) > a:
+                pending.append((start, labels))
+            covered = start + len(labels)
+        pending = [(s, lab) for s, lab in pending if s + len(lab) > a]
+        yield np.concatenate(
+            [lab[max(0, a - s) : b - s] for s, lab in pending if s < b] or [np.empty(0)]
+        ).astype(np.float32, copy=False)
+
+
+def _pieces(
+    feature: Feature, text: Callable[[int, int], str], n: int, sequences: np.ndarray
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, labels) pieces covering positions 0..n in order, then empty pieces forever."""
+    if not feature.per_sequence:
+        yield 0, feature.labels(text(0, n), sequences)
+    else:
+        pos = 0
+        batch: list[tuple[int, int]] = []  # consecutive short sequences, labelled in one call
+        for s, e in sequences[np.argsort(sequences[:, 0], kind="stable")]:
+            s, e = int(s), int(e)
+            if e <= s:
+                continue
+            if batch and (s != batch[-1][1] or e - batch[0][0] > BLOCK):
+                yield from _short(feature, text, batch)
+                batch = []
+            if s > pos and not batch:
+                yield pos, np.full(s - pos, np.nan, dtype=np.float32)  # outside every sequence
+            if e - s <= BLOCK:
+                batch.append((s, e))
+            else:
+                yield from _long(feature, text, s, e)
+            pos = e
+        if batch:
+            yield from _short(feature, text, batch)
+        if pos < n:
+            yield pos, np.full(n - pos, np.nan, dtype=np.float32)
+    while True:
+        yield n, np.empty(0, dtype=np.float32)
+
+
+def _short(
+    feature: Feature, text: Callable[[int, int], str], batch: list[tuple[int, int]]
+) -> Iterator[tuple[int, np.ndarray]]:
+    a, b = batch[0][0], batch[-1][1]
+    local = np.array(batch, dtype=np.int64) - a
+    yield a, feature.labels(text(a, b), local)
+
+
+def _long(
+    feature: Feature, text: Callable[[int, int], str], s: int, e: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    scanner = feature.scanner()
+    pos = s
+    for a in range(s, e, BLOCK):
+        labels = scanner.feed(text(a, min(e, a + BLOCK)))
+        yield pos, labels
+        pos += len(labels)
+    yield pos, scanner.finish()
