@@ -7,7 +7,8 @@ Measures, in one run on this machine:
 1. ranking every unit for 5 features in one pass (``unit_scores``) vs raw h5py reads of the
    same datasets (ratio of throughputs; target >= 0.5);
 2. peak RSS of that pass in a fresh process at two corpus sizes (flat = memory bounded by the
-   window, plus O(N) labels);
+   window), and on a narrow store at 1M and 4M positions with the labels in memory (O(N)) or
+   streamed from the text (flat); the time of labels + scores both ways;
 3. ``LinearProbe`` on an (N x 768) matrix with one planted unit vs a NeuroX-style probe written
    here (torch Linear + elastic-net penalty, Adam, batch 32, all units): same top unit? speed-up?
 """
@@ -65,7 +66,9 @@ def make_store(path: Path, n: int, units_per_key: int = 128, seed: int = 0) -> P
     for a in range(0, n, step):
         b = min(n, a + step)
         arrays = {k: rng.normal(size=(b - a, units_per_key)).astype(np.float16) for k in layout}
-        arrays["layer0/cell"][:, 17] = 2 * quote[a:b] - 1 + 0.5 * rng.normal(size=b - a)
+        arrays["layer0/cell"][:, min(17, units_per_key - 1)] = (
+            2 * quote[a:b] - 1 + 0.5 * rng.normal(size=b - a)
+        )
         writer.write(a, arrays)
     return writer.finish()
 
@@ -95,23 +98,40 @@ def store_read_seconds(path: Path, chunk: int) -> float:
 
 
 def score_seconds(path: Path, chunk: int) -> float:
-    from lstmprobe.scores import make_labels, unit_scores
+    from lstmprobe.scores import store_labels, unit_scores
     from lstmprobe.store import ActivationStore
 
     with ActivationStore(path) as s:
-        labels = [make_labels(f, s.text, s.sequences) for f in FEATURES]
+        labels = store_labels(s, FEATURES)
         t = time.perf_counter()
         unit_scores(s, [], labels=labels, chunk_size=chunk)
         return time.perf_counter() - t
 
 
-def peak_rss_mb(path: Path) -> float:
+def labelled_score_seconds(path: Path, streamed: bool) -> float:
+    """Labels and scores together, the labels in memory or streamed from the text."""
+    from lstmprobe import scores
+    from lstmprobe.store import ActivationStore
+
+    memory = scores.LABEL_MEMORY
+    scores.LABEL_MEMORY = 0 if streamed else memory
+    try:
+        with ActivationStore(path) as s:
+            t = time.perf_counter()
+            scores.unit_scores(s, FEATURES)
+            return time.perf_counter() - t
+    finally:
+        scores.LABEL_MEMORY = memory
+
+
+def peak_rss_mb(path: Path, streamed: bool = False) -> float:
     # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report the
     # parent's peak
     code = (
         "from lstmprobe.bench import peak_rss_kb; from lstmprobe.store import ActivationStore;"
-        "from lstmprobe.scores import unit_scores;"
-        f"s = ActivationStore({str(path)!r}); unit_scores(s, {FEATURES!r});"
+        "from lstmprobe import scores;"
+        + ("scores.LABEL_MEMORY = 0;" if streamed else "")
+        + f"s = ActivationStore({str(path)!r}); scores.unit_scores(s, {FEATURES!r});"
         "print(peak_rss_kb() / 1024)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -177,8 +197,23 @@ def main() -> None:
         results["store_read_ratio"] = statistics.median(raw) / statistics.median(read)
         results["score_5_features_s"] = statistics.median(scored)
         results["throughput_ratio"] = statistics.median(raw) / statistics.median(scored)
+        in_memory = [labelled_score_seconds(path, False) for _ in range(args.repeats)]
+        streamed = [labelled_score_seconds(path, True) for _ in range(args.repeats)]
+        results["labels_and_scores_s"] = {
+            "labels_in_memory": statistics.median(in_memory),
+            "labels_streamed": statistics.median(streamed),
+        }
         small = make_store(Path(tmp) / "small.h5", n_store // 4)
         results["peak_rss_mb"] = {n_store // 4: peak_rss_mb(small), n_store: peak_rss_mb(path)}
+        # label memory: a narrow store (12 units) where the labels, not the window, dominate
+        n_long = 1_000_000 if args.quick else 4_000_000
+        rss: dict[str, dict[int, float]] = {"labels_in_memory": {}, "labels_streamed": {}}
+        for n in (n_long // 4, n_long):
+            narrow = make_store(Path(tmp) / f"narrow{n}.h5", n, units_per_key=2)
+            rss["labels_in_memory"][n] = peak_rss_mb(narrow)
+            rss["labels_streamed"][n] = peak_rss_mb(narrow, streamed=True)
+            narrow.unlink()
+        results["peak_rss_mb_narrow_store"] = rss
 
     from lstmprobe.linear_probe import LinearProbe
 

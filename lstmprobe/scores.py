@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +35,9 @@ LABEL_MEMORY = 256 << 20
 #: Distinct label values counted exactly before neighbouring ones are merged (continuous
 #: features with more values than this get approximately equal-mass bins).
 MAX_DISTINCT = 1 << 16
+#: Distinct joint rows of label values kept while streamed labels are binned; beyond, scoring
+#: finds the joint label patterns with a pass of its own.
+MAX_JOINT_ROWS = 1 << 16
 
 
 @dataclass
@@ -62,6 +66,7 @@ class Labels:
     stream: Callable[[list[tuple[int, int]]], Iterator[np.ndarray]] | None = field(
         default=None, repr=False
     )
+    joint: _JointValues | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_bins(self) -> int:
@@ -131,26 +136,33 @@ class _Counts:
         self.total_sq = 0.0
         self.merged = False
 
-    def add(self, values: np.ndarray) -> None:
-        d = values[~np.isnan(values)].astype(np.float64)
-        if d.size == 0:
+    def add(
+        self, values: np.ndarray, distinct: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> None:
+        """Count ``values`` (NaN ignored); ``distinct``: their ``np.unique(values,
+        return_inverse=True)`` if already computed."""
+        u, inverse = distinct if distinct is not None else np.unique(values, return_inverse=True)
+        counts = np.bincount(inverse.reshape(-1), minlength=len(u))
+        defined = ~np.isnan(u)
+        u, counts = u[defined].astype(np.float64), counts[defined]
+        if u.size == 0:
             return
-        self.total_sq += float(np.dot(d, d))
+        sums = u * counts
+        self.total_sq += float(np.dot(u * sums, np.ones(len(u))))
         if self.merged:
             # values at or above the smallest key join their entry; smaller ones are new keys
-            d = np.sort(d)
-            low = d[: np.searchsorted(d, self.keys[0], side="left")]
-            high = d[len(low) :]
-            at = np.searchsorted(self.keys, high, side="right") - 1
-            self.counts += np.bincount(at, minlength=len(self.keys))
-            self.sums += np.bincount(at, weights=high, minlength=len(self.keys))
-            d = low
-            if d.size == 0:
+            low = np.searchsorted(u, self.keys[0], side="left")
+            at = np.searchsorted(self.keys, u[low:], side="right") - 1
+            self.counts += np.bincount(at, weights=counts[low:], minlength=len(self.keys)).astype(
+                np.int64
+            )
+            self.sums += np.bincount(at, weights=sums[low:], minlength=len(self.keys))
+            u, counts, sums = u[:low], counts[:low], sums[:low]
+            if u.size == 0:
                 return
-        keys, inverse = np.unique(d, return_inverse=True)
-        keys = np.concatenate([self.keys, keys])
-        counts = np.concatenate([self.counts, np.bincount(inverse)])
-        sums = np.concatenate([self.sums, np.bincount(inverse, weights=d)])
+        keys = np.concatenate([self.keys, u])
+        counts = np.concatenate([self.counts, counts])
+        sums = np.concatenate([self.sums, sums])
         order = np.argsort(keys, kind="stable")
         keys, counts, sums = keys[order], counts[order], sums[order]
         first = np.r_[True, keys[1:] != keys[:-1]]
@@ -236,9 +248,10 @@ def store_labels(
     """Labels of ``features`` over a recording: in memory when they fit in ``memory`` bytes
     (default ``LABEL_MEMORY``), else streamed from the stored text, one block at a time.
 
-    Streamed labels are computed once here for their bins and again for each later pass, by
-    each feature's scanner (:mod:`lstmprobe.features.stream`), so memory is bounded by a block
-    whatever the corpus size; the labels are the same either way.
+    Streamed labels are computed here once for their bins (and the joint rows of values that
+    occur, so scoring needs no second pass for them) and again during each later pass, by each
+    feature's scanner (:mod:`lstmprobe.features.stream`): memory is bounded by a block whatever
+    the corpus size, and the labels are the same either way.
     """
     feats = [get_feature(f) for f in features]
     n, seqs = store.n_positions, store.sequences
@@ -246,19 +259,57 @@ def store_labels(
     if n * (10 * len(feats) + 4) <= budget:
         text = store.text
         return [make_labels(f, text, seqs) for f in feats]
-    out = []
+
+    def windows(spans: list[tuple[int, int]], feat: Feature) -> Iterator[np.ndarray]:
+        return feature_windows(feat, TextReader(store.read_text, n), n, seqs, spans)
+
     blocks = [(a, min(n, a + stream.BLOCK)) for a in range(0, n, stream.BLOCK)]
-    for feat in feats:
+    counts = [_Counts() for _ in feats]
+    joint = _JointValues([f.name for f in feats])
+    for values in zip(*(windows(blocks, f) for f in feats)):
+        distinct = [np.unique(v, return_inverse=True) for v in values]
+        for c, v, d in zip(counts, values, distinct):
+            c.add(v, d)
+        joint.add(distinct)
+    return [
+        _make(f, c, stream=partial(windows, feat=f), joint=joint) for f, c in zip(feats, counts)
+    ]
 
-        def windows(spans: list[tuple[int, int]], feat: Feature = feat) -> Iterator[np.ndarray]:
-            reader = TextReader(store.read_text, n)
-            return feature_windows(feat, reader, n, seqs, spans)
 
-        counts = _Counts()
-        for values in windows(blocks):
-            counts.add(values)
-        out.append(_make(feat, counts, stream=windows))
-    return out
+class _JointValues:
+    """The distinct rows of several features' label values that occur (NaN included), up to
+    ``MAX_JOINT_ROWS`` rows; ``rows`` is None beyond."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.rows: np.ndarray | None = np.empty((0, len(names)), dtype=np.int64)
+
+    def add(self, distinct: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Add one window, given as ``np.unique(values, return_inverse=True)`` per feature."""
+        if self.rows is None or not len(distinct[0][1]):
+            return
+        if float(np.prod([float(len(u)) for u, _ in distinct])) >= 2.0**62:
+            self.rows = None  # too many combinations to key: scoring makes its own pass
+            return
+        key = np.zeros(len(distinct[0][1]), dtype=np.int64)
+        for u, inv in distinct:
+            key *= len(u)
+            key += inv.reshape(-1)
+        key = np.unique(key)
+        rows = np.empty((len(key), len(distinct)), dtype=np.int64)
+        for col in range(len(distinct) - 1, -1, -1):
+            u = distinct[col][0].astype(np.float64)
+            u[np.isnan(u)] = np.nan  # one NaN bit pattern
+            rows[:, col] = u.view(np.int64)[key % len(u)]
+            key //= len(u)
+        self.rows = np.unique(np.concatenate([self.rows, rows]), axis=0)
+        if len(self.rows) > MAX_JOINT_ROWS:
+            self.rows = None
+
+    def values(self, name: str) -> np.ndarray:
+        """One feature's column of the rows, float64."""
+        assert self.rows is not None
+        return self.rows[:, self.names.index(name)].view(np.float64)
 
 
 # --------------------------------------------------------------------------- per-unit scores
@@ -334,6 +385,11 @@ def _label_spans(labels: list[Labels], n: int) -> list[tuple[int, int]]:
 def _occurring(labels: list[Labels], n: int) -> np.ndarray:
     """Every joint row of label codes that occurs: table (rows, len(labels)), one pass."""
     joint = _Joint(labels)
+    rows = labels[0].joint
+    if rows is not None and rows.rows is not None and all(lab.joint is rows for lab in labels):
+        # streamed labels: the rows of values seen while binning, no pass over the text
+        codes = [lab.codes_of(rows.values(lab.name)) for lab in labels]
+        return joint.table(np.unique(joint.keys(codes)))
     seen = np.empty(0, dtype=np.int64)
     spans = _label_spans(labels, n)
     for values in zip(*(lab.windows(spans) for lab in labels)):

@@ -152,9 +152,12 @@ def streamed(monkeypatch: pytest.MonkeyPatch) -> None:
 FEATURES = ["quote", "indent", "bracket-depth", "line-position", "char:e", "next-char:("]
 
 
+@pytest.mark.parametrize("joint_rows", [scores.MAX_JOINT_ROWS, 3])
 def test_streamed_labels_give_the_same_scores(
-    one_sequence_store: Path, monkeypatch: pytest.MonkeyPatch
+    one_sequence_store: Path, monkeypatch: pytest.MonkeyPatch, joint_rows: int
 ) -> None:
+    # with 3 joint rows at most, scoring finds the joint patterns with a pass of its own
+    monkeypatch.setattr(scores, "MAX_JOINT_ROWS", joint_rows)
     with ActivationStore(one_sequence_store) as s:
         want = unit_scores(s, FEATURES, chunk_size=1024)
         in_memory = store_labels(s, FEATURES)
@@ -162,6 +165,7 @@ def test_streamed_labels_give_the_same_scores(
         labels = store_labels(s, FEATURES)
         got = unit_scores(s, FEATURES, chunk_size=1024)
     assert all(lab.values is None for lab in labels)
+    assert (labels[0].joint.rows is None) == (joint_rows == 3)
     assert all(lab.values is not None for lab in in_memory)
     for a, b in zip(in_memory, labels):
         assert a.summary() == pytest.approx(b.summary())

@@ -69,11 +69,23 @@ _PYTHON_TOKEN = re.compile(
 
 def _lex(text: str, python: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(in_string, in_comment) boolean arrays, the state after reading each char."""
+    in_string, in_comment, _ = _lex_from(text, python, 0)
+    return in_string, in_comment
+
+
+def _lex_from(text: str, python: bool, tail: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`_lex`, and where lexing may restart with the same tokens: the start of the first
+    token that ends within ``tail`` chars of the end (it may still grow), or ``tail`` chars
+    before the end (an ending '' or / may turn into \'\'\' or //)."""
     n = len(text)
+    limit = n - tail
+    restart = -1
     in_string = np.zeros(n, dtype=bool)
     in_comment = np.zeros(n, dtype=bool)
     for m in (_PYTHON_TOKEN if python else _CODE_TOKEN).finditer(text):
         start, end = m.span()
+        if restart < 0 and end > limit:
+            restart = min(limit, start)
         kind = m.lastgroup
         target = in_comment if kind in ("line", "block") else in_string
         target[start:end] = True
@@ -84,26 +96,15 @@ def _lex(text: str, python: bool = False) -> tuple[np.ndarray, np.ndarray]:
         )
         if closed:  # the char that closes a string or comment is already outside it
             target[end - 1] = False
-    return in_string, in_comment
-
-
-def _lex_cut(python: bool) -> Callable[[str, bool], int]:
-    """Restart points of the lexer: not inside a token that may still grow, and at least 3
-    chars before the end (an ending '' or / may turn into \'\'\' or //)."""
-    pattern = _PYTHON_TOKEN if python else _CODE_TOKEN
-
-    def cut(buf: str, final: bool) -> int:
-        limit = len(buf) - 3
-        for m in pattern.finditer(buf):
-            if m.end() > limit:
-                return max(0, min(limit, m.start()))
-        return max(0, limit)
-
-    return cut
+    return in_string, in_comment, max(0, limit if restart < 0 else restart)
 
 
 def _lexed(which: int, python: bool = False) -> Callable[[], Resumable]:
-    return _stateless(lambda t: _lex(t, python)[which].astype(np.float32), _lex_cut(python))
+    def label(buf: str, state: object) -> tuple[np.ndarray, int]:
+        lexed = _lex_from(buf, python, 3)
+        return lexed[which].astype(np.float32), lexed[2]
+
+    return lambda: Resumable(label)
 
 
 @feature("quote", kind="binary", per_sequence=True, stream=_lexed(0))
@@ -140,9 +141,12 @@ def comment_python(text: str) -> np.ndarray:
 _OPEN = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 
 
-def _depth(text: str, python: bool = False, start: float | None = None) -> np.ndarray:
-    """Bracket depth after each char, from depth ``start`` (0) before the first."""
-    in_string, in_comment = _lex(text, python)
+def _depth(
+    text: str, python: bool = False, start: float | None = None, tail: int = 0
+) -> tuple[np.ndarray, int]:
+    """Bracket depth after each char, from depth ``start`` (0) before the first, and the
+    lexer's restart point (:func:`_lex_from`)."""
+    in_string, in_comment, restart = _lex_from(text, python, tail)
     step = np.zeros(len(text), dtype=np.int64)
     for m in re.finditer(r"[()\[\]{}]", text):
         step[m.start()] = _OPEN[m.group()]
@@ -151,11 +155,11 @@ def _depth(text: str, python: bool = False, start: float | None = None) -> np.nd
     # S_t - min(0, min_{k<=t} S_k) with S_t = start + step_0 + ... + step_t
     s = int(start or 0) + np.cumsum(step)
     depth = s - np.minimum(np.minimum.accumulate(s), 0)
-    return depth.astype(np.float32)
+    return depth.astype(np.float32), restart
 
 
 def _depth_stream(python: bool) -> Callable[[], Resumable]:
-    return lambda: Resumable(lambda buf, state: _depth(buf, python, state), _lex_cut(python))
+    return lambda: Resumable(lambda buf, state: _depth(buf, python, state, tail=3))
 
 
 @feature("bracket-depth", kind="continuous", per_sequence=True, stream=_depth_stream(False))
@@ -163,13 +167,13 @@ def bracket_depth(text: str) -> np.ndarray:
     """Number of (, [ and { open after reading the char (an opening bracket counts at once, a
     closing one is already subtracted), ignoring brackets inside strings and comments; an
     unmatched closing bracket does not go below 0."""
-    return _depth(text)
+    return _depth(text)[0]
 
 
 @feature("bracket-depth:python", kind="continuous", per_sequence=True, stream=_depth_stream(True))
 def bracket_depth_python(text: str) -> np.ndarray:
     """As bracket-depth, for Python source: only # starts a comment (// is floor division)."""
-    return _depth(text, python=True)
+    return _depth(text, python=True)[0]
 
 
 # --------------------------------------------------------------------------- lines and columns

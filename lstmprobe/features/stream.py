@@ -76,9 +76,10 @@ class Resumable(Scanner):
     label : callable
         ``label(segment, state) -> labels`` of a segment that starts at a restart point in
         ``state`` (``None`` at the start of a sequence).
-    cut : callable
+    cut : callable, optional
         ``cut(buf, final) -> k``: the labels of ``buf[:k]`` cannot change with later text and
-        ``k`` is a restart point (``len(buf)`` when ``final``).
+        ``k`` is a restart point (``len(buf)`` when ``final``). None: ``label`` returns
+        ``(labels, k)`` itself (for a feature that finds both in one scan).
     advance : callable, optional
         ``advance(segment, labels, state) -> state`` after ``segment`` (= ``buf[:k]``) with its
         ``labels``; default: the last label (for features whose label is their state).
@@ -90,8 +91,8 @@ class Resumable(Scanner):
 
     def __init__(
         self,
-        label: Callable[[str, Any], np.ndarray],
-        cut: Callable[[str, bool], int],
+        label: Callable[[str, Any], Any],
+        cut: Callable[[str, bool], int] | None = None,
         advance: Callable[[str, np.ndarray, Any], Any] | None = None,
         context: Callable[[str, int], int] | None = None,
     ) -> None:
@@ -100,10 +101,15 @@ class Resumable(Scanner):
         self._state: Any = None
 
     def _step(self, buf: str, ctx: int, final: bool) -> tuple[np.ndarray, int, int]:
-        cut = len(buf) if final else max(ctx, self._cut(buf, final))
+        if self._cut is None:
+            labels, cut = self._label(buf, self._state)
+        else:
+            cut = self._cut(buf, final)
+            labels = None if cut <= ctx and not final else self._label(buf, self._state)
+        cut = len(buf) if final else max(ctx, cut)
         if cut == ctx:
             return np.empty(0, dtype=np.float32), ctx, ctx
-        labels = np.asarray(self._label(buf, self._state), dtype=np.float32)[:cut]
+        labels = np.asarray(labels, dtype=np.float32)[:cut]
         if self._context is not None:
             return labels[ctx:], cut, self._context(buf, cut)
         if self._next is None:
