@@ -728,6 +728,15 @@ def features_command(as_json: bool, quiet: bool) -> None:
 )
 @click.option("--blocks", default=20, show_default=True, type=click.IntRange(3), help="Blocks.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of splits/controls.")
+@click.option(
+    "--label-memory",
+    default=256,
+    show_default=True,
+    type=click.IntRange(0),
+    metavar="MB",
+    help="Keep the labels in memory up to this size; beyond, compute them again from the "
+    "stored text for each pass (same results, bounded memory, one more pass).",
+)
 @click.option("--no-save", is_flag=True, help="Do not write STORE.rankings.json beside the store.")
 @quiet_option
 @handle_errors
@@ -742,6 +751,7 @@ def find_neurons_command(
     max_positions: int,
     blocks: int,
     seed: int,
+    label_memory: int,
     no_save: bool,
     quiet: bool,
 ) -> None:
@@ -772,6 +782,7 @@ def find_neurons_command(
             max_probe_positions=max_positions,
             n_blocks=blocks,
             seed=seed,
+            label_memory=label_memory << 20,
             progress=not quiet,
             warn=warn,
         )

@@ -366,6 +366,7 @@ def rank_units(
     n_blocks: int = 20,
     n_boot: int = 200,
     seed: int = 0,
+    label_memory: int | None = None,
     progress: bool = False,
     warn: Callable[[str], None] | None = None,
 ) -> Ranking:
@@ -386,6 +387,9 @@ def rank_units(
         Positions used for probes (contiguous windows chosen with ``seed``).
     n_blocks : int
         Contiguous blocks for the train/validation/test split and the bootstrap.
+    label_memory : int, optional
+        Bytes of labels kept in memory (default ``scores.LABEL_MEMORY``, 256 MB); beyond,
+        they are streamed from the stored text (:func:`~lstmprobe.scores.store_labels`).
     warn : callable, optional
         Receives one line per skipped feature (default: :func:`warnings.warn`).
 
@@ -406,7 +410,7 @@ def rank_units(
         raise FeatureError("give at least one feature (lstmprobe features lists them)")
     names = iter_feature_names(features)
     unique = [f for i, f in enumerate(features) if names[i] not in names[:i]]
-    labels = store_labels(store, unique)
+    labels = store_labels(store, unique, label_memory, progress=progress)
     for lab in labels:
         if lab.skip:
             warn(lab.skip + "; skipped")

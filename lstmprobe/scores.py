@@ -243,7 +243,10 @@ def make_labels(feature: str | Feature, text: str, sequences: np.ndarray | None 
 
 
 def store_labels(
-    store: Any, features: Sequence[str | Feature], memory: int | None = None
+    store: Any,
+    features: Sequence[str | Feature],
+    memory: int | None = None,
+    progress: bool = False,
 ) -> list[Labels]:
     """Labels of ``features`` over a recording: in memory when they fit in ``memory`` bytes
     (default ``LABEL_MEMORY``), else streamed from the stored text, one block at a time.
@@ -266,11 +269,13 @@ def store_labels(
     blocks = [(a, min(n, a + stream.BLOCK)) for a in range(0, n, stream.BLOCK)]
     counts = [_Counts() for _ in feats]
     joint = _JointValues([f.name for f in feats])
-    for values in zip(*(windows(blocks, f) for f in feats)):
-        distinct = [np.unique(v, return_inverse=True) for v in values]
-        for c, v, d in zip(counts, values, distinct):
-            c.add(v, d)
-        joint.add(distinct)
+    with _bar(n, progress, "labelling") as bar:
+        for (a, b), values in zip(blocks, zip(*(windows(blocks, f) for f in feats))):
+            distinct = [np.unique(v, return_inverse=True) for v in values]
+            for c, v, d in zip(counts, values, distinct):
+                c.add(v, d)
+            joint.add(distinct)
+            bar.update(b - a)
     return [
         _make(f, c, stream=partial(windows, feat=f), joint=joint) for f, c in zip(feats, counts)
     ]

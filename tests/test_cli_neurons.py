@@ -117,3 +117,13 @@ def test_scores_only_table_has_no_empty_probe_columns(store_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "layer0/cell/4" in result.stdout
     assert "held-out" not in result.stdout and "interval" not in result.stdout
+
+
+def test_label_memory_zero_streams_the_labels_with_the_same_ranking(store_path: Path) -> None:
+    args = ["find-neurons", "--store", str(store_path), "-f", "quote", "-f", "indent"]
+    args += ["--json", "-", "--no-save"]
+    in_memory = run(*args)
+    streamed = run(*args, "--label-memory", "0")
+    assert in_memory.exit_code == 0 and streamed.exit_code == 0, streamed.output
+    assert json.loads(streamed.stdout)["rows"] == json.loads(in_memory.stdout)["rows"]
+    assert "labelling" in streamed.stderr and "labelling" not in in_memory.stderr
