@@ -7,8 +7,13 @@ exact labels are needed (continuous features with more distinct values than labe
 
 The loops are compiled with numba (``nogil``) and parallelised here with threads over blocks of
 units, so no two threads ever write the same accumulator and the kernels may be called from any
-thread. Float16 stores are read as their raw 16-bit patterns and decoded in the loop by moving bits,
-so no float32 copy of the window is made.
+thread. Float16 stores are read as their raw 16-bit patterns and converted in the loop by the
+CPU's half-precision instruction, so no float32 copy of the window is made.
+
+Per row of a tile one vectorised pass computes each value's bin, its (pattern, bin) cell and the
+moment sums; the cells are then counted unit by unit. The counting is most of the cost (about two
+thirds on windows of the store ``benchmarks/bench_probes.py`` makes), bound by the scattered
+increments and the histogram lines they fetch.
 """
 
 from __future__ import annotations
@@ -20,61 +25,78 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
-#: Units one task covers, and positions per tile: a tile's scratch (decoded values and count
-#: cells, 128 KiB each) stays in L2. Tuned on the 2-core development machine (768 float16
-#: units, 5 features): 64 x 512 was 23% faster than 32 x 256, and faster than 16 to 128 units
-#: with 128 to 1024 positions.
-UNIT_BLOCK = 64
-ROW_BLOCK = 512
+#: Units one task covers, and positions per tile (the tile's 16-bit count cells, 1 MiB, stay in
+#: L2). Tuned on the 2-core development machine (2 MiB L2 per core) with windows of 4096
+#: positions x 6 keys x 128 float16 units, 22 patterns, one thread: 128 x 4096 was the fastest;
+#: 64 units were 5-20% slower (the per-row work of the fused pass is spread over fewer values);
+#: 2048 positions about 3% slower, 1024 10-15% and 512 10-40% (each tile fetches the histogram
+#: lines it touches again, and its runs of one pattern are shorter).
+UNIT_BLOCK = 128
+ROW_BLOCK = 4096
+#: Positions summed in the float32 moment sums before they are added to the float64 totals,
+#: independent of ROW_BLOCK so the moments' rounding does not grow with the tile.
+SUM_ROWS = 512
+
+
+@intrinsic
+def _finite(typingctx, v):  # type: ignore[no-untyped-def]
+    """A window value as float32: float32 as it is, uint16 as the bits of a float16.
+
+    Float16 inf and NaN become the largest finite float16 of their sign (their magnitude bits
+    clamped to 0x7BFF), then the bits are converted by ``fpext half -> float``, which compiles to
+    the vector conversion instruction (vcvtph2ps). The clamp is written here in 16-bit lanes
+    because numba computes integer arithmetic on narrower ints in int64: with the clamp in numba
+    code the row pass ran in int64 lanes and the sweep was about 7% slower.
+    """
+    if v == types.float32:
+        return types.float32(v), lambda context, builder, sig, args: args[0]
+    if v != types.uint16:
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        i16 = ir.IntType(16)
+        h = args[0]
+        mag = builder.and_(h, ir.Constant(i16, 0x7FFF))
+        big = builder.icmp_unsigned(">", mag, ir.Constant(i16, 0x7BFF))
+        mag = builder.select(big, ir.Constant(i16, 0x7BFF), mag)
+        h = builder.or_(builder.and_(h, ir.Constant(i16, 0x8000)), mag)
+        return builder.fpext(builder.bitcast(h, ir.HalfType()), ir.FloatType())
+
+    return types.float32(v), codegen
 
 
 @njit(nogil=True, cache=True)
-def _tile(z, ids, w, a, top, half, hist, s1, s2, sw, m1, m2, cells):  # type: ignore[no-untyped-def]
-    """Count and sum one tile whose bin positions ``z`` (rows x units) are computed.
+def _weigh(x, w, lo, scale, half, sw, a, r0, rows, crow):  # type: ignore[no-untyped-def]
+    """Add label x centred value into ``sw`` for rows ``[r0, r0 + rows)``, units a.. of ``x``.
 
-    ``ids`` and ``w`` are the tile's rows; ``a`` its first unit; ``cells`` (rows x units, int32)
-    is scratch space. ``m1``, ``m2`` (patterns x units, float32, zero on entry and on return)
-    hold the tile's moment sums, added to the float64 totals once per tile. Indices are
-    tile-relative so the compiler can vectorise.
+    Apart from the fused row pass, so that pass stays as small as it is without weights
+    (inside it, the sweep without weights ran about 5% slower). ``crow`` is scratch space.
     """
-    rows, width = z.shape
-    # moments with the unit index innermost, so the compiler vectorises them
-    for tt in range(rows):
-        row = z[tt]
-        q1 = m1[ids[tt]]
-        q2 = m2[ids[tt]]
+    width = crow.shape[0]
+    for t in range(r0, r0 + rows):
+        src = x[t, a : a + width]
         for jj in range(width):
-            c = row[jj] - half
-            q1[jj] += c
-            q2[jj] += c * c
+            crow[jj] = (_finite(src[jj]) - lo[jj]) * scale[jj] - half
         for f in range(w.shape[1]):
-            wt = w[tt, f]
+            wt = w[t, f]
             out = sw[f, a : a + width]
             for jj in range(width):
-                out[jj] += wt * (row[jj] - half)
-    for p in range(m1.shape[0]):
-        o1, o2 = s1[p, a : a + width], s2[p, a : a + width]
-        for jj in range(width):
-            o1[jj] += m1[p, jj]
-            o2[jj] += m2[p, jj]
-            m1[p, jj] = 0.0
-            m2[p, jj] = 0.0
-    # flat (pattern, bin) offsets for the whole tile first (a loop the compiler vectorises;
-    # NaN and values below the sampled range go to bin 0, values above it to the top bin) ...
-    nb = hist.shape[2]
-    for tt in range(rows):
-        base = ids[tt] * nb
-        row = z[tt]
-        out = cells[tt]
-        for jj in range(width):
-            v = row[jj]
-            v = v if v >= 0.0 else np.float32(0.0)
-            v = v if v <= top else top
-            out[jj] = base + np.int32(v)
-    # ... then the counts, four units at a time: four independent tables in cache, so runs of
-    # equal bins (activations change slowly) do not serialise the increments
+                out[jj] += wt * crow[jj]
+
+
+@njit(nogil=True, cache=True)
+def _count(cells, a, hist):  # type: ignore[no-untyped-def]
+    """Count a tile's cells (rows x units: flat (pattern, bin) offsets) into units a.. of hist.
+
+    Four units at a time: four independent tables in cache, so runs of equal bins (activations
+    change slowly) do not serialise the increments. Two units were 10-15% slower; eight were
+    within a few percent (no clear gain on the shared machine).
+    """
+    rows, width = cells.shape
     flat = hist.reshape(hist.shape[0], -1)
     jj = 0
     while jj + 4 <= width:
@@ -93,82 +115,66 @@ def _tile(z, ids, w, a, top, half, hist, s1, s2, sw, m1, m2, cells):  # type: ig
         jj += 1
 
 
-# _sweep_f16 and _sweep_f32 differ only in how a row is decoded. They stay two functions: one
-# sweep with a runtime dtype flag, or with the decode dispatched on the input type
-# (numba.extending.overload), ran 15-50% slower here (A/B, single thread, 38M values).
+# One sweep for both window types: numba compiles it once per input type with _finite inlined,
+# so each version is the loop a dedicated float16 or float32 function would be (A/B on float16
+# windows: the same speed as a separate float16 function with the same loop).
 
 
 @njit(nogil=True, cache=True)
-def _sweep_f16(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, rblk):  # type: ignore[no-untyped-def]
-    """Units ``[a, e)`` of a float16 window given as its raw bits (uint16), in row tiles."""
+def _sweep(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, rblk):  # type: ignore[no-untyped-def]
+    """Units ``[a, e)`` of a window (float32, or float16 given as its raw bits), in row tiles.
+
+    Per row one loop over the units computes the bin position z, the centred sums into the
+    pattern's float32 moment sums ``m1``, ``m2`` (added to the float64 totals every SUM_ROWS
+    rows), and the flat (pattern, bin) cell (NaN and values below the sampled range go to bin 0,
+    values above it to the top bin). The tile's cells are then counted, their rows grouped by
+    pattern (a counting sort of the rows, stable): while one pattern's rows are counted only its
+    histogram lines are in use, which keeps them in L1. That made the sweep 7-11% faster on
+    synthetic windows and about 20% on windows of the benchmark store (22 patterns, 43% of
+    positions changing pattern) than counting in position order.
+    """
     n, width = x.shape[0], e - a
-    bits = np.empty((rblk, width), dtype=np.int32)
-    f32 = bits.view(np.float32)
-    z = np.empty((rblk, width), dtype=np.float32)
+    nb = hist.shape[2]
     m1 = np.zeros((s1.shape[0], width), dtype=np.float32)
     m2 = np.zeros((s1.shape[0], width), dtype=np.float32)
-    cells = np.empty((rblk, width), dtype=np.int32)
+    cells = np.empty((min(rblk, n), width), dtype=np.uint16)
+    crow = np.empty(width, dtype=np.float32)
     lo_, scale_ = lo[a:e], scale[a:e]
-    two112 = np.float32(2.0**112)
+    slot = np.empty(s1.shape[0], dtype=np.int64)
     for r0 in range(0, n, rblk):
         rows = min(n, r0 + rblk) - r0
+        # each pattern's first cell row: the rows' cells are stored grouped by pattern
+        slot[:] = 0
         for tt in range(rows):
-            # float16 -> float32 by moving the bits: exponent and mantissa shifted into place
-            # and rescaled by 2**112 (exact for normal and subnormal values); inf and NaN are
-            # clamped to the largest finite float16 first
-            src, dst, f, zr = x[r0 + tt, a:e], bits[tt], f32[tt], z[tt]
-            for jj in range(width):
-                h = np.int32(src[jj])
-                dst[jj] = ((h & 0x8000) << 16) | (min(h & 0x7FFF, 0x7BFF) << 13)
-            for jj in range(width):
-                zr[jj] = (f[jj] * two112 - lo_[jj]) * scale_[jj]
-        _tile(
-            z[:rows],
-            ids[r0 : r0 + rows],
-            w[r0 : r0 + rows],
-            a,
-            top,
-            half,
-            hist,
-            s1,
-            s2,
-            sw,
-            m1,
-            m2,
-            cells[:rows],
-        )
-
-
-@njit(nogil=True, cache=True)
-def _sweep_f32(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, rblk):  # type: ignore[no-untyped-def]
-    """Units ``[a, e)`` of a float32 window, in row tiles."""
-    n, width = x.shape[0], e - a
-    z = np.empty((rblk, width), dtype=np.float32)
-    m1 = np.zeros((s1.shape[0], width), dtype=np.float32)
-    m2 = np.zeros((s1.shape[0], width), dtype=np.float32)
-    cells = np.empty((rblk, width), dtype=np.int32)
-    lo_, scale_ = lo[a:e], scale[a:e]
-    for r0 in range(0, n, rblk):
-        rows = min(n, r0 + rblk) - r0
-        for tt in range(rows):
-            src, zr = x[r0 + tt, a:e], z[tt]
-            for jj in range(width):
-                zr[jj] = (src[jj] - lo_[jj]) * scale_[jj]
-        _tile(
-            z[:rows],
-            ids[r0 : r0 + rows],
-            w[r0 : r0 + rows],
-            a,
-            top,
-            half,
-            hist,
-            s1,
-            s2,
-            sw,
-            m1,
-            m2,
-            cells[:rows],
-        )
+            slot[ids[r0 + tt]] += 1
+        first = 0
+        for p in range(slot.shape[0]):
+            first, slot[p] = first + slot[p], first
+        for s0 in range(0, rows, SUM_ROWS):
+            for tt in range(s0, min(rows, s0 + SUM_ROWS)):
+                p = ids[r0 + tt]
+                src, out, q1, q2 = x[r0 + tt, a:e], cells[slot[p]], m1[p], m2[p]
+                slot[p] += 1
+                base = np.uint16(p * nb)
+                for jj in range(width):
+                    v = (_finite(src[jj]) - lo_[jj]) * scale_[jj]
+                    c = v - half
+                    q1[jj] += c
+                    q2[jj] += c * c
+                    # as max / min instructions (NaN -> 0: the comparisons are false)
+                    v = v if v > 0.0 else np.float32(0.0)
+                    v = v if v < top else top
+                    out[jj] = base + np.uint16(v)
+            for p in range(m1.shape[0]):
+                o1, o2 = s1[p, a:e], s2[p, a:e]
+                for jj in range(width):
+                    o1[jj] += m1[p, jj]
+                    o2[jj] += m2[p, jj]
+                    m1[p, jj] = 0.0
+                    m2[p, jj] = 0.0
+        if w.shape[1]:
+            _weigh(x, w, lo_, scale_, half, sw, a, r0, rows, crow)
+        _count(cells[:rows], a, hist)
 
 
 @njit(nogil=True, cache=True)
@@ -254,7 +260,8 @@ class Accumulator:
 
     ``lo`` and ``scale`` map a unit's value v to its bin position z = (v - lo) * scale in
     [0, n_bins); moments are of the centred z - n_bins / 2. ``hist`` is uint32, so one
-    (unit, pattern, bin) cell counts at most 2**32 - 1 positions.
+    (unit, pattern, bin) cell counts at most 2**32 - 1 positions. The sweep indexes a unit's
+    (pattern, bin) cells with 16 bits, so ``n_patterns * n_bins`` is at most 65536.
     """
 
     lo: np.ndarray  # (units,) float32
@@ -268,6 +275,10 @@ class Accumulator:
     sw: np.ndarray = field(init=False)  # (W, units) float64: sum of label x centred z
 
     def __post_init__(self) -> None:
+        if self.n_patterns * self.n_bins > 1 << 16:
+            raise ValueError(
+                f"{self.n_patterns} patterns x {self.n_bins} bins exceed the 65536 cells per unit"
+            )
         u = len(self.lo)
         self.lo = np.ascontiguousarray(self.lo, dtype=np.float32)
         self.scale = np.ascontiguousarray(self.scale, dtype=np.float32)
@@ -302,20 +313,22 @@ class Sweeper:
         """:meth:`accumulate` for several (acc, x, ids, weights) at once: all their unit blocks
         share the pool, so threads wait once per window, not once per dataset."""
         tasks: list[Callable[[], None]] = []
+        # blocks of at most UNIT_BLOCK units, narrower only where all the jobs together have too
+        # few units to give every thread work (so 6 keys of 128 units on 2 threads keep their
+        # full-width blocks), and of equal width within a job
+        total = sum(x.shape[1] for _, x, _, _ in jobs)
+        widest = max(1, min(UNIT_BLOCK, -(-total // self.threads)))
         for acc, x, ids, weights in jobs:
             u = x.shape[1]
-            if x.dtype == np.float16:
-                sweep, x = _sweep_f16, x.view(np.uint16)
-            else:
-                sweep, x = _sweep_f32, np.asarray(x, dtype=np.float32)
+            x = x.view(np.uint16) if x.dtype == np.float16 else np.asarray(x, dtype=np.float32)
             ids = np.ascontiguousarray(ids, dtype=np.int32)
             weights = np.ascontiguousarray(weights, dtype=np.float64)
             top = np.float32(acc.n_bins - 1)
             half = np.float32(acc.n_bins / 2)
             args = (x, ids, weights, acc.lo, acc.scale, top, half, acc.hist, acc.s1, acc.s2, acc.sw)
-            block = UNIT_BLOCK if u >= 2 * UNIT_BLOCK else max(1, -(-u // self.threads))
+            block = max(1, -(-u // max(1, -(-u // widest))))
             for a in range(0, u, block):
-                tasks.append(partial(sweep, *args, a, min(u, a + block), ROW_BLOCK))
+                tasks.append(partial(_sweep, *args, a, min(u, a + block), ROW_BLOCK))
         self._run(tasks)
 
     def joint_stats(

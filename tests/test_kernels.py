@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lstmprobe import kernels
 from lstmprobe.kernels import Accumulator, Sweeper
 
 N_BINS = 16
@@ -61,13 +62,41 @@ def test_kernel_matches_the_reference(dtype, units: int, threads: int) -> None: 
 
 
 def test_non_finite_float16_values_count_as_the_largest_finite() -> None:
-    x = np.array([[np.inf], [-np.inf], [np.nan], [0.5]], dtype=np.float16)
+    x = np.array([[np.inf], [-np.inf], [np.nan], [0.5], [np.nan]], dtype=np.float16)
+    x.view(np.uint16)[4] |= 0x8000  # NaN with the sign bit set: the largest negative
     acc = Accumulator(np.array([0.0], np.float32), np.array([N_BINS], np.float32), 1, 0, N_BINS)
     with Sweeper(1) as sweeper:
-        sweeper.accumulate(acc, x, np.zeros(4, np.int32), np.zeros((4, 0)))
-    # inf and NaN go to the top bin, -inf to bin 0, 0.5 to the middle bin
-    assert acc.hist[0, 0].tolist() == [1] + [0] * 7 + [1] + [0] * 6 + [2]
+        sweeper.accumulate(acc, x, np.zeros(5, np.int32), np.zeros((5, 0)))
+    # inf and NaN go to the top bin, -inf and -NaN to bin 0, 0.5 to the middle bin
+    assert acc.hist[0, 0].tolist() == [2] + [0] * 7 + [1] + [0] * 6 + [2]
     assert np.isfinite(acc.s1).all()
+    assert acc.s1[0, 0] == 0.5 * N_BINS - 5 * N_BINS / 2  # the two +-65504 pairs cancel
+
+
+def test_windows_longer_than_a_tile_match_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    # several row tiles, a short last one, and tiles longer than one run of the moment sums
+    monkeypatch.setattr(kernels, "ROW_BLOCK", 700)
+    rng = np.random.default_rng(7)
+    n, units, n_patterns = 2000, 11, 4
+    x = rng.normal(size=(n, units)).astype(np.float16)
+    ids = rng.integers(0, n_patterns, n).astype(np.int32)
+    w = rng.normal(size=(n, 1))
+    lo, scale = np.full(units, -2, np.float32), np.full(units, N_BINS / 4, np.float32)
+    acc = Accumulator(lo, scale, n_patterns, 1, N_BINS)
+    with Sweeper(2) as sweeper:
+        sweeper.accumulate(acc, x, ids, w)
+    hist, s1, s2, sw = reference(x, ids, w, lo, scale, n_patterns)
+    np.testing.assert_array_equal(acc.hist, hist)
+    np.testing.assert_allclose(acc.s1, s1, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(acc.s2, s2, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(acc.sw, sw, rtol=1e-5, atol=1e-3)
+
+
+def test_accumulator_refuses_more_cells_than_16_bits_index() -> None:
+    lo, scale = np.zeros(2, np.float32), np.ones(2, np.float32)
+    Accumulator(lo, scale, 256, 0, 256)
+    with pytest.raises(ValueError, match="65536"):
+        Accumulator(lo, scale, 257, 0, 256)
 
 
 def test_sweeper_threads_give_identical_sums() -> None:
