@@ -69,6 +69,47 @@ def _finite(typingctx, v):  # type: ignore[no-untyped-def]
     return types.float32(v), codegen
 
 
+@intrinsic
+def _exact(typingctx, v):  # type: ignore[no-untyped-def]
+    """A window value as float32, inf and NaN kept (:func:`_finite` without the clamp)."""
+    if v == types.float32:
+        return types.float32(v), lambda context, builder, sig, args: args[0]
+    if v != types.uint16:
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(v), codegen
+
+
+@njit(nogil=True, cache=True)
+def _min_max(x, lo, hi):  # type: ignore[no-untyped-def]
+    """Lower ``lo`` and raise ``hi`` (per unit) to the finite values of a window."""
+    big = np.float32(np.inf)
+    for t in range(x.shape[0]):
+        row = x[t]
+        for j in range(x.shape[1]):
+            v = _exact(row[j])
+            finite = -big < v < big  # false for NaN
+            lo[j] = v if finite and v < lo[j] else lo[j]
+            hi[j] = v if finite and v > hi[j] else hi[j]
+
+
+def finite_range(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+    """Lower ``lo`` and raise ``hi`` (float32, one per unit) to the finite values of ``x``
+    (positions x units, float16 or float32), NaN and inf skipped; no float32 copy is made.
+
+    Examples
+    --------
+    >>> lo, hi = np.full(2, np.inf, np.float32), np.full(2, -np.inf, np.float32)
+    >>> finite_range(np.array([[1, np.nan], [-2, np.inf], [0, 3]], np.float16), lo, hi)
+    >>> lo.tolist(), hi.tolist()
+    ([-2.0, 3.0], [1.0, 3.0])
+    """
+    _min_max(x.view(np.uint16) if x.dtype == np.float16 else np.asarray(x, np.float32), lo, hi)
+
+
 @njit(nogil=True, cache=True)
 def _weigh(x, w, lo, scale, half, sw, a, r0, rows, crow):  # type: ignore[no-untyped-def]
     """Add label x centred value into ``sw`` for rows ``[r0, r0 + rows)``, units a.. of ``x``.

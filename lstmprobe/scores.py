@@ -18,7 +18,7 @@ import numpy as np
 from lstmprobe.errors import FeatureError, StoreError
 from lstmprobe.features import Feature, get_feature, stream
 from lstmprobe.features.stream import TextReader, feature_windows
-from lstmprobe.kernels import Accumulator, Sweeper
+from lstmprobe.kernels import Accumulator, Sweeper, finite_range
 from lstmprobe.linear_probe import runs
 
 N_BINS = 256  # activation bins per unit for AUC / Spearman / MI
@@ -337,22 +337,28 @@ class UnitScores:
 
 
 def _sample_ranges(store: Any, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per-unit (lo, hi) from 16 evenly spaced windows of at most 1024 positions (1/64 of a
-    short store): a few percent of a long recording, read before the scoring pass."""
+    """Per-unit (lo, hi) of the finite values in 16 evenly spaced windows of at most 1024
+    positions (1/64 of a short store): a few percent of a long recording, read before the
+    scoring pass in the stored dtype. A unit with no finite value there gets (0, 0)."""
     n = store.n_positions
     windows = 16
     size = max(1, min(1024, n // (4 * windows)))
-    starts = np.unique(np.linspace(0, max(0, n - size), windows).astype(np.int64))
-    lo: dict[str, np.ndarray] = {}
-    hi: dict[str, np.ndarray] = {}
-    for a in starts:
-        for key in keys:
-            x = store.read(key, int(a), int(min(n, a + size)))
-            # fmin/fmax skip NaN like nanmin/nanmax, without their copies
-            mn, mx = np.fmin.reduce(x, axis=0), np.fmax.reduce(x, axis=0)
-            lo[key] = mn if key not in lo else np.minimum(lo[key], mn)
-            hi[key] = mx if key not in hi else np.maximum(hi[key], mx)
-    return {k: np.stack([lo[k], hi[k]]).astype(np.float64) for k in keys}
+    starts = np.linspace(0, max(0, n - size), windows).astype(np.int64)
+    rows = int(getattr(store, "chunk_positions", 0) or 0)
+    if rows >= size and n >= 2 * windows * rows:
+        starts = starts // rows * rows  # each window inside one row of HDF5 chunks: one read
+    lo = {k: np.full(store.n_units(k), np.inf, dtype=np.float32) for k in keys}
+    hi = {k: np.full(store.n_units(k), -np.inf, dtype=np.float32) for k in keys}
+    for a in np.unique(starts):
+        b = int(min(n, a + size))
+        for _, _, chunk in store.iter_chunks(keys, chunk_size=n, start=int(a), stop=b, dtype=None):
+            for key in keys:
+                finite_range(chunk[key], lo[key], hi[key])
+    out = {}
+    for k in keys:
+        found = lo[k] <= hi[k]
+        out[k] = np.stack([np.where(found, lo[k], 0), np.where(found, hi[k], 0)]).astype(np.float64)
+    return out
 
 
 class _Joint:
