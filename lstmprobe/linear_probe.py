@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 from sklearn.base import BaseEstimator
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from lstmprobe.errors import FeatureError
 from lstmprobe.features import Feature
@@ -206,14 +208,24 @@ class LinearProbe(BaseEstimator):
         """
         if hasattr(X, "iter_chunks"):
             return self._fit_store(X, y, units, max_positions)
-        X = _as_float(X)
-        y = np.asarray(y, dtype=np.float64)
-        if X.ndim != 2 or y.shape != (X.shape[0],):
+        X = _checked(X)
+        if y is None:
+            raise FeatureError("LinearProbe.fit needs labels y, one per row of X")
+        y = np.asarray(y)
+        if np.iscomplexobj(y):
+            raise FeatureError("Complex data not supported: give real labels y")
+        y = column_or_1d(y, warn=True).astype(np.float64)
+        if y.shape != (X.shape[0],):
             raise FeatureError(
                 f"LinearProbe.fit needs X of shape (n, units) and y of shape (n,), got "
                 f"{X.shape} and {y.shape}"
             )
         keep = ~np.isnan(y)
+        if int(keep.sum()) < self.n_blocks:
+            raise FeatureError(
+                f"{int(keep.sum())} sample(s) with a label cannot be split into "
+                f"n_blocks={self.n_blocks} contiguous blocks; give at least {self.n_blocks}"
+            )
         split = np.full(len(y), -1, dtype=np.int8)
         split[keep] = block_split(int(keep.sum()), self.n_blocks, self.fractions, self.random_state)
         self.units_ = [str(i) for i in range(X.shape[1])]
@@ -376,16 +388,26 @@ class LinearProbe(BaseEstimator):
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Linear score of each row (log-odds for binary probes, the prediction otherwise)."""
-        X = _as_float(X)
+        check_is_fitted(self, "coef_")
+        X = _checked(X)
+        if X.shape[1] != self.n_features_in_:
+            raise FeatureError(
+                f"X has {X.shape[1]} features, but LinearProbe is expecting "
+                f"{self.n_features_in_} features as input"
+            )
         return _scores(X, [(0, len(X))], self.coef_, self.intercept_, self.mean_, self.scale_)
 
     def predict(self, X: Any) -> np.ndarray:
+        """0/1 for binary probes (log-odds > 0), the predicted value for continuous ones."""
         s = self.decision_function(X)
         return (s > 0).astype(np.float64) if self.kind_ == "binary" else s
 
+    def _binary(self) -> bool:
+        return getattr(self, "kind_", self.kind) in ("binary", "auto")
+
+    @available_if(_binary)
     def predict_proba(self, X: Any) -> np.ndarray:
-        if self.kind_ != "binary":
-            raise FeatureError("predict_proba is only defined for binary probes")
+        """(P(0), P(1)) of each row; binary probes only (absent on a continuous probe)."""
         p = expit(self.decision_function(X))
         return np.stack([1 - p, p], axis=1)
 
@@ -399,10 +421,11 @@ class LinearProbe(BaseEstimator):
 # --------------------------------------------------------------------------- passes over rows
 
 
-def _as_float(X: Any) -> np.ndarray:
-    """``X`` as an array of float32 or float64, without a copy when it already is one."""
-    X = np.asarray(X)
-    return X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
+def _checked(X: Any) -> np.ndarray:
+    """``X`` as a 2-D finite array of float32 or float64 (no copy when it already is one);
+    scikit-learn's ``ValueError`` / ``TypeError`` for anything else (sparse, complex, empty,
+    NaN or inf)."""
+    return check_array(X, dtype=(np.float64, np.float32), input_name="X")
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -7,10 +7,14 @@ import warnings
 
 import numpy as np
 import pytest
+import sklearn
+from scipy import sparse
 from scipy.special import expit
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import ElasticNet, LogisticRegression
 from sklearn.metrics import r2_score, roc_auc_score
+from sklearn.utils.estimator_checks import check_estimator
 
 from lstmprobe.errors import FeatureError
 from lstmprobe.linear_probe import LinearProbe, _auc, _r2
@@ -260,8 +264,56 @@ def test_bad_settings_say_so() -> None:
         LinearProbe(l1=-0.1).fit(X, yb)
     bad = X.copy()
     bad[:, 2] = np.nan
-    with pytest.raises(FeatureError, match="NaN or infinite"):
+    with pytest.raises(ValueError, match="Input X contains NaN"):
         LinearProbe(l1=0.01).fit(bad, yb)
+
+
+def test_input_is_validated_as_in_scikit_learn() -> None:
+    X, yb, yc = data()
+    probe = LinearProbe(l1=0.01).fit(X, yb)
+    with pytest.raises(
+        ValueError, match=f"X has 3 features, but LinearProbe is expecting {X.shape[1]}"
+    ):
+        probe.predict(X[:, :3])
+    with pytest.raises(ValueError, match="Reshape your data"):
+        probe.predict(X[0])
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        LinearProbe().fit(X + 1j, yb)
+    with pytest.raises(ValueError, match="0 sample"):
+        LinearProbe().fit(X[:0], yb[:0])
+    with pytest.raises(ValueError, match="1 sample"):
+        LinearProbe().fit(X[:1], yb[:1])
+    with pytest.raises(TypeError, match="Sparse data"):
+        LinearProbe().fit(sparse.csr_matrix(X), yb)
+    with pytest.raises(NotFittedError):
+        LinearProbe().predict(X)
+    assert not hasattr(LinearProbe(l1=0.01).fit(X, yc), "predict_proba")  # continuous
+
+
+@pytest.mark.skipif(
+    tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 6),
+    reason="expected_failed_checks needs scikit-learn 1.6",
+)
+def test_scikit_learn_estimator_checks() -> None:
+    # three checks fit on 10-15 rows: too few for a split into contiguous blocks with both
+    # classes in train and test, which a probe refuses (it reports held-out metrics)
+    too_small = "fits on 10-15 rows, too few for the block split"
+    expected = {
+        name: too_small
+        for name in (
+            "check_n_features_in_after_fitting",
+            "check_estimators_nan_inf",
+            "check_fit2d_1feature",
+        )
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(
+            LinearProbe(l1=0.01), on_fail=None, expected_failed_checks=expected
+        )
+    failed = [r["check_name"] for r in results if r["status"] == "failed"]
+    assert not failed
+    assert len(results) > 30
 
 
 def test_metrics_are_scikit_learns() -> None:
