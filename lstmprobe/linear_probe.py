@@ -8,6 +8,7 @@ the test blocks only.
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Sequence
@@ -208,7 +209,7 @@ class LinearProbe(BaseEstimator):
         """
         if hasattr(X, "iter_chunks"):
             return self._fit_store(X, y, units, max_positions)
-        X = _checked(X)
+        X = _checked(X, finite=False)  # checked in _fit_blocks, with the train statistics
         if y is None:
             raise FeatureError("LinearProbe.fit needs labels y, one per row of X")
         y = np.asarray(y)
@@ -301,8 +302,10 @@ class LinearProbe(BaseEstimator):
             raise FeatureError("the split left no train positions: use more positions")
         runs_tr, runs_va, runs_te = _runs(tr), _runs(va), _runs(te)
         mean, std = _column_stats(X, runs_tr)
-        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-            raise FeatureError("X holds NaN or infinite values in the train positions")
+        finite = np.isfinite(mean).all() and np.isfinite(std).all()
+        # the train rows are checked by their statistics; the others once here
+        if not (finite and all(np.isfinite(X[a:b]).all() for a, b in _chunks(runs_va + runs_te))):
+            raise FeatureError("X holds NaN or infinite values; give finite activations")
         self.mean_ = mean
         self.scale_ = np.where(std > 0, std, 1.0)
 
@@ -421,11 +424,19 @@ class LinearProbe(BaseEstimator):
 # --------------------------------------------------------------------------- passes over rows
 
 
-def _checked(X: Any) -> np.ndarray:
-    """``X`` as a 2-D finite array of float32 or float64 (no copy when it already is one);
+# scikit-learn 1.6 renamed force_all_finite to ensure_all_finite
+_FINITE = (
+    "ensure_all_finite"
+    if "ensure_all_finite" in inspect.signature(check_array).parameters
+    else "force_all_finite"
+)
+
+
+def _checked(X: Any, finite: bool = True) -> np.ndarray:
+    """``X`` as a 2-D array of float32 or float64 (no copy when it already is one);
     scikit-learn's ``ValueError`` / ``TypeError`` for anything else (sparse, complex, empty,
-    NaN or inf)."""
-    return check_array(X, dtype=(np.float64, np.float32), input_name="X")
+    and NaN or inf when ``finite``: a full pass over X, which ``fit`` makes cheaper itself)."""
+    return check_array(X, dtype=(np.float64, np.float32), input_name="X", **{_FINITE: finite})
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

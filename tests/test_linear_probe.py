@@ -264,7 +264,7 @@ def test_bad_settings_say_so() -> None:
         LinearProbe(l1=-0.1).fit(X, yb)
     bad = X.copy()
     bad[:, 2] = np.nan
-    with pytest.raises(ValueError, match="Input X contains NaN"):
+    with pytest.raises(FeatureError, match="X holds NaN or infinite values"):
         LinearProbe(l1=0.01).fit(bad, yb)
 
 
