@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lstmprobe import scores
-from lstmprobe.features import get_feature, stream
+from lstmprobe.features import Feature, get_feature, stream
 from lstmprobe.features.stream import TextReader, feature_windows
 from lstmprobe.linear_probe import LinearProbe
 from lstmprobe.probes import rank_units
@@ -96,9 +96,17 @@ def corpus(n_seq: int, rng: np.random.Generator) -> tuple[str, np.ndarray]:
     return "".join(parts), np.array(seqs, dtype=np.int64)
 
 
-@pytest.mark.parametrize("spec", ["quote", "count:a", "indent", "next-char:b", "regex:ab+"])
+def running_a(text: str) -> np.ndarray:
+    """A user's function: a's so far in the whole text (it sees no sequences)."""
+    return np.cumsum([c == "a" for c in text]).astype(float)
+
+
+USER = Feature("running_a", running_a, "continuous")
+
+
+@pytest.mark.parametrize("spec", ["quote", "count:a", "indent", "next-char:b", "regex:ab+", USER])
 def test_feature_windows_equal_the_labels_of_the_whole_text(
-    spec: str, monkeypatch: pytest.MonkeyPatch
+    spec: str | Feature, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stream, "BLOCK", 97)  # long sequences go through the scanners
     rng = np.random.default_rng(0)
