@@ -351,9 +351,11 @@ def _sample_ranges(store: Any, keys: Sequence[str]) -> dict[str, np.ndarray]:
     hi = {k: np.full(store.n_units(k), -np.inf, dtype=np.float32) for k in keys}
     for a in np.unique(starts):
         b = int(min(n, a + size))
-        for _, _, chunk in store.iter_chunks(keys, chunk_size=n, start=int(a), stop=b, dtype=None):
+        for _, _, window in store.iter_blocks(keys, start=int(a), stop=b):
             for key in keys:
-                finite_range(chunk[key], lo[key], hi[key])
+                for first, x in window[key]:
+                    width = x.shape[1]
+                    finite_range(x, lo[key][first : first + width], hi[key][first : first + width])
     out = {}
     for k in keys:
         found = lo[k] <= hi[k]
@@ -475,7 +477,9 @@ def unit_scores(
     keys : sequence of str, optional
         Datasets to score, e.g. ``["layer0/cell"]``.
     chunk_size : int, optional
-        Positions per read (default: about 4M values per window).
+        Positions per window, read with h5py (a copy) a window ahead in a thread. Default: one
+        row of the store's HDF5 chunks per window, read without a copy from the file mapped in
+        memory where it is uncompressed (:meth:`ActivationStore.iter_blocks`).
     labels : list of Labels, optional
         Labels already made (:func:`store_labels`); ``features`` is then ignored.
     threads : int, optional
@@ -505,10 +509,6 @@ def unit_scores(
     if total_units == 0:
         raise StoreError(f"{store.path} holds no units to score")
     n = store.n_positions
-    base = int(getattr(store, "chunk_positions", 4096) or 4096)
-    if chunk_size is None:
-        want = max(base, (1 << 22) // total_units)
-        chunk_size = max(base, (want // base) * base)
     active = [lab for lab in labels if not lab.skip]
     groups = _groups(active, _occurring(active, n), max(n_units.values())) if active else []
     ranges = _sample_ranges(store, keys)
@@ -528,15 +528,12 @@ def unit_scores(
         ]
         for k in keys
     }
-    spans = [(a, min(n, a + chunk_size)) for a in range(0, n, chunk_size)]
+    blocks, spans = _windows(store, keys, chunk_size)
     label_windows = zip(*(lab.windows(spans) for lab in active))
     bar = _bar(n, progress, "scoring units")
     sweeper = Sweeper(threads)
     try:
-        for (a, b, chunk), values in zip(
-            store.iter_chunks(keys, chunk_size=chunk_size, dtype=None, read_ahead=True),
-            label_windows,
-        ):
+        for (a, b, window), values in zip(blocks, label_windows):
             codes = [lab.codes_of(v) for lab, v in zip(active, values)]
             jobs = []
             for j, g in enumerate(groups):
@@ -544,7 +541,7 @@ def unit_scores(
                 w = np.zeros((b - a, len(weighted[j])))
                 for col, i in enumerate(weighted[j]):
                     w[:, col] = np.nan_to_num(values[i], nan=0.0)
-                jobs += [(acc[k][j], chunk[k], ids, w) for k in keys]
+                jobs += [(acc[k][j], x, ids, w, first) for k in keys for first, x in window[k]]
             sweeper.accumulate_all(jobs)
             bar.update(b - a)
         bar.close()
@@ -565,6 +562,21 @@ def unit_scores(
         bar.close()
         sweeper.close()
     return {lab.name: out[lab.name] for lab in active}
+
+
+def _windows(
+    store: Any, keys: list[str], chunk_size: int | None
+) -> tuple[
+    Iterator[tuple[int, int, dict[str, list[tuple[int, np.ndarray]]]]], list[tuple[int, int]]
+]:
+    """The windows of the scoring pass (each dataset as blocks of columns) and their spans."""
+    n = store.n_positions
+    if chunk_size is None:
+        rows = store.chunk_positions
+        return store.iter_blocks(keys), [(a, min(n, a + rows)) for a in range(0, n, rows)]
+    chunks = store.iter_chunks(keys, chunk_size=chunk_size, dtype=None, read_ahead=True)
+    blocks = ((a, b, {k: [(0, x)] for k, x in chunk.items()}) for a, b, chunk in chunks)
+    return blocks, [(a, min(n, a + chunk_size)) for a in range(0, n, chunk_size)]
 
 
 def _finish(

@@ -9,14 +9,17 @@ recording. This is the only module that imports h5py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import mmap
 import os
 import queue
 import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -241,6 +244,66 @@ def _cache_bytes(chunk_positions: int, n_units: Sequence[int], itemsize: int) ->
     """HDF5 chunk cache per dataset: one row of chunks of the widest dataset, within limits."""
     widest = chunk_positions * max(n_units, default=1) * itemsize
     return int(min(max(widest + (1 << 20), 1 << 20), 64 << 20))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What reading a dataset's chunks as bytes of the mapped file needs (read once per pass:
+    h5py's properties cost microseconds each)."""
+
+    dsid: Any  # the low-level dataset id
+    chunks: tuple[int, int]
+    dtype: np.dtype
+    units: int
+    plain: bool  # no filters, native byte order: a chunk is its values' bytes
+
+    @classmethod
+    def of(cls, ds: h5py.Dataset) -> _Layout:
+        chunks = ds.chunks
+        plain = (
+            chunks is not None
+            and ds.ndim == 2
+            and ds.dtype.isnative
+            and ds.id.get_create_plist().get_nfilters() == 0
+        )
+        return cls(ds.id, chunks or (0, 0), ds.dtype, ds.shape[-1], plain)
+
+
+def _chunk_views(
+    layout: _Layout, mapped: np.ndarray, r0: int, a: int, b: int, used: list[tuple[int, int]]
+) -> list[tuple[int, np.ndarray]] | None:
+    """Rows ``[a, b)`` of the chunk row starting at ``r0`` as views of the mapped file, one per
+    chunk column, or None where the dataset's chunks are not plain bytes in the file."""
+    if not layout.plain:
+        return None
+    rows, cols = layout.chunks
+    nbytes = rows * cols * layout.dtype.itemsize
+    blocks = []
+    for c0 in range(0, layout.units, cols):
+        info = layout.dsid.get_chunk_info_by_coord((r0, c0))
+        if info.byte_offset is None or info.filter_mask or info.size != nbytes:
+            return None
+        raw = mapped[info.byte_offset : info.byte_offset + nbytes]
+        if len(raw) != nbytes:
+            return None
+        block = raw.view(layout.dtype).reshape(rows, cols)[a - r0 : b - r0, : layout.units - c0]
+        blocks.append((c0, block))
+        used.append((info.byte_offset, nbytes))
+    return blocks
+
+
+def _release(mapping: mmap.mmap | None, used: list[tuple[int, int]]) -> None:
+    """Drop the mapped pages of ``used`` byte ranges from this process (the page cache keeps
+    them), so that a pass over a mapped recording does not grow the process's memory."""
+    if mapping is None or not used or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    page = mmap.PAGESIZE
+    for offset, size in used:
+        lo = offset // page * page
+        try:
+            mapping.madvise(mmap.MADV_DONTNEED, lo, offset + size - lo)
+        except (OSError, ValueError):
+            return
 
 
 T = TypeVar("T")
@@ -820,6 +883,9 @@ class ActivationStore:
         self.path = Path(path)
         self._file: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
+        self._mmap: mmap.mmap | None = None
+        self._bytes: np.ndarray | None = None
+        self._map_failed = False
         path = self.path
         if not path.exists():
             if partial_path(path).exists():
@@ -1130,12 +1196,7 @@ class ActivationStore:
         start, stop : int
         values : dict of str to ndarray of shape (stop - start, n_units)
         """
-        if keys is None:
-            keys = self.keys
-        elif isinstance(keys, str):
-            keys = [keys]
-        datasets = {k: self._dataset(k) for k in keys}
-        start, stop = self._check_range(start, stop)
+        datasets, start, stop = self._select(keys, start, stop)
         size = self.chunk_positions if chunk_size is None else int(chunk_size)
         if size < 1:
             raise StoreError(f"chunk_size must be at least 1, got {chunk_size}")
@@ -1153,6 +1214,58 @@ class ActivationStore:
         else:
             for a, b in bounds:
                 yield read(a, b)
+
+    def iter_blocks(
+        self, keys: Sequence[str] | str | None = None, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[int, int, dict[str, list[tuple[int, np.ndarray]]]]]:
+        """Stream windows of one row of HDF5 chunks, in the stored dtype, without copies where
+        the file allows: yields ``(start, stop, {key: [(first_unit, values), ...]})``.
+
+        In an uncompressed recording each chunk is one contiguous run of bytes in the file, so
+        the blocks are read-only views of the file mapped in memory, one per chunk column
+        (``chunk_positions`` rows x up to 64 units): reading costs no copy, only the page cache.
+        The pages of a window are released from this process (``MADV_DONTNEED``) when the next
+        window is read, so memory stays bounded by a window. A compressed dataset, or a chunk
+        the file does not hold, is read with h5py instead, as one block of all its units.
+        Blocks are valid until the store is closed.
+        """
+        datasets, start, stop = self._select(keys, start, stop)
+        rows = self.chunk_positions
+        mapped = self._mapped()
+        layouts = {k: _Layout.of(ds) for k, ds in datasets.items()}
+        for r0 in range(start // rows * rows, stop, rows):
+            a, b = max(start, r0), min(stop, r0 + rows)
+            used: list[tuple[int, int]] = []
+            out = {}
+            for key, ds in datasets.items():
+                blocks = None
+                if mapped is not None and layouts[key].chunks[0] == rows:
+                    blocks = _chunk_views(layouts[key], mapped, r0, a, b, used)
+                out[key] = blocks if blocks is not None else [(0, np.asarray(ds[a:b]))]
+            yield a, b, out
+            _release(self._mmap, used)
+
+    def _select(
+        self, keys: Sequence[str] | str | None, start: int, stop: int | None
+    ) -> tuple[dict[str, h5py.Dataset], int, int]:
+        """The datasets of ``keys`` (default: all) and the checked position range."""
+        if keys is None:
+            keys = self.keys
+        elif isinstance(keys, str):
+            keys = [keys]
+        datasets = {k: self._dataset(k) for k in keys}
+        return (datasets, *self._check_range(start, stop))
+
+    def _mapped(self) -> np.ndarray | None:
+        """The file's bytes mapped read-only (None where it cannot be mapped)."""
+        if self._bytes is None and not self._map_failed:
+            try:
+                with open(self.path, "rb") as fh:
+                    self._mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                self._bytes = np.frombuffer(self._mmap, dtype=np.uint8)
+            except (OSError, ValueError):
+                self._map_failed = True
+        return self._bytes
 
     # -- description --
 
@@ -1197,6 +1310,12 @@ class ActivationStore:
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._bytes = None
+        if self._mmap is not None:
+            # blocks still referenced keep it open: it is unmapped when they are collected
+            with contextlib.suppress(BufferError):
+                self._mmap.close()
+            self._mmap = None
 
     def __enter__(self) -> ActivationStore:
         return self

@@ -78,19 +78,35 @@ def test_non_finite_float16_values_count_as_the_largest_finite() -> None:
     assert acc.s1[0, 0] == 0.5 * N_BINS - 5 * N_BINS / 2  # the two +-65504 pairs cancel
 
 
-def test_windows_longer_than_a_tile_match_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
-    # several row tiles, a short last one, and tiles longer than one run of the moment sums
-    monkeypatch.setattr(kernels, "ROW_BLOCK", 700)
-    rng = np.random.default_rng(7)
-    n, units, n_patterns = 2000, 11, 4
+def window(n: int, units: int, n_patterns: int, seed: int):  # type: ignore[no-untyped-def]
+    """A float16 window, pattern ids, one weight column and an empty accumulator for it."""
+    rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, units)).astype(np.float16)
     ids = rng.integers(0, n_patterns, n).astype(np.int32)
     w = rng.normal(size=(n, 1))
     lo, scale = np.full(units, -2, np.float32), np.full(units, N_BINS / 4, np.float32)
-    acc = Accumulator(lo, scale, n_patterns, 1, N_BINS)
+    return x, ids, w, Accumulator(lo, scale, n_patterns, 1, N_BINS)
+
+
+def test_windows_longer_than_a_tile_match_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    # several row tiles, a short last one, and tiles longer than one run of the moment sums
+    monkeypatch.setattr(kernels, "ROW_BLOCK", 700)
+    x, ids, w, acc = window(2000, 11, 4, seed=7)
     with Sweeper(2) as sweeper:
         sweeper.accumulate(acc, x, ids, w)
     assert_matches_reference(acc, x, ids, w)
+
+
+def test_blocks_of_columns_add_up_to_the_whole_window() -> None:
+    # the scoring pass feeds a window as the store's chunk columns: units first.. of the acc
+    x, ids, w, whole = window(900, 150, 3, seed=3)
+    _, _, _, parts = window(900, 150, 3, seed=3)
+    with Sweeper(2) as sweeper:
+        sweeper.accumulate(whole, x, ids, w)
+        sweeper.accumulate_all([(parts, x[:, a : a + 64], ids, w, a) for a in range(0, 150, 64)])
+    np.testing.assert_array_equal(parts.hist, whole.hist)
+    np.testing.assert_allclose(parts.s1, whole.s1, rtol=1e-6)
+    np.testing.assert_allclose(parts.sw, whole.sw, rtol=1e-6)
 
 
 def test_accumulator_refuses_more_cells_than_16_bits_index() -> None:

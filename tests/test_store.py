@@ -303,6 +303,60 @@ def test_iter_chunks_streams(tmp_path: Path) -> None:
     assert peak < total / 8
 
 
+@pytest.mark.parametrize(
+    ("dtype", "compression", "mapped"),
+    [("float16", None, True), ("float32", None, True), ("float16", "lzf", False)],
+)
+def test_iter_blocks_are_the_stored_values(
+    tmp_path: Path, dtype: str, compression: str | None, mapped: bool
+) -> None:
+    layout = {"layer0/cell": 150, "layer0/hidden": 3}  # 150 units: chunk columns of 64, 64, 22
+    text = corpus(9000)
+    path = record(tmp_path / "acts.h5", text, layout=layout, dtype=dtype, compression=compression)
+    with ActivationStore(path) as store:
+        rows = store.chunk_positions
+        windows = list(store.iter_blocks(start=17, stop=8990))
+        assert windows[0][:2] == (17, min(8990, rows))
+        assert windows[-1][1] == 8990
+        for a, b, blocks in windows:
+            for key, parts in blocks.items():
+                joined = np.concatenate([x for _, x in parts], axis=1)
+                np.testing.assert_array_equal(joined, store._dataset(key)[a:b])
+                assert joined.dtype == np.dtype(dtype)
+                assert [first for first, _ in parts] == (
+                    list(range(0, layout[key], 64)) if mapped else [0]
+                )
+                # mapped blocks are read-only views of the file, not copies
+                assert all(x.flags.writeable != mapped for _, x in parts)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS")
+def test_a_pass_over_mapped_blocks_does_not_keep_the_pages(tmp_path: Path) -> None:
+    layout = {"layer0/cell": 256}
+    n = 120_000  # 61 MB of float16
+    w = writer(tmp_path / "acts.h5", corpus(n), layout=layout, has_next_logprob=False)
+    for a in range(0, n, 20_000):
+        w.write(a, {k: v.astype(np.float16) for k, v in values(layout, a, a + 20_000).items()})
+    path = w.finish()
+
+    def rss_mb() -> float:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+    with ActivationStore(path) as store:
+        before = rss_mb()
+        total = 0.0
+        for _, _, blocks in store.iter_blocks():
+            total += sum(
+                float(x[:, :4].sum()) + float(x[-1].sum()) for _, x in blocks["layer0/cell"]
+            )
+            for _, x in blocks["layer0/cell"]:
+                total += float(np.asarray(x, dtype=np.float32).sum())  # touch every page
+        grown = rss_mb() - before
+    assert np.isfinite(total)
+    assert grown < 30, f"RSS grew {grown:.0f} MB over a 61 MB pass"
+
+
 def test_read_ahead_yields_the_same_windows_and_stops_cleanly(tmp_path: Path) -> None:
     layout = {"layer0/cell": 4}
     n = 5000
