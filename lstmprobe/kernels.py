@@ -336,6 +336,10 @@ def _run_all(tasks: list[Callable[[], None]]) -> None:
         task()
 
 
+def _nothing() -> None:
+    return None
+
+
 class Sweeper:
     """Runs :func:`accumulate` over blocks of units on a small thread pool (``with`` closes it)."""
 
@@ -362,10 +366,16 @@ class Sweeper:
         self.accumulate_all([(acc, x, ids, weights, first)])
 
     def accumulate_all(
-        self, jobs: Sequence[tuple[Accumulator, np.ndarray, np.ndarray, np.ndarray, int]]
-    ) -> None:
+        self,
+        jobs: Sequence[tuple[Accumulator, np.ndarray, np.ndarray, np.ndarray, int]],
+        wait: bool = True,
+    ) -> Callable[[], None]:
         """:meth:`accumulate` for several (acc, x, ids, weights, first) at once: all their unit
-        blocks share the pool, so threads wait once per window, not once per dataset."""
+        blocks share the pool, so threads wait once per window, not once per dataset.
+
+        ``wait=False`` returns at once with a function that waits for the jobs (call it before
+        adding to the same accumulators again): the caller can prepare its next window
+        meanwhile. With ``wait=True`` the returned function does nothing."""
         tasks: list[Callable[[], None]] = []
         # blocks of at most UNIT_BLOCK units, narrower only where all the jobs together have too
         # few units to give every thread work (so 6 keys of 128 units on 2 threads keep their
@@ -384,7 +394,7 @@ class Sweeper:
             for a in range(first, first + u, block):
                 end = min(first + u, a + block)
                 tasks.append(partial(_sweep, *args, a, end, first, ROW_BLOCK))
-        self._run(tasks)
+        return self._run(tasks, wait)
 
     def joint_stats(
         self, acc: Accumulator, codes: np.ndarray, n_labels: int, mi_bins: int
@@ -406,17 +416,24 @@ class Sweeper:
         )
         return auc, rho, mi
 
-    def _run(self, tasks: list[Callable[[], None]]) -> None:
+    def _run(self, tasks: list[Callable[[], None]], wait: bool = True) -> Callable[[], None]:
         """Run ``tasks`` (of similar size) on the pool: one job per thread, each running an
         interleaved share of them (a future per task cost about 20-50 us each, 10% of a scoring
-        pass with 12 tasks per window)."""
+        pass with 12 tasks per window). Returns the function that waits for them."""
         if self._pool is None or len(tasks) == 1:
-            for task in tasks:
-                task()
-            return
+            _run_all(tasks)
+            return _nothing
         shares = [tasks[i :: self.threads] for i in range(min(self.threads, len(tasks)))]
-        for future in [self._pool.submit(_run_all, share) for share in shares]:
-            future.result()
+        futures = [self._pool.submit(_run_all, share) for share in shares]
+
+        def done() -> None:
+            for future in futures:
+                future.result()
+
+        if wait:
+            done()
+            return _nothing
+        return done
 
     def close(self) -> None:
         if self._pool is not None:

@@ -533,7 +533,9 @@ def unit_scores(
     bar = _bar(n, progress, "scoring units")
     sweeper = Sweeper(threads)
     try:
+        pending: Callable[[], None] = lambda: None  # noqa: E731
         for (a, b, window), values in zip(blocks, label_windows):
+            # this window's labels are prepared while the previous one is being counted
             codes = [lab.codes_of(v) for lab, v in zip(active, values)]
             jobs = []
             for j, g in enumerate(groups):
@@ -542,8 +544,10 @@ def unit_scores(
                 for col, i in enumerate(weighted[j]):
                     w[:, col] = np.nan_to_num(values[i], nan=0.0)
                 jobs += [(acc[k][j], x, ids, w, first) for k in keys for first, x in window[k]]
-            sweeper.accumulate_all(jobs)
+            pending()
+            pending = sweeper.accumulate_all(jobs, wait=False)
             bar.update(b - a)
+        pending()
         bar.close()
         units = store.units(keys)
         out: dict[str, UnitScores] = {}

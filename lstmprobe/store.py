@@ -1224,8 +1224,9 @@ class ActivationStore:
         In an uncompressed recording each chunk is one contiguous run of bytes in the file, so
         the blocks are read-only views of the file mapped in memory, one per chunk column
         (``chunk_positions`` rows x up to 64 units): reading costs no copy, only the page cache.
-        The pages of a window are released from this process (``MADV_DONTNEED``) when the next
-        window is read, so memory stays bounded by a window. A compressed dataset, or a chunk
+        The pages of a window are released from this process (``MADV_DONTNEED``) when the
+        window after the next is read (a caller may still be working on the previous one), so
+        memory stays bounded by two windows. A compressed dataset, or a chunk
         the file does not hold, is read with h5py instead, as one block of all its units.
         Blocks are valid until the store is closed.
         """
@@ -1233,17 +1234,22 @@ class ActivationStore:
         rows = self.chunk_positions
         mapped = self._mapped()
         layouts = {k: _Layout.of(ds) for k, ds in datasets.items()}
-        for r0 in range(start // rows * rows, stop, rows):
-            a, b = max(start, r0), min(stop, r0 + rows)
-            used: list[tuple[int, int]] = []
-            out = {}
-            for key, ds in datasets.items():
-                blocks = None
-                if mapped is not None and layouts[key].chunks[0] == rows:
-                    blocks = _chunk_views(layouts[key], mapped, r0, a, b, used)
-                out[key] = blocks if blocks is not None else [(0, np.asarray(ds[a:b]))]
-            yield a, b, out
-            _release(self._mmap, used)
+        earlier: list[tuple[int, int]] = []  # byte ranges of the window before this one
+        used: list[tuple[int, int]] = []
+        try:
+            for r0 in range(start // rows * rows, stop, rows):
+                a, b = max(start, r0), min(stop, r0 + rows)
+                _release(self._mmap, earlier)
+                earlier, used = used, []
+                out = {}
+                for key, ds in datasets.items():
+                    blocks = None
+                    if mapped is not None and layouts[key].chunks[0] == rows:
+                        blocks = _chunk_views(layouts[key], mapped, r0, a, b, used)
+                    out[key] = blocks if blocks is not None else [(0, np.asarray(ds[a:b]))]
+                yield a, b, out
+        finally:
+            _release(self._mmap, earlier + used)
 
     def _select(
         self, keys: Sequence[str] | str | None, start: int, stop: int | None

@@ -103,7 +103,10 @@ def test_blocks_of_columns_add_up_to_the_whole_window() -> None:
     _, _, _, parts = window(900, 150, 3, seed=3)
     with Sweeper(2) as sweeper:
         sweeper.accumulate(whole, x, ids, w)
-        sweeper.accumulate_all([(parts, x[:, a : a + 64], ids, w, a) for a in range(0, 150, 64)])
+        done = sweeper.accumulate_all(
+            [(parts, x[:, a : a + 64], ids, w, a) for a in range(0, 150, 64)], wait=False
+        )
+        done()  # the jobs ran on the pool; this waits for them
     np.testing.assert_array_equal(parts.hist, whole.hist)
     np.testing.assert_allclose(parts.s1, whole.s1, rtol=1e-6)
     np.testing.assert_allclose(parts.sw, whole.sw, rtol=1e-6)
