@@ -8,7 +8,7 @@ the sign. docs/probes.md has the definitions and the approximations.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -534,7 +534,9 @@ def unit_scores(
     sweeper = Sweeper(threads)
     try:
         pending: Callable[[], None] = lambda: None  # noqa: E731
-        for (a, b, window), values in zip(blocks, label_windows):
+        # labels first: when they end, the store's window generator is not advanced, so it
+        # releases its mapped pages (when closed below) only after the last window is counted
+        for values, (a, b, window) in zip(label_windows, blocks):
             # this window's labels are prepared while the previous one is being counted
             codes = [lab.codes_of(v) for lab, v in zip(active, values)]
             jobs = []
@@ -548,6 +550,7 @@ def unit_scores(
             pending = sweeper.accumulate_all(jobs, wait=False)
             bar.update(b - a)
         pending()
+        blocks.close()
         bar.close()
         units = store.units(keys)
         out: dict[str, UnitScores] = {}
@@ -571,7 +574,8 @@ def unit_scores(
 def _windows(
     store: Any, keys: list[str], chunk_size: int | None
 ) -> tuple[
-    Iterator[tuple[int, int, dict[str, list[tuple[int, np.ndarray]]]]], list[tuple[int, int]]
+    Generator[tuple[int, int, dict[str, list[tuple[int, np.ndarray]]]], None, None],
+    list[tuple[int, int]],
 ]:
     """The windows of the scoring pass (each dataset as blocks of columns) and their spans."""
     n = store.n_positions

@@ -357,6 +357,40 @@ def test_a_pass_over_mapped_blocks_does_not_keep_the_pages(tmp_path: Path) -> No
     assert grown < 30, f"RSS grew {grown:.0f} MB over a 61 MB pass"
 
 
+def mapped_kb(path: Path) -> int:
+    """Resident kB of this process's mappings of ``path``."""
+    total, current = 0, ""
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1].isdigit() or (line[:1] in "abcdef" and " " in line and "-" in line.split()[0]):
+            current = line
+        elif line.startswith("Rss:") and current.endswith(str(path)):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/self/smaps")
+def test_partial_windows_and_a_scoring_pass_leave_no_pages_mapped(tmp_path: Path) -> None:
+    # windows that touch a little of each chunk, and the pipelined scoring pass: the kernel
+    # maps pages around each fault too, and those must go as well
+    from lstmprobe.scores import unit_scores
+
+    layout = {"layer0/cell": 2, "layer0/hidden": 2}
+    n = 300_000
+    w = writer(tmp_path / "acts.h5", corpus(n), layout=layout, has_next_logprob=False)
+    for a in range(0, n, 50_000):
+        w.write(a, {k: v.astype(np.float16) for k, v in values(layout, a, a + 50_000).items()})
+    path = w.finish()
+    with ActivationStore(path) as store:
+        for a in range(0, n - 1000, 37_000):
+            for _, _, blocks in store.iter_blocks(start=a, stop=a + 1000):
+                assert all(
+                    np.isfinite(x.astype(np.float32)).all() for _, x in blocks["layer0/cell"]
+                )
+        assert mapped_kb(path) == 0
+        unit_scores(store, ["char:a"], threads=2)
+        assert mapped_kb(path) == 0
+
+
 def test_read_ahead_yields_the_same_windows_and_stops_cleanly(tmp_path: Path) -> None:
     layout = {"layer0/cell": 4}
     n = 5000
