@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -361,7 +362,7 @@ def mapped_kb(path: Path) -> int:
     """Resident kB of this process's mappings of ``path``."""
     total, current = 0, ""
     for line in Path("/proc/self/smaps").read_text().splitlines():
-        if line[:1].isdigit() or (line[:1] in "abcdef" and " " in line and "-" in line.split()[0]):
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):  # a mapping's header line
             current = line
         elif line.startswith("Rss:") and current.endswith(str(path)):
             total += int(line.split()[1])
