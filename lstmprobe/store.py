@@ -1241,7 +1241,9 @@ class ActivationStore:
         window after the next is read (a caller may still be working on the previous one), so
         memory stays bounded by two windows. A compressed dataset, or a chunk
         the file does not hold, is read with h5py instead, as one block of all its units.
-        Blocks are valid until the store is closed.
+        Blocks are valid until the store is closed. A recording is never rewritten in place
+        (``record`` writes a new file and renames it), so recording again to the same path
+        while this pass runs leaves the mapped file intact.
         """
         datasets, start, stop = self._select(keys, start, stop)
         rows = self.chunk_positions
