@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lstmprobe import scores
+from lstmprobe.errors import FeatureError
 from lstmprobe.features import Feature, get_feature, stream
 from lstmprobe.features.stream import TextReader, feature_windows
 from lstmprobe.linear_probe import LinearProbe
@@ -221,3 +222,20 @@ def test_many_distinct_values_are_merged_into_equal_mass_bins(
         assert lab.bin_values[c] == pytest.approx(values[codes == c].mean())
     assert lab.summary()["mean"] == pytest.approx(values.mean())
     assert lab.summary()["std"] == pytest.approx(values.std(), rel=1e-6)
+
+
+def test_a_scanner_that_miscounts_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stream, "BLOCK", 8)
+    halved = Feature(
+        "halved",
+        lambda t: np.zeros(len(t)),
+        "binary",
+        per_sequence=True,
+        stream=lambda: stream.Resumable(
+            lambda buf, state: np.zeros(len(buf) // 2), lambda b, f: len(b)
+        ),
+    )
+    text = "abcdefghijklmnopqrstuvwxyz"
+    reader = TextReader(lambda a, b: text[a:b], len(text))
+    with pytest.raises(FeatureError, match="scanner of feature .halved. labelled"):
+        list(feature_windows(halved, reader, len(text), np.array([[0, len(text)]]), [(0, 26)]))

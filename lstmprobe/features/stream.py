@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lstmprobe.errors import FeatureError
+
 if TYPE_CHECKING:
     from lstmprobe.features.registry import Feature
 
@@ -217,7 +219,18 @@ def _long(
     scanner = feature.scanner()
     pos = s
     for a in range(s, e, BLOCK):
-        labels = scanner.feed(text(a, min(e, a + BLOCK)))
+        b = min(e, a + BLOCK)
+        labels = scanner.feed(text(a, b))
+        if pos + len(labels) > b:
+            break
         yield pos, labels
         pos += len(labels)
-    yield pos, scanner.finish()
+    else:
+        labels = scanner.finish()
+        if pos + len(labels) == e:
+            yield pos, labels
+            return
+    raise FeatureError(
+        f"the scanner of feature {feature.name!r} labelled {pos + len(labels) - s} chars of "
+        f"a sequence of {e - s}; a scanner must label each char exactly once"
+    )
