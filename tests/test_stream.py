@@ -237,5 +237,5 @@ def test_a_scanner_that_miscounts_is_a_clear_error(monkeypatch: pytest.MonkeyPat
     )
     text = "abcdefghijklmnopqrstuvwxyz"
     reader = TextReader(lambda a, b: text[a:b], len(text))
-    with pytest.raises(FeatureError, match="scanner of feature .halved. labelled"):
+    with pytest.raises(FeatureError, match="scanner of feature 'halved' labelled"):
         list(feature_windows(halved, reader, len(text), np.array([[0, len(text)]]), [(0, 26)]))
