@@ -1,6 +1,6 @@
 """Compiled inner loop of the per-unit scores: joint histograms and moment sums in one sweep.
 
-:func:`accumulate` adds one window of one dataset into a key's accumulators. For each value it
+:meth:`Sweeper.accumulate` adds one window of one dataset into a key's accumulators. For each value it
 computes the unit's histogram bin, counts it against the position's label pattern, and adds the
 centred value (and its square) to that pattern's sums, plus value x label for the features whose
 exact labels are needed (continuous features with more distinct values than label bins).
@@ -42,45 +42,45 @@ ROW_BLOCK = 4096
 SUM_ROWS = 512
 
 
-@intrinsic
-def _finite(typingctx, v):  # type: ignore[no-untyped-def]
-    """A window value as float32: float32 as it is, uint16 as the bits of a float16.
+def _float16_decoder(clamp: bool):  # type: ignore[no-untyped-def]
+    """A numba intrinsic: a window value as float32; float32 as it is, uint16 as the bits of
+    a float16, converted by ``fpext half -> float`` (the vector instruction vcvtph2ps).
 
-    Float16 inf and NaN become the largest finite float16 of their sign (their magnitude bits
-    clamped to 0x7BFF), then the bits are converted by ``fpext half -> float``, which compiles to
-    the vector conversion instruction (vcvtph2ps). The clamp is written here in 16-bit lanes
-    because numba computes integer arithmetic on narrower ints in int64: with the clamp in numba
-    code the row pass ran in int64 lanes and the sweep was about 7% slower.
+    With ``clamp``, inf and NaN first become the largest finite float16 of their sign (their
+    magnitude bits clamped to 0x7BFF). The clamp is written here in 16-bit lanes because numba
+    computes integer arithmetic on narrower ints in int64: with the clamp in numba code the row
+    pass ran in int64 lanes and the sweep was about 7% slower.
     """
-    if v == types.float32:
-        return types.float32(v), lambda context, builder, sig, args: args[0]
-    if v != types.uint16:
-        return None
 
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        i16 = ir.IntType(16)
-        h = args[0]
-        mag = builder.and_(h, ir.Constant(i16, 0x7FFF))
-        big = builder.icmp_unsigned(">", mag, ir.Constant(i16, 0x7BFF))
-        mag = builder.select(big, ir.Constant(i16, 0x7BFF), mag)
-        h = builder.or_(builder.and_(h, ir.Constant(i16, 0x8000)), mag)
-        return builder.fpext(builder.bitcast(h, ir.HalfType()), ir.FloatType())
+    @intrinsic
+    def decode(typingctx, v):  # type: ignore[no-untyped-def]
+        if v == types.float32:
+            return types.float32(v), lambda context, builder, sig, args: args[0]
+        if v != types.uint16:
+            return None
 
-    return types.float32(v), codegen
+        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+            h = args[0]
+            if clamp:
+                i16 = ir.IntType(16)
+                mag = builder.and_(h, ir.Constant(i16, 0x7FFF))
+                big = builder.icmp_unsigned(">", mag, ir.Constant(i16, 0x7BFF))
+                mag = builder.select(big, ir.Constant(i16, 0x7BFF), mag)
+                h = builder.or_(builder.and_(h, ir.Constant(i16, 0x8000)), mag)
+            return builder.fpext(builder.bitcast(h, ir.HalfType()), ir.FloatType())
+
+        return types.float32(v), codegen
+
+    return decode
 
 
-@intrinsic
-def _exact(typingctx, v):  # type: ignore[no-untyped-def]
-    """A window value as float32, inf and NaN kept (:func:`_finite` without the clamp)."""
-    if v == types.float32:
-        return types.float32(v), lambda context, builder, sig, args: args[0]
-    if v != types.uint16:
-        return None
+_finite = _float16_decoder(clamp=True)  # what the sweep counts: inf and NaN as +-65504
+_exact = _float16_decoder(clamp=False)  # inf and NaN kept (the range sampling skips them)
 
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
 
-    return types.float32(v), codegen
+def _raw(x: np.ndarray) -> np.ndarray:
+    """A window as the kernels take it: float16 as its bits (uint16), else float32."""
+    return x.view(np.uint16) if x.dtype == np.float16 else np.asarray(x, dtype=np.float32)
 
 
 @njit(nogil=True, cache=True)
@@ -107,7 +107,7 @@ def finite_range(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
     >>> lo.tolist(), hi.tolist()
     ([-2.0, 3.0], [1.0, 3.0])
     """
-    _min_max(x.view(np.uint16) if x.dtype == np.float16 else np.asarray(x, np.float32), lo, hi)
+    _min_max(_raw(x), lo, hi)
 
 
 @njit(nogil=True, cache=True)
@@ -384,7 +384,7 @@ class Sweeper:
         widest = max(1, min(UNIT_BLOCK, -(-total // self.threads)))
         for acc, x, ids, weights, first in jobs:
             u = x.shape[1]
-            x = x.view(np.uint16) if x.dtype == np.float16 else np.asarray(x, dtype=np.float32)
+            x = _raw(x)
             ids = np.ascontiguousarray(ids, dtype=np.int32)
             weights = np.ascontiguousarray(weights, dtype=np.float64)
             top = np.float32(acc.n_bins - 1)

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -408,9 +408,10 @@ def rank_units(
         features = [features]
     if not features:
         raise FeatureError("give at least one feature (lstmprobe features lists them)")
-    names = iter_feature_names(features)
-    unique = [f for i, f in enumerate(features) if names[i] not in names[:i]]
-    labels = store_labels(store, unique, label_memory, progress=progress)
+    unique: dict[str, Feature] = {}  # resolved once (a user's file is imported once)
+    for feat in map(get_feature, dict.fromkeys(features)):
+        unique.setdefault(feat.name, feat)  # a repeated feature is ranked once
+    labels = store_labels(store, list(unique.values()), label_memory, progress=progress)
     for lab in labels:
         if lab.skip:
             warn(lab.skip + "; skipped")
@@ -588,8 +589,3 @@ def _probe_features(
             "selectivity": last.get("selectivity"),
             "positions": len(y),
         }
-
-
-def iter_feature_names(features: Iterable[str]) -> list[str]:
-    """Names of features as :func:`get_feature` would resolve them (validates every spec)."""
-    return [get_feature(f).name for f in features]

@@ -148,7 +148,7 @@ class _Counts:
         if u.size == 0:
             return
         sums = u * counts
-        self.total_sq += float(np.dot(u * sums, np.ones(len(u))))
+        self.total_sq += float(np.dot(u, sums))
         if self.merged:
             # values at or above the smallest key join their entry; smaller ones are new keys
             low = np.searchsorted(u, self.keys[0], side="left")
@@ -367,9 +367,14 @@ class _Joint:
     """Joint label codes of several features as one int64 key per position (mixed radix)."""
 
     def __init__(self, labels: list[Labels]) -> None:
+        if not _Joint.fits(labels):
+            raise ValueError("the joint label codes do not fit an int64 key")
         self.radix = [lab.n_bins + 1 for lab in labels]  # code -1 (undefined) is digit 0
-        if float(np.prod(np.array(self.radix, dtype=np.float64))) >= 2.0**62:
-            raise FeatureError("too many features with many label bins to score in one pass")
+
+    @staticmethod
+    def fits(labels: list[Labels]) -> bool:
+        """Whether these features' joint codes fit one int64 key."""
+        return float(np.prod([lab.n_bins + 1.0 for lab in labels])) < 2.0**62
 
     def keys(self, codes: list[np.ndarray]) -> np.ndarray:
         key = np.zeros(len(codes[0]), dtype=np.int64)
@@ -397,23 +402,30 @@ def _label_spans(labels: list[Labels], n: int) -> list[tuple[int, int]]:
 
 def _occurring(labels: list[Labels], n: int) -> np.ndarray:
     """Every joint row of label codes that occurs: table (rows, len(labels)), one pass."""
-    joint = _Joint(labels)
     rows = labels[0].joint
     if rows is not None and rows.rows is not None and all(lab.joint is rows for lab in labels):
         # streamed labels: the rows of values seen while binning, no pass over the text
-        codes = [lab.codes_of(rows.values(lab.name)) for lab in labels]
-        return joint.table(np.unique(joint.keys(codes)))
-    seen = np.empty(0, dtype=np.int64)
+        return _distinct_rows(labels, [lab.codes_of(rows.values(lab.name)) for lab in labels])
+    seen = np.empty((0, len(labels)), dtype=np.int64)
     spans = _label_spans(labels, n)
     for values in zip(*(lab.windows(spans) for lab in labels)):
-        keys = joint.keys([lab.codes_of(v) for lab, v in zip(labels, values)])
-        if keys.size and keys.max() < (1 << 24):
-            # small key space: mark what occurs instead of sorting
-            present = np.zeros(int(keys.max()) + 1, dtype=bool)
-            present[keys] = True
-            keys = np.flatnonzero(present)
-        seen = np.union1d(seen, keys)
-    return joint.table(seen)
+        found = _distinct_rows(labels, [lab.codes_of(v) for lab, v in zip(labels, values)])
+        seen = np.unique(np.concatenate([seen, found]), axis=0)
+    return seen
+
+
+def _distinct_rows(labels: list[Labels], codes: list[np.ndarray]) -> np.ndarray:
+    """The distinct rows of the features' codes (one column each), sorted."""
+    if not _Joint.fits(labels):  # many features with many bins: compare rows directly
+        return np.unique(np.stack(codes, axis=1).astype(np.int64), axis=0)
+    joint = _Joint(labels)
+    keys = joint.keys(codes)
+    if keys.size and keys.max() < (1 << 24):
+        # small key space: mark what occurs instead of sorting
+        present = np.zeros(int(keys.max()) + 1, dtype=bool)
+        present[keys] = True
+        return joint.table(np.flatnonzero(present))
+    return joint.table(np.unique(keys))
 
 
 @dataclass
@@ -432,7 +444,8 @@ class _Group:
 
 def _groups(labels: list[Labels], occurring: np.ndarray, n_units: int) -> list[_Group]:
     """Group features, in order, so that at most ``MAX_PATTERNS`` joint patterns (fewer for
-    wide datasets) share one histogram. ``occurring``: the joint rows of all the labels."""
+    wide datasets) share one histogram and their codes fit one int64 key. ``occurring``: the
+    joint rows of all the labels."""
     limit = max(2, min(MAX_PATTERNS, (1 << 25) // max(1, n_units * N_BINS)))
     groups: list[list[int]] = []
     current: list[int] = []
@@ -440,7 +453,8 @@ def _groups(labels: list[Labels], occurring: np.ndarray, n_units: int) -> list[_
         if lab.skip:
             continue
         trial = [*current, i]
-        if current and len(np.unique(occurring[:, trial], axis=0)) > limit:
+        too_many = len(np.unique(occurring[:, trial], axis=0)) > limit
+        if current and (too_many or not _Joint.fits([labels[j] for j in trial])):
             groups.append(current)
             trial = [i]
         current = trial
@@ -479,7 +493,8 @@ def unit_scores(
     chunk_size : int, optional
         Positions per window, read with h5py (a copy) a window ahead in a thread. Default: one
         row of the store's HDF5 chunks per window, read without a copy from the file mapped in
-        memory where it is uncompressed (:meth:`ActivationStore.iter_blocks`).
+        memory (:meth:`ActivationStore.iter_blocks`), or with h5py a window ahead when the
+        recording is compressed.
     labels : list of Labels, optional
         Labels already made (:func:`store_labels`); ``features`` is then ignored.
     threads : int, optional
@@ -550,7 +565,6 @@ def unit_scores(
             pending = sweeper.accumulate_all(jobs, wait=False)
             bar.update(b - a)
         pending()
-        blocks.close()
         bar.close()
         units = store.units(keys)
         out: dict[str, UnitScores] = {}
@@ -567,7 +581,8 @@ def unit_scores(
                 )
     finally:
         bar.close()
-        sweeper.close()
+        sweeper.close()  # waits for any jobs still running ...
+        blocks.close()  # ... before the windows' mapped pages are released
     return {lab.name: out[lab.name] for lab in active}
 
 
@@ -579,9 +594,11 @@ def _windows(
 ]:
     """The windows of the scoring pass (each dataset as blocks of columns) and their spans."""
     n = store.n_positions
-    if chunk_size is None:
+    if chunk_size is None and store.compression is None:
         rows = store.chunk_positions
         return store.iter_blocks(keys), [(a, min(n, a + rows)) for a in range(0, n, rows)]
+    # compressed (or an explicit window size): h5py decompresses the next window meanwhile
+    chunk_size = chunk_size or store.chunk_positions
     chunks = store.iter_chunks(keys, chunk_size=chunk_size, dtype=None, read_ahead=True)
     blocks = ((a, b, {k: [(0, x)] for k, x in chunk.items()}) for a, b, chunk in chunks)
     return blocks, [(a, min(n, a + chunk_size)) for a in range(0, n, chunk_size)]

@@ -99,6 +99,20 @@ def test_find_neurons_user_function(store_path: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "short" in bad.stderr and "shape (3,)" in bad.stderr
 
 
+def test_a_users_feature_file_is_imported_once(store_path: Path, tmp_path: Path) -> None:
+    log = tmp_path / "imports.log"
+    feats = tmp_path / "counted.py"
+    feats.write_text(
+        f"with open({str(log)!r}, 'a') as log:\n    log.write('imported\\n')\n"
+        "from lstmprobe.features import get_feature\n"
+        "def q(text):\n    return get_feature('quote').labels(text)\n"
+    )
+    ok = run("find-neurons", "--store", str(store_path), "-f", f"{feats}:q", "-f", f"{feats}:q",
+             "--no-probe", "--json", "-", "--no-save")  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert log.read_text().splitlines() == ["imported"]
+
+
 def test_installed_script_runs(store_path: Path) -> None:
     exe = shutil.which("lstmprobe")
     if exe is None:

@@ -91,6 +91,15 @@ def test_many_features_grouped_in_one_pass(store) -> None:  # type: ignore[no-un
         np.testing.assert_allclose(together[spec].score, alone.score, atol=1e-9)
 
 
+def test_more_features_with_many_bins_than_one_key_holds(store) -> None:  # type: ignore[no-untyped-def]
+    # 14 continuous features of 32 label bins: their joint codes do not fit one int64 key
+    specs = [f"line-position:{tab}" for tab in range(1, 15)]
+    together = unit_scores(store, specs)
+    alone = unit_scores(store, "line-position:3")["line-position:3"]
+    assert set(together) == set(specs)
+    np.testing.assert_allclose(together["line-position:3"].score, alone.score, atol=1e-9)
+
+
 # --- ranking --------------------------------------------------------------------------------
 
 
