@@ -222,79 +222,92 @@ def _sweep(x, ids, w, lo, scale, top, half, hist, s1, s2, sw, a, e, x0, rblk):  
 
 @njit(nogil=True, cache=True)
 def _joint_stats(hist, codes, n_labels, mi_bins, a, e, auc, rho, mi):  # type: ignore[no-untyped-def]
-    """AUC, Spearman and MI of units ``[a, e)`` from their (patterns x bins) counts.
+    """AUC, Spearman and MI of units ``[a, e)`` against F features from their (patterns x bins)
+    counts; each unit's counts are read once for all the features.
 
-    ``codes[p]`` is the label bin of pattern p (-1: undefined there). Per unit the patterns are
-    folded into a (bins x labels) table; bins and labels are ranked by midranks (ties share
-    their mean rank); AUC (two labels only) counts ties within a bin as one half; MI is the
-    plug-in estimate in bits between ``mi_bins`` equal-mass groups of bins and the labels.
+    ``codes[f, p]`` is feature f's label bin in pattern p (-1: undefined there) and
+    ``n_labels[f]`` its number of label bins; ``auc``, ``rho`` and ``mi`` are (F, units). Per
+    unit and feature the patterns are folded into a (labels x bins) table; bins and labels are
+    ranked by midranks (ties share their mean rank); AUC (two labels only) counts ties within a
+    bin as one half; MI is the plug-in estimate in bits between ``mi_bins`` equal-mass groups
+    of bins and the labels.
     """
-    n_pat, nb = hist.shape[1], hist.shape[2]
-    joint = np.zeros((nb, n_labels))
+    n_feat, n_pat, nb = codes.shape[0], hist.shape[1], hist.shape[2]
+    width = max(n_labels.max(), 1)
+    joint = np.zeros((width, nb))
     px = np.zeros(nb)
-    py = np.zeros(n_labels)
+    py = np.zeros(width)
     rx = np.zeros(nb)
-    ry = np.zeros(n_labels)
-    coarse = np.zeros((mi_bins, n_labels))
+    ry = np.zeros(width)
+    coarse = np.zeros((mi_bins, width))
+    group = np.zeros(nb, dtype=np.int64)
     for j in range(a, e):
-        joint[:] = 0.0
-        for p in range(n_pat):
-            c = codes[p]
-            if c >= 0:
+        counts = hist[j]
+        for f in range(n_feat):
+            nl = n_labels[f]
+            joint[:nl] = 0.0
+            for p in range(n_pat):
+                c = codes[f, p]
+                if c >= 0:
+                    row, src = joint[c], counts[p]
+                    for b in range(nb):
+                        row[b] += src[b]
+            px[:] = 0.0
+            for c in range(nl):
+                row = joint[c]
+                py[c] = row.sum()
                 for b in range(nb):
-                    joint[b, c] += hist[j, p, b]
-        px[:] = 0.0
-        py[:] = 0.0
-        for b in range(nb):
-            for c in range(n_labels):
-                px[b] += joint[b, c]
-                py[c] += joint[b, c]
-        n = px.sum()
-        if n == 0:
-            auc[j], rho[j], mi[j] = 0.5, 0.0, 0.0
-            continue
-        cum = 0.0
-        for b in range(nb):
-            cum += px[b]
-            rx[b] = cum - (px[b] - 1.0) / 2.0
-        cum = 0.0
-        for c in range(n_labels):
-            cum += py[c]
-            ry[c] = cum - (py[c] - 1.0) / 2.0
-        mx = (px * rx).sum() / n
-        my = (py * ry).sum() / n
-        cov = 0.0
-        for b in range(nb):
-            row = 0.0
-            for c in range(n_labels):
-                row += joint[b, c] * (ry[c] - my)
-            cov += row * (rx[b] - mx)
-        vx = (px * (rx - mx) ** 2).sum()
-        vy = (py * (ry - my) ** 2).sum()
-        r = cov / np.sqrt(vx * vy) if vx > 0 and vy > 0 else 0.0
-        rho[j] = min(1.0, max(-1.0, r))
-        if n_labels == 2:
-            below = 0.0
-            total = 0.0
+                    px[b] += row[b]
+            n = px.sum()
+            if n == 0:
+                auc[f, j], rho[f, j], mi[f, j] = 0.5, 0.0, 0.0
+                continue
+            cum = 0.0
             for b in range(nb):
-                total += joint[b, 1] * (below + 0.5 * joint[b, 0])
-                below += joint[b, 0]
-            auc[j] = total / (py[0] * py[1]) if py[0] > 0 and py[1] > 0 else 0.5
-        coarse[:] = 0.0
-        cum = 0.0
-        for b in range(nb):
-            g = min(int((cum + px[b] / 2.0) / n * mi_bins), mi_bins - 1)
-            cum += px[b]
-            for c in range(n_labels):
-                coarse[g, c] += joint[b, c]
-        pa = coarse.sum(axis=1) / n
-        info = 0.0
-        for g in range(mi_bins):
-            for c in range(n_labels):
-                pgc = coarse[g, c] / n
-                if pgc > 0:
-                    info += pgc * np.log2(pgc / (pa[g] * (py[c] / n)))
-        mi[j] = max(info, 0.0)
+                cum += px[b]
+                rx[b] = cum - (px[b] - 1.0) / 2.0
+            cum = 0.0
+            for c in range(nl):
+                cum += py[c]
+                ry[c] = cum - (py[c] - 1.0) / 2.0
+            mx = (px * rx).sum() / n
+            my = (py[:nl] * ry[:nl]).sum() / n
+            cov = 0.0
+            for c in range(nl):
+                row = joint[c]
+                dot = 0.0
+                for b in range(nb):
+                    dot += row[b] * (rx[b] - mx)
+                cov += dot * (ry[c] - my)
+            vx = (px * (rx - mx) ** 2).sum()
+            vy = (py[:nl] * (ry[:nl] - my) ** 2).sum()
+            r = cov / np.sqrt(vx * vy) if vx > 0 and vy > 0 else 0.0
+            rho[f, j] = min(1.0, max(-1.0, r))
+            if nl == 2:
+                below = 0.0
+                total = 0.0
+                neg, pos = joint[0], joint[1]
+                for b in range(nb):
+                    total += pos[b] * (below + 0.5 * neg[b])
+                    below += neg[b]
+                auc[f, j] = total / (py[0] * py[1]) if py[0] > 0 and py[1] > 0 else 0.5
+            cum = 0.0
+            for b in range(nb):
+                group[b] = min(int((cum + px[b] / 2.0) / n * mi_bins), mi_bins - 1)
+                cum += px[b]
+            coarse[:] = 0.0
+            for c in range(nl):
+                row = joint[c]
+                for b in range(nb):
+                    coarse[group[b], c] += row[b]
+            info = 0.0
+            for g in range(mi_bins):
+                pg = coarse[g, :nl].sum() / n
+                for c in range(nl):
+                    pgc = coarse[g, c] / n
+                    if pgc > 0:
+                        info += pgc * np.log2(pgc / (pg * (py[c] / n)))
+            mi[f, j] = max(info, 0.0)
 
 
 @dataclass
@@ -397,15 +410,21 @@ class Sweeper:
         return self._run(tasks, wait)
 
     def joint_stats(
-        self, acc: Accumulator, codes: np.ndarray, n_labels: int, mi_bins: int
+        self, acc: Accumulator, codes: np.ndarray, n_labels: Sequence[int] | int, mi_bins: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-unit AUC (two labels only, else 0.5), Spearman and MI (bits) from ``acc.hist``.
 
-        ``codes`` maps each label pattern to one feature's label bin (-1 where undefined).
+        ``codes`` maps each label pattern to one feature's label bin (-1 where undefined), or is
+        (features, patterns) for several features, with ``n_labels`` one per feature; the
+        results then have shape (features, units).
         """
+        codes = np.asarray(codes, dtype=np.int64)
+        one = codes.ndim == 1
+        codes = np.ascontiguousarray(np.atleast_2d(codes))
+        n_labels = np.broadcast_to(np.asarray(n_labels, dtype=np.int64), codes.shape[:1]).copy()
         u = acc.hist.shape[0]
-        auc, rho, mi = np.full(u, 0.5), np.zeros(u), np.zeros(u)
-        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        shape = (codes.shape[0], u)
+        auc, rho, mi = np.full(shape, 0.5), np.zeros(shape), np.zeros(shape)
         step = max(1, -(-u // self.threads))
         spans = [(a, min(u, a + step)) for a in range(0, u, step)]
         self._run(
@@ -414,6 +433,8 @@ class Sweeper:
                 for a, e in spans
             ]
         )
+        if one:
+            return auc[0], rho[0], mi[0]
         return auc, rho, mi
 
     def _run(self, tasks: list[Callable[[], None]], wait: bool = True) -> Callable[[], None]:

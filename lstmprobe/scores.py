@@ -9,6 +9,7 @@ the sign. docs/probes.md has the definitions and the approximations.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -400,8 +401,11 @@ def _label_spans(labels: list[Labels], n: int) -> list[tuple[int, int]]:
     return [(a, min(n, a + stream.BLOCK)) for a in range(0, n, stream.BLOCK)]
 
 
-def _occurring(labels: list[Labels], n: int) -> np.ndarray:
-    """Every joint row of label codes that occurs: table (rows, len(labels)), one pass."""
+def _occurring(labels: list[Labels], n: int, codes: list[np.ndarray] | None = None) -> np.ndarray:
+    """Every joint row of label codes that occurs: table (rows, len(labels)), one pass
+    (none given ``codes``, the codes of every position)."""
+    if codes is not None:
+        return _distinct_rows(labels, codes)
     rows = labels[0].joint
     if rows is not None and rows.rows is not None and all(lab.joint is rows for lab in labels):
         # streamed labels: the rows of values seen while binning, no pass over the text
@@ -525,8 +529,20 @@ def unit_scores(
         raise StoreError(f"{store.path} holds no units to score")
     n = store.n_positions
     active = [lab for lab in labels if not lab.skip]
-    groups = _groups(active, _occurring(active, n), max(n_units.values())) if active else []
-    ranges = _sample_ranges(store, keys)
+    # the units' ranges are sampled from the store while the labels are turned into patterns
+    with ThreadPoolExecutor(1) as sampler:
+        sampled = sampler.submit(_sample_ranges, store, keys)
+        # labels in memory: every position's pattern is found once, windows are slices of it
+        whole = (
+            [lab.codes for lab in active] if all(lab.values is not None for lab in active) else None
+        )
+        groups = (
+            _groups(active, _occurring(active, n, whole), max(n_units.values())) if active else []
+        )
+        ids_whole = (
+            None if whole is None else [g.ids([whole[i] for i in g.members]) for g in groups]
+        )
+        ranges = sampled.result()
     nb = N_BINS
     lo = {k: ranges[k][0] for k in keys}
     scales = {}
@@ -553,10 +569,14 @@ def unit_scores(
         # releases its mapped pages (when closed below) only after the last window is counted
         for values, (a, b, window) in zip(label_windows, blocks):
             # this window's labels are prepared while the previous one is being counted
-            codes = [lab.codes_of(v) for lab, v in zip(active, values)]
+            if ids_whole is None:
+                codes = [lab.codes_of(v) for lab, v in zip(active, values)]
             jobs = []
             for j, g in enumerate(groups):
-                ids = g.ids([codes[i] for i in g.members])
+                if ids_whole is None:
+                    ids = g.ids([codes[i] for i in g.members])
+                else:
+                    ids = ids_whole[j][a:b]
                 w = np.zeros((b - a, len(weighted[j])))
                 for col, i in enumerate(weighted[j]):
                     w[:, col] = np.nan_to_num(values[i], nan=0.0)
@@ -569,6 +589,10 @@ def unit_scores(
         units = store.units(keys)
         out: dict[str, UnitScores] = {}
         for j, g in enumerate(groups):
+            n_labels = [active[i].n_bins for i in g.members]
+            # (members, units) each: every feature of the group from one read of the counts
+            stats = [sweeper.joint_stats(acc[k][j], g.table.T, n_labels, MI_BINS) for k in keys]
+            auc, spearman, mi = (np.concatenate(parts, axis=1) for parts in zip(*stats))
             for col, i in enumerate(g.members):
                 out[active[i].name] = _finish(
                     active[i],
@@ -577,7 +601,7 @@ def unit_scores(
                     g.table[:, col],
                     weighted[j],
                     i,
-                    sweeper,
+                    (auc[col], spearman[col], mi[col]),
                 )
     finally:
         bar.close()
@@ -611,9 +635,10 @@ def _finish(
     codes: np.ndarray,
     weighted: list[int],
     index: int,
-    sweeper: Sweeper,
+    stats: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> UnitScores:
-    """One feature's scores from its group's accumulators (one per key, in ``units`` order).
+    """One feature's scores from its group's accumulators (one per key, in ``units`` order)
+    and its (AUC, Spearman, MI) per unit (:meth:`Sweeper.joint_stats`).
 
     ``codes`` is the feature's label bin in each joint label pattern (-1: undefined there).
     """
@@ -627,8 +652,7 @@ def _finish(
         y_p = np.where(codes >= 0, lab.bin_values[np.maximum(codes, 0)], 0.0)  # label of pattern
         sxy = np.concatenate([y_p @ acc.s1 for acc in accs])
     pearson = _pearson(float(lab.n_defined), sx, sxx, lab.total, lab.total_sq, sxy)
-    stats = [sweeper.joint_stats(acc, codes, lab.n_bins, MI_BINS) for acc in accs]
-    auc, spearman, mi = (np.concatenate(parts) for parts in zip(*stats))
+    auc, spearman, mi = stats
     if lab.kind == "binary":
         return UnitScores(
             lab.name, lab.kind, units, auc, pearson, spearman, mi,
