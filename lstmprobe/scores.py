@@ -26,6 +26,10 @@ N_BINS = 256  # activation bins per unit for AUC / Spearman / MI
 MAX_LABEL_BINS = 32  # label bins of a continuous feature
 MI_BINS = 16  # equal-mass activation groups for mutual information
 MAX_PATTERNS = 32  # joint label patterns histogrammed in one bincount
+#: Rows of HDF5 chunks per window of the scoring pass: each block of units is counted over
+#: all of them in one task, so its histograms stay in cache from one chunk row to the next.
+WINDOW_CHUNK_ROWS = 8
+HIST_BYTES = 128 << 20  # joint histograms of one dataset: fewer patterns share one beyond
 
 # --------------------------------------------------------------------------- labels
 
@@ -450,7 +454,8 @@ def _groups(labels: list[Labels], occurring: np.ndarray, n_units: int) -> list[_
     """Group features, in order, so that at most ``MAX_PATTERNS`` joint patterns (fewer for
     wide datasets) share one histogram and their codes fit one int64 key. ``occurring``: the
     joint rows of all the labels."""
-    limit = max(2, min(MAX_PATTERNS, (1 << 25) // max(1, n_units * N_BINS)))
+    cells = HIST_BYTES // Accumulator.CELL_BYTES  # per dataset
+    limit = max(2, min(MAX_PATTERNS, cells // max(1, n_units * N_BINS)))
     groups: list[list[int]] = []
     current: list[int] = []
     for i, lab in enumerate(labels):
@@ -472,6 +477,21 @@ def _groups(labels: list[Labels], occurring: np.ndarray, n_units: int) -> list[_
         order = np.argsort(keys)
         out.append(_Group(members, table[order], joint, keys[order]))
     return out
+
+
+def _patterns(
+    labels: list[Labels], n: int, n_units: int
+) -> tuple[list[_Group], list[np.ndarray] | None]:
+    """The feature groups of a pass and, for labels in memory, each group's pattern id of
+    every position (int32; each window is then a slice of it, not found again). Streamed
+    labels get None: their windows' patterns are found as they are read."""
+    if not labels:
+        return [], None
+    if any(lab.values is None for lab in labels):
+        return _groups(labels, _occurring(labels, n), n_units), None
+    codes = [lab.codes for lab in labels]
+    groups = _groups(labels, _occurring(labels, n, codes), n_units)
+    return groups, [g.ids([codes[i] for i in g.members]) for g in groups]
 
 
 def unit_scores(
@@ -532,16 +552,7 @@ def unit_scores(
     # the units' ranges are sampled from the store while the labels are turned into patterns
     with ThreadPoolExecutor(1) as sampler:
         sampled = sampler.submit(_sample_ranges, store, keys)
-        # labels in memory: every position's pattern is found once, windows are slices of it
-        whole = (
-            [lab.codes for lab in active] if all(lab.values is not None for lab in active) else None
-        )
-        groups = (
-            _groups(active, _occurring(active, n, whole), max(n_units.values())) if active else []
-        )
-        ids_whole = (
-            None if whole is None else [g.ids([whole[i] for i in g.members]) for g in groups]
-        )
+        groups, ids_whole = _patterns(active, n, max(n_units.values()))
         ranges = sampled.result()
     nb = N_BINS
     lo = {k: ranges[k][0] for k in keys}
@@ -580,7 +591,12 @@ def unit_scores(
                 w = np.zeros((b - a, len(weighted[j])))
                 for col, i in enumerate(weighted[j]):
                     w[:, col] = np.nan_to_num(values[i], nan=0.0)
-                jobs += [(acc[k][j], x, ids, w, first) for k in keys for first, x in window[k]]
+                for k in keys:
+                    # a window's chunk rows, block by block: one job per block of units
+                    pieces: dict[int, list[np.ndarray]] = {}
+                    for first, x in window[k]:
+                        pieces.setdefault(first, []).append(x)
+                    jobs += [(acc[k][j], xs, ids, w, first) for first, xs in pieces.items()]
             pending()
             pending = sweeper.accumulate_all(jobs, wait=False)
             bar.update(b - a)
@@ -591,8 +607,9 @@ def unit_scores(
         for j, g in enumerate(groups):
             n_labels = [active[i].n_bins for i in g.members]
             # (members, units) each: every feature of the group from one read of the counts
-            stats = [sweeper.joint_stats(acc[k][j], g.table.T, n_labels, MI_BINS) for k in keys]
-            auc, spearman, mi = (np.concatenate(parts, axis=1) for parts in zip(*stats))
+            auc, spearman, mi = sweeper.joint_stats(
+                [acc[k][j] for k in keys], g.table.T, n_labels, MI_BINS
+            )
             for col, i in enumerate(g.members):
                 out[active[i].name] = _finish(
                     active[i],
@@ -619,8 +636,9 @@ def _windows(
     """The windows of the scoring pass (each dataset as blocks of columns) and their spans."""
     n = store.n_positions
     if chunk_size is None and store.compression is None:
-        rows = store.chunk_positions
-        return store.iter_blocks(keys), [(a, min(n, a + rows)) for a in range(0, n, rows)]
+        rows = store.chunk_positions * WINDOW_CHUNK_ROWS
+        blocks = store.iter_blocks(keys, chunk_rows=WINDOW_CHUNK_ROWS)
+        return blocks, [(a, min(n, a + rows)) for a in range(0, n, rows)]
     # compressed (or an explicit window size): h5py decompresses the next window meanwhile
     chunk_size = chunk_size or store.chunk_positions
     chunks = store.iter_chunks(keys, chunk_size=chunk_size, dtype=None, read_ahead=True)

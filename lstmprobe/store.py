@@ -248,8 +248,8 @@ def _cache_bytes(chunk_positions: int, n_units: Sequence[int], itemsize: int) ->
 
 @dataclass(frozen=True)
 class _Layout:
-    """What reading a dataset's chunks as bytes of the mapped file needs (read once per pass:
-    h5py's properties cost microseconds each)."""
+    """What reading a dataset's chunks as bytes of the mapped file needs (read once per open
+    store: h5py's properties cost microseconds each, 6 ms per pass of range samples)."""
 
     dsid: Any  # the low-level dataset id
     chunks: tuple[int, int]
@@ -900,6 +900,7 @@ class ActivationStore:
         self.path = Path(path)
         self._file: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
+        self._chunk_layouts: dict[str, _Layout] = {}  # a read-only file's layouts do not change
         self._mmap: mmap.mmap | None = None
         self._bytes: np.ndarray | None = None
         self._map_failed = False
@@ -1233,38 +1234,53 @@ class ActivationStore:
                 yield read(a, b)
 
     def iter_blocks(
-        self, keys: Sequence[str] | str | None = None, start: int = 0, stop: int | None = None
+        self,
+        keys: Sequence[str] | str | None = None,
+        start: int = 0,
+        stop: int | None = None,
+        chunk_rows: int = 1,
     ) -> Iterator[tuple[int, int, dict[str, list[tuple[int, np.ndarray]]]]]:
-        """Stream windows of one row of HDF5 chunks, in the stored dtype, without copies where
-        the file allows: yields ``(start, stop, {key: [(first_unit, values), ...]})``.
+        """Stream windows of ``chunk_rows`` rows of HDF5 chunks, in the stored dtype, without
+        copies where the file allows: yields ``(start, stop, {key: [(first_unit, values), ...]})``.
 
         In an uncompressed recording each chunk is one contiguous run of bytes in the file, so
         the blocks are read-only views of the file mapped in memory, one per chunk column
-        (``chunk_positions`` rows x up to 64 units): reading costs no copy, only the page cache.
+        (``chunk_positions`` rows x up to 64 units) and, with ``chunk_rows > 1``, one chunk row
+        after the other (each row's blocks, then the next row's, the same ``first_unit`` again):
+        reading costs no copy, only the page cache.
         The pages of a window are released from this process (``MADV_DONTNEED``) when the
         window after the next is read (a caller may still be working on the previous one), so
         memory stays bounded by two windows. A compressed dataset, or a chunk
-        the file does not hold, is read with h5py instead, as one block of all its units.
-        Blocks are valid until the store is closed. A recording is never rewritten in place
-        (``record`` writes a new file and renames it), so recording again to the same path
-        while this pass runs leaves the mapped file intact.
+        the file does not hold, is read with h5py instead, as one block of all its units and
+        rows. Blocks are valid until the store is closed. A recording is never rewritten in
+        place (``record`` writes a new file and renames it), so recording again to the same
+        path while this pass runs leaves the mapped file intact.
         """
         datasets, start, stop = self._select(keys, start, stop)
         rows = self.chunk_positions
+        step = rows * max(1, int(chunk_rows))
         mapped = self._mapped()
-        layouts = {k: _Layout.of(ds) for k, ds in datasets.items()}
+        layouts = {k: self._chunk_layout(k, ds) for k, ds in datasets.items()}
         earlier: list[tuple[int, int]] = []  # byte ranges of the window before this one
         used: list[tuple[int, int]] = []
         try:
-            for r0 in range(start // rows * rows, stop, rows):
-                a, b = max(start, r0), min(stop, r0 + rows)
+            for w0 in range(start // rows * rows, stop, step):
+                a, b = max(start, w0), min(stop, w0 + step)
                 _release(self._mmap, earlier)
                 earlier, used = used, []
                 out = {}
                 for key, ds in datasets.items():
-                    blocks = None
+                    blocks: list[tuple[int, np.ndarray]] | None = None
                     if mapped is not None and layouts[key].chunks[0] == rows:
-                        blocks = _chunk_views(layouts[key], mapped, r0, a, b, used)
+                        blocks = []
+                        for r0 in range(w0, b, rows):
+                            views = _chunk_views(
+                                layouts[key], mapped, r0, max(a, r0), min(b, r0 + rows), used
+                            )
+                            if views is None:
+                                blocks = None
+                                break
+                            blocks += views
                     out[key] = blocks if blocks is not None else [(0, np.asarray(ds[a:b]))]
                 yield a, b, out
         finally:
@@ -1281,6 +1297,12 @@ class ActivationStore:
             keys = [keys]
         datasets = {k: self._dataset(k) for k in keys}
         return (datasets, *self._check_range(start, stop))
+
+    def _chunk_layout(self, key: str, ds: h5py.Dataset) -> _Layout:
+        layout = self._chunk_layouts.get(key)
+        if layout is None:
+            layout = self._chunk_layouts[key] = _Layout.of(ds)
+        return layout
 
     def _mapped(self) -> np.ndarray | None:
         """The file's bytes mapped read-only (None where it cannot be mapped)."""
@@ -1333,6 +1355,7 @@ class ActivationStore:
     def close(self) -> None:
         """Close the file (idempotent)."""
         self._datasets.clear()
+        self._chunk_layouts.clear()
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -97,6 +97,22 @@ def test_windows_longer_than_a_tile_match_the_reference(monkeypatch: pytest.Monk
     assert_matches_reference(acc, x, ids, w)
 
 
+def test_counts_beyond_the_16_bit_cells_are_exact() -> None:
+    # the sweep counts in 16-bit cells and adds them to 32-bit totals before they overflow:
+    # here one cell gets 150000 positions (unit 0 is constant), over windows of several sizes
+    n = 150_000
+    x, ids, w, acc = window(n, 3, 2, seed=5)
+    x[:, 0] = 0.25
+    ids[: n // 2] = 0
+    with Sweeper(2) as sweeper:
+        for a, b in [(0, 40_000), (40_000, 40_001), (40_001, 110_000), (110_000, n)]:
+            sweeper.accumulate(acc, x[a:b], ids[a:b], w[a:b])
+    assert acc.hist.dtype == np.uint32
+    assert acc.hist[0].max() > 1 << 16
+    assert_matches_reference(acc, x, ids, w)
+    assert not acc.since.any() and not acc.recent.any()  # reading hist added them up
+
+
 def test_blocks_of_columns_add_up_to_the_whole_window() -> None:
     # the scoring pass feeds a window as the store's chunk columns: units first.. of the acc
     x, ids, w, whole = window(900, 150, 3, seed=3)

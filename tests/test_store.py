@@ -334,6 +334,29 @@ def test_iter_blocks_are_the_stored_values(
                 assert all(x.flags.c_contiguous for _, x in parts)
 
 
+@pytest.mark.parametrize("compression", [None, "lzf"])
+def test_iter_blocks_of_several_chunk_rows(tmp_path: Path, compression: str | None) -> None:
+    layout = {"layer0/cell": 150}
+    text = corpus(30_000)
+    path = record(tmp_path / "acts.h5", text, layout=layout, compression=compression)
+    with ActivationStore(path) as store:
+        rows = store.chunk_positions
+        assert 3 * rows < 30_000  # more than one window of 3 chunk rows
+        windows = list(store.iter_blocks(start=5, stop=29_999, chunk_rows=3))
+        assert [(a, b) for a, b, _ in windows][0] == (5, 3 * rows)
+        assert windows[-1][1] == 29_999
+        for a, b, blocks in windows:
+            parts = blocks["layer0/cell"]
+            # each chunk row's columns, then the next row's: stack the pieces of each column
+            columns: dict[int, list[np.ndarray]] = {}
+            for first, x in parts:
+                columns.setdefault(first, []).append(x)
+            joined = np.concatenate([np.concatenate(xs) for xs in columns.values()], axis=1)
+            np.testing.assert_array_equal(joined, store.read("layer0/cell", a, b))
+            n_rows = len(range(a // rows * rows, b, rows))
+            assert len(parts) == (3 * n_rows if compression is None else 1)
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS")
 def test_a_pass_over_mapped_blocks_does_not_keep_the_pages(tmp_path: Path) -> None:
     layout = {"layer0/cell": 256}
