@@ -185,3 +185,26 @@ def test_joint_stats_match_sklearn_and_scipy_on_the_binned_values() -> None:
         group = np.minimum((cdf * 4).astype(int), 3)[x]
         assert mi[j] == pytest.approx(mutual_info_score(group, y) / np.log(2))
     assert (auc[2], rho[2], mi[2]) == (0.5, 0.0, 0.0)
+
+
+def test_joint_stats_of_several_features_equal_each_alone() -> None:
+    # features defined at every pattern share the bins' ranks and groups; one that is not
+    # (feature 1, undefined in pattern 2) must not use them, nor disturb the next feature's
+    rng = np.random.default_rng(4)
+    units, n_patterns = 5, 4
+    codes = np.array([[0, 1, 1, 0], [2, 0, -1, 1], [1, 1, 0, 0], [0, 0, 1, 2]])
+    n_labels = [2, 3, 2, 3]
+    accs = []
+    for _ in range(2):  # two accumulators: their units one after the other
+        acc = Accumulator(
+            np.zeros(units, np.float32), np.ones(units, np.float32), n_patterns, 0, N_BINS
+        )
+        acc.hist[:] = rng.integers(0, 9, size=acc.hist.shape)
+        accs.append(acc)
+    with Sweeper(2) as sweeper:
+        together = sweeper.joint_stats(accs, codes, n_labels, 4)
+        for f in range(len(codes)):
+            alone = sweeper.joint_stats(accs, codes[f], n_labels[f], 4)
+            for both, one in zip(together, alone):
+                np.testing.assert_allclose(both[f], one, rtol=1e-12, atol=1e-12)
+    assert together[0].shape == (4, 2 * units)
