@@ -17,7 +17,13 @@ BASE = (
 )
 
 
-def build_store(path: Path, text: str, seed: int = 0, dtype: str = "float32") -> Path:
+def build_store(
+    path: Path,
+    text: str,
+    seed: int = 0,
+    dtype: str = "float32",
+    chunk_positions: int | None = None,
+) -> Path:
     """Two datasets of 6 noise units; layer0/cell/4 tracks quote, layer0/hidden/1 -indent."""
     rng = np.random.default_rng(seed)
     vocab = Vocab.from_text(text)
@@ -40,6 +46,7 @@ def build_store(path: Path, text: str, seed: int = 0, dtype: str = "float32") ->
         corpus_sha256="0" * 64,
         has_next_logprob=False,
         run_config={},
+        chunk_positions=chunk_positions,
     )
     writer.write(0, {"layer0/cell": cell, "layer0/hidden": hidden})
     return writer.finish()

@@ -83,6 +83,28 @@ def test_scores_do_not_depend_on_chunking(store) -> None:  # type: ignore[no-unt
         np.testing.assert_allclose(a.mi, other.mi, atol=1e-9)
 
 
+def test_scores_do_not_depend_on_the_window_of_chunk_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the mapped pass counts each block of units over several rows of chunks per task, fewer
+    # where a window would take more than WINDOW_BYTES; the scores are the same
+    from lstmprobe import scores as scores_module
+
+    path = build_store(tmp_path / "acts.h5", BASE * 20, dtype="float16", chunk_positions=128)
+    with ActivationStore(path) as s:
+        assert s.n_positions > 16 * 128
+        results = []
+        for rows, limit in [(1, None), (3, None), (8, None), (8, 3 * 128 * 12 * 2)]:
+            monkeypatch.setattr(scores_module, "WINDOW_CHUNK_ROWS", rows)
+            if limit is not None:  # 12 float16 units: 3 rows of chunks fit
+                monkeypatch.setattr(scores_module, "WINDOW_BYTES", limit)
+            results.append(unit_scores(s, ["quote", "indent"], threads=2))
+    for other in results[1:]:
+        for name in ("quote", "indent"):
+            np.testing.assert_array_equal(other[name].score, results[0][name].score)
+            np.testing.assert_allclose(other[name].pearson, results[0][name].pearson, atol=1e-6)
+
+
 def test_many_features_grouped_in_one_pass(store) -> None:  # type: ignore[no-untyped-def]
     specs = ["quote", "comment", "char:e", "char:(", "next-char:x", "bracket-depth", "indent"]
     together = unit_scores(store, specs)
