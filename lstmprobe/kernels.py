@@ -165,10 +165,10 @@ CELL_MAX = (1 << 16) - 1
 
 
 @njit(nogil=True, cache=True)
-def _settle(hist, since, totals, a, e):  # type: ignore[no-untyped-def]
-    """Add units ``[a, e)`` of the 16-bit counts ``hist`` into ``totals`` and clear them."""
+def _settle(recent, since, totals, a, e):  # type: ignore[no-untyped-def]
+    """Add units ``[a, e)`` of the 16-bit counts ``recent`` into ``totals`` and clear them."""
     for j in range(a, e):
-        src, out = hist[j].reshape(-1), totals[j].reshape(-1)
+        src, out = recent[j].reshape(-1), totals[j].reshape(-1)
         for i in range(src.shape[0]):
             out[i] += src[i]
             src[i] = 0
@@ -181,7 +181,7 @@ def _settle(hist, since, totals, a, e):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True)
-def _sweep(x, ids, w, lo, scale, top, half, hist, since, totals, s1, s2, sw, a, e, x0, rblk):  # type: ignore[no-untyped-def]
+def _sweep(x, ids, w, lo, scale, top, half, recent, since, totals, s1, s2, sw, a, e, x0, rblk):  # type: ignore[no-untyped-def]
     """Units ``[a, e)`` of a window (float32, or float16 given as its raw bits) whose column 0
     is unit ``x0``, in row tiles.
 
@@ -194,13 +194,13 @@ def _sweep(x, ids, w, lo, scale, top, half, hist, since, totals, s1, s2, sw, a, 
     synthetic windows and about 20% on windows of the benchmark store (22 patterns, 43% of
     positions changing pattern) than counting in position order.
 
-    The counts go to 16-bit cells (``hist``: half the cache lines of 32-bit ones; 13% faster on
+    The counts go to 16-bit cells (``recent``: half the cache lines of 32-bit ones; 13% faster on
     one thread, 12% for a whole pass together with windows of 8 chunk rows), which are added to
     the 32-bit ``totals`` before they could overflow: ``since`` holds the positions each unit
-    has counted in ``hist`` since.
+    has counted in ``recent`` since.
     """
     n, width = x.shape[0], e - a
-    nb = hist.shape[2]
+    nb = recent.shape[2]
     m1 = np.zeros((s1.shape[0], width), dtype=np.float32)
     m2 = np.zeros((s1.shape[0], width), dtype=np.float32)
     cells = np.empty((min(rblk, n), width), dtype=np.uint16)
@@ -241,8 +241,8 @@ def _sweep(x, ids, w, lo, scale, top, half, hist, since, totals, s1, s2, sw, a, 
         if w.shape[1]:
             _weigh(x, w, lo_, scale_, half, sw, a, a - x0, r0, rows, crow)
         if since[a:e].max() + rows > CELL_MAX:
-            _settle(hist, since, totals, a, e)
-        _count(cells[:rows], a, hist)
+            _settle(recent, since, totals, a, e)
+        _count(cells[:rows], a, recent)
         since[a:e] += rows
 
 
@@ -545,9 +545,9 @@ class Sweeper:
         return auc, rho, mi
 
     def _run(self, tasks: list[Callable[[], None]], wait: bool = True) -> Callable[[], None]:
-        """Run ``tasks`` (of similar size) on the pool: one job per thread, each running an
-        interleaved share of them (a future per task cost about 20-50 us each, 10% of a scoring
-        pass with 12 tasks per window). Returns the function that waits for them."""
+        """Run ``tasks`` on the pool: one job per thread, each taking the next task not yet
+        taken (a future per task cost about 20-50 us each, 10% of a scoring pass with 12 tasks
+        per window). Returns the function that waits for them."""
         if self._pool is None or len(tasks) == 1:
             _run_all(tasks)
             return _nothing

@@ -346,7 +346,7 @@ class UnitScores:
 
 def _sample_ranges(store: Any, keys: Sequence[str]) -> dict[str, np.ndarray]:
     """Per-unit (lo, hi) of the finite values in 16 evenly spaced windows of at most 1024
-    positions (1/64 of a short store): a few percent of a long recording, read before the
+    positions (each 1/64 of a short store): a few percent of a long recording, read before the
     scoring pass in the stored dtype. A unit with no finite value there gets (0, 0)."""
     n = store.n_positions
     windows = 16
@@ -484,17 +484,25 @@ def _groups(labels: list[Labels], occurring: np.ndarray, n_units: int) -> list[_
 
 def _patterns(
     labels: list[Labels], n: int, n_units: int
-) -> tuple[list[_Group], list[np.ndarray] | None]:
-    """The feature groups of a pass and, for labels in memory, each group's pattern id of
-    every position (int32; each window is then a slice of it, not found again). Streamed
-    labels get None: their windows' patterns are found as they are read."""
+) -> tuple[list[_Group], Callable[[tuple[np.ndarray, ...], int, int], list[np.ndarray]]]:
+    """The feature groups of a pass, and the function that gives each group's pattern ids
+    (int32) of a window ``[a, b)`` from the window's label values. With labels in memory every
+    position's patterns are found once, here, and a window's are a slice of them; streamed
+    labels' are found as each window is read."""
     if not labels:
-        return [], None
+        return [], lambda values, a, b: []
     if any(lab.values is None for lab in labels):
-        return _groups(labels, _occurring(labels, n), n_units), None
+        groups = _groups(labels, _occurring(labels, n), n_units)
+
+        def found(values: tuple[np.ndarray, ...], a: int, b: int) -> list[np.ndarray]:
+            codes = [lab.codes_of(v) for lab, v in zip(labels, values)]
+            return [g.ids([codes[i] for i in g.members]) for g in groups]
+
+        return groups, found
     codes = [lab.codes for lab in labels]
     groups = _groups(labels, _occurring(labels, n, codes), n_units)
-    return groups, [g.ids([codes[i] for i in g.members]) for g in groups]
+    whole = [g.ids([codes[i] for i in g.members]) for g in groups]
+    return groups, lambda values, a, b: [ids[a:b] for ids in whole]
 
 
 def unit_scores(
@@ -518,10 +526,11 @@ def unit_scores(
     keys : sequence of str, optional
         Datasets to score, e.g. ``["layer0/cell"]``.
     chunk_size : int, optional
-        Positions per window, read with h5py (a copy) a window ahead in a thread. Default: one
-        row of the store's HDF5 chunks per window, read without a copy from the file mapped in
-        memory (:meth:`ActivationStore.iter_blocks`), or with h5py a window ahead when the
-        recording is compressed.
+        Positions per window, read with h5py (a copy) a window ahead in a thread. Default: up
+        to ``WINDOW_CHUNK_ROWS`` rows of the store's HDF5 chunks per window (at most
+        ``WINDOW_BYTES``), read without a copy from the file mapped in memory
+        (:meth:`ActivationStore.iter_blocks`), or one row of chunks with h5py a window ahead
+        when the recording is compressed.
     labels : list of Labels, optional
         Labels already made (:func:`store_labels`); ``features`` is then ignored.
     threads : int, optional
@@ -555,7 +564,7 @@ def unit_scores(
     # the units' ranges are sampled from the store while the labels are turned into patterns
     with ThreadPoolExecutor(1) as sampler:
         sampled = sampler.submit(_sample_ranges, store, keys)
-        groups, ids_whole = _patterns(active, n, max(n_units.values()))
+        groups, window_ids = _patterns(active, n, max(n_units.values()))
         ranges = sampled.result()
     nb = N_BINS
     lo = {k: ranges[k][0] for k in keys}
@@ -583,23 +592,22 @@ def unit_scores(
         # releases its mapped pages (when closed below) only after the last window is counted
         for values, (a, b, window) in zip(label_windows, blocks):
             # this window's labels are prepared while the previous one is being counted
-            if ids_whole is None:
-                codes = [lab.codes_of(v) for lab, v in zip(active, values)]
+            ids = window_ids(values, a, b)
+            # a window's chunk rows, column by column: one job per block of units and group
+            pieces: dict[str, dict[int, list[np.ndarray]]] = {k: {} for k in keys}
+            for k in keys:
+                for first, x in window[k]:
+                    pieces[k].setdefault(first, []).append(x)
             jobs = []
-            for j, g in enumerate(groups):
-                if ids_whole is None:
-                    ids = g.ids([codes[i] for i in g.members])
-                else:
-                    ids = ids_whole[j][a:b]
+            for j in range(len(groups)):
                 w = np.zeros((b - a, len(weighted[j])))
                 for col, i in enumerate(weighted[j]):
                     w[:, col] = np.nan_to_num(values[i], nan=0.0)
-                for k in keys:
-                    # a window's chunk rows, block by block: one job per block of units
-                    pieces: dict[int, list[np.ndarray]] = {}
-                    for first, x in window[k]:
-                        pieces.setdefault(first, []).append(x)
-                    jobs += [(acc[k][j], xs, ids, w, first) for first, xs in pieces.items()]
+                jobs += [
+                    (acc[k][j], xs, ids[j], w, first)
+                    for k in keys
+                    for first, xs in pieces[k].items()
+                ]
             pending()
             pending = sweeper.accumulate_all(jobs, wait=False)
             bar.update(b - a)

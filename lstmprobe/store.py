@@ -1018,7 +1018,7 @@ class ActivationStore:
     @cached_property
     def tokens(self) -> np.ndarray:
         """Vocab id of each position, int32 array of shape (n_positions,)."""
-        return np.asarray(self._h5["tokens"][()], dtype=np.int32)
+        return self.read_tokens()
 
     def read_tokens(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Vocab ids of positions ``[start, stop)``, int32, read from the file (not cached)."""
