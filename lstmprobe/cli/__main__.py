@@ -1,0 +1,5 @@
+"""``python -m lstmprobe.cli``."""
+
+from lstmprobe.cli import main
+
+main()

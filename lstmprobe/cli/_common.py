@@ -1,0 +1,87 @@
+"""What every command shares: one-line errors, warnings, JSON output, common options."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from lstmprobe.errors import LstmprobeError
+
+DEFAULT_STORE = "acts.h5"
+
+
+def fail(message: str) -> None:
+    """Print one red line on stderr and exit 1."""
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors (and Ctrl-C, and a broken pipe) into one line and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LstmprobeError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            click.secho("interrupted", fg="red", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(1)
+
+    return wrapper
+
+
+def warn(message: str) -> None:
+    """One yellow warning line on stderr (the library's ``warn`` callbacks)."""
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+store_option = click.option(
+    "--store",
+    default=DEFAULT_STORE,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The recording to read (what `lstmprobe record` wrote).",
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar or chatter.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def resolve_corpus(corpus: str) -> str:
+    """A corpus path, or a bundled sample's name (``sample:code``) -> the text."""
+    from lstmprobe.bundled import SAMPLES, sample_path
+    from lstmprobe.errors import CorpusError
+    from lstmprobe.text import read_corpus
+
+    if corpus.startswith("sample:"):
+        path = sample_path(corpus)
+        if path is None:
+            known = ", ".join(f"sample:{name}" for name in SAMPLES) or "none"
+            raise CorpusError(f"no bundled sample {corpus!r}; bundled samples: {known}")
+        return read_corpus(path)
+    return read_corpus(corpus)
+
+
+def _split_names(value: str | None) -> tuple[str, ...] | None:
+    if not value:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _layer_names(value: str | None) -> tuple[str, ...] | None:
+    names = _split_names(value)
+    if names is None:
+        return None
+    return tuple(f"layer{n}" if n.isdigit() else n for n in names)

@@ -1,0 +1,293 @@
+"""Commands for models to study: tasks, train, sample, evaluate, models, demo."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from lstmprobe.cli._common import (
+    echo_json,
+    handle_errors,
+    json_option,
+    quiet_option,
+    resolve_corpus,
+    warn,
+)
+
+
+@click.command()
+@click.option(
+    "-o",
+    "--outdir",
+    default="lstmprobe-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the demo writes its recording and rankings (replaced on each run).",
+)
+@click.option(
+    "--chars",
+    type=click.IntRange(min=100),
+    default=None,
+    help="Use only the first N characters of the sample (quicker).",
+)
+@quiet_option
+@json_option
+@handle_errors
+def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
+    """Run the whole pipeline on the bundled model and sample.
+
+    Records every gate and state of `code-lstm` (a char-LSTM trained on Python
+    source) over its held-out sample, then finds the units that track string
+    quotes and indentation, with held-out probes and controls.
+
+    \b
+    Examples:
+        lstmprobe demo
+        lstmprobe demo -o /tmp/demo --chars 20000 --json
+    """
+    from lstmprobe.demo import run_demo
+
+    summary = run_demo(outdir, chars=chars, progress=not quiet, warn=warn)
+    table = summary.pop("table")
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(table, nl=False)
+    click.echo(
+        f"recorded {summary['positions']:,} chars of {summary['corpus']} with {summary['model']} "
+        f"({summary['record_chars_per_second']:,} chars/s)\n"
+        f"recording: {summary['store']}\nrankings:  {summary['rankings']}\n"
+        f"next: lstmprobe info --store {summary['store']}\n"
+        f"      lstmprobe find-neurons --store {summary['store']} -f bracket-depth:python -f comment:python"
+    )
+
+
+# --- commands: training and tasks ---
+
+
+@click.command("tasks")
+@click.argument("name", type=click.Choice(["counter", "selective-counter", "ab-memory", "copy"]))
+@click.option("-n", "--count", default=1000, show_default=True, help="Sequences (lines).")
+@click.option("-o", "--output", default="-", help="Corpus file to write ('-': stdout).")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same corpus).")
+@click.option("--min-n", default=1, show_default=True, help="Smallest N (x's for ab-memory).")
+@click.option("--max-n", default=10, show_default=True, help="Largest N (x's for ab-memory).")
+@quiet_option
+@handle_errors
+def tasks_command(
+    name: str, count: int, output: str, seed: int, min_n: int, max_n: int, quiet: bool
+) -> None:
+    """Write a corpus of one of the "Exploring LSTMs" tasks, one sequence per line.
+
+    \b
+    counter            N a's, X, N b's                 aaaXbbb
+    selective-counter  N a's among random X's, Y, N b's aXaXaYbbb
+    ab-memory          A or B, N x's, Y, a or b         BxxxxYb
+    copy               3 of {a,b,c}, X, the same 3     cabXcab
+
+    \b
+    Example (does counting extrapolate past N = 10?):
+        lstmprobe tasks counter -n 2000 -o counter.txt
+        lstmprobe tasks counter -n 500 --min-n 11 --max-n 20 --seed 1 -o far.txt
+    """
+    from lstmprobe import tasks as task_module
+
+    text = task_module.write(name, count, None if output == "-" else output, seed, min_n, max_n)
+    if output != "-" and not quiet:
+        click.echo(f"wrote {count} {name} sequences ({len(text)} chars) to {output}", err=True)
+
+
+@click.command("train")
+@click.argument("corpus")
+@click.option("-o", "--output", default="model.pt", show_default=True, help="Checkpoint to write.")
+@click.option("--layers", type=int, help="Recurrent layers.  [default: 1]")
+@click.option("--hidden", type=int, help="Units per layer.  [default: 128]")
+@click.option("--embedding", type=int, help="Embedding size; 0 = one-hot input.  [default: 0]")
+@click.option("--cell", type=click.Choice(["lstm", "gru"]), help="Cell type.  [default: lstm]")
+@click.option("--dropout", type=float, help="Dropout between layers.  [default: 0]")
+@click.option(
+    "--reset",
+    type=click.Choice(["none", "line"]),
+    help="none: one stream (state carried); line: each line a sequence.  [default: none]",
+)
+@click.option("--seq-len", type=int, help="Window length with --reset none.  [default: 100]")
+@click.option("--batch-size", type=int, help="Windows or lines per step.  [default: 32]")
+@click.option("--steps", type=int, help="Optimizer steps.  [default: 2000]")
+@click.option("--epochs", type=float, help="Passes over the training part (instead of --steps).")
+@click.option("--lr", type=float, help="Adam learning rate.  [default: 0.002]")
+@click.option("--clip", type=float, help="Gradient norm clipping; 0 = off.  [default: 5]")
+@click.option("--val-fraction", type=float, help="Held-out last block.  [default: 0.1]")
+@click.option("--checkpoint-every", type=int, help="Steps between checkpoints.  [default: 500]")
+@click.option("--seed", type=int, help="Random seed.  [default: 0]")
+@click.option(
+    "--resume",
+    type=click.Path(dir_okay=False),
+    help="Continue from a checkpoint written by lstmprobe train (its settings are the defaults).",
+)
+@click.option("--slim", is_flag=True, help="Final checkpoint without optimizer state (smaller).")
+@click.option("--threads", type=int, help="CPU threads for torch (1 is best on a busy machine).")
+@quiet_option
+@json_option
+@handle_errors
+def train_command(
+    corpus: str,
+    output: str,
+    resume: str | None,
+    slim: bool,
+    threads: int | None,
+    quiet: bool,
+    as_json: bool,
+    **settings: Any,
+) -> None:
+    """Train a character-level LSTM or GRU language model on CORPUS.
+
+    Validation is the last 10% of the corpus (of its lines with --reset line). A
+    checkpoint is written every --checkpoint-every steps; Ctrl-C stops after the
+    current step and writes one. The result loads anywhere a model is taken.
+
+    \b
+    Examples:
+        lstmprobe train code.txt -o code.pt --layers 2 --hidden 160 --embedding 32
+        lstmprobe tasks counter -n 2000 -o counter.txt
+        lstmprobe train counter.txt -o counter.pt --reset line --hidden 10 --steps 1500 --lr 0.01
+        lstmprobe train code.txt -o code.pt --resume code.pt --steps 8000
+    """
+    import shlex
+
+    from lstmprobe import train as training
+    from lstmprobe.models import file_sha256
+
+    if threads is not None:
+        training.set_threads(threads)
+    config = training.resolve_config(settings, resume)
+    text = resolve_corpus(corpus)
+    metadata = {
+        "command": shlex.join(["lstmprobe", *sys.argv[1:]]),
+        "corpus": corpus,
+        "corpus_chars": len(text),
+    }
+    if not corpus.startswith("sample:"):
+        metadata["corpus_sha256"] = file_sha256(corpus)
+    result = training.train(
+        text, output, config, resume=resume, slim=slim, progress=not quiet, metadata=metadata
+    )
+    if as_json:
+        echo_json(result.to_dict())
+    elif not quiet:
+        click.echo(training.describe(result))
+    if result.interrupted:
+        click.secho(
+            f"interrupted at step {result.step}; checkpoint written to {output} "
+            f"(continue with --resume {output})",
+            fg="yellow",
+            err=True,
+        )
+        sys.exit(130)
+
+
+@click.command("sample")
+@click.argument("model")
+@click.option("--prime", default="\n", help="Text to start from.  [default: newline]")
+@click.option("-n", "--length", default=500, show_default=True, help="Characters to generate.")
+@click.option("--temperature", default=0.8, show_default=True, help="0 = greedy.")
+@click.option("--seed", type=int, help="Random seed (same seed, same text).")
+@quiet_option
+@json_option
+@handle_errors
+def sample_command(
+    model: str,
+    prime: str,
+    length: int,
+    temperature: float,
+    seed: int | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Generate text from MODEL (a file or a bundled name): the prime, then N chars.
+
+    \b
+    Examples:
+        lstmprobe sample code-lstm --prime "def " -n 300 --temperature 0.7 --seed 1
+        lstmprobe sample counter.pt --prime aaaaX -n 8 --temperature 0
+    """
+    from lstmprobe import train as training
+    from lstmprobe.models import load_model
+
+    loaded = load_model(model)
+    text = training.sample(loaded.model, loaded.vocab, prime, length, temperature, seed)
+    if as_json:
+        echo_json({"prime": prime, "text": text, "temperature": temperature, "seed": seed})
+    else:
+        click.echo(prime + text)
+
+
+@click.command("evaluate")
+@click.argument("model")
+@click.argument("corpus")
+@click.option(
+    "--reset",
+    type=click.Choice(["none", "line"]),
+    help="none: one stream; line: each line a sequence.  [default: line for task corpora]",
+)
+@click.option(
+    "--task",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "none", "counter", "selective-counter", "ab-memory", "copy"]),
+    help="Score greedy completion as this task (auto: recognise it by the lines' form).",
+)
+@quiet_option
+@json_option
+@handle_errors
+def evaluate_command(
+    model: str, corpus: str, reset: str | None, task: str, quiet: bool, as_json: bool
+) -> None:
+    """Bits per char of MODEL on CORPUS; for a task corpus, exact greedy completion.
+
+    For task corpora (lstmprobe tasks) the model reads each line up to its separator
+    (X or Y) and completes the rest greedily; a line counts when the completion,
+    newline included, is exact. Counters are broken down per N.
+
+    \b
+    Examples:
+        lstmprobe evaluate code-lstm sample:code
+        lstmprobe tasks counter -n 500 --min-n 11 --max-n 20 -o far.txt
+        lstmprobe evaluate counter.pt far.txt --json
+    """
+    from lstmprobe import train as training
+    from lstmprobe.models import load_model
+
+    loaded = load_model(model)
+    text = resolve_corpus(corpus)
+    result = training.evaluate(
+        loaded.model, loaded.vocab, text, reset, None if task == "none" else task
+    )
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        click.echo(training.describe(result))
+
+
+@click.command("models")
+@quiet_option
+@json_option
+@handle_errors
+def models_command(quiet: bool, as_json: bool) -> None:
+    """List the bundled models and sample corpora, usable by name anywhere.
+
+    \b
+    Example:
+        lstmprobe record code-lstm sample:code
+    """
+    from lstmprobe import train as training
+
+    entries = list(training.iter_bundled())
+    if as_json:
+        echo_json(entries)
+    else:
+        click.echo(training.describe_bundled(entries))
+
+
+# --- commands: features and neurons ---

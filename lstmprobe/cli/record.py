@@ -1,0 +1,309 @@
+"""Commands that make and describe a recording: record, info, bench."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from lstmprobe.cli._common import (
+    DEFAULT_STORE,
+    _layer_names,
+    _split_names,
+    echo_json,
+    fail,
+    handle_errors,
+    json_option,
+    quiet_option,
+    resolve_corpus,
+    store_option,
+)
+
+
+@click.command()
+@click.argument("model")
+@click.argument("corpus")
+@click.option(
+    "-o",
+    "--output",
+    default=DEFAULT_STORE,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HDF5 recording to write.",
+)
+@click.option(
+    "--vocab",
+    type=click.Path(dir_okay=False),
+    help="JSON vocabulary (list in index order or object char->index) for a plain state_dict.",
+)
+@click.option(
+    "--embedding",
+    metavar="KEY",
+    help="Which tensor is the embedding, when a state_dict has several candidates.",
+)
+@click.option(
+    "--decoder",
+    metavar="KEY",
+    help="Which tensor is the decoder, when a state_dict has several candidates.",
+)
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Allow a pickled full module (runs code from the file: only for files you trust).",
+)
+@click.option(
+    "--reset",
+    type=click.Choice(["none", "line"]),
+    default="none",
+    show_default=True,
+    help="none: the corpus is one stream; line: each line is a sequence from the zero state.",
+)
+@click.option(
+    "--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["lzf", "gzip"]),
+    default=None,
+    help="HDF5 compression (default none: fastest).",
+)
+@click.option(
+    "--quantities", metavar="Q,Q", help="Record only these, e.g. cell,hidden (default: all)."
+)
+@click.option(
+    "--layers",
+    metavar="L,L",
+    help="Record only these layers, e.g. 0,2 or layer1_reverse (default: all).",
+)
+@click.option(
+    "--unknown",
+    default="error",
+    show_default=True,
+    metavar="error|skip|map:C",
+    help="What to do with characters not in the vocabulary.",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=4096,
+    show_default=True,
+    help="Characters per forward call.",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Run K segments of a stream at once, each warmed up on the --warmup chars before it (faster, not exact; 0 = exact).",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=1024,
+    show_default=True,
+    help="Warm-up characters per segment with --parallel.",
+)
+@click.option(
+    "--device", default="cpu", show_default=True, help="torch device to run on, e.g. cuda."
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch CPU threads while recording (default: 1 for small models, so that the "
+    "recomputation overlaps the forward pass; torch's choice for large ones).",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted recording (same arguments).")
+@click.option(
+    "--force", is_flag=True, help="Overwrite an existing recording or discard a partial one."
+)
+@quiet_option
+@json_option
+@handle_errors
+def record(
+    model: str,
+    corpus: str,
+    output: str,
+    vocab: str | None,
+    embedding: str | None,
+    decoder: str | None,
+    trust_pickle: bool,
+    reset: str,
+    dtype: str,
+    compression: str | None,
+    quantities: str | None,
+    layers: str | None,
+    unknown: str,
+    chunk_size: int,
+    parallel: int,
+    warmup: int,
+    device: str,
+    threads: int | None,
+    resume: bool,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Record every gate and state of MODEL over CORPUS into an HDF5 file.
+
+    MODEL is a model file (lstmprobe checkpoint, state_dict, TorchScript, or a
+    pickled module with --trust-pickle) or a bundled model's name (`lstmprobe models`).
+    CORPUS is a UTF-8 text file or a bundled sample (sample:NAME).
+
+    \b
+    Examples:
+        lstmprobe record model.pt corpus.txt                 # writes ./acts.h5
+        lstmprobe record model.pt corpus.txt -o run1.h5 --vocab vocab.json
+        lstmprobe record counter.pt counter.txt --reset line --quantities cell,hidden
+    """
+    from lstmprobe.models import load_model
+    from lstmprobe.record import RecordOptions, record_corpus
+    from lstmprobe.store import partial_path
+
+    options = RecordOptions(
+        reset=reset,
+        dtype=dtype,
+        compression=compression,
+        quantities=_split_names(quantities),
+        layers=_layer_names(layers),
+        chunk_size=chunk_size,
+        parallel=parallel,
+        warmup=warmup,
+        unknown=unknown,
+    )
+    text = resolve_corpus(corpus)
+    loaded = load_model(
+        model, vocab=vocab, trust_pickle=trust_pickle, embedding=embedding, decoder=decoder
+    )
+    try:
+        result = record_corpus(
+            loaded,
+            text,
+            output,
+            options,
+            force=force,
+            resume=resume,
+            progress=not quiet,
+            device=device,
+            threads=threads,
+        )
+    except KeyboardInterrupt:
+        fail(
+            f"interrupted: the partial recording {partial_path(output)} is kept; run the same "
+            "command with --resume to continue it"
+        )
+        return
+    summary = {
+        "path": str(result.path),
+        "positions": result.positions,
+        "resumed_from": result.resumed_from,
+        "seconds": round(result.seconds, 3),
+        "chars_per_second": round(result.chars_per_second, 1),
+    }
+    if as_json:
+        echo_json(summary)
+    elif not quiet:
+        click.echo(
+            f"recorded {result.positions:,} positions into {result.path} "
+            f"({summary['chars_per_second']:,.0f} chars/s)"
+        )
+
+
+@click.command()
+@store_option
+@json_option
+@handle_errors
+def info(store: str, as_json: bool) -> None:
+    """What a recording holds: model, positions, sequences, datasets, dtype, complete?
+
+    \b
+    Examples:
+        lstmprobe info
+        lstmprobe info --store run1.h5 --json
+    """
+    from lstmprobe.store import ActivationStore
+
+    with ActivationStore(store, require_complete=False) as s:
+        summary = s.summary()
+    if as_json:
+        echo_json(summary)
+        return
+    for key, value in summary.items():
+        if isinstance(value, dict) and key == "datasets":
+            click.echo(f"{key}:")
+            for name, units in value.items():
+                click.echo(f"  {name:<28} {units} units")
+        elif isinstance(value, dict):
+            click.echo(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+        else:
+            click.echo(f"{key}: {value}")
+
+
+@click.command()
+@click.option(
+    "--model",
+    "model_path",
+    help="Benchmark this model file instead of the built-in 1x128 and 3x512 LSTMs.",
+)
+@click.option(
+    "--chars",
+    type=click.IntRange(min=1000),
+    default=None,
+    help="Corpus size per model (default: sized per model).",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per measurement (medians are reported).",
+)
+@click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch intra-op threads (default: torch's choice, usually one per core).",
+)
+@click.option(
+    "--memory/--no-memory",
+    default=True,
+    show_default=True,
+    help="Also measure peak memory at two corpus sizes.",
+)
+@quiet_option
+@json_option
+@handle_errors
+def bench(
+    model_path: str | None,
+    chars: int | None,
+    repeat: int,
+    device: str,
+    threads: int | None,
+    memory: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Recording throughput vs the plain fused forward, measured on this machine in one run.
+
+    \b
+    Examples:
+        lstmprobe bench
+        lstmprobe bench --device cuda --json
+        lstmprobe bench --model model.pt --chars 50000
+    """
+    from lstmprobe.bench import format_table, run_bench
+
+    rows = run_bench(
+        model_path=model_path,
+        chars=chars,
+        repeat=repeat,
+        device=device,
+        memory=memory,
+        progress=not quiet,
+        threads=threads,
+    )
+    if as_json:
+        echo_json(rows)
+    else:
+        click.echo(format_table(rows))
