@@ -7,6 +7,7 @@ corpus.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -87,9 +88,10 @@ class KeyStats:
     """Summaries of every unit of one dataset over the whole recording.
 
     Arrays are of shape (n_units,) unless stated. ``low``/``high`` are the fractions of positions
-    below :data:`SATURATION` / above ``1 - SATURATION``; ``chunk_max`` and ``chunk_argmax`` (shape
-    (n_chunks, n_units)) hold each unit's largest value in each chunk of ``chunk`` positions and
-    where it is (likewise ``chunk_min``), from which the top-activating spans are picked.
+    below :data:`SATURATION` / above ``1 - SATURATION`` (gates only; zero elsewhere);
+    ``chunk_max`` and ``chunk_min`` (shape (n_chunks, n_units)) hold each unit's largest and
+    smallest value in each chunk of ``chunk`` positions, from which the top-activating spans are
+    picked (:func:`top_spans`).
     """
 
     key: str
@@ -102,9 +104,7 @@ class KeyStats:
     high: np.ndarray
     chunk: int
     chunk_max: np.ndarray = field(repr=False)
-    chunk_argmax: np.ndarray = field(repr=False)
     chunk_min: np.ndarray = field(repr=False)
-    chunk_argmin: np.ndarray = field(repr=False)
 
     @property
     def max_abs(self) -> np.ndarray:
@@ -133,12 +133,17 @@ def summarize(
 ) -> dict[str, KeyStats]:
     """Per-unit summaries of ``keys`` (default: all datasets), in one streaming pass.
 
+    Each chunk of positions is swept once by a compiled loop (:mod:`lstmprobe.report._sweep`)
+    that reads float16 values through a lookup table, so no float32 copy is made.
+
     Examples
     --------
     >>> with open_store("acts.h5") as store:  # doctest: +SKIP
     ...     stats = summarize(store)
     ...     stats["layer0/forget_gate"].high[:3]  # fraction of positions > 0.9
     """
+    from lstmprobe.report._sweep import sweep
+
     keys = list(store.keys if keys is None else keys)
     n = store.n_positions
     chunk = store.chunk_positions
@@ -149,39 +154,35 @@ def summarize(
         acc[key] = {
             "sum": np.zeros(u),
             "sq": np.zeros(u),
-            "min": np.full(u, np.inf),
-            "max": np.full(u, -np.inf),
             "low": np.zeros(u, dtype=np.int64),
             "high": np.zeros(u, dtype=np.int64),
             "cmax": np.empty((n_chunks, u), dtype=np.float32),
-            "camax": np.empty((n_chunks, u), dtype=np.int64),
             "cmin": np.empty((n_chunks, u), dtype=np.float32),
-            "camin": np.empty((n_chunks, u), dtype=np.int64),
         }
     with _bar(n, progress, "summaries") as bar:
         for c, (a, b, block) in enumerate(store.iter_chunks(keys, chunk_size=chunk, dtype=None)):
             for key, raw in block.items():
-                v = np.asarray(raw, dtype=np.float32)
                 s = acc[key]
-                s["sum"] += v.sum(0, dtype=np.float64)
-                s["sq"] += np.einsum("ij,ij->j", v, v, dtype=np.float64)
-                imax, imin = v.argmax(0), v.argmin(0)
-                cols = np.arange(v.shape[1])
-                s["cmax"][c], s["cmin"][c] = v[imax, cols], v[imin, cols]
-                s["camax"][c], s["camin"][c] = imax + a, imin + a
-                np.minimum(s["min"], s["cmin"][c], out=s["min"])
-                np.maximum(s["max"], s["cmax"][c], out=s["max"])
-                if key.split("/")[1] in GATES:
-                    s["low"] += (v < SATURATION).sum(0)
-                    s["high"] += (v > 1 - SATURATION).sum(0)
+                gate = key.split("/")[1] in GATES
+                sweep(
+                    raw,
+                    gate,
+                    SATURATION,
+                    s["sum"],
+                    s["sq"],
+                    s["low"],
+                    s["high"],
+                    s["cmax"][c],
+                    s["cmin"][c],
+                )
             bar.update(b - a)
     out = {}
     for key, s in acc.items():
         mean = s["sum"] / n
         std = np.sqrt(np.maximum(s["sq"] / n - mean**2, 0.0))
         out[key] = KeyStats(
-            key, n, mean, std, s["min"], s["max"], s["low"] / n, s["high"] / n, chunk,
-            s["cmax"], s["camax"], s["cmin"], s["camin"],
+            key, n, mean, std, s["cmin"].min(0), s["cmax"].max(0), s["low"] / n, s["high"] / n,
+            chunk, s["cmax"], s["cmin"],
         )  # fmt: skip
     return out
 
@@ -220,15 +221,14 @@ def top_spans(
     "Most active" is the largest value for a positive ``sign`` (the smallest for a negative one);
     peaks are at most one per chunk of positions, so passages rarely overlap.
     """
-    if sign >= 0:
-        values, where = stats.chunk_max[:, index], stats.chunk_argmax[:, index]
-        order = np.argsort(-values, kind="stable")
-    else:
-        values, where = stats.chunk_min[:, index], stats.chunk_argmin[:, index]
-        order = np.argsort(values, kind="stable")
+    values = stats.chunk_max[:, index] if sign >= 0 else -stats.chunk_min[:, index]
+    order = np.argsort(-values, kind="stable")
     out: list[tuple[int, int, int]] = []
+    n = store.n_positions
     for c in order:
-        peak = int(where[c])
+        a0, b0 = int(c) * stats.chunk, min(n, (int(c) + 1) * stats.chunk)
+        v = store.read(stats.key, a0, b0, units=[index])[:, 0]  # where in the chunk the peak is
+        peak = a0 + int(np.argmax(v) if sign >= 0 else np.argmin(v))
         a, b = passage(store, peak, length)
         if any(a < q and p < b for p, q, _ in out):
             continue
@@ -311,7 +311,7 @@ def scan_features(
     changes: dict[str, list[int]] = {name: [] for name in feats}
     last: dict[str, float] = {}
     chunks = store.iter_chunks(keys, chunk_size=chunk, dtype=None) if keys else None
-    seq_starts = set(store.sequences[:, 0].tolist())
+    seq_starts = store.sequences[:, 0]
     with _bar(n, progress, "passages") as bar:
         for a, b in bounds:
             block = next(chunks)[2] if chunks is not None else {}
@@ -319,7 +319,7 @@ def scan_features(
                 y = next(stream)
                 prev = np.concatenate([[last.get(name, np.nan)], y[:-1]])
                 diff = np.flatnonzero((y != prev) & ~(np.isnan(y) & np.isnan(prev))) + a
-                diff = [int(p) for p in diff if p not in seq_starts]
+                diff = diff[~np.isin(diff, seq_starts)].tolist()  # a new sequence is no change
                 if diff:
                     pick = np.linspace(0, len(diff) - 1, min(CHANGES_PER_CHUNK, len(diff)))
                     changes[name].extend(diff[int(i)] for i in pick)
@@ -483,6 +483,54 @@ def separator_values(
     return Separator(char, key, positions, groups, values)
 
 
+@dataclass(frozen=True)
+class RankingFile:
+    """A rankings file (``acts.rankings.json``) as the report reads it.
+
+    The same fields and accessors as :class:`lstmprobe.probes.Ranking` that the report uses, read
+    without importing the probes stage (and scikit-learn), so a report starts fast.
+    """
+
+    rows: tuple[dict[str, Any], ...]
+    features: dict[str, dict[str, Any]]
+    store: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features)
+
+    def for_feature(self, feature: str) -> list[dict[str, Any]]:
+        """The rows of one feature, best first."""
+        return sorted(
+            (r for r in self.rows if r.get("feature") == feature), key=lambda r: r["rank"]
+        )
+
+    @classmethod
+    def read_json(cls, path: str | os.PathLike[str]) -> RankingFile:
+        try:
+            obj = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StoreError(f"cannot read rankings file {path}: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise StoreError(
+                f"rankings file {path} is not valid JSON: {exc}; run `lstmprobe find-neurons` again"
+            ) from None
+        if not isinstance(obj, dict) or obj.get("format") != "lstmprobe.rankings":
+            raise StoreError(
+                f"{path} is not an lstmprobe rankings file (no 'format': 'lstmprobe.rankings')"
+            )
+        rows = tuple(
+            r for r in obj.get("rows", ()) if isinstance(r, dict) and "unit" in r and "rank" in r
+        )
+        return cls(
+            rows,
+            dict(obj.get("features", {})),
+            str(obj.get("store", "")),
+            dict(obj.get("settings", {})),
+        )
+
+
 def load_rankings(
     store: ActivationStore,
     path: str | os.PathLike[str] | None = None,
@@ -495,15 +543,13 @@ def load_rankings(
     positions and datasets), or its ``corpus_sha256`` (when it has one) differs, or it names
     units this recording lacks.
     """
-    from lstmprobe.probes import Ranking
-
     explicit = path is not None
     path = Path(path) if explicit else store.sibling("rankings.json")
     if not path.exists():
         if explicit:
             raise StoreError(f"rankings file {path} does not exist; run `lstmprobe find-neurons`")
         return None
-    ranking = Ranking.read_json(path)
+    ranking = RankingFile.read_json(path)
 
     def ignore(why: str) -> None:
         if warn is not None:

@@ -94,7 +94,7 @@ def _png(fig: Any) -> str:
     buf = io.BytesIO()
     try:
         with plt.rc_context(THEME):
-            fig.savefig(buf, format="png", dpi=110)
+            fig.savefig(buf, format="png", dpi=110, bbox_inches=None)
     finally:
         plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -333,8 +333,6 @@ def _feature_sections(
     stats: dict[str, KeyStats],
     scans: dict[str, FeatureScan],
 ) -> list[dict[str, Any]]:
-    from lstmprobe.probes import _summary_line
-
     out = []
     for f in feats:
         rows = top_rows[f]
@@ -411,13 +409,38 @@ def _feature_sections(
                 "name": f,
                 "kind": summary.get("kind"),
                 "definition": summary.get("definition", ""),
-                "summary": _summary_line(f, summary),
+                "summary": _summary_text(summary),
                 "curve": curve,
                 "rows": table,
                 "passages": passages,
             }
         )
     return out
+
+
+def _summary_text(s: dict[str, Any]) -> str:
+    """One line about a ranked feature: kind, base rate, positions, the probe's held-out result."""
+
+    def num(v: Any) -> str:
+        return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
+
+    bits = [str(s.get("kind", ""))]
+    if s.get("base_rate") is not None:
+        bits.append(f"base rate {num(s['base_rate'])}")
+    if s.get("n_defined") is not None:
+        bits.append(f"{s['n_defined']:,} positions")
+    probe = s.get("probe") or {}
+    if probe.get("test_metric") is not None:
+        which = (
+            "all units" if probe.get("units") == "all" else f"the top {probe.get('units')} units"
+        )
+        bits.append(
+            f"a probe on {which}: held-out {s.get('probe_metric', '')} {num(probe['test_metric'])}, "
+            f"control {num(probe.get('control_metric'))}, selectivity {num(probe.get('selectivity'))}"
+        )
+    if s.get("warning"):
+        bits.append(f"note: {s['warning']}")
+    return "; ".join(bits)
 
 
 def _passage_labels(

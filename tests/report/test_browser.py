@@ -110,3 +110,27 @@ def test_report_runs_offline_recolours_and_answers_the_keyboard(page_path, brows
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     assert errors == []
+
+
+def test_the_demo_report_shows_quote_and_indent_units_in_colour(browser_page, tmp_path):
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    result = CliRunner().invoke(main, ["demo", "-o", str(tmp_path), "--chars", "3000", "-q"])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "acts.report.html"
+    assert f"report:    {report}" in result.stdout
+    assert report.stat().st_size < 10_000_000
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(report.as_uri())
+    page.wait_for_selector(".lpr-passages pre span")
+    headings = page.eval_on_selector_all(".lpr-features h3", "els => els.map(e => e.textContent)")
+    assert headings == ["quote", "indent"]
+    for feature in range(2):
+        colours = styles(page, f".lpr-passages[data-f='{feature}'] pre span", 400)
+        assert len(set(colours)) > 5
+    assert errors == []
