@@ -432,6 +432,7 @@ class Separator:
     positions: np.ndarray  # (n_sequences_with_char,)
     groups: list[str]  # group label of each sequence
     values: np.ndarray  # (n_sequences_with_char, n_units)
+    group_by: str = "first-char"
 
 
 def separator_values(
@@ -480,7 +481,7 @@ def separator_values(
         a, b = int(c * chunk), int(min(n, (c + 1) * chunk))
         sel = (positions >= a) & (positions < b)
         values[sel] = store.read(key, a, b)[positions[sel] - a]
-    return Separator(char, key, positions, groups, values)
+    return Separator(char, key, positions, groups, values, group_by)
 
 
 @dataclass(frozen=True)

@@ -492,7 +492,12 @@ def separator(sep: Separator, max_units: int = 64) -> Any:
     ax.set_yticklabels(
         [f"{r} (η² {eta[r]:.2f})" for r in rows], fontsize=5 if len(rows) > 24 else 7
     )
-    ax.set_xlabel(f"{len(groups)} sequences, grouped")
+    how = (
+        "their first char"
+        if sep.group_by == "first-char"
+        else f"N = chars before {glyph(sep.char)!r}"
+    )
+    ax.set_xlabel(f"{len(groups)} sequences, grouped by {how}")
     ax.set_ylabel("unit (best-separating first)")
     ax.set_title(
         f"{sep.key} at the first {glyph(sep.char)!r} of each sequence\n{scale.describe()}",
