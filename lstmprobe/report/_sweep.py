@@ -47,7 +47,7 @@ def _sweep(x, gate, sat, total, squares, low, high, cmax, cmin):  # pragma: no c
         q[:] = 0.0
         for i in range(r0, min(rows, r0 + SUM_ROWS)):
             for j in range(units):
-                v = _widen(x[i, j])
+                v = _widen(x[i, j])  # type: ignore[call-arg]
                 s[j] += v
                 q[j] += v * v
                 cmax[j] = max(cmax[j], v)

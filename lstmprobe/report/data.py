@@ -558,7 +558,9 @@ def load_rankings(
 
     origin = Path(ranking.store) if ranking.store else None
     foreign = origin is not None and origin.exists() and not _same_file(origin, store.path)
-    if foreign and not _same_recording(origin, store):  # a copy of this recording is fine
+    if (
+        foreign and origin is not None and not _same_recording(origin, store)
+    ):  # a copy of this recording is fine
         ignore(f"it ranks {origin}, another recording than {store.path}")
         return None
     digest = ranking.settings.get("corpus_sha256") or ranking.features.get("corpus_sha256")

@@ -33,7 +33,7 @@ from lstmprobe.store import ActivationStore
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The one theme of every figure (matplotlib rc parameters, applied per figure).
-THEME: dict[str, Any] = {
+THEME: dict[Any, Any] = {
     "font.size": 8,
     "axes.titlesize": 8,
     "axes.labelsize": 8,
@@ -465,7 +465,7 @@ def separator(sep: Separator, max_units: int = 64) -> Any:
     eta = _eta_squared(sep.values, sep.groups)
     rows = np.argsort(-eta, kind="stable")[:max_units]
     order = sorted(range(len(sep.groups)), key=lambda i: (_group_key(sep.groups[i]), i))
-    v = sep.values[np.ix_(order, rows)].T
+    v = sep.values[np.asarray(order)][:, rows].T
     if sep.key.split("/")[1] in GATES:
         scale = scale_for(sep.key)
     else:

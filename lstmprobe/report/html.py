@@ -100,7 +100,7 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _r(values: np.ndarray, digits: int = 4) -> list[float]:
+def _r(values: Any, digits: int = 4) -> list[float]:
     return [float(f"{v:.{digits}g}") for v in np.asarray(values, dtype=np.float64)]
 
 
@@ -186,6 +186,9 @@ def build_report(
                     f"run `lstmprobe find-neurons -f {missing[0]}` first"
                 )
             feats = [f for f in features if f in scored]
+            for f in features:
+                if f not in scored and warn is not None:
+                    warn(f"feature {f} has no ranked units: {ranking.features[f].get('skipped')}")
         else:
             feats = scored
     elif features:
@@ -194,7 +197,7 @@ def build_report(
             + " ".join(f"-f {f}" for f in features)
             + f" --store {store.path}` first"
         )
-    top_rows = {f: ranking.for_feature(f)[:top] for f in feats} if feats else {}
+    top_rows = {f: ranking.for_feature(f)[:top] for f in feats} if ranking is not None else {}
     top_units = {u["unit"] for rows in top_rows.values() for u in rows}
     keys = store.keys
     stats = summarize(store, keys, progress=progress)
@@ -248,7 +251,7 @@ def build_report(
     # ranking sections
     feature_data = []
     scans: dict[str, FeatureScan] = {}
-    if feats:
+    if feats and ranking is not None:
         want = {
             f: [(r["unit"], int(r["sign"]) if r.get("sign") else 1) for r in top_rows[f]]
             for f in feats
@@ -560,18 +563,22 @@ def render(payload: dict[str, Any], title: str) -> tuple[str, str]:
     rid = "lpr-" + uuid.uuid4().hex[:8]
     data = json.dumps(_clean(payload), ensure_ascii=False, separators=(",", ":"))
     data = data.replace("</", "<\\/").replace("<!--", "<\\!--")
-    body = (
-        f'<div class="lpr" id="{rid}">{_SKELETON}</div>\n'
-        f'<script type="application/json" id="{rid}-data">{data}</script>\n'
-        f"<script>{_SCRIPT}\nlstmprobeReport(document.getElementById({json.dumps(rid)}), "
-        f"JSON.parse(document.getElementById({json.dumps(rid + '-data')}).textContent));</script>"
-    )
-    fragment = f"<style>{_STYLE}</style>\n{body}"
+
+    def body(page: bool) -> str:
+        return (
+            f'<div class="lpr" id="{rid}">{_SKELETON}</div>\n'
+            f'<script type="application/json" id="{rid}-data">{data}</script>\n'
+            f"<script>{_SCRIPT}\nlstmprobeReport(document.getElementById({json.dumps(rid)}), "
+            f"JSON.parse(document.getElementById({json.dumps(rid + '-data')}).textContent), "
+            f"{'true' if page else 'false'});</script>"
+        )
+
+    fragment = f"<style>{_STYLE}</style>\n{body(False)}"
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n"
-        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
+        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style></head>\n<body>\n{body(True)}\n</body></html>\n"
     )
     return page, fragment
 
@@ -653,12 +660,12 @@ border:1px solid #ddd;padding:6px;margin:4px 0;max-height:520px;overflow:auto;ba
 """
 
 _SCRIPT = r"""
-function lstmprobeReport(root, D) {
+function lstmprobeReport(root, D, page) {
   "use strict";
   var $ = function (sel) { return root.querySelector(sel); };
-  var GLYPH = {" ": "\u00b7", "\t": "\u2192", "\n": "\u21b5", "\r": "\u240d"};
+  var GLYPH = {" ": "\u00b7", "\t": "\u2192", "\n": "\u21b5", "\r": "\u240d"}, TAB = 4;
   var PAL = D.palettes;
-  function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]; }); }
+  function esc(s) { return String(s).replace(/[&<>"']/g, function (c) { return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]; }); }
   function fmt(x, d) { if (x === null || x === undefined || isNaN(x)) return "–"; return Number(x).toPrecision(d || 3).replace(/\.?0+(e|$)/, "$1"); }
   function decode(b64) { var s = atob(b64), a = new Uint8Array(s.length); for (var i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return a; }
   function rgb(kind, q) { var c = PAL[kind][q]; return "rgb(" + c[0] + "," + c[1] + "," + c[2] + ")"; }
@@ -687,10 +694,12 @@ function lstmprobeReport(root, D) {
 
   // coloured text: one span per char, whitespace visible, layout kept
   function makeText(pre, text, start, labels) {
-    var frag = document.createDocumentFragment(), spans = [];
+    var frag = document.createDocumentFragment(), spans = [], col = 0;
     for (var i = 0; i < text.length; i++) {
       var ch = text[i], s = document.createElement("span");
-      s.textContent = glyph(ch) + (ch === "\n" ? "\n" : ch === "\t" ? "\t" : "");
+      if (ch === "\n") { s.textContent = glyph(ch) + "\n"; col = 0; }
+      else if (ch === "\t") { var w = TAB - col % TAB; s.textContent = glyph(ch) + " ".repeat(w - 1); col += w; }  // to the next tab stop, as the text has it
+      else { s.textContent = glyph(ch); col += 1; }
       if (/\s/.test(ch) || ch.charCodeAt(0) < 32) s.className = "w";
       if (labels && labels[i] !== null && labels[i] > 0.5 && labels.binary) s.className += " on";
       s.dataset.i = i; frag.appendChild(s); spans.push(s);
@@ -732,6 +741,7 @@ function lstmprobeReport(root, D) {
   // explorer
   var win = $(".lpr-window");
   makeText(win, D.window.text, D.window.start, null); hover(win);
+  if (D.width) win.style.maxWidth = (D.width + 2) + "ch";  // plot text --html --width
   var selLayer = $(".lpr-layer"), selQ = $(".lpr-quantity"), inIdx = $(".lpr-index"), goto = $(".lpr-goto"), msg = $(".lpr-msg");
   layers.forEach(function (l) { var o = document.createElement("option"); o.value = o.textContent = l; selLayer.appendChild(o); });
   var cur = null;
@@ -897,7 +907,10 @@ function lstmprobeReport(root, D) {
 
   // keyboard
   var help = $(".lpr-help");
-  document.addEventListener("keydown", function (e) {
+  // a page takes the keys everywhere; inline in a notebook, only while the report has the focus
+  var keyTarget = page ? document : root;
+  if (!page) root.tabIndex = 0;
+  keyTarget.addEventListener("keydown", function (e) {
     var tag = (e.target && e.target.tagName) || "";
     if (e.key === "Escape") { help.hidden = true; if (tag === "INPUT") e.target.blur(); return; }
     if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || e.ctrlKey || e.metaKey || e.altKey) return;

@@ -68,6 +68,11 @@ def test_report_runs_offline_recolours_and_answers_the_keyboard(page_path, brows
     # whitespace stays visible: spaces, newlines shown as glyphs
     text = page.inner_text(".lpr-window")
     assert "·" in text and "↵" in text
+    # a tab shows → and still reaches the next tab stop (a tab at column 0 fills 4 columns)
+    tabs = page.eval_on_selector_all(
+        win, "els => els.filter(e => e.textContent[0] === '→').map(e => e.textContent)"
+    )
+    assert tabs and tabs[0] == "→   "
 
     page.fill(".lpr-goto", "layer1/forget_gate/2")
     page.press(".lpr-goto", "Enter")
@@ -133,4 +138,20 @@ def test_the_demo_report_shows_quote_and_indent_units_in_colour(browser_page, tm
     for feature in range(2):
         colours = styles(page, f".lpr-passages[data-f='{feature}'] pre span", 400)
         assert len(set(colours)) > 5
+    assert errors == []
+
+
+def test_inline_fragment_takes_keys_only_when_focused(lstm_store, browser_page):
+    with ActivationStore(lstm_store) as store:
+        fragment = build_report(store, max_chars=200, figures=False)._repr_html_()
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_content(f"<html><body><p>notebook</p>{fragment}</body></html>")
+    start = page.input_value(".lpr-index")
+    page.keyboard.press("j")  # a notebook's own keys are left alone
+    assert page.input_value(".lpr-index") == start
+    page.focus(".lpr")
+    page.keyboard.press("j")
+    assert page.input_value(".lpr-index") != start
     assert errors == []
