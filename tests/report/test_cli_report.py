@@ -197,3 +197,11 @@ def test_record_with_gru_then_report(tmp_path):
     assert result.exit_code == 0, result.output
     with ActivationStore(path) as store:
         assert store.sibling("report.html").exists()
+
+
+def test_an_empty_file_as_store_is_one_line(tmp_path):
+    (tmp_path / "acts.h5").write_bytes(b"")
+    for args in (["report"], ["plot", "saturation"]):
+        result = run(*args, "--store", str(tmp_path / "acts.h5"))
+        assert result.exit_code == 1 and "not an HDF5 file" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acts.h5"]

@@ -96,3 +96,21 @@ def test_text_page_holds_one_unit(lstm_store):
         assert d["keys"][0]["vmax"][0] == pytest.approx(
             data.unit_scale(store, "layer0/cell/2").vmax
         )
+
+
+def test_the_package_exports_figures_and_the_report_lazily():
+    import subprocess
+    import sys
+
+    import lstmprobe.report as report
+    from lstmprobe.report import build_report as b
+    from lstmprobe.report import unit_text
+
+    assert b is build_report and callable(unit_text)
+    assert "unit_text" in dir(report)
+    # importing lstmprobe and its command line loads no report module and no matplotlib
+    code = "import sys, lstmprobe.cli; print(any(m.startswith(('matplotlib', 'lstmprobe.report')) for m in sys.modules))"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+        == "False"
+    )
