@@ -47,7 +47,7 @@ def run_demo(
         ranking = rank_units(store, list(DEMO_FEATURES), progress=progress, warn=warn)
         rankings_path = store.sibling("rankings.json")
     write_json_atomic(rankings_path, json.loads(ranking.to_json()))
-    return {
+    summary = {
         "model": DEMO_MODEL,
         "corpus": f"sample:{DEMO_SAMPLE}",
         "positions": result.positions,
@@ -57,3 +57,12 @@ def run_demo(
         "top_units": {f: ranking.top(3, feature=f) for f in DEMO_FEATURES},
         "table": ranking.format_table(5),
     }
+    # the report: every unit of the recording, the ranked quote and indent units in colour
+    from lstmprobe.report.html import build_report
+
+    with ActivationStore(store_path) as store:
+        report = build_report(store, ranking=ranking, progress=progress, warn=warn)
+        report_path = report.save(store.sibling("report.html"))
+    summary["report"] = str(report_path)
+    summary["report_bytes"] = report_path.stat().st_size
+    return summary

@@ -41,3 +41,7 @@ class UnitError(LstmprobeError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ReportError(LstmprobeError, ValueError):
+    """A figure or report cannot be made or written (bad output path, nothing to show)."""

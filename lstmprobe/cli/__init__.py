@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from lstmprobe.cli import lm, neurons, record
+from lstmprobe.cli import lm, neurons, record, report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +23,7 @@ def main() -> None:
         lstmprobe record model.pt corpus.txt      # writes ./acts.h5
         lstmprobe find-neurons --feature quote    # reads ./acts.h5
         lstmprobe info                            # what a recording holds
+        lstmprobe report                          # writes ./acts.report.html
     """
 
 
@@ -38,5 +39,7 @@ for _command in (
     lm.models_command,
     neurons.features_command,
     neurons.find_neurons_command,
+    report.report_command,
+    report.plot_command,
 ):
     main.add_command(_command)

@@ -59,6 +59,7 @@ def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
         f"recorded {summary['positions']:,} chars of {summary['corpus']} with {summary['model']} "
         f"({summary['record_chars_per_second']:,} chars/s)\n"
         f"recording: {summary['store']}\nrankings:  {summary['rankings']}\n"
+        f"report:    {summary['report']} ({summary['report_bytes'] / 1e6:.1f} MB; open it in a browser)\n"
         f"next: lstmprobe info --store {summary['store']}\n"
         f"      lstmprobe find-neurons --store {summary['store']} -f bracket-depth:python -f comment:python"
     )

@@ -1,0 +1,50 @@
+"""The report stage: figures of units and a self-contained HTML report with an explorer.
+
+Nothing here is imported by ``import lstmprobe``; the names below load their module on first use,
+and matplotlib is imported only inside the figure functions, so the command line starts fast.
+
+Examples
+--------
+>>> from lstmprobe.report import unit_text, build_report  # doctest: +SKIP
+>>> with ActivationStore("acts.h5") as store:  # doctest: +SKIP
+...     fig = unit_text(store, "layer0/cell/81", start=3000, length=700)  # a matplotlib Figure
+...     report = build_report(store)  # displays inline in Jupyter; report.save("r.html")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "colored_text": "lstmprobe.report.figures",
+    "unit_text": "lstmprobe.report.figures",
+    "unit_internals": "lstmprobe.report.figures",
+    "heatmap": "lstmprobe.report.figures",
+    "saturation": "lstmprobe.report.figures",
+    "distributions": "lstmprobe.report.figures",
+    "separator": "lstmprobe.report.figures",
+    "probe_curve": "lstmprobe.report.figures",
+    "build_report": "lstmprobe.report.html",
+    "text_page": "lstmprobe.report.html",
+    "Report": "lstmprobe.report.html",
+    "summarize": "lstmprobe.report.data",
+    "separator_values": "lstmprobe.report.data",
+    "scale_for": "lstmprobe.report.colors",
+    "Scale": "lstmprobe.report.colors",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lstmprobe.report' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

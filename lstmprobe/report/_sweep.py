@@ -1,0 +1,97 @@
+"""The compiled loop behind :func:`lstmprobe.report.data.summarize`: one sweep of a chunk.
+
+Float16 values are read as their 16-bit patterns and widened by the CPU's half-precision
+conversion (``fpext half -> float``, vcvtph2ps), so no float32 copy of the chunk is made; float32
+chunks are read as they are. Sums run in float32 over blocks of :data:`SUM_ROWS` positions and
+are then added to float64 totals, so their rounding does not grow with the corpus.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+#: Positions summed in float32 before the sums join the float64 totals.
+SUM_ROWS = 512
+
+
+@intrinsic
+def _widen(typingctx, v):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """float32 as it is; uint16 as the bits of a float16, widened to float32."""
+    if v == types.float32:
+        return types.float32(v), lambda context, builder, sig, args: args[0]
+    if v != types.uint16:
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(v), codegen
+
+
+@njit(nogil=True, cache=True)
+def _sweep(x, gate, sat, total, squares, low, high, cmax, cmin):  # pragma: no cover
+    rows, units = x.shape
+    top = np.float32(1.0) - sat
+    s = np.zeros(units, dtype=np.float32)
+    q = np.zeros(units, dtype=np.float32)
+    lo = np.zeros(units, dtype=np.int32)
+    hi = np.zeros(units, dtype=np.int32)
+    for j in range(units):
+        cmax[j] = -np.inf
+        cmin[j] = np.inf
+    for r0 in range(0, rows, SUM_ROWS):
+        s[:] = 0.0
+        q[:] = 0.0
+        for i in range(r0, min(rows, r0 + SUM_ROWS)):
+            for j in range(units):
+                v = _widen(x[i, j])  # type: ignore[call-arg]
+                s[j] += v
+                q[j] += v * v
+                cmax[j] = max(cmax[j], v)
+                cmin[j] = min(cmin[j], v)
+                if gate:  # branch-free counts: the loop stays vectorised
+                    lo[j] += v < sat
+                    hi[j] += v > top
+        for j in range(units):
+            total[j] += s[j]
+            squares[j] += q[j]
+    for j in range(units):
+        low[j] += lo[j]
+        high[j] += hi[j]
+
+
+def sweep(
+    raw: np.ndarray,
+    gate: bool,
+    sat: float,
+    total: np.ndarray,
+    squares: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    cmax: np.ndarray,
+    cmin: np.ndarray,
+) -> None:
+    """Add one chunk ``raw`` (positions x units, float16 or float32) into per-unit accumulators.
+
+    ``total``/``squares`` (float64) gain the sums of values and squares; ``low``/``high`` (int64)
+    the counts below ``sat`` / above ``1 - sat`` when ``gate``; ``cmax``/``cmin`` (float32) are
+    set to the chunk's per-unit extremes.
+
+    Examples
+    --------
+    >>> x = np.array([[0.05, 2.0], [0.95, -1.0]], dtype=np.float16)
+    >>> t, q = np.zeros(2), np.zeros(2)
+    >>> lo, hi = np.zeros(2, np.int64), np.zeros(2, np.int64)
+    >>> mx, mn = np.empty(2, np.float32), np.empty(2, np.float32)
+    >>> sweep(x, True, 0.1, t, q, lo, hi, mx, mn)
+    >>> t.round(3).tolist(), lo.tolist(), hi.tolist(), mx.tolist(), mn.tolist()
+    ([1.0, 1.0], [1, 1], [1, 1], [0.9501953125, 2.0], [0.04998779296875, -1.0])
+    """
+    if raw.dtype == np.float16:
+        x = np.ascontiguousarray(raw).view(np.uint16)
+    else:
+        x = np.ascontiguousarray(raw, dtype=np.float32)
+    _sweep(x, gate, np.float32(sat), total, squares, low, high, cmax, cmin)

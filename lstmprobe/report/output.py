@@ -1,0 +1,80 @@
+"""Writing figures and reports atomically: a temporary file in the target directory, renamed.
+
+A crash or an error while rendering leaves nothing behind at the target path (the previous file,
+if any, stays as it was).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from lstmprobe.errors import ReportError
+
+
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path, or a ReportError saying why it cannot be written."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ReportError(f"cannot write {path}: it is a directory; give a file name with -o")
+    if not parent.is_dir():
+        raise ReportError(
+            f"cannot write {path}: directory {parent} does not exist; create it first"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ReportError(
+            f"cannot write {path}: directory {parent} is not writable; choose another -o"
+        )
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> target = Path(tmp.name) / "unit.txt"
+    >>> with atomic_output(target) as part:
+    ...     _ = part.write_text("hello")
+    >>> target.read_text()
+    'hello'
+    >>> tmp.cleanup()
+    """
+    path = check_writable(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ReportError(f"cannot write {path}: {exc.strerror}; choose another -o") from None
+    os.close(fd)
+    part = Path(tmp)
+    try:
+        yield part
+        os.chmod(part, 0o644)
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def save_figure(
+    fig: object, path: str | os.PathLike[str], fmt: str = "png", dpi: int = 150
+) -> Path:
+    """Save a matplotlib Figure atomically as PNG or SVG, then close it."""
+    import matplotlib.pyplot as plt
+
+    from lstmprobe.report.figures import THEME
+
+    path = Path(path)
+    try:
+        with atomic_output(path) as part, plt.rc_context(THEME):
+            fig.savefig(part, format=fmt, dpi=dpi)  # type: ignore[attr-defined]
+    finally:
+        plt.close(fig)  # type: ignore[arg-type]
+    return path

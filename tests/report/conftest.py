@@ -1,0 +1,54 @@
+"""Real recordings for the report tests: tiny seeded models recorded into real HDF5 stores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lstmprobe.models import LoadedModel
+from lstmprobe.probes import rank_units
+from lstmprobe.record import RecordOptions, record_corpus
+from lstmprobe.store import ActivationStore, write_json_atomic
+from lstmprobe.text import Vocab
+from tests.conftest import make_model
+from tests.stores import BASE
+
+TEXT = (BASE + "\tif x:\n\t\treturn 'tab'\n") * 12  # about 1.6k chars, tabs included
+TASK = "".join(f"{c}{'a' * n}X{'b' * n}\n" for n in range(1, 6) for c in "pq")  # separator X
+
+
+def record(path, text, reset="none", **config):
+    vocab = Vocab.from_text(text)
+    loaded = LoadedModel(make_model(vocab, **config), vocab, "checkpoint", sha256="0" * 64)
+    record_corpus(
+        loaded, text, path, RecordOptions(reset=reset, chunk_size=256, warmup=0), force=True
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def lstm_store(tmp_path_factory):
+    """A 2-layer LSTM (3 units) over TEXT, with a ranking for quote and indent beside it."""
+    path = record(tmp_path_factory.mktemp("lstm") / "acts.h5", TEXT)
+    with ActivationStore(path) as store:
+        ranking = rank_units(store, ["quote", "indent"], probe=False)
+        write_json_atomic(store.sibling("rankings.json"), json.loads(ranking.to_json()))
+    return path
+
+
+@pytest.fixture(scope="session")
+def bare_store(tmp_path_factory):
+    """A recording of a slightly different corpus, without any ranking beside it."""
+    return record(tmp_path_factory.mktemp("bare") / "acts.h5", TEXT + "# end\n")
+
+
+@pytest.fixture(scope="session")
+def gru_store(tmp_path_factory):
+    return record(tmp_path_factory.mktemp("gru") / "acts.h5", TEXT, cell="gru", num_layers=1)
+
+
+@pytest.fixture(scope="session")
+def task_store(tmp_path_factory):
+    """One sequence per line (state reset), each with one separator X."""
+    return record(tmp_path_factory.mktemp("task") / "acts.h5", TASK, reset="line", num_layers=1)

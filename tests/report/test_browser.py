@@ -1,0 +1,157 @@
+"""The report in a real browser: Debian's Chromium driven by Playwright, offline, from file://."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lstmprobe.report.html import build_report
+from lstmprobe.store import ActivationStore
+
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+)
+REQUIRED = os.environ.get("LSTMPROBE_REQUIRE_BROWSER") == "1"  # CI (.ci/run) sets it
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None and not REQUIRED,
+        reason="Chromium is not installed (apt-get install chromium)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def page_path(lstm_store, tmp_path_factory):
+    with ActivationStore(lstm_store) as store:
+        report = build_report(store, top=2, max_chars=600)
+    return report.save(tmp_path_factory.mktemp("browser") / "acts.report.html")
+
+
+@pytest.fixture
+def browser_page():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def styles(page, selector: str, n: int = 200) -> list[str]:
+    return page.eval_on_selector_all(
+        selector, f"els => els.slice(0, {n}).map(e => getComputedStyle(e).backgroundColor)"
+    )
+
+
+def test_report_runs_offline_recolours_and_answers_the_keyboard(page_path, browser_page, tmp_path):
+    page = browser_page
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(page_path.as_uri())
+    page.wait_for_selector(".lpr-window span")
+    assert errors == []
+    assert [r for r in requests if not r.startswith(("file:", "data:"))] == []
+
+    win = ".lpr-window span"
+    first_unit = page.input_value(".lpr-index")
+    before = styles(page, win)
+    assert len(set(before)) > 1  # coloured char by char
+    # whitespace stays visible: spaces, newlines shown as glyphs
+    text = page.inner_text(".lpr-window")
+    assert "·" in text and "↵" in text
+    # a tab shows → and still reaches the next tab stop (a tab at column 0 fills 4 columns)
+    tabs = page.eval_on_selector_all(
+        win, "els => els.filter(e => e.textContent[0] === '→').map(e => e.textContent)"
+    )
+    assert tabs and tabs[0] == "→   "
+
+    page.fill(".lpr-goto", "layer1/forget_gate/2")
+    page.press(".lpr-goto", "Enter")
+    assert page.input_value(".lpr-quantity") == "forget_gate"
+    after = styles(page, win)
+    assert after != before  # changing the unit recolours the text
+
+    page.keyboard.press("j")  # next unit
+    assert (
+        page.input_value(".lpr-index") == "0" and page.input_value(".lpr-quantity") == "candidate"
+    )
+    page.keyboard.press("k")  # previous unit: back where we were
+    assert page.input_value(".lpr-index") == "2" and styles(page, win) == after
+    page.keyboard.press("?")
+    assert page.is_visible(".lpr-help")
+    page.keyboard.press("Escape")
+    assert not page.is_visible(".lpr-help")
+
+    # hover shows char, position and value
+    page.hover(".lpr-window span >> nth=5")
+    tip = page.inner_text(".lpr-tip")
+    assert "position 5" in tip and "layer1/forget_gate/2 =" in tip
+
+    # select a span: the units most active there are listed
+    page.evaluate(
+        """() => { const s = document.querySelectorAll('.lpr-window span');
+        const r = document.createRange(); r.setStart(s[40], 0); r.setEnd(s[90], 1);
+        const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(r);
+        document.querySelector('.lpr-window').dispatchEvent(new MouseEvent('mouseup', {bubbles: true})); }"""
+    )
+    assert "Units most active in positions 40..91" in page.inner_text(".lpr-span")
+    page.click(".lpr-span a.lpr-unit >> nth=0")
+    assert page.inner_text(".lpr-card").startswith(page.inner_text(".lpr-span a.lpr-unit >> nth=0"))
+
+    # ranked units: tables and coloured passages
+    assert page.locator(".lpr-features table.lpr-rank").count() == 2
+    assert page.locator(".lpr-passages pre").count() > 4
+    assert first_unit is not None
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    assert errors == []
+
+
+def test_the_demo_report_shows_quote_and_indent_units_in_colour(browser_page, tmp_path):
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    result = CliRunner().invoke(main, ["demo", "-o", str(tmp_path), "--chars", "3000", "-q"])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "acts.report.html"
+    assert f"report:    {report}" in result.stdout
+    assert report.stat().st_size < 10_000_000
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(report.as_uri())
+    page.wait_for_selector(".lpr-passages pre span")
+    headings = page.eval_on_selector_all(".lpr-features h3", "els => els.map(e => e.textContent)")
+    assert headings == ["quote", "indent"]
+    for feature in range(2):
+        colours = styles(page, f".lpr-passages[data-f='{feature}'] pre span", 400)
+        assert len(set(colours)) > 5
+    assert errors == []
+
+
+def test_inline_fragment_takes_keys_only_when_focused(lstm_store, browser_page):
+    with ActivationStore(lstm_store) as store:
+        fragment = build_report(store, max_chars=200, figures=False)._repr_html_()
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_content(f"<html><body><p>notebook</p>{fragment}</body></html>")
+    start = page.input_value(".lpr-index")
+    page.keyboard.press("j")  # a notebook's own keys are left alone
+    assert page.input_value(".lpr-index") == start
+    page.focus(".lpr")
+    page.keyboard.press("j")
+    assert page.input_value(".lpr-index") != start
+    assert errors == []

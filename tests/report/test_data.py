@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lstmprobe.errors import StoreError, UnitError
+from lstmprobe.features import get_feature
+from lstmprobe.report import data
+from lstmprobe.store import ActivationStore
+from tests.stores import BASE, build_store
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """Planted units (cell/4 tracks quote), chunked in 128 positions: many chunks to stream."""
+    return build_store(
+        tmp_path_factory.mktemp("planted") / "acts.h5", BASE * 20, chunk_positions=128
+    )
+
+
+def test_summaries_stream_to_the_same_numbers_as_the_whole_array(planted):
+    with ActivationStore(planted) as store:
+        assert store.n_positions > 10 * store.chunk_positions
+        stats = data.summarize(store)
+        for key in store.keys:
+            full = store.read(key)
+            s = stats[key]
+            np.testing.assert_allclose(s.mean, full.mean(0), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(s.std, full.std(0), rtol=1e-4, atol=1e-6)
+            np.testing.assert_array_equal(s.min, full.min(0))
+            np.testing.assert_array_equal(s.max, full.max(0))
+
+
+def test_gate_saturation_is_the_fraction_below_and_above(lstm_store):
+    with ActivationStore(lstm_store) as store:
+        stats = data.summarize(store, ["layer0/forget_gate", "layer0/cell"])
+        full = store.read("layer0/forget_gate")
+        s = stats["layer0/forget_gate"]
+        np.testing.assert_allclose(s.low, (full < 0.1).mean(0))
+        np.testing.assert_allclose(s.high, (full > 0.9).mean(0))
+        assert stats["layer0/cell"].low.sum() == 0  # only gates saturate
+
+
+def test_top_spans_hold_the_unit_peaks(planted):
+    with ActivationStore(planted) as store:
+        stats = data.summarize(store, ["layer0/cell"])
+        values = store.read("layer0/cell")[:, 4]
+        spans = data.top_spans(store, stats["layer0/cell"], 4, sign=1, k=3, length=40)
+        assert len(spans) == 3
+        assert spans[0][2] == int(np.argmax(values))
+        assert all(a <= p < b and b - a == 40 for a, b, p in spans)
+        low = data.top_spans(store, stats["layer0/cell"], 4, sign=-1, k=1, length=40)
+        assert low[0][2] == int(np.argmin(values))
+
+
+def test_scan_finds_changes_and_an_roc_threshold_that_separates(planted):
+    with ActivationStore(planted) as store:
+        stats = data.summarize(store)
+        scans = data.scan_features(
+            store,
+            {"quote": [("layer0/cell/4", 1), ("layer0/cell/0", 1)]},
+            stats,
+            {"quote": "binary"},
+        )
+        y = get_feature("quote").labels(store.text, store.sequences)
+        scan = scans["quote"]
+        assert len(scan.changes) > 0
+        assert all(y[p] != y[p - 1] for p in scan.changes)
+        good, noise = scan.thresholds["layer0/cell/4"], scan.thresholds["layer0/cell/0"]
+        assert good.youden > 0.8 and noise.youden < 0.3
+        v = store.read("layer0/cell")[:, 4]
+        on = v >= good.threshold
+        tpr, fpr = on[y == 1].mean(), on[y == 0].mean()
+        assert abs(tpr - good.tpr) < 0.02 and abs(fpr - good.fpr) < 0.02
+
+
+def test_bad_units_and_spans_say_what_exists(lstm_store):
+    with ActivationStore(lstm_store) as store:
+        with pytest.raises(UnitError, match=r"layer0/cell has units 0\.\.2"):
+            data.check_unit(store, "layer0/cell/9")
+        with pytest.raises(UnitError, match=r"datasets: layer0/input_gate \(units 0\.\.2\)"):
+            data.check_unit(store, "layer5/cell/0")
+        n = store.n_positions
+        with pytest.raises(StoreError, match=f"positions 0..{n - 1}"):
+            data.check_span(store, n + 5, 10)
+        with pytest.raises(StoreError, match="--length"):
+            data.check_span(store, 10, n)
+
+
+def test_separator_values_at_the_first_x_grouped_by_first_char(task_store):
+    with ActivationStore(task_store) as store:
+        sep = data.separator_values(store, "layer0/hidden", "X")
+        text = store.text
+        assert len(sep.positions) == len(store.sequences) == 10
+        assert all(text[p] == "X" for p in sep.positions)
+        assert sorted(set(sep.groups)) == ["p", "q"]
+        np.testing.assert_array_equal(sep.values, store.read("layer0/hidden")[sep.positions])
+        counts = data.separator_values(store, "layer0/hidden", "X", group_by="count")
+        assert sorted({int(g) for g in counts.groups}) == [2, 3, 4, 5, 6]  # p/q + n a's
+        with pytest.raises(UnitError, match="does not occur"):
+            data.separator_values(store, "layer0/hidden", "Z")
+
+
+def test_rankings_of_another_store_are_ignored_with_a_warning(lstm_store, bare_store, tmp_path):
+    other = json.loads(lstm_store.with_name("acts.rankings.json").read_text())
+    assert other["store"]  # names the recording it ranks
+    path = tmp_path / "acts.rankings.json"
+    path.write_text(json.dumps(other))
+    warnings = []
+    with ActivationStore(bare_store) as store:
+        assert data.load_rankings(store, path, warnings.append) is None
+        assert "ignoring" in warnings[0] and str(lstm_store) in warnings[0]
+        assert data.load_rankings(store) is None  # none beside it: no warning
+        assert len(warnings) == 1
+    with ActivationStore(lstm_store) as store:
+        assert data.load_rankings(store).feature_names == ["quote", "indent"]
+
+
+def test_missing_quantities_name_the_record_flag(lstm_store):
+    with ActivationStore(lstm_store) as store:
+        data.require_quantities(store, "layer0", ["cell", "hidden"], "x")
+    with pytest.raises(UnitError, match="--quantities"), ActivationStore(lstm_store) as store:
+        data.require_quantities(store, "layer0", ["reset_gate"], "plot gates")
