@@ -647,3 +647,119 @@ def test_bad_map_location(tmp_path: Path) -> None:
     fails(ModelLoadError, "map_location", source=path, vocab=VOCAB, map_location="nonsense")
     if not torch.cuda.is_available():
         fails(ModelLoadError, "cuda", "'cpu'", source=path, vocab=VOCAB, map_location="cuda")
+
+
+# --- TorchScript archives are read without running their code ---
+
+
+class MarkerWriter(nn.Module):
+    """A submodule whose TorchScript ``__setstate__`` writes bytes into a file when loaded."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[str, torch.Tensor, bool]:
+        return (self.marker, self.scale, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[str, torch.Tensor, bool]) -> None:
+        self.marker = state[0]
+        self.scale = state[1]
+        written = torch.from_file(self.marker, shared=True, size=8, dtype=torch.uint8)
+        written.fill_(65)
+        self.training = state[2] and bool(written.sum() > 0)
+
+
+class HostileScript(nn.Module):
+    """A valid char-LSTM whose archive also runs code at load (through MarkerWriter)."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(V, 4)
+        self.lstm = nn.LSTM(4, 5, batch_first=True)
+        self.fc = nn.Linear(5, V)
+        self.chars = list(CHARS)
+        self.hook = MarkerWriter(marker)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(self.emb(ids))
+        return self.fc(self.hook(out))
+
+
+def hostile_archive(tmp_path: Path) -> tuple[Path, Path, nn.Module]:
+    """A real TorchScript archive that writes ``marker`` when ``torch.jit.load`` reads it."""
+    marker = tmp_path / "marker"
+    torch.manual_seed(0)
+    original = HostileScript(str(marker)).eval()
+    path = tmp_path / "hostile.ts"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(original), str(path))
+    return path, marker, original
+
+
+def test_hostile_archive_really_runs_code_under_torch_jit_load(tmp_path: Path) -> None:
+    """The archive of the next tests is a real threat: torch.jit.load writes the marker."""
+    path, marker, _ = hostile_archive(tmp_path)
+    assert not marker.exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.load(str(path))
+    assert marker.read_bytes() == b"A" * 8
+
+
+def test_torchscript_archive_is_read_without_running_its_code(tmp_path: Path) -> None:
+    path, marker, original = hostile_archive(tmp_path)
+    loaded = load_model(path)
+    assert not marker.exists()
+    assert_loaded(loaded, path, "torchscript")
+    assert loaded.vocab == VOCAB
+    x = ids()
+    with torch.no_grad():
+        expected = original.fc(original.lstm(original.emb(x))[0])
+        got, _ = loaded.model(x)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("command", ["record", "sample", "evaluate"])
+def test_no_command_runs_code_from_a_torchscript_archive(tmp_path: Path, command: str) -> None:
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    path, marker, _ = hostile_archive(tmp_path)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abc defg\nab cd\n" * 4)
+    args = {
+        "record": ["record", str(path), str(corpus), "-o", str(tmp_path / "a.h5"), "-q"],
+        "sample": ["sample", str(path), "--prime", "ab", "-n", "5", "--seed", "0"],
+        "evaluate": ["evaluate", str(path), str(corpus), "--task", "none"],
+    }[command]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert not marker.exists()
+
+
+def test_torchscript_archive_naming_other_globals_is_refused(tmp_path: Path) -> None:
+    """A data.pkl that calls a function (here os.system) is refused, and nothing is called."""
+    import pickle
+    import zipfile
+
+    marker = tmp_path / "marker"
+
+    class Call:
+        def __reduce__(self) -> Any:
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.ts"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("evil/data.pkl", pickle.dumps({"w": Call()}, protocol=2))
+        zf.writestr("evil/constants.pkl", pickle.dumps((), protocol=2))
+    fails(ModelLoadError, "TorchScript", "posix.system", source=path)
+    assert not marker.exists()

@@ -13,6 +13,7 @@ from lstmprobe.cli._common import (
     json_option,
     quiet_option,
     resolve_corpus,
+    trust_option,
     warn,
 )
 
@@ -193,6 +194,7 @@ def train_command(
 @click.option("-n", "--length", default=500, show_default=True, help="Characters to generate.")
 @click.option("--temperature", default=0.8, show_default=True, help="0 = greedy.")
 @click.option("--seed", type=int, help="Random seed (same seed, same text).")
+@trust_option
 @quiet_option
 @json_option
 @handle_errors
@@ -202,6 +204,7 @@ def sample_command(
     length: int,
     temperature: float,
     seed: int | None,
+    trust_pickle: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -215,7 +218,7 @@ def sample_command(
     from lstmprobe import train as training
     from lstmprobe.models import load_model
 
-    loaded = load_model(model)
+    loaded = load_model(model, trust_pickle=trust_pickle)
     text = training.sample(loaded.model, loaded.vocab, prime, length, temperature, seed)
     if as_json:
         echo_json({"prime": prime, "text": text, "temperature": temperature, "seed": seed})
@@ -238,11 +241,18 @@ def sample_command(
     type=click.Choice(["auto", "none", "counter", "selective-counter", "ab-memory", "copy"]),
     help="Score greedy completion as this task (auto: recognise it by the lines' form).",
 )
+@trust_option
 @quiet_option
 @json_option
 @handle_errors
 def evaluate_command(
-    model: str, corpus: str, reset: str | None, task: str, quiet: bool, as_json: bool
+    model: str,
+    corpus: str,
+    reset: str | None,
+    task: str,
+    trust_pickle: bool,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Bits per char of MODEL on CORPUS; for a task corpus, exact greedy completion.
 
@@ -259,7 +269,7 @@ def evaluate_command(
     from lstmprobe import train as training
     from lstmprobe.models import load_model
 
-    loaded = load_model(model)
+    loaded = load_model(model, trust_pickle=trust_pickle)
     text = resolve_corpus(corpus)
     result = training.evaluate(
         loaded.model, loaded.vocab, text, reset, None if task == "none" else task

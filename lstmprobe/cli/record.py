@@ -17,6 +17,7 @@ from lstmprobe.cli._common import (
     quiet_option,
     resolve_corpus,
     store_option,
+    trust_option,
 )
 
 
@@ -46,11 +47,7 @@ from lstmprobe.cli._common import (
     metavar="KEY",
     help="Which tensor is the decoder, when a state_dict has several candidates.",
 )
-@click.option(
-    "--trust-pickle",
-    is_flag=True,
-    help="Allow a pickled full module (runs code from the file: only for files you trust).",
-)
+@trust_option
 @click.option(
     "--reset",
     type=click.Choice(["none", "line"]),
@@ -146,8 +143,8 @@ def record(
 ) -> None:
     """Record every gate and state of MODEL over CORPUS into an HDF5 file.
 
-    MODEL is a model file (lstmprobe checkpoint, state_dict, TorchScript, or a
-    pickled module with --trust-pickle) or a bundled model's name (`lstmprobe models`).
+    MODEL is a model file (lstmprobe checkpoint, state_dict, .safetensors,
+    TorchScript, or a pickled module with --trust-pickle) or a bundled model's name (`lstmprobe models`).
     CORPUS is a UTF-8 text file or a bundled sample (sample:NAME).
 
     \b
