@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmprobe import bundled
+from lstmprobe._io import atomic_write
 from lstmprobe.errors import ModelLoadError, VocabError
 from lstmprobe.text import Vocab
 
@@ -150,7 +151,7 @@ def save_checkpoint(
     vocab: Vocab,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write an lstmprobe checkpoint atomically (temporary file, then rename).
+    """Write an lstmprobe checkpoint atomically (an exclusive temporary beside it, then rename).
 
     ``extra`` holds anything else that ``torch.load(weights_only=True)`` can read back (training
     progress, optimizer state, metrics).
@@ -169,9 +170,8 @@ def save_checkpoint(
     }
     if extra:
         payload.update(extra)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        torch.save(payload, fh)
     return path
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lstmprobe._io import atomic_write
 from lstmprobe.errors import CorpusError, LstmprobeError
 from lstmprobe.hooks import Recorder, layout
 from lstmprobe.models import LoadedModel
@@ -394,9 +395,8 @@ class _StateFile:
         self._kept = (
             {position: state} if last is None else {last: self._kept[last], position: state}
         )
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save(self._kept, tmp)
-        os.replace(tmp, self.path)
+        with atomic_write(self.path) as fh:
+            torch.save(self._kept, fh)
 
     def load(self, position: int) -> Any:
         try:

@@ -16,7 +16,6 @@ import mmap
 import os
 import queue
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any, TypeVar
 import h5py
 import numpy as np
 
+from lstmprobe._io import atomic_write
 from lstmprobe.errors import StoreError, UnitError
 from lstmprobe.names import GRU_QUANTITIES, LSTM_QUANTITIES, QUANTITIES
 from lstmprobe.text import Vocab
@@ -188,6 +188,9 @@ def _fsync_dir(path: Path) -> None:
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically (temporary file beside it + ``os.replace``).
 
+    The temporary is created exclusively (a link at its name is never followed) and the file gets
+    the permissions of a new file (``0o666`` less the umask).
+
     Derived results (rankings, dynamics) go beside a recording with this function, never into it.
     numpy scalars and arrays are converted to plain JSON.
 
@@ -214,17 +217,8 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     """
     path = Path(path)
     text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path)
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
     return path
 
 
