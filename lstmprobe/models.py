@@ -9,6 +9,7 @@ pickled full module is only unpickled when the caller passes ``trust_pickle=True
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import re
@@ -181,7 +182,7 @@ class LoadedModel:
 
     model: CharLSTM
     vocab: Vocab
-    form: str  # "checkpoint", "state_dict", "torchscript", "pickle"
+    form: str  # "checkpoint", "state_dict", "safetensors", "torchscript", "pickle"
     path: Path | None = None
     sha256: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -226,7 +227,7 @@ def checkpoint_to_model(obj: dict[str, Any]) -> tuple[CharLSTM, Vocab]:
 
 # --- loading every accepted model file form -------------------------------------------------
 
-Form = Literal["checkpoint", "state_dict", "torchscript", "pickle"]
+Form = Literal["checkpoint", "state_dict", "safetensors", "torchscript", "pickle"]
 
 #: Entries of a dict that wrap the state_dict itself (``{"state_dict": ..., "epoch": 3}``).
 WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model_state", "model", "net")
@@ -395,6 +396,116 @@ def _is_torchscript(path: Path) -> bool:
     except (zipfile.BadZipFile, OSError):
         return False
     return any(n == "constants.pkl" or n.endswith("/constants.pkl") or "/code/" in n for n in names)
+
+
+# --- .safetensors files ---------------------------------------------------------------------
+
+#: The metadata entry of a ``.safetensors`` model file that holds its vocabulary: a JSON list of
+#: the characters in index order (or a JSON object char -> index).
+SAFETENSORS_VOCAB_KEY = "vocab"
+#: The metadata entry where :func:`save_safetensors` records the model's configuration (JSON).
+SAFETENSORS_CONFIG_KEY = "lstmprobe_config"
+
+
+def _is_safetensors(path: Path, head: bytes) -> bool:
+    if path.suffix == ".safetensors":
+        return True
+    if len(head) < 10 or head[8:9] != b"{":
+        return False
+    size = int.from_bytes(head[:8], "little")
+    return 2 <= size <= 100_000_000
+
+
+def read_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The tensors of a ``.safetensors`` file, and its vocabulary from the metadata, if any.
+
+    The format holds only a JSON header and raw tensor bytes: reading it cannot run code. Each
+    tensor's size is checked against ``MAX_TENSOR_BYTES`` before it is read.
+
+    Returns
+    -------
+    dict
+        ``{key: tensor}``, plus ``"vocab"`` (the decoded ``vocab`` metadata entry) when present.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    tensors: dict[str, Any] = {}
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+            for key in fh.keys():  # noqa: SIM118 (a safe_open handle is not iterable)
+                part = fh.get_slice(key)
+                shape = list(part.get_shape())
+                itemsize = _SAFETENSORS_ITEMSIZE.get(str(part.get_dtype()), 8)
+                nbytes = itemsize
+                for n in shape:
+                    nbytes *= n
+                if nbytes > MAX_TENSOR_BYTES:
+                    raise ModelLoadError(
+                        f"model file {path}: tensor {key} declares shape {tuple(shape)} "
+                        f"({nbytes:,} bytes), more than the {MAX_TENSOR_BYTES:,} bytes lstmprobe "
+                        "reads; the file is damaged or not a char model"
+                    )
+                tensors[key] = fh.get_tensor(key)
+    except ModelLoadError:
+        raise
+    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as exc:
+        raise ModelLoadError(
+            f"model file {path} is not a readable .safetensors file ({_one_line(exc)}); it may "
+            "be truncated or corrupted, save it again"
+        ) from None
+    if SAFETENSORS_VOCAB_KEY in metadata:
+        try:
+            tensors["vocab"] = json.loads(metadata[SAFETENSORS_VOCAB_KEY])
+        except ValueError:
+            raise VocabError(
+                f"the {SAFETENSORS_VOCAB_KEY!r} metadata entry of model file {path} is not JSON; "
+                "it must be a JSON list of the characters in index order"
+            ) from None
+    return tensors
+
+
+_SAFETENSORS_ITEMSIZE = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+    "BOOL": 1, "U16": 2, "U32": 4, "U64": 8,
+}  # fmt: skip
+
+
+def save_safetensors(path: str | os.PathLike[str], model: CharLSTM, vocab: Vocab) -> Path:
+    """Write ``model``'s weights and ``vocab`` as a ``.safetensors`` file (atomically).
+
+    The file holds the tensors of ``model.state_dict()`` and two metadata entries: ``vocab``
+    (JSON list of the characters in index order) and ``lstmprobe_config`` (the
+    :class:`ModelConfig`, for reference; loading infers the architecture from the tensors).
+    It is the safe way to share a model: loading it cannot run code.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> m = CharLSTM(ModelConfig(vocab_size=3, hidden_size=4, embedding_dim=2))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_safetensors(Path(d) / "m.safetensors", m, Vocab(("a", "b", "c")))
+    ...     loaded = load_model(path)
+    >>> loaded.form, loaded.vocab.chars
+    ('safetensors', ('a', 'b', 'c'))
+    """
+    from safetensors.torch import save
+
+    path = Path(path)
+    if len(vocab) != model.config.vocab_size:
+        raise ModelLoadError(
+            f"vocab has {len(vocab)} characters but the model expects {model.config.vocab_size}"
+        )
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {
+        SAFETENSORS_VOCAB_KEY: json.dumps(list(vocab.chars), ensure_ascii=False),
+        SAFETENSORS_CONFIG_KEY: json.dumps(asdict(model.config)),
+    }
+    data = save(tensors, metadata)
+    with atomic_write(path) as fh:
+        fh.write(data)
+    return path
 
 
 # --- TorchScript archives, read without running anything in them ------------------------------
@@ -651,6 +762,8 @@ def _read(path: Path, trust_pickle: bool) -> tuple[Any, Form]:
         raise ModelLoadError(
             f"model file {path} is empty; it was probably not saved completely, save it again"
         )
+    if _is_safetensors(path, head):
+        return read_safetensors(path), "safetensors"
     if _is_torchscript(path):
         return read_torchscript(path), "torchscript"
     try:
@@ -802,7 +915,8 @@ def _vocab_from(entries: dict[str, Any], path: Path) -> Vocab:
                 f"({_one_line(exc)}); pass --vocab FILE"
             ) from None
     raise ModelLoadError(
-        f"model file {path} stores no vocabulary (no {'/'.join(VOCAB_KEYS)} entry); pass "
+        f"model file {path} stores no vocabulary (no {'/'.join(VOCAB_KEYS)} entry, nor a "
+        f"{SAFETENSORS_VOCAB_KEY!r} metadata entry of a .safetensors file); pass "
         "--vocab FILE, a JSON list of the characters in index order or a JSON object "
         "char -> index"
     )

@@ -763,3 +763,73 @@ def test_torchscript_archive_naming_other_globals_is_refused(tmp_path: Path) -> 
         zf.writestr("evil/constants.pkl", pickle.dumps((), protocol=2))
     fails(ModelLoadError, "TorchScript", "posix.system", source=path)
     assert not marker.exists()
+
+
+# --- .safetensors files: weights only, nothing to run ---
+
+
+def test_safetensors_state_dict_with_vocab_file(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    original = seeded(UserModel)
+    path = tmp_path / "m.safetensors"
+    save_file({k: v.contiguous() for k, v in original.state_dict().items()}, str(path))
+    vocab_file = tmp_path / "vocab.json"
+    vocab_file.write_text(json.dumps(list(CHARS)))
+    loaded = load_model(path, vocab=vocab_file)
+    assert_loaded(loaded, path, "safetensors")
+    assert loaded.vocab == VOCAB
+    assert_same_outputs(original, loaded)
+    fails(ModelLoadError, "no vocabulary", "--vocab", "metadata", source=path)
+
+
+def test_safetensors_vocab_from_metadata(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    original = seeded(lambda: UserModel(cell="gru", layers=2, emb_dim=None))
+    path = tmp_path / "m.safetensors"
+    meta = {"vocab": json.dumps(list(CHARS))}
+    save_file({k: v.contiguous() for k, v in original.state_dict().items()}, str(path), meta)
+    loaded = load_model(path)
+    assert loaded.vocab == VOCAB and loaded.model.config.cell == "gru"
+    assert_same_outputs(original, loaded)
+    save_file(original.state_dict(), str(path), {"vocab": "not json"})
+    fails(VocabError, "metadata", "vocab", source=path)
+
+
+def test_save_safetensors_round_trip(tmp_path: Path) -> None:
+    from lstmprobe.models import save_safetensors
+
+    torch.manual_seed(0)
+    model = CharLSTM(ModelConfig(vocab_size=V, hidden_size=5, num_layers=2, embedding_dim=3))
+    path = save_safetensors(tmp_path / "m.safetensors", model.eval(), VOCAB)
+    loaded = load_model(path)
+    assert loaded.form == "safetensors" and loaded.vocab == VOCAB
+    assert loaded.model.config == model.config
+    assert_same_outputs(lambda x: model(x)[0], loaded)
+
+
+def test_refusals_point_to_safetensors(tmp_path: Path) -> None:
+    path = save(seeded(UserModel), tmp_path / "full.pt")
+    fails(ModelLoadError, ".safetensors", source=path)
+
+
+def test_train_writes_a_safetensors_file_on_request(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("".join(f"ab{i % 7}cd {i % 3}\n" for i in range(60)))
+    out = tmp_path / "m.pt"
+    args = ["train", str(corpus), "-o", str(out), "--hidden", "4", "--steps", "3", "-q"]
+    result = CliRunner().invoke(main, [*args, "--safetensors", "--json"])
+    assert result.exit_code == 0, result.output
+    shared = tmp_path / "m.safetensors"
+    assert json.loads(result.output)["safetensors"] == str(shared)
+    checkpoint, weights = load_model(out), load_model(shared)
+    assert weights.form == "safetensors" and weights.vocab == checkpoint.vocab
+    assert weights.model.config == checkpoint.model.config
+    assert_same_outputs(lambda x: checkpoint.model(x)[0], weights)
+    bad = CliRunner().invoke(main, ["train", str(corpus), "-o", str(shared), "--safetensors"])
+    assert bad.exit_code == 1 and "ends in .safetensors" in bad.output

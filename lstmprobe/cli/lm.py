@@ -16,6 +16,7 @@ from lstmprobe.cli._common import (
     trust_option,
     warn,
 )
+from lstmprobe.errors import TrainingError
 
 
 @click.command()
@@ -128,6 +129,13 @@ def tasks_command(
     help="Continue from a checkpoint written by lstmprobe train (its settings are the defaults).",
 )
 @click.option("--slim", is_flag=True, help="Final checkpoint without optimizer state (smaller).")
+@click.option(
+    "--safetensors",
+    "write_safetensors",
+    is_flag=True,
+    help="Also write the weights and vocab beside the checkpoint as OUTPUT's name with "
+    ".safetensors: the safe form to share (loading it cannot run code).",
+)
 @click.option("--threads", type=int, help="CPU threads for torch (1 is best on a busy machine).")
 @quiet_option
 @json_option
@@ -137,6 +145,7 @@ def train_command(
     output: str,
     resume: str | None,
     slim: bool,
+    write_safetensors: bool,
     threads: int | None,
     quiet: bool,
     as_json: bool,
@@ -154,12 +163,20 @@ def train_command(
         lstmprobe tasks counter -n 2000 -o counter.txt
         lstmprobe train counter.txt -o counter.pt --reset line --hidden 10 --steps 1500 --lr 0.01
         lstmprobe train code.txt -o code.pt --resume code.pt --steps 8000
+        lstmprobe train code.txt -o code.pt --safetensors   # also code.safetensors
     """
     import shlex
+    from pathlib import Path
 
     from lstmprobe import train as training
     from lstmprobe.models import file_sha256
 
+    shared = Path(output).with_suffix(".safetensors") if write_safetensors else None
+    if shared is not None and shared == Path(output):
+        raise TrainingError(
+            f"-o {output} already ends in .safetensors; give the checkpoint another name "
+            "(e.g. model.pt) and --safetensors writes model.safetensors beside it"
+        )
     if threads is not None:
         training.set_threads(threads)
     config = training.resolve_config(settings, resume)
@@ -174,10 +191,19 @@ def train_command(
     result = training.train(
         text, output, config, resume=resume, slim=slim, progress=not quiet, metadata=metadata
     )
+    summary = result.to_dict()
+    if shared is not None:
+        from lstmprobe.models import load_model, save_safetensors
+
+        written = load_model(output)
+        save_safetensors(shared, written.model, written.vocab)
+        summary["safetensors"] = str(shared)
     if as_json:
-        echo_json(result.to_dict())
+        echo_json(summary)
     elif not quiet:
         click.echo(training.describe(result))
+        if shared is not None:
+            click.echo(f"weights and vocab for sharing: {shared}")
     if result.interrupted:
         click.secho(
             f"interrupted at step {result.step}; checkpoint written to {output} "
