@@ -17,12 +17,14 @@ whole: with ``reset="none"`` the whole corpus is one forward call and memory gro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,10 +34,10 @@ import numpy as np
 import torch
 
 from lstmprobe._io import atomic_write
-from lstmprobe.errors import CorpusError, LstmprobeError
+from lstmprobe.errors import CorpusError, LstmprobeError, StoreError
 from lstmprobe.hooks import Recorder, layout
 from lstmprobe.models import LoadedModel
-from lstmprobe.store import COMPRESSIONS, DTYPES, StoreWriter, partial_path
+from lstmprobe.store import COMPRESSIONS, DTYPES, StoreWriter, partial_path, write_error
 from lstmprobe.text import RESETS, check_chars, sequences
 
 
@@ -192,7 +194,9 @@ def record_corpus(
             elif options.parallel:
                 units = _parallel_stream(model, rec, tokens, start_at, options, dev)
             else:
-                state = _to_device(state_file.load(start_at), dev) if start_at else None
+                state = None
+                if 0 < start_at < len(tokens):
+                    state = _to_device(state_file.load(start_at, _zero_state(model, dev)), dev)
                 units = _exact_stream(model, rec, tokens, start_at, options, dev, state)
             # Recompute on the writer thread, overlapping the next forward, when the forward
             # runs on one intra-op thread (or on a GPU). A multi-threaded CPU forward already
@@ -209,12 +213,18 @@ def record_corpus(
     except BaseException:
         background.stop()
         bar.close()
-        writer.close()  # keep the partial file: --resume continues it
+        with contextlib.suppress(LstmprobeError):
+            writer.close()  # keep the partial file: --resume continues it
         raise
     finally:
         torch.set_num_threads(threads_before)
     bar.close()
-    path = writer.finish()
+    try:
+        path = writer.finish()
+    except BaseException:
+        with contextlib.suppress(LstmprobeError):
+            writer.close()
+        raise
     state_file.remove()
     return RecordResult(path, len(tokens), time.perf_counter() - began, start_at)
 
@@ -395,27 +405,64 @@ class _StateFile:
         self._kept = (
             {position: state} if last is None else {last: self._kept[last], position: state}
         )
-        with atomic_write(self.path) as fh:
-            torch.save(self._kept, fh)
-
-    def load(self, position: int) -> Any:
         try:
-            kept = torch.load(self.path, weights_only=True)
-        except (OSError, RuntimeError, EOFError) as exc:
-            raise LstmprobeError(
-                f"cannot resume: the saved state {self.path} is missing or unreadable ({exc}); "
-                "start over with --force"
+            with atomic_write(self.path) as fh:
+                torch.save(self._kept, fh)
+        except (OSError, RuntimeError) as exc:
+            raise StoreError(write_error(exc, self.path)) from None
+
+    def load(self, position: int, like: Any) -> Any:
+        """The saved state at ``position``; ``like`` is a state of the right shapes and dtype."""
+        broken = f"cannot resume: the saved state {self.path}"
+        fix = "start over with --force"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kept = torch.load(self.path, weights_only=True)
+        except FileNotFoundError:
+            raise StoreError(f"{broken} is missing; {fix}") from None
+        except Exception as exc:
+            line = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+            raise StoreError(
+                f"{broken} is not a state lstmprobe wrote ({type(exc).__name__}: {line}); {fix}"
             ) from None
-        if position not in kept:
-            raise LstmprobeError(
-                f"cannot resume: no saved state at position {position} in {self.path}; "
-                "start over with --force"
+        if not isinstance(kept, dict) or position not in kept:
+            raise StoreError(f"{broken} holds no state at position {position}; {fix}")
+        state = kept[position]
+        if not _state_like(state, like):
+            raise StoreError(
+                f"{broken} does not hold a state of this model (wrong shapes or types); {fix}"
             )
-        self._kept = {position: kept[position]}
-        return kept[position]
+        self._kept = {position: state}
+        return state
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _zero_state(model: torch.nn.Module, dev: torch.device) -> Any:
+    """A state of the model's shapes (after one char from the zero state)."""
+    with torch.inference_mode():
+        _, state = model(torch.zeros(1, 1, dtype=torch.long, device=dev))
+    return _detach(state)
+
+
+def _state_like(state: Any, like: Any) -> bool:
+    def same(a: Any, b: torch.Tensor) -> bool:
+        return (
+            isinstance(a, torch.Tensor)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and bool(torch.isfinite(a).all())
+        )
+
+    if isinstance(like, tuple):
+        return (
+            isinstance(state, tuple)
+            and len(state) == len(like)
+            and all(same(a, b) for a, b in zip(state, like))
+        )
+    return same(state, like)
 
 
 def _to_device(state: Any, dev: torch.device) -> Any:
