@@ -8,8 +8,10 @@ pickled full module is only unpickled when the caller passes ``trust_pickle=True
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
 import pickle
 import re
@@ -28,13 +30,17 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmprobe import bundled
 from lstmprobe._io import atomic_write
-from lstmprobe.errors import ModelLoadError, VocabError
+from lstmprobe.errors import LstmprobeError, ModelLoadError, VocabError
 from lstmprobe.text import Vocab
 
 CHECKPOINT_FORMAT = "lstmprobe.checkpoint"
 CHECKPOINT_VERSION = 1
 
 Cell = Literal["lstm", "gru"]
+
+#: The largest model lstmprobe builds from a file (parameters); a file declaring a larger one is
+#: refused before anything is allocated.
+MAX_PARAMETERS = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -56,9 +62,23 @@ class ModelConfig:
     decoder: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_layers", "proj_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ModelLoadError(f"{name} must be an integer, got {value!r}")
         for name in ("vocab_size", "hidden_size", "num_layers"):
             if int(getattr(self, name)) < 1:
                 raise ModelLoadError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.embedding_dim is not None and (
+            isinstance(self.embedding_dim, bool) or not isinstance(self.embedding_dim, int)
+        ):
+            raise ModelLoadError(f"embedding_dim must be an integer, got {self.embedding_dim!r}")
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ModelLoadError(
+                f"a model of vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, "
+                f"num_layers={self.num_layers} would have {self.parameter_count():,} parameters, "
+                f"more than the {MAX_PARAMETERS:,} lstmprobe builds (too large for a char model)"
+            )
         if self.cell not in ("lstm", "gru"):
             raise ModelLoadError(f"cell must be 'lstm' or 'gru', got {self.cell!r}")
         if self.embedding_dim is not None and self.embedding_dim < 1:
@@ -69,6 +89,21 @@ class ModelConfig:
     @property
     def input_size(self) -> int:
         return self.embedding_dim if self.embedding_dim is not None else self.vocab_size
+
+    def parameter_count(self) -> int:
+        """Parameters of the model of this configuration (computed, nothing is allocated)."""
+        gates = 4 if self.cell == "lstm" else 3
+        h, p = self.hidden_size, self.proj_size or self.hidden_size
+        dirs = 2 if self.bidirectional else 1
+        total = self.vocab_size * (self.embedding_dim or 0)
+        for layer in range(self.num_layers):
+            inputs = self.input_size if layer == 0 else p * dirs
+            per = gates * h * (inputs + p) + (2 * gates * h if self.bias else 0)
+            per += p * h if self.proj_size else 0
+            total += dirs * per
+        if self.decoder:
+            total += (p * dirs + 1) * self.vocab_size
+        return total
 
     @property
     def output_size(self) -> int:
@@ -211,18 +246,77 @@ def checkpoint_to_model(obj: dict[str, Any]) -> tuple[CharLSTM, Vocab]:
         )
     try:
         config = ModelConfig(**obj["config"])
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"the lstmprobe checkpoint's config is invalid: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(
+            f"the lstmprobe checkpoint's config is malformed ({_one_line(exc)})"
+        ) from None
+    try:
         vocab = Vocab.from_obj(obj["vocab"])
-        model = CharLSTM(config)
-        model.load_state_dict(obj["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ModelLoadError(f"lstmprobe checkpoint is malformed: {exc}".splitlines()[0]) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(
+            f"the lstmprobe checkpoint's vocab is malformed ({_one_line(exc)})"
+        ) from None
     if len(vocab) != config.vocab_size:
         raise ModelLoadError(
             f"checkpoint vocab has {len(vocab)} characters but the model has "
             f"{config.vocab_size} embedding rows"
         )
+    state = obj.get("state_dict")
+    if not isinstance(state, Mapping):
+        raise ModelLoadError("the lstmprobe checkpoint has no state_dict of tensors")
+    state = _tensors(state)
+    _check_tensors(state, "the lstmprobe checkpoint")
+    model = CharLSTM(config)
+    _check_shapes(model, state, {k: k for k in state}, "the lstmprobe checkpoint")
+    try:
+        model.load_state_dict(state)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ModelLoadError(f"lstmprobe checkpoint is malformed: {_one_line(exc)}") from None
+    _check_finite(state, "the lstmprobe checkpoint")
     model.eval()
     return model, vocab
+
+
+def _check_tensors(state: Mapping[str, torch.Tensor], where: str) -> None:
+    """Refuse tensors whose declared size is beyond any char model, before using them."""
+    for key, value in state.items():
+        nbytes = value.numel() * value.element_size()
+        if nbytes > MAX_TENSOR_BYTES:
+            raise ModelLoadError(
+                f"{where}: tensor {key} declares shape {tuple(value.shape)} ({nbytes:,} bytes), "
+                f"too large for a char model (lstmprobe reads at most {MAX_TENSOR_BYTES:,} bytes "
+                "per tensor); the file is damaged or not a char model"
+            )
+
+
+def _check_shapes(
+    model: CharLSTM, mapped: Mapping[str, torch.Tensor], source: Mapping[str, str], where: str
+) -> None:
+    """Name the file's tensor whose shape does not fit the model built from the others."""
+    expected = model.state_dict()
+    for name, value in mapped.items():
+        if name in expected and tuple(value.shape) != tuple(expected[name].shape):
+            c = model.config
+            raise ModelLoadError(
+                f"{where}: tensor {source.get(name, name)} has shape {tuple(value.shape)}, which "
+                f"does not fit a {c.num_layers}-layer {c.cell.upper()} of {c.hidden_size} units "
+                f"(as the other tensors say): it needs {tuple(expected[name].shape)}; the "
+                "state_dict is malformed"
+            )
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], where: str) -> None:
+    """Refuse NaN or infinite weights: every recorded value would be NaN."""
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ModelLoadError(
+                f"{where}: tensor {key} holds {bad} NaN or infinite value(s); the model diverged "
+                "in training or the file is damaged (every recorded value would be NaN); use "
+                "an earlier checkpoint"
+            )
 
 
 # --- loading every accepted model file form -------------------------------------------------
@@ -251,6 +345,7 @@ def load_model(
     embedding: str | None = None,
     decoder: str | None = None,
     map_location: str | torch.device = "cpu",
+    force: bool = False,
 ) -> LoadedModel:
     """Load a model file of any accepted form as a :class:`CharLSTM` in eval mode.
 
@@ -270,6 +365,9 @@ def load_model(
         The key of the decoder (output Linear) weight, when a state_dict holds several candidates.
     map_location : str or torch.device
         Device the returned model lives on.
+    force : bool
+        Accept a ``vocab`` that differs from the one stored in a checkpoint (same size, other
+        characters or order); without it that is refused, as it would scramble every input.
 
     Returns
     -------
@@ -308,18 +406,34 @@ def load_model(
                     f"{model.config.vocab_size}; give the vocabulary it was trained with, or "
                     "leave out --vocab to use the one stored in the checkpoint"
                 )
+            _check_same_vocab(given_vocab, found_vocab, path, force)
             found_vocab = given_vocab
         extra: dict[str, Any] = {}
     else:
         state, vocab_entries = _unwrap(obj, path)
-        model, extra, size_of = _state_dict_to_model(state, path, embedding, decoder)
-        found_vocab = given_vocab if given_vocab is not None else _vocab_from(vocab_entries, path)
-        if len(found_vocab) != model.config.vocab_size:
-            raise VocabError(
-                f"the vocabulary has {len(found_vocab)} characters but {size_of} "
-                f"{model.config.vocab_size}; give the vocabulary the model was trained with "
-                "(--vocab FILE)"
-            )
+        found: list[Vocab] = []
+
+        def check_vocab(size: int, size_of: str) -> None:
+            # once the architecture is read, before the model is built: a wrong vocabulary is
+            # one line, not an allocation
+            if given_vocab is None:
+                found.append(_vocab_from(vocab_entries, path))
+            else:
+                found.append(given_vocab)
+                stored = None
+                if any(k in vocab_entries for k in VOCAB_KEYS):
+                    with contextlib.suppress(LstmprobeError):
+                        stored = _vocab_from(vocab_entries, path)
+                if stored is not None:
+                    _check_same_vocab(given_vocab, stored, path, force)
+            if len(found[0]) != size:
+                raise VocabError(
+                    f"the vocabulary has {len(found[0])} characters but {size_of} {size}; "
+                    "give the vocabulary the model was trained with (--vocab FILE)"
+                )
+
+        model, extra, _ = _state_dict_to_model(state, path, embedding, decoder, check_vocab)
+        found_vocab = found[0]
     model.to(device).eval()
     return LoadedModel(
         model=model,
@@ -328,6 +442,45 @@ def load_model(
         path=path,
         sha256=file_sha256(path),
         extra=extra,
+    )
+
+
+def bits_per_char(model: CharLSTM, vocab: Vocab, text: str, limit: int = 4096) -> float | None:
+    """The model's next-char loss (bits per char) on the first ``limit`` known chars of ``text``.
+
+    None without a decoder or with fewer than two known chars. A model given a vocabulary in
+    another order than it was trained with scores far above ``log2(len(vocab))``, the rate of
+    uniform guessing.
+    """
+    if model.decoder is None:
+        return None
+    known = set(vocab.chars)
+    sample = "".join(c for c in text[: limit * 2] if c in known)[:limit]
+    if len(sample) < 2:
+        return None
+    device = next(model.parameters()).device
+    ids = torch.from_numpy(vocab.encode(sample)).to(device).unsqueeze(0)
+    with torch.inference_mode():
+        logits, _ = model(ids[:, :-1])
+        loss = F.cross_entropy(logits[0].float(), ids[0, 1:])
+    return float(loss) / math.log(2)
+
+
+def _check_same_vocab(given: Vocab, stored: Vocab, path: Path, force: bool) -> None:
+    """Refuse a ``--vocab`` that differs from the one stored in the file, unless ``force``."""
+    if given.chars == stored.chars or force or len(given) != len(stored):
+        return
+    where = next(i for i, (a, b) in enumerate(zip(given.chars, stored.chars)) if a != b)
+    how = (
+        "the same characters in another order"
+        if sorted(given.chars) == sorted(stored.chars)
+        else "other characters"
+    )
+    raise VocabError(
+        f"--vocab lists {how} than the vocabulary stored in {path} (index {where}: "
+        f"{given.chars[where]!r} in --vocab, {stored.chars[where]!r} stored); the model reads "
+        "ids, so this would scramble every input; leave out --vocab, or pass --force if the "
+        "stored one is wrong"
     )
 
 
@@ -380,7 +533,28 @@ def _vocab_argument(vocab: str | os.PathLike[str] | Vocab | None) -> Vocab | Non
     if vocab is None or isinstance(vocab, Vocab):
         return vocab
     if isinstance(vocab, (str, os.PathLike)):
-        return Vocab.from_file(vocab)
+        try:
+            obj = json.loads(Path(vocab).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return Vocab.from_file(vocab)  # its own one-line errors
+        if isinstance(obj, dict):
+            for char, index in obj.items():
+                if isinstance(index, bool) or not isinstance(index, int):
+                    if isinstance(index, str) and len(char) != 1:
+                        continue  # index -> char (itos): read by Vocab
+                    raise VocabError(
+                        f"vocabulary file {vocab} maps {char!r} to {index!r}; an object maps "
+                        'each character to its integer index, e.g. {"a": 0, "b": 1}'
+                    )
+        try:
+            return Vocab.from_obj(obj)
+        except VocabError as exc:
+            raise VocabError(f"vocabulary file {vocab}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise VocabError(
+                f"vocabulary file {vocab} is not a usable vocabulary ({_one_line(exc)}); give a "
+                "JSON list of characters in index order or a JSON object char -> index"
+            ) from None
     raise VocabError(
         f"vocab must be a Vocab or the path of a JSON vocabulary file, got {type(vocab).__name__}"
     )
@@ -988,8 +1162,14 @@ def _recurrent(state: dict[str, torch.Tensor], path: Path) -> _Recurrent:
     bias = all(has["bias_ih"])
     w_hh = params[("weight_hh", 0, False)]
     w_ih = params[("weight_ih", 0, False)]
-    if w_hh.dim() != 2 or w_ih.dim() != 2:
-        raise bad("has weights that are not matrices; the state_dict is malformed")
+    for (name, layer, reverse), value in sorted(params.items()):
+        want = 2 if name.startswith("weight") else 1
+        if value.dim() != want:
+            key = f"{prefix}{name}_l{layer}{'_reverse' if reverse else ''}"
+            raise bad(
+                f"has tensor {key} of shape {_shape(value)}, not a "
+                f"{'matrix' if want == 2 else 'vector'}; the state_dict is malformed"
+            )
     if all(has["weight_hr"]):
         w_hr = params[("weight_hr", 0, False)]
         proj_size, hidden_size = _shape(w_hr)
@@ -1043,10 +1223,15 @@ def _ambiguous(role: str, keys: list[str], state: dict[str, torch.Tensor], path:
 
 
 def _state_dict_to_model(
-    state: dict[str, torch.Tensor], path: Path, embedding: str | None, decoder: str | None
+    state: dict[str, torch.Tensor],
+    path: Path,
+    embedding: str | None,
+    decoder: str | None,
+    check_vocab: Any = lambda size, size_of: None,
 ) -> tuple[CharLSTM, dict[str, Any], str]:
     """Infer a :class:`CharLSTM` from the tensors; also say how the vocabulary size was read."""
     state = {k: v for k, v in state.items() if v.is_floating_point()}
+    _check_tensors(state, f"model file {path}")
     rnn = _recurrent(state, path)
     rnn_keys = {k for k in state if _RNN_KEY.match(k)}
     others = {k: v for k, v in state.items() if k not in rnn_keys}
@@ -1127,7 +1312,17 @@ def _state_dict_to_model(
         if bias is not None:
             dec_bias_key = dec_key[: -len("weight")] + "bias"
             used.add(dec_bias_key)
+    source = {"rnn." + k[len(rnn.prefix) :]: k for k in rnn_keys}
+    if emb_key is not None:
+        source["embedding.weight"] = emb_key
+    if dec_key is not None:
+        source["decoder.weight"] = dec_key
+        if dec_bias_key is not None:
+            source["decoder.bias"] = dec_bias_key
+    check_vocab(vocab_size, size_of)
     model = CharLSTM(config)
+    _check_shapes(model, mapped, source, f"model file {path}")
+    _check_finite({source.get(k, k): v for k, v in mapped.items()}, f"model file {path}")
     try:
         model.load_state_dict(mapped, strict=True)
     except RuntimeError as exc:

@@ -18,6 +18,7 @@ import mmap
 import os
 import queue
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -207,6 +208,37 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
 
 
 _ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")
+
+
+def check_output(path: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that a recording can be written at ``path``; returns it.
+
+    Raises
+    ------
+    StoreError
+        ``path`` is a directory, or its directory does not exist or is not writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory; give a file path such as acts.h5")
+    parent = path.parent
+    if not parent.is_dir():
+        raise StoreError(f"directory {parent} does not exist; create it or choose another -o path")
+    probe = None
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise StoreError(
+            f"cannot write in directory {parent} ({reason}); choose another -o path or fix "
+            "its permissions"
+        ) from None
+    finally:
+        if probe is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    return path
 
 
 def write_error(exc: BaseException, path: Path, what: str = "writing") -> str:
@@ -628,17 +660,7 @@ class StoreWriter:
             "has_next_logprob": self.has_next_logprob,
         }
 
-        if self.path.is_dir():
-            raise StoreError(f"{self.path} is a directory; give a file path such as acts.h5")
-        if not self.path.parent.is_dir():
-            raise StoreError(
-                f"directory {self.path.parent} does not exist; create it or choose another -o path"
-            )
-        if not os.access(self.path.parent, os.W_OK | os.X_OK):
-            raise StoreError(
-                f"directory {self.path.parent} is not writable; choose another -o path or fix "
-                "its permissions"
-            )
+        check_output(self.path)
         # Take the partial file's lock before deciding anything about it: a partial that another
         # process is recording into is never touched, --force included.
         self._lock_fd = _lock(self.partial, force=force)

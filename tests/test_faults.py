@@ -8,6 +8,7 @@ the user's usual permissions, and a failed write never turns into a "complete" s
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import shutil
@@ -315,3 +316,61 @@ def test_a_bad_resume_state_file_is_one_line(tmp_path, model_and_corpus, vocab, 
     result = CliRunner().invoke(main, record_args(model_path, corpus_path, out, "--resume"))
     assert result.exit_code == 1
     one_line(result.stderr, "acts.h5.partial.state", "--force")
+
+
+# --- output that cannot be written: one line, before any work ---
+
+
+def test_record_into_a_missing_directory_is_one_line_before_any_work(tmp_path, model_and_corpus):
+    _, corpus_path = model_and_corpus
+    out = tmp_path / "nowhere" / "acts.h5"
+    # the model is not even read: a broken model file does not change the message
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a model")
+    result = CliRunner().invoke(main, record_args(broken, corpus_path, out))
+    assert result.exit_code == 1
+    one_line(result.stderr, "nowhere", "does not exist")
+
+
+READ_ONLY = """
+mount --bind -o ro "$DIR" "$DIR" && "$@" 2> "$DIR.err"; echo $? > "$DIR.rc"
+"""
+
+
+@pytest.mark.skipif(not _namespace_works(), reason="needs unshare -rm (a read-only bind mount)")
+def test_record_into_a_read_only_directory_is_one_line_before_any_work(tmp_path, model_and_corpus):
+    _, corpus_path = model_and_corpus
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a model")
+    args = record_args(broken, corpus_path, ro / "acts.h5")
+    env = {**os.environ, "DIR": str(ro)}
+    cmd = ["unshare", "-rm", "sh", "-c", READ_ONLY, "sh", *CLI, *args]
+    subprocess.run(cmd, env=env, check=True, timeout=120)
+    assert Path(f"{ro}.rc").read_text().strip() == "1"
+    one_line(Path(f"{ro}.err").read_text(), str(ro), "Read-only file system", "-o")
+    assert list(ro.iterdir()) == []
+
+
+def test_a_reordered_vocab_for_a_state_dict_warns(tmp_path, vocab, corpus):
+    """A trained model read with its vocabulary reversed scores far worse than uniform."""
+    from lstmprobe.train import TrainConfig, train
+
+    text = corpus * 4
+    trained = tmp_path / "trained.pt"
+    train(text, trained, TrainConfig(hidden=16, steps=150, lr=0.02, seq_len=32, embedding=8))
+    checkpoint = load_model(trained)
+    plain = tmp_path / "plain.pt"
+    torch.save(checkpoint.model.state_dict(), plain)
+    corpus_path = tmp_path / "corpus.txt"
+    corpus_path.write_text(text)
+    right, wrong = tmp_path / "right.json", tmp_path / "wrong.json"
+    right.write_text(json.dumps(list(checkpoint.vocab.chars)))
+    wrong.write_text(json.dumps(list(reversed(checkpoint.vocab.chars))))
+    for vocab_path, warned in ((right, False), (wrong, True)):
+        out = tmp_path / f"{vocab_path.stem}.h5"
+        args = record_args(plain, corpus_path, out, "--vocab", str(vocab_path))
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert ("another order" in result.stderr) is warned, result.stderr

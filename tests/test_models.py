@@ -221,7 +221,8 @@ def test_checkpoint_vocab_override_and_mismatch(tmp_path: Path) -> None:
     model = CharLSTM(ModelConfig(vocab_size=V, hidden_size=3))
     path = save_checkpoint(tmp_path / "m.pt", model, VOCAB)
     other = Vocab(tuple("ABCDEFGHI"))
-    assert load_model(path, vocab=other).vocab == other
+    fails(VocabError, "other characters", "--force", source=path, vocab=other)
+    assert load_model(path, vocab=other, force=True).vocab == other
     fails(VocabError, "3", str(V), "--vocab", source=path, vocab=Vocab(("a", "b", "c")))
 
 
@@ -384,7 +385,8 @@ def test_vocab_argument_overrides_the_file(tmp_path: Path) -> None:
     original = seeded(UserModel)
     path = save({"state_dict": original.state_dict(), "chars": list(CHARS)}, tmp_path / "m.pt")
     other = Vocab(tuple("ABCDEFGHI"))
-    assert load_model(path, vocab=other).vocab == other
+    fails(VocabError, "other characters", "--force", source=path, vocab=other)
+    assert load_model(path, vocab=other, force=True).vocab == other
 
 
 def test_no_vocab_anywhere(tmp_path: Path) -> None:
@@ -833,3 +835,115 @@ def test_train_writes_a_safetensors_file_on_request(tmp_path: Path) -> None:
     assert_same_outputs(lambda x: checkpoint.model(x)[0], weights)
     bad = CliRunner().invoke(main, ["train", str(corpus), "-o", str(shared), "--safetensors"])
     assert bad.exit_code == 1 and "ends in .safetensors" in bad.output
+
+
+# --- bad model input: one line, exit 1, no traceback (through the command line) ---
+
+
+def cli_fails(tmp_path: Path, model: Path, *words: str, extra: tuple[str, ...] = ()) -> str:
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abc defg\nab cd\n" * 4)
+    args = ["record", str(model), str(corpus), "-o", str(tmp_path / "a.h5"), "-q", *extra]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "a.h5").exists()
+    for word in words:
+        assert word.lower() in result.stderr.lower(), (word, result.stderr)
+    return result.stderr
+
+
+def vocab_file(tmp_path: Path, content: Any = None) -> Path:
+    path = tmp_path / "vocab.json"
+    path.write_text(json.dumps(list(CHARS) if content is None else content))
+    return path
+
+
+def test_a_state_dict_declaring_huge_tensors_is_refused_before_allocating(tmp_path: Path) -> None:
+    state = seeded(UserModel).state_dict()
+    # a stride-0 view: a few bytes on disk, 4e10 values declared
+    state["lstm.weight_hh_l0"] = torch.zeros(1).expand(400_000, 100_000)
+    path = save(state, tmp_path / "huge.pt")
+    cli_fails(
+        tmp_path,
+        path,
+        "lstm.weight_hh_l0",
+        "too large",
+        extra=("--vocab", str(vocab_file(tmp_path))),
+    )
+
+
+def test_a_vocab_size_is_checked_before_building_the_model(tmp_path: Path) -> None:
+    state = seeded(UserModel).state_dict()
+    path = save(state, tmp_path / "m.pt")
+    small = vocab_file(tmp_path, ["a", "b"])
+    cli_fails(tmp_path, path, "2 characters", "emb.weight", extra=("--vocab", str(small)))
+
+
+@pytest.mark.parametrize("content", [{"a": "x", "b": 1}, {"a": 1.5, "b": 0}, {"a": True, "b": 0}])
+def test_a_vocab_object_with_non_integer_indices(tmp_path: Path, content: Any) -> None:
+    path = save(seeded(UserModel).state_dict(), tmp_path / "m.pt")
+    cli_fails(
+        tmp_path,
+        path,
+        "vocab.json",
+        "'a'",
+        "integer",
+        extra=("--vocab", str(vocab_file(tmp_path, content))),
+    )
+
+
+@pytest.mark.parametrize("value", ["abc", 3.5, True, None, 10**12])
+def test_a_checkpoint_config_with_a_bad_size(tmp_path: Path, value: Any) -> None:
+    model = CharLSTM(ModelConfig(vocab_size=V, hidden_size=4, embedding_dim=3))
+    path = save_checkpoint(tmp_path / "m.pt", model, VOCAB)
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["hidden_size"] = value
+    torch.save(payload, path)
+    cli_fails(tmp_path, path, "hidden_size", "checkpoint")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path: Path, bad: float) -> None:
+    state = seeded(UserModel).state_dict()
+    state["lstm.weight_ih_l0"][3, 1] = bad
+    path = save(state, tmp_path / "m.pt")
+    cli_fails(
+        tmp_path,
+        path,
+        "lstm.weight_ih_l0",
+        "nan or infinite",
+        extra=("--vocab", str(vocab_file(tmp_path))),
+    )
+
+
+def test_a_malformed_state_dict_names_the_tensor(tmp_path: Path) -> None:
+    state = seeded(UserModel).state_dict()
+    state["lstm.bias_hh_l0"] = torch.zeros(7)
+    path = save(state, tmp_path / "m.pt")
+    cli_fails(
+        tmp_path,
+        path,
+        "lstm.bias_hh_l0",
+        "(7,)",
+        "(24,)",
+        extra=("--vocab", str(vocab_file(tmp_path))),
+    )
+    state = seeded(UserModel).state_dict()
+    state["lstm.weight_ih_l0"] = torch.zeros(24, 5, 2)
+    path = save(state, tmp_path / "m.pt")
+    cli_fails(tmp_path, path, "lstm.weight_ih_l0", extra=("--vocab", str(vocab_file(tmp_path))))
+
+
+def test_a_reordered_vocab_for_a_checkpoint_needs_force(tmp_path: Path) -> None:
+    model = CharLSTM(ModelConfig(vocab_size=V, hidden_size=4, embedding_dim=3))
+    path = save_checkpoint(tmp_path / "m.pt", model, VOCAB)
+    reordered = vocab_file(tmp_path, list(reversed(CHARS)))
+    cli_fails(tmp_path, path, "order", "--force", extra=("--vocab", str(reordered)))
+    loaded = load_model(path, vocab=reordered, force=True)
+    assert loaded.vocab.chars == tuple(reversed(CHARS))
+    assert load_model(path, vocab=vocab_file(tmp_path)).vocab == VOCAB  # the same: fine

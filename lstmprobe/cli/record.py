@@ -18,6 +18,7 @@ from lstmprobe.cli._common import (
     resolve_corpus,
     store_option,
     trust_option,
+    warn,
 )
 
 
@@ -153,9 +154,11 @@ def record(
         lstmprobe record model.pt corpus.txt -o run1.h5 --vocab vocab.json
         lstmprobe record counter.pt counter.txt --reset line --quantities cell,hidden
     """
-    from lstmprobe.models import load_model
+    import math
+
+    from lstmprobe.models import bits_per_char, load_model
     from lstmprobe.record import RecordOptions, record_corpus
-    from lstmprobe.store import partial_path
+    from lstmprobe.store import check_output, partial_path
 
     options = RecordOptions(
         reset=reset,
@@ -168,10 +171,25 @@ def record(
         warmup=warmup,
         unknown=unknown,
     )
+    check_output(output)
     text = resolve_corpus(corpus)
     loaded = load_model(
-        model, vocab=vocab, trust_pickle=trust_pickle, embedding=embedding, decoder=decoder
+        model,
+        vocab=vocab,
+        trust_pickle=trust_pickle,
+        embedding=embedding,
+        decoder=decoder,
+        force=force,
     )
+    if vocab is not None and loaded.form != "checkpoint":
+        bits = bits_per_char(loaded.model, loaded.vocab, text)
+        uniform = math.log2(len(loaded.vocab))
+        if bits is not None and bits > uniform + 1:
+            warn(
+                f"the model's next-char loss on the start of the corpus is {bits:.1f} bits/char, "
+                f"worse than uniform guessing ({uniform:.1f}): --vocab may list the characters "
+                "in another order than the model was trained with"
+            )
     try:
         result = record_corpus(
             loaded,
