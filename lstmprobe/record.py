@@ -176,6 +176,11 @@ def record_corpus(
         resume=resume,
     )
     start_at = writer.written
+    if (options.reset == "line" or bidirectional) and 0 < start_at < len(tokens):
+        # a long line is written in chunks: a resume inside one starts that line again
+        inside = int(np.searchsorted(seqs[:, 0], start_at, side="right")) - 1
+        if seqs[inside, 0] < start_at:
+            start_at = writer.rewind(int(seqs[inside, 0]))
     state_file = _StateFile(partial_path(out))
     began = time.perf_counter()
     bar = _progress(len(tokens), start_at, progress)
@@ -350,8 +355,16 @@ def _sequence_batches(
     dev: torch.device,
 ) -> Iterator[Chunk]:
     todo = seqs[seqs[:, 0] >= start_at]
+    bidirectional = bool(model.config.bidirectional)
     i = 0
     while i < len(todo):
+        first = int(todo[i, 1] - todo[i, 0])
+        if first > options.batch_chars and not bidirectional:
+            # A line longer than a batch is read in chunks carrying the exact state, so that
+            # memory is bounded by the chunk, not by the line (a reverse direction cannot).
+            yield from _long_sequence(model, rec, tokens, todo[i], options, dev)
+            i += 1
+            continue
         # consecutive sequences while the padded batch stays within batch_chars (at least one)
         j, longest = i, 0
         while j < len(todo):
@@ -385,6 +398,34 @@ def _sequence_batches(
 
         yield int(group[0, 0]), int(group[-1, 1] - group[0, 0]), job, None
         i = j
+
+
+def _long_sequence(
+    model: torch.nn.Module,
+    rec: Recorder,
+    tokens: np.ndarray,
+    seq: np.ndarray,
+    options: RecordOptions,
+    dev: torch.device,
+) -> Iterator[Chunk]:
+    """One sequence ``[s, e)`` from the zero state, in chunks of ``chunk_size`` chars."""
+    s, e = int(seq[0]), int(seq[1])
+    ends = np.full(options.chunk_size, e)
+    state = None
+    for start in range(s, e, options.chunk_size):
+        stop = min(start + options.chunk_size, e)
+        ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
+        logits, state = model(ids, state)
+        pending = rec.activations
+
+        def job(pending: Any = pending, logits: Any = logits, start: int = start) -> Any:
+            arrays = {k: _numpy(v[0], options.dtype) for k, v in pending.materialize().items()}
+            logprob = None
+            if model.decoder is not None:
+                logprob = _next_logprob(logits[0], tokens, start, ends[: len(logits[0])])
+            return arrays, logprob
+
+        yield start, stop - start, job, None
 
 
 class _StateFile:

@@ -1018,6 +1018,21 @@ class StoreWriter:
             raise StoreError(write_error(exc, self.partial)) from None
         self.written = stop
 
+    def rewind(self, position: int) -> int:
+        """Forget the positions from ``position`` on (they are written again); returns it."""
+        f = self._require_open()
+        if not 0 <= position <= self.written:
+            raise StoreError(f"cannot rewind to {position}: {self.written} positions are written")
+        try:
+            f["positions_written"][()] = position
+            f.flush()
+            self._sync()
+        except (OSError, RuntimeError) as exc:
+            self._failed = True
+            raise StoreError(write_error(exc, self.partial)) from None
+        self.written = position
+        return position
+
     def _sync(self) -> None:
         if self._lock_fd is not None:
             os.fsync(self._lock_fd)
