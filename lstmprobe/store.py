@@ -207,6 +207,9 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     return path
 
 
+#: Quantities that are sigmoid outputs (never exactly 0 in every unit of a recorded position).
+_GATES = frozenset({"input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate"})
+
 _ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")
 
 
@@ -921,11 +924,14 @@ class StoreWriter:
     def _row_was_written(self, f: h5py.File, position: int) -> bool:
         """Whether the values of ``position`` reached the file (unwritten space reads as zeros).
 
-        Every gate of a recorded position is a sigmoid output, never exactly 0 for all units
-        at once, and a hidden state is all zero only at the zero state; so a row that is zero
-        in every dataset was never written.
+        A gate is a sigmoid output, in (0, 1): a row of a gate dataset that is zero in every
+        unit was never written. Without a gate dataset (values written through the API, say)
+        nothing can be told, and the row is taken as written.
         """
-        return any(np.any(f[key][position] != 0) for key in self.layout)
+        gates = [k for k in self.layout if k.split("/", 1)[1] in _GATES]
+        if not gates:
+            return True
+        return any(np.any(f[key][position] != 0) for key in gates)
 
     # -- writing --
 

@@ -26,6 +26,7 @@ import torch
 from click.testing import CliRunner
 
 from lstmprobe.cli import main
+from lstmprobe.errors import StoreError
 from lstmprobe.models import load_model, save_checkpoint
 from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.store import ActivationStore, StoreWriter, partial_path, write_json_atomic
@@ -374,3 +375,27 @@ def test_a_reordered_vocab_for_a_state_dict_warns(tmp_path, vocab, corpus):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
         assert ("another order" in result.stderr) is warned, result.stderr
+
+
+def test_resume_refuses_progress_that_is_not_on_disk(tmp_path, tiny, corpus):
+    """A partial whose progress marker ran ahead of its values (what a lost write left before)."""
+    out = tmp_path / "acts.h5"
+    options = RecordOptions(chunk_size=16)
+    forward, calls = tiny.model.forward, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return forward(*args, **kwargs)
+
+    tiny.model.forward = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        record_corpus(tiny, corpus, out, options)
+    del tiny.model.forward
+    with h5py.File(partial_path(out), "r+") as f:
+        written = int(f["positions_written"][()])
+        assert 0 < written < len(corpus)
+        f["positions_written"][()] = written + 10  # claims 10 positions that hold nothing
+    with pytest.raises(StoreError, match="holds no values"):
+        record_corpus(tiny, corpus, out, options, resume=True)
