@@ -113,7 +113,10 @@ from lstmprobe.cli._common import (
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted recording (same arguments).")
 @click.option(
-    "--force", is_flag=True, help="Overwrite an existing recording or discard a partial one."
+    "--force",
+    is_flag=True,
+    help="Overwrite an existing recording or discard a partial one (never one that another "
+    "record is writing); accept a --vocab other than the one stored in the model file.",
 )
 @quiet_option
 @json_option
