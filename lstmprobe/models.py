@@ -1,16 +1,21 @@
 """Models: the reference :class:`CharLSTM`, the lstmprobe checkpoint, and loading every accepted
 model file form (see docs/model-files.md).
 
-Loading is safe by default: files are read with ``torch.load(..., weights_only=True)``; a pickled
-full module is only unpickled when the caller passes ``trust_pickle=True``.
+Loading is safe by default: files are read with ``torch.load(..., weights_only=True)``, TorchScript
+archives with a restricted reader of their pickles that runs nothing from the archive, and a
+pickled full module is only unpickled when the caller passes ``trust_pickle=True``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import math
 import os
 import pickle
 import re
+import sys
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -24,13 +29,18 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmprobe import bundled
-from lstmprobe.errors import ModelLoadError, VocabError
+from lstmprobe._io import atomic_write
+from lstmprobe.errors import LstmprobeError, ModelLoadError, VocabError
 from lstmprobe.text import Vocab
 
 CHECKPOINT_FORMAT = "lstmprobe.checkpoint"
 CHECKPOINT_VERSION = 1
 
 Cell = Literal["lstm", "gru"]
+
+#: The largest model lstmprobe builds from a file (parameters); a file declaring a larger one is
+#: refused before anything is allocated.
+MAX_PARAMETERS = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -52,9 +62,23 @@ class ModelConfig:
     decoder: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_layers", "proj_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ModelLoadError(f"{name} must be an integer, got {value!r}")
         for name in ("vocab_size", "hidden_size", "num_layers"):
             if int(getattr(self, name)) < 1:
                 raise ModelLoadError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.embedding_dim is not None and (
+            isinstance(self.embedding_dim, bool) or not isinstance(self.embedding_dim, int)
+        ):
+            raise ModelLoadError(f"embedding_dim must be an integer, got {self.embedding_dim!r}")
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ModelLoadError(
+                f"a model of vocab_size={self.vocab_size}, hidden_size={self.hidden_size}, "
+                f"num_layers={self.num_layers} would have {self.parameter_count():,} parameters, "
+                f"more than the {MAX_PARAMETERS:,} lstmprobe builds (too large for a char model)"
+            )
         if self.cell not in ("lstm", "gru"):
             raise ModelLoadError(f"cell must be 'lstm' or 'gru', got {self.cell!r}")
         if self.embedding_dim is not None and self.embedding_dim < 1:
@@ -65,6 +89,21 @@ class ModelConfig:
     @property
     def input_size(self) -> int:
         return self.embedding_dim if self.embedding_dim is not None else self.vocab_size
+
+    def parameter_count(self) -> int:
+        """Parameters of the model of this configuration (computed, nothing is allocated)."""
+        gates = 4 if self.cell == "lstm" else 3
+        h, p = self.hidden_size, self.proj_size or self.hidden_size
+        dirs = 2 if self.bidirectional else 1
+        total = self.vocab_size * (self.embedding_dim or 0)
+        for layer in range(self.num_layers):
+            inputs = self.input_size if layer == 0 else p * dirs
+            per = gates * h * (inputs + p) + (2 * gates * h if self.bias else 0)
+            per += p * h if self.proj_size else 0
+            total += dirs * per
+        if self.decoder:
+            total += (p * dirs + 1) * self.vocab_size
+        return total
 
     @property
     def output_size(self) -> int:
@@ -148,7 +187,7 @@ def save_checkpoint(
     vocab: Vocab,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write an lstmprobe checkpoint atomically (temporary file, then rename).
+    """Write an lstmprobe checkpoint atomically (an exclusive temporary beside it, then rename).
 
     ``extra`` holds anything else that ``torch.load(weights_only=True)`` can read back (training
     progress, optimizer state, metrics).
@@ -167,9 +206,8 @@ def save_checkpoint(
     }
     if extra:
         payload.update(extra)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        torch.save(payload, fh)
     return path
 
 
@@ -179,7 +217,7 @@ class LoadedModel:
 
     model: CharLSTM
     vocab: Vocab
-    form: str  # "checkpoint", "state_dict", "torchscript", "pickle"
+    form: str  # "checkpoint", "state_dict", "safetensors", "torchscript", "pickle"
     path: Path | None = None
     sha256: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -208,23 +246,82 @@ def checkpoint_to_model(obj: dict[str, Any]) -> tuple[CharLSTM, Vocab]:
         )
     try:
         config = ModelConfig(**obj["config"])
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"the lstmprobe checkpoint's config is invalid: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(
+            f"the lstmprobe checkpoint's config is malformed ({_one_line(exc)})"
+        ) from None
+    try:
         vocab = Vocab.from_obj(obj["vocab"])
-        model = CharLSTM(config)
-        model.load_state_dict(obj["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ModelLoadError(f"lstmprobe checkpoint is malformed: {exc}".splitlines()[0]) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(
+            f"the lstmprobe checkpoint's vocab is malformed ({_one_line(exc)})"
+        ) from None
     if len(vocab) != config.vocab_size:
         raise ModelLoadError(
             f"checkpoint vocab has {len(vocab)} characters but the model has "
             f"{config.vocab_size} embedding rows"
         )
+    state = obj.get("state_dict")
+    if not isinstance(state, Mapping):
+        raise ModelLoadError("the lstmprobe checkpoint has no state_dict of tensors")
+    state = _tensors(state)
+    _check_tensors(state, "the lstmprobe checkpoint")
+    model = CharLSTM(config)
+    _check_shapes(model, state, {k: k for k in state}, "the lstmprobe checkpoint")
+    try:
+        model.load_state_dict(state)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ModelLoadError(f"lstmprobe checkpoint is malformed: {_one_line(exc)}") from None
+    _check_finite(state, "the lstmprobe checkpoint")
     model.eval()
     return model, vocab
 
 
+def _check_tensors(state: Mapping[str, torch.Tensor], where: str) -> None:
+    """Refuse tensors whose declared size is beyond any char model, before using them."""
+    for key, value in state.items():
+        nbytes = value.numel() * value.element_size()
+        if nbytes > MAX_TENSOR_BYTES:
+            raise ModelLoadError(
+                f"{where}: tensor {key} declares shape {tuple(value.shape)} ({nbytes:,} bytes), "
+                f"too large for a char model (lstmprobe reads at most {MAX_TENSOR_BYTES:,} bytes "
+                "per tensor); the file is damaged or not a char model"
+            )
+
+
+def _check_shapes(
+    model: CharLSTM, mapped: Mapping[str, torch.Tensor], source: Mapping[str, str], where: str
+) -> None:
+    """Name the file's tensor whose shape does not fit the model built from the others."""
+    expected = model.state_dict()
+    for name, value in mapped.items():
+        if name in expected and tuple(value.shape) != tuple(expected[name].shape):
+            c = model.config
+            raise ModelLoadError(
+                f"{where}: tensor {source.get(name, name)} has shape {tuple(value.shape)}, which "
+                f"does not fit a {c.num_layers}-layer {c.cell.upper()} of {c.hidden_size} units "
+                f"(as the other tensors say): it needs {tuple(expected[name].shape)}; the "
+                "state_dict is malformed"
+            )
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], where: str) -> None:
+    """Refuse NaN or infinite weights: every recorded value would be NaN."""
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ModelLoadError(
+                f"{where}: tensor {key} holds {bad} NaN or infinite value(s); the model diverged "
+                "in training or the file is damaged (every recorded value would be NaN); use "
+                "an earlier checkpoint"
+            )
+
+
 # --- loading every accepted model file form -------------------------------------------------
 
-Form = Literal["checkpoint", "state_dict", "torchscript", "pickle"]
+Form = Literal["checkpoint", "state_dict", "safetensors", "torchscript", "pickle"]
 
 #: Entries of a dict that wrap the state_dict itself (``{"state_dict": ..., "epoch": 3}``).
 WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "model_state_dict", "model_state", "model", "net")
@@ -248,6 +345,7 @@ def load_model(
     embedding: str | None = None,
     decoder: str | None = None,
     map_location: str | torch.device = "cpu",
+    force: bool = False,
 ) -> LoadedModel:
     """Load a model file of any accepted form as a :class:`CharLSTM` in eval mode.
 
@@ -267,6 +365,9 @@ def load_model(
         The key of the decoder (output Linear) weight, when a state_dict holds several candidates.
     map_location : str or torch.device
         Device the returned model lives on.
+    force : bool
+        Accept a ``vocab`` that differs from the one stored in a checkpoint (same size, other
+        characters or order); without it that is refused, as it would scramble every input.
 
     Returns
     -------
@@ -305,18 +406,34 @@ def load_model(
                     f"{model.config.vocab_size}; give the vocabulary it was trained with, or "
                     "leave out --vocab to use the one stored in the checkpoint"
                 )
+            _check_same_vocab(given_vocab, found_vocab, path, force)
             found_vocab = given_vocab
         extra: dict[str, Any] = {}
     else:
         state, vocab_entries = _unwrap(obj, path)
-        model, extra, size_of = _state_dict_to_model(state, path, embedding, decoder)
-        found_vocab = given_vocab if given_vocab is not None else _vocab_from(vocab_entries, path)
-        if len(found_vocab) != model.config.vocab_size:
-            raise VocabError(
-                f"the vocabulary has {len(found_vocab)} characters but {size_of} "
-                f"{model.config.vocab_size}; give the vocabulary the model was trained with "
-                "(--vocab FILE)"
-            )
+        found: list[Vocab] = []
+
+        def check_vocab(size: int, size_of: str) -> None:
+            # once the architecture is read, before the model is built: a wrong vocabulary is
+            # one line, not an allocation
+            if given_vocab is None:
+                found.append(_vocab_from(vocab_entries, path))
+            else:
+                found.append(given_vocab)
+                stored = None
+                if any(k in vocab_entries for k in VOCAB_KEYS):
+                    with contextlib.suppress(LstmprobeError):
+                        stored = _vocab_from(vocab_entries, path)
+                if stored is not None:
+                    _check_same_vocab(given_vocab, stored, path, force)
+            if len(found[0]) != size:
+                raise VocabError(
+                    f"the vocabulary has {len(found[0])} characters but {size_of} {size}; "
+                    "give the vocabulary the model was trained with (--vocab FILE)"
+                )
+
+        model, extra, _ = _state_dict_to_model(state, path, embedding, decoder, check_vocab)
+        found_vocab = found[0]
     model.to(device).eval()
     return LoadedModel(
         model=model,
@@ -325,6 +442,45 @@ def load_model(
         path=path,
         sha256=file_sha256(path),
         extra=extra,
+    )
+
+
+def bits_per_char(model: CharLSTM, vocab: Vocab, text: str, limit: int = 4096) -> float | None:
+    """The model's next-char loss (bits per char) on the first ``limit`` known chars of ``text``.
+
+    None without a decoder or with fewer than two known chars. A model given a vocabulary in
+    another order than it was trained with scores far above ``log2(len(vocab))``, the rate of
+    uniform guessing.
+    """
+    if model.decoder is None:
+        return None
+    known = set(vocab.chars)
+    sample = "".join(c for c in text[: limit * 2] if c in known)[:limit]
+    if len(sample) < 2:
+        return None
+    device = next(model.parameters()).device
+    ids = torch.from_numpy(vocab.encode(sample)).to(device).unsqueeze(0)
+    with torch.inference_mode():
+        logits, _ = model(ids[:, :-1])
+        loss = F.cross_entropy(logits[0].float(), ids[0, 1:])
+    return float(loss) / math.log(2)
+
+
+def _check_same_vocab(given: Vocab, stored: Vocab, path: Path, force: bool) -> None:
+    """Refuse a ``--vocab`` that differs from the one stored in the file, unless ``force``."""
+    if given.chars == stored.chars or force or len(given) != len(stored):
+        return
+    where = next(i for i, (a, b) in enumerate(zip(given.chars, stored.chars)) if a != b)
+    how = (
+        "the same characters in another order"
+        if sorted(given.chars) == sorted(stored.chars)
+        else "other characters"
+    )
+    raise VocabError(
+        f"--vocab lists {how} than the vocabulary stored in {path} (index {where}: "
+        f"{given.chars[where]!r} in --vocab, {stored.chars[where]!r} stored); the model reads "
+        "ids, so this would scramble every input; leave out --vocab, or pass --force if the "
+        "stored one is wrong"
     )
 
 
@@ -377,7 +533,28 @@ def _vocab_argument(vocab: str | os.PathLike[str] | Vocab | None) -> Vocab | Non
     if vocab is None or isinstance(vocab, Vocab):
         return vocab
     if isinstance(vocab, (str, os.PathLike)):
-        return Vocab.from_file(vocab)
+        try:
+            obj = json.loads(Path(vocab).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return Vocab.from_file(vocab)  # its own one-line errors
+        if isinstance(obj, dict):
+            for char, index in obj.items():
+                if isinstance(index, bool) or not isinstance(index, int):
+                    if isinstance(index, str) and len(char) != 1:
+                        continue  # index -> char (itos): read by Vocab
+                    raise VocabError(
+                        f"vocabulary file {vocab} maps {char!r} to {index!r}; an object maps "
+                        'each character to its integer index, e.g. {"a": 0, "b": 1}'
+                    )
+        try:
+            return Vocab.from_obj(obj)
+        except VocabError as exc:
+            raise VocabError(f"vocabulary file {vocab}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise VocabError(
+                f"vocabulary file {vocab} is not a usable vocabulary ({_one_line(exc)}); give a "
+                "JSON list of characters in index order or a JSON object char -> index"
+            ) from None
     raise VocabError(
         f"vocab must be a Vocab or the path of a JSON vocabulary file, got {type(vocab).__name__}"
     )
@@ -392,7 +569,332 @@ def _is_torchscript(path: Path) -> bool:
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError):
         return False
-    return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
+    return any(n == "constants.pkl" or n.endswith("/constants.pkl") or "/code/" in n for n in names)
+
+
+# --- .safetensors files ---------------------------------------------------------------------
+
+#: The metadata entry of a ``.safetensors`` model file that holds its vocabulary: a JSON list of
+#: the characters in index order (or a JSON object char -> index).
+SAFETENSORS_VOCAB_KEY = "vocab"
+#: The metadata entry where :func:`save_safetensors` records the model's configuration (JSON).
+SAFETENSORS_CONFIG_KEY = "lstmprobe_config"
+
+
+def _is_safetensors(path: Path, head: bytes) -> bool:
+    if path.suffix == ".safetensors":
+        return True
+    if len(head) < 10 or head[8:9] != b"{":
+        return False
+    size = int.from_bytes(head[:8], "little")
+    return 2 <= size <= 100_000_000
+
+
+def read_safetensors(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The tensors of a ``.safetensors`` file, and its vocabulary from the metadata, if any.
+
+    The format holds only a JSON header and raw tensor bytes: reading it cannot run code. Each
+    tensor's size is checked against ``MAX_TENSOR_BYTES`` before it is read.
+
+    Returns
+    -------
+    dict
+        ``{key: tensor}``, plus ``"vocab"`` (the decoded ``vocab`` metadata entry) when present.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    tensors: dict[str, Any] = {}
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+            for key in fh.keys():  # noqa: SIM118 (a safe_open handle is not iterable)
+                part = fh.get_slice(key)
+                shape = list(part.get_shape())
+                itemsize = _SAFETENSORS_ITEMSIZE.get(str(part.get_dtype()), 8)
+                nbytes = itemsize
+                for n in shape:
+                    nbytes *= n
+                if nbytes > MAX_TENSOR_BYTES:
+                    raise ModelLoadError(
+                        f"model file {path}: tensor {key} declares shape {tuple(shape)} "
+                        f"({nbytes:,} bytes), more than the {MAX_TENSOR_BYTES:,} bytes lstmprobe "
+                        "reads; the file is damaged or not a char model"
+                    )
+                tensors[key] = fh.get_tensor(key)
+    except ModelLoadError:
+        raise
+    except (SafetensorError, OSError, ValueError, TypeError, RuntimeError) as exc:
+        raise ModelLoadError(
+            f"model file {path} is not a readable .safetensors file ({_one_line(exc)}); it may "
+            "be truncated or corrupted, save it again"
+        ) from None
+    if SAFETENSORS_VOCAB_KEY in metadata:
+        try:
+            tensors["vocab"] = json.loads(metadata[SAFETENSORS_VOCAB_KEY])
+        except ValueError:
+            raise VocabError(
+                f"the {SAFETENSORS_VOCAB_KEY!r} metadata entry of model file {path} is not JSON; "
+                "it must be a JSON list of the characters in index order"
+            ) from None
+    return tensors
+
+
+_SAFETENSORS_ITEMSIZE = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+    "BOOL": 1, "U16": 2, "U32": 4, "U64": 8,
+}  # fmt: skip
+
+
+def save_safetensors(path: str | os.PathLike[str], model: CharLSTM, vocab: Vocab) -> Path:
+    """Write ``model``'s weights and ``vocab`` as a ``.safetensors`` file (atomically).
+
+    The file holds the tensors of ``model.state_dict()`` and two metadata entries: ``vocab``
+    (JSON list of the characters in index order) and ``lstmprobe_config`` (the
+    :class:`ModelConfig`, for reference; loading infers the architecture from the tensors).
+    It is the safe way to share a model: loading it cannot run code.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> m = CharLSTM(ModelConfig(vocab_size=3, hidden_size=4, embedding_dim=2))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_safetensors(Path(d) / "m.safetensors", m, Vocab(("a", "b", "c")))
+    ...     loaded = load_model(path)
+    >>> loaded.form, loaded.vocab.chars
+    ('safetensors', ('a', 'b', 'c'))
+    """
+    from safetensors.torch import save
+
+    path = Path(path)
+    if len(vocab) != model.config.vocab_size:
+        raise ModelLoadError(
+            f"vocab has {len(vocab)} characters but the model expects {model.config.vocab_size}"
+        )
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {
+        SAFETENSORS_VOCAB_KEY: json.dumps(list(vocab.chars), ensure_ascii=False),
+        SAFETENSORS_CONFIG_KEY: json.dumps(asdict(model.config)),
+    }
+    data = save(tensors, metadata)
+    with atomic_write(path) as fh:
+        fh.write(data)
+    return path
+
+
+# --- TorchScript archives, read without running anything in them ------------------------------
+
+#: Largest tensor lstmprobe reads from a model file (bytes); a larger declared size is refused
+#: before anything is allocated.
+MAX_TENSOR_BYTES = 4 << 30
+
+_STORAGE_DTYPES: dict[str, torch.dtype] = {
+    "FloatStorage": torch.float32,
+    "DoubleStorage": torch.float64,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+}
+
+
+class _ScriptObject:
+    """Stands in for an instance of a class of a TorchScript archive (``__torch__.*``).
+
+    It only keeps the state the archive gives it: no class of the archive is looked up, no
+    method of it (``__setstate__`` included) is called.
+    """
+
+    __slots__ = ("args", "state")
+
+    def __init__(self, *args: Any) -> None:
+        self.args = args
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+@dataclass(frozen=True)
+class _StorageType:
+    dtype: torch.dtype
+
+
+def _rebuild_tensor(
+    storage: Any, offset: Any, size: Any, stride: Any, *_: Any, **__: Any
+) -> torch.Tensor:
+    """``torch._utils._rebuild_tensor_v2`` for plain strided tensors, with every bound checked."""
+    if not isinstance(storage, torch.Tensor):
+        raise pickle.UnpicklingError("a tensor refers to something other than a storage")
+    dims = (offset, *size, *stride)
+    if len(size) != len(stride) or not all(type(v) is int and v >= 0 for v in dims):
+        raise pickle.UnpicklingError("a tensor has a malformed size, stride or offset")
+    numel = 1
+    for n in size:
+        numel *= n
+    if numel:
+        last = offset + sum((n - 1) * st for n, st in zip(size, stride))
+        if last >= storage.numel():
+            raise pickle.UnpicklingError(
+                f"a tensor of size {tuple(size)} reaches past the end of its storage "
+                f"({storage.numel()} values)"
+            )
+    return torch.as_strided(storage, tuple(size), tuple(stride), offset)
+
+
+def _first(value: Any, *_: Any) -> Any:
+    return value
+
+
+class _ArchiveUnpickler(pickle.Unpickler):
+    """Reads a TorchScript archive's pickles: tensors, plain containers, placeholders. Nothing else.
+
+    Classes of the archive (``__torch__.*``) become :class:`_ScriptObject` placeholders; tensors
+    are rebuilt from the archive's ``data/`` records by this module's own code; any other
+    global a pickle names is refused.
+    """
+
+    def __init__(self, data: bytes, zf: zipfile.ZipFile, prefix: str, path: Path) -> None:
+        import io
+
+        super().__init__(io.BytesIO(data))
+        self._zf = zf
+        self._prefix = prefix
+        self._path = path
+        self._storages: dict[str, torch.Tensor] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__torch__" or module.startswith("__torch__."):
+            return _ScriptObject
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(_STORAGE_DTYPES[name])
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if (module, name) == ("torch._utils", "_rebuild_parameter"):
+            return _first
+        if module == "torch.jit._pickle" and (
+            name == "restore_type_tag" or re.fullmatch(r"build_\w+list", name)
+        ):
+            return _first
+        if (module, name) == ("collections", "OrderedDict"):
+            return dict
+        raise pickle.UnpicklingError(f"it names {module}.{name}, which lstmprobe does not read")
+
+    def persistent_load(self, pid: Any) -> torch.Tensor:
+        if (
+            not isinstance(pid, tuple)
+            or len(pid) != 5
+            or pid[0] != "storage"
+            or not isinstance(pid[1], _StorageType)
+            or not isinstance(pid[2], str)
+            or type(pid[4]) is not int
+        ):
+            raise pickle.UnpicklingError("a tensor refers to a storage in an unknown form")
+        _, kind, key, _, numel = pid
+        if key in self._storages:
+            return self._storages[key]
+        itemsize = torch.empty((), dtype=kind.dtype).element_size()
+        nbytes = numel * itemsize
+        if numel < 0 or nbytes > MAX_TENSOR_BYTES:
+            raise pickle.UnpicklingError(
+                f"a tensor declares {numel:,} values, more than the {MAX_TENSOR_BYTES:,} bytes "
+                "lstmprobe reads"
+            )
+        name = f"{self._prefix}data/{key}"
+        try:
+            info = self._zf.getinfo(name)
+        except KeyError:
+            raise pickle.UnpicklingError(f"the record {name} is missing") from None
+        if info.file_size != nbytes:
+            raise pickle.UnpicklingError(
+                f"the record {name} holds {info.file_size} bytes, not the {nbytes} its tensor needs"
+            )
+        raw = bytearray(self._zf.read(name))
+        if nbytes == 0:
+            storage = torch.empty(0, dtype=kind.dtype)
+        else:
+            storage = torch.frombuffer(raw, dtype=kind.dtype)
+        self._storages[key] = storage
+        return storage
+
+
+def _script_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor], depth: int = 0) -> None:
+    """Collect the tensor attributes of a placeholder tree as ``state_dict`` keys."""
+    if depth > 64 or not isinstance(obj, _ScriptObject) or not isinstance(obj.state, dict):
+        return
+    for key, value in obj.state.items():
+        if not isinstance(key, str):
+            continue
+        if isinstance(value, torch.Tensor):
+            tensors[prefix + key] = value
+        elif isinstance(value, _ScriptObject):
+            _script_state(value, f"{prefix}{key}.", tensors, depth + 1)
+
+
+def read_torchscript(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The tensors and vocabulary entries of a TorchScript archive, without running any of it.
+
+    The archive is a zip: ``data.pkl`` pickles the module tree (classes of the archive, their
+    attributes, tensors whose values are the records under ``data/``). It is read with a
+    restricted unpickler that constructs no class of the archive and calls none of its methods
+    (a TorchScript ``__setstate__`` never runs); the archive's code is not compiled.
+
+    Returns
+    -------
+    dict
+        ``{dotted.name: tensor}`` as ``module.state_dict()`` would name them, plus the top
+        module's ``vocab``/``chars``/``itos``/``stoi`` attributes where they are plain values.
+
+    Raises
+    ------
+    ModelLoadError
+        The archive is damaged, or its pickles hold something other than plain data.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            data_names = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
+            if len(data_names) != 1:
+                raise ModelLoadError(
+                    f"model file {path} looks like a TorchScript archive but has "
+                    f"{len(data_names)} data.pkl records; save it again with torch.jit.save"
+                )
+            prefix = data_names[0][: -len("data.pkl")]
+            order = zf.read(prefix + "byteorder").decode() if prefix + "byteorder" in names else ""
+            if order and order.strip() != sys.byteorder:
+                raise ModelLoadError(
+                    f"model file {path} was saved on a {order.strip()}-endian machine; save "
+                    "its state_dict on this one"
+                )
+            root = _ArchiveUnpickler(zf.read(data_names[0]), zf, prefix, path).load()
+    except ModelLoadError:
+        raise
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"model file {path} looks like a TorchScript archive but cannot be read "
+            f"({_one_line(exc)}); it may be truncated or corrupted, save it again (or save "
+            "model.state_dict() as a .safetensors file)"
+        ) from None
+    except Exception as exc:  # a hostile pickle can raise anything from our placeholders
+        raise ModelLoadError(
+            f"model file {path} looks like a TorchScript archive but cannot be read "
+            f"({type(exc).__name__}: {_one_line(exc)}); save it again"
+        ) from None
+    tensors: dict[str, torch.Tensor] = {}
+    _script_state(root, "", tensors)
+    result: dict[str, Any] = dict(tensors)
+    state = root.state if isinstance(root, _ScriptObject) else None
+    if isinstance(state, dict):
+        for key in VOCAB_KEYS:
+            value = state.get(key)
+            if isinstance(value, (str, list, tuple, dict)):
+                result[key] = value
+    return result
 
 
 def _not_torch_message(path: Path, head: bytes, exc: BaseException) -> str:
@@ -434,16 +936,10 @@ def _read(path: Path, trust_pickle: bool) -> tuple[Any, Form]:
         raise ModelLoadError(
             f"model file {path} is empty; it was probably not saved completely, save it again"
         )
+    if _is_safetensors(path, head):
+        return read_safetensors(path), "safetensors"
     if _is_torchscript(path):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return torch.jit.load(str(path), map_location="cpu"), "torchscript"
-        except Exception as exc:
-            raise ModelLoadError(
-                f"model file {path} looks like a TorchScript archive but cannot be loaded "
-                f"({_one_line(exc)}); it may be truncated or corrupted, save it again"
-            ) from None
+        return read_torchscript(path), "torchscript"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -457,7 +953,8 @@ def _read(path: Path, trust_pickle: bool) -> tuple[Any, Form]:
                 f"model file {path} is a pickled Python object (a full module saved with "
                 f"torch.save(model); it refers to {match.group(1)}); loading it runs arbitrary "
                 "code from the file, so lstmprobe refuses; pass --trust-pickle if you trust its "
-                "source, or save model.state_dict() instead"
+                "source, or share model.state_dict() as a .safetensors file, the safe way to "
+                "share a model"
             ) from None
         return _read_pickle(path, match.group(1)), "pickle"
     except Exception as exc:
@@ -592,7 +1089,8 @@ def _vocab_from(entries: dict[str, Any], path: Path) -> Vocab:
                 f"({_one_line(exc)}); pass --vocab FILE"
             ) from None
     raise ModelLoadError(
-        f"model file {path} stores no vocabulary (no {'/'.join(VOCAB_KEYS)} entry); pass "
+        f"model file {path} stores no vocabulary (no {'/'.join(VOCAB_KEYS)} entry, nor a "
+        f"{SAFETENSORS_VOCAB_KEY!r} metadata entry of a .safetensors file); pass "
         "--vocab FILE, a JSON list of the characters in index order or a JSON object "
         "char -> index"
     )
@@ -664,8 +1162,14 @@ def _recurrent(state: dict[str, torch.Tensor], path: Path) -> _Recurrent:
     bias = all(has["bias_ih"])
     w_hh = params[("weight_hh", 0, False)]
     w_ih = params[("weight_ih", 0, False)]
-    if w_hh.dim() != 2 or w_ih.dim() != 2:
-        raise bad("has weights that are not matrices; the state_dict is malformed")
+    for (name, layer, reverse), value in sorted(params.items()):
+        want = 2 if name.startswith("weight") else 1
+        if value.dim() != want:
+            key = f"{prefix}{name}_l{layer}{'_reverse' if reverse else ''}"
+            raise bad(
+                f"has tensor {key} of shape {_shape(value)}, not a "
+                f"{'matrix' if want == 2 else 'vector'}; the state_dict is malformed"
+            )
     if all(has["weight_hr"]):
         w_hr = params[("weight_hr", 0, False)]
         proj_size, hidden_size = _shape(w_hr)
@@ -719,10 +1223,15 @@ def _ambiguous(role: str, keys: list[str], state: dict[str, torch.Tensor], path:
 
 
 def _state_dict_to_model(
-    state: dict[str, torch.Tensor], path: Path, embedding: str | None, decoder: str | None
+    state: dict[str, torch.Tensor],
+    path: Path,
+    embedding: str | None,
+    decoder: str | None,
+    check_vocab: Any = lambda size, size_of: None,
 ) -> tuple[CharLSTM, dict[str, Any], str]:
     """Infer a :class:`CharLSTM` from the tensors; also say how the vocabulary size was read."""
     state = {k: v for k, v in state.items() if v.is_floating_point()}
+    _check_tensors(state, f"model file {path}")
     rnn = _recurrent(state, path)
     rnn_keys = {k for k in state if _RNN_KEY.match(k)}
     others = {k: v for k, v in state.items() if k not in rnn_keys}
@@ -803,7 +1312,17 @@ def _state_dict_to_model(
         if bias is not None:
             dec_bias_key = dec_key[: -len("weight")] + "bias"
             used.add(dec_bias_key)
+    source = {"rnn." + k[len(rnn.prefix) :]: k for k in rnn_keys}
+    if emb_key is not None:
+        source["embedding.weight"] = emb_key
+    if dec_key is not None:
+        source["decoder.weight"] = dec_key
+        if dec_bias_key is not None:
+            source["decoder.bias"] = dec_bias_key
+    check_vocab(vocab_size, size_of)
     model = CharLSTM(config)
+    _check_shapes(model, mapped, source, f"model file {path}")
+    _check_finite({source.get(k, k): v for k, v in mapped.items()}, f"model file {path}")
     try:
         model.load_state_dict(mapped, strict=True)
     except RuntimeError as exc:

@@ -17,12 +17,14 @@ whole: with ``reset="none"`` the whole corpus is one forward call and memory gro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,10 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstmprobe.errors import CorpusError, LstmprobeError
+from lstmprobe._io import atomic_write
+from lstmprobe.errors import CorpusError, LstmprobeError, StoreError
 from lstmprobe.hooks import Recorder, layout
 from lstmprobe.models import LoadedModel
-from lstmprobe.store import COMPRESSIONS, DTYPES, StoreWriter, partial_path
+from lstmprobe.store import COMPRESSIONS, DTYPES, StoreWriter, partial_path, write_error
 from lstmprobe.text import RESETS, check_chars, sequences
 
 
@@ -173,6 +176,11 @@ def record_corpus(
         resume=resume,
     )
     start_at = writer.written
+    if (options.reset == "line" or bidirectional) and 0 < start_at < len(tokens):
+        # a long line is written in chunks: a resume inside one starts that line again
+        inside = int(np.searchsorted(seqs[:, 0], start_at, side="right")) - 1
+        if seqs[inside, 0] < start_at:
+            start_at = writer.rewind(int(seqs[inside, 0]))
     state_file = _StateFile(partial_path(out))
     began = time.perf_counter()
     bar = _progress(len(tokens), start_at, progress)
@@ -191,7 +199,9 @@ def record_corpus(
             elif options.parallel:
                 units = _parallel_stream(model, rec, tokens, start_at, options, dev)
             else:
-                state = _to_device(state_file.load(start_at), dev) if start_at else None
+                state = None
+                if 0 < start_at < len(tokens):
+                    state = _to_device(state_file.load(start_at, _zero_state(model, dev)), dev)
                 units = _exact_stream(model, rec, tokens, start_at, options, dev, state)
             # Recompute on the writer thread, overlapping the next forward, when the forward
             # runs on one intra-op thread (or on a GPU). A multi-threaded CPU forward already
@@ -208,12 +218,18 @@ def record_corpus(
     except BaseException:
         background.stop()
         bar.close()
-        writer.close()  # keep the partial file: --resume continues it
+        with contextlib.suppress(LstmprobeError):
+            writer.close()  # keep the partial file: --resume continues it
         raise
     finally:
         torch.set_num_threads(threads_before)
     bar.close()
-    path = writer.finish()
+    try:
+        path = writer.finish()
+    except BaseException:
+        with contextlib.suppress(LstmprobeError):
+            writer.close()
+        raise
     state_file.remove()
     return RecordResult(path, len(tokens), time.perf_counter() - began, start_at)
 
@@ -339,8 +355,16 @@ def _sequence_batches(
     dev: torch.device,
 ) -> Iterator[Chunk]:
     todo = seqs[seqs[:, 0] >= start_at]
+    bidirectional = bool(model.config.bidirectional)
     i = 0
     while i < len(todo):
+        first = int(todo[i, 1] - todo[i, 0])
+        if first > options.batch_chars and not bidirectional:
+            # A line longer than a batch is read in chunks carrying the exact state, so that
+            # memory is bounded by the chunk, not by the line (a reverse direction cannot).
+            yield from _long_sequence(model, rec, tokens, todo[i], options, dev)
+            i += 1
+            continue
         # consecutive sequences while the padded batch stays within batch_chars (at least one)
         j, longest = i, 0
         while j < len(todo):
@@ -376,6 +400,34 @@ def _sequence_batches(
         i = j
 
 
+def _long_sequence(
+    model: torch.nn.Module,
+    rec: Recorder,
+    tokens: np.ndarray,
+    seq: np.ndarray,
+    options: RecordOptions,
+    dev: torch.device,
+) -> Iterator[Chunk]:
+    """One sequence ``[s, e)`` from the zero state, in chunks of ``chunk_size`` chars."""
+    s, e = int(seq[0]), int(seq[1])
+    ends = np.full(options.chunk_size, e)
+    state = None
+    for start in range(s, e, options.chunk_size):
+        stop = min(start + options.chunk_size, e)
+        ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
+        logits, state = model(ids, state)
+        pending = rec.activations
+
+        def job(pending: Any = pending, logits: Any = logits, start: int = start) -> Any:
+            arrays = {k: _numpy(v[0], options.dtype) for k, v in pending.materialize().items()}
+            logprob = None
+            if model.decoder is not None:
+                logprob = _next_logprob(logits[0], tokens, start, ends[: len(logits[0])])
+            return arrays, logprob
+
+        yield start, stop - start, job, None
+
+
 class _StateFile:
     """The exact recurrent state at the last two chunk boundaries, beside a partial recording.
 
@@ -394,28 +446,64 @@ class _StateFile:
         self._kept = (
             {position: state} if last is None else {last: self._kept[last], position: state}
         )
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save(self._kept, tmp)
-        os.replace(tmp, self.path)
-
-    def load(self, position: int) -> Any:
         try:
-            kept = torch.load(self.path, weights_only=True)
-        except (OSError, RuntimeError, EOFError) as exc:
-            raise LstmprobeError(
-                f"cannot resume: the saved state {self.path} is missing or unreadable ({exc}); "
-                "start over with --force"
+            with atomic_write(self.path) as fh:
+                torch.save(self._kept, fh)
+        except (OSError, RuntimeError) as exc:
+            raise StoreError(write_error(exc, self.path)) from None
+
+    def load(self, position: int, like: Any) -> Any:
+        """The saved state at ``position``; ``like`` is a state of the right shapes and dtype."""
+        broken = f"cannot resume: the saved state {self.path}"
+        fix = "start over with --force"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kept = torch.load(self.path, weights_only=True)
+        except FileNotFoundError:
+            raise StoreError(f"{broken} is missing; {fix}") from None
+        except Exception as exc:
+            line = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+            raise StoreError(
+                f"{broken} is not a state lstmprobe wrote ({type(exc).__name__}: {line}); {fix}"
             ) from None
-        if position not in kept:
-            raise LstmprobeError(
-                f"cannot resume: no saved state at position {position} in {self.path}; "
-                "start over with --force"
+        if not isinstance(kept, dict) or position not in kept:
+            raise StoreError(f"{broken} holds no state at position {position}; {fix}")
+        state = kept[position]
+        if not _state_like(state, like):
+            raise StoreError(
+                f"{broken} does not hold a state of this model (wrong shapes or types); {fix}"
             )
-        self._kept = {position: kept[position]}
-        return kept[position]
+        self._kept = {position: state}
+        return state
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def _zero_state(model: torch.nn.Module, dev: torch.device) -> Any:
+    """A state of the model's shapes (after one char from the zero state)."""
+    with torch.inference_mode():
+        _, state = model(torch.zeros(1, 1, dtype=torch.long, device=dev))
+    return _detach(state)
+
+
+def _state_like(state: Any, like: Any) -> bool:
+    def same(a: Any, b: torch.Tensor) -> bool:
+        return (
+            isinstance(a, torch.Tensor)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and bool(torch.isfinite(a).all())
+        )
+
+    if isinstance(like, tuple):
+        return (
+            isinstance(state, tuple)
+            and len(state) == len(like)
+            and all(same(a, b) for a, b in zip(state, like))
+        )
+    return same(state, like)
 
 
 def _to_device(state: Any, dev: torch.device) -> Any:

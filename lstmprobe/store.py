@@ -10,6 +10,8 @@ recording. This is the only module that imports h5py.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import math
 import mmap
@@ -28,6 +30,7 @@ from typing import Any, TypeVar
 import h5py
 import numpy as np
 
+from lstmprobe._io import atomic_write, create_exclusive, fsync_dir
 from lstmprobe.errors import StoreError, UnitError
 from lstmprobe.names import GRU_QUANTITIES, LSTM_QUANTITIES, QUANTITIES
 from lstmprobe.text import Vocab
@@ -167,26 +170,11 @@ def _attr_str(value: Any) -> str:
     return str(value)
 
 
-def _fsync(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name == "posix":
-        _fsync(path.parent if str(path.parent) else Path("."))
-
-
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically (temporary file beside it + ``os.replace``).
+
+    The temporary is created exclusively (a link at its name is never followed) and the file gets
+    the permissions of a new file (``0o666`` less the umask).
 
     Derived results (rankings, dynamics) go beside a recording with this function, never into it.
     numpy scalars and arrays are converted to plain JSON.
@@ -214,18 +202,166 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     """
     path = Path(path)
     text = json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path)
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
     return path
+
+
+#: Quantities that are sigmoid outputs (never exactly 0 in every unit of a recorded position).
+_GATES = frozenset({"input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate"})
+
+_ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")
+
+
+def check_output(path: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that a recording can be written at ``path``; returns it.
+
+    Raises
+    ------
+    StoreError
+        ``path`` is a directory, or its directory does not exist or is not writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory; give a file path such as acts.h5")
+    parent = path.parent
+    if not parent.is_dir():
+        raise StoreError(f"directory {parent} does not exist; create it or choose another -o path")
+    probe = None
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise StoreError(
+            f"cannot write in directory {parent} ({reason}); choose another -o path or fix "
+            "its permissions"
+        ) from None
+    finally:
+        if probe is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    return path
+
+
+def write_error(exc: BaseException, path: Path, what: str = "writing") -> str:
+    """One line for an error while writing ``path``: what happened and what to do.
+
+    Examples
+    --------
+    >>> write_error(OSError(28, "No space left on device"), Path("acts.h5.partial"))
+    'no space left on device while writing acts.h5.partial; free space and run the same command with --resume'
+    """
+    code = getattr(exc, "errno", None)
+    if not isinstance(code, int):
+        match = _ERRNO_IN_TEXT.search(str(exc))
+        code = int(match.group(1)) if match else None
+    then = "run the same command with --resume"
+    if code == errno.ENOSPC:
+        return f"no space left on device while {what} {path}; free space and {then}"
+    if code == errno.EFBIG:
+        return (
+            f"file too large while {what} {path}: the file system or the process's file-size "
+            f"limit (ulimit -f) does not allow a file this big; raise the limit or write "
+            f"elsewhere, then {then}"
+        )
+    if code == errno.EDQUOT:
+        return f"disk quota exceeded while {what} {path}; free space and {then}"
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot write {path} ({detail[:200]}); fix the cause and {then}"
+
+
+def _busy(path: Path) -> StoreError:
+    return StoreError(
+        f"{path} is being written by another lstmprobe record right now (it holds the file's "
+        "lock); wait for it to finish or choose another -o path (--force does not stop a "
+        "running recording)"
+    )
+
+
+def _lock(path: Path, *, force: bool = False) -> int | None:
+    """Open the existing file at ``path`` and take its exclusive lock; None if nothing is there.
+
+    A symbolic link is never opened (with ``force`` it is removed); a file another process
+    holds locked raises :class:`StoreError`.
+    """
+    flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            if force:
+                path.unlink()
+                return None
+            raise StoreError(
+                f"{path} is a symbolic link; lstmprobe never writes through a link it did not "
+                "create; remove it, or pass --force to replace it"
+            ) from None
+        raise StoreError(f"cannot open {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != os.lstat(path).st_ino:
+            raise BlockingIOError
+    except (BlockingIOError, FileNotFoundError):
+        os.close(fd)
+        raise _busy(path) from None
+    return fd
+
+
+def _create_locked(path: Path) -> int:
+    """Create ``path`` exclusively (never through a link) and take its lock."""
+    try:
+        fd = create_exclusive(path)
+    except FileExistsError:
+        raise _busy(path) from None
+    except OSError as exc:
+        raise StoreError(write_error(exc, path, "creating")) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise _busy(path) from None
+    return fd
+
+
+def _reserve(fd: int, size: int, path: Path) -> None:
+    """Allocate ``size`` bytes of ``fd`` on disk now (``posix_fallocate``), or fail as one line."""
+    allocate = getattr(os, "posix_fallocate", None)
+    if allocate is None:
+        return
+    try:
+        allocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # a file system that cannot
+            return
+        raise StoreError(write_error(exc, path, f"reserving {size / 2**20:,.1f} MiB for")) from None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.lstat(path).st_ino
+    except OSError:
+        return False
+
+
+def _recorded_nothing(path: Path) -> bool:
+    """Whether a partial file holds no recorded position (empty, or cut short at creation)."""
+    try:
+        if path.stat().st_size == 0:
+            return True
+        with h5py.File(path, "r", locking=False) as f:
+            if _attr_str(f.attrs.get("format", "")) != FORMAT or bool(f.attrs.get("complete")):
+                return False
+            return "positions_written" not in f or int(f["positions_written"][()]) == 0
+    except Exception:  # not readable as HDF5: handled (and reported) by resuming
+        return False
+
+
+def _quiet_close(f: h5py.File) -> None:
+    with contextlib.suppress(Exception):
+        f.close()
 
 
 def default_chunk_positions(n_units: Sequence[int], dtype: str, n_positions: int) -> int:
@@ -467,6 +603,9 @@ class StoreWriter:
         self.partial = partial_path(self.path)
         self._file: h5py.File | None = None
         self._finished = False
+        self._failed = False
+        self._complete_on_disk = False
+        self._lock_fd: int | None = None
 
         tokens = np.asarray(tokens)
         if tokens.ndim != 1 or tokens.size == 0:
@@ -524,18 +663,41 @@ class StoreWriter:
             "has_next_logprob": self.has_next_logprob,
         }
 
-        if self.path.is_dir():
-            raise StoreError(f"{self.path} is a directory; give a file path such as acts.h5")
-        if not self.path.parent.is_dir():
-            raise StoreError(
-                f"directory {self.path.parent} does not exist; create it or choose another -o path"
-            )
-        partial_exists = self.partial.exists()
+        check_output(self.path)
+        # Take the partial file's lock before deciding anything about it: a partial that another
+        # process is recording into is never touched, --force included.
+        self._lock_fd = _lock(self.partial, force=force)
+        try:
+            if self._lock_fd is not None and _recorded_nothing(self.partial):
+                # left by a failure at creation: nothing to continue, nothing lost
+                self.partial.unlink()
+                self._release()
+            self._open(identity, model_summary, vocab, chunk_positions, force, resume)
+        except BaseException:
+            self._release()
+            raise
+
+    def _open(
+        self,
+        identity: dict,
+        model_summary: dict,
+        vocab: Vocab,
+        chunk_positions: int | None,
+        force: bool,
+        resume: bool,
+    ) -> None:
+        partial_exists = self._lock_fd is not None
         if self.path.exists() and not force and not (resume and partial_exists):
             raise StoreError(
                 f"{self.path} already exists; pass --force to overwrite or -o to choose another path"
             )
         if partial_exists and not (resume or force):
+            if self._partial_complete():
+                raise StoreError(
+                    f"a finished recording {self.partial} was not yet moved into place (the last "
+                    "run was stopped while finishing); pass --resume to move it into place, or "
+                    "--force to start over"
+                )
             raise StoreError(
                 f"an unfinished recording {self.partial} exists; pass --resume to continue it or "
                 "--force to start over"
@@ -549,6 +711,22 @@ class StoreWriter:
                     raise
         self._create(identity, model_summary, vocab, chunk_positions)
 
+    def _partial_complete(self) -> bool:
+        try:
+            with h5py.File(self.partial, "r", locking=False) as f:
+                return _attr_str(f.attrs.get("format", "")) == FORMAT and bool(
+                    f.attrs.get("complete", False)
+                )
+        except Exception:
+            return False
+
+    def _release(self) -> None:
+        """Let go of the partial file's lock."""
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
     # -- opening --
 
     def _create(
@@ -556,8 +734,11 @@ class StoreWriter:
     ) -> None:
         from lstmprobe import __version__
 
-        for stale in (self.partial, _compressing_path(self.partial)):
-            stale.unlink(missing_ok=True)
+        if self._lock_fd is not None:  # ours (locked): a stale partial, replaced
+            self.partial.unlink(missing_ok=True)
+            self._release()
+        _compressing_path(self.partial).unlink(missing_ok=True)
+        self._lock_fd = _create_locked(self.partial)
         cp = (
             min(int(chunk_positions), self.n_positions)
             if chunk_positions is not None
@@ -579,41 +760,55 @@ class StoreWriter:
             "has_next_logprob": self.has_next_logprob,
             "chunk_positions": cp,
         }
-        self._file = self._new_file(self.partial, header, cp, compression=None)
+        self._file = self._new_file(self.partial, self._lock_fd, header, cp, compression=None)
         self._chunk_positions = cp
 
     def _new_file(
-        self, target: Path, header: Mapping[str, Any], cp: int, compression: str | None
+        self,
+        target: Path,
+        fd: int,
+        header: Mapping[str, Any],
+        cp: int,
+        compression: str | None,
     ) -> h5py.File:
-        """Create an empty recording at ``target`` (removed again if that fails).
+        """Fill the empty file ``target`` (created exclusively, open as ``fd``) with a recording.
 
         Without compression every chunk is allocated now (and never filled: unwritten values
-        are whatever the file system gives, zeros), so later writes change no metadata.
+        are whatever the file system gives, zeros), so later writes change no metadata. If
+        anything fails, ``target`` is removed again and the error is one line.
         """
         units = list(self.layout.values())
+        f: h5py.File | None = None
         try:
             f = h5py.File(
                 target,
                 "w",
                 track_order=True,
+                locking=False,  # the writer holds its own lock on the file (fd)
                 rdcc_nbytes=_cache_bytes(cp, units, np.dtype(self.dtype).itemsize),
             )
-        except OSError as exc:
-            raise StoreError(f"cannot create {target}: {exc}") from None
-        if compression is None:
-            options: dict[str, Any] = {"fill_time": "never"}
-        else:
-            options = {"compression": compression, "shuffle": True, "fillvalue": np.nan}
-            if compression == "gzip":
-                options["compression_opts"] = GZIP_LEVEL
-
-        def dcpl() -> Any:
-            plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            if not _same_file(fd, target):
+                raise StoreError(
+                    f"{target} was replaced by another file while lstmprobe created it; "
+                    "record again"
+                )
+            # Reserve the file's whole size on disk before HDF5 writes anything: HDF5 cannot
+            # recover from a failed write (it may crash), so a full disk or a file-size limit
+            # must show here, as one line, and never in the middle of a recording.
+            _reserve(fd, self._size_estimate(cp), target)
             if compression is None:
-                plist.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-            return plist
+                options: dict[str, Any] = {"fill_time": "never"}
+            else:
+                options = {"compression": compression, "shuffle": True, "fillvalue": np.nan}
+                if compression == "gzip":
+                    options["compression_opts"] = GZIP_LEVEL
 
-        try:
+            def dcpl() -> Any:
+                plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+                if compression is None:
+                    plist.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+                return plist
+
             for name, value in header.items():
                 f.attrs[name] = value
             f.create_dataset("tokens", data=self._tokens, dtype=np.int32)
@@ -641,11 +836,26 @@ class StoreWriter:
             # rewritten in place after each write(): a kill cannot leave it half-updated
             f.create_dataset("positions_written", data=np.int64(0))
             f.flush()
-        except BaseException:
-            f.close()
-            target.unlink(missing_ok=True)
+            os.fsync(fd)
+        except BaseException as exc:
+            if f is not None:
+                _quiet_close(f)
+            if _same_file(fd, target):
+                target.unlink(missing_ok=True)
+            if isinstance(exc, (OSError, RuntimeError)):
+                raise StoreError(write_error(exc, target, "creating")) from None
             raise
         return f
+
+    def _size_estimate(self, cp: int) -> int:
+        """An upper bound of the file's size: every value, the chunk index, and a margin."""
+        itemsize = np.dtype(self.dtype).itemsize
+        n = self.n_positions
+        values = sum(n * units * itemsize for units in self.layout.values())
+        rows = -(-n // cp)
+        chunks = sum(rows * -(-units // UNIT_BLOCK) for units in self.layout.values())
+        extra = (4 * n + 4 * rows) if self.has_next_logprob else 0
+        return values + extra + 4 * n + 16 * len(self._sequences) + 96 * chunks + (1 << 20)
 
     def _open_resume(self, identity: dict) -> None:
         broken = (
@@ -653,12 +863,12 @@ class StoreWriter:
             "damaged when the recording was killed; start over with --force"
         )
         try:
-            f = h5py.File(self.partial, "r+")
+            f = h5py.File(self.partial, "r+", locking=False)
         except (OSError, RuntimeError) as exc:
-            raise StoreError(f"{broken} ({exc})") from None
+            raise StoreError(f"{broken} ({_first_line(exc)})") from None
         try:
             a = f.attrs
-            if _attr_str(a.get("format", "")) != FORMAT or bool(a.get("complete", True)):
+            if _attr_str(a.get("format", "")) != FORMAT:
                 raise StoreError(
                     f"{self.partial} is not an unfinished lstmprobe recording; remove it or "
                     "start over with --force"
@@ -686,16 +896,42 @@ class StoreWriter:
                     "record with the same model, corpus and options, or start over with --force"
                 )
             self._chunk_positions = int(a["chunk_positions"])
-            self.written = min(int(f["positions_written"][()]), self.n_positions)
-        except (OSError, RuntimeError, KeyError, ValueError) as exc:
-            f.close()
+            written = int(f["positions_written"][()])
+            if not 0 <= written <= self.n_positions:
+                raise StoreError(
+                    f"{broken} (it claims {written} of {self.n_positions} positions written)"
+                )
+            self._complete_on_disk = bool(a.get("complete", False))
+            if self._complete_on_disk:
+                if written != self.n_positions:
+                    raise StoreError(f"{broken} (marked complete with {written} positions)")
+            elif written and not self._row_was_written(f, written - 1):
+                raise StoreError(
+                    f"{broken} (position {written - 1} is marked written but holds no values: "
+                    "a write did not reach the disk)"
+                )
+            self.written = written
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            _quiet_close(f)
             if isinstance(exc, StoreError):
                 raise
-            raise StoreError(f"{broken} ({exc})") from None
+            raise StoreError(f"{broken} ({_first_line(exc)})") from None
         except BaseException:
-            f.close()
+            _quiet_close(f)
             raise
         self._file = f
+
+    def _row_was_written(self, f: h5py.File, position: int) -> bool:
+        """Whether the values of ``position`` reached the file (unwritten space reads as zeros).
+
+        A gate is a sigmoid output, in (0, 1): a row of a gate dataset that is zero in every
+        unit was never written. Without a gate dataset (values written through the API, say)
+        nothing can be told, and the row is taken as written.
+        """
+        gates = [k for k in self.layout if k.split("/", 1)[1] in _GATES]
+        if not gates:
+            return True
+        return any(np.any(f[key][position] != 0) for key in gates)
 
     # -- writing --
 
@@ -767,25 +1003,52 @@ class StoreWriter:
             )
         if n == 0:
             return
+        if self._failed:
+            raise StoreError(
+                f"an earlier write to {self.partial} failed; run the same command with --resume"
+            )
         stop = start + n
         try:
             for k, v in values.items():
                 f[k][start:stop] = v.astype(self.dtype, copy=False)
             if lp is not None:
                 f["next_logprob"][start:stop] = lp
-            # the values first, the progress second: a kill never leaves progress ahead of them
+            # the values first, durably (flushed and fsynced: a full disk shows here), and only
+            # then the progress: the recorded progress never runs ahead of what is on disk
             f.flush()
+            self._sync()
             f["positions_written"][()] = stop
             f.flush()
-        except OSError as exc:
-            raise StoreError(
-                f"cannot write positions {start}..{stop} to {self.partial} ({exc}); if the disk "
-                "is full, free some space and continue with --resume"
-            ) from None
+        except (OSError, RuntimeError) as exc:
+            self._failed = True
+            raise StoreError(write_error(exc, self.partial)) from None
         self.written = stop
+
+    def rewind(self, position: int) -> int:
+        """Forget the positions from ``position`` on (they are written again); returns it."""
+        f = self._require_open()
+        if not 0 <= position <= self.written:
+            raise StoreError(f"cannot rewind to {position}: {self.written} positions are written")
+        try:
+            f["positions_written"][()] = position
+            f.flush()
+            self._sync()
+        except (OSError, RuntimeError) as exc:
+            self._failed = True
+            raise StoreError(write_error(exc, self.partial)) from None
+        self.written = position
+        return position
+
+    def _sync(self) -> None:
+        if self._lock_fd is not None:
+            os.fsync(self._lock_fd)
 
     def finish(self) -> Path:
         """Mark the recording complete (compressing it if asked) and move it to its final path.
+
+        Every step leaves a state that ``resume=True`` finishes: the partial file is marked
+        complete only once all its values are on disk, and a complete partial file is simply
+        moved into place.
 
         Returns
         -------
@@ -798,17 +1061,31 @@ class StoreWriter:
                 f"cannot finish {self.path}: {self.written} of {self.n_positions} positions "
                 "were written; write the rest first"
             )
+        if self._failed:
+            raise StoreError(
+                f"a write to {self.partial} failed; run the same command with --resume"
+            )
         if self.compression is None:
-            f.attrs.modify("complete", True)
-            self.close()
+            if not self._complete_on_disk:
+                try:
+                    f.attrs.modify("complete", True)
+                    f.flush()
+                    self._sync()
+                except (OSError, RuntimeError) as exc:
+                    self._failed = True
+                    raise StoreError(write_error(exc, self.partial, "finishing")) from None
+            self._close_file()
             source = self.partial
         else:
             source = self._compress(f)
-            self.close()
-        _fsync(source)
+            self._close_file()
+        if self._lock_fd is not None and not _same_file(self._lock_fd, self.partial):
+            raise _busy(self.partial)
         os.replace(source, self.path)
-        _fsync_dir(self.path)
-        self.partial.unlink(missing_ok=True)
+        fsync_dir(self.path)
+        if source != self.partial:
+            self.partial.unlink(missing_ok=True)
+        self._release()
         self._finished = True
         return self.path
 
@@ -818,50 +1095,83 @@ class StoreWriter:
         header = {k: f.attrs[k] for k in f.attrs}
         header["complete"] = True
         cp = self._chunk_positions
-        out = self._new_file(target, header, cp, compression=self.compression)
+        target.unlink(missing_ok=True)  # a stale one of ours: we hold the partial's lock
         try:
-            names = [*self.layout, *(["next_logprob"] if self.has_next_logprob else [])]
-            # several chunk rows at a time, each chunk compressed once
-            step = cp * max(1, (8 << 20) // (cp * max(self.layout.values()) * 4))
-            for name in names:
-                src, dst = f[name], out[name]
-                for a in range(0, self.n_positions, step):
-                    b = min(a + step, self.n_positions)
-                    dst[a:b] = src[a:b]
-            out["positions_written"][()] = self.n_positions
-            out.close()
-        except BaseException:
-            out.close()
-            target.unlink(missing_ok=True)
-            raise
+            fd = create_exclusive(target)
+        except OSError as exc:
+            raise StoreError(write_error(exc, target, "compressing")) from None
+        try:
+            out = self._new_file(target, fd, header, cp, compression=self.compression)
+            try:
+                names = [*self.layout, *(["next_logprob"] if self.has_next_logprob else [])]
+                # several chunk rows at a time, each chunk compressed once
+                step = cp * max(1, (8 << 20) // (cp * max(self.layout.values()) * 4))
+                for name in names:
+                    src, dst = f[name], out[name]
+                    for a in range(0, self.n_positions, step):
+                        b = min(a + step, self.n_positions)
+                        dst[a:b] = src[a:b]
+                out["positions_written"][()] = self.n_positions
+                out.close()
+                os.fsync(fd)
+            except BaseException as exc:
+                _quiet_close(out)
+                target.unlink(missing_ok=True)
+                if isinstance(exc, (OSError, RuntimeError)):
+                    raise StoreError(write_error(exc, target, "compressing")) from None
+                raise
+        finally:
+            os.close(fd)
         return target
 
     def close(self) -> None:
-        """Close, keeping the partial file for ``resume=True``."""
+        """Close, keeping the partial file for ``resume=True``, and let go of its lock."""
+        try:
+            self._close_file()
+        finally:
+            self._release()
+
+    def _close_file(self) -> None:
         if self._file is None:
             return
         try:
-            self._file.close()
+            if self._failed:
+                _quiet_close(self._file)  # what failed to write would fail again
+            else:
+                self._file.close()
+        except (OSError, RuntimeError) as exc:
+            self._failed = True
+            raise StoreError(write_error(exc, self.partial)) from None
         finally:
             self._file = None
 
     def abort(self) -> None:
         """Close and delete the partial file (nothing useful was recorded)."""
-        self.close()
+        self._close_file()
         if not self._finished:
             self.partial.unlink(missing_ok=True)
             _compressing_path(self.partial).unlink(missing_ok=True)
+        self._release()
 
     def __enter__(self) -> StoreWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
-            self.close()
+            with contextlib.suppress(StoreError):
+                self.close()
+
+    def __del__(self) -> None:
+        self._release()
 
     def __repr__(self) -> str:
         state = "finished" if self._finished else ("open" if self._file else "closed")
         return f"<StoreWriter {self.partial}: {self.written}/{self.n_positions} positions, {state}>"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _compressing_path(partial: Path) -> Path:

@@ -221,7 +221,8 @@ def test_checkpoint_vocab_override_and_mismatch(tmp_path: Path) -> None:
     model = CharLSTM(ModelConfig(vocab_size=V, hidden_size=3))
     path = save_checkpoint(tmp_path / "m.pt", model, VOCAB)
     other = Vocab(tuple("ABCDEFGHI"))
-    assert load_model(path, vocab=other).vocab == other
+    fails(VocabError, "other characters", "--force", source=path, vocab=other)
+    assert load_model(path, vocab=other, force=True).vocab == other
     fails(VocabError, "3", str(V), "--vocab", source=path, vocab=Vocab(("a", "b", "c")))
 
 
@@ -384,7 +385,8 @@ def test_vocab_argument_overrides_the_file(tmp_path: Path) -> None:
     original = seeded(UserModel)
     path = save({"state_dict": original.state_dict(), "chars": list(CHARS)}, tmp_path / "m.pt")
     other = Vocab(tuple("ABCDEFGHI"))
-    assert load_model(path, vocab=other).vocab == other
+    fails(VocabError, "other characters", "--force", source=path, vocab=other)
+    assert load_model(path, vocab=other, force=True).vocab == other
 
 
 def test_no_vocab_anywhere(tmp_path: Path) -> None:
@@ -647,3 +649,301 @@ def test_bad_map_location(tmp_path: Path) -> None:
     fails(ModelLoadError, "map_location", source=path, vocab=VOCAB, map_location="nonsense")
     if not torch.cuda.is_available():
         fails(ModelLoadError, "cuda", "'cpu'", source=path, vocab=VOCAB, map_location="cuda")
+
+
+# --- TorchScript archives are read without running their code ---
+
+
+class MarkerWriter(nn.Module):
+    """A submodule whose TorchScript ``__setstate__`` writes bytes into a file when loaded."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[str, torch.Tensor, bool]:
+        return (self.marker, self.scale, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[str, torch.Tensor, bool]) -> None:
+        self.marker = state[0]
+        self.scale = state[1]
+        written = torch.from_file(self.marker, shared=True, size=8, dtype=torch.uint8)
+        written.fill_(65)
+        self.training = state[2] and bool(written.sum() > 0)
+
+
+class HostileScript(nn.Module):
+    """A valid char-LSTM whose archive also runs code at load (through MarkerWriter)."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(V, 4)
+        self.lstm = nn.LSTM(4, 5, batch_first=True)
+        self.fc = nn.Linear(5, V)
+        self.chars = list(CHARS)
+        self.hook = MarkerWriter(marker)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(self.emb(ids))
+        return self.fc(self.hook(out))
+
+
+def hostile_archive(tmp_path: Path) -> tuple[Path, Path, nn.Module]:
+    """A real TorchScript archive that writes ``marker`` when ``torch.jit.load`` reads it."""
+    marker = tmp_path / "marker"
+    torch.manual_seed(0)
+    original = HostileScript(str(marker)).eval()
+    path = tmp_path / "hostile.ts"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(original), str(path))
+    return path, marker, original
+
+
+def test_hostile_archive_really_runs_code_under_torch_jit_load(tmp_path: Path) -> None:
+    """The archive of the next tests is a real threat: torch.jit.load writes the marker."""
+    path, marker, _ = hostile_archive(tmp_path)
+    assert not marker.exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.load(str(path))
+    assert marker.read_bytes() == b"A" * 8
+
+
+def test_torchscript_archive_is_read_without_running_its_code(tmp_path: Path) -> None:
+    path, marker, original = hostile_archive(tmp_path)
+    loaded = load_model(path)
+    assert not marker.exists()
+    assert_loaded(loaded, path, "torchscript")
+    assert loaded.vocab == VOCAB
+    x = ids()
+    with torch.no_grad():
+        expected = original.fc(original.lstm(original.emb(x))[0])
+        got, _ = loaded.model(x)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("command", ["record", "sample", "evaluate"])
+def test_no_command_runs_code_from_a_torchscript_archive(tmp_path: Path, command: str) -> None:
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    path, marker, _ = hostile_archive(tmp_path)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abc defg\nab cd\n" * 4)
+    args = {
+        "record": ["record", str(path), str(corpus), "-o", str(tmp_path / "a.h5"), "-q"],
+        "sample": ["sample", str(path), "--prime", "ab", "-n", "5", "--seed", "0"],
+        "evaluate": ["evaluate", str(path), str(corpus), "--task", "none"],
+    }[command]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert not marker.exists()
+
+
+def test_torchscript_archive_naming_other_globals_is_refused(tmp_path: Path) -> None:
+    """A data.pkl that calls a function (here os.system) is refused, and nothing is called."""
+    import pickle
+    import zipfile
+
+    marker = tmp_path / "marker"
+
+    class Call:
+        def __reduce__(self) -> Any:
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.ts"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("evil/data.pkl", pickle.dumps({"w": Call()}, protocol=2))
+        zf.writestr("evil/constants.pkl", pickle.dumps((), protocol=2))
+    fails(ModelLoadError, "TorchScript", "posix.system", source=path)
+    assert not marker.exists()
+
+
+# --- .safetensors files: weights only, nothing to run ---
+
+
+def test_safetensors_state_dict_with_vocab_file(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    original = seeded(UserModel)
+    path = tmp_path / "m.safetensors"
+    save_file({k: v.contiguous() for k, v in original.state_dict().items()}, str(path))
+    vocab_file = tmp_path / "vocab.json"
+    vocab_file.write_text(json.dumps(list(CHARS)))
+    loaded = load_model(path, vocab=vocab_file)
+    assert_loaded(loaded, path, "safetensors")
+    assert loaded.vocab == VOCAB
+    assert_same_outputs(original, loaded)
+    fails(ModelLoadError, "no vocabulary", "--vocab", "metadata", source=path)
+
+
+def test_safetensors_vocab_from_metadata(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    original = seeded(lambda: UserModel(cell="gru", layers=2, emb_dim=None))
+    path = tmp_path / "m.safetensors"
+    meta = {"vocab": json.dumps(list(CHARS))}
+    save_file({k: v.contiguous() for k, v in original.state_dict().items()}, str(path), meta)
+    loaded = load_model(path)
+    assert loaded.vocab == VOCAB and loaded.model.config.cell == "gru"
+    assert_same_outputs(original, loaded)
+    save_file(original.state_dict(), str(path), {"vocab": "not json"})
+    fails(VocabError, "metadata", "vocab", source=path)
+
+
+def test_save_safetensors_round_trip(tmp_path: Path) -> None:
+    from lstmprobe.models import save_safetensors
+
+    torch.manual_seed(0)
+    model = CharLSTM(ModelConfig(vocab_size=V, hidden_size=5, num_layers=2, embedding_dim=3))
+    path = save_safetensors(tmp_path / "m.safetensors", model.eval(), VOCAB)
+    loaded = load_model(path)
+    assert loaded.form == "safetensors" and loaded.vocab == VOCAB
+    assert loaded.model.config == model.config
+    assert_same_outputs(lambda x: model(x)[0], loaded)
+
+
+def test_refusals_point_to_safetensors(tmp_path: Path) -> None:
+    path = save(seeded(UserModel), tmp_path / "full.pt")
+    fails(ModelLoadError, ".safetensors", source=path)
+
+
+def test_train_writes_a_safetensors_file_on_request(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("".join(f"ab{i % 7}cd {i % 3}\n" for i in range(60)))
+    out = tmp_path / "m.pt"
+    args = ["train", str(corpus), "-o", str(out), "--hidden", "4", "--steps", "3", "-q"]
+    result = CliRunner().invoke(main, [*args, "--safetensors", "--json"])
+    assert result.exit_code == 0, result.output
+    shared = tmp_path / "m.safetensors"
+    assert json.loads(result.output)["safetensors"] == str(shared)
+    checkpoint, weights = load_model(out), load_model(shared)
+    assert weights.form == "safetensors" and weights.vocab == checkpoint.vocab
+    assert weights.model.config == checkpoint.model.config
+    assert_same_outputs(lambda x: checkpoint.model(x)[0], weights)
+    bad = CliRunner().invoke(main, ["train", str(corpus), "-o", str(shared), "--safetensors"])
+    assert bad.exit_code == 1 and "ends in .safetensors" in bad.output
+
+
+# --- bad model input: one line, exit 1, no traceback (through the command line) ---
+
+
+def cli_fails(tmp_path: Path, model: Path, *words: str, extra: tuple[str, ...] = ()) -> str:
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("abc defg\nab cd\n" * 4)
+    args = ["record", str(model), str(corpus), "-o", str(tmp_path / "a.h5"), "-q", *extra]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "a.h5").exists()
+    for word in words:
+        assert word.lower() in result.stderr.lower(), (word, result.stderr)
+    return result.stderr
+
+
+def vocab_file(tmp_path: Path, content: Any = None) -> Path:
+    path = tmp_path / "vocab.json"
+    path.write_text(json.dumps(list(CHARS) if content is None else content))
+    return path
+
+
+def test_a_state_dict_declaring_huge_tensors_is_refused_before_allocating(tmp_path: Path) -> None:
+    state = seeded(UserModel).state_dict()
+    # a stride-0 view: a few bytes on disk, 4e10 values declared
+    state["lstm.weight_hh_l0"] = torch.zeros(1).expand(400_000, 100_000)
+    path = save(state, tmp_path / "huge.pt")
+    cli_fails(
+        tmp_path,
+        path,
+        "lstm.weight_hh_l0",
+        "too large",
+        extra=("--vocab", str(vocab_file(tmp_path))),
+    )
+
+
+def test_a_vocab_size_is_checked_before_building_the_model(tmp_path: Path) -> None:
+    state = seeded(UserModel).state_dict()
+    path = save(state, tmp_path / "m.pt")
+    small = vocab_file(tmp_path, ["a", "b"])
+    cli_fails(tmp_path, path, "2 characters", "emb.weight", extra=("--vocab", str(small)))
+
+
+@pytest.mark.parametrize("content", [{"a": "x", "b": 1}, {"a": 1.5, "b": 0}, {"a": True, "b": 0}])
+def test_a_vocab_object_with_non_integer_indices(tmp_path: Path, content: Any) -> None:
+    path = save(seeded(UserModel).state_dict(), tmp_path / "m.pt")
+    cli_fails(
+        tmp_path,
+        path,
+        "vocab.json",
+        "'a'",
+        "integer",
+        extra=("--vocab", str(vocab_file(tmp_path, content))),
+    )
+
+
+@pytest.mark.parametrize("value", ["abc", 3.5, True, None, 10**12])
+def test_a_checkpoint_config_with_a_bad_size(tmp_path: Path, value: Any) -> None:
+    model = CharLSTM(ModelConfig(vocab_size=V, hidden_size=4, embedding_dim=3))
+    path = save_checkpoint(tmp_path / "m.pt", model, VOCAB)
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["hidden_size"] = value
+    torch.save(payload, path)
+    cli_fails(tmp_path, path, "hidden_size", "checkpoint")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path: Path, bad: float) -> None:
+    state = seeded(UserModel).state_dict()
+    state["lstm.weight_ih_l0"][3, 1] = bad
+    path = save(state, tmp_path / "m.pt")
+    cli_fails(
+        tmp_path,
+        path,
+        "lstm.weight_ih_l0",
+        "nan or infinite",
+        extra=("--vocab", str(vocab_file(tmp_path))),
+    )
+
+
+def test_a_malformed_state_dict_names_the_tensor(tmp_path: Path) -> None:
+    state = seeded(UserModel).state_dict()
+    state["lstm.bias_hh_l0"] = torch.zeros(7)
+    path = save(state, tmp_path / "m.pt")
+    cli_fails(
+        tmp_path,
+        path,
+        "lstm.bias_hh_l0",
+        "(7,)",
+        "(24,)",
+        extra=("--vocab", str(vocab_file(tmp_path))),
+    )
+    state = seeded(UserModel).state_dict()
+    state["lstm.weight_ih_l0"] = torch.zeros(24, 5, 2)
+    path = save(state, tmp_path / "m.pt")
+    cli_fails(tmp_path, path, "lstm.weight_ih_l0", extra=("--vocab", str(vocab_file(tmp_path))))
+
+
+def test_a_reordered_vocab_for_a_checkpoint_needs_force(tmp_path: Path) -> None:
+    model = CharLSTM(ModelConfig(vocab_size=V, hidden_size=4, embedding_dim=3))
+    path = save_checkpoint(tmp_path / "m.pt", model, VOCAB)
+    reordered = vocab_file(tmp_path, list(reversed(CHARS)))
+    cli_fails(tmp_path, path, "order", "--force", extra=("--vocab", str(reordered)))
+    loaded = load_model(path, vocab=reordered, force=True)
+    assert loaded.vocab.chars == tuple(reversed(CHARS))
+    assert load_model(path, vocab=vocab_file(tmp_path)).vocab == VOCAB  # the same: fine

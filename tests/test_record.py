@@ -260,3 +260,50 @@ def test_ctrl_c_keeps_the_partial_and_resume_completes_it(tmp_path, vocab, corpu
     with ActivationStore(whole) as a, ActivationStore(out) as b:
         for key in a.keys:
             np.testing.assert_array_equal(a.read(key), b.read(key))
+
+
+def test_a_line_longer_than_a_batch_is_read_in_chunks_exactly(tmp_path, vocab, corpus):
+    """Memory is bounded by the chunk, not by the line: same values as one forward per line."""
+    text = corpus.replace("\n", " ") + "\n" + corpus  # one long line, then short ones
+    model = make_model(vocab)
+    loaded = LoadedModel(model, vocab, "checkpoint", sha256="2" * 64)
+    whole = RecordOptions(reset="line", dtype="float32")
+    chunked = RecordOptions(reset="line", dtype="float32", batch_chars=64, chunk_size=50)
+    record_corpus(loaded, text, tmp_path / "whole.h5", whole)
+    forward, lengths = model.forward, []
+
+    def measured(ids, *args, **kwargs):
+        lengths.append(ids.shape[1])
+        return forward(ids, *args, **kwargs)
+
+    model.forward = measured
+    record_corpus(loaded, text, tmp_path / "chunked.h5", chunked)
+    del model.forward
+    assert max(lengths) <= 50  # no forward call (and no recorded batch) spans the long line
+    with ActivationStore(tmp_path / "whole.h5") as a, ActivationStore(tmp_path / "chunked.h5") as b:
+        assert a.sequences.tolist() == b.sequences.tolist()
+        assert a.sequences[0, 1] > 64  # the long line really exceeds a batch
+        for key in a.keys:
+            np.testing.assert_allclose(a.read(key), b.read(key), atol=1e-6, rtol=0)
+        np.testing.assert_allclose(a.next_logprob, b.next_logprob, atol=1e-6, rtol=0)
+    # killed inside the long line: the resume starts that line again and ends the same
+    forward, calls = model.forward, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return forward(*args, **kwargs)
+
+    model.forward = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        record_corpus(loaded, text, tmp_path / "resumed.h5", chunked)
+    del model.forward
+    result = record_corpus(loaded, text, tmp_path / "resumed.h5", chunked, resume=True)
+    assert result.resumed_from == 0
+    with (
+        ActivationStore(tmp_path / "chunked.h5") as a,
+        ActivationStore(tmp_path / "resumed.h5") as b,
+    ):
+        for key in a.keys:
+            np.testing.assert_array_equal(a.read(key), b.read(key))

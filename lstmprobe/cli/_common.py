@@ -55,6 +55,14 @@ store_option = click.option(
     type=click.Path(dir_okay=False),
     help="The recording to read (what `lstmprobe record` wrote).",
 )
+trust_option = click.option(
+    "--trust-pickle",
+    "--trust-code",
+    "trust_pickle",
+    is_flag=True,
+    help="Allow a pickled full module: unpickling runs code from the file, so only for files "
+    "you trust. TorchScript archives and .safetensors files never need it.",
+)
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar or chatter.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 

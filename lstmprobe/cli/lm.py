@@ -13,8 +13,10 @@ from lstmprobe.cli._common import (
     json_option,
     quiet_option,
     resolve_corpus,
+    trust_option,
     warn,
 )
+from lstmprobe.errors import TrainingError
 
 
 @click.command()
@@ -128,6 +130,13 @@ def tasks_command(
     help="Continue from a checkpoint written by lstmprobe train (its settings are the defaults).",
 )
 @click.option("--slim", is_flag=True, help="Final checkpoint without optimizer state (smaller).")
+@click.option(
+    "--safetensors",
+    "write_safetensors",
+    is_flag=True,
+    help="Also write the weights and vocab beside the checkpoint as OUTPUT's name with "
+    ".safetensors: the safe form to share (loading it cannot run code).",
+)
 @click.option("--threads", type=int, help="CPU threads for torch (1 is best on a busy machine).")
 @quiet_option
 @json_option
@@ -137,6 +146,7 @@ def train_command(
     output: str,
     resume: str | None,
     slim: bool,
+    write_safetensors: bool,
     threads: int | None,
     quiet: bool,
     as_json: bool,
@@ -154,12 +164,20 @@ def train_command(
         lstmprobe tasks counter -n 2000 -o counter.txt
         lstmprobe train counter.txt -o counter.pt --reset line --hidden 10 --steps 1500 --lr 0.01
         lstmprobe train code.txt -o code.pt --resume code.pt --steps 8000
+        lstmprobe train code.txt -o code.pt --safetensors   # also code.safetensors
     """
     import shlex
+    from pathlib import Path
 
     from lstmprobe import train as training
     from lstmprobe.models import file_sha256
 
+    shared = Path(output).with_suffix(".safetensors") if write_safetensors else None
+    if shared is not None and shared == Path(output):
+        raise TrainingError(
+            f"-o {output} already ends in .safetensors; give the checkpoint another name "
+            "(e.g. model.pt) and --safetensors writes model.safetensors beside it"
+        )
     if threads is not None:
         training.set_threads(threads)
     config = training.resolve_config(settings, resume)
@@ -174,10 +192,19 @@ def train_command(
     result = training.train(
         text, output, config, resume=resume, slim=slim, progress=not quiet, metadata=metadata
     )
+    summary = result.to_dict()
+    if shared is not None:
+        from lstmprobe.models import load_model, save_safetensors
+
+        written = load_model(output)
+        save_safetensors(shared, written.model, written.vocab)
+        summary["safetensors"] = str(shared)
     if as_json:
-        echo_json(result.to_dict())
+        echo_json(summary)
     elif not quiet:
         click.echo(training.describe(result))
+        if shared is not None:
+            click.echo(f"weights and vocab for sharing: {shared}")
     if result.interrupted:
         click.secho(
             f"interrupted at step {result.step}; checkpoint written to {output} "
@@ -194,6 +221,7 @@ def train_command(
 @click.option("-n", "--length", default=500, show_default=True, help="Characters to generate.")
 @click.option("--temperature", default=0.8, show_default=True, help="0 = greedy.")
 @click.option("--seed", type=int, help="Random seed (same seed, same text).")
+@trust_option
 @quiet_option
 @json_option
 @handle_errors
@@ -203,6 +231,7 @@ def sample_command(
     length: int,
     temperature: float,
     seed: int | None,
+    trust_pickle: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -216,7 +245,7 @@ def sample_command(
     from lstmprobe import train as training
     from lstmprobe.models import load_model
 
-    loaded = load_model(model)
+    loaded = load_model(model, trust_pickle=trust_pickle)
     text = training.sample(loaded.model, loaded.vocab, prime, length, temperature, seed)
     if as_json:
         echo_json({"prime": prime, "text": text, "temperature": temperature, "seed": seed})
@@ -239,11 +268,18 @@ def sample_command(
     type=click.Choice(["auto", "none", "counter", "selective-counter", "ab-memory", "copy"]),
     help="Score greedy completion as this task (auto: recognise it by the lines' form).",
 )
+@trust_option
 @quiet_option
 @json_option
 @handle_errors
 def evaluate_command(
-    model: str, corpus: str, reset: str | None, task: str, quiet: bool, as_json: bool
+    model: str,
+    corpus: str,
+    reset: str | None,
+    task: str,
+    trust_pickle: bool,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Bits per char of MODEL on CORPUS; for a task corpus, exact greedy completion.
 
@@ -260,7 +296,7 @@ def evaluate_command(
     from lstmprobe import train as training
     from lstmprobe.models import load_model
 
-    loaded = load_model(model)
+    loaded = load_model(model, trust_pickle=trust_pickle)
     text = resolve_corpus(corpus)
     result = training.evaluate(
         loaded.model, loaded.vocab, text, reset, None if task == "none" else task

@@ -17,6 +17,8 @@ from lstmprobe.cli._common import (
     quiet_option,
     resolve_corpus,
     store_option,
+    trust_option,
+    warn,
 )
 
 
@@ -46,11 +48,7 @@ from lstmprobe.cli._common import (
     metavar="KEY",
     help="Which tensor is the decoder, when a state_dict has several candidates.",
 )
-@click.option(
-    "--trust-pickle",
-    is_flag=True,
-    help="Allow a pickled full module (runs code from the file: only for files you trust).",
-)
+@trust_option
 @click.option(
     "--reset",
     type=click.Choice(["none", "line"]),
@@ -115,7 +113,10 @@ from lstmprobe.cli._common import (
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted recording (same arguments).")
 @click.option(
-    "--force", is_flag=True, help="Overwrite an existing recording or discard a partial one."
+    "--force",
+    is_flag=True,
+    help="Overwrite an existing recording or discard a partial one (never one that another "
+    "record is writing); accept a --vocab other than the one stored in the model file.",
 )
 @quiet_option
 @json_option
@@ -146,8 +147,8 @@ def record(
 ) -> None:
     """Record every gate and state of MODEL over CORPUS into an HDF5 file.
 
-    MODEL is a model file (lstmprobe checkpoint, state_dict, TorchScript, or a
-    pickled module with --trust-pickle) or a bundled model's name (`lstmprobe models`).
+    MODEL is a model file (lstmprobe checkpoint, state_dict, .safetensors,
+    TorchScript, or a pickled module with --trust-pickle) or a bundled model's name (`lstmprobe models`).
     CORPUS is a UTF-8 text file or a bundled sample (sample:NAME).
 
     \b
@@ -156,9 +157,11 @@ def record(
         lstmprobe record model.pt corpus.txt -o run1.h5 --vocab vocab.json
         lstmprobe record counter.pt counter.txt --reset line --quantities cell,hidden
     """
-    from lstmprobe.models import load_model
+    import math
+
+    from lstmprobe.models import bits_per_char, load_model
     from lstmprobe.record import RecordOptions, record_corpus
-    from lstmprobe.store import partial_path
+    from lstmprobe.store import check_output, partial_path
 
     options = RecordOptions(
         reset=reset,
@@ -171,10 +174,25 @@ def record(
         warmup=warmup,
         unknown=unknown,
     )
+    check_output(output)
     text = resolve_corpus(corpus)
     loaded = load_model(
-        model, vocab=vocab, trust_pickle=trust_pickle, embedding=embedding, decoder=decoder
+        model,
+        vocab=vocab,
+        trust_pickle=trust_pickle,
+        embedding=embedding,
+        decoder=decoder,
+        force=force,
     )
+    if vocab is not None and loaded.form != "checkpoint":
+        bits = bits_per_char(loaded.model, loaded.vocab, text)
+        uniform = math.log2(len(loaded.vocab))
+        if bits is not None and bits > uniform + 1:
+            warn(
+                f"the model's next-char loss on the start of the corpus is {bits:.1f} bits/char, "
+                f"worse than uniform guessing ({uniform:.1f}): --vocab may list the characters "
+                "in another order than the model was trained with"
+            )
     try:
         result = record_corpus(
             loaded,
