@@ -246,7 +246,9 @@ def test_user_file_feature(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert get_feature(f"{path}:in_x").labels("axb").tolist() == [0.0, 1.0, 0.0]
     with pytest.raises(FeatureError, match=r"wrong.*shape \(1,\).*3 characters"):
         get_feature(f"{path}:wrong").labels("abc")
-    with pytest.raises(FeatureError, match=r"boom.*failed: RuntimeError: kaput"):
+    with pytest.raises(
+        FeatureError, match=r"boom.*failed at .*my_features.py:7 \(in boom\): RuntimeError: kaput"
+    ):
         get_feature(f"{path}:boom").labels("abc")
     with pytest.raises(FeatureError, match=r"has no function 'nope'.*in_x"):
         get_feature(f"{path}:nope")
@@ -301,3 +303,57 @@ def test_python_dialect_reads_floor_division_as_an_operator() -> None:
 
 def test_python_bracket_depth_counts_after_floor_division() -> None:
     assert marks("bracket-depth:python", "f(a // 2)") == "011111110"
+
+
+# --- failures that must stay one line -------------------------------------------------------
+
+
+def test_regex_whose_repetition_count_overflows() -> None:
+    with pytest.raises(FeatureError, match=r"does not compile: the repetition number is too large"):
+        get_feature("regex:a{99999999999}")
+
+
+def test_user_feature_failure_names_its_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "feats.py"
+    path.write_text(
+        "import numpy as np\n"
+        "def helper(text):\n"
+        "    return np.zeros(len(text)) / {}[text]\n"
+        "def lookup(text):\n"
+        "    return helper(text)\n"
+    )
+    with pytest.raises(FeatureError) as info:
+        get_feature(f"{path}:lookup").labels("ab")
+    message = str(info.value)
+    assert f"at {path}:3 (in helper): KeyError: 'ab'" in message
+    assert "\n" not in message
+
+
+def test_user_feature_calling_sys_exit_is_a_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "feats.py"
+    path.write_text("import sys\ndef quits(text):\n    sys.exit(0)\n")
+    with pytest.raises(FeatureError, match=r"feats.py:3 \(in quits\): SystemExit\(0\)"):
+        get_feature(f"{path}:quits").labels("ab")
+    bad = tmp_path / "bad.py"
+    bad.write_text("import sys\nsys.exit('bye')\n")
+    with pytest.raises(
+        FeatureError, match=r"importing .* failed at .*bad.py:2.*SystemExit\('bye'\)"
+    ):
+        get_feature(f"{bad}:f")
+
+
+def test_user_feature_keeps_its_feature_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "myfeat.py"
+    path.write_text(
+        "import numpy as np\n"
+        "from lstmprobe.features import feature\n"
+        "@feature('c_comment_test', kind='continuous')\n"
+        "def c_comment(text):\n"
+        "    '''Chars read so far.'''\n"
+        "    return np.arange(len(text), dtype=float)\n"
+    )
+    f = get_feature(f"{path}:c_comment")
+    assert f.name == "c_comment_test"
+    assert f.kind == "continuous"
+    assert f.definition == "Chars read so far."
+    assert f.labels("abc").tolist() == [0.0, 1.0, 2.0]
