@@ -340,3 +340,22 @@ def test_summary_line_names_the_units_the_probe_used() -> None:
     )
     top = _summary_line("quote", {**base, "probe": {**probe, "units": 32}})
     assert "probe on top 32 units: held-out auc 0.900" in top
+
+
+def test_the_interval_holds_the_score_it_is_an_interval_of(store) -> None:  # type: ignore[no-untyped-def]
+    # a sample of a tenth of the positions: the score there is what the interval bootstraps
+    sampled = rank_units(store, ["quote", "indent"], n_boot=100, max_probe_positions=500)
+    everything = rank_units(store, ["quote", "indent"], n_boot=100)
+    for ranking, n in ((sampled, 500), (everything, store.n_positions)):
+        for name in ("quote", "indent"):
+            assert 0.8 * n <= ranking.features[name]["interval_positions"] <= n
+            for r in ranking.for_feature(name)[:10]:
+                assert r["interval_low"] <= r["interval_score"] <= r["interval_high"], r
+    for r in everything.for_feature("quote")[:10]:  # all positions: the same score, binned
+        assert abs(r["interval_score"] - r["score"]) < 0.01, r
+    table = sampled.format_table(3)
+    assert "sample [95% interval]" in table
+    assert "score: on all" in table and "the score on the" in table
+    row = next(line for line in table.splitlines() if "layer0/cell/4" in line)
+    r = sampled.for_feature("quote")[0]
+    assert f"{r['interval_score']:.3f} [{r['interval_low']:.3f}, {r['interval_high']:.3f}]" in row
