@@ -469,14 +469,16 @@ def _column_stats(X: np.ndarray, runs: Sequence[tuple[int, int]]) -> tuple[np.nd
     ones = np.ones(rows, dtype=X.dtype)
     buf = np.empty((rows, X.shape[1]), dtype=X.dtype)
     n = 0
-    for a, b in chunks:
-        d = np.subtract(X[a:b], shift, out=buf[: b - a])
-        s1 += ones[: b - a] @ d
-        np.multiply(d, d, out=d)
-        s2 += ones[: b - a] @ d
-        n += b - a
-    m1 = s1 / n
-    return shift + m1, np.sqrt(np.maximum(s2 / n - m1 * m1, 0.0))
+    # a unit beyond ~1e19 (float32) overflows its squares: its scale is inf, so it reads as 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for a, b in chunks:
+            d = np.subtract(X[a:b], shift, out=buf[: b - a])
+            s1 += ones[: b - a] @ d
+            np.multiply(d, d, out=d)
+            s2 += ones[: b - a] @ d
+            n += b - a
+        m1 = s1 / n
+        return shift + m1, np.sqrt(np.maximum(s2 / n - m1 * m1, 0.0))
 
 
 def _rdot(r: np.ndarray, M: np.ndarray, runs: Sequence[tuple[int, int]]) -> np.ndarray:

@@ -480,6 +480,33 @@ def _bootstrap(
     return float(lo_), float(hi_), float(stat[0])
 
 
+def _finite(X: np.ndarray, units: Sequence[str], warn: Callable[[str], None]) -> None:
+    """Replace non-finite values of ``X`` in place, one warning line naming the units: +-inf
+    (a float16 recording saturates at 65504) becomes the unit's largest/smallest finite value,
+    NaN its mean; the scores already skip them."""
+    bad = ~np.isfinite(X)
+    if not bad.any():
+        return
+    cols = np.flatnonzero(bad.any(axis=0))
+    for c in cols:
+        x = X[:, c]
+        finite = x[np.isfinite(x)]
+        lo, hi, mean = (
+            (float(finite.min()), float(finite.max()), float(finite.mean()))
+            if finite.size
+            else (0.0, 0.0, 0.0)
+        )
+        x[np.isposinf(x)], x[np.isneginf(x)], x[np.isnan(x)] = hi, lo, mean
+    names = ", ".join(units[c] for c in cols[:3]) + (
+        f" and {len(cols) - 3} more" if len(cols) > 3 else ""
+    )
+    warn(
+        f"{len(cols)} unit{'s' if len(cols) > 1 else ''} ({names}) hold inf or NaN at "
+        f"{int(bad.sum())} of the probe positions; the probes use the unit's finite range "
+        "there (record in float32 if a float16 recording overflowed)"
+    )
+
+
 def rank_units(
     store: Any,
     features: str | Feature | Sequence[str | Feature],
@@ -637,6 +664,7 @@ def _probe_features(
             needed += [r["unit"] for r in detail_rows[lab.name][: max(detail, k_max)]]
     cols = all_units if use_all else list(dict.fromkeys(needed))
     X = gather_units(store, cols, rows_idx)
+    _finite(X, cols, warn)
     col_of = {u: i for i, u in enumerate(cols)}
     tokens = np.concatenate(
         [np.empty(0, dtype=np.int32), *(store.read_tokens(a, b) for a, b in runs(rows_idx))]
