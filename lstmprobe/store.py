@@ -877,7 +877,9 @@ def _short(value: Any) -> str:
 
 #: What h5py raises where a file's bytes are damaged: "bad object header", "bad global heap",
 #: checksum mismatches, truncated chunks ("ran off end of input buffer").
-_H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, UnicodeError)
+_H5_ERRORS = (
+    OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError
+)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -1033,7 +1035,12 @@ class ActivationStore:
                 self.n_positions if self.complete else int(f["positions_written"][()])
             )
             itemsize = np.dtype(self.dtype).itemsize
-            "".join(self.vocab.chars).encode("utf-8")  # damaged bytes decode to surrogates
+            # damaged bytes of a string decode to surrogates, which cannot be printed
+            json.dumps(
+                [self.model, self.vocab.chars, self.dtype, self.model_sha256, self.corpus_sha256,
+                 self.created, self.lstmprobe_version, self.run_config],
+                ensure_ascii=False,
+            ).encode("utf-8")  # fmt: skip
         except (KeyError, ValueError, TypeError) as exc:
             raise StoreError(
                 f"{self.path} is a damaged lstmprobe recording ({exc}); record it again"
