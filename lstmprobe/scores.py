@@ -197,6 +197,8 @@ def _make(feat: Feature, counts: _Counts, **rest: Any) -> Labels:
     if n_keys < 2 and not counts.merged:
         what = "undefined everywhere" if n == 0 else f"constant ({keys[0]:g})"
         skip = f"feature {feat.name!r} is {what} on this corpus; nothing to score"
+        if feat.hint:
+            skip += f"; {feat.hint}"
     exact = True
     if kind == "binary":
         if counts.merged or not np.isin(keys, (0.0, 1.0)).all():

@@ -44,6 +44,8 @@ class Feature:
         ``stream() -> Scanner`` that labels one sequence piece by piece with the same result
         as ``func`` (:mod:`lstmprobe.features.stream`), so long recordings are labelled in
         bounded memory; without one a sequence is labelled once all of it is read.
+    hint : str
+        Why the feature may be constant on a corpus and what to try instead (shown when it is).
     """
 
     name: str
@@ -52,6 +54,7 @@ class Feature:
     definition: str = ""
     per_sequence: bool = False
     stream: Callable[[], Scanner] | None = field(default=None, repr=False, compare=False)
+    hint: str = field(default="", repr=False, compare=False)
 
     def labels(self, text: str, sequences: np.ndarray | None = None) -> np.ndarray:
         """Labels of ``text``: float32 array of shape (len(text),), NaN where undefined.
@@ -157,6 +160,7 @@ def feature(
     definition: str | None = None,
     per_sequence: bool = False,
     stream: Callable[[], Scanner] | None = None,
+    hint: str = "",
 ) -> Callable[[FeatureFunc], FeatureFunc]:
     """Register ``func(text) -> array`` as the feature ``name``; returns ``func`` unchanged.
 
@@ -182,7 +186,7 @@ def feature(
         doc = definition
         if doc is None:
             doc = (inspect.getdoc(func) or "").strip().split("\n\n")[0].replace("\n", " ")
-        _REGISTRY[name] = Feature(name, func, kind, doc, per_sequence, stream)
+        _REGISTRY[name] = Feature(name, func, kind, doc, per_sequence, stream, hint)
         return func
 
     return register
