@@ -47,9 +47,10 @@ def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
         lstmprobe demo
         lstmprobe demo -o /tmp/demo --chars 20000 --json
     """
-    from lstmprobe.demo import run_demo
+    from lstmprobe.demo import _mb, run_demo
 
-    summary = run_demo(outdir, chars=chars, progress=not quiet, warn=warn)
+    announce = None if quiet else (lambda line: click.echo(line, err=True))
+    summary = run_demo(outdir, chars=chars, progress=not quiet, warn=warn, announce=announce)
     table = summary.pop("table")
     if as_json:
         echo_json(summary)
@@ -59,6 +60,8 @@ def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
         f"recorded {summary['positions']:,} chars of {summary['corpus']} with {summary['model']} "
         f"({summary['record_chars_per_second']:,} chars/s)\n"
         f"recording: {summary['store']}\nrankings:  {summary['rankings']}\n"
+        f"wrote {_mb(summary['bytes_written'])} into {summary['outdir']} (delete the folder "
+        "when done)\n"
         f"next: lstmprobe info --store {summary['store']}\n"
         f"      lstmprobe find-neurons --store {summary['store']} -f bracket-depth:python -f comment:python"
     )
