@@ -190,12 +190,29 @@ def train_command(
         sys.exit(130)
 
 
+unknown_option = click.option(
+    "--unknown",
+    default="error",
+    show_default=True,
+    metavar="error|skip|map:C",
+    help="What to do with characters not in the vocabulary (as in record).",
+)
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch CPU threads (default: torch's choice, usually one per core).",
+)
+
+
 @click.command("sample")
 @click.argument("model")
 @click.option("--prime", default="\n", help="Text to start from.  [default: newline]")
 @click.option("-n", "--length", default=500, show_default=True, help="Characters to generate.")
 @click.option("--temperature", default=0.8, show_default=True, help="0 = greedy.")
 @click.option("--seed", type=int, help="Random seed (same seed, same text).")
+@unknown_option
+@threads_option
 @quiet_option
 @json_option
 @handle_errors
@@ -205,6 +222,8 @@ def sample_command(
     length: int,
     temperature: float,
     seed: int | None,
+    unknown: str,
+    threads: int | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -219,7 +238,10 @@ def sample_command(
     from lstmprobe.models import load_model
 
     loaded = load_model(model)
-    text = training.sample(loaded.model, loaded.vocab, prime, length, temperature, seed)
+    text = training.sample(
+        loaded.model, loaded.vocab, prime, length, temperature, seed,
+        unknown=unknown, threads=threads,
+    )  # fmt: skip
     if as_json:
         echo_json({"prime": prime, "text": text, "temperature": temperature, "seed": seed})
     else:
@@ -241,11 +263,20 @@ def sample_command(
     type=click.Choice(["auto", "none", "counter", "selective-counter", "ab-memory", "copy"]),
     help="Score greedy completion as this task (auto: recognise it by the lines' form).",
 )
+@unknown_option
+@threads_option
 @quiet_option
 @json_option
 @handle_errors
 def evaluate_command(
-    model: str, corpus: str, reset: str | None, task: str, quiet: bool, as_json: bool
+    model: str,
+    corpus: str,
+    reset: str | None,
+    task: str,
+    unknown: str,
+    threads: int | None,
+    quiet: bool,
+    as_json: bool,
 ) -> None:
     """Bits per char of MODEL on CORPUS; for a task corpus, exact greedy completion.
 
@@ -265,8 +296,9 @@ def evaluate_command(
     loaded = load_model(model)
     text = resolve_corpus(corpus)
     result = training.evaluate(
-        loaded.model, loaded.vocab, text, reset, None if task == "none" else task
-    )
+        loaded.model, loaded.vocab, text, reset, None if task == "none" else task,
+        unknown=unknown, threads=threads,
+    )  # fmt: skip
     if as_json:
         echo_json(result.to_dict())
     else:
