@@ -191,7 +191,8 @@ class Ranking:
         (['x', 'y'], {'seed': 0})
         """
         earlier_settings = dict(earlier.settings)
-        by_feature = dict(earlier_settings.pop("by_feature", None) or {})
+        by_feature = earlier_settings.pop("by_feature", None)
+        by_feature = dict(by_feature) if isinstance(by_feature, dict) else {}
         mine = {k: v for k, v in self.settings.items() if k != "by_feature"}
         for name in earlier.features:
             by_feature.setdefault(name, earlier_settings)
@@ -323,6 +324,13 @@ def _score_sign(r: dict[str, Any]) -> str:
     return f"{_fmt(r.get('score')):>6} {mark:>4}"
 
 
+#: columns a rankings file must hold as numbers (or null) for the table and the report
+_NUMERIC = (
+    "score", "sign", "auc", "pearson", "spearman", "mi", "test_metric", "control_metric",
+    "selectivity", "interval_low", "interval_high", "interval_score",
+)  # fmt: skip
+
+
 def _is_number(v: Any) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
@@ -338,7 +346,7 @@ def _row_problem(row: Any, features: dict[str, Any]) -> str | None:
     rank = row.get("rank")
     if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
         return f"rank {rank!r} is not a positive integer"
-    bad = [k for k in COLUMNS[3:] if k not in ("score_name",) and not _is_number(row.get(k))]
+    bad = [k for k in _NUMERIC if not _is_number(row.get(k))]
     if bad:
         return f"{bad[0]} {row.get(bad[0])!r} is not a number"
     return None

@@ -33,12 +33,13 @@ SETTINGS = settings(
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small real recording (400 positions) and the rankings file beside it."""
+    """A small real recording (400 positions) and the rankings file beside it (2 features)."""
     path = build_store(tmp_path_factory.mktemp("pristine") / "acts.h5", BASE * 3)
-    result = CliRunner().invoke(
-        main, ["find-neurons", "--store", str(path), "-f", "quote", "--no-probe", "-q"]
-    )
-    assert result.exit_code == 0, result.output
+    for feature in ("quote", "char:("):  # two runs: a merged file, settings by feature
+        result = CliRunner().invoke(
+            main, ["find-neurons", "--store", str(path), "-f", feature, "--no-probe", "-q"]
+        )
+        assert result.exit_code == 0, result.output
     return path
 
 
