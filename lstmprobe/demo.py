@@ -56,7 +56,12 @@ def run_demo(
     from lstmprobe.models import load_model
     from lstmprobe.probes import rank_units
     from lstmprobe.record import RecordOptions, record_corpus
-    from lstmprobe.store import ActivationStore, write_json_atomic
+    from lstmprobe.store import (
+        UNIT_BLOCK,
+        ActivationStore,
+        default_chunk_positions,
+        write_json_atomic,
+    )
     from lstmprobe.text import read_corpus
 
     outdir = Path(outdir).absolute()
@@ -64,10 +69,15 @@ def run_demo(
     if chars is not None:
         text = text[:chars]
     loaded = load_model(DEMO_MODEL)
-    # float16 activations of every unit, int32 tokens and float32 next-char log-probabilities,
-    # and about 500 bytes of JSON per unit and feature ranked
-    units = sum(layout(loaded.model).values())
-    needed = len(text) * (2 * units + 8) + 500 * units * len(DEMO_FEATURES)
+    # float16 activations of every unit in chunks of 64 units (a dataset of 160 units takes 192)
+    # and whole chunk rows, int32 tokens and float32 next-char log-probabilities, and about 500
+    # bytes of JSON per unit and feature ranked
+    widths = list(layout(loaded.model).values())
+    units = sum(widths)
+    stored = sum(-(-n // UNIT_BLOCK) * UNIT_BLOCK if n > UNIT_BLOCK else n for n in widths)
+    rows = default_chunk_positions(widths, "float16", len(text))
+    padded = -(-len(text) // rows) * rows
+    needed = padded * 2 * stored + len(text) * 8 + 500 * units * len(DEMO_FEATURES)
     free = _free_bytes(outdir)
     if free is not None and needed > free:
         raise StoreError(

@@ -43,9 +43,5 @@ def test_demo_says_where_it_writes_and_how_much(tmp_path):
     )
     assert summary["outdir"] == str(out)
     assert summary["bytes_written"] == sum(p.stat().st_size for p in out.iterdir())
-    # the estimate said the truth within a factor of 1.5 (HDF5 pads the last chunk)
-    assert (
-        summary["bytes_estimated"] / 1.5
-        < summary["bytes_written"]
-        < 1.5 * summary["bytes_estimated"]
-    )
+    # the estimate counts the chunk padding: it is the truth within 5%
+    assert abs(summary["bytes_written"] / summary["bytes_estimated"] - 1) < 0.05
