@@ -24,7 +24,7 @@ from lstmprobe.cli import main
 from tests.stores import BASE, build_store
 
 SETTINGS = settings(
-    max_examples=20,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
@@ -187,3 +187,28 @@ def test_a_damaged_rankings_file_is_one_line_or_a_success(
         from lstmprobe.probes import Ranking
 
         assert "indent" in Ranking.read_json(rankings).features
+
+
+def test_the_installed_script_prints_one_line_for_a_damaged_recording(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """The real entry point, warnings shown as Python shows them: one line, exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "acts.h5"
+    shutil.copy(pristine, path)
+    with h5py.File(path, "r+") as f:
+        f["tokens"][5] = 1000
+    proc = subprocess.run(
+        [sys.executable, "-W", "default", "-m", "lstmprobe.cli", "find-neurons", "--store",
+         str(path), "-f", "quote", "--no-save", "-q"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONWARNINGS": "default"},
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"error: {path} is a damaged lstmprobe recording: position 5 has token 1000, outside "
+        "its vocabulary of 38 characters; record it again"
+    ]
