@@ -189,10 +189,10 @@ def test_a_damaged_rankings_file_is_one_line_or_a_success(
         assert "indent" in Ranking.read_json(rankings).features
 
 
-def test_the_installed_script_prints_one_line_for_a_damaged_recording(
+def test_a_real_process_prints_one_line_for_a_damaged_recording(
     pristine: Path, tmp_path: Path
 ) -> None:
-    """The real entry point, warnings shown as Python shows them: one line, exit 1."""
+    """`python -m lstmprobe.cli`, warnings shown as Python shows them: one line, exit 1."""
     import os
     import subprocess
     import sys
