@@ -320,7 +320,7 @@ class Ranking:
 
 def _score_sign(r: dict[str, Any]) -> str:
     sign = r.get("sign")
-    mark = "" if _missing(sign) else "+" if sign > 0 else "-"
+    mark = "" if sign is None or _missing(sign) else "+" if sign > 0 else "-"
     return f"{_fmt(r.get('score')):>6} {mark:>4}"
 
 
@@ -505,7 +505,7 @@ def _finite(X: np.ndarray, units: Sequence[str], warn: Callable[[str], None]) ->
             else (0.0, 0.0, 0.0)
         )
         x[np.isposinf(x)], x[np.isneginf(x)], x[np.isnan(x)] = hi, lo, mean
-    names = ", ".join(units[c] for c in cols[:3]) + (
+    names = ", ".join(str(units[int(c)]) for c in cols[:3]) + (
         f" and {len(cols) - 3} more" if len(cols) > 3 else ""
     )
     warn(

@@ -178,8 +178,8 @@ def find_neurons_command(
         )
     if not any("skipped" not in f for f in ranking.features.values()):
         fail("no feature could be scored on this corpus (see the warnings above)")
+    merged = ranking
     if saved is not None:
-        merged = ranking
         if earlier is not None and ranking.same_recording(earlier):
             merged = ranking.merged_into(earlier)
         elif earlier is not None and earlier.features:
