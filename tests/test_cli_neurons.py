@@ -325,3 +325,23 @@ def test_table_labels_are_the_feature_names(store_path: Path, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("in_c_string (binary")
     assert "myfeat.py" not in result.stdout
+
+
+def test_an_output_in_a_directory_that_takes_no_files(store_path: Path, tmp_path: Path) -> None:
+    """/sys refuses new files even to root: a read-only directory wherever tests run as root."""
+    folder = Path("/sys")
+    try:
+        (folder / "lstmprobe-probe").write_text("")
+        pytest.skip("/sys takes new files here")
+    except FileNotFoundError:
+        pytest.skip("no /sys here")
+    except OSError:
+        pass
+    feats, log = _counting_feature(tmp_path)
+    target = folder / "ranks.json"
+    result = run("find-neurons", "--store", str(store_path), "-f", f"{feats}:q", "--no-save",
+                 "--json-out", str(target))  # fmt: skip
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {target}: ")
+    assert "choose a directory you can write to" in lines[0] and not log.exists()
