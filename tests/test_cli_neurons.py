@@ -345,3 +345,11 @@ def test_an_output_in_a_directory_that_takes_no_files(store_path: Path, tmp_path
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {target}: ")
     assert "choose a directory you can write to" in lines[0] and not log.exists()
+
+
+def test_json_to_stdout_and_to_a_file_at_once(store_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = run("find-neurons", "--store", str(store_path), "-f", "quote", "--no-probe",
+                 "--no-save", "--json", "--json-out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == json.loads(out.read_text())["rows"]

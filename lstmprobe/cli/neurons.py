@@ -142,12 +142,10 @@ def find_neurons_command(
     from lstmprobe.probes import Ranking, rank_units
     from lstmprobe.store import ActivationStore, write_json_atomic
 
-    json_path, csv_path = (
-        _output("--json", json_flag, json_out),
-        _output("--csv", csv_flag, csv_out),
-    )
+    json_stdout, json_path = _output("--json", json_flag, json_out)
+    csv_stdout, csv_path = _output("--csv", csv_flag, csv_out)
     for path in (json_path, csv_path):
-        if path not in (None, "-"):
+        if path is not None:
             require_writable(path)
     with ActivationStore(store) as s:
         for key in keys:
@@ -189,16 +187,15 @@ def find_neurons_command(
                 "replaced by this ranking"
             )
         write_json_atomic(saved, json.loads(merged.to_json()))
-    to_stdout = json_path == "-" or csv_path == "-"
-    if json_path == "-":
-        click.echo(ranking.to_json())
-    elif json_path:
+    if json_path:
         ranking.to_json(json_path)
-    if csv_path == "-":
-        click.echo(ranking.to_csv(), nl=False)
-    elif csv_path:
+    if csv_path:
         ranking.to_csv(csv_path)
-    if not to_stdout:
+    if json_stdout:
+        click.echo(ranking.to_json())
+    if csv_stdout:
+        click.echo(ranking.to_csv(), nl=False)
+    if not json_stdout and not csv_stdout:
         click.echo(ranking.format_table(top), nl=False)
         if saved is not None and not quiet:
             kept = [f for f in merged.features if f not in ranking.features]
@@ -206,9 +203,11 @@ def find_neurons_command(
             click.echo(f"saved {saved}{more}")
 
 
-def _output(flag: str, given: str | None, out: str | None) -> str | None:
-    """Where one format goes: ``--json`` alone is stdout, ``--json PATH`` (the older spelling)
-    and ``--json-out PATH`` a file; both at once must agree."""
-    if given is not None and out is not None and given != "-" and given != out:
+def _output(flag: str, given: str | None, out: str | None) -> tuple[bool, str | None]:
+    """Where one format goes: (to stdout?, file or None). ``--json`` alone (or ``--json -``) is
+    stdout, ``--json PATH`` (the older spelling) and ``--json-out PATH`` a file."""
+    stdout = given == "-" or out == "-"
+    files = {p for p in (given, out) if p not in (None, "-")}
+    if len(files) > 1:
         fail(f"{flag} {given} and {flag}-out {out} name two files; give one")
-    return out if out is not None else given
+    return stdout, files.pop() if files else None
