@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,30 +18,80 @@ DEMO_SAMPLE = "code"
 DEMO_FEATURES = ("quote", "indent")
 
 
+def _mb(n: int) -> str:
+    """Bytes for people: ``12.3 MB``, ``571 MB``, ``79.5 GB``."""
+    if n >= 1e9:
+        return f"{n / 1e9:,.1f} GB"
+    return f"{n / 1e6:,.0f} MB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
+def _free_bytes(path: Path) -> int | None:
+    """Free bytes on the file system of ``path`` (or of its nearest existing parent)."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None
+
+
 def run_demo(
     outdir: str | os.PathLike[str] = "lstmprobe-demo",
     chars: int | None = None,
     progress: bool = True,
     warn: Any = None,
+    announce: Any = None,
 ) -> dict[str, Any]:
     """Run record -> find-neurons into ``outdir`` and return where everything is.
 
     ``chars`` keeps only the first characters of the sample (a quicker demo). The demo owns
-    ``outdir``: a previous demo's files there are replaced.
+    ``outdir``: a previous demo's files there are replaced. Before any work, ``announce`` (a
+    callable taking one line) hears where the files go and about how many bytes they take; a
+    disk without room for them is a :class:`~lstmprobe.errors.StoreError`.
     """
     from lstmprobe.bundled import SAMPLES
+    from lstmprobe.errors import StoreError
+    from lstmprobe.hooks import layout
     from lstmprobe.models import load_model
     from lstmprobe.probes import rank_units
     from lstmprobe.record import RecordOptions, record_corpus
-    from lstmprobe.store import ActivationStore, write_json_atomic
+    from lstmprobe.store import (
+        UNIT_BLOCK,
+        ActivationStore,
+        default_chunk_positions,
+        write_json_atomic,
+    )
     from lstmprobe.text import read_corpus
 
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    outdir = Path(outdir).absolute()
     text = read_corpus(SAMPLES[DEMO_SAMPLE].path)
     if chars is not None:
         text = text[:chars]
     loaded = load_model(DEMO_MODEL)
+    # float16 activations of every unit in chunks of 64 units (a dataset of 160 units takes 192)
+    # and whole chunk rows, int32 tokens and float32 next-char log-probabilities, and about 500
+    # bytes of JSON per unit and feature ranked
+    widths = list(layout(loaded.model).values())
+    units = sum(widths)
+    stored = sum(-(-n // UNIT_BLOCK) * UNIT_BLOCK if n > UNIT_BLOCK else n for n in widths)
+    rows = default_chunk_positions(widths, "float16", len(text))
+    padded = -(-len(text) // rows) * rows
+    needed = padded * 2 * stored + len(text) * 8 + 500 * units * len(DEMO_FEATURES)
+    free = _free_bytes(outdir)
+    if free is not None and needed > free:
+        raise StoreError(
+            f"the demo needs about {_mb(needed)} in {outdir} but only {_mb(free)} are free "
+            "there; pass -o DIR on a disk with room, or --chars N for a smaller demo"
+        )
+    if announce is not None:
+        room = f"; {_mb(free)} free there" if free is not None else ""
+        announce(
+            f"demo: recording {DEMO_MODEL} ({units:,} units) over sample:{DEMO_SAMPLE} "
+            f"({len(text):,} chars) into {outdir}: about {_mb(needed)}{room} "
+            "(-o DIR elsewhere, --chars N for less)"
+        )
+    outdir.mkdir(parents=True, exist_ok=True)
     store_path = outdir / "acts.h5"
     result = record_corpus(loaded, text, store_path, RecordOptions(), force=True, progress=progress)
     with ActivationStore(store_path) as store:
@@ -48,6 +99,8 @@ def run_demo(
         rankings_path = store.sibling("rankings.json")
     write_json_atomic(rankings_path, json.loads(ranking.to_json()))
     summary = {
+        "outdir": str(outdir),
+        "bytes_estimated": needed,
         "model": DEMO_MODEL,
         "corpus": f"sample:{DEMO_SAMPLE}",
         "positions": result.positions,
@@ -65,4 +118,7 @@ def run_demo(
         report_path = report.save(store.sibling("report.html"))
     summary["report"] = str(report_path)
     summary["report_bytes"] = report_path.stat().st_size
+    summary["bytes_written"] = sum(
+        p.stat().st_size for p in (store_path, rankings_path, report_path) if p.exists()
+    )
     return summary

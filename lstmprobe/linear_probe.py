@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
-from lstmprobe.errors import FeatureError
+from lstmprobe.errors import FeatureError, UnitError
 from lstmprobe.features import Feature
 
 
@@ -151,6 +151,11 @@ class LinearProbe(BaseEstimator):
         Standardisation.
     units_ : list of str
         Unit names when fitted on a store, else column indices as strings.
+    store_ : dict or None
+        The recording a probe was fitted on (path, model and corpus hashes, and the layout:
+        units per dataset), None when fitted on an array. Applied to a store
+        (``decision_function(store)``), the probe checks it: datasets that lack its units are
+        an error, a recording of another model a warning (the same index may be another unit).
     val_scores_ : dict of float to float
         Validation metric of each candidate ``l1``.
     test_metrics_ : dict
@@ -230,6 +235,7 @@ class LinearProbe(BaseEstimator):
         split = np.full(len(y), -1, dtype=np.int8)
         split[keep] = block_split(int(keep.sum()), self.n_blocks, self.fractions, self.random_state)
         self.units_ = [str(i) for i in range(X.shape[1])]
+        self.store_ = None
         if not keep.all():
             X, y = X[keep], y[keep]
         return self._fit_split(X, y, split[keep], split)
@@ -256,9 +262,40 @@ class LinearProbe(BaseEstimator):
         split = np.full(len(rows), -1, dtype=np.int8)
         split[keep] = block_split(int(keep.sum()), self.n_blocks, self.fractions, self.random_state)
         self.units_ = units
+        self.store_ = _recording(store, units)
         if not keep.all():
             X, yy = X[keep], yy[keep]
         return self._fit_split(X, yy, split[keep], split)
+
+    def _store_rows(self, store: Any) -> np.ndarray:
+        """The probe's units over every position of ``store``, after checking it fits."""
+        check_is_fitted(self, "coef_")
+        mine = getattr(self, "store_", None)
+        if mine is None:
+            raise FeatureError(
+                "this probe was fitted on an array, so it has no unit names to read from a "
+                "store; fit it on a store (probe.fit(store, feature)) or pass an array"
+            )
+        other = _recording(store, self.units_)
+        changed = [
+            f"{k} has {other['layout'].get(k, 0)} units here, {n} where it was fitted"
+            for k, n in mine["layout"].items()
+            if other["layout"].get(k) != n
+        ]
+        if changed:
+            raise UnitError(
+                f"this probe was fitted on {mine['path']}; {store.path} does not have its units "
+                f"({'; '.join(changed[:3])}): refit it on this recording"
+            )
+        if other["model_sha256"] != mine["model_sha256"]:
+            warnings.warn(
+                f"this probe was fitted on {mine['path']}, a recording of another model "
+                f"(sha256 {mine['model_sha256'][:12]}, here {other['model_sha256'][:12]}): "
+                "unit indices of two models need not mean the same; refit it to be sure",
+                ProbeStoreWarning,
+                stacklevel=3,
+            )
+        return gather_units(store, self.units_, np.arange(store.n_positions))
 
     def _fit_split(
         self, X: np.ndarray, y: np.ndarray, part: np.ndarray, full_split: np.ndarray
@@ -390,8 +427,14 @@ class LinearProbe(BaseEstimator):
     # -- using it
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Linear score of each row (log-odds for binary probes, the prediction otherwise)."""
+        """Linear score of each row (log-odds for binary probes, the prediction otherwise).
+
+        ``X`` may be an :class:`~lstmprobe.store.ActivationStore` for a probe fitted on one:
+        the probe's units are read at every position (see ``store_``).
+        """
         check_is_fitted(self, "coef_")
+        if hasattr(X, "iter_chunks"):
+            X = self._store_rows(X)
         X = _checked(X)
         if X.shape[1] != self.n_features_in_:
             raise FeatureError(
@@ -419,6 +462,23 @@ class LinearProbe(BaseEstimator):
         order = np.argsort(-np.abs(self.coef_), kind="stable")
         order = [i for i in order if self.coef_[i] != 0]
         return [self.units_[i] for i in order[:k]]
+
+
+class ProbeStoreWarning(UserWarning):
+    """A probe is applied to a recording of another model than the one it was fitted on."""
+
+
+def _recording(store: Any, units: Sequence[str]) -> dict[str, Any]:
+    """What a probe remembers of the store it reads: path, hashes, units per dataset."""
+    from lstmprobe.store import parse_unit
+
+    keys = list(dict.fromkeys(parse_unit(u)[0] for u in units))
+    return {
+        "path": str(store.path),
+        "model_sha256": str(getattr(store, "model_sha256", "")),
+        "corpus_sha256": str(getattr(store, "corpus_sha256", "")),
+        "layout": {k: (store.n_units(k) if k in store.keys else 0) for k in keys},
+    }
 
 
 # --------------------------------------------------------------------------- passes over rows
@@ -469,14 +529,16 @@ def _column_stats(X: np.ndarray, runs: Sequence[tuple[int, int]]) -> tuple[np.nd
     ones = np.ones(rows, dtype=X.dtype)
     buf = np.empty((rows, X.shape[1]), dtype=X.dtype)
     n = 0
-    for a, b in chunks:
-        d = np.subtract(X[a:b], shift, out=buf[: b - a])
-        s1 += ones[: b - a] @ d
-        np.multiply(d, d, out=d)
-        s2 += ones[: b - a] @ d
-        n += b - a
-    m1 = s1 / n
-    return shift + m1, np.sqrt(np.maximum(s2 / n - m1 * m1, 0.0))
+    # a unit beyond ~1e19 (float32) overflows its squares: its scale is inf, so it reads as 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for a, b in chunks:
+            d = np.subtract(X[a:b], shift, out=buf[: b - a])
+            s1 += ones[: b - a] @ d
+            np.multiply(d, d, out=d)
+            s2 += ones[: b - a] @ d
+            n += b - a
+        m1 = s1 / n
+        return shift + m1, np.sqrt(np.maximum(s2 / n - m1 * m1, 0.0))
 
 
 def _rdot(r: np.ndarray, M: np.ndarray, runs: Sequence[tuple[int, int]]) -> np.ndarray:

@@ -16,6 +16,7 @@ Three layers, each usable alone (docs/probes.md has the definitions and the appr
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -106,6 +107,7 @@ COLUMNS = (
     "selectivity",
     "interval_low",
     "interval_high",
+    "interval_score",
 )
 
 
@@ -123,6 +125,9 @@ class Ranking:
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
     store: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    #: which recording was ranked (model and corpus hashes, creation time, positions): rankings
+    #: of one recording merge (:meth:`merged_into`), another recording's are replaced
+    recording: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -162,10 +167,45 @@ class Ranking:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "store": self.store,
+            "recording": self.recording,
             "settings": self.settings,
             "features": self.features,
             "rows": self.to_records(),
         }
+
+    def same_recording(self, other: Ranking) -> bool:
+        """Both rank the same recording (same model, corpus, creation time and positions)."""
+        return bool(self.recording) and self.recording == other.recording
+
+    def merged_into(self, earlier: Ranking) -> Ranking:
+        """``earlier``'s features with this ranking's added: a feature ranked again here
+        replaces its earlier rows and summary, the others stay (in their order, new ones after).
+
+        ``settings`` are this run's; ``settings["by_feature"]`` keeps each feature's own.
+
+        Examples
+        --------
+        >>> a = Ranking(({"feature": "x", "unit": "u"},), {"x": {}}, settings={"seed": 0})
+        >>> b = Ranking(({"feature": "y", "unit": "u"},), {"y": {}}, settings={"seed": 1})
+        >>> b.merged_into(a).feature_names, b.merged_into(a).settings["by_feature"]["x"]
+        (['x', 'y'], {'seed': 0})
+        """
+        earlier_settings = dict(earlier.settings)
+        by_feature = earlier_settings.pop("by_feature", None)
+        by_feature = dict(by_feature) if isinstance(by_feature, dict) else {}
+        mine = {k: v for k, v in self.settings.items() if k != "by_feature"}
+        for name in earlier.features:
+            by_feature.setdefault(name, earlier_settings)
+        names = list(earlier.features)
+        names += [n for n in self.features if n not in earlier.features]
+        features, rows = {}, []
+        for name in names:
+            source = self if name in self.features else earlier
+            features[name] = source.features[name]
+            rows += [r for r in source.rows if r.get("feature") == name]
+            by_feature[name] = mine if source is self else by_feature[name]
+        settings = {**mine, "by_feature": {n: by_feature[n] for n in names}}
+        return Ranking(tuple(rows), features, self.store, settings, self.recording)
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """JSON text (NaN written as null); also written atomically to ``path`` when given."""
@@ -185,19 +225,38 @@ class Ranking:
             writer.writerow({k: "" if _missing(r.get(k)) else r.get(k) for k in COLUMNS})
         text = buf.getvalue()
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            _write_text_atomic(Path(path), text)
         return text
 
     @classmethod
-    def from_dict(cls, obj: dict[str, Any]) -> Ranking:
-        if obj.get("format") != FORMAT:
+    def from_dict(cls, obj: Any) -> Ranking:
+        """A ranking from its :meth:`to_dict` form; :class:`StoreError` naming what is wrong."""
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise StoreError("not an lstmprobe rankings file (no 'format': 'lstmprobe.rankings')")
-        return cls(
-            tuple(obj.get("rows", ())),
-            dict(obj.get("features", {})),
-            obj.get("store", ""),
-            dict(obj.get("settings", {})),
-        )
+        version = obj.get("format_version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise StoreError(f"a damaged rankings file (format_version {version!r})")
+        if version > FORMAT_VERSION:
+            raise StoreError(
+                f"a rankings file of format version {version}; this lstmprobe reads version "
+                f"{FORMAT_VERSION}: upgrade lstmprobe"
+            )
+        rows, features = obj.get("rows", []), obj.get("features", {})
+        store, settings = obj.get("store", ""), obj.get("settings", {})
+        recording = obj.get("recording", {})
+        if not isinstance(features, dict) or not all(
+            isinstance(k, str) and isinstance(v, dict) for k, v in features.items()
+        ):
+            raise StoreError("a damaged rankings file ('features' is not an object of objects)")
+        if not isinstance(settings, dict) or not isinstance(recording, dict):
+            raise StoreError("a damaged rankings file ('settings' or 'recording' not an object)")
+        if not isinstance(store, str) or not isinstance(rows, list):
+            raise StoreError("a damaged rankings file ('store' or 'rows' of the wrong type)")
+        for i, row in enumerate(rows):
+            problem = _row_problem(row, features)
+            if problem:
+                raise StoreError(f"a damaged rankings file (row {i}: {problem})")
+        return cls(tuple(rows), dict(features), store, dict(settings), dict(recording))
 
     @classmethod
     def read_json(cls, path: str | os.PathLike[str]) -> Ranking:
@@ -205,9 +264,15 @@ class Ranking:
             obj = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise StoreError(f"rankings file {path} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"rankings file {path} is not valid JSON: {exc}") from None
-        return cls.from_dict(obj)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"rankings file {path} is not valid JSON: {detail}") from None
+        except (IsADirectoryError, PermissionError, OSError) as exc:
+            raise StoreError(f"cannot read rankings file {path}: {exc.strerror or exc}") from None
+        try:
+            return cls.from_dict(obj)
+        except StoreError as exc:
+            raise StoreError(f"{path}: {exc}") from None
 
     def format_table(self, top: int = 10) -> str:
         """A readable table: the ``top`` units of each feature and the feature summary."""
@@ -221,25 +286,29 @@ class Ranking:
             header = f"  {'rank':>4}  {'unit':<28} {'score':>6} {'sign':>4}"
             if not probed:  # scores only (--no-probe): no empty held-out columns
                 lines.append(header)
-                lines.extend(
-                    f"  {r['rank']:>4}  {r['unit']:<28} {r['score']:>6.3f} "
-                    f"{'+' if r['sign'] > 0 else '-':>4}"
-                    for r in rows
-                )
+                lines.extend(f"  {r['rank']:>4}  {r['unit']:<28} {_score_sign(r)}" for r in rows)
                 lines.append("")
                 continue
-            header += f"  {'held-out':>8}  {'control':>7}  {'select.':>7}  interval"
+            header += f"  {'held-out':>8}  {'control':>7}  {'select.':>7}  sample [95% interval]"
             lines.append(header)
             for r in rows:
                 interval = (
+                    f"{_fmt(r.get('interval_score'))} "
                     f"[{r['interval_low']:.3f}, {r['interval_high']:.3f}]"
-                    if not _missing(r.get("interval_low"))
+                    if not _missing(r.get("interval_low")) and not _missing(r.get("interval_high"))
                     else ""
                 )
                 lines.append(
-                    f"  {r['rank']:>4}  {r['unit']:<28} {r['score']:>6.3f} "
-                    f"{'+' if r['sign'] > 0 else '-':>4}  {_fmt(r.get('test_metric')):>8}  "
-                    f"{_fmt(r.get('control_metric')):>7}  {_fmt(r.get('selectivity')):>7}  {interval}"
+                    f"  {r['rank']:>4}  {r['unit']:<28} {_score_sign(r)}  "
+                    f"{_fmt(r.get('test_metric')):>8}  {_fmt(r.get('control_metric')):>7}  "
+                    f"{_fmt(r.get('selectivity')):>7}  {interval}"
+                )
+            n_interval = summary.get("interval_positions")
+            if n_interval is not None:
+                lines.append(
+                    f"  score: on all {summary.get('n_defined', 0):,} positions; sample [95% "
+                    f"interval]: the score on the {n_interval:,} probe positions and its block "
+                    "bootstrap there"
                 )
             curve = summary.get("curve") or []
             if curve:
@@ -247,6 +316,59 @@ class Ranking:
                 lines.append(f"  top-k probe ({summary.get('probe_metric', '')}) {pts}")
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _score_sign(r: dict[str, Any]) -> str:
+    sign = r.get("sign")
+    mark = "" if sign is None or _missing(sign) else "+" if sign > 0 else "-"
+    return f"{_fmt(r.get('score')):>6} {mark:>4}"
+
+
+#: columns a rankings file must hold as numbers (or null) for the table and the report
+_NUMERIC = (
+    "score", "sign", "auc", "pearson", "spearman", "mi", "test_metric", "control_metric",
+    "selectivity", "interval_low", "interval_high", "interval_score",
+)  # fmt: skip
+
+
+def _is_number(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _row_problem(row: Any, features: dict[str, Any]) -> str | None:
+    """Why a row of a rankings file cannot be used, or None."""
+    if not isinstance(row, dict):
+        return "not an object"
+    if not isinstance(row.get("feature"), str) or row["feature"] not in features:
+        return f"feature {row.get('feature')!r} is not among the file's features"
+    if not isinstance(row.get("unit"), str):
+        return f"unit {row.get('unit')!r} is not a unit name"
+    rank = row.get("rank")
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        return f"rank {rank!r} is not a positive integer"
+    bad = [k for k in _NUMERIC if not _is_number(row.get(k))]
+    if bad:
+        return f"{bad[0]} {row.get(bad[0])!r} is not a number"
+    return None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a new file beside ``path`` (created exclusively, mode from the umask)
+    and rename it into place; one :class:`StoreError` line if that fails."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(text):x}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(
+            f"cannot write {path}: {exc.strerror or exc}; choose a directory you can write to"
+        ) from None
 
 
 def _summary_line(name: str, s: dict[str, Any]) -> str:
@@ -324,23 +446,35 @@ def _auc_table(joint: np.ndarray) -> np.ndarray:
 
 
 def _bootstrap(
-    kind: str, x: np.ndarray, y: np.ndarray, blocks: np.ndarray, n_boot: int, seed: int
-) -> tuple[float, float]:
-    """95% percentile interval of the unit's score, resampling blocks with replacement."""
+    kind: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    blocks: np.ndarray,
+    n_boot: int,
+    seed: int,
+    sign: float = 1.0,
+) -> tuple[float, float, float]:
+    """95% percentile interval of the unit's score on these positions, resampling blocks with
+    replacement, and the score on these positions itself (the same statistic, every block once).
+
+    The statistic keeps the unit's ``sign`` (the orientation of its score on all positions):
+    its AUC, or 1 - AUC for a negative unit, and ``sign`` x Spearman. Folding each resample
+    (max(AUC, 1 - AUC)) would push a weak unit's interval above its own score."""
     nb = int(blocks.max()) + 1 if blocks.size else 0
     if nb < 2:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan
     rng = np.random.default_rng(seed)
-    weights = np.stack([np.bincount(rng.integers(0, nb, nb), minlength=nb) for _ in range(n_boot)])
+    resampled = [np.bincount(rng.integers(0, nb, nb), minlength=nb) for _ in range(n_boot)]
+    weights = np.stack([np.ones(nb, dtype=np.int64), *resampled])  # row 0: the sample itself
     if kind == "binary":
         lo, hi = float(np.min(x)), float(np.max(x))
-        bins = 64
+        bins = N_BINS
         b = np.clip(((x - lo) / (hi - lo + 1e-12) * bins).astype(np.int64), 0, bins - 1)
         hist = np.zeros((nb, bins, 2))
         np.add.at(hist, (blocks, b, (y > 0.5).astype(np.int64)), 1.0)
         tables = np.einsum("rk,kbl->rbl", weights, hist)
         auc = _auc_table(tables)
-        stat = np.maximum(auc, 1 - auc)
+        stat = auc if sign > 0 else 1 - auc
     else:
         from scipy.stats import rankdata
 
@@ -349,9 +483,36 @@ def _bootstrap(
         sums = np.zeros((nb, 6))
         np.add.at(sums, blocks, parts)
         s = weights @ sums
-        stat = np.abs(_pearson(s[:, 0], s[:, 1], s[:, 3], s[:, 2], s[:, 4], s[:, 5]))
-    lo_, hi_ = np.nanpercentile(stat, [2.5, 97.5])
-    return float(lo_), float(hi_)
+        stat = np.sign(sign) * _pearson(s[:, 0], s[:, 1], s[:, 3], s[:, 2], s[:, 4], s[:, 5])
+    lo_, hi_ = np.nanpercentile(stat[1:], [2.5, 97.5])
+    return float(lo_), float(hi_), float(stat[0])
+
+
+def _finite(X: np.ndarray, units: Sequence[str], warn: Callable[[str], None]) -> None:
+    """Replace non-finite values of ``X`` in place, one warning line naming the units: +-inf
+    (a float16 recording saturates at 65504) becomes the unit's largest/smallest finite value,
+    NaN its mean; the scores already skip them."""
+    bad = ~np.isfinite(X)
+    if not bad.any():
+        return
+    cols = np.flatnonzero(bad.any(axis=0))
+    for c in cols:
+        x = X[:, c]
+        finite = x[np.isfinite(x)]
+        lo, hi, mean = (
+            (float(finite.min()), float(finite.max()), float(finite.mean()))
+            if finite.size
+            else (0.0, 0.0, 0.0)
+        )
+        x[np.isposinf(x)], x[np.isneginf(x)], x[np.isnan(x)] = hi, lo, mean
+    names = ", ".join(str(units[int(c)]) for c in cols[:3]) + (
+        f" and {len(cols) - 3} more" if len(cols) > 3 else ""
+    )
+    warn(
+        f"{len(cols)} unit{'s' if len(cols) > 1 else ''} ({names}) hold inf or NaN at "
+        f"{int(bad.sum())} of the probe positions; the probes use the unit's finite range "
+        "there (record in float32 if a float16 recording overflowed)"
+    )
 
 
 def rank_units(
@@ -409,8 +570,14 @@ def rank_units(
     if not features:
         raise FeatureError("give at least one feature (lstmprobe features lists them)")
     unique: dict[str, Feature] = {}  # resolved once (a user's file is imported once)
-    for feat in map(get_feature, dict.fromkeys(features)):
-        unique.setdefault(feat.name, feat)  # a repeated feature is ranked once
+    for spec in dict.fromkeys(features):
+        feat = get_feature(spec)
+        same = unique.setdefault(feat.name, feat)  # a repeated feature is ranked once
+        if same is not feat and same.func is not feat.func:
+            raise FeatureError(
+                f"two of the features given are named {feat.name!r}; give each feature once, "
+                "or rename one (@feature('another-name') in your file)"
+            )
     labels = store_labels(store, list(unique.values()), label_memory, progress=progress)
     for lab in labels:
         if lab.skip:
@@ -442,6 +609,7 @@ def rank_units(
                 "selectivity": None,
                 "interval_low": None,
                 "interval_high": None,
+                "interval_score": None,
             }
             feature_rows.append(row)
         rows.extend(feature_rows)
@@ -474,7 +642,9 @@ def rank_units(
         "seed": seed,
         "n_bins": N_BINS,
     }
-    return Ranking(tuple(rows), summaries, str(store.path), settings)
+    recording = {k: getattr(store, k, None) for k in ("model_sha256", "corpus_sha256", "created")}
+    recording["positions"] = int(store.n_positions)
+    return Ranking(tuple(rows), summaries, str(store.path), settings, recording)
 
 
 def _probe_features(
@@ -502,6 +672,7 @@ def _probe_features(
             needed += [r["unit"] for r in detail_rows[lab.name][: max(detail, k_max)]]
     cols = all_units if use_all else list(dict.fromkeys(needed))
     X = gather_units(store, cols, rows_idx)
+    _finite(X, cols, warn)
     col_of = {u: i for i, u in enumerate(cols)}
     tokens = np.concatenate(
         [np.empty(0, dtype=np.int32), *(store.read_tokens(a, b) for a, b in runs(rows_idx))]
@@ -539,8 +710,10 @@ def _probe_features(
             r["test_metric"] = task
             r["control_metric"] = control
             r["selectivity"] = None if _missing(task) or _missing(control) else task - control
-            lo, hi = _bootstrap(lab.kind, x, y, blocks, n_boot, seed)
+            lo, hi, at_sample = _bootstrap(lab.kind, x, y, blocks, n_boot, seed, r["sign"])
             r["interval_low"], r["interval_high"] = lo, hi
+            r["interval_score"] = at_sample
+        summary["interval_positions"] = len(y)
         # the top-k curve
         ks = []
         k = 1

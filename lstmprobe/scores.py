@@ -197,6 +197,8 @@ def _make(feat: Feature, counts: _Counts, **rest: Any) -> Labels:
     if n_keys < 2 and not counts.merged:
         what = "undefined everywhere" if n == 0 else f"constant ({keys[0]:g})"
         skip = f"feature {feat.name!r} is {what} on this corpus; nothing to score"
+        if feat.hint:
+            skip += f"; {feat.hint}"
     exact = True
     if kind == "binary":
         if counts.merged or not np.isin(keys, (0.0, 1.0)).all():
@@ -675,14 +677,16 @@ def _finish(
     ``codes`` is the feature's label bin in each joint label pattern (-1: undefined there).
     """
     mask = (codes >= 0).astype(np.float64)
-    sx = np.concatenate([mask @ acc.s1 for acc in accs])
-    sxx = np.concatenate([mask @ acc.s2 for acc in accs])
-    if index in weighted:
-        f = weighted.index(index)
-        sxy = np.concatenate([acc.sw[f] for acc in accs])
-    else:
-        y_p = np.where(codes >= 0, lab.bin_values[np.maximum(codes, 0)], 0.0)  # label of pattern
-        sxy = np.concatenate([y_p @ acc.s1 for acc in accs])
+    # a unit holding inf (or values whose squares overflow) has inf sums: its Pearson is 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        sx = np.concatenate([mask @ acc.s1 for acc in accs])
+        sxx = np.concatenate([mask @ acc.s2 for acc in accs])
+        if index in weighted:
+            f = weighted.index(index)
+            sxy = np.concatenate([acc.sw[f] for acc in accs])
+        else:
+            y_p = np.where(codes >= 0, lab.bin_values[np.maximum(codes, 0)], 0.0)  # pattern's
+            sxy = np.concatenate([y_p @ acc.s1 for acc in accs])
     pearson = _pearson(float(lab.n_defined), sx, sxx, lab.total, lab.total_sq, sxy)
     auc, spearman, mi = stats
     if lab.kind == "binary":
@@ -697,10 +701,11 @@ def _finish(
 
 
 def _pearson(n, sx, sxx, sy, syy, sxy):  # type: ignore[no-untyped-def]
-    cov = n * sxy - sx * sy
-    vx = n * sxx - sx * sx
-    vy = n * syy - sy * sy
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # constant units divide by 0, units with inf sums give inf - inf: both read as 0
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        cov = n * sxy - sx * sy
+        vx = n * sxx - sx * sx
+        vy = n * syy - sy * sy
         r = cov / np.sqrt(np.maximum(vx, 0) * np.maximum(vy, 0))
     return np.clip(np.nan_to_num(r, nan=0.0), -1, 1)
 

@@ -1185,6 +1185,56 @@ def _short(value: Any) -> str:
 
 # --- reading -----------------------------------------------------------------------------------
 
+#: What h5py raises where a file's bytes are damaged: "bad object header", "bad global heap",
+#: checksum mismatches, truncated chunks ("ran off end of input buffer").
+_H5_ERRORS = (
+    OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _damaged(path: Path, what: str = "") -> Iterator[None]:
+    """Turn h5py's errors while reading ``path`` into one :class:`StoreError` line."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except UnitError:
+        raise
+    except _H5_ERRORS as exc:
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        detail = " ".join(text.split()) or type(exc).__name__
+        detail = detail if len(detail) <= 160 else detail[:157] + "..."
+        where = f" while reading {what}" if what else ""
+        raise StoreError(
+            f"{path} is a damaged lstmprobe recording ({detail}{where}); record it again"
+        ) from None
+
+
+def _check_sequences(path: Path, seqs: np.ndarray, n: int) -> None:
+    """Sequences must tile ``[0, n)`` in order: non-empty ``[start, end)`` pairs, each start the
+    previous end (what :class:`StoreWriter` writes)."""
+    problem = None
+    if n and len(seqs) == 0:
+        problem = "no sequences"
+    elif len(seqs):
+        if seqs[0, 0] != 0 or seqs[-1, 1] != n:
+            problem = f"they cover [{seqs[0, 0]}, {seqs[-1, 1]}), not the {n} positions [0, {n})"
+        elif np.any(seqs[:, 1] <= seqs[:, 0]):
+            i = int(np.flatnonzero(seqs[:, 1] <= seqs[:, 0])[0])
+            problem = f"sequence {i} is {seqs[i].tolist()}, empty or reversed"
+        elif np.any(seqs[1:, 0] != seqs[:-1, 1]):
+            i = int(np.flatnonzero(seqs[1:, 0] != seqs[:-1, 1])[0]) + 1
+            how = "overlaps" if seqs[i, 0] < seqs[i - 1, 1] else "leaves a gap after"
+            problem = (
+                f"sequence {i} {seqs[i].tolist()} {how} sequence {i - 1} {seqs[i - 1].tolist()}"
+            )
+    if problem:
+        raise StoreError(
+            f"{path} is a damaged lstmprobe recording: its sequences must be [start, end) pairs "
+            f"in order, each starting where the previous ends; {problem}; record it again"
+        )
+
 
 class ActivationStore:
     """Lazy reader of an activation store; activations are read on demand, never wholesale.
@@ -1244,7 +1294,8 @@ class ActivationStore:
             ) from None
         self._file = f
         try:
-            self._read_header(require_complete)
+            with _damaged(self.path):
+                self._read_header(require_complete)
         except BaseException:
             self.close()
             raise
@@ -1293,17 +1344,35 @@ class ActivationStore:
             self.positions_written = (
                 self.n_positions if self.complete else int(f["positions_written"][()])
             )
+            itemsize = np.dtype(self.dtype).itemsize
+            # damaged bytes of a string decode to surrogates, which cannot be printed
+            json.dumps(
+                [self.model, self.vocab.chars, self.dtype, self.model_sha256, self.corpus_sha256,
+                 self.created, self.lstmprobe_version, self.run_config],
+                ensure_ascii=False,
+            ).encode("utf-8")  # fmt: skip
         except (KeyError, ValueError, TypeError) as exc:
             raise StoreError(
                 f"{self.path} is a damaged lstmprobe recording ({exc}); record it again"
             ) from None
+        if not self._layout:
+            raise StoreError(
+                f"{self.path} is a damaged lstmprobe recording (no datasets in its "
+                "layout); record it again"
+            )
         for key, n in self._layout.items():
             if key not in f or f[key].shape != (self.n_positions, n):
                 raise StoreError(
                     f"{self.path} is a damaged lstmprobe recording (dataset {key} missing or of "
                     "the wrong shape); record it again"
                 )
-        itemsize = np.dtype(self.dtype).itemsize
+        if not 0 <= self.positions_written <= self.n_positions or self.chunk_positions < 1:
+            raise StoreError(
+                f"{self.path} is a damaged lstmprobe recording (positions_written "
+                f"{self.positions_written} of {self.n_positions}, chunk_positions "
+                f"{self.chunk_positions}); record it again"
+            )
+        _check_sequences(self.path, self.sequences, self.n_positions)
         self._cache = _cache_bytes(self.chunk_positions, list(self._layout.values()), itemsize)
 
     @property
@@ -1320,7 +1389,8 @@ class ActivationStore:
             )
         ds = self._datasets.get(key)
         if ds is None:
-            ds = self._datasets[key] = _open_cached(self._h5, key, self._cache)
+            with _damaged(self.path, key):
+                ds = self._datasets[key] = _open_cached(self._h5, key, self._cache)
         return ds
 
     # -- metadata --
@@ -1333,7 +1403,16 @@ class ActivationStore:
     def read_tokens(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Vocab ids of positions ``[start, stop)``, int32, read from the file (not cached)."""
         start, stop = self._check_range(start, stop)
-        return np.asarray(self._h5["tokens"][start:stop], dtype=np.int32)
+        with _damaged(self.path, "tokens"):
+            tokens = np.asarray(self._h5["tokens"][start:stop], dtype=np.int32)
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= len(self.vocab)):
+            bad = int(np.flatnonzero((tokens < 0) | (tokens >= len(self.vocab)))[0])
+            raise StoreError(
+                f"{self.path} is a damaged lstmprobe recording: position {start + bad} has "
+                f"token {int(tokens[bad])}, outside its vocabulary of {len(self.vocab)} "
+                "characters; record it again"
+            )
+        return tokens
 
     @property
     def text(self) -> str:
@@ -1353,7 +1432,15 @@ class ActivationStore:
     @cached_property
     def sequences(self) -> np.ndarray:
         """``[start, end)`` of each sequence, int64 array of shape (n_sequences, 2)."""
-        return np.asarray(self._h5["sequences"][()], dtype=np.int64).reshape(-1, 2)
+        with _damaged(self.path, "sequences"):
+            seqs = np.asarray(self._h5["sequences"][()])
+            if seqs.dtype.kind not in "iu" or seqs.ndim != 2 or seqs.shape[1] != 2:
+                raise StoreError(
+                    f"{self.path} is a damaged lstmprobe recording (sequences of shape "
+                    f"{seqs.shape} and type {seqs.dtype}, expected integer pairs of shape "
+                    "(S, 2)); record it again"
+                )
+        return seqs.astype(np.int64)
 
     @property
     def keys(self) -> list[str]:
@@ -1395,9 +1482,10 @@ class ActivationStore:
         NaN at each sequence's last position.
         """
         f = self._h5
-        if "next_logprob" not in f:
-            return None
-        return np.asarray(f["next_logprob"][()], dtype=np.float32)
+        with _damaged(self.path, "next_logprob"):
+            if "next_logprob" not in f:
+                return None
+            return np.asarray(f["next_logprob"][()], dtype=np.float32)
 
     def sibling(self, suffix: str) -> Path:
         """A path beside the store for derived results: ``acts.h5`` -> ``acts.<suffix>``.
@@ -1457,16 +1545,18 @@ class ActivationStore:
         ds = self._dataset(key)
         start, stop = self._check_range(start, stop)
         if units is None:
-            return np.asarray(ds[start:stop], dtype=np.float32)
+            with _damaged(self.path, key):
+                return np.asarray(ds[start:stop], dtype=np.float32)
         idx = self._check_units(key, units)
         if idx.size == 0:
             return np.empty((stop - start, 0), dtype=np.float32)
         uniq, inverse = np.unique(idx, return_inverse=True)
         lo, hi = int(uniq[0]), int(uniq[-1]) + 1
-        if hi - lo <= max(2 * uniq.size, UNIT_BLOCK):
-            block = ds[start:stop, lo:hi][:, uniq - lo]
-        else:
-            block = ds[start:stop, uniq.tolist()]
+        with _damaged(self.path, key):
+            if hi - lo <= max(2 * uniq.size, UNIT_BLOCK):
+                block = ds[start:stop, lo:hi][:, uniq - lo]
+            else:
+                block = ds[start:stop, uniq.tolist()]
         return np.asarray(block[:, inverse.reshape(-1)], dtype=np.float32)
 
     def unit(self, name: str) -> np.ndarray:
@@ -1485,9 +1575,10 @@ class ActivationStore:
             )
         out = np.empty(self.n_positions, dtype=np.float32)
         step = self.chunk_positions * 16
-        for a in range(0, self.n_positions, step):
-            b = min(a + step, self.n_positions)
-            out[a:b] = ds[a:b, index]
+        with _damaged(self.path, key):
+            for a in range(0, self.n_positions, step):
+                b = min(a + step, self.n_positions)
+                out[a:b] = ds[a:b, index]
         return out
 
     def iter_chunks(
@@ -1535,7 +1626,8 @@ class ActivationStore:
             a = bounds[-1][1]
 
         def read(a: int, b: int) -> tuple[int, int, dict[str, np.ndarray]]:
-            return a, b, {k: np.asarray(ds[a:b], dtype=dtype) for k, ds in datasets.items()}
+            with _damaged(self.path):
+                return a, b, {k: np.asarray(ds[a:b], dtype=dtype) for k, ds in datasets.items()}
 
         if read_ahead and len(bounds) > 1:
             yield from _read_ahead(read, bounds)
@@ -1570,7 +1662,8 @@ class ActivationStore:
         rows = self.chunk_positions
         step = rows * max(1, int(chunk_rows))
         mapped = self._mapped()
-        layouts = {k: self._chunk_layout(k, ds) for k, ds in datasets.items()}
+        with _damaged(self.path):
+            layouts = {k: self._chunk_layout(k, ds) for k, ds in datasets.items()}
         earlier: list[tuple[int, int]] = []  # byte ranges of the window before this one
         used: list[tuple[int, int]] = []
         try:
@@ -1591,7 +1684,10 @@ class ActivationStore:
                                 blocks = None
                                 break
                             blocks += views
-                    out[key] = blocks if blocks is not None else [(0, np.asarray(ds[a:b]))]
+                    if blocks is None:
+                        with _damaged(self.path, key):
+                            blocks = [(0, np.asarray(ds[a:b]))]
+                    out[key] = blocks
                 yield a, b, out
         finally:
             if self._mmap is not None and (earlier or used):
@@ -1629,8 +1725,8 @@ class ActivationStore:
 
     @property
     def compression(self) -> str | None:
-        first = self.keys[0]
-        return self._h5[first].compression
+        with _damaged(self.path, self.keys[0]):
+            return self._dataset(self.keys[0]).compression
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready description of the recording (what ``lstmprobe info`` prints)."""

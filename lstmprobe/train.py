@@ -45,7 +45,7 @@ from lstmprobe.models import (
     load_model,
     save_checkpoint,
 )
-from lstmprobe.text import RESETS, Vocab, sequences
+from lstmprobe.text import RESETS, Vocab, check_chars, sequences
 
 LN2 = math.log(2.0)
 ARCHITECTURE = ("layers", "hidden", "embedding", "cell")
@@ -599,8 +599,25 @@ def _check_prime(prime: str, vocab: Vocab) -> None:
     if missing:
         raise CorpusError(
             f"the prime has characters the model's vocabulary lacks: {missing[:5]!r}; "
-            f"use only characters of its vocabulary ({len(vocab)} characters)"
+            f"use only characters of its vocabulary ({len(vocab)} characters), or --unknown "
+            "skip to drop them or --unknown map:C to replace them with C"
         )
+
+
+class _Threads:
+    """torch's CPU threads set to ``n`` for a ``with`` block (None: unchanged), then restored."""
+
+    def __init__(self, n: int | None) -> None:
+        if n is not None and n < 1:
+            raise TrainingError(f"--threads must be at least 1, got {n}")
+        self.n, self.before = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        if self.n is not None:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.before)
 
 
 @torch.no_grad()
@@ -611,10 +628,15 @@ def sample(
     length: int = 500,
     temperature: float = 1.0,
     seed: int | None = None,
+    *,
+    unknown: str = "error",
+    threads: int | None = None,
 ) -> str:
     """``length`` characters generated after reading ``prime`` (the prime is not included).
 
-    ``temperature`` 0 picks the most likely character each time (greedy).
+    ``temperature`` 0 picks the most likely character each time (greedy). ``unknown`` says
+    what to do with prime characters the vocabulary lacks (``error``, ``skip``, ``map:C``, as
+    for ``record``); ``threads`` sets torch's CPU threads for the call.
 
     Examples
     --------
@@ -622,11 +644,20 @@ def sample(
     >>> len(sample(m, Vocab.from_text("abc"), "a", length=5, seed=0))
     5
     """
+    if unknown != "error":
+        prime = check_chars(prime, vocab, unknown)
     _check_prime(prime, vocab)
     if temperature < 0:
         raise CorpusError(f"--temperature must be 0 (greedy) or positive, got {temperature}")
     if length < 0:
         raise CorpusError(f"the length must be 0 or more, got {length}")
+    with _Threads(threads):
+        return _sample(model, vocab, prime, length, temperature, seed)
+
+
+def _sample(
+    model: CharLSTM, vocab: Vocab, prime: str, length: int, temperature: float, seed: int | None
+) -> str:
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -753,12 +784,27 @@ def evaluate(
     text: str,
     reset: str | None = None,
     task: str | None = "auto",
+    *,
+    unknown: str = "error",
+    threads: int | None = None,
 ) -> Evaluation:
     """Bits per char of ``text`` and, for a task corpus, exact greedy completion (per key).
 
     ``task="auto"`` recognises a task corpus by the form of its lines, ``None`` skips completion.
-    ``reset=None`` is ``"line"`` for a task corpus, else ``"none"``.
+    ``reset=None`` is ``"line"`` for a task corpus, else ``"none"``. ``unknown`` says what to do
+    with characters the vocabulary lacks (``error``: one line naming them, ``skip``, ``map:C``,
+    as for ``record``); ``threads`` sets torch's CPU threads for the call.
     """
+    text = check_chars(text, vocab, unknown)
+    if not text:
+        raise CorpusError("nothing is left to evaluate once unknown characters are skipped")
+    with _Threads(threads):
+        return _evaluate(model, vocab, text, reset, task)
+
+
+def _evaluate(
+    model: CharLSTM, vocab: Vocab, text: str, reset: str | None, task: str | None
+) -> Evaluation:
     spec: tasks.Task | None
     if task == "auto":
         spec = tasks.detect(text.splitlines())
@@ -767,12 +813,6 @@ def evaluate(
     else:
         spec = tasks.get_task(task)
     reset = reset or ("line" if spec is not None else "none")
-    missing = sorted(set(text) - set(vocab.chars))
-    if missing:
-        raise CorpusError(
-            f"the corpus has characters the model's vocabulary lacks: {missing[:5]!r}; "
-            "evaluate on text made of the model's characters"
-        )
     bpc = bits_per_char(model, vocab, text, reset)
     completion = None
     if spec is not None:

@@ -141,3 +141,215 @@ def test_label_memory_zero_streams_the_labels_with_the_same_ranking(store_path: 
     assert in_memory.exit_code == 0 and streamed.exit_code == 0, streamed.output
     assert json.loads(streamed.stdout)["rows"] == json.loads(in_memory.stdout)["rows"]
     assert "labelling" in streamed.stderr and "labelling" not in in_memory.stderr
+
+
+# --- output options: --json is a flag as everywhere, files go to --json-out / -o ------------
+
+
+@pytest.fixture
+def own_store(tmp_path: Path) -> Path:
+    """A store of its own (tests that save rankings beside it)."""
+    return build_store(tmp_path / "acts.h5", BASE * 20)
+
+
+def test_json_alone_prints_and_does_not_swallow_the_next_option(own_store: Path) -> None:
+    result = run("find-neurons", "--json", "--store", str(own_store), "-f", "quote", "--no-probe",
+                 "--no-save")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"][0]["unit"] == "layer0/cell/4"
+    result = run("find-neurons", "--csv", "-f", "quote", "--store", str(own_store), "--no-probe",
+                 "--no-save")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].startswith("quote,1,layer0/cell/4,")
+
+
+def test_json_out_and_the_older_spelling_write_files(own_store: Path, tmp_path: Path) -> None:
+    base = ["find-neurons", "--store", str(own_store), "-f", "quote", "--no-probe", "--no-save"]
+    for option in (["--json-out"], ["-o"], ["--json"]):
+        out = tmp_path / f"out{len(option[0])}.json"
+        result = run(*base, *option, str(out))
+        assert result.exit_code == 0, result.output
+        assert "layer0/cell/4" in result.stdout  # a file was asked for: the table is printed
+        assert json.loads(out.read_text())["rows"][0]["unit"] == "layer0/cell/4"
+    out = tmp_path / "ranks.csv"
+    assert run(*base, "--csv-out", str(out)).exit_code == 0
+    assert out.read_text().startswith("feature,rank,unit,")
+    clash = run(*base, "--json", str(tmp_path / "a.json"), "--json-out", str(tmp_path / "b.json"))
+    assert clash.exit_code == 1 and "name two files" in clash.stderr
+
+
+def _counting_feature(tmp_path: Path) -> tuple[Path, Path]:
+    log = tmp_path / "calls.log"
+    feats = tmp_path / "counting.py"
+    feats.write_text(
+        "from lstmprobe.features import get_feature\n"
+        "def q(text):\n"
+        f"    open({str(log)!r}, 'a').write('called\\n')\n"
+        "    return get_feature('quote').labels(text)\n"
+    )
+    return feats, log
+
+
+@pytest.mark.parametrize("flag", ["--json", "--json-out", "--csv", "--csv-out"])
+def test_an_output_in_a_missing_directory_fails_before_any_work(
+    store_path: Path, tmp_path: Path, flag: str
+) -> None:
+    feats, log = _counting_feature(tmp_path)
+    target = tmp_path / "no" / "such" / "out.json"
+    result = run("find-neurons", "--store", str(store_path), "-f", f"{feats}:q", "--no-save",
+                 flag, str(target))  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot write {target}: the directory {target.parent} does not exist; "
+        "create it first"
+    ]
+    assert not log.exists()  # nothing was computed
+
+
+def test_rankings_that_cannot_be_saved_fail_before_any_work(
+    own_store: Path, tmp_path: Path
+) -> None:
+    feats, log = _counting_feature(tmp_path)
+    own_store.with_name("acts.rankings.json").mkdir()  # what was to be replaced is a directory
+    result = run("find-neurons", "--store", str(own_store), "-f", f"{feats}:q")
+    assert result.exit_code == 1
+    assert "is a directory; give a file path, or pass --no-save" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not log.exists()
+
+
+def test_rankings_beside_a_read_only_store(own_store: Path, tmp_path: Path) -> None:
+    feats, log = _counting_feature(tmp_path)
+    own_store.parent.chmod(0o555)
+    try:
+        probe = own_store.parent / "probe"
+        try:  # root writes into a read-only directory: nothing to test then
+            probe.write_text("")
+            probe.unlink()
+            pytest.skip("this user can write into a read-only directory")
+        except PermissionError:
+            pass
+        result = run("find-neurons", "--store", str(own_store), "-f", f"{feats}:q")
+    finally:
+        own_store.parent.chmod(0o755)
+    assert result.exit_code == 1 and "Permission denied" in result.stderr
+    assert "or pass --no-save" in result.stderr and not log.exists()
+
+
+# --- rankings accumulate by feature ----------------------------------------------------------
+
+
+def test_rankings_merge_by_feature(own_store: Path) -> None:
+    saved = own_store.with_name("acts.rankings.json")
+    args = ["find-neurons", "--store", str(own_store), "--no-probe", "-q"]
+    assert run(*args, "-f", "quote", "-f", "char:(").exit_code == 0
+    first = json.loads(saved.read_text())
+    result = run(*args, "-f", "indent", "-f", "quote", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    data = json.loads(saved.read_text())
+    assert list(data["features"]) == ["quote", "char:(", "indent"]
+    n_units = 12
+    assert [r["feature"] for r in data["rows"]] == [
+        f for f in ("quote", "char:(", "indent") for _ in range(n_units)
+    ]
+    # the rerun of quote replaced it; char:( is the first run's, untouched
+    assert [r for r in data["rows"] if r["feature"] == "char:("] == [
+        r for r in first["rows"] if r["feature"] == "char:("
+    ]
+    assert data["settings"]["by_feature"]["char:("]["seed"] == 0
+    assert data["settings"]["by_feature"]["quote"]["seed"] == 3
+    from lstmprobe.probes import Ranking
+
+    assert Ranking.read_json(saved).top(1, feature="indent") == ["layer0/hidden/1"]
+
+
+def test_rankings_of_another_recording_are_replaced(own_store: Path) -> None:
+    args = ["find-neurons", "--store", str(own_store), "--no-probe", "-q"]
+    assert run(*args, "-f", "quote").exit_code == 0
+    own_store.unlink()
+    build_store(own_store, BASE * 21, seed=1)  # recorded again: another recording, same path
+    result = run(*args, "-f", "indent")
+    assert result.exit_code == 0, result.output
+    assert "held rankings of another recording (quote); it is replaced" in result.stderr
+    data = json.loads(own_store.with_name("acts.rankings.json").read_text())
+    assert list(data["features"]) == ["indent"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"format": "something else"}', "not an lstmprobe rankings file"),
+        (
+            '{"format": "lstmprobe.rankings", "format_version": 1, "features": [], "rows": []}',
+            "'features' is not an object",
+        ),
+        (
+            '{"format": "lstmprobe.rankings", "format_version": 1, "features": {"q": {}}, '
+            '"rows": [{"feature": "q", "unit": "u", "rank": 1, "score": "high"}]}',
+            "row 0: score 'high' is not a number",
+        ),
+    ],
+)
+def test_a_damaged_rankings_file_is_one_line(own_store: Path, content: str, message: str) -> None:
+    own_store.with_name("acts.rankings.json").write_text(content)
+    result = run("find-neurons", "--store", str(own_store), "-f", "quote", "--no-probe", "-q")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "move it away, or pass --no-save" in lines[0]
+
+
+# --- user features ---------------------------------------------------------------------------
+
+
+def test_a_user_feature_calling_sys_exit_is_one_line(store_path: Path, tmp_path: Path) -> None:
+    feats = tmp_path / "quits.py"
+    feats.write_text("import sys\ndef q(text):\n    sys.exit(0)\n")
+    result = run("find-neurons", "--store", str(store_path), "-f", f"{feats}:q", "--no-save")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: feature '{feats}:q' failed at {feats}:3 (in q): SystemExit(0): it called "
+        "sys.exit(); return labels instead"
+    ]
+
+
+def test_table_labels_are_the_feature_names(store_path: Path, tmp_path: Path) -> None:
+    feats = tmp_path / "myfeat.py"
+    feats.write_text(
+        "from lstmprobe.features import feature, get_feature\n"
+        "@feature('in_c_string', kind='binary')\n"
+        "def c_quote(text):\n    '''Inside a string.'''\n"
+        "    return get_feature('quote').labels(text)\n"
+    )
+    result = run("find-neurons", "--store", str(store_path), "-f", f"{feats}:c_quote",
+                 "--no-probe", "--no-save", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("in_c_string (binary")
+    assert "myfeat.py" not in result.stdout
+
+
+def test_an_output_in_a_directory_that_takes_no_files(store_path: Path, tmp_path: Path) -> None:
+    """/sys refuses new files even to root: a read-only directory wherever tests run as root."""
+    folder = Path("/sys")
+    try:
+        (folder / "lstmprobe-probe").write_text("")
+        pytest.skip("/sys takes new files here")
+    except FileNotFoundError:
+        pytest.skip("no /sys here")
+    except OSError:
+        pass
+    feats, log = _counting_feature(tmp_path)
+    target = folder / "ranks.json"
+    result = run("find-neurons", "--store", str(store_path), "-f", f"{feats}:q", "--no-save",
+                 "--json-out", str(target))  # fmt: skip
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {target}: ")
+    assert "choose a directory you can write to" in lines[0] and not log.exists()
+
+
+def test_json_to_stdout_and_to_a_file_at_once(store_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = run("find-neurons", "--store", str(store_path), "-f", "quote", "--no-probe",
+                 "--no-save", "--json", "--json-out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == json.loads(out.read_text())["rows"]

@@ -26,3 +26,22 @@ def test_demo_runs_the_pipeline_on_the_bundled_model(tmp_path):
     again = CliRunner().invoke(main, ["demo", "-o", str(out), "--chars", "2000", "-q"])
     assert again.exit_code == 0, again.output
     assert "rankings:" in again.stdout and "quote" in again.stdout
+
+
+def test_demo_says_where_it_writes_and_how_much(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "-o", str(out), "--chars", "2000"])
+    assert result.exit_code == 0, result.output
+    before = [line for line in result.stderr.splitlines() if line.startswith("demo: ")]
+    assert len(before) == 1
+    assert f"over sample:code (2,000 chars) into {out}: about " in before[0]
+    assert "free there" in before[0] and "--chars N for less" in before[0]
+    written = sum(p.stat().st_size for p in out.iterdir())
+    assert f"wrote {written / 1e6:,.1f} MB into {out}" in result.stdout
+    summary = json.loads(
+        CliRunner().invoke(main, ["demo", "-o", str(out), "--chars", "2000", "--json", "-q"]).stdout
+    )
+    assert summary["outdir"] == str(out)
+    assert summary["bytes_written"] == sum(p.stat().st_size for p in out.iterdir())
+    # the estimate counts the chunk padding: it is the truth within 5%
+    assert abs(summary["bytes_written"] / summary["bytes_estimated"] - 1) < 0.05

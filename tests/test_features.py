@@ -246,7 +246,9 @@ def test_user_file_feature(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert get_feature(f"{path}:in_x").labels("axb").tolist() == [0.0, 1.0, 0.0]
     with pytest.raises(FeatureError, match=r"wrong.*shape \(1,\).*3 characters"):
         get_feature(f"{path}:wrong").labels("abc")
-    with pytest.raises(FeatureError, match=r"boom.*failed: RuntimeError: kaput"):
+    with pytest.raises(
+        FeatureError, match=r"boom.*failed at .*my_features.py:7 \(in boom\): RuntimeError: kaput"
+    ):
         get_feature(f"{path}:boom").labels("abc")
     with pytest.raises(FeatureError, match=r"has no function 'nope'.*in_x"):
         get_feature(f"{path}:nope")
@@ -301,3 +303,165 @@ def test_python_dialect_reads_floor_division_as_an_operator() -> None:
 
 def test_python_bracket_depth_counts_after_floor_division() -> None:
     assert marks("bracket-depth:python", "f(a // 2)") == "011111110"
+
+
+# --- failures that must stay one line -------------------------------------------------------
+
+
+def test_regex_whose_repetition_count_overflows() -> None:
+    with pytest.raises(FeatureError, match=r"does not compile: the repetition number is too large"):
+        get_feature("regex:a{99999999999}")
+
+
+def test_user_feature_failure_names_its_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "feats.py"
+    path.write_text(
+        "import numpy as np\n"
+        "def helper(text):\n"
+        "    return np.zeros(len(text)) / {}[text]\n"
+        "def lookup(text):\n"
+        "    return helper(text)\n"
+    )
+    with pytest.raises(FeatureError) as info:
+        get_feature(f"{path}:lookup").labels("ab")
+    message = str(info.value)
+    assert f"at {path}:3 (in helper): KeyError: 'ab'" in message
+    assert "\n" not in message
+
+
+def test_user_feature_calling_sys_exit_is_a_failure(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "feats.py"
+    path.write_text("import sys\ndef quits(text):\n    sys.exit(0)\n")
+    with pytest.raises(FeatureError, match=r"feats.py:3 \(in quits\): SystemExit\(0\)"):
+        get_feature(f"{path}:quits").labels("ab")
+    bad = tmp_path / "bad.py"
+    bad.write_text("import sys\nsys.exit('bye')\n")
+    with pytest.raises(
+        FeatureError, match=r"importing .* failed at .*bad.py:2.*SystemExit\('bye'\)"
+    ):
+        get_feature(f"{bad}:f")
+
+
+def test_user_feature_keeps_its_feature_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "myfeat.py"
+    path.write_text(
+        "import numpy as np\n"
+        "from lstmprobe.features import feature\n"
+        "@feature('c_comment_test', kind='continuous')\n"
+        "def c_comment(text):\n"
+        "    '''Chars read so far.'''\n"
+        "    return np.arange(len(text), dtype=float)\n"
+    )
+    f = get_feature(f"{path}:c_comment")
+    assert f.name == "c_comment_test"
+    assert f.kind == "continuous"
+    assert f.definition == "Chars read so far."
+    assert f.labels("abc").tolist() == [0.0, 1.0, 2.0]
+
+
+# --- C and C++ dialects ---------------------------------------------------------------------
+
+# each line of C, then for each dialect a marker under it: ^ = 1, the last column the newline
+C_LINES = [
+    '#include "a.h"',
+    '  #define S "x // y" /* c */ \\',
+    "  more",
+    "int f(void) { return '\"'; } // n",
+    "/* #no",
+    ' */ char *s = "a\\',
+    'b";',
+    "#if X",
+]
+C_MARKS = {
+    "quote:c": [
+        "         ^^^^  ",
+        "            ^^^^^^^            ",
+        "       ",
+        "                     ^^          ",
+        "       ",
+        "              ^^^^",
+        "^   ",
+        "      ",
+    ],
+    "comment:c": [
+        "               ",
+        "                     ^^^^^^    ",
+        "       ",
+        "                            ^^^^ ",
+        "^^^^^^^",
+        "^^                ",
+        "    ",
+        "      ",
+    ],
+    "preprocessor": [
+        "^^^^^^^^^^^^^^ ",
+        "  ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+        "^^^^^^ ",
+        "                                 ",
+        "       ",
+        "                  ",
+        "    ",
+        "^^^^^ ",
+    ],
+}
+
+
+def test_c_dialects_read_directives_strings_and_comments() -> None:
+    text = "\n".join(C_LINES) + "\n"
+    for spec, lines in C_MARKS.items():
+        assert [len(m) for m in lines] == [len(line) + 1 for line in C_LINES], spec
+        want = "".join(lines).replace(" ", "0").replace("^", "1")
+        assert marks(spec, text) == want, spec
+    # the language-agnostic quote hides the strings of # lines behind a "comment"
+    assert marks("quote", text)[: len(C_LINES[0]) + len(C_LINES[1])].count("1") == 0
+    assert marks("bracket-depth:c", "#define F(x) ((x)+1)\n") == "000000000110012211100"
+    assert marks("bracket-depth", "#define F(x) ((x)+1)\n") == "0" * 21  # a # comment
+
+
+def test_a_hash_inside_a_line_or_a_comment_is_no_directive() -> None:
+    assert marks("preprocessor", "x = 1; # no\n/*\n#no */\n\t# yes\n") == (
+        "0" * 12 + "000" + "0000000" + "0" + "11111" + "0"
+    )
+
+
+C_ATOMS = [*"ab\"'\\/*#\n\t (){}x", "#define ", "#include ", "\\\n", "//", "/*", "*/", "  #"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    atoms=st.lists(st.sampled_from(C_ATOMS), max_size=60),
+    sizes=st.lists(st.integers(1, 9), max_size=40),
+)
+def test_c_dialects_stream_with_the_labels_of_the_whole_text(
+    atoms: list[str], sizes: list[int]
+) -> None:
+    text = "".join(atoms)
+    for spec in ("quote:c", "comment:c", "bracket-depth:c", "preprocessor"):
+        scanner = get_feature(spec).scanner()
+        got, i = [], 0
+        for k in sizes:
+            got.append(scanner.feed(text[i : i + k]))
+            i += k
+        got += [scanner.feed(text[i:]), scanner.finish()]
+        np.testing.assert_array_equal(
+            np.concatenate(got), get_feature(spec).labels(text), err_msg=f"{spec} on {text!r}"
+        )
+
+
+def test_the_c_dialects_are_listed_with_their_definitions() -> None:
+    known = known_features()
+    for name in ("quote:c", "comment:c", "bracket-depth:c", "preprocessor"):
+        assert "C/C++" in known[name], name
+
+
+def test_a_constant_feature_says_why_and_what_to_try() -> None:
+    from lstmprobe.scores import make_labels
+
+    header = '#ifndef A_H\n#define A_H\n#define NAME "lstm"\n#include "b.h"\n#endif\n'
+    skip = make_labels("quote", header).skip
+    assert skip is not None and skip.startswith("feature 'quote' is constant (0) on this corpus")
+    assert "#include and #define lines read as comments" in skip and "try quote:python" in skip
+    assert "quote:c (C/C++" in skip
+    assert make_labels("quote:c", header).skip is None  # the strings are there
+    assert "try comment:python" in (make_labels("preprocessor", "x = 1\n").skip or "")
+    assert "holds no 'Z'" in (make_labels("char:Z", "abc").skip or "")

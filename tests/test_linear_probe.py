@@ -345,3 +345,58 @@ def test_wide_problems_are_solved_on_all_units_directly(kind: str) -> None:
     metric = probe.test_metrics_["auc"] if kind == "binary" else probe.test_metrics_["r2"]
     assert metric > 0.8
     assert (probe.coef_ != 0).sum() < 100  # still sparse
+
+
+# --- a probe fitted on a store remembers it ---------------------------------------------------
+
+
+def _store(path, text: str, seed: int, model: str, width: int = 6):  # type: ignore[no-untyped-def]
+    """A real small recording with planted layer0/cell/4 (quote), of ``model``'s hash."""
+    from lstmprobe.features import get_feature
+    from lstmprobe.store import StoreWriter
+    from lstmprobe.text import Vocab, sequences
+
+    rng = np.random.default_rng(seed)
+    vocab = Vocab.from_text(text)
+    cell = rng.normal(size=(len(text), width)).astype(np.float32)
+    planted = min(4, width - 1)
+    cell[:, planted] = 2 * get_feature("quote").labels(text) - 1 + 0.4 * cell[:, planted]
+    writer = StoreWriter(
+        path, tokens=vocab.encode(text), sequences=sequences(text), vocab=vocab,
+        layout={"layer0/cell": width}, dtype="float32", model_summary={},
+        model_sha256=model * 64, corpus_sha256="0" * 64, has_next_logprob=False, run_config={},
+    )  # fmt: skip
+    writer.write(0, {"layer0/cell": cell})
+    return writer.finish()
+
+
+def test_a_probe_fitted_on_a_store_checks_the_store_it_is_applied_to(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from lstmprobe.errors import UnitError
+    from lstmprobe.linear_probe import ProbeStoreWarning
+    from lstmprobe.store import ActivationStore
+    from tests.stores import BASE
+
+    fitted_on = _store(tmp_path / "a.h5", BASE * 10, 0, "a")
+    same_model = _store(tmp_path / "b.h5", BASE * 6, 1, "a")  # held-out text, same model
+    other_model = _store(tmp_path / "c.h5", BASE * 6, 2, "c")
+    narrower = _store(tmp_path / "d.h5", BASE * 6, 3, "a", width=4)
+    with ActivationStore(fitted_on) as s:
+        probe = LinearProbe(n_blocks=10).fit(s, "quote", units=["layer0/cell/4", "layer0/cell/1"])
+    assert probe.store_["path"] == str(fitted_on)
+    assert probe.store_["layout"] == {"layer0/cell": 6}
+    with ActivationStore(same_model) as s:
+        scores = probe.decision_function(s)
+        assert scores.shape == (s.n_positions,)
+        quote = s.read_text()
+    from lstmprobe.features import get_feature
+
+    assert _auc((get_feature("quote").labels(quote) > 0.5), scores) > 0.9
+    with ActivationStore(other_model) as s, pytest.warns(ProbeStoreWarning, match="another model"):
+        probe.predict(s)
+    with ActivationStore(narrower) as s, pytest.raises(UnitError, match=r"has 4 units here, 6"):
+        probe.predict(s)
+    array_probe = LinearProbe(n_blocks=10).fit(np.random.default_rng(0).normal(size=(100, 2)),
+                                               np.arange(100) % 2)  # fmt: skip
+    assert array_probe.store_ is None
+    with ActivationStore(same_model) as s, pytest.raises(FeatureError, match="fitted on an array"):
+        array_probe.predict(s)

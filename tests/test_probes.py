@@ -340,3 +340,55 @@ def test_summary_line_names_the_units_the_probe_used() -> None:
     )
     top = _summary_line("quote", {**base, "probe": {**probe, "units": 32}})
     assert "probe on top 32 units: held-out auc 0.900" in top
+
+
+def test_the_interval_holds_the_score_it_is_an_interval_of(store) -> None:  # type: ignore[no-untyped-def]
+    # a sample of a tenth of the positions: the score there is what the interval bootstraps
+    sampled = rank_units(store, ["quote", "indent"], n_boot=100, max_probe_positions=500)
+    everything = rank_units(store, ["quote", "indent"], n_boot=100)
+    for ranking, n in ((sampled, 500), (everything, store.n_positions)):
+        for name in ("quote", "indent"):
+            assert 0.8 * n <= ranking.features[name]["interval_positions"] <= n
+            for r in ranking.for_feature(name)[:10]:
+                assert r["interval_low"] <= r["interval_score"] <= r["interval_high"], r
+    for r in everything.for_feature("quote")[:10]:  # all positions: the same score, binned
+        assert abs(r["interval_score"] - r["score"]) < 0.01, r
+    table = sampled.format_table(3)
+    assert "sample [95% interval]" in table
+    assert "score: on all" in table and "the score on the" in table
+    row = next(line for line in table.splitlines() if "layer0/cell/4" in line)
+    r = sampled.for_feature("quote")[0]
+    assert f"{r['interval_score']:.3f} [{r['interval_low']:.3f}, {r['interval_high']:.3f}]" in row
+
+
+def test_extreme_and_non_finite_units_rank_without_numpy_warnings(tmp_path: Path) -> None:
+    """Constant units, units of 1e30 (their squares overflow float32), inf and NaN: no numpy
+    RuntimeWarning (pytest turns them into errors), one warning line, the planted unit first."""
+    from lstmprobe.store import StoreWriter
+    from lstmprobe.text import sequences
+
+    text = BASE * 8
+    vocab = Vocab.from_text(text)
+    rng = np.random.default_rng(0)
+    cell = rng.normal(size=(len(text), 5)).astype(np.float32)
+    cell[:, 0] = 1.5  # constant
+    cell[:, 1] *= 1e30
+    cell[::50, 2] = np.inf
+    cell[3::70, 3] = np.nan
+    cell[:, 4] = 2 * get_feature("quote").labels(text) - 1 + 0.3 * cell[:, 4]
+    writer = StoreWriter(
+        tmp_path / "acts.h5", tokens=vocab.encode(text), sequences=sequences(text, "line"),
+        vocab=vocab, layout={"layer0/cell": 5}, dtype="float32", model_summary={},
+        model_sha256="0" * 64, corpus_sha256="0" * 64, has_next_logprob=False, run_config={},
+    )  # fmt: skip
+    writer.write(0, {"layer0/cell": cell})
+    lines: list[str] = []
+    with ActivationStore(writer.finish()) as s:
+        ranking = rank_units(s, ["quote", "indent", "count:a"], n_boot=20, warn=lines.append)
+    assert ranking.top(1, feature="quote") == ["layer0/cell/4"]
+    assert [line for line in lines if "inf or NaN" in line] == [
+        "2 units (layer0/cell/2, layer0/cell/3) hold inf or NaN at 38 of the probe positions; "
+        "the probes use the unit's finite range there (record in float32 if a float16 "
+        "recording overflowed)"
+    ]
+    assert "layer0/cell/0" in ranking.format_table(5)

@@ -789,3 +789,79 @@ def test_sibling_and_write_json_atomic(tmp_path: Path) -> None:
     w.close()
     with ActivationStore(partial_path(tmp_path / "b.h5"), require_complete=False) as store:
         assert store.sibling("rankings.json") == tmp_path / "b.rankings.json"
+
+
+# --- damaged recordings: one StoreError, never an h5py or numpy traceback ----------------------
+
+
+def _damage(path: Path, offset: int, n: int = 8) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset : offset + n] = b"\xff" * n
+    path.write_bytes(bytes(data))
+
+
+def _read_everything(path: Path) -> None:
+    with ActivationStore(path) as store:
+        store.summary()
+        store.read_text()
+        for key in store.keys:
+            store.read(key)
+        list(store.iter_chunks())
+        list(store.iter_blocks())
+
+
+def test_damaged_object_header_is_one_store_error(tmp_path: Path) -> None:
+    path = record(tmp_path / "acts.h5", corpus(300))
+    with h5py.File(path, "r") as f:
+        address = h5py.h5o.get_info(f["layer0/cell"].id).addr
+    _damage(path, address)
+    with pytest.raises(StoreError, match=r"acts.h5 is a damaged lstmprobe recording \(.*object"):
+        _read_everything(path)
+
+
+def test_damaged_global_heap_is_one_store_error(tmp_path: Path) -> None:
+    path = record(tmp_path / "acts.h5", corpus(300))
+    heap = path.read_bytes().find(b"GCOL")  # the global heap holds the string attributes
+    assert heap > 0
+    _damage(path, heap + 16)
+    with pytest.raises(StoreError, match=r"damaged lstmprobe recording \(.*heap"):
+        _read_everything(path)
+
+
+def test_tokens_outside_the_vocabulary_are_refused(tmp_path: Path) -> None:
+    path = record(tmp_path / "acts.h5", corpus(300))
+    with h5py.File(path, "r+") as f:
+        f["tokens"][17] = len(VOCAB) + 3
+    with ActivationStore(path) as store:
+        store.read_tokens(0, 10)  # the damage is elsewhere
+        with pytest.raises(StoreError, match=r"position 17 has token 12, outside its vocabulary"):
+            store.read_text()
+
+
+@pytest.mark.parametrize(
+    ("seqs", "match"),
+    [
+        ([[0, 100], [100, 400]], r"cover \[0, 400\), not the 300 positions"),
+        ([[0, 100], [90, 300]], r"sequence 1 \[90, 300\] overlaps sequence 0"),
+        ([[0, 100], [150, 300]], r"leaves a gap after sequence 0"),
+        ([[0, 200], [100, 200], [200, 300]], r"sequence 1 \[100, 200\] overlaps"),
+        ([[0, 0], [0, 300]], r"sequence 0 is \[0, 0\], empty or reversed"),
+        ([[0, 300, 5]], r"sequences of shape \(1, 3\)"),
+    ],
+)
+def test_sequences_are_validated_on_open(tmp_path: Path, seqs: list, match: str) -> None:
+    path = record(tmp_path / "acts.h5", corpus(300))
+    with h5py.File(path, "r+") as f:
+        del f["sequences"]
+        f["sequences"] = np.array(seqs, dtype=np.int64)
+    with pytest.raises(StoreError, match=match):
+        ActivationStore(path)
+
+
+def test_float_sequences_are_refused(tmp_path: Path) -> None:
+    path = record(tmp_path / "acts.h5", corpus(300))
+    with h5py.File(path, "r+") as f:
+        del f["sequences"]
+        f["sequences"] = np.array([[0.0, 300.0]])
+    with pytest.raises(StoreError, match="expected integer pairs"):
+        ActivationStore(path)

@@ -377,7 +377,7 @@ def test_cli_evaluate_reports_per_n_for_a_counter(counter_model, tmp_path):
     assert "bits/char" in plain.stdout and "completed" not in plain.stdout
     bad = tmp_path / "bad.txt"
     bad.write_text("hello\n")
-    one_line_error(invoke("evaluate", counter_model[0], bad), "characters the model's vocab")
+    one_line_error(invoke("evaluate", counter_model[0], bad), "not in the model's vocabulary")
 
 
 def _learns(name: str, tmp_path, **settings: float) -> float:

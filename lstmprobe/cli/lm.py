@@ -49,9 +49,10 @@ def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
         lstmprobe demo
         lstmprobe demo -o /tmp/demo --chars 20000 --json
     """
-    from lstmprobe.demo import run_demo
+    from lstmprobe.demo import _mb, run_demo
 
-    summary = run_demo(outdir, chars=chars, progress=not quiet, warn=warn)
+    announce = None if quiet else (lambda line: click.echo(line, err=True))
+    summary = run_demo(outdir, chars=chars, progress=not quiet, warn=warn, announce=announce)
     table = summary.pop("table")
     if as_json:
         echo_json(summary)
@@ -62,6 +63,8 @@ def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
         f"({summary['record_chars_per_second']:,} chars/s)\n"
         f"recording: {summary['store']}\nrankings:  {summary['rankings']}\n"
         f"report:    {summary['report']} ({summary['report_bytes'] / 1e6:.1f} MB; open it in a browser)\n"
+        f"wrote {_mb(summary['bytes_written'])} into {summary['outdir']} (delete the folder "
+        "when done)\n"
         f"next: lstmprobe info --store {summary['store']}\n"
         f"      lstmprobe find-neurons --store {summary['store']} -f bracket-depth:python -f comment:python"
     )
@@ -215,6 +218,21 @@ def train_command(
         sys.exit(130)
 
 
+unknown_option = click.option(
+    "--unknown",
+    default="error",
+    show_default=True,
+    metavar="error|skip|map:C",
+    help="What to do with characters not in the vocabulary (as in record).",
+)
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch CPU threads (default: torch's choice, usually one per core).",
+)
+
+
 @click.command("sample")
 @click.argument("model")
 @click.option("--prime", default="\n", help="Text to start from.  [default: newline]")
@@ -222,6 +240,8 @@ def train_command(
 @click.option("--temperature", default=0.8, show_default=True, help="0 = greedy.")
 @click.option("--seed", type=int, help="Random seed (same seed, same text).")
 @trust_option
+@unknown_option
+@threads_option
 @quiet_option
 @json_option
 @handle_errors
@@ -232,6 +252,8 @@ def sample_command(
     temperature: float,
     seed: int | None,
     trust_pickle: bool,
+    unknown: str,
+    threads: int | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -246,7 +268,10 @@ def sample_command(
     from lstmprobe.models import load_model
 
     loaded = load_model(model, trust_pickle=trust_pickle)
-    text = training.sample(loaded.model, loaded.vocab, prime, length, temperature, seed)
+    text = training.sample(
+        loaded.model, loaded.vocab, prime, length, temperature, seed,
+        unknown=unknown, threads=threads,
+    )  # fmt: skip
     if as_json:
         echo_json({"prime": prime, "text": text, "temperature": temperature, "seed": seed})
     else:
@@ -269,6 +294,8 @@ def sample_command(
     help="Score greedy completion as this task (auto: recognise it by the lines' form).",
 )
 @trust_option
+@unknown_option
+@threads_option
 @quiet_option
 @json_option
 @handle_errors
@@ -278,6 +305,8 @@ def evaluate_command(
     reset: str | None,
     task: str,
     trust_pickle: bool,
+    unknown: str,
+    threads: int | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -299,8 +328,9 @@ def evaluate_command(
     loaded = load_model(model, trust_pickle=trust_pickle)
     text = resolve_corpus(corpus)
     result = training.evaluate(
-        loaded.model, loaded.vocab, text, reset, None if task == "none" else task
-    )
+        loaded.model, loaded.vocab, text, reset, None if task == "none" else task,
+        unknown=unknown, threads=threads,
+    )  # fmt: skip
     if as_json:
         echo_json(result.to_dict())
     else:

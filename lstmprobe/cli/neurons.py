@@ -12,9 +12,11 @@ from lstmprobe.cli._common import (
     handle_errors,
     json_option,
     quiet_option,
+    require_writable,
     store_option,
     warn,
 )
+from lstmprobe.errors import LstmprobeError
 
 
 @click.command("features")
@@ -54,8 +56,29 @@ def features_command(as_json: bool, quiet: bool) -> None:
     help="Feature to rank units for (repeatable): a built-in, char:X, regex:P, FILE.py:FUNC.",
 )
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1), help="Rows shown.")
-@click.option("--json", "json_path", default=None, help="Write the ranking as JSON (- = stdout).")
-@click.option("--csv", "csv_path", default=None, help="Write the ranking as CSV (- = stdout).")
+@click.option(
+    "--json",
+    "json_flag",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="[PATH]",
+    help="Print the ranking as JSON instead of the table (as everywhere); --json PATH, the "
+    "older spelling, writes it to PATH like --json-out.",
+)
+@click.option(
+    "--json-out", "-o", "json_out", default=None, metavar="PATH", help="Write the JSON to PATH."
+)
+@click.option(
+    "--csv",
+    "csv_flag",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="[PATH]",
+    help="Print the ranking as CSV instead of the table; --csv PATH writes it to PATH.",
+)
+@click.option("--csv-out", "csv_out", default=None, metavar="PATH", help="Write the CSV to PATH.")
 @click.option(
     "--probe/--no-probe",
     default=True,
@@ -88,8 +111,10 @@ def find_neurons_command(
     store: str,
     features: tuple[str, ...],
     top: int,
-    json_path: str | None,
-    csv_path: str | None,
+    json_flag: str | None,
+    json_out: str | None,
+    csv_flag: str | None,
+    csv_out: str | None,
     probe: bool,
     keys: tuple[str, ...],
     max_positions: int,
@@ -103,21 +128,40 @@ def find_neurons_command(
 
     Scores: ROC AUC (binary features) or |Spearman| (continuous), with held-out probe
     metrics, a control task (selectivity) and a bootstrap interval for the top units.
-    The ranking is saved beside the store (acts.h5 -> acts.rankings.json); the
-    recording itself is never modified.
+    The ranking is saved beside the store (acts.h5 -> acts.rankings.json), merged by
+    feature with what is there: ranking a feature again replaces it, the others stay.
+    The recording itself is never modified.
 
     \b
     Examples:
         lstmprobe find-neurons --feature quote
-        lstmprobe find-neurons --store run1.h5 -f indent -f bracket-depth --top 20 --json out.json
-        lstmprobe find-neurons -f 'regex:https?://\\S+' -f 'next-char:b' --csv -
+        lstmprobe find-neurons --store run1.h5 -f indent -f bracket-depth --top 20 -o out.json
+        lstmprobe find-neurons -f quote --json | jq '.rows[0]'
+        lstmprobe find-neurons -f 'regex:https?://\\S+' -f 'next-char:b' --csv-out ranks.csv
     """
-    from lstmprobe.probes import rank_units
+    from lstmprobe.probes import Ranking, rank_units
     from lstmprobe.store import ActivationStore, write_json_atomic
 
+    json_stdout, json_path = _output("--json", json_flag, json_out)
+    csv_stdout, csv_path = _output("--csv", csv_flag, csv_out)
+    for path in (json_path, csv_path):
+        if path is not None:
+            require_writable(path)
     with ActivationStore(store) as s:
         for key in keys:
             s.n_units(key)  # a clear error for an unknown dataset
+        saved = None if no_save else s.sibling("rankings.json")
+        earlier = None
+        if saved is not None:
+            require_writable(saved, "--no-save")  # before the work, not after it
+            if saved.exists():
+                try:
+                    earlier = Ranking.read_json(saved)
+                except LstmprobeError as exc:
+                    fail(
+                        f"{exc}; find-neurons merges its ranking into that file: move it away, "
+                        "or pass --no-save"
+                    )
         ranking = rank_units(
             s,
             list(features),
@@ -130,21 +174,40 @@ def find_neurons_command(
             progress=not quiet,
             warn=warn,
         )
-        saved = None if no_save else s.sibling("rankings.json")
     if not any("skipped" not in f for f in ranking.features.values()):
         fail("no feature could be scored on this corpus (see the warnings above)")
+    merged = ranking
     if saved is not None:
-        write_json_atomic(saved, json.loads(ranking.to_json()))
-    to_stdout = json_path == "-" or csv_path == "-"
-    if json_path == "-":
-        click.echo(ranking.to_json())
-    elif json_path:
+        if earlier is not None and ranking.same_recording(earlier):
+            merged = ranking.merged_into(earlier)
+        elif earlier is not None and earlier.features:
+            which = "another recording" if earlier.recording else "an unnamed recording"
+            warn(
+                f"{saved} held rankings of {which} ({', '.join(earlier.features)}); it is "
+                "replaced by this ranking"
+            )
+        write_json_atomic(saved, json.loads(merged.to_json()))
+    if json_path:
         ranking.to_json(json_path)
-    if csv_path == "-":
-        click.echo(ranking.to_csv(), nl=False)
-    elif csv_path:
+    if csv_path:
         ranking.to_csv(csv_path)
-    if not to_stdout:
+    if json_stdout:
+        click.echo(ranking.to_json())
+    if csv_stdout:
+        click.echo(ranking.to_csv(), nl=False)
+    if not json_stdout and not csv_stdout:
         click.echo(ranking.format_table(top), nl=False)
         if saved is not None and not quiet:
-            click.echo(f"saved {saved}")
+            kept = [f for f in merged.features if f not in ranking.features]
+            more = f" (with the earlier {', '.join(kept)})" if kept else ""
+            click.echo(f"saved {saved}{more}")
+
+
+def _output(flag: str, given: str | None, out: str | None) -> tuple[bool, str | None]:
+    """Where one format goes: (to stdout?, file or None). ``--json`` alone (or ``--json -``) is
+    stdout, ``--json PATH`` (the older spelling) and ``--json-out PATH`` a file."""
+    stdout = given == "-" or out == "-"
+    files = {p for p in (given, out) if p not in (None, "-")}
+    if len(files) > 1:
+        fail(f"{flag} {given} and {flag}-out {out} name two files; give one")
+    return stdout, files.pop() if files else None

@@ -1,7 +1,8 @@
 """Features: per-character labels of a text (built-ins, regex, your own functions).
 
 A feature maps the corpus to one value per character describing the state AFTER reading that
-character (DESIGN.md); NaN marks positions where it is undefined. See docs/features.md.
+character, as the stored activations do; NaN marks positions where it is undefined. See
+docs/features.md.
 
 Examples
 --------

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
 
 from lstmprobe.errors import FeatureError
-from lstmprobe.features.registry import Feature, family, feature
+from lstmprobe.features.registry import _REGISTRY, Feature, family, feature
 from lstmprobe.features.stream import Resumable
 
 # --------------------------------------------------------------------------- restart points
@@ -67,26 +68,62 @@ _PYTHON_TOKEN = re.compile(
 )
 
 
-def _lex(text: str, python: bool = False) -> tuple[np.ndarray, np.ndarray]:
+# C and C++: // and /* */ are comments, # is not (it starts a preprocessor directive); '...'
+# is a character constant, "..." a string; a backslash-newline continues a // comment.
+_C_TOKEN = re.compile(
+    r"""
+      (?P<string>"(?:\\(?:.|\Z)|[^"\\\n])*(?:"|(?=\n)|\Z)|'(?:\\(?:.|\Z)|[^'\\\n])*(?:'|(?=\n)|\Z))
+    | (?P<line>//(?:\\(?:.|\Z)|[^\\\n])*)
+    | (?P<block>/\*.*?(?:\*/|\Z))
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+# The same, and a directive: # first on a line (after blanks, which are outside it), to the end
+# of the line, continued over backslash-newlines; tried first at each line start (the text is
+# lexed with a newline before it where it starts at a line start).
+_C_DIRECTIVE_TOKEN = re.compile(
+    r"(?P<directive>(?<=\n)[ \t]*(?P<hash>\#(?:\\(?:.|\Z)|[^\\\n])*))|" + _C_TOKEN.pattern,
+    re.VERBOSE | re.DOTALL,
+)
+Dialect = bool | str  # False/"code": any language; True/"python"; "c"; "c-directives"
+_TOKENS = {
+    False: _CODE_TOKEN,
+    "code": _CODE_TOKEN,
+    True: _PYTHON_TOKEN,
+    "python": _PYTHON_TOKEN,
+    "c": _C_TOKEN,
+    "c-directives": _C_DIRECTIVE_TOKEN,
+}
+
+
+def _lex(text: str, python: Dialect = False) -> tuple[np.ndarray, np.ndarray]:
     """(in_string, in_comment) boolean arrays, the state after reading each char."""
     in_string, in_comment, _ = _lex_from(text, python, 0)
     return in_string, in_comment
 
 
-def _lex_from(text: str, python: bool, tail: int) -> tuple[np.ndarray, np.ndarray, int]:
+def _lex_from(text: str, python: Dialect, tail: int) -> tuple[np.ndarray, np.ndarray, int]:
     """:func:`_lex`, and where lexing may restart with the same tokens: the start of the first
     token that ends within ``tail`` chars of the end (it may still grow), or ``tail`` chars
-    before the end (an ending '' or / may turn into \'\'\' or //)."""
+    before the end (an ending '' or / may turn into \'\'\' or //).
+
+    ``python`` names the dialect (:data:`_TOKENS`); ``"c-directives"`` marks only the
+    preprocessor directives, in the comment array."""
+    directives = python == "c-directives"
     n = len(text)
     limit = n - tail
     restart = -1
     in_string = np.zeros(n, dtype=bool)
     in_comment = np.zeros(n, dtype=bool)
-    for m in (_PYTHON_TOKEN if python else _CODE_TOKEN).finditer(text):
+    for m in _TOKENS[python].finditer(text):
         start, end = m.span()
         if restart < 0 and end > limit:
             restart = min(limit, start)
         kind = m.lastgroup
+        if directives:  # only directives are marked; strings and comments are skipped
+            if kind == "directive":  # its leading blanks are outside
+                in_comment[m.start("hash") : end] = True
+            continue
         target = in_comment if kind in ("line", "block") else in_string
         target[start:end] = True
         closed = (
@@ -99,7 +136,7 @@ def _lex_from(text: str, python: bool, tail: int) -> tuple[np.ndarray, np.ndarra
     return in_string, in_comment, max(0, limit if restart < 0 else restart)
 
 
-def _lexed(which: int, python: bool = False) -> Callable[[], Resumable]:
+def _lexed(which: int, python: Dialect = False) -> Callable[[], Resumable]:
     def label(buf: str, state: object) -> tuple[np.ndarray, int]:
         lexed = _lex_from(buf, python, 3)
         return lexed[which].astype(np.float32), lexed[2]
@@ -142,7 +179,7 @@ _OPEN = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 
 
 def _depth(
-    text: str, python: bool = False, start: float | None = None, tail: int = 0
+    text: str, python: Dialect = False, start: float | None = None, tail: int = 0
 ) -> tuple[np.ndarray, int]:
     """Bracket depth after each char, from depth ``start`` (0) before the first, and the
     lexer's restart point (:func:`_lex_from`)."""
@@ -158,7 +195,7 @@ def _depth(
     return depth.astype(np.float32), restart
 
 
-def _depth_stream(python: bool) -> Callable[[], Resumable]:
+def _depth_stream(python: Dialect) -> Callable[[], Resumable]:
     return lambda: Resumable(lambda buf, state: _depth(buf, python, state, tail=3))
 
 
@@ -174,6 +211,65 @@ def bracket_depth(text: str) -> np.ndarray:
 def bracket_depth_python(text: str) -> np.ndarray:
     """As bracket-depth, for Python source: only # starts a comment (// is floor division)."""
     return _depth(text, python=True)[0]
+
+
+# --------------------------------------------------------------------------- C and C++
+
+
+@feature("quote:c", kind="binary", per_sequence=True, stream=_lexed(0, "c"))
+def quote_c(text: str) -> np.ndarray:
+    """1 inside a C/C++ string literal or character constant after reading the char, else 0:
+    "..." and '...' with backslash escapes (a backslash-newline continues one, an unescaped
+    newline ends it); the opening quote is inside, the closing one outside; # is no comment, so
+    the strings of #define and #include "..." lines count; quotes inside // and /* */ comments
+    do not."""
+    return _lex(text, "c")[0].astype(np.float32)
+
+
+@feature("comment:c", kind="binary", per_sequence=True, stream=_lexed(1, "c"))
+def comment_c(text: str) -> np.ndarray:
+    """1 inside a C/C++ comment after reading the char, else 0: // to the end of the line
+    (continued over a backslash-newline; the newline that ends it is outside) and /* ... */ (the
+    closing / is outside); # lines (#define, #include) are not comments (see preprocessor);
+    markers inside string literals do not count."""
+    return _lex(text, "c")[1].astype(np.float32)
+
+
+@feature("bracket-depth:c", kind="continuous", per_sequence=True, stream=_depth_stream("c"))
+def bracket_depth_c(text: str) -> np.ndarray:
+    """As bracket-depth, for C/C++ source: only // and /* */ are comments, so the brackets of
+    #define and #if lines count."""
+    return _depth(text, "c")[0]
+
+
+def _directives(buf: str, state: object) -> tuple[np.ndarray, int]:
+    """Preprocessor labels of a segment and where lexing may restart; ``state``: the segment
+    starts at a line start, after blanks at most (None: the start of the sequence)."""
+    lead = "\n" if state is None or state else ""
+    _, in_directive, restart = _lex_from(lead + buf, "c-directives", 3)
+    return in_directive[len(lead) :].astype(np.float32), max(0, restart - len(lead))
+
+
+def _directive_state(segment: str, labels: np.ndarray, state: object) -> bool:
+    """Whether the next segment starts at a line start (only blanks after the last newline)."""
+    last_line = segment.rsplit("\n", 1)
+    if len(last_line) == 1:  # no newline in the segment: as it started, if only blanks
+        return bool(state is None or state) and not last_line[0].strip(" \t")
+    return not last_line[1].strip(" \t")
+
+
+@feature(
+    "preprocessor",
+    kind="binary",
+    per_sequence=True,
+    stream=lambda: Resumable(_directives, None, _directive_state),
+)
+def preprocessor(text: str) -> np.ndarray:
+    """1 on every char of a C/C++ preprocessor directive after reading it, else 0: from a # that
+    is the first char of a line (after spaces and tabs; not inside a string or /* */ comment)
+    to the end of the line, continued over backslash-newlines, comments on the line included;
+    the leading blanks and the newline that ends the directive are outside."""
+    return _lex("\n" + text, "c-directives")[1][1:].astype(np.float32)
 
 
 # --------------------------------------------------------------------------- lines and columns
@@ -540,6 +636,7 @@ def _char_family(spec: str, arg: str) -> Feature:
         f"1 where the char just read is {char!r}, else 0.",
         True,
         _stateless(label, _anywhere),
+        f"the recorded text holds no {char!r} (or only {char!r})",
     )
 
 
@@ -565,6 +662,7 @@ def _next_char_family(spec: str, arg: str) -> Feature:
         f"1 where the next char is {char!r}, else 0; NaN at the last char of each sequence.",
         True,
         _stateless(label, lambda buf, final: max(0, len(buf) - 1)),  # wait for the next char
+        f"the recorded text holds no {char!r} after its first char (or only {char!r})",
     )
 
 
@@ -630,3 +728,49 @@ def ab_state(text: str) -> np.ndarray:
     """Which of A/B began the sequence (the state-memory task): 1 on every char of a sequence
     whose first char is A, 0 if it is B, undefined (NaN) otherwise."""
     return _ab(text)
+
+
+# --------------------------------------------------------------------------- when a feature is constant
+
+
+def _dialects(base: str, what: str, mine: str) -> str:
+    others = {
+        "": f"{base} (any code: # and // both comments)",
+        "python": f"{base}:python (Python)",
+        "c": f"{base}:c (C/C++: # lines are directives, not comments)",
+    }
+    tried = f"{base}:{mine}" if mine else base
+    why = f"the corpus may hold no {what}, or be in another dialect than {tried} reads"
+    if base == "quote" and not mine:
+        why += " (C's #include and #define lines read as comments and hide their strings)"
+    try_ = ", ".join(v for k, v in others.items() if k != mine)
+    if base == "quote":
+        try_ += ", quote:prose (quotations in prose)"
+    return f"{why}; try {try_}"
+
+
+_HINTS = {
+    **{
+        (f"{base}:{mine}" if mine else base): _dialects(base, what, mine)
+        for base, what in (
+            ("quote", "string literals"),
+            ("comment", "comments"),
+            ("bracket-depth", "brackets outside strings and comments"),
+        )
+        for mine in ("", "python", "c")
+    },
+    "preprocessor": "the corpus may not be C/C++ source (no line starts with #); for #-comments "
+    "try comment:python",
+    "quote:prose": 'the corpus may hold no quotation marks (" “ ”); for code try quote, '
+    "quote:python or quote:c",
+    "indent": "the corpus may have no indented lines",
+    "proper-noun": "the corpus may hold no capitalised words inside sentences",
+    "hashtag": "the corpus may hold no hashtags",
+    "mention": "the corpus may hold no @mentions",
+    "url": "the corpus may hold no URLs",
+    "caps": "the corpus may hold no all-capitals words",
+    "ab-state": "it is defined only on sequences starting with A or B (the ab-memory task: "
+    "lstmprobe tasks ab-memory, recorded with --reset line)",
+}
+for _spec, _hint in _HINTS.items():
+    _REGISTRY[_spec] = replace(_REGISTRY[_spec], hint=_hint)

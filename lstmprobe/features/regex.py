@@ -26,7 +26,7 @@ def _regex(text: str, pattern: re.Pattern[str]) -> np.ndarray:
 def _regex_family(spec: str, arg: str) -> Feature:
     try:
         pattern = re.compile(arg)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999} overflows
         raise FeatureError(
             f"{spec!r}: the regular expression does not compile: {exc}; check the pattern "
             "(quote it for the shell)"

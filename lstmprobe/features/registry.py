@@ -8,6 +8,7 @@ Binary features take the values 0 and 1; anything else is continuous.
 from __future__ import annotations
 
 import inspect
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -43,6 +44,8 @@ class Feature:
         ``stream() -> Scanner`` that labels one sequence piece by piece with the same result
         as ``func`` (:mod:`lstmprobe.features.stream`), so long recordings are labelled in
         bounded memory; without one a sequence is labelled once all of it is read.
+    hint : str
+        Why the feature may be constant on a corpus and what to try instead (shown when it is).
     """
 
     name: str
@@ -51,6 +54,7 @@ class Feature:
     definition: str = ""
     per_sequence: bool = False
     stream: Callable[[], Scanner] | None = field(default=None, repr=False, compare=False)
+    hint: str = field(default="", repr=False, compare=False)
 
     def labels(self, text: str, sequences: np.ndarray | None = None) -> np.ndarray:
         """Labels of ``text``: float32 array of shape (len(text),), NaN where undefined.
@@ -85,10 +89,8 @@ class Feature:
                 values = self.func(text)
         except FeatureError:
             raise
-        except Exception as exc:
-            raise FeatureError(
-                f"feature {self.name!r} failed: {type(exc).__name__}: {exc}".splitlines()[0]
-            ) from exc
+        except (Exception, SystemExit) as exc:  # a feature calling sys.exit() is a failure too
+            raise FeatureError(failure(f"feature {self.name!r} failed", exc, self.func)) from exc
         try:
             arr = np.asarray(values, dtype=np.float32)
         except (TypeError, ValueError):
@@ -111,6 +113,34 @@ class Feature:
         return "binary" if np.isin(defined, (0.0, 1.0)).all() else "continuous"
 
 
+def _source_file(func: Any) -> str | None:
+    """The file a function was defined in (through ``functools.partial``), if any."""
+    func = getattr(func, "func", func)
+    code = getattr(func, "__code__", None)
+    return code.co_filename if code is not None else None
+
+
+def failure(what: str, exc: BaseException, func: Any = None) -> str:
+    """One line for a failing user function: ``what``, where it raised and the exception.
+
+    The place is the innermost frame in the function's own file (the user's line), else the
+    innermost frame of all.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = _source_file(func)
+    mine = [f for f in frames if own is not None and f.filename == own]
+    where = ""
+    if mine or frames:
+        frame = (mine or frames)[-1]
+        where = f" at {frame.filename}:{frame.lineno} (in {frame.name})"
+    if isinstance(exc, SystemExit):
+        detail = f"SystemExit({exc.code!r}): it called sys.exit(); return labels instead"
+    else:
+        message = str(exc).strip().splitlines()
+        detail = type(exc).__name__ + (f": {message[0]}" if message else "")
+    return f"{what}{where}: {detail}"
+
+
 def _wants_sequences(func: FeatureFunc) -> bool:
     try:
         return "sequences" in inspect.signature(func).parameters
@@ -130,6 +160,7 @@ def feature(
     definition: str | None = None,
     per_sequence: bool = False,
     stream: Callable[[], Scanner] | None = None,
+    hint: str = "",
 ) -> Callable[[FeatureFunc], FeatureFunc]:
     """Register ``func(text) -> array`` as the feature ``name``; returns ``func`` unchanged.
 
@@ -155,7 +186,7 @@ def feature(
         doc = definition
         if doc is None:
             doc = (inspect.getdoc(func) or "").strip().split("\n\n")[0].replace("\n", " ")
-        _REGISTRY[name] = Feature(name, func, kind, doc, per_sequence, stream)
+        _REGISTRY[name] = Feature(name, func, kind, doc, per_sequence, stream, hint)
         return func
 
     return register

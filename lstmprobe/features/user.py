@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from lstmprobe.errors import FeatureError
-from lstmprobe.features.registry import Feature
+from lstmprobe.features.registry import _REGISTRY, Feature, failure
 
 
 def load_user_feature(spec: str) -> Feature:
@@ -38,11 +38,9 @@ def load_user_feature(spec: str) -> Feature:
     sys.modules[module_name] = module
     try:
         module_spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(module_name, None)
-        raise FeatureError(
-            f"importing feature file {path} failed: {type(exc).__name__}: {exc}".splitlines()[0]
-        ) from exc
+        raise FeatureError(failure(f"importing feature file {path} failed", exc)) from exc
     func = getattr(module, func_name, None)
     if func is None or not callable(func):
         names = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
@@ -50,6 +48,9 @@ def load_user_feature(spec: str) -> Feature:
             f"{path} has no function {func_name!r}; functions there: {', '.join(names) or 'none'}"
         )
     if isinstance(func, Feature):
-        return Feature(spec, func.func, func.kind, func.definition, func.per_sequence)
+        return func
+    registered = [f for f in _REGISTRY.values() if f.func is func]
+    if registered:  # decorated with @feature("name", ...): its name, kind and definition
+        return registered[-1]
     doc = (func.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
     return Feature(spec, func, None, doc or f"{func_name} from {path}", False)

@@ -1,0 +1,60 @@
+"""`lstmprobe evaluate` and `lstmprobe sample`: --unknown and --threads, as in `record`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from click.testing import CliRunner
+
+from lstmprobe.cli import main
+
+TABBED = "def f(x):\n\treturn x + 1\n\n\nclass A:\n\tpass\n" * 4  # code-lstm has no tab
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, list(args))
+
+
+def test_evaluate_names_the_unknown_chars_and_takes_unknown(tmp_path: Path) -> None:
+    corpus = tmp_path / "tabbed.c"
+    corpus.write_text(TABBED)
+    refused = run("evaluate", "code-lstm", str(corpus))
+    assert refused.exit_code == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'\\t' at 10" in lines[0]
+    assert "--unknown skip" in lines[0] and "--unknown map:C" in lines[0]
+    spaced = run("evaluate", "code-lstm", str(corpus), "--unknown", "map: ", "--json")
+    skipped = run("evaluate", "code-lstm", str(corpus), "--unknown", "skip", "--json")
+    assert spaced.exit_code == 0 and skipped.exit_code == 0, spaced.output + skipped.output
+    assert json.loads(spaced.stdout)["characters"] == len(TABBED)
+    assert json.loads(skipped.stdout)["characters"] == len(TABBED) - TABBED.count("\t")
+    assert json.loads(spaced.stdout)["bits_per_char"] < 8
+
+
+def test_evaluate_and_sample_take_threads_and_give_them_back(tmp_path: Path) -> None:
+    corpus = tmp_path / "code.py"
+    corpus.write_text(TABBED.replace("\t", "    "))
+    before = torch.get_num_threads()
+    one = run("evaluate", "code-lstm", str(corpus), "--threads", "2", "--json")
+    assert one.exit_code == 0, one.output
+    assert torch.get_num_threads() == before
+    again = run("evaluate", "code-lstm", str(corpus), "--json")
+    assert json.loads(one.stdout)["bits_per_char"] == json.loads(again.stdout)["bits_per_char"]
+    text = run("sample", "code-lstm", "--prime", "def ", "-n", "20", "--seed", "1",
+               "--threads", "2", "--json")  # fmt: skip
+    assert text.exit_code == 0, text.output
+    assert torch.get_num_threads() == before
+    assert len(json.loads(text.stdout)["text"]) == 20
+    assert run("sample", "code-lstm", "--threads", "0").exit_code == 2  # click's usage error
+
+
+def test_sample_prime_with_unknown_chars(tmp_path: Path) -> None:
+    refused = run("sample", "code-lstm", "--prime", "\tdef ", "-n", "5")
+    assert refused.exit_code == 1 and "--unknown skip" in refused.stderr
+    ok = run("sample", "code-lstm", "--prime", "\tdef ", "-n", "5", "--unknown", "map: ",
+             "--seed", "0", "--json")  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    bad = run("sample", "code-lstm", "--unknown", "map:ab")
+    assert bad.exit_code == 1 and "--unknown must be" in bad.stderr
