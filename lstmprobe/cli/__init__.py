@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from lstmprobe.cli import lm, neurons, record
+from lstmprobe.cli import causal, lm, neurons, record
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,5 +38,7 @@ for _command in (
     lm.models_command,
     neurons.features_command,
     neurons.find_neurons_command,
+    causal.ablate_command,
+    causal.dynamics_command,
 ):
     main.add_command(_command)
