@@ -107,6 +107,10 @@ COLUMNS = (
     "interval_low",
     "interval_high",
 )
+#: Optional columns that ``find-neurons --ablate`` adds (docs/causal.md): the loss change in
+#: bits/char where the feature is on when the unit is zeroed, the same for random units of its
+#: layer and quantity, and the empirical p-value. Written to CSV only when present.
+CAUSAL_COLUMNS = ("causal_delta_on", "causal_delta_off", "causal_random_mean", "causal_p_value")
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,15 @@ class Ranking:
         """Names of the ``k`` best units for ``feature`` (needed when several are ranked)."""
         return [r["unit"] for r in self.for_feature(feature)[:k]]
 
+    def with_columns(self, values: dict[tuple[str, str], dict[str, Any]]) -> Ranking:
+        """A copy whose rows ``(feature, unit)`` in ``values`` gain those columns."""
+        rows = tuple({**r, **values.get((r["feature"], r["unit"]), {})} for r in self.rows)
+        return Ranking(rows, self.features, self.store, self.settings)
+
+    def _columns(self) -> list[str]:
+        extra = [c for c in CAUSAL_COLUMNS if any(c in r for r in self.rows)]
+        return [*COLUMNS, *extra]
+
     def to_records(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.rows]
 
@@ -179,10 +192,11 @@ class Ranking:
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
         """CSV text with one row per (feature, unit); also written to ``path`` when given."""
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+        columns = self._columns()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for r in self.rows:
-            writer.writerow({k: "" if _missing(r.get(k)) else r.get(k) for k in COLUMNS})
+            writer.writerow({k: "" if _missing(r.get(k)) else r.get(k) for k in columns})
         text = buf.getvalue()
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
@@ -220,15 +234,24 @@ class Ranking:
             probed = any(not _missing(r.get("test_metric")) for r in rows)
             header = f"  {'rank':>4}  {'unit':<28} {'score':>6} {'sign':>4}"
             if not probed:  # scores only (--no-probe): no empty held-out columns
-                lines.append(header)
+                causal = any(not _missing(r.get("causal_p_value")) for r in rows)
+                lines.append(
+                    header + (f"  {'ablated':>8}  {'random':>7}  {'p':>5}" if causal else "")
+                )
                 lines.extend(
                     f"  {r['rank']:>4}  {r['unit']:<28} {r['score']:>6.3f} "
-                    f"{'+' if r['sign'] > 0 else '-':>4}"
+                    f"{'+' if r['sign'] > 0 else '-':>4}" + (_causal_cells(r) if causal else "")
                     for r in rows
                 )
+                if causal:
+                    lines.append(_CAUSAL_NOTE)
                 lines.append("")
                 continue
             header += f"  {'held-out':>8}  {'control':>7}  {'select.':>7}  interval"
+            causal = any(not _missing(r.get("causal_p_value")) for r in rows)
+            width = len(header) + 10  # the interval column
+            if causal:
+                header = f"{header:<{width}}  {'ablated':>8}  {'random':>7}  {'p':>5}"
             lines.append(header)
             for r in rows:
                 interval = (
@@ -236,17 +259,35 @@ class Ranking:
                     if not _missing(r.get("interval_low"))
                     else ""
                 )
-                lines.append(
+                line = (
                     f"  {r['rank']:>4}  {r['unit']:<28} {r['score']:>6.3f} "
                     f"{'+' if r['sign'] > 0 else '-':>4}  {_fmt(r.get('test_metric')):>8}  "
                     f"{_fmt(r.get('control_metric')):>7}  {_fmt(r.get('selectivity')):>7}  {interval}"
                 )
+                if causal:
+                    line = f"{line:<{width}}" + _causal_cells(r)
+                lines.append(line)
+            if causal:
+                lines.append(_CAUSAL_NOTE)
             curve = summary.get("curve") or []
             if curve:
                 pts = ", ".join(f"{c['k']}: {_fmt(c['test_metric'])}" for c in curve)
                 lines.append(f"  top-k probe ({summary.get('probe_metric', '')}) {pts}")
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
+
+
+_CAUSAL_NOTE = (
+    "  ablated: bits/char lost where the feature is on when the unit is zeroed; random: the "
+    "mean for random units of its layer and quantity; p: its rank among them"
+)
+
+
+def _causal_cells(r: dict[str, Any]) -> str:
+    return (
+        f"  {_fmt(r.get('causal_delta_on')):>8}  {_fmt(r.get('causal_random_mean')):>7}  "
+        f"{_fmt(r.get('causal_p_value')):>5}"
+    )
 
 
 def _summary_line(name: str, s: dict[str, Any]) -> str:

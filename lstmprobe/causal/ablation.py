@@ -542,3 +542,52 @@ def _progress(total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc="ablate", unit="run", disable=not enabled, file=sys.stderr)
+
+
+def ranking_effects(
+    ranking: Any,
+    model: torch.nn.Module,
+    vocab: Any,
+    text: str,
+    k: int,
+    *,
+    reset: str = "none",
+    n_random: int = 20,
+    seed: int = 0,
+    progress: bool = False,
+    warn: Any = None,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Zero each of the top ``k`` units of every scored feature of ``ranking`` alone and measure
+    its effect where the feature is on, against ``n_random`` random units (``find-neurons
+    --ablate``). Returns the columns to add, keyed by (feature, unit)."""
+    from lstmprobe.features import get_feature
+
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, summary in ranking.features.items():
+        if "skipped" in summary:
+            continue
+        units = ranking.top(k, feature=name)
+        try:
+            result = run_ablation(
+                model,
+                vocab,
+                text,
+                [[u] for u in units],
+                feature=get_feature(name),
+                reset=reset,
+                n_random=n_random,
+                seed=seed,
+                progress=progress,
+            )
+        except FeatureError as exc:
+            if warn is not None:
+                warn(f"feature {name!r}: no causal columns: {exc}")
+            continue
+        for unit, c in zip(units, result.conditions):
+            out[(name, unit)] = {
+                "causal_delta_on": c["delta_on"],
+                "causal_delta_off": c["delta_off"],
+                "causal_random_mean": c["random"]["delta_on_mean"],
+                "causal_p_value": c["random"]["p_value"],
+            }
+    return out

@@ -138,3 +138,45 @@ def test_dynamics_command(setup) -> None:
     assert "no dynamics for layer0/cell/7" in _one_error_line(
         run("dynamics", "--store", s["store"], "-u", "layer0/cell/7")
     )
+
+
+def test_find_neurons_ablate_adds_causal_columns(setup) -> None:
+    s = setup
+    line = _one_error_line(
+        run(
+            "find-neurons",
+            "--store",
+            s["store"],
+            "-f",
+            "quote",
+            "--ablate",
+            "1",
+            "--no-probe",
+            "--no-save",
+        )
+    )
+    assert "--model" in line
+    args = ("find-neurons", "--store", s["store"], "-f", "quote", "-f", "indent", "--no-probe",
+            "--no-save", "-q", "--ablate", "2", "--model", s["model"], "--ablate-random", "2")  # fmt: skip
+    table = run(*args)
+    assert table.exit_code == 0, table.output
+    assert "ablated" in table.stdout and "p: its rank" in table.stdout
+    data = json.loads(run(*args, "--json", "-").stdout)
+    rows = [r for r in data["rows"] if r["feature"] == "quote"]
+    assert all(r["causal_p_value"] is not None for r in rows[:2])
+    assert all("causal_p_value" not in r for r in rows[2:])
+    p = rows[0]["causal_p_value"]
+    assert p in (pytest.approx(1 / 3), pytest.approx(2 / 3), pytest.approx(1.0))
+    csv_text = run(*args, "--csv", "-").stdout
+    header = csv_text.splitlines()[0].split(",")
+    assert header[-4:] == [
+        "causal_delta_on",
+        "causal_delta_off",
+        "causal_random_mean",
+        "causal_p_value",
+    ]
+    # the effect equals what `ablate` measures for the same unit
+    single = run("ablate", s["model"], s["corpus"], "--store", s["store"], "-u", rows[0]["unit"],
+                 "-f", "quote", "--random", "2", "--json", "-", "-q", "--no-save")  # fmt: skip
+    cond = json.loads(single.stdout)["conditions"][0]
+    assert rows[0]["causal_delta_on"] == pytest.approx(cond["delta_on"])
