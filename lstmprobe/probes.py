@@ -248,6 +248,7 @@ class Ranking:
                 lines.append("")
                 continue
             header += f"  {'held-out':>8}  {'control':>7}  {'select.':>7}  interval"
+            unit_metric = summary.get("unit_metric")
             causal = any(not _missing(r.get("causal_p_value")) for r in rows)
             width = len(header) + 10  # the interval column
             if causal:
@@ -269,6 +270,11 @@ class Ranking:
                 lines.append(line)
             if causal:
                 lines.append(_CAUSAL_NOTE)
+            if unit_metric:
+                lines.append(
+                    f"  held-out: {_UNIT_METRICS.get(unit_metric, unit_metric)} of the unit on test "
+                    "blocks, its sign fitted on train blocks; control: the same on char-type labels"
+                )
             curve = summary.get("curve") or []
             if curve:
                 pts = ", ".join(f"{c['k']}: {_fmt(c['test_metric'])}" for c in curve)
@@ -276,6 +282,8 @@ class Ranking:
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
+
+_UNIT_METRICS = {"auc": "AUC (0.5 chance)", "spearman": "Spearman (0 chance)"}
 
 _CAUSAL_NOTE = (
     "  ablated: bits/char lost where the feature is on when the unit is zeroed; random: the "
@@ -305,6 +313,12 @@ def _summary_line(name: str, s: dict[str, Any]) -> str:
             f"control {_fmt(probe.get('control_metric')) or 'n/a'}, selectivity "
             f"{_fmt(probe.get('selectivity')) or 'n/a'}"
         )
+        if probe.get("char_baseline_metric") is not None:
+            bits.append(
+                f"; current char alone {_fmt(probe['char_baseline_metric'])} "
+                f"({probe['over_char_baseline']:+.3f} beyond the char), block-shuffled labels "
+                f"{_fmt(probe.get('control_block_metric')) or 'n/a'}"
+            )
     if s.get("warning"):
         bits.append(f"  note: {s['warning']}")
     return "".join(bits)
@@ -336,8 +350,23 @@ def _oriented_auc(values: np.ndarray, y: np.ndarray, sign: float) -> float:
     return _auc(y > 0.5, sign * values)
 
 
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return 0.0
+    return float(np.corrcoef(rankdata(x), rankdata(y))[0, 1])
+
+
 def _unit_heldout(kind: str, x: np.ndarray, y: np.ndarray, part: np.ndarray) -> float:
-    """Held-out metric of a one-unit probe: orientation/fit on train, metric on test."""
+    """Held-out metric of one unit, with only its direction fitted on the train blocks.
+
+    Binary features: test AUC after choosing the sign on train (0.5 is chance, 1 perfect).
+    Continuous features: test Spearman correlation times the sign of the train Spearman
+    (0 is chance, 1 a perfectly monotone unit, negative where the direction learned on train
+    reverses on test) -- a scale that reads like the ranking's score, where a one-unit linear
+    fit's R² could go negative for a unit that is monotone in the feature but not linear.
+    """
     tr, te = part == 0, part == 2
     if not te.any() or not tr.any():
         return math.nan
@@ -346,12 +375,8 @@ def _unit_heldout(kind: str, x: np.ndarray, y: np.ndarray, part: np.ndarray) -> 
             return math.nan
         sign = 1.0 if _oriented_auc(x[tr], y[tr], 1.0) >= 0.5 else -1.0
         return _oriented_auc(x[te], y[te], sign)
-    if np.std(x[tr]) == 0:
-        return 0.0
-    slope, icpt = np.polyfit(x[tr], y[tr], 1)
-    pred = slope * x[te] + icpt
-    ss = ((y[te] - y[te].mean()) ** 2).sum()
-    return float(1 - ((y[te] - pred) ** 2).sum() / ss) if ss > 0 else math.nan
+    sign = 1.0 if _spearman(x[tr], y[tr]) >= 0 else -1.0
+    return sign * _spearman(x[te], y[te])
 
 
 def _auc_table(joint: np.ndarray) -> np.ndarray:
@@ -489,6 +514,7 @@ def rank_units(
         detail_rows[lab.name] = feature_rows
         summaries[lab.name]["score_name"] = sc.score_name
         summaries[lab.name]["probe_metric"] = "auc" if lab.kind == "binary" else "r2"
+        summaries[lab.name]["unit_metric"] = "auc" if lab.kind == "binary" else "spearman"
     if probe and detail_rows:
         _probe_features(
             store,
@@ -516,6 +542,23 @@ def rank_units(
         "n_bins": N_BINS,
     }
     return Ranking(tuple(rows), summaries, str(store.path), settings)
+
+
+def _char_baseline(
+    kind: str, tokens: np.ndarray, y: np.ndarray, n_blocks: int, seed: int, metric: str
+) -> float | None:
+    """The held-out metric of the same probe on the current char alone (one-hot): what a
+    reader of the input with no memory knows. A wide probe that beats it found more than the
+    char; the char-type control cannot say this (see docs/probes.md)."""
+    values, codes = np.unique(tokens, return_inverse=True)
+    onehot = np.zeros((len(tokens), len(values)), dtype=np.float32)
+    onehot[np.arange(len(tokens)), codes] = 1.0
+    try:
+        p = LinearProbe(kind=kind, n_blocks=n_blocks, random_state=seed).fit(onehot, y)
+    except FeatureError:
+        return None
+    got = p.test_metrics_.get(metric)
+    return None if got is None or _missing(got) else float(got)
 
 
 def _probe_features(
@@ -622,11 +665,17 @@ def _probe_features(
             curve.append(entry)
         summary["curve"] = curve
         last = curve[-1] if curve else {}
+        metric = "auc" if lab.kind == "binary" else "r2"
+        chars = _char_baseline(lab.kind, tokens[keep], y, n_blocks, seed, metric)
+        tm = last.get("test_metric")
         summary["probe"] = {
             "units": "all" if use_all else last.get("k"),
-            "test_metric": last.get("test_metric"),
+            "test_metric": tm,
             "control_metric": last.get("control_metric"),
+            "control": "char-type",
             "control_block_metric": last.get("control_block_metric"),
             "selectivity": last.get("selectivity"),
+            "char_baseline_metric": chars,
+            "over_char_baseline": None if _missing(tm) or _missing(chars) else tm - chars,
             "positions": len(y),
         }
