@@ -331,7 +331,7 @@ def step_layer(
             edit("forget_gate", f, t)
             edit("candidate", g, t)
             edit("output_gate", o, t)
-            c = f * c + i * g
+            c = f * c + i * g  # type: ignore[operator]  (an LSTM always has c)
             edit("cell", c, t)
             h = o * torch.tanh(c)
             if w.weight_hr is not None:
@@ -534,7 +534,7 @@ def fused_layer(
             hr = h if every else h[rows]
             if kind == "lstm":
                 cr = c if every else c[rows]  # type: ignore[index]
-                cr = cr.clone()
+                cr = cr.clone()  # type: ignore[union-attr]
                 for k, e in enumerate(edits):
                     if e.quantity == "cell":
                         starts = applies[k][rows, a]

@@ -239,8 +239,10 @@ class Ranking:
                     header + (f"  {'ablated':>8}  {'random':>7}  {'p':>5}" if causal else "")
                 )
                 lines.extend(
-                    f"  {r['rank']:>4}  {r['unit']:<28} {r['score']:>6.3f} "
-                    f"{'+' if r['sign'] > 0 else '-':>4}" + (_causal_cells(r) if causal else "")
+                    (
+                        f"  {r['rank']:>4}  {r['unit']:<28} {r['score']:>6.3f} "
+                        f"{'+' if r['sign'] > 0 else '-':>4}" + (_causal_cells(r) if causal else "")
+                    ).rstrip()
                     for r in rows
                 )
                 if causal:
@@ -266,7 +268,7 @@ class Ranking:
                     f"{_fmt(r.get('control_metric')):>7}  {_fmt(r.get('selectivity')):>7}  {interval}"
                 )
                 if causal:
-                    line = f"{line:<{width}}" + _causal_cells(r)
+                    line = (f"{line:<{width}}" + _causal_cells(r)).rstrip()
                 lines.append(line)
             if causal:
                 lines.append(_CAUSAL_NOTE)

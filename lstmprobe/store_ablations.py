@@ -98,7 +98,7 @@ def read_ablations(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Everything :func:`write_ablations` wrote, as arrays and dicts."""
     path = Path(path)
     try:
-        f = h5py.File(path, "r")
+        f: Any = h5py.File(path, "r")
     except (OSError, FileNotFoundError):
         raise StoreError(f"{path} is not a readable ablations file") from None
     with f:

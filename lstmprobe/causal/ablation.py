@@ -423,12 +423,12 @@ def run_ablation(
         torch.set_num_threads(threads)
     try:
         base = next_char_bits(model, tokens, seqs, method=method)
-        base_task = _completion(model, vocab, lines, spec, []) if task else None
+        base_task = _completion(model, vocab, lines or [], spec, []) if task else None
         bar.update(1)
         for units in todo:
             ivs = _interventions(units, mode, clamp, means)
             bits = next_char_bits(model, tokens, seqs, ivs, method=method)
-            comp = _completion(model, vocab, lines, spec, ivs) if task else None
+            comp = _completion(model, vocab, lines or [], spec, ivs) if task else None
             cache[units] = (_summary(bits, base, on), (bits - base).astype(np.float32), comp)
             bar.update(1)
     finally:
