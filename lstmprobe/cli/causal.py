@@ -115,7 +115,7 @@ def ablate_command(
     Examples:
         lstmprobe ablate model.pt corpus.txt --unit layer0/cell/17 -f quote
         lstmprobe ablate model.pt corpus.txt --top 4 -f quote --random 20 --json out.json
-        lstmprobe ablate counter.pt counter.txt --reset line --unit layer0/cell/8 --task
+        lstmprobe ablate counter.pt counter.txt --reset line --unit layer0/cell/7 --task --random 9
         lstmprobe ablate code-lstm sample:code --mode mean --unit layer1/hidden/3 -f indent
     """
     from lstmprobe.causal import AblationError, run_ablation, unit_means
