@@ -413,7 +413,13 @@ def run_ablation(
             raise AblationError(f"no means for {', '.join(sorted(missing))} in the recording")
     todo = list(dict.fromkeys([c.units for c in conds] + [d for ds in draws for d in ds]))
     bar = _progress(len(todo) + 1, progress)
-    cache: dict[tuple[str, ...], tuple[dict[str, Any], np.ndarray, dict[str, Any] | None]] = {}
+    cache: dict[tuple[str, ...], tuple[dict[str, Any], Any, dict[str, Any] | None]] = {}
+    chosen = {c.units for c in conds}
+    users: dict[tuple[str, ...], list[int]] = {}
+    for ci, ds in enumerate(draws):
+        for d in ds:
+            users.setdefault(d, []).append(ci)
+    rsums = [np.zeros(len(tokens), dtype=np.float64) for _ in conds]
     threads_before = torch.get_num_threads()
     # a small model's forward of one sequence gains nothing from more threads (as in record)
     macs = sum(p.numel() for name, p in model.named_parameters() if "weight_" in name)
@@ -429,7 +435,12 @@ def run_ablation(
             ivs = _interventions(units, mode, clamp, means)
             bits = next_char_bits(model, tokens, seqs, ivs, method=method)
             comp = _completion(model, vocab, lines or [], spec, ivs) if task else None
-            cache[units] = (_summary(bits, base, on), (bits - base).astype(np.float32), comp)
+            delta = (bits - base).astype(np.float32)
+            # per-char differences are kept for the chosen units only; a random draw's go into
+            # the running sums of the conditions that drew it (memory: one array per condition)
+            for ci in users.get(units, ()):
+                rsums[ci] += np.nan_to_num(delta)
+            cache[units] = (_summary(bits, base, on), delta if units in chosen else None, comp)
             bar.update(1)
     finally:
         bar.close()
@@ -489,7 +500,12 @@ def run_ablation(
         entry["verdict"] = verdict(entry)
         results.append(entry)
         deltas.append(delta)
-        rdeltas.append(np.mean([r[1] for r in rand], axis=0) if rand else None)
+        if rand:
+            mean_delta = (rsums[len(rdeltas)] / len(rand)).astype(np.float32)
+            mean_delta[np.isnan(base)] = np.nan
+            rdeltas.append(mean_delta)
+        else:
+            rdeltas.append(None)
     settings = {
         "mode": mode,
         "value": clamp,

@@ -179,3 +179,16 @@ def test_without_a_feature_the_overall_effect_is_tested(vocab, corpus):
     assert c["feature"] is None and "bits_on" not in c
     assert c["random"]["p_value_of"] == "delta"
     assert c["delta"] == pytest.approx(float(np.nanmean(result.deltas[0])), abs=1e-5)
+
+
+def test_the_saved_random_mean_is_the_mean_of_the_draws_per_char(tiny, corpus):
+    tokens, seqs = tiny.vocab.encode(corpus), sequences(corpus)
+    result = run_ablation(
+        tiny.model, tiny.vocab, corpus, [["layer1/cell/0"], ["layer1/cell/1"]], n_random=1
+    )
+    base = next_char_bits(tiny.model, tokens, seqs)
+    for c, mean_delta in zip(result.conditions, result.random_deltas):
+        (draw,) = c["random"]["draws"]
+        key, _, unit = draw["units"][0].rpartition("/")
+        bits = next_char_bits(tiny.model, tokens, seqs, [Intervention(key, units=[int(unit)])])
+        np.testing.assert_allclose(mean_delta, bits - base, atol=1e-5, equal_nan=True)
