@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -180,3 +181,24 @@ def test_find_neurons_ablate_adds_causal_columns(setup) -> None:
                  "-f", "quote", "--random", "2", "--json", "-", "-q", "--no-save")  # fmt: skip
     cond = json.loads(single.stdout)["conditions"][0]
     assert rows[0]["causal_delta_on"] == pytest.approx(cond["delta_on"])
+
+
+def test_ablate_reads_the_corpus_as_the_store_was_recorded(setup, tmp_path) -> None:
+    s = setup
+    store = tmp_path / "lines.h5"
+    assert (
+        run("record", s["model"], s["corpus"], "-o", store, "-q", "--reset", "line").exit_code == 0
+    )
+    result = run("ablate", s["model"], s["corpus"], "--store", store, "-u", "layer0/cell/0",
+                 "--random", "1", "--json", "-", "-q", "--mode", "mean")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["settings"]["reset"] == "line" and data["saved"] == str(
+        tmp_path / "lines.ablations.h5"
+    )
+    saved = read_ablations(tmp_path / "lines.ablations.h5")
+    assert saved["reset"] == "line"
+    # every line's last char predicts nothing: NaN there, as in the recording
+    text = s["corpus"].read_text()
+    ends = [i for i, ch in enumerate(text) if ch == "\n"]
+    assert all(np.isnan(saved["base_bits"][i]) for i in ends)
