@@ -79,6 +79,7 @@ def main() -> None:
         f"{torch.get_num_threads()} thread(s)"
     )
     cases = {
+        "no intervention (the loss alone)": [],
         "zero layer0/cell/17": [Intervention("layer0/cell/17", "zero")],
         "zero layer0/hidden/17": [Intervention("layer0/hidden/17", "zero")],
         "mean layer0/hidden/17 (0.1)": [Intervention("layer0/hidden/17", "mean", value=0.1)],
