@@ -296,6 +296,7 @@ class Recorder:
         self._remove()
 
     def _remove(self) -> None:
+        self._fused.clear()  # edited weight copies live for one block (the weights may change)
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
