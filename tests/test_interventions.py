@@ -322,3 +322,20 @@ def test_bad_interventions_say_what_exists():
     with pytest.raises(InterventionError, match="bidirectional"):
         Recorder(bidi, interventions=[Intervention("layer0/cell/0")])
     assert issubclass(InterventionError, LstmprobeError)
+
+
+def test_a_recorder_entered_again_uses_the_weights_as_they_are_now():
+    torch.manual_seed(9)
+    module = nn.LSTM(2, 3, batch_first=True).eval()
+    x = torch.randn(1, 5, 2)
+    rec = Recorder(module, interventions=[Intervention("layer0/hidden/1", "constant", value=0.5)])
+    with torch.no_grad():
+        with rec:
+            module(x)
+        module.weight_hh_l0.mul_(2.0)
+        with rec:
+            out, _ = module(x)
+    ref = lstm_steps_edited(
+        x[0], *_weights(module, 0), torch.zeros(3), torch.zeros(3), [("hidden", [1], [0.5], None)]
+    )
+    torch.testing.assert_close(out[0], ref["hidden"], atol=1e-5, rtol=0)
