@@ -22,6 +22,7 @@ _EXPORTS = {
     "Vocab": "lstmprobe.text",
     "read_corpus": "lstmprobe.text",
     "Recorder": "lstmprobe.hooks",
+    "Intervention": "lstmprobe.interventions",
     "ActivationStore": "lstmprobe.store",
     "StoreWriter": "lstmprobe.store",
     "record_corpus": "lstmprobe.record",

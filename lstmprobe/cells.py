@@ -33,6 +33,34 @@ def quantities_of(kind: Kind) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class LayerEdit:
+    """One intervention resolved for one layer direction: set ``units`` of ``quantity`` to
+    ``values`` at the positions where ``mask`` is true (everywhere when ``mask`` is None).
+
+    ``units`` is a long Tensor of shape (n,), ``values`` a Tensor of shape (n,) and ``mask`` a bool
+    Tensor of shape (batch, time) or None (:mod:`lstmprobe.interventions` builds these).
+    """
+
+    quantity: str
+    units: torch.Tensor
+    values: torch.Tensor
+    mask: torch.Tensor | None = None
+
+
+def apply_edit(values: torch.Tensor, edit: LayerEdit, step: int | None = None) -> None:
+    """Set ``edit``'s units of ``values`` in place where its mask holds.
+
+    ``values`` is (batch, time, units), or (batch, units) for one ``step`` of the mask.
+    """
+    if edit.mask is None:
+        values[..., edit.units] = edit.values.to(values.dtype)
+        return
+    mask = edit.mask if step is None else edit.mask[:, step]
+    old = values[..., edit.units]
+    values[..., edit.units] = torch.where(mask.unsqueeze(-1), edit.values.to(values.dtype), old)
+
+
+@dataclass(frozen=True)
 class LayerWeights:
     """The weights of one direction of one recurrent layer (PyTorch layout)."""
 
@@ -111,8 +139,13 @@ def lstm_internals(
     c0: torch.Tensor,
     w: LayerWeights,
     quantities: tuple[str, ...] = LSTM_QUANTITIES,
+    edits: tuple[LayerEdit, ...] = (),
 ) -> dict[str, torch.Tensor]:
     """Every internal quantity of one LSTM layer direction, exactly.
+
+    With ``edits`` (interventions the layer ran under), ``h_out`` is the intervened output and
+    the gates, computed from it, are then set where each edit says; an edited cell restarts the
+    recurrence from its set value (``c_t = v``, then ``c_{t+1} = f c_t + i g`` as usual).
 
     Parameters
     ----------
@@ -124,12 +157,15 @@ def lstm_internals(
     c0 : Tensor of shape (batch, H)
     w : LayerWeights
     quantities : the names to return (a subset of LSTM_QUANTITIES)
+    edits : LayerEdit, optional
 
     Returns
     -------
     dict mapping quantity name to Tensor of shape (batch, time, units)
     """
     wanted = set(quantities)
+    if edits:
+        wanted |= {"cell"} if any(e.quantity == "cell" for e in edits) else set()
     out: dict[str, torch.Tensor] = {}
     need_gates = wanted - {"hidden"}
     if need_gates:
@@ -143,9 +179,19 @@ def lstm_internals(
         g = torch.tanh(pre[..., 2 * hidden : 3 * hidden])
         pre.sigmoid_()  # one contiguous pass; the g block is overwritten but g is already taken
         i, f, _, o = pre.chunk(4, dim=-1)
-        if "cell" in wanted:
-            out["cell"] = linear_recurrence(f, i * g, c0)
         gates = {"input_gate": i, "forget_gate": f, "candidate": g, "output_gate": o}
+        for e in edits:
+            if e.quantity in gates:
+                apply_edit(gates[e.quantity], e)
+        if "cell" in wanted:
+            a, b = f, i * g
+            cell_edits = [e for e in edits if e.quantity == "cell"]
+            if cell_edits:  # c_t = 0 * c_{t-1} + v where a cell is set
+                a = f.clone()
+                for e in cell_edits:
+                    apply_edit(a, LayerEdit("cell", e.units, torch.zeros_like(e.values), e.mask))
+                    apply_edit(b, e)
+            out["cell"] = linear_recurrence(a, b, c0)
         out.update({k: v for k, v in gates.items() if k in wanted})
     if "hidden" in wanted:
         out["hidden"] = h_out
@@ -158,6 +204,7 @@ def gru_internals(
     h0: torch.Tensor,
     w: LayerWeights,
     quantities: tuple[str, ...] = GRU_QUANTITIES,
+    edits: tuple[LayerEdit, ...] = (),
 ) -> dict[str, torch.Tensor]:
     """Every internal quantity of one GRU layer direction, exactly (see :func:`lstm_internals`).
 
@@ -172,10 +219,19 @@ def gru_internals(
         i_r, i_z, i_n = gi.chunk(3, dim=-1)
         h_r, h_z, h_n = gh.chunk(3, dim=-1)
         r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        by_name = {"reset_gate": r, "update_gate": z}
+        for e in edits:
+            if e.quantity in by_name:
+                apply_edit(by_name[e.quantity], e)
         out["reset_gate"] = r
-        out["update_gate"] = torch.sigmoid(i_z + h_z)
-        if "candidate" in wanted:
-            out["candidate"] = torch.tanh(torch.addcmul(i_n, r, h_n))
+        out["update_gate"] = z
+        if "candidate" in wanted or any(e.quantity == "candidate" for e in edits):
+            n = torch.tanh(torch.addcmul(i_n, r, h_n))
+            for e in edits:
+                if e.quantity == "candidate":
+                    apply_edit(n, e)
+            out["candidate"] = n
     if "hidden" in wanted:
         out["hidden"] = h_out
     return {q: out[q] for q in quantities}

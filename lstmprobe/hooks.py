@@ -13,6 +13,11 @@ output and initial state. The model's outputs are unchanged and nothing is compu
 forward hook on the model hands each call's activations to an optional ``sink``. On leaving the
 block (also after an exception) every hook is removed and every module's ``forward`` restored.
 
+With ``interventions`` (:class:`~lstmprobe.interventions.Intervention`), the recurrent modules
+that hold an intervened layer run it through :func:`~lstmprobe.interventions.run_layer` inside
+the model's own forward call, so the change reaches the recurrence, the later layers and the
+decoder; the recorded activations are those of the intervened run.
+
 Layers are numbered across the model in module order: a model holding a 2-layer LSTM and then a
 GRU has ``layer0``, ``layer1`` (the LSTM) and ``layer2`` (the GRU). The reverse direction of a
 bidirectional layer is ``layer{l}_reverse``.
@@ -29,12 +34,21 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from lstmprobe.cells import (
+    LayerEdit,
     LayerWeights,
     gru_internals,
     lstm_internals,
     quantities_of,
 )
 from lstmprobe.errors import LstmprobeError, UnitError
+from lstmprobe.interventions import (
+    FusedLayer,
+    Intervention,
+    InterventionError,
+    check_interventions,
+    layer_edits,
+    run_layer,
+)
 
 Activations = dict[str, torch.Tensor]
 
@@ -203,6 +217,11 @@ class Recorder:
     keep : keep the latest call's activations in :attr:`activations`.
     lazy : defer the recomputation: :attr:`activations` (and what ``sink`` gets) is then a
         :class:`PendingActivations` whose ``materialize()`` computes the values, on any thread.
+        With ``keep=False`` and no ``sink`` nothing is recomputed (interventions only).
+    interventions : :class:`~lstmprobe.interventions.Intervention` values applied inside every
+        forward call of the block.
+    method : ``"auto"`` (fused kernels on edited weights where possible), ``"fused"`` or
+        ``"steps"`` (the per-step reference loop) for intervened layers.
 
     Attributes
     ----------
@@ -222,6 +241,10 @@ class Recorder:
     (2, 5, 3)
     >>> torch.allclose(rec.activations["layer1/cell"][:, -1], c_n[1], atol=1e-6)
     True
+    >>> with Recorder(lstm, interventions=[Intervention("layer0/hidden/2", "zero")]) as rec:
+    ...     out, _ = lstm(torch.randn(2, 5, 4))
+    >>> float(rec.activations["layer0/hidden"][..., 2].abs().max())
+    0.0
     """
 
     def __init__(
@@ -232,18 +255,27 @@ class Recorder:
         sink: Callable[[Activations], None] | None = None,
         keep: bool = True,
         lazy: bool = False,
+        interventions: Iterable[Intervention] = (),
+        method: str = "auto",
     ) -> None:
         self.model = model
         self.layout = layout(model, quantities, layers)
         self.sink = sink
         self.keep = keep
         self.lazy = lazy
+        if method not in ("auto", "fused", "steps"):
+            raise InterventionError(f"method is 'auto', 'fused' or 'steps', got {method!r}")
+        self.method = method
+        self.interventions = list(interventions)
         self.activations: Activations | PendingActivations = {}
         self.lengths: torch.Tensor | None = None
         self._pending: list[Callable[[], Activations]] = []
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._patched: list[tuple[nn.Module, Any]] = []
         self._infos = recurrent_layers(model)
+        self._edits = check_interventions(self.interventions, self._infos)
+        self._ids = {id(iv): k for k, iv in enumerate(self.interventions)}
+        self._fused: dict[str, FusedLayer] = {}
 
     # -- context manager -------------------------------------------------------------------------
     def __enter__(self) -> Recorder:
@@ -264,6 +296,7 @@ class Recorder:
         self._remove()
 
     def _remove(self) -> None:
+        self._fused.clear()  # edited weight copies live for one block (the weights may change)
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -298,8 +331,11 @@ class Recorder:
             else None
         )
         recorder = self
+        intervened = any(f"layer{offset + k}" in self._edits for k in range(module.num_layers))
 
         def forward(input: Any, hx: Any = None) -> Any:
+            if intervened:
+                return recorder._forward_intervened(module, offset, wanted, input, hx)
             return recorder._forward(module, singles, offset, wanted, input, hx)
 
         self._patched.append((module, module.__dict__.get("forward")))
@@ -341,6 +377,102 @@ class Recorder:
         h_n = torch.cat(h_parts, 0)
         return output, ((h_n, torch.cat(c_parts, 0)) if is_lstm else h_n)
 
+    def _forward_intervened(
+        self,
+        module: nn.LSTM | nn.GRU,
+        offset: int,
+        wanted: set[str],
+        input: Any,
+        hx: Any,
+    ) -> Any:
+        """Run ``module`` layer by layer, batch-major, with the interventions of each layer."""
+        if isinstance(input, PackedSequence):
+            raise InterventionError(
+                "interventions need a padded tensor input, not a PackedSequence (padding at "
+                "the end of a sequence does not change a unidirectional layer's valid steps)"
+            )
+        is_lstm = isinstance(module, nn.LSTM)
+        kind = "lstm" if is_lstm else "gru"
+        unbatched = input.dim() == 2
+        x = input.unsqueeze(0 if module.batch_first else 1) if unbatched else input
+        if not module.batch_first:
+            x = x.transpose(0, 1)
+        batch, steps = x.shape[0], x.shape[1]
+        out_size = (getattr(module, "proj_size", 0) or 0) or module.hidden_size
+        layers = module.num_layers
+        if hx is None:
+            h_all = x.new_zeros(layers, batch, out_size)
+            c_all = x.new_zeros(layers, batch, module.hidden_size) if is_lstm else None
+        else:
+            h_all, c_all = hx if is_lstm else (hx, None)
+            if unbatched:
+                h_all = h_all.unsqueeze(1)
+                c_all = c_all.unsqueeze(1) if c_all is not None else None
+        layer_input = x
+        h_parts, c_parts = [], []
+        for k in range(layers):
+            name = f"layer{offset + k}"
+            ivs = self._edits.get(name, [])
+            w = _weights(module, k, False)
+            edits = layer_edits(ivs, batch, steps, x.device, x.dtype)
+            fused = self._fused.get(name)
+            if fused is None:
+                fused = self._fused[name] = FusedLayer(kind, w)
+            h0 = h_all[k]
+            c0 = c_all[k] if c_all is not None else None
+            output, h_n, c_n = run_layer(
+                kind,
+                layer_input,
+                h0,
+                c0,
+                w,
+                edits,
+                method=self.method,
+                fused=fused,
+                ids=[self._ids[id(iv)] for iv in ivs],
+            )
+            self._record_edited(name, kind, wanted, layer_input, output, h0, c0, w, edits)
+            h_parts.append(h_n)
+            if c_n is not None:
+                c_parts.append(c_n)
+            if k < layers - 1 and module.training and module.dropout > 0:
+                output = _dropout(output, module.dropout)
+            layer_input = output
+        result = layer_input if module.batch_first else layer_input.transpose(0, 1)
+        h_n_all = torch.stack(h_parts, 0)
+        c_n_all = torch.stack(c_parts, 0) if is_lstm else None
+        if unbatched:
+            result = result.squeeze(0 if module.batch_first else 1)
+            h_n_all = h_n_all.squeeze(1)
+            c_n_all = c_n_all.squeeze(1) if c_n_all is not None else None
+        return result, ((h_n_all, c_n_all) if is_lstm else h_n_all)
+
+    def _record_edited(
+        self,
+        name: str,
+        kind: str,
+        wanted: set[str],
+        x: torch.Tensor,
+        output: torch.Tensor,
+        h0: torch.Tensor,
+        c0: torch.Tensor | None,
+        w: LayerWeights,
+        edits: tuple[LayerEdit, ...],
+    ) -> None:
+        if name not in wanted or (not self.keep and self.sink is None):
+            return
+        qs = tuple(q.split("/")[1] for q in self.layout if q.split("/")[0] == name)
+
+        def compute() -> Activations:
+            with torch.no_grad():
+                if kind == "lstm":
+                    got = lstm_internals(x, output, h0, c0, w, qs, edits)  # type: ignore[arg-type]
+                else:
+                    got = gru_internals(x, output, h0, w, qs, edits)
+            return {f"{name}/{q}": v for q, v in got.items()}
+
+        self._pending.append(compute)
+
     def _record_layer(
         self,
         module: nn.LSTM | nn.GRU,
@@ -354,6 +486,8 @@ class Recorder:
     ) -> None:
         name = f"layer{offset + k}"
         dirs = (False, True) if module.bidirectional else (False,)
+        if not self.keep and self.sink is None:
+            return
         if not any((name + ("_reverse" if r else "")) in wanted for r in dirs):
             return
         if isinstance(layer_input, PackedSequence):

@@ -16,8 +16,8 @@ Three layers, each usable alone (docs/probes.md has the definitions and the appr
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lstmprobe._io import atomic_write
 from lstmprobe.errors import FeatureError, StoreError
 from lstmprobe.features import Feature, get_feature
 from lstmprobe.linear_probe import (
@@ -109,6 +110,10 @@ COLUMNS = (
     "interval_high",
     "interval_score",
 )
+#: Optional columns that ``find-neurons --ablate`` adds (docs/causal.md): the loss change in
+#: bits/char where the feature is on when the unit is zeroed, the same for random units of its
+#: layer and quantity, and the empirical p-value. Written to CSV only when present.
+CAUSAL_COLUMNS = ("causal_delta_on", "causal_delta_off", "causal_random_mean", "causal_p_value")
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,15 @@ class Ranking:
     def top(self, k: int = 10, feature: str | None = None) -> list[str]:
         """Names of the ``k`` best units for ``feature`` (needed when several are ranked)."""
         return [r["unit"] for r in self.for_feature(feature)[:k]]
+
+    def with_columns(self, values: dict[tuple[str, str], dict[str, Any]]) -> Ranking:
+        """A copy whose rows ``(feature, unit)`` in ``values`` gain those columns."""
+        rows = tuple({**r, **values.get((r["feature"], r["unit"]), {})} for r in self.rows)
+        return dataclasses.replace(self, rows=rows)
+
+    def _columns(self) -> list[str]:
+        extra = [c for c in CAUSAL_COLUMNS if any(c in r for r in self.rows)]
+        return [*COLUMNS, *extra]
 
     def to_records(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.rows]
@@ -219,13 +233,20 @@ class Ranking:
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
         """CSV text with one row per (feature, unit); also written to ``path`` when given."""
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+        columns = self._columns()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for r in self.rows:
-            writer.writerow({k: "" if _missing(r.get(k)) else r.get(k) for k in COLUMNS})
+            writer.writerow({k: "" if _missing(r.get(k)) else r.get(k) for k in columns})
         text = buf.getvalue()
         if path is not None:
-            _write_text_atomic(Path(path), text)
+            try:
+                with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
+                    fh.write(text)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot write {path}: {exc.strerror or exc}; choose a directory you can write to"
+                ) from None
         return text
 
     @classmethod
@@ -285,11 +306,27 @@ class Ranking:
             probed = any(not _missing(r.get("test_metric")) for r in rows)
             header = f"  {'rank':>4}  {'unit':<28} {'score':>6} {'sign':>4}"
             if not probed:  # scores only (--no-probe): no empty held-out columns
-                lines.append(header)
-                lines.extend(f"  {r['rank']:>4}  {r['unit']:<28} {_score_sign(r)}" for r in rows)
+                causal = any(not _missing(r.get("causal_p_value")) for r in rows)
+                lines.append(
+                    header + (f"  {'ablated':>8}  {'random':>7}  {'p':>5}" if causal else "")
+                )
+                lines.extend(
+                    (
+                        f"  {r['rank']:>4}  {r['unit']:<28} {_score_sign(r)}"
+                        + (_causal_cells(r) if causal else "")
+                    ).rstrip()
+                    for r in rows
+                )
+                if causal:
+                    lines.append(_CAUSAL_NOTE)
                 lines.append("")
                 continue
             header += f"  {'held-out':>8}  {'control':>7}  {'select.':>7}  sample [95% interval]"
+            unit_metric = summary.get("unit_metric")
+            causal = any(not _missing(r.get("causal_p_value")) for r in rows)
+            width = len(header) + 2  # the interval column: "0.912 [0.900, 0.930]"
+            if causal:
+                header = f"{header:<{width}}  {'ablated':>8}  {'random':>7}  {'p':>5}"
             lines.append(header)
             for r in rows:
                 interval = (
@@ -298,17 +335,27 @@ class Ranking:
                     if not _missing(r.get("interval_low")) and not _missing(r.get("interval_high"))
                     else ""
                 )
-                lines.append(
+                line = (
                     f"  {r['rank']:>4}  {r['unit']:<28} {_score_sign(r)}  "
                     f"{_fmt(r.get('test_metric')):>8}  {_fmt(r.get('control_metric')):>7}  "
                     f"{_fmt(r.get('selectivity')):>7}  {interval}"
                 )
+                if causal:
+                    line = (f"{line:<{width}}" + _causal_cells(r)).rstrip()
+                lines.append(line)
             n_interval = summary.get("interval_positions")
             if n_interval is not None:
                 lines.append(
                     f"  score: on all {summary.get('n_defined', 0):,} positions; sample [95% "
                     f"interval]: the score on the {n_interval:,} probe positions and its block "
                     "bootstrap there"
+                )
+            if causal:
+                lines.append(_CAUSAL_NOTE)
+            if unit_metric:
+                lines.append(
+                    f"  held-out: {_UNIT_METRICS.get(unit_metric, unit_metric)} of the unit on test "
+                    "blocks, its sign fitted on train blocks; control: the same on char-type labels"
                 )
             curve = summary.get("curve") or []
             if curve:
@@ -352,23 +399,19 @@ def _row_problem(row: Any, features: dict[str, Any]) -> str | None:
     return None
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a new file beside ``path`` (created exclusively, mode from the umask)
-    and rename it into place; one :class:`StoreError` line if that fails."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(text):x}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StoreError(
-            f"cannot write {path}: {exc.strerror or exc}; choose a directory you can write to"
-        ) from None
+_UNIT_METRICS = {"auc": "AUC (0.5 chance)", "spearman": "Spearman (0 chance)"}
+
+_CAUSAL_NOTE = (
+    "  ablated: bits/char lost where the feature is on when the unit is zeroed; random: the "
+    "mean for random units of its layer and quantity; p: its rank among them"
+)
+
+
+def _causal_cells(r: dict[str, Any]) -> str:
+    return (
+        f"  {_fmt(r.get('causal_delta_on')):>8}  {_fmt(r.get('causal_random_mean')):>7}  "
+        f"{_fmt(r.get('causal_p_value')):>5}"
+    )
 
 
 def _summary_line(name: str, s: dict[str, Any]) -> str:
@@ -386,6 +429,12 @@ def _summary_line(name: str, s: dict[str, Any]) -> str:
             f"control {_fmt(probe.get('control_metric')) or 'n/a'}, selectivity "
             f"{_fmt(probe.get('selectivity')) or 'n/a'}"
         )
+        if probe.get("char_baseline_metric") is not None:
+            bits.append(
+                f"; current char alone {_fmt(probe['char_baseline_metric'])} "
+                f"({probe['over_char_baseline']:+.3f} beyond the char), block-shuffled labels "
+                f"{_fmt(probe.get('control_block_metric')) or 'n/a'}"
+            )
     if s.get("warning"):
         bits.append(f"  note: {s['warning']}")
     return "".join(bits)
@@ -417,8 +466,23 @@ def _oriented_auc(values: np.ndarray, y: np.ndarray, sign: float) -> float:
     return _auc(y > 0.5, sign * values)
 
 
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return 0.0
+    return float(np.corrcoef(rankdata(x), rankdata(y))[0, 1])
+
+
 def _unit_heldout(kind: str, x: np.ndarray, y: np.ndarray, part: np.ndarray) -> float:
-    """Held-out metric of a one-unit probe: orientation/fit on train, metric on test."""
+    """Held-out metric of one unit, with only its direction fitted on the train blocks.
+
+    Binary features: test AUC after choosing the sign on train (0.5 is chance, 1 perfect).
+    Continuous features: test Spearman correlation times the sign of the train Spearman
+    (0 is chance, 1 a perfectly monotone unit, negative where the direction learned on train
+    reverses on test) -- a scale that reads like the ranking's score, where a one-unit linear
+    fit's R² could go negative for a unit that is monotone in the feature but not linear.
+    """
     tr, te = part == 0, part == 2
     if not te.any() or not tr.any():
         return math.nan
@@ -427,12 +491,8 @@ def _unit_heldout(kind: str, x: np.ndarray, y: np.ndarray, part: np.ndarray) -> 
             return math.nan
         sign = 1.0 if _oriented_auc(x[tr], y[tr], 1.0) >= 0.5 else -1.0
         return _oriented_auc(x[te], y[te], sign)
-    if np.std(x[tr]) == 0:
-        return 0.0
-    slope, icpt = np.polyfit(x[tr], y[tr], 1)
-    pred = slope * x[te] + icpt
-    ss = ((y[te] - y[te].mean()) ** 2).sum()
-    return float(1 - ((y[te] - pred) ** 2).sum() / ss) if ss > 0 else math.nan
+    sign = 1.0 if _spearman(x[tr], y[tr]) >= 0 else -1.0
+    return sign * _spearman(x[te], y[te])
 
 
 def _auc_table(joint: np.ndarray) -> np.ndarray:
@@ -616,6 +676,7 @@ def rank_units(
         detail_rows[lab.name] = feature_rows
         summaries[lab.name]["score_name"] = sc.score_name
         summaries[lab.name]["probe_metric"] = "auc" if lab.kind == "binary" else "r2"
+        summaries[lab.name]["unit_metric"] = "auc" if lab.kind == "binary" else "spearman"
     if probe and detail_rows:
         _probe_features(
             store,
@@ -645,6 +706,23 @@ def rank_units(
     recording = {k: getattr(store, k, None) for k in ("model_sha256", "corpus_sha256", "created")}
     recording["positions"] = int(store.n_positions)
     return Ranking(tuple(rows), summaries, str(store.path), settings, recording)
+
+
+def _char_baseline(
+    kind: str, tokens: np.ndarray, y: np.ndarray, n_blocks: int, seed: int, metric: str
+) -> float | None:
+    """The held-out metric of the same probe on the current char alone (one-hot): what a
+    reader of the input with no memory knows. A wide probe that beats it found more than the
+    char; the char-type control cannot say this (see docs/probes.md)."""
+    values, codes = np.unique(tokens, return_inverse=True)
+    onehot = np.zeros((len(tokens), len(values)), dtype=np.float32)
+    onehot[np.arange(len(tokens)), codes] = 1.0
+    try:
+        p = LinearProbe(kind=kind, n_blocks=n_blocks, random_state=seed).fit(onehot, y)
+    except FeatureError:
+        return None
+    got = p.test_metrics_.get(metric)
+    return None if got is None or _missing(got) else float(got)
 
 
 def _probe_features(
@@ -754,11 +832,17 @@ def _probe_features(
             curve.append(entry)
         summary["curve"] = curve
         last = curve[-1] if curve else {}
+        metric = "auc" if lab.kind == "binary" else "r2"
+        chars = _char_baseline(lab.kind, tokens[keep], y, n_blocks, seed, metric)
+        tm = last.get("test_metric")
         summary["probe"] = {
             "units": "all" if use_all else last.get("k"),
-            "test_metric": last.get("test_metric"),
+            "test_metric": tm,
             "control_metric": last.get("control_metric"),
+            "control": "char-type",
             "control_block_metric": last.get("control_block_metric"),
             "selectivity": last.get("selectivity"),
+            "char_baseline_metric": chars,
+            "over_char_baseline": None if _missing(tm) or _missing(chars) else tm - chars,
             "positions": len(y),
         }

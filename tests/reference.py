@@ -46,3 +46,57 @@ def gru_steps(x, w_ih, w_hh, b_ih, b_hh, h):
         for k, v in zip(out, (r, z, cand, h)):
             out[k].append(v)
     return {k: torch.stack(v) for k, v in out.items()}
+
+
+def _set(v, t, edits, quantity):
+    """v with the units of every edit of ``quantity`` set where its mask holds at step t."""
+    for q, units, values, mask in edits:
+        if q != quantity or (mask is not None and not bool(mask[t])):
+            continue
+        v = v.clone()
+        for u, value in zip(units, values):
+            v[u] = value
+    return v
+
+
+def lstm_steps_edited(x, w_ih, w_hh, b_ih, b_hh, h, c, edits, w_hr=None):
+    """lstm_steps with interventions: ``edits`` is a list of (quantity, units, values, mask)
+    with mask a per-step sequence of bools or None (every step); the state is edited in place
+    of the step's value, so later steps read the edited value."""
+    out = {
+        k: [] for k in ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
+    }
+    for t in range(x.shape[0]):
+        z = w_ih @ x[t] + w_hh @ h
+        if b_ih is not None:
+            z = z + b_ih + b_hh
+        n = z.shape[0] // 4
+        i = _set(1 / (1 + torch.exp(-z[:n])), t, edits, "input_gate")
+        f = _set(1 / (1 + torch.exp(-z[n : 2 * n])), t, edits, "forget_gate")
+        g = _set(torch.tanh(z[2 * n : 3 * n]), t, edits, "candidate")
+        o = _set(1 / (1 + torch.exp(-z[3 * n :])), t, edits, "output_gate")
+        c = _set(f * c + i * g, t, edits, "cell")
+        h = o * torch.tanh(c)
+        if w_hr is not None:
+            h = w_hr @ h
+        h = _set(h, t, edits, "hidden")
+        for k, v in zip(out, (i, f, g, o, c, h)):
+            out[k].append(v)
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+def gru_steps_edited(x, w_ih, w_hh, b_ih, b_hh, h, edits):
+    out = {k: [] for k in ("reset_gate", "update_gate", "candidate", "hidden")}
+    for t in range(x.shape[0]):
+        a = w_ih @ x[t]
+        b = w_hh @ h
+        if b_ih is not None:
+            a, b = a + b_ih, b + b_hh
+        n3 = a.shape[0] // 3
+        r = _set(torch.sigmoid(a[:n3] + b[:n3]), t, edits, "reset_gate")
+        z = _set(torch.sigmoid(a[n3 : 2 * n3] + b[n3 : 2 * n3]), t, edits, "update_gate")
+        cand = _set(torch.tanh(a[2 * n3 :] + r * b[2 * n3 :]), t, edits, "candidate")
+        h = _set((1 - z) * cand + z * h, t, edits, "hidden")
+        for k, v in zip(out, (r, z, cand, h)):
+            out[k].append(v)
+    return {k: torch.stack(v) for k, v in out.items()}

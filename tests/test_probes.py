@@ -392,3 +392,44 @@ def test_extreme_and_non_finite_units_rank_without_numpy_warnings(tmp_path: Path
         "recording overflowed)"
     ]
     assert "layer0/cell/0" in ranking.format_table(5)
+
+
+# --- held-out metrics a reader can interpret ---------------------------------------------------
+
+
+def test_one_unit_held_out_metric_is_an_oriented_spearman_for_continuous_features() -> None:
+    from lstmprobe.probes import _unit_heldout
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 12, 2000).astype(float)
+    part = block_split(2000, 20, seed=0)
+    # monotone but far from linear: a one-unit linear fit's R² is poor, the ranks are exact
+    x = -np.exp(y) + rng.normal(scale=1e-3, size=2000)
+    got = _unit_heldout("continuous", x, y, part)
+    te, tr = part == 2, part == 0
+    expected = np.sign(spearmanr(x[tr], y[tr])[0]) * spearmanr(x[te], y[te])[0]
+    assert got == pytest.approx(expected, abs=1e-9)
+    assert got > 0.99  # oriented on train: a falling unit reads as positive
+    noise = rng.normal(size=2000)
+    assert abs(_unit_heldout("continuous", noise, y, part)) < 0.1
+    # a direction that reverses between train and test reads negative, not as a good fit
+    flipped = np.where(tr, y, -y)
+    assert _unit_heldout("continuous", flipped, y, part) < -0.9
+
+
+def test_the_wide_probe_is_compared_with_the_current_char_alone(store) -> None:  # type: ignore[no-untyped-def]
+    ranking = rank_units(store, ["quote", "char:y"], n_boot=20, k_max=4)
+    quote = ranking.features["quote"]["probe"]
+    assert quote["control"] == "char-type"
+    # in this small code sample many chars occur only inside strings, so the char alone does
+    # well; the planted unit still knows more than the char
+    assert quote["test_metric"] > quote["char_baseline_metric"]
+    assert quote["over_char_baseline"] == pytest.approx(
+        quote["test_metric"] - quote["char_baseline_metric"]
+    )
+    # char:y is the current char: the char alone already knows it, nothing is left beyond it
+    chars = ranking.features["char:y"]["probe"]
+    assert chars["char_baseline_metric"] > 0.99
+    assert ranking.features["quote"]["unit_metric"] == "auc"
+    line = ranking.format_table(2)
+    assert "current char alone" in line and "sign fitted on train blocks" in line

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from lstmprobe.cli import lm, neurons, record, report
+from lstmprobe.cli import causal, lm, neurons, record, report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,5 +41,7 @@ for _command in (
     neurons.find_neurons_command,
     report.report_command,
     report.plot_command,
+    causal.ablate_command,
+    causal.dynamics_command,
 ):
     main.add_command(_command)

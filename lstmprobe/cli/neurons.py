@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -105,6 +106,23 @@ def features_command(as_json: bool, quiet: bool) -> None:
     "stored text for each pass (same results, bounded memory, one more pass).",
 )
 @click.option("--no-save", is_flag=True, help="Do not write STORE.rankings.json beside the store.")
+@click.option(
+    "--ablate",
+    "ablate_k",
+    type=click.IntRange(1),
+    default=None,
+    metavar="K",
+    help="Zero each of the top K units of every feature (needs --model) and add its causal "
+    "effect and p-value against random units as columns (docs/causal.md).",
+)
+@click.option("--model", "model_path", default=None, help="The recorded model, for --ablate.")
+@click.option(
+    "--ablate-random",
+    default=20,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Random units per ablated unit.",
+)
 @quiet_option
 @handle_errors
 def find_neurons_command(
@@ -122,6 +140,9 @@ def find_neurons_command(
     seed: int,
     label_memory: int,
     no_save: bool,
+    ablate_k: int | None,
+    model_path: str | None,
+    ablate_random: int,
     quiet: bool,
 ) -> None:
     """Rank every unit of every recorded quantity by how well it tracks each feature.
@@ -138,6 +159,7 @@ def find_neurons_command(
         lstmprobe find-neurons --store run1.h5 -f indent -f bracket-depth --top 20 -o out.json
         lstmprobe find-neurons -f quote --json | jq '.rows[0]'
         lstmprobe find-neurons -f 'regex:https?://\\S+' -f 'next-char:b' --csv-out ranks.csv
+        lstmprobe find-neurons -f quote --ablate 4 --model model.pt
     """
     from lstmprobe.probes import Ranking, rank_units
     from lstmprobe.store import ActivationStore, write_json_atomic
@@ -147,6 +169,10 @@ def find_neurons_command(
     for path in (json_path, csv_path):
         if path is not None:
             require_writable(path)
+
+    if ablate_k and not model_path:
+        fail("--ablate runs the model again: give it with --model MODEL")
+
     with ActivationStore(store) as s:
         for key in keys:
             s.n_units(key)  # a clear error for an unknown dataset
@@ -174,6 +200,8 @@ def find_neurons_command(
             progress=not quiet,
             warn=warn,
         )
+        if ablate_k:
+            ranking = _with_causal(s, ranking, ablate_k, model_path, ablate_random, seed, quiet)
     if not any("skipped" not in f for f in ranking.features.values()):
         fail("no feature could be scored on this corpus (see the warnings above)")
     merged = ranking
@@ -211,3 +239,28 @@ def _output(flag: str, given: str | None, out: str | None) -> tuple[bool, str | 
     if len(files) > 1:
         fail(f"{flag} {given} and {flag}-out {out} name two files; give one")
     return stdout, files.pop() if files else None
+
+
+def _with_causal(
+    store: Any, ranking: Any, k: int, model_path: str | None, n_random: int, seed: int, quiet: bool
+) -> Any:
+    """``--ablate K``: the ranking with causal columns for the top K units of each feature."""
+    from lstmprobe.causal.ablation import ranking_effects
+    from lstmprobe.cli.causal import check_model_matches
+    from lstmprobe.models import load_model
+
+    loaded = load_model(model_path)
+    check_model_matches(store, loaded.sha256, False, model_path)
+    effects = ranking_effects(
+        ranking,
+        loaded.model,
+        loaded.vocab,
+        store.text,
+        k,
+        reset=str(store.run_config.get("reset", "none")),
+        n_random=n_random,
+        seed=seed,
+        progress=not quiet,
+        warn=warn,
+    )
+    return ranking.with_columns(effects)

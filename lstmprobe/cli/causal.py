@@ -1,0 +1,336 @@
+"""Commands that test whether units matter: ablate, dynamics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lstmprobe.cli._common import (
+    echo_json,
+    handle_errors,
+    json_option,
+    quiet_option,
+    resolve_corpus,
+    store_option,
+)
+
+
+def _parse_mode(mode: str) -> tuple[str, float | None]:
+    from lstmprobe.causal import AblationError
+
+    if mode in ("zero", "mean"):
+        return mode, None
+    if mode.startswith("clamp:"):
+        try:
+            return "clamp", float(mode.split(":", 1)[1])
+        except ValueError:
+            pass
+    raise AblationError(f"--mode is zero, mean or clamp:V (e.g. clamp:0.5), got {mode!r}")
+
+
+def _sibling(store: str, suffix: str) -> Path:
+    path = Path(store)
+    return path.with_name(f"{path.stem}.{suffix}")
+
+
+def check_model_matches(store: Any, sha256: str, force: bool, model: str) -> None:
+    """Refuse a model whose weights are not the recorded ones (unless ``force``)."""
+    from lstmprobe.errors import StoreError
+
+    if store.model_sha256 and sha256 and store.model_sha256 != sha256 and not force:
+        raise StoreError(
+            f"{model} (sha256 {sha256[:12]}) is not the model recorded in {store.path} (sha256 "
+            f"{store.model_sha256[:12]}): the recording's means and rankings describe other "
+            "weights; give the recorded model, record this one, or pass --force"
+        )
+
+
+@click.command("ablate")
+@click.argument("model")
+@click.argument("corpus")
+@store_option
+@click.option(
+    "--unit", "-u", "units", multiple=True, help="A unit to intervene on (repeatable; together)."
+)
+@click.option(
+    "--top",
+    type=click.IntRange(1),
+    default=None,
+    help="The top K units of -f FEATURE in STORE.rankings.json, each alone and all together.",
+)
+@click.option("--feature", "-f", default=None, help="Where the units should matter (on vs off).")
+@click.option("--mode", default="zero", show_default=True, help="zero | mean | clamp:V.")
+@click.option(
+    "--random",
+    "n_random",
+    default=20,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Random same-size unit sets of the same layer and quantity per condition.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random draws.")
+@click.option(
+    "--reset",
+    type=click.Choice(["none", "line"]),
+    default=None,
+    help="How the model reads the corpus; default: as the store was recorded, else none.",
+)
+@click.option("--task", is_flag=True, help="Also measure exact greedy completion (task corpora).")
+@click.option("--force", is_flag=True, help="Use a store recorded with other model weights.")
+@click.option("--trust-pickle", is_flag=True, help="Allow a pickled full module (runs its code).")
+@click.option("--json", "json_path", default=None, help="Write the results as JSON (- = stdout).")
+@click.option("--no-save", is_flag=True, help="Do not write STORE.ablations.h5 beside the store.")
+@quiet_option
+@handle_errors
+def ablate_command(
+    model: str,
+    corpus: str,
+    store: str,
+    units: tuple[str, ...],
+    top: int | None,
+    feature: str | None,
+    mode: str,
+    n_random: int,
+    seed: int,
+    reset: str | None,
+    task: bool,
+    force: bool,
+    trust_pickle: bool,
+    json_path: str | None,
+    no_save: bool,
+    quiet: bool,
+) -> None:
+    """Does a unit matter? Next-char loss with and without it, against random units.
+
+    Runs MODEL over CORPUS as it is and with the units set to zero, their mean over the
+    recording, or a constant, at every position; reports the change of the loss in bits
+    per char where FEATURE is on and where it is off (read at the predicted char), the
+    same for --random sets of units of the same layer and quantity, and the p-value of
+    the chosen units' effect among them. The per-char loss differences are saved beside
+    the store (acts.h5 -> acts.ablations.h5).
+
+    \b
+    Examples:
+        lstmprobe ablate model.pt corpus.txt --unit layer0/cell/17 -f quote
+        lstmprobe ablate model.pt corpus.txt --top 4 -f quote --random 20 --json out.json
+        lstmprobe ablate counter.pt counter.txt --reset line --unit layer0/cell/7 --task --random 9
+        lstmprobe ablate code-lstm sample:code --mode mean --unit layer1/hidden/3 -f indent
+    """
+    from lstmprobe.causal import AblationError, run_ablation, unit_means
+    from lstmprobe.features import get_feature
+    from lstmprobe.models import load_model
+    from lstmprobe.store import ActivationStore
+    from lstmprobe.store_ablations import write_ablations
+
+    kind, clamp = _parse_mode(mode)
+    if units and top:
+        raise AblationError("give --unit U ... or --top K, not both")
+    if not units and not top:
+        raise AblationError(
+            "say which units: --unit layer0/cell/17 (repeatable) or --top K -f FEATURE"
+        )
+    if top and not feature:
+        raise AblationError("--top K reads the ranking of a feature: add -f FEATURE")
+    feat = get_feature(feature) if feature else None
+    text = resolve_corpus(corpus)
+    loaded = load_model(model, trust_pickle=trust_pickle)
+    if loaded.model.decoder is None:
+        raise AblationError(
+            f"{model} has no decoder, so it predicts no next char: loss and task effects cannot "
+            "be measured; `lstmprobe record` and `lstmprobe dynamics` still work, and "
+            "interventions still change its states (Recorder(model, interventions=...))"
+        )
+    store_path = Path(store)
+    need_store = bool(top) or kind == "mean"
+    means = None
+    saved_to = _sibling(store, "ablations.h5")
+    store_info: dict[str, Any] = {}
+    if store_path.exists() or need_store:
+        with ActivationStore(store_path) as s:
+            check_model_matches(s, loaded.sha256, force, model)
+            saved_to = s.sibling("ablations.h5")
+            store_info = {"store": str(s.path), "model_sha256": s.model_sha256}
+            if reset is None:
+                reset = str(s.run_config.get("reset", "none"))
+            conditions = (
+                _top_conditions(s, feat.name, top)  # type: ignore[union-attr]
+                if top
+                else [list(units)]
+            )
+            if kind == "mean":
+                keys = {u.rpartition("/")[0] for c in conditions for u in c}
+                for key in keys:
+                    s.n_units(key)  # a clear error for a dataset the store lacks
+                means = unit_means(s, sorted(keys))
+    else:
+        conditions = [list(units)]
+    result = run_ablation(
+        loaded.model,
+        loaded.vocab,
+        text,
+        conditions,
+        feature=feat,
+        mode=kind,
+        clamp=clamp,
+        means=means,
+        reset=reset or "none",
+        n_random=n_random,
+        seed=seed,
+        task=task,
+        progress=not quiet,
+    )
+    out = result.to_dict()
+    out["settings"].update(model=model, corpus=corpus, **store_info)
+    if not no_save:
+        from lstmprobe.record import corpus_sha256
+
+        write_ablations(
+            saved_to,
+            base_bits=result.base_bits,
+            conditions=result.conditions,
+            deltas=result.deltas,
+            random_deltas=result.random_deltas,
+            feature_on=result.feature_on,
+            attrs={
+                "store": store_info.get("store", ""),
+                "model_sha256": loaded.sha256,
+                "corpus_sha256": corpus_sha256(text),
+                "reset": reset or "none",
+                "feature": feature or "",
+            },
+        )
+        out["saved"] = str(saved_to)
+    if json_path == "-":
+        echo_json(out)
+        return
+    if json_path:
+        from lstmprobe.store import write_json_atomic
+
+        write_json_atomic(json_path, out)
+    for cond in result.conditions:
+        click.echo(cond["verdict"])
+    if not quiet and not no_save:
+        click.echo(f"saved {saved_to}")
+
+
+def _top_conditions(store: Any, feature: str, k: int) -> list[list[str]]:
+    from lstmprobe.errors import StoreError
+    from lstmprobe.probes import Ranking
+
+    path = store.sibling("rankings.json")
+    if not path.exists():
+        raise StoreError(
+            f"--top reads {path}, which does not exist; run `lstmprobe find-neurons --store "
+            f"{store.path} -f {feature}` first"
+        )
+    ranking = Ranking.read_json(path)
+    if feature not in ranking.features or "skipped" in ranking.features[feature]:
+        raise StoreError(
+            f"{path} has no ranking for {feature!r} (it has {', '.join(ranking.features)}); run "
+            f"`lstmprobe find-neurons --store {store.path} -f {feature}`"
+        )
+    best = ranking.top(k, feature=feature)
+    conditions = [[u] for u in best]
+    if len(best) > 1:
+        conditions.append(list(best))
+    return conditions
+
+
+@click.command("dynamics")
+@store_option
+@click.option("--model", "model_path", default=None, help="The recorded model (adds drivers).")
+@click.option(
+    "--unit", "-u", "units", multiple=True, help="Units to show (default: longest timescales)."
+)
+@click.option("--top", default=10, show_default=True, type=click.IntRange(1), help="Rows shown.")
+@click.option("--force", is_flag=True, help="Use a model whose weights are not the recorded ones.")
+@json_option
+@quiet_option
+@handle_errors
+def dynamics_command(
+    store: str,
+    model_path: str | None,
+    units: tuple[str, ...],
+    top: int,
+    force: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Gate dynamics of every unit: when is its state written, held, reset?
+
+    Splits each cell update into keep (f * c_prev) and write (i * g), gives each unit's
+    forget-gate timescale -1/ln(mean f) with its distribution per layer, the chars
+    after which it writes most and resets, and (with --model, or the recorded model
+    when its file is still there) the units that drive it through W_hh. Saved beside
+    the store (acts.h5 -> acts.dynamics.json).
+
+    \b
+    Examples:
+        lstmprobe dynamics
+        lstmprobe dynamics --store run1.h5 --unit layer0/cell/17 --json
+        lstmprobe dynamics --model counter.pt --store counter.h5
+    """
+    from lstmprobe.causal import gate_dynamics
+    from lstmprobe.models import load_model
+    from lstmprobe.store import ActivationStore, write_json_atomic
+
+    with ActivationStore(store) as s:
+        model = None
+        candidate = model_path or (s.model or {}).get("path")
+        if model_path or (candidate and Path(candidate).exists()):
+            loaded = load_model(candidate)  # type: ignore[arg-type]
+            if model_path:
+                check_model_matches(s, loaded.sha256, force, model_path)
+            if loaded.sha256 == s.model_sha256 or model_path:
+                model = loaded.model
+        result = gate_dynamics(s, model, list(units) or None, progress=not quiet)
+        saved = s.sibling("dynamics.json")
+    write_json_atomic(saved, result)
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(format_dynamics(result, top))
+    if not quiet:
+        click.echo(f"saved {saved}")
+
+
+def _num(v: Any, fmt: str = ".2f") -> str:
+    return "inf" if v is None else format(v, fmt)
+
+
+def format_dynamics(result: dict[str, Any], top: int) -> str:
+    lines = []
+    for layer, info in result["layers"].items():
+        d = info["timescales"]
+        n = sum(1 for u in result["units"] if u.startswith(f"{layer}/"))
+        lines.append(
+            f"{layer} ({info['kind']}, {n} units): timescale median {_num(d['median'])} steps "
+            f"[q25 {_num(d['q25'])}, q75 {_num(d['q75'])}, max {_num(d['max'])}], "
+            f"infinite {d['infinite']}; per bin {d['counts']}"
+        )
+    names = (
+        result.get("selected")
+        or sorted(
+            result["units"], key=lambda u: -(result["units"][u]["timescale"] or float("inf"))
+        )[:top]
+    )
+    lines.append(
+        f"  {'unit':<22} {'timescale':>9} {'keep f':>6} {'write':>6} {'held':>5} {'reset':>5}"
+        "  writes at / resets at / strongest driver"
+    )
+    for name in names:
+        u = result["units"][name]
+        writes = " ".join(f"{w['char']}({w['mean_write']:+.2f})" for w in u["writes_at"])
+        resets = " ".join(f"{r['char']}({r['mean_keep_gate']:.2f})" for r in u["resets_at"])
+        driver = ""
+        if u.get("drivers"):
+            d0 = u["drivers"][0]
+            driver = f" / {d0['from']} -> {d0['gate']} ({d0['weight']:+.2f})"
+        lines.append(
+            f"  {name:<22} {_num(u['timescale']):>9} {u['mean_keep_gate']:>6.3f} "
+            f"{u['write_share']:>6.3f} {u['held']:>5.2f} {u['reset']:>5.2f}  "
+            f"{writes} / {resets}{driver}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,593 @@
+"""Interventions inside the forward pass: set a unit's cell, hidden or gate to a value.
+
+An :class:`Intervention` is a small value: which unit(s) (``layer0/cell/17``, or a dataset key
+``layer0/forget_gate`` with ``units=(3, 5)``), what value (``zero``, the unit's ``mean`` over a
+corpus, a ``constant``), and where (every position, or where a mask is true). The
+:class:`~lstmprobe.hooks.Recorder` applies it for one ``with`` block::
+
+    with Recorder(model, interventions=[Intervention("layer0/cell/17", "zero")]) as rec:
+        logits, _ = model(batch)          # the model's own forward, intervened
+
+The semantics, at every step t where the intervention applies (PyTorch's equations, then the
+edit): a gate (``input_gate``, ``forget_gate``, ``candidate``, ``output_gate``; GRU
+``reset_gate``, ``update_gate``, ``candidate``) is set after its nonlinearity, before the cell or
+hidden state that uses it is computed; ``cell`` is set after ``c_t = f c_{t-1} + i g`` (so
+``h_t = o tanh(v)`` and the next step reads ``c_t = v``); ``hidden`` is set after ``h_t`` is
+computed (the next step, the next layer and the decoder read ``v``). The change propagates
+through the recurrence, later layers and whatever reads the recurrent module's output, exactly
+as the model would run.
+
+Two implementations that agree (tests/test_interventions.py proves both against an independent
+per-step loop):
+
+* :func:`step_layer` -- the plain reference: a Python loop over time steps that edits the state.
+* :func:`fused_layer` -- PyTorch's fused kernels on an edited copy of the layer's weights, one
+  call per run of positions where the same edits apply (carrying the state across runs):
+  a set hidden unit ``j`` becomes a zero column ``j`` of ``W_hh`` whose contribution ``v W_hh[:, j]``
+  moves into the bias (the output is then set to ``v``, so the next layer and the decoder read
+  it); a clamped gate becomes a zero row of ``W_ih`` and ``W_hh`` with the bias that gives ``v``
+  (``logit(v)`` or ``atanh(v)``); a set cell becomes a forget gate clamped to 1 and an input gate
+  clamped to 0 with the cell entering the run set to ``v``. A gate set outside its range (a
+  sigmoid gate to 2) has no weight form and runs :func:`step_layer`.
+
+Interventions on bidirectional layers and on ``PackedSequence`` inputs are not supported.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstmprobe.cells import LayerEdit, LayerWeights, apply_edit
+from lstmprobe.errors import LstmprobeError, UnitError
+from lstmprobe.names import GRU_QUANTITIES, LSTM_QUANTITIES, QUANTITIES
+
+Mode = Literal["zero", "mean", "constant"]
+MODES: tuple[str, ...] = ("zero", "mean", "constant")
+
+#: the pre-activation that saturates a gate exactly (sigmoid(1e4) == 1.0 in float32)
+SATURATED = 1e4
+
+_LSTM_ROWS = {"input_gate": 0, "forget_gate": 1, "candidate": 2, "output_gate": 3}
+_GRU_ROWS = {"reset_gate": 0, "update_gate": 1, "candidate": 2}
+_TANH_GATES = {"candidate"}
+_KEY = re.compile(r"(layer\d+(?:_reverse)?)/([a-z_]+)")
+
+
+class InterventionError(LstmprobeError, ValueError):
+    """An intervention that cannot be applied (bad mode, value, mask or model)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Intervention:
+    """Set units of one layer and quantity to a value inside the model's forward pass.
+
+    Parameters
+    ----------
+    target : str
+        A unit, ``"layer0/cell/17"`` (or a gate: ``"layer0/forget_gate/17"``), or a dataset key
+        ``"layer0/cell"`` together with ``units``.
+    mode : {"zero", "mean", "constant"}
+        ``zero`` sets 0; ``mean`` and ``constant`` set ``value`` (for ``mean``, the unit's mean
+        over a corpus: :func:`lstmprobe.causal.unit_means` reads it from a recording).
+    value : float or sequence of float, optional
+        One value for every unit, or one per unit.
+    units : sequence of int, optional
+        Unit indices when ``target`` is a dataset key.
+    mask : array of bool, shape (time,) or (batch, time), optional
+        Where the intervention applies, per forward call (batch-major); None: every position.
+
+    Interventions are compared by identity (a mask is an array).
+
+    Examples
+    --------
+    >>> Intervention("layer0/cell/17").units
+    (17,)
+    >>> Intervention("layer1/hidden", "constant", value=0.5, units=[2, 4]).values
+    (0.5, 0.5)
+    """
+
+    target: str
+    mode: Mode = "zero"
+    value: float | Sequence[float] | None = None
+    units: Sequence[int] | None = None
+    mask: Any = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InterventionError(
+                f"an intervention's mode is one of {', '.join(MODES)}, got {self.mode!r}"
+            )
+        if not isinstance(self.target, str):
+            raise UnitError(f"an intervention's target is a unit name, got {self.target!r}")
+        parts = self.target.split("/")
+        if len(parts) == 3:
+            if self.units is not None:
+                raise UnitError(
+                    f"{self.target!r} names one unit already; give units= with a dataset key "
+                    "such as 'layer0/cell'"
+                )
+            if not parts[2].isdecimal():
+                raise UnitError(f"a unit name looks like layer0/cell/17, got {self.target!r}")
+            key, units = "/".join(parts[:2]), (int(parts[2]),)
+        elif len(parts) == 2 and _KEY.fullmatch(self.target):
+            if self.units is None or len(list(self.units)) == 0:
+                raise UnitError(
+                    f"{self.target!r} is a dataset key: say which units with units=[...], or "
+                    "name one unit as layer0/cell/17"
+                )
+            key, units = self.target, tuple(int(u) for u in self.units)
+        else:
+            raise UnitError(f"a unit name looks like layer0/cell/17, got {self.target!r}")
+        match = _KEY.fullmatch(key)
+        if match is None or match[2] not in QUANTITIES:
+            raise UnitError(
+                f"a unit name looks like layer0/cell/17 with a quantity of "
+                f"{', '.join(QUANTITIES)}; got {self.target!r}"
+            )
+        if len(set(units)) != len(units) or min(units) < 0:
+            raise UnitError(f"units must be distinct non-negative indices, got {list(units)}")
+        object.__setattr__(self, "units", units)
+        object.__setattr__(self, "_key", key)
+        if self.mode == "zero":
+            if self.value not in (None, 0, 0.0):
+                raise InterventionError("mode 'zero' takes no value; use mode 'constant'")
+            values: tuple[float, ...] = (0.0,) * len(units)
+        else:
+            if self.value is None:
+                hint = (
+                    " (its mean over a corpus: lstmprobe.causal.unit_means(store, units))"
+                    if self.mode == "mean"
+                    else ""
+                )
+                raise InterventionError(f"mode {self.mode!r} needs a value{hint}")
+            raw = np.atleast_1d(np.asarray(self.value, dtype=np.float64))
+            if raw.ndim != 1 or len(raw) not in (1, len(units)):
+                raise InterventionError(
+                    f"give one value, or one per unit ({len(units)}), got {self.value!r}"
+                )
+            if not np.isfinite(raw).all():
+                raise InterventionError(f"an intervention's value must be finite, got {raw}")
+            values = tuple(float(v) for v in np.broadcast_to(raw, (len(units),)))
+        object.__setattr__(self, "_values", values)
+
+    @property
+    def key(self) -> str:
+        """The dataset the units belong to, e.g. ``"layer0/cell"``."""
+        return self._key  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def layer(self) -> str:
+        return self.key.split("/")[0]
+
+    @property
+    def quantity(self) -> str:
+        return self.key.split("/")[1]
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """The value set for each unit."""
+        return self._values  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def names(self) -> list[str]:
+        """The unit names, e.g. ``["layer0/cell/17"]``."""
+        return [f"{self.key}/{u}" for u in self.units]  # type: ignore[union-attr]
+
+    def describe(self) -> str:
+        """``"layer0/cell/17 = 0"`` (one line, for messages)."""
+        units = ", ".join(self.names)
+        if self.mode == "zero":
+            what = "0"
+        else:
+            vals = sorted(set(self.values))
+            what = f"{vals[0]:.4g}" if len(vals) == 1 else "per-unit values"
+            what = f"{'mean ' if self.mode == 'mean' else ''}{what}"
+        where = "" if self.mask is None else " where masked"
+        return f"{units} = {what}{where}"
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+def check_interventions(
+    interventions: Iterable[Intervention], layers: Sequence[Any]
+) -> dict[str, list[Intervention]]:
+    """Group ``interventions`` by layer name, checking each against the model's ``layers``
+    (:func:`lstmprobe.hooks.recurrent_layers`); unknown units raise a
+    :class:`~lstmprobe.errors.UnitError` that lists what exists."""
+    by_name = {info.name: info for info in layers}
+    grouped: dict[str, list[Intervention]] = {}
+    for iv in interventions:
+        if not isinstance(iv, Intervention):
+            raise InterventionError(
+                f"interventions are Intervention values, got {type(iv).__name__}"
+            )
+        info = by_name.get(iv.layer)
+        if info is None:
+            raise UnitError(
+                f"{iv.names[0]} does not exist: the model has layers {', '.join(by_name)}"
+            )
+        quantities = LSTM_QUANTITIES if info.kind == "lstm" else GRU_QUANTITIES
+        if iv.quantity not in quantities:
+            raise UnitError(
+                f"{iv.names[0]} does not exist: a {info.kind.upper()} layer has "
+                f"{', '.join(quantities)}"
+            )
+        if info.reverse:
+            raise InterventionError(
+                f"{iv.names[0]}: interventions on the reverse direction of a bidirectional "
+                "layer are not supported"
+            )
+        n = info.n_units(iv.quantity)
+        bad = [u for u in iv.units if u >= n]  # type: ignore[union-attr]
+        if bad:
+            raise UnitError(f"{iv.key}/{bad[0]} does not exist: {iv.key} has units 0..{n - 1}")
+        grouped.setdefault(iv.layer, []).append(iv)
+    for name in grouped:
+        if f"{name}_reverse" in by_name:
+            raise InterventionError(
+                f"interventions on bidirectional layers ({name}) are not supported"
+            )
+    return grouped
+
+
+def layer_edits(
+    interventions: Sequence[Intervention],
+    batch: int,
+    steps: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[LayerEdit, ...]:
+    """The interventions of one layer as :class:`~lstmprobe.cells.LayerEdit` for one call of
+    ``batch`` sequences of ``steps`` positions (masks checked and broadcast here)."""
+    edits = []
+    for iv in interventions:
+        mask = None
+        if iv.mask is not None:
+            m = torch.as_tensor(np.asarray(iv.mask, dtype=bool), device=device)
+            if m.dim() == 1:
+                m = m.unsqueeze(0).expand(batch, -1)
+            if tuple(m.shape) != (batch, steps):
+                raise InterventionError(
+                    f"the mask of {iv.describe()} has shape {tuple(np.shape(iv.mask))}; this "
+                    f"forward call has {batch} sequence(s) of {steps} positions: give shape "
+                    f"({steps},) or ({batch}, {steps})"
+                )
+            mask = m
+        edits.append(
+            LayerEdit(
+                iv.quantity,
+                torch.tensor(iv.units, dtype=torch.long, device=device),
+                torch.tensor(iv.values, dtype=dtype, device=device),
+                mask,
+            )
+        )
+    return tuple(edits)
+
+
+# --------------------------------------------------------------------------- the reference loop
+
+
+def step_layer(
+    kind: str,
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor | None,
+    w: LayerWeights,
+    edits: Sequence[LayerEdit] = (),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Run one layer direction step by step, editing the state as ``edits`` say.
+
+    Parameters
+    ----------
+    kind : {"lstm", "gru"}
+    x : Tensor of shape (batch, time, input)
+    h0 : Tensor of shape (batch, P)
+    c0 : Tensor of shape (batch, H), or None for a GRU
+    w : LayerWeights
+    edits : LayerEdit
+
+    Returns
+    -------
+    output : Tensor of shape (batch, time, P)
+    h_n : Tensor of shape (batch, P)
+    c_n : Tensor of shape (batch, H), or None for a GRU
+    """
+    batch, steps, _ = x.shape
+    gx = x.reshape(batch * steps, -1) @ w.weight_ih.t()
+    if w.bias_ih is not None:
+        gx = gx + w.bias_ih
+    gx = gx.view(batch, steps, -1)
+    h, c = h0.clone(), None if c0 is None else c0.clone()
+    outputs = []
+    by_q: dict[str, list[LayerEdit]] = {}
+    for e in edits:
+        by_q.setdefault(e.quantity, []).append(e)
+
+    def edit(q: str, values: torch.Tensor, t: int) -> None:
+        for e in by_q.get(q, ()):
+            apply_edit(values, e, t)
+
+    for t in range(steps):
+        gh = h @ w.weight_hh.t()
+        if w.bias_hh is not None:
+            gh = gh + w.bias_hh
+        if kind == "lstm":
+            n = gh.shape[1] // 4
+            z = gx[:, t] + gh
+            i = torch.sigmoid(z[:, :n])
+            f = torch.sigmoid(z[:, n : 2 * n])
+            g = torch.tanh(z[:, 2 * n : 3 * n])
+            o = torch.sigmoid(z[:, 3 * n :])
+            edit("input_gate", i, t)
+            edit("forget_gate", f, t)
+            edit("candidate", g, t)
+            edit("output_gate", o, t)
+            c = f * c + i * g  # type: ignore[operator]  (an LSTM always has c)
+            edit("cell", c, t)
+            h = o * torch.tanh(c)
+            if w.weight_hr is not None:
+                h = h @ w.weight_hr.t()
+        else:
+            n = gh.shape[1] // 3
+            a = gx[:, t]
+            r = torch.sigmoid(a[:, :n] + gh[:, :n])
+            u = torch.sigmoid(a[:, n : 2 * n] + gh[:, n : 2 * n])
+            edit("reset_gate", r, t)
+            edit("update_gate", u, t)
+            cand = torch.tanh(a[:, 2 * n :] + r * gh[:, 2 * n :])
+            edit("candidate", cand, t)
+            h = (1 - u) * cand + u * h
+        edit("hidden", h, t)
+        outputs.append(h)
+    out = torch.stack(outputs, 1) if outputs else x.new_zeros(batch, 0, h0.shape[1])
+    return out, h, c
+
+
+# --------------------------------------------------------------------------- the fused path
+
+
+def _gate_bias(q: str, values: torch.Tensor) -> torch.Tensor | None:
+    """The pre-activation that gives ``values`` after the gate's nonlinearity, or None."""
+    v = values.double()
+    if q in _TANH_GATES:
+        if (v.abs() > 1).any():
+            return None
+        pre = torch.atanh(v.clamp(-1, 1))
+    else:
+        if ((v < 0) | (v > 1)).any():
+            return None
+        pre = torch.log(v) - torch.log1p(-v)
+    return pre.clamp(-SATURATED, SATURATED).to(values.dtype)
+
+
+def fusable(kind: str, edits: Sequence[LayerEdit]) -> bool:
+    """Whether every edit has a weight form (:func:`fused_layer`), else :func:`step_layer` runs."""
+    rows = _LSTM_ROWS if kind == "lstm" else _GRU_ROWS
+    return all(
+        e.quantity not in rows or _gate_bias(e.quantity, e.values) is not None for e in edits
+    )
+
+
+def edited_weights(kind: str, w: LayerWeights, edits: Sequence[LayerEdit]) -> LayerWeights:
+    """A copy of ``w`` in which ``edits`` (applying at every step) are weight edits.
+
+    The hidden edits' columns of ``W_hh`` are zeroed and their contribution moved to the bias;
+    a gate's rows are zeroed with the bias that gives its value; a cell's forget gate is clamped
+    to 1 and its input gate to 0 (the caller sets the cell entering the run).
+    """
+    w_ih, w_hh = w.weight_ih.clone(), w.weight_hh.clone()
+    b_ih = w.bias_ih.clone() if w.bias_ih is not None else w_ih.new_zeros(w_ih.shape[0])
+    b_hh = w.bias_hh.clone() if w.bias_hh is not None else w_hh.new_zeros(w_hh.shape[0])
+    rows = _LSTM_ROWS if kind == "lstm" else _GRU_ROWS
+    n = w_ih.shape[0] // len(rows)
+    for e in edits:
+        if e.quantity == "hidden":
+            b_hh += w_hh[:, e.units] @ e.values.to(w_hh.dtype)
+            w_hh[:, e.units] = 0
+    clamps: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+    for e in edits:
+        if e.quantity in rows:
+            bias = _gate_bias(e.quantity, e.values)
+            if bias is None:
+                raise InterventionError(f"{e.quantity} = {e.values.tolist()} has no weight form")
+            clamps.append((e.quantity, e.units, bias))
+    for e in edits:  # a set cell wins over gate edits of the same unit
+        if e.quantity == "cell":
+            clamps.append(("input_gate", e.units, e.values.new_full(e.units.shape, -SATURATED)))
+            clamps.append(("forget_gate", e.units, e.values.new_full(e.units.shape, SATURATED)))
+    for q, units, bias in clamps:
+        r = rows[q] * n + units
+        w_ih[r] = 0
+        w_hh[r] = 0
+        b_hh[r] = 0
+        b_ih[r] = bias.to(b_ih.dtype)
+    return LayerWeights(w_ih, w_hh, b_ih, b_hh, w.weight_hr)
+
+
+def fused_module(kind: str, w: LayerWeights) -> nn.LSTM | nn.GRU:
+    """A one-layer, batch-first ``nn.LSTM``/``nn.GRU`` holding ``w`` (no copies)."""
+    hidden = w.weight_ih.shape[0] // (4 if kind == "lstm" else 3)
+    kwargs: dict[str, Any] = dict(
+        input_size=w.weight_ih.shape[1],
+        hidden_size=hidden,
+        num_layers=1,
+        bias=w.bias_ih is not None,
+        batch_first=True,
+        device="meta",
+    )
+    if kind == "lstm":
+        proj = w.weight_hr.shape[0] if w.weight_hr is not None else 0
+        module: nn.LSTM | nn.GRU = nn.LSTM(proj_size=proj, **kwargs)
+    else:
+        module = nn.GRU(**kwargs)
+    tensors = {
+        "weight_ih_l0": w.weight_ih,
+        "weight_hh_l0": w.weight_hh,
+        "bias_ih_l0": w.bias_ih,
+        "bias_hh_l0": w.bias_hh,
+        "weight_hr_l0": w.weight_hr,
+    }
+    for name in list(module._flat_weights_names):
+        t = tensors[name]
+        # the model's own parameters as they are (PyTorch picks its kernel by requires_grad,
+        # and an intervention that never applies must give the model's outputs bit for bit)
+        setattr(module, name, t if isinstance(t, nn.Parameter) else nn.Parameter(t, False))
+    return module.eval()
+
+
+class FusedLayer:
+    """Runs one layer direction with edits through fused kernels (see :func:`fused_layer`);
+    keeps the edited weight copies, so that a ``with`` block builds each copy once."""
+
+    def __init__(self, kind: str, w: LayerWeights) -> None:
+        self.kind = kind
+        self.w = w
+        self._modules: dict[tuple[int, ...], nn.LSTM | nn.GRU] = {}
+
+    def module(self, active: Sequence[LayerEdit], key: tuple[int, ...]) -> nn.LSTM | nn.GRU:
+        found = self._modules.get(key)
+        if found is None:
+            w = edited_weights(self.kind, self.w, active) if active else self.w
+            found = self._modules[key] = fused_module(self.kind, w)
+        return found
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        h0: torch.Tensor,
+        c0: torch.Tensor | None,
+        edits: Sequence[LayerEdit],
+        ids: Sequence[int],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``ids[k]`` identifies edit k across calls (its position in the ``with`` block)."""
+        return fused_layer(self.kind, x, h0, c0, self.w, edits, ids=ids, modules=self)
+
+
+def fused_layer(
+    kind: str,
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor | None,
+    w: LayerWeights,
+    edits: Sequence[LayerEdit] = (),
+    *,
+    ids: Sequence[int] | None = None,
+    modules: FusedLayer | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`step_layer`'s result through PyTorch's fused kernels on edited weight copies.
+
+    For each edit, the steps whose weights must be edited: a gate or a cell where it applies;
+    a hidden unit where the step reads it set (the step after one where it applies; the first
+    step when the incoming state already holds the value). Positions are cut into runs where
+    every sequence's set of edited weights stays the same; each run is one fused call per group
+    of sequences sharing a set, with the state carried from the previous run. Afterwards the set
+    hidden units are written into the output (and the state carried on). A cell edit sets the
+    cell entering a run where it starts to apply (then ``f = 1, i = 0`` keep it).
+    """
+    batch, steps, _ = x.shape
+    modules = modules or FusedLayer(kind, w)
+    ids = list(range(len(edits))) if ids is None else list(ids)
+    dev = x.device
+    applies = [
+        e.mask if e.mask is not None else torch.ones(batch, steps, dtype=torch.bool, device=dev)
+        for e in edits
+    ]
+    weight_on = []
+    for e, m in zip(edits, applies):
+        if e.quantity == "hidden":
+            held = (h0[:, e.units] == e.values.to(h0.dtype)).all(1, keepdim=True)
+            weight_on.append(torch.cat([held, m[:, :-1]], 1) if steps else m)
+        else:
+            weight_on.append(m)
+    out = x.new_empty(batch, steps, h0.shape[1])
+    h, c = h0.clone(), None if c0 is None else c0.clone()
+    if steps == 0:
+        return out, h, c
+    code = torch.zeros(batch, steps, dtype=torch.long, device=dev)
+    for k, wm in enumerate(weight_on):
+        code |= wm.long() << k
+    # A GRU unit reads its own h_{t-1} outside the weights (z * h_{t-1}): a run must also end
+    # where a set hidden unit stops being set, so that the next run starts from the set value.
+    split = code.clone()
+    for k, (e, m) in enumerate(zip(edits, applies)):
+        if kind == "gru" and e.quantity == "hidden":
+            split |= m.long() << (len(edits) + k)
+    change = (split[:, 1:] != split[:, :-1]).any(0).nonzero().flatten() + 1
+    bounds = [0, *change.tolist(), steps]
+    for a, b in itertools.pairwise(bounds):
+        column = code[:, a]
+        for value in torch.unique(column).tolist():
+            rows = (column == value).nonzero().flatten()
+            every = len(rows) == batch
+            active = [e for k, e in enumerate(edits) if value >> k & 1]
+            key = tuple(ids[k] for k in range(len(edits)) if value >> k & 1)
+            module = modules.module(active, key)
+            hr = h if every else h[rows]
+            if kind == "lstm":
+                cr = c if every else c[rows]  # type: ignore[index]
+                cr = cr.clone()  # type: ignore[union-attr]
+                for k, e in enumerate(edits):
+                    if e.quantity == "cell":
+                        starts = applies[k][rows, a]
+                        if a > 0:
+                            starts = starts & ~applies[k][rows, a - 1]
+                        if starts.any():
+                            cr[starts.nonzero().flatten().unsqueeze(1), e.units] = e.values.to(
+                                cr.dtype
+                            )
+                y, (hn, cn) = module(x[rows, a:b] if not every else x[:, a:b], (hr[None], cr[None]))
+                cn = cn[0]
+            else:
+                y, hn = module(x[rows, a:b] if not every else x[:, a:b], hr[None])
+                cn = None
+            hn = hn[0]
+            if every:
+                out[:, a:b] = y
+                h = hn.clone()
+                c = cn
+            else:
+                out[rows, a:b] = y
+                h[rows] = hn
+                if cn is not None:
+                    c[rows] = cn  # type: ignore[index]
+        # the set hidden units, written where they apply; the state carries them on
+        for k, e in enumerate(edits):
+            if e.quantity == "hidden":
+                part = out[:, a:b]
+                sub = LayerEdit(e.quantity, e.units, e.values, applies[k][:, a:b])
+                apply_edit(part, sub)
+                out[:, a:b] = part
+                h = out[:, b - 1].clone()
+    return out, h, c
+
+
+def run_layer(
+    kind: str,
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor | None,
+    w: LayerWeights,
+    edits: Sequence[LayerEdit],
+    *,
+    method: str = "auto",
+    fused: FusedLayer | None = None,
+    ids: Sequence[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One layer direction under ``edits``: ``method`` ``"fused"``, ``"steps"`` or ``"auto"``
+    (fused where every edit has a weight form, else the per-step loop)."""
+    if method not in ("auto", "fused", "steps"):
+        raise InterventionError(f"method is 'auto', 'fused' or 'steps', got {method!r}")
+    if method == "steps" or (method == "auto" and not fusable(kind, edits)):
+        return step_layer(kind, x, h0, c0, w, edits)
+    if fused is not None:
+        return fused(x, h0, c0, edits, ids if ids is not None else range(len(edits)))
+    return fused_layer(kind, x, h0, c0, w, edits, ids=ids)
