@@ -56,6 +56,7 @@ def run_demo(
     from lstmprobe.models import load_model
     from lstmprobe.probes import rank_units
     from lstmprobe.record import RecordOptions, record_corpus
+    from lstmprobe.report.html import MAX_CHARS
     from lstmprobe.store import (
         UNIT_BLOCK,
         ActivationStore,
@@ -78,6 +79,9 @@ def run_demo(
     rows = default_chunk_positions(widths, "float16", len(text))
     padded = -(-len(text) // rows) * rows
     needed = padded * 2 * stored + len(text) * 8 + 500 * units * len(DEMO_FEATURES)
+    # the report: one byte per shown value (every unit over the first MAX_CHARS chars), base64
+    # encoded in the page, plus markup and figures: 1.52 bytes per value measured on the demo
+    needed += int(1.52 * units * min(len(text), MAX_CHARS))
     free = _free_bytes(outdir)
     if free is not None and needed > free:
         raise StoreError(
