@@ -329,6 +329,10 @@ def report_command(
                 if manifest["features"]
                 else ", no ranking"
             )
-            + (f", {manifest['ablations']} ablated conditions" if manifest.get("ablations") else "")
+            + (_conditions(manifest["ablations"]) if manifest.get("ablations") else "")
             + (", gate dynamics" if manifest.get("dynamics") else "")
         )
+
+
+def _conditions(n: int) -> str:
+    return f", {n} ablated condition{'s' if n != 1 else ''}"

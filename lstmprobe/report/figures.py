@@ -524,7 +524,11 @@ def probe_curve(ranking: Any, feature: str, ax: Any = None) -> Any:
     curve = summary.get("curve") or []
     if ax is None:
         _, ax = plt.subplots(figsize=(3.2, 2.2), layout="constrained")
-    ks = [c["k"] for c in curve]
+    labels = [str(c["k"]) for c in curve]
+    # the last point may be "all" units: drawn at twice the largest k, labelled "all"
+    numeric = [c["k"] for c in curve if isinstance(c["k"], (int, float))]
+    top_k = max(numeric) if numeric else 1
+    ks = [c["k"] if isinstance(c["k"], (int, float)) else 2 * top_k for c in curve]
     metric = summary.get("probe_metric", "metric")
     ax.plot(
         ks, [c.get("test_metric") for c in curve], "o-", color="#1b9e77", ms=3, label="held-out"
@@ -534,7 +538,7 @@ def probe_curve(ranking: Any, feature: str, ax: Any = None) -> Any:
     )
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks)
-    ax.set_xticklabels([str(k) for k in ks])
+    ax.set_xticklabels(labels)
     ax.set_xlabel("k best units")
     ax.set_ylabel(f"held-out {metric}")
     ax.set_title(f"{feature}: probe on the top-k units", loc="left")
@@ -567,14 +571,24 @@ def timescales(dynamics: dict[str, Any]) -> Any:
             label=f"{layer} ({info.get('kind', '')}): median {median}, {d.get('infinite', 0)} ∞",
         )  # fmt: skip
     ax.set_xticks(np.arange(len(bins)))
-    ax.set_xticklabels(
-        [b.replace(">=", "≥") + (" (incl. ∞)" if b.startswith(">=") else "") for b in bins]
-    )
+    ax.set_xticklabels([_bin_label(b) for b in bins])
     ax.set_xlabel("timescale −1/ln(mean forget gate), steps")
     ax.set_ylabel("units")
     ax.set_title("Forget-gate timescales per layer", loc="left")
     ax.legend(frameon=False)
     return fig
+
+
+def _bin_label(b: str) -> str:
+    """``"100-1000"`` -> ``"100–1k"``, ``">=1000"`` -> ``"≥1k, ∞"``.
+
+    Examples
+    --------
+    >>> _bin_label("100-1000"), _bin_label(">=1000")
+    ('100–1k', '≥1k, ∞')
+    """
+    b = b.replace("000", "k").replace("-", "–")
+    return b.replace(">=", "≥") + ", ∞" if b.startswith(">=") else b
 
 
 @themed
