@@ -15,20 +15,25 @@ from lstmprobe.cli._common import (
     warn,
 )
 
-KINDS = ("text", "gates", "saturation", "distributions", "separator", "heatmap")
+KINDS = ("text", "gates", "saturation", "distributions", "separator", "heatmap", "dynamics")
 
 
 @click.command("plot")
 @click.argument("kind", type=click.Choice(KINDS))
 @store_option
-@click.option("--unit", "-u", default=None, help="Unit to show (text, gates), e.g. layer0/cell/17.")
+@click.option(
+    "--unit", "-u", default=None, help="Unit to show (text, gates, dynamics), e.g. layer0/cell/17."
+)
 @click.option("--key", default=None, help="Dataset (heatmap, separator), e.g. layer0/hidden.")
 @click.option(
     "--layer", default=None, help="Layer (saturation, distributions; default: all / first)."
 )
 @click.option("--start", default=0, show_default=True, type=int, help="First position of the span.")
 @click.option(
-    "--length", default=None, type=int, help="Chars shown [text 600, gates 300, heatmap 200]."
+    "--length",
+    default=None,
+    type=int,
+    help="Chars shown [text 600, gates 300, heatmap 200, dynamics 100].",
 )
 @click.option(
     "--width",
@@ -89,6 +94,7 @@ def plot_command(
       distributions  cell vs hidden per unit (GRU: candidate vs hidden)
       separator      every unit's value at one char (--char) across sequences, grouped
       heatmap        every unit of one dataset (--key) over a span
+      dynamics       a unit's state split into kept f*c(t-1) and written i*g, per char (--unit)
 
     \b
     Examples:
@@ -97,6 +103,7 @@ def plot_command(
         lstmprobe plot gates --unit layer0/cell/17 -o gates.png
         lstmprobe plot saturation -o sat.svg --svg
         lstmprobe plot separator --char X --key layer0/hidden --group-by first-char -o sep.png
+        lstmprobe plot dynamics --unit layer0/cell/17 --start 1000 --length 80 -o keep.svg
     """
     from lstmprobe.errors import ReportError
     from lstmprobe.report import data
@@ -104,7 +111,7 @@ def plot_command(
 
     if as_html and kind != "text":
         raise ReportError(f"--html is for `plot text`; for {kind} write PNG or SVG (--svg)")
-    if kind in ("text", "gates") and not unit:
+    if kind in ("text", "gates", "dynamics") and not unit:
         raise ReportError(f"plot {kind} needs --unit, e.g. --unit layer0/cell/17")
     if kind == "separator" and not char:
         raise ReportError("plot separator needs --char, e.g. --char X")
@@ -133,6 +140,11 @@ def plot_command(
         elif kind == "gates":
             units = [unit]  # type: ignore[list-item]
             fig = figures.unit_internals(s, unit, start, length, width=width)  # type: ignore[arg-type]
+        elif kind == "dynamics":
+            from lstmprobe.report.causal_views import state_unit
+
+            units = [state_unit(s, unit)]  # type: ignore[arg-type]
+            fig = figures.keep_write(s, unit, start, length)  # type: ignore[arg-type]
         elif kind == "saturation":
             layers = [_layer(layer)] if layer else s.layers
             for name in layers:
@@ -272,6 +284,9 @@ def report_command(
     ranked unit as coloured text where its feature changes and where it is most
     active, and an explorer over --max-chars chars for every unit (j/k: next/previous
     unit, ?: help). Values are embedded as 8-bit codes along each unit's fixed scale.
+    With acts.ablations.h5 (`lstmprobe ablate`) and acts.dynamics.json (`lstmprobe
+    dynamics`) beside the store, it adds Ablations and Dynamics sections and shows each
+    unit's ablation effect, timescale and recurrent drivers in its card.
 
     \b
     Examples:
@@ -314,4 +329,10 @@ def report_command(
                 if manifest["features"]
                 else ", no ranking"
             )
+            + (_conditions(manifest["ablations"]) if manifest.get("ablations") else "")
+            + (", gate dynamics" if manifest.get("dynamics") else "")
         )
+
+
+def _conditions(n: int) -> str:
+    return f", {n} ablated condition{'s' if n != 1 else ''}"

@@ -524,7 +524,11 @@ def probe_curve(ranking: Any, feature: str, ax: Any = None) -> Any:
     curve = summary.get("curve") or []
     if ax is None:
         _, ax = plt.subplots(figsize=(3.2, 2.2), layout="constrained")
-    ks = [c["k"] for c in curve]
+    labels = [str(c["k"]) for c in curve]
+    # the last point may be "all" units: drawn at twice the largest k, labelled "all"
+    numeric = [c["k"] for c in curve if isinstance(c["k"], (int, float))]
+    top_k = max(numeric) if numeric else 1
+    ks = [c["k"] if isinstance(c["k"], (int, float)) else 2 * top_k for c in curve]
     metric = summary.get("probe_metric", "metric")
     ax.plot(
         ks, [c.get("test_metric") for c in curve], "o-", color="#1b9e77", ms=3, label="held-out"
@@ -534,9 +538,93 @@ def probe_curve(ranking: Any, feature: str, ax: Any = None) -> Any:
     )
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks)
-    ax.set_xticklabels([str(k) for k in ks])
+    ax.set_xticklabels(labels)
     ax.set_xlabel("k best units")
     ax.set_ylabel(f"held-out {metric}")
     ax.set_title(f"{feature}: probe on the top-k units", loc="left")
     ax.legend(frameon=False)
     return ax
+
+
+@themed
+def timescales(dynamics: dict[str, Any]) -> Any:
+    """Per layer, the number of units in each forget-gate timescale bin (``lstmprobe dynamics``:
+    ``-1 / ln(mean f)`` steps; GRU: the update gate), with the median. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    layers = dynamics.get("layers") or {}
+    if not layers:
+        from lstmprobe.errors import ReportError
+
+        raise ReportError("the dynamics hold no layer; run `lstmprobe dynamics` on a recording")
+    fig, ax = plt.subplots(figsize=(5.2, 2.4), layout="constrained")
+    bins = list(next(iter(layers.values()))["timescales"]["counts"])
+    width = 0.8 / len(layers)
+    colors = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
+    for li, (layer, info) in enumerate(layers.items()):
+        d = info["timescales"]
+        counts = [d["counts"].get(b, 0) for b in bins]
+        x = np.arange(len(bins)) + (li - (len(layers) - 1) / 2) * width
+        median = "∞" if d.get("median") is None else f"{d['median']:.3g}"
+        ax.bar(
+            x, counts, width=width, color=colors[li % len(colors)],
+            label=f"{layer} ({info.get('kind', '')}): median {median}, {d.get('infinite', 0)} ∞",
+        )  # fmt: skip
+    ax.set_xticks(np.arange(len(bins)))
+    ax.set_xticklabels([_bin_label(b) for b in bins])
+    ax.set_xlabel("timescale −1/ln(mean forget gate), steps")
+    ax.set_ylabel("units")
+    ax.set_title("Forget-gate timescales per layer", loc="left")
+    ax.legend(frameon=False)
+    return fig
+
+
+def _bin_label(b: str) -> str:
+    """``"100-1000"`` -> ``"100–1k"``, ``">=1000"`` -> ``"≥1k, ∞"``.
+
+    Examples
+    --------
+    >>> _bin_label("100-1000"), _bin_label(">=1000")
+    ('100–1k', '≥1k, ∞')
+    """
+    b = b.replace("000", "k").replace("-", "–")
+    return b.replace(">=", "≥") + ", ∞" if b.startswith(">=") else b
+
+
+@themed
+def keep_write(store: ActivationStore, unit: str, start: int = 0, length: int | None = None) -> Any:
+    """A unit's state after each char split into what was kept, ``f ⊙ c(t−1)``, and what was
+    written, ``i ⊙ g`` (GRU: ``z ⊙ h(t−1)`` and ``(1 − z) ⊙ n``), stacked so each bar ends at
+    the new state; below, the keep gate. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from lstmprobe.report.causal_views import keep_write as terms
+
+    a, b = _span(store, start, length, 100)
+    kw = terms(store, unit, a, b)
+    x = np.arange(a, b)
+    n = b - a
+    fig, (ax, gx) = plt.subplots(
+        2, 1, figsize=(min(16.0, 1.6 + 0.11 * n), 3.2), sharex=True,
+        gridspec_kw={"height_ratios": (3, 1)}, layout="constrained",
+    )  # fmt: skip
+    keep_name, write_name = ("keep f⊙c(t−1)", "write i⊙g") if kw.kind == "lstm" else (
+        "keep z⊙h(t−1)", "write (1−z)⊙n")  # fmt: skip
+    ax.bar(x, kw.keep, width=0.85, color=PAIR_COLORS[1], label=keep_name)
+    ax.bar(x, kw.write, width=0.85, bottom=kw.keep, color=PAIR_COLORS[0], label=write_name)
+    state = "c(t)" if kw.kind == "lstm" else "h(t)"
+    ax.plot(x, kw.state, ".", color="k", ms=3, label=f"{state} = keep + write")
+    ax.axhline(0, color=".4", lw=0.5)
+    ax.set_ylabel("value")
+    ax.legend(frameon=False, ncol=3, loc="lower left", bbox_to_anchor=(0, 1.0), borderaxespad=0)
+    fig.suptitle(f"{kw.unit}: keep vs write, positions {a}..{b}", fontsize=8, x=0.01, ha="left")
+    gx.plot(x, kw.keep_gate, "-", color="#1b9e77", lw=1)
+    gx.set_ylim(0, 1)
+    gx.set_ylabel("f" if kw.kind == "lstm" else "z")
+    if n <= 160:
+        gx.set_xticks(x)
+        gx.set_xticklabels([glyph(c) for c in kw.text], family=MONO, fontsize=6)
+        gx.set_xlabel(f"chars at positions {a}..{b}")
+    else:
+        gx.set_xlabel("position")
+    return fig

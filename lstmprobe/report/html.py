@@ -280,6 +280,9 @@ def build_report(
                 "fpr": t.fpr,
                 "sign": t.sign,
             }
+    from lstmprobe.report.causal_views import causal_payload
+
+    causal = causal_payload(store, stats, sorted(top_units), figures=figures, warn=warn)
     initial = top_rows[feats[0]][0]["unit"] if feats and top_rows[feats[0]] else f"{keys[0]}/0"
     model = store.model.get("config", store.model) if isinstance(store.model, dict) else {}
     payload = {
@@ -302,6 +305,7 @@ def build_report(
         "thresholds": thresholds,
         "figures": figs,
         "initial": initial,
+        **causal,
     }
     page, fragment = render(payload, title=f"lstmprobe report: {store.path.name}")
     manifest = {
@@ -314,6 +318,8 @@ def build_report(
         "features": feats,
         "top_units": {f: [r["unit"] for r in rows] for f, rows in top_rows.items()},
         "bytes": len(page.encode("utf-8")),
+        "ablations": 0 if causal["ablations"] is None else len(causal["ablations"]["conditions"]),
+        "dynamics": causal["dynamics"] is not None,
     }
     return Report(page, fragment, manifest)
 
@@ -560,6 +566,9 @@ def text_page(store: ActivationStore, unit: str, start: int, stop: int, width: i
 
 def render(payload: dict[str, Any], title: str) -> tuple[str, str]:
     """The page and the notebook fragment for ``payload`` (one script, one style, the data)."""
+    from lstmprobe.report.causal_views import SCRIPT as CAUSAL_SCRIPT
+    from lstmprobe.report.causal_views import STYLE as CAUSAL_STYLE
+
     rid = "lpr-" + uuid.uuid4().hex[:8]
     data = json.dumps(_clean(payload), ensure_ascii=False, separators=(",", ":"))
     data = data.replace("</", "<\\/").replace("<!--", "<\\!--")
@@ -568,17 +577,17 @@ def render(payload: dict[str, Any], title: str) -> tuple[str, str]:
         return (
             f'<div class="lpr" id="{rid}">{_SKELETON}</div>\n'
             f'<script type="application/json" id="{rid}-data">{data}</script>\n'
-            f"<script>{_SCRIPT}\nlstmprobeReport(document.getElementById({json.dumps(rid)}), "
+            f"<script>{_SCRIPT}\n{CAUSAL_SCRIPT}\nlstmprobeReport(document.getElementById({json.dumps(rid)}), "
             f"JSON.parse(document.getElementById({json.dumps(rid + '-data')}).textContent), "
             f"{'true' if page else 'false'});</script>"
         )
 
-    fragment = f"<style>{_STYLE}</style>\n{body(False)}"
+    fragment = f"<style>{_STYLE}{CAUSAL_STYLE}</style>\n{body(False)}"
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n"
-        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style></head>\n<body>\n{body(True)}\n</body></html>\n"
+        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}{CAUSAL_STYLE}</style></head>\n<body>\n{body(True)}\n</body></html>\n"
     )
     return page, fragment
 
@@ -609,6 +618,8 @@ Click a row to pick the unit.</p>
 <canvas class="lpr-heat" height="10" width="10"></canvas>
 </section>
 <section class="lpr-features"></section>
+<section class="lpr-ablations"></section>
+<section class="lpr-dynamics"></section>
 <section class="lpr-figures"></section>
 <section class="lpr-about"><h2>How to read this report</h2>
 <p>Each char's background is the unit's value <em>after</em> reading that char. Signed quantities
@@ -792,6 +803,7 @@ function lstmprobeReport(root, D, page) {
     } else if (D.meta && D.meta.rankings) h += "<p>Not in the ranking.</p>";
     var t = (D.thresholds || {})[u.name];
     if (t) Object.keys(t).forEach(function (f) { var x = t[f]; h += "<p>" + esc(f) + ": on when " + (x.sign > 0 ? "\u2265 " : "\u2264 ") + fmt(x.threshold) + " (ROC: TPR " + fmt(x.tpr, 2) + ", FPR " + fmt(x.fpr, 2) + ")</p>"; });
+    if (causal) h += causal.card(u);
     root.querySelector(".lpr-card").innerHTML = h;
   }
 
@@ -904,6 +916,9 @@ function lstmprobeReport(root, D, page) {
     root.querySelectorAll(".lpr-explorer h3, .lpr-explorer .lpr-note, .lpr-explorer h2").forEach(function (e) { e.style.display = "none"; });
     root.querySelector("h1").textContent = D.initial;
   }
+
+  // ablations and dynamics (acts.ablations.h5, acts.dynamics.json), drawn when present
+  var causal = typeof lstmprobeCausal === "function" ? lstmprobeCausal(root, D, {esc: esc, fmt: fmt, rgb: rgb, ink: ink, makeText: makeText}) : null;
 
   // keyboard
   var help = $(".lpr-help");

@@ -52,3 +52,36 @@ def gru_store(tmp_path_factory):
 def task_store(tmp_path_factory):
     """One sequence per line (state reset), each with one separator X."""
     return record(tmp_path_factory.mktemp("task") / "acts.h5", TASK, reset="line", num_layers=1)
+
+
+@pytest.fixture(scope="session")
+def causal_dir(tmp_path_factory):
+    """A real checkpoint recorded by `lstmprobe record`, ranked for quote, then `ablate --top 2
+    -f quote` (3 conditions) and `dynamics --model` through the CLI: acts.ablations.h5 and
+    acts.dynamics.json beside the store."""
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+    from lstmprobe.models import save_checkpoint
+
+    d = tmp_path_factory.mktemp("causal")
+    corpus = d / "corpus.txt"
+    corpus.write_text(TEXT, encoding="utf-8")
+    vocab = Vocab.from_text(TEXT)
+    model = save_checkpoint(d / "model.pt", make_model(vocab), vocab)
+    store = d / "acts.h5"
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(main, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+
+    run("record", model, corpus, "-o", store, "-q", "--dtype", "float32")
+    with ActivationStore(store) as s:
+        ranking = rank_units(s, ["quote"], probe=False)
+        write_json_atomic(s.sibling("rankings.json"), json.loads(ranking.to_json()))
+    run("ablate", model, corpus, "--store", store, "--top", "2", "-f", "quote", "--random", "2",
+        "-q")  # fmt: skip
+    run("dynamics", "--store", store, "--model", model, "-q", "--json")
+    assert (d / "acts.ablations.h5").exists() and (d / "acts.dynamics.json").exists()
+    return {"dir": d, "store": store, "model": model, "corpus": corpus}

@@ -155,3 +155,52 @@ def test_inline_fragment_takes_keys_only_when_focused(lstm_store, browser_page):
     page.keyboard.press("j")
     assert page.input_value(".lpr-index") != start
     assert errors == []
+
+
+def test_ablation_and_dynamics_views_and_driver_links(causal_dir, browser_page, tmp_path):
+    with ActivationStore(causal_dir["store"]) as store:
+        report = build_report(store, top=2, max_chars=400)
+    path = report.save(tmp_path / "causal.html")
+    page = browser_page
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_selector(".lpr-abl-text span")
+    assert page.inner_text(".lpr-ablations h2") == "Ablations"
+    assert page.locator(".lpr-abl-cond").count() == 3
+    assert "p = " in page.inner_text(".lpr-abl-cond >> nth=0")
+    # chars coloured by their loss change; a char's colour follows the sign of its value
+    colours = page.eval_on_selector_all(
+        ".lpr-abl-cond >> nth=0 >> .lpr-abl-text span[data-delta]",
+        "els => els.map(e => [+e.dataset.delta, getComputedStyle(e).backgroundColor])",
+    )
+    assert len({c for _, c in colours}) > 5
+
+    def rgb(c):
+        return [int(x) for x in c[c.index("(") + 1 : c.index(")")].split(",")[:3]]
+
+    worse = [rgb(c) for d, c in colours if d > 0.2 * max(d for d, _ in colours)]
+    better = [rgb(c) for d, c in colours if d < 0.2 * min(d for d, _ in colours)]
+    assert worse and all(r > b for r, _, b in worse)  # red: prediction worse
+    assert better and all(b > r for r, _, b in better)  # blue: better
+    page.hover(".lpr-abl-text span[data-delta] >> nth=3")
+    assert "loss predicting it" in page.inner_text(".lpr-tip")
+    assert page.inner_text(".lpr-dynamics h2") == "Dynamics"
+    assert page.locator(".lpr-dynamics img").count() == 4
+
+    # the unit card: ablation effect, dynamics, and driver links that change the unit
+    unit = report.manifest["top_units"]["quote"][0]
+    page.fill(".lpr-goto", unit)
+    page.press(".lpr-goto", "Enter")
+    card = page.inner_text(".lpr-card")
+    assert card.startswith(unit) and "Ablation effect" in card and "timescale" in card
+    links = page.locator(".lpr-card a.lpr-driver")
+    assert links.count() == 5
+    target = links.nth(0).get_attribute("data-unit")
+    links.nth(0).click()
+    assert page.inner_text(".lpr-card").startswith(target)
+    assert page.input_value(".lpr-quantity") == "hidden"
+    assert page.input_value(".lpr-index") == target.rsplit("/", 1)[1]
+    page.screenshot(path=str(tmp_path / "causal.png"), full_page=True)
+    assert errors == []
