@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstmprobe import kernels
-from lstmprobe.kernels import Accumulator, Sweeper
+from lstmprobe.probes import _kernels as kernels
+from lstmprobe.probes._kernels import Accumulator, Sweeper
 
 N_BINS = 16
 

@@ -16,10 +16,18 @@ from sklearn.metrics import roc_auc_score
 
 from lstmprobe.errors import FeatureError
 from lstmprobe.features import get_feature
-from lstmprobe.linear_probe import LinearProbe, block_split
 from lstmprobe.models import CharLSTM, LoadedModel, ModelConfig
-from lstmprobe.probes import Ranking, control_labels, rank_units
-from lstmprobe.scores import make_labels, unit_scores
+from lstmprobe.probes import (
+    BlockSplit,
+    LinearProbeCV,
+    Ranking,
+    StoreProbe,
+    block_split,
+    control_labels,
+    make_labels,
+    rank_units,
+    unit_scores,
+)
 from lstmprobe.store import ActivationStore
 from lstmprobe.text import Vocab
 from tests.stores import BASE, build_store
@@ -88,7 +96,7 @@ def test_scores_do_not_depend_on_the_window_of_chunk_rows(
 ) -> None:
     # the mapped pass counts each block of units over several rows of chunks per task, fewer
     # where a window would take more than WINDOW_BYTES; the scores are the same
-    from lstmprobe import scores as scores_module
+    from lstmprobe.probes import scores as scores_module
 
     path = build_store(tmp_path / "acts.h5", BASE * 20, dtype="float16", chunk_positions=128)
     with ActivationStore(path) as s:
@@ -223,7 +231,7 @@ def test_block_control_keeps_the_labels() -> None:
 
 
 def test_linear_probe_is_a_sklearn_estimator() -> None:
-    probe = LinearProbe(l1=0.01, n_blocks=10)
+    probe = LinearProbeCV(l1_grid=(0.01,), cv=BlockSplit(n_blocks=10))
     assert clone(probe).get_params() == probe.get_params()
     rng = np.random.default_rng(0)
     X = rng.normal(size=(1000, 6))
@@ -239,7 +247,7 @@ def test_linear_probe_chooses_l1_on_validation_and_is_sparse() -> None:
     rng = np.random.default_rng(1)
     X = rng.normal(size=(2000, 20))
     y = X[:, 5] * 2 - X[:, 7] + 0.1 * rng.normal(size=2000)
-    probe = LinearProbe(n_blocks=20).fit(X, y)
+    probe = LinearProbeCV(cv=BlockSplit(n_blocks=20)).fit(X, y)
     assert probe.kind_ == "continuous"
     assert len(probe.val_scores_) == 5 and probe.l1_ in probe.val_scores_
     assert probe.test_metrics_["r2"] > 0.95
@@ -251,13 +259,17 @@ def test_linear_probe_one_class_message() -> None:
     y = np.zeros(100)
     y[:5] = 1
     with pytest.raises(FeatureError, match="blocks hold no positives"):
-        LinearProbe(n_blocks=10, random_state=0).fit(X + np.arange(100)[:, None], y)
+        LinearProbeCV(cv=BlockSplit(n_blocks=10, random_state=0)).fit(
+            X + np.arange(100)[:, None], y
+        )
 
 
 def test_linear_probe_on_a_store(store) -> None:  # type: ignore[no-untyped-def]
     units = ["layer0/cell/0", "layer0/cell/4", "layer0/hidden/1"]
-    probe = LinearProbe(n_blocks=10).fit(store, "quote", units=units)
-    assert probe.units_ == units
+    probe = StoreProbe.fit(
+        store, "quote", units=units, estimator=LinearProbeCV(cv=BlockSplit(n_blocks=10))
+    )
+    assert probe.units == units
     assert probe.top_units(1) == ["layer0/cell/4"]
     assert probe.test_metrics_["auc"] > 0.95
 
@@ -331,7 +343,7 @@ def test_hand_built_lstm_planted_units_rank_first(tmp_path: Path) -> None:
 
 
 def test_summary_line_names_the_units_the_probe_used() -> None:
-    from lstmprobe.probes import _summary_line
+    from lstmprobe.probes.ranking import _summary_line
 
     base = {"kind": "binary", "base_rate": 0.3, "n_defined": 100, "probe_metric": "auc"}
     probe = {"test_metric": 0.9, "control_metric": 0.5, "selectivity": 0.4}
@@ -398,23 +410,23 @@ def test_extreme_and_non_finite_units_rank_without_numpy_warnings(tmp_path: Path
 
 
 def test_one_unit_held_out_metric_is_an_oriented_spearman_for_continuous_features() -> None:
-    from lstmprobe.probes import _unit_heldout
+    from lstmprobe.probes.scores import unit_heldout
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 12, 2000).astype(float)
     part = block_split(2000, 20, seed=0)
     # monotone but far from linear: a one-unit linear fit's R² is poor, the ranks are exact
     x = -np.exp(y) + rng.normal(scale=1e-3, size=2000)
-    got = _unit_heldout("continuous", x, y, part)
+    got = unit_heldout("continuous", x, y, part)
     te, tr = part == 2, part == 0
     expected = np.sign(spearmanr(x[tr], y[tr])[0]) * spearmanr(x[te], y[te])[0]
     assert got == pytest.approx(expected, abs=1e-9)
     assert got > 0.99  # oriented on train: a falling unit reads as positive
     noise = rng.normal(size=2000)
-    assert abs(_unit_heldout("continuous", noise, y, part)) < 0.1
+    assert abs(unit_heldout("continuous", noise, y, part)) < 0.1
     # a direction that reverses between train and test reads negative, not as a good fit
     flipped = np.where(tr, y, -y)
-    assert _unit_heldout("continuous", flipped, y, part) < -0.9
+    assert unit_heldout("continuous", flipped, y, part) < -0.9
 
 
 def test_the_wide_probe_is_compared_with_the_current_char_alone(store) -> None:  # type: ignore[no-untyped-def]
