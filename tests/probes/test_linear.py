@@ -418,3 +418,50 @@ def test_a_probe_fitted_on_a_store_checks_the_store_it_is_applied_to(tmp_path) -
     assert not hasattr(array_probe, "store_")
     with ActivationStore(same_model) as s, pytest.raises(FeatureError, match="takes arrays"):
         array_probe.predict(s)
+
+
+# --- LinearProbeCV on small data and on a store ----------------------------------------------------------------------------
+
+
+def test_linear_probe_is_a_sklearn_estimator() -> None:
+    probe = LinearProbeCV(l1_grid=(0.01,), cv=BlockSplit(n_blocks=10))
+    assert clone(probe).get_params() == probe.get_params()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 6))
+    y = (X[:, 3] + 0.3 * rng.normal(size=1000) > 0).astype(float)
+    assert probe.fit(X, y) is probe
+    assert int(np.argmax(np.abs(probe.coef_))) == 3
+    assert probe.test_metrics_["auc"] > 0.9 and probe.l1_ == 0.01
+    assert probe.predict_proba(X[:3]).shape == (3, 2)
+    assert set(np.unique(probe.split_).tolist()) == {0, 1, 2}
+
+
+def test_linear_probe_chooses_l1_on_validation_and_is_sparse() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2000, 20))
+    y = X[:, 5] * 2 - X[:, 7] + 0.1 * rng.normal(size=2000)
+    probe = LinearProbeCV(cv=BlockSplit(n_blocks=20)).fit(X, y)
+    assert probe.kind_ == "continuous"
+    assert len(probe.val_scores_) == 5 and probe.l1_ in probe.val_scores_
+    assert probe.test_metrics_["r2"] > 0.95
+    assert probe.top_units(2) == ["5", "7"]
+
+
+def test_linear_probe_one_class_message() -> None:
+    X = np.zeros((100, 2))
+    y = np.zeros(100)
+    y[:5] = 1
+    with pytest.raises(FeatureError, match="blocks hold no positives"):
+        LinearProbeCV(cv=BlockSplit(n_blocks=10, random_state=0)).fit(
+            X + np.arange(100)[:, None], y
+        )
+
+
+def test_linear_probe_on_a_store(store) -> None:  # type: ignore[no-untyped-def]
+    units = ["layer0/cell/0", "layer0/cell/4", "layer0/hidden/1"]
+    probe = StoreProbe.fit(
+        store, "quote", units=units, estimator=LinearProbeCV(cv=BlockSplit(n_blocks=10))
+    )
+    assert probe.units == units
+    assert probe.top_units(1) == ["layer0/cell/4"]
+    assert probe.test_metrics_["auc"] > 0.95
