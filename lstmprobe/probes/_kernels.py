@@ -39,30 +39,40 @@ JOINT_UNITS = 32
 SUM_ROWS = 512
 
 
-@intrinsic
-def _finite(typingctx, v):  # type: ignore[no-untyped-def]
-    """A window value as float32: float32 as it is; uint16 as the bits of a float16, inf and
-    NaN first made the largest finite float16 of their sign (magnitude bits clamped to 0x7BFF),
-    then widened by ``fpext half -> float`` (the vector instruction vcvtph2ps).
+def _float16_decoder(clamp: bool):  # type: ignore[no-untyped-def]
+    """A numba intrinsic: a window value as float32; float32 as it is, uint16 as the bits of
+    a float16, converted by ``fpext half -> float`` (the vector instruction vcvtph2ps).
 
-    Hand-written IR, because numba has no float16 on the CPU and computes integer arithmetic
-    on narrow ints in int64 lanes: the plain numba decoders measured slower (docs/probes.md).
+    With ``clamp``, inf and NaN first become the largest finite float16 of their sign (their
+    magnitude bits clamped to 0x7BFF), in 16-bit lanes. Hand-written IR, because numba has no
+    float16 on the CPU and computes integer arithmetic on narrow ints in int64 lanes: the
+    plain numba decoders measured slower (docs/probes.md).
     """
-    if v == types.float32:
-        return types.float32(v), lambda context, builder, sig, args: args[0]
-    if v != types.uint16:
-        return None
 
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        i16 = ir.IntType(16)
-        h = args[0]
-        mag = builder.and_(h, ir.Constant(i16, 0x7FFF))
-        big = builder.icmp_unsigned(">", mag, ir.Constant(i16, 0x7BFF))
-        mag = builder.select(big, ir.Constant(i16, 0x7BFF), mag)
-        h = builder.or_(builder.and_(h, ir.Constant(i16, 0x8000)), mag)
-        return builder.fpext(builder.bitcast(h, ir.HalfType()), ir.FloatType())
+    @intrinsic
+    def decode(typingctx, v):  # type: ignore[no-untyped-def]
+        if v == types.float32:
+            return types.float32(v), lambda context, builder, sig, args: args[0]
+        if v != types.uint16:
+            return None
 
-    return types.float32(v), codegen
+        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+            h = args[0]
+            if clamp:
+                i16 = ir.IntType(16)
+                mag = builder.and_(h, ir.Constant(i16, 0x7FFF))
+                big = builder.icmp_unsigned(">", mag, ir.Constant(i16, 0x7BFF))
+                mag = builder.select(big, ir.Constant(i16, 0x7BFF), mag)
+                h = builder.or_(builder.and_(h, ir.Constant(i16, 0x8000)), mag)
+            return builder.fpext(builder.bitcast(h, ir.HalfType()), ir.FloatType())
+
+        return types.float32(v), codegen
+
+    return decode
+
+
+_finite = _float16_decoder(clamp=True)  # what the sweep counts: inf and NaN as +-65504
+_exact = _float16_decoder(clamp=False)  # inf and NaN kept (the range sampling skips them)
 
 
 def _raw(x: np.ndarray) -> np.ndarray:
@@ -70,9 +80,22 @@ def _raw(x: np.ndarray) -> np.ndarray:
     return x.view(np.uint16) if x.dtype == np.float16 else np.asarray(x, dtype=np.float32)
 
 
+@njit(nogil=True, cache=True)
+def _min_max(x, lo, hi):  # type: ignore[no-untyped-def]
+    """Lower ``lo`` and raise ``hi`` (per unit) to the finite values of a window."""
+    big = np.float32(np.inf)
+    for t in range(x.shape[0]):
+        row = x[t]
+        for j in range(x.shape[1]):
+            v = _exact(row[j])
+            finite = -big < v < big  # false for NaN
+            lo[j] = v if finite and v < lo[j] else lo[j]
+            hi[j] = v if finite and v > hi[j] else hi[j]
+
+
 def finite_range(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
     """Lower ``lo`` and raise ``hi`` (float32, one per unit) to the finite values of ``x``
-    (positions x units, float16 or float32), NaN and inf skipped.
+    (positions x units, float16 or float32), NaN and inf skipped; no float32 copy is made.
 
     Examples
     --------
@@ -81,12 +104,7 @@ def finite_range(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
     >>> lo.tolist(), hi.tolist()
     ([-2.0, 3.0], [1.0, 3.0])
     """
-    if not len(x):
-        return
-    v = np.asarray(x, dtype=np.float32)
-    finite = np.isfinite(v)
-    np.minimum(lo, np.where(finite, v, np.inf).min(0), out=lo)
-    np.maximum(hi, np.where(finite, v, -np.inf).max(0), out=hi)
+    _min_max(_raw(x), lo, hi)
 
 
 class Piece(NamedTuple):
