@@ -22,7 +22,17 @@ rankings file (``from lstmprobe.probes import Ranking``) loads neither scikit-le
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lstmprobe.probes.controls import control_labels
+    from lstmprobe.probes.labels import Labels, make_labels, store_labels
+    from lstmprobe.probes.linear import LinearProbe, LinearProbeCV
+    from lstmprobe.probes.rank import rank_units
+    from lstmprobe.probes.ranking import CAUSAL_COLUMNS, COLUMNS, Ranking
+    from lstmprobe.probes.scores import UnitScores, unit_scores
+    from lstmprobe.probes.splits import BlockSplit, block_split, sample_positions
+    from lstmprobe.probes.store_probe import ProbeStoreWarning, StoreProbe, gather_units
 
 _EXPORTS = {
     "Labels": "labels",
@@ -45,7 +55,26 @@ _EXPORTS = {
     "rank_units": "rank",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = [
+    "CAUSAL_COLUMNS",
+    "COLUMNS",
+    "BlockSplit",
+    "Labels",
+    "LinearProbe",
+    "LinearProbeCV",
+    "ProbeStoreWarning",
+    "Ranking",
+    "StoreProbe",
+    "UnitScores",
+    "block_split",
+    "control_labels",
+    "gather_units",
+    "make_labels",
+    "rank_units",
+    "sample_positions",
+    "store_labels",
+    "unit_scores",
+]
 
 
 def __getattr__(name: str) -> Any:

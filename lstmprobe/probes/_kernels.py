@@ -87,7 +87,7 @@ def _min_max(x, lo, hi):  # type: ignore[no-untyped-def]
     for t in range(x.shape[0]):
         row = x[t]
         for j in range(x.shape[1]):
-            v = _exact(row[j])
+            v = _exact(row[j])  # pyright: ignore[reportCallIssue]
             finite = -big < v < big  # false for NaN
             lo[j] = v if finite and v < lo[j] else lo[j]
             hi[j] = v if finite and v > hi[j] else hi[j]
@@ -142,7 +142,7 @@ def _weigh(piece, acc, a, x0, r0, rows, crow):  # type: ignore[no-untyped-def]
     for t in range(r0, r0 + rows):
         src = piece.x[t, a - x0 : a - x0 + width]
         for jj in range(width):
-            crow[jj] = (_finite(src[jj]) - lo[jj]) * scale[jj] - half
+            crow[jj] = (_finite(src[jj]) - lo[jj]) * scale[jj] - half  # pyright: ignore[reportCallIssue]
         for f in range(piece.weights.shape[1]):
             wt = piece.weights[t, f]
             out = acc.sw[f, a : a + width]
@@ -235,7 +235,7 @@ def _sweep(piece, acc, a, e, x0, rblk):  # type: ignore[no-untyped-def]
                 slot[p] += 1
                 base = np.uint16(p * nb)
                 for jj in range(width):
-                    v = (_finite(src[jj]) - lo[jj]) * scale[jj]
+                    v = (_finite(src[jj]) - lo[jj]) * scale[jj]  # pyright: ignore[reportCallIssue]
                     c = v - half
                     q1[jj] += c
                     q2[jj] += c * c
@@ -580,7 +580,7 @@ class Sweeper:
         codes = np.asarray(codes, dtype=np.int64)
         one = codes.ndim == 1
         codes = np.ascontiguousarray(np.atleast_2d(codes))
-        n_labels = np.broadcast_to(np.asarray(n_labels, dtype=np.int64), codes.shape[:1]).copy()
+        per_feature = np.broadcast_to(np.asarray(n_labels, dtype=np.int64), codes.shape[:1]).copy()
         shape = (codes.shape[0], sum(len(acc.lo) for acc in accs))
         auc, rho, mi = np.full(shape, 0.5), np.zeros(shape), np.zeros(shape)
         tasks, start = [], 0
@@ -591,7 +591,15 @@ class Sweeper:
                 out = (auc[:, start:], rho[:, start:], mi[:, start:])
                 tasks.append(
                     partial(
-                        _joint_stats, acc.totals, acc.recent, codes, n_labels, mi_bins, a, e, *out
+                        _joint_stats,
+                        acc.totals,
+                        acc.recent,
+                        codes,
+                        per_feature,
+                        mi_bins,
+                        a,
+                        e,
+                        *out,
                     )
                 )
             start += u

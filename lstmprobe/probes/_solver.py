@@ -191,8 +191,9 @@ class WorkingSetPath:
         m = Z.shape[1]
         if refresh and self.binary and not self._hessian_at_eta:
             p = expit(self.eta)
-            self.hv = np.maximum(p * (1 - p), 1e-12)
-            self.h_bb = float(self.hv.mean())
+            hv = np.maximum(p * (1 - p), 1e-12)
+            self.hv = hv
+            self.h_bb = float(hv.mean())
             self.H, self.h_wb = np.zeros((0, 0)), np.zeros(0)
             self._hessian_at_eta = True
         start = self.H.shape[0]
@@ -362,8 +363,8 @@ class _Quadratic:
                 self.A,
                 b,
                 l1_ratio=l1_ratio,
-                alphas=[lam],
-                precompute=self.gram,
+                alphas=[lam],  # pyright: ignore[reportArgumentType]
+                precompute=self.gram,  # pyright: ignore[reportArgumentType]
                 Xy=self.A.T @ b,
                 coef_init=w0.copy(),  # updated in place by the solver
                 max_iter=max_iter,
@@ -400,7 +401,7 @@ def direct_solutions(
                 C=1.0 / (lam * len(y)),
                 l1_ratio=float(l1_ratio),
                 solver="liblinear" if pure else "saga",
-                intercept_scaling=100.0,
+                intercept_scaling=100,
                 max_iter=max_iter,
                 tol=1e-4,
             )

@@ -61,7 +61,8 @@ def _checked(X: Any, finite: bool = True) -> np.ndarray:
             "a probe takes arrays, not a recording: fit and apply it on a recording with "
             "StoreProbe.fit(store, feature, units=...), which reads the probe's units"
         )
-    return check_array(X, dtype=(np.float64, np.float32), input_name="X", **{_FINITE: finite})
+    dtypes: Any = (np.float64, np.float32)
+    return check_array(X, dtype=dtypes, input_name="X", **{_FINITE: finite})
 
 
 def _labels(X: np.ndarray, y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -99,6 +100,8 @@ def _effective(lam: float) -> float:
 class _Linear(BaseEstimator):
     """What both probes share once fitted: scores, predictions, units by weight."""
 
+    l1_ratio: float
+    max_iter: int
     coef_: np.ndarray
     intercept_: float
     mean_: np.ndarray

@@ -290,7 +290,9 @@ def _probe_features(
                 entry.setdefault("test_metric", None)
                 entry.setdefault("control_metric", None)
             tm, cm = entry.get("test_metric"), entry.get("control_metric")
-            entry["selectivity"] = None if is_missing(tm) or is_missing(cm) else tm - cm
+            entry["selectivity"] = (
+                None if tm is None or cm is None or is_missing(tm) or is_missing(cm) else tm - cm
+            )
             curve.append(entry)
         summary["curve"] = curve
         last = curve[-1] if curve else {}
@@ -305,6 +307,8 @@ def _probe_features(
             "control_block_metric": last.get("control_block_metric"),
             "selectivity": last.get("selectivity"),
             "char_baseline_metric": chars,
-            "over_char_baseline": None if is_missing(tm) or is_missing(chars) else tm - chars,
+            "over_char_baseline": (
+                None if tm is None or chars is None or is_missing(tm) else float(tm) - chars
+            ),
             "positions": len(y),
         }

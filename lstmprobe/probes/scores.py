@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
@@ -362,7 +362,8 @@ def _windows(
         row_bytes = store.chunk_positions * sum(store.n_units(k) for k in keys) * itemsize
         chunk_rows = max(1, min(WINDOW_CHUNK_ROWS, WINDOW_BYTES // max(1, row_bytes)))
         rows = store.chunk_positions * chunk_rows
-        blocks = store.iter_blocks(keys, chunk_rows=chunk_rows)
+        # a generator: closing it releases the mapped pages
+        blocks = cast("Generator[Any, None, None]", store.iter_blocks(keys, chunk_rows=chunk_rows))
         return blocks, [(a, min(n, a + rows)) for a in range(0, n, rows)]
     # compressed (or an explicit window size): h5py decompresses the next window meanwhile
     chunk_size = chunk_size or store.chunk_positions
