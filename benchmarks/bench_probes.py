@@ -10,7 +10,7 @@ Measures, in one run on this machine:
 2. peak RSS of that pass in a fresh process at two corpus sizes (flat = memory bounded by the
    window), and on a narrow store at 1M and 4M positions with the labels in memory (O(N)) or
    streamed from the text (flat); the time of labels + scores both ways;
-3. ``LinearProbe`` on an (N x 768) matrix with one planted unit vs a NeuroX-style probe written
+3. ``LinearProbeCV`` on an (N x 768) matrix with one planted unit vs a NeuroX-style probe written
    here (torch Linear + elastic-net penalty, Adam, batch 32, all units): same top unit? speed-up?
 """
 
@@ -100,7 +100,7 @@ def store_read_seconds(path: Path, chunk: int) -> float:
 
 def score_seconds(path: Path, chunk: int | None) -> float:
     """unit_scores for FEATURES with labels made beforehand (``chunk``: None = its default)."""
-    from lstmprobe.scores import store_labels, unit_scores
+    from lstmprobe.probes import store_labels, unit_scores
     from lstmprobe.store import ActivationStore
 
     with ActivationStore(path) as s:
@@ -112,18 +112,18 @@ def score_seconds(path: Path, chunk: int | None) -> float:
 
 def labelled_score_seconds(path: Path, streamed: bool) -> float:
     """Labels and scores together, the labels in memory or streamed from the text."""
-    from lstmprobe import scores
+    from lstmprobe.probes import labels, unit_scores
     from lstmprobe.store import ActivationStore
 
-    memory = scores.LABEL_MEMORY
-    scores.LABEL_MEMORY = 0 if streamed else memory
+    memory = labels.LABEL_MEMORY
+    labels.LABEL_MEMORY = 0 if streamed else memory
     try:
         with ActivationStore(path) as s:
             t = time.perf_counter()
-            scores.unit_scores(s, FEATURES)
+            unit_scores(s, FEATURES)
             return time.perf_counter() - t
     finally:
-        scores.LABEL_MEMORY = memory
+        labels.LABEL_MEMORY = memory
 
 
 def peak_rss_mb(path: Path, streamed: bool = False) -> float:
@@ -131,9 +131,9 @@ def peak_rss_mb(path: Path, streamed: bool = False) -> float:
     # parent's peak
     code = (
         "from lstmprobe.bench import peak_rss_kb; from lstmprobe.store import ActivationStore;"
-        "from lstmprobe import scores;"
-        + ("scores.LABEL_MEMORY = 0;" if streamed else "")
-        + f"s = ActivationStore({str(path)!r}); scores.unit_scores(s, {FEATURES!r});"
+        "from lstmprobe.probes import labels, unit_scores;"
+        + ("labels.LABEL_MEMORY = 0;" if streamed else "")
+        + f"s = ActivationStore({str(path)!r}); unit_scores(s, {FEATURES!r});"
         "print(peak_rss_kb() / 1024)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -229,16 +229,16 @@ def main() -> None:
             narrow.unlink()
         results["peak_rss_mb_narrow_store"] = rss
 
-    from lstmprobe.linear_probe import LinearProbe
+    from lstmprobe.probes import BlockSplit, LinearProbeCV
 
     X, y = probe_data(n_probe)
     fixed, grid = [], []
     for _ in range(args.repeats):
         t = time.perf_counter()
-        probe = LinearProbe(l1=0.01, n_blocks=20).fit(X, y)
+        probe = LinearProbeCV(l1_grid=(0.01,), cv=BlockSplit(20)).fit(X, y)
         fixed.append(time.perf_counter() - t)
         t = time.perf_counter()
-        probe_grid = LinearProbe(n_blocks=20).fit(X, y)
+        probe_grid = LinearProbeCV(cv=BlockSplit(20)).fit(X, y)
         grid.append(time.perf_counter() - t)
     top_baseline, base_s = neurox_probe(X, y, epochs)
     base_10 = base_s / epochs * 10

@@ -30,8 +30,8 @@ _EXPORTS = {
     "feature": "lstmprobe.features",
     "get_feature": "lstmprobe.features",
     "rank_units": "lstmprobe.probes",
-    "unit_scores": "lstmprobe.scores",
-    "LinearProbe": "lstmprobe.linear_probe",
+    "unit_scores": "lstmprobe.probes",
+    "LinearProbe": "lstmprobe.probes",
     "Ranking": "lstmprobe.probes",
 }
 

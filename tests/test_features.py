@@ -455,7 +455,7 @@ def test_the_c_dialects_are_listed_with_their_definitions() -> None:
 
 
 def test_a_constant_feature_says_why_and_what_to_try() -> None:
-    from lstmprobe.scores import make_labels
+    from lstmprobe.probes import make_labels
 
     header = '#ifndef A_H\n#define A_H\n#define NAME "lstm"\n#include "b.h"\n#endif\n'
     skip = make_labels("quote", header).skip

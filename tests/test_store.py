@@ -399,7 +399,7 @@ def mapped_kb(path: Path) -> int:
 def test_partial_windows_and_a_scoring_pass_leave_no_pages_mapped(tmp_path: Path) -> None:
     # windows that touch a little of each chunk, and the pipelined scoring pass: the kernel
     # maps pages around each fault too, and those must go as well
-    from lstmprobe.scores import unit_scores
+    from lstmprobe.probes import unit_scores
 
     layout = {"layer0/cell": 2, "layer0/hidden": 2}
     n = 300_000

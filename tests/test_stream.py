@@ -11,13 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstmprobe import scores
 from lstmprobe.errors import FeatureError
 from lstmprobe.features import Feature, get_feature, stream
 from lstmprobe.features.stream import TextReader, feature_windows
-from lstmprobe.linear_probe import LinearProbe
-from lstmprobe.probes import rank_units
-from lstmprobe.scores import make_labels, store_labels, unit_scores
+from lstmprobe.probes import (
+    LinearProbeCV,
+    StoreProbe,
+    make_labels,
+    rank_units,
+    store_labels,
+    unit_scores,
+)
+from lstmprobe.probes import labels as labels_module
 from lstmprobe.store import ActivationStore
 from tests.stores import BASE, build_store
 
@@ -149,7 +154,7 @@ def one_sequence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def streamed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Force streamed labels in small blocks, and fail on any read of the whole text."""
-    monkeypatch.setattr(scores, "LABEL_MEMORY", 0)
+    monkeypatch.setattr(labels_module, "LABEL_MEMORY", 0)
     monkeypatch.setattr(stream, "BLOCK", 256)
 
     def whole_text(self: ActivationStore) -> str:
@@ -161,12 +166,12 @@ def streamed(monkeypatch: pytest.MonkeyPatch) -> None:
 FEATURES = ["quote", "indent", "bracket-depth", "line-position", "char:e", "next-char:("]
 
 
-@pytest.mark.parametrize("joint_rows", [scores.MAX_JOINT_ROWS, 3])
+@pytest.mark.parametrize("joint_rows", [labels_module.MAX_JOINT_ROWS, 3])
 def test_streamed_labels_give_the_same_scores(
     one_sequence_store: Path, monkeypatch: pytest.MonkeyPatch, joint_rows: int
 ) -> None:
     # with 3 joint rows at most, scoring finds the joint patterns with a pass of its own
-    monkeypatch.setattr(scores, "MAX_JOINT_ROWS", joint_rows)
+    monkeypatch.setattr(labels_module, "MAX_JOINT_ROWS", joint_rows)
     with ActivationStore(one_sequence_store) as s:
         want = unit_scores(s, FEATURES, chunk_size=1024)
         in_memory = store_labels(s, FEATURES)
@@ -196,10 +201,14 @@ def test_streamed_labels_give_the_same_ranking_and_probe(
 ) -> None:
     with ActivationStore(one_sequence_store) as s:
         want = rank_units(s, ["quote", "indent"], n_boot=20, k_max=4)
-        probe = LinearProbe(l1=0.01).fit(s, "quote", units=want.top(4, feature="quote"))
+        probe = StoreProbe.fit(
+            s, "quote", units=want.top(4, feature="quote"), estimator=LinearProbeCV(l1_grid=(0.01,))
+        )
         streamed(monkeypatch)
         got = rank_units(s, ["quote", "indent"], n_boot=20, k_max=4)
-        again = LinearProbe(l1=0.01).fit(s, "quote", units=want.top(4, feature="quote"))
+        again = StoreProbe.fit(
+            s, "quote", units=want.top(4, feature="quote"), estimator=LinearProbeCV(l1_grid=(0.01,))
+        )
     assert got.to_records() == want.to_records()
     assert got.features == want.features
     np.testing.assert_array_equal(again.coef_, probe.coef_)
@@ -209,13 +218,13 @@ def test_streamed_labels_give_the_same_ranking_and_probe(
 def test_many_distinct_values_are_merged_into_equal_mass_bins(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(scores, "MAX_DISTINCT", 8)
+    monkeypatch.setattr(labels_module, "MAX_DISTINCT", 8)
     text = "a" * 300 + "b" * 100
     lab = make_labels("count:a", text)  # 300 distinct values
     codes = lab.codes
     values = lab.values
     assert lab.kind == "continuous" and not lab.exact
-    assert 2 <= lab.n_bins <= scores.MAX_LABEL_BINS
+    assert 2 <= lab.n_bins <= labels_module.MAX_LABEL_BINS
     order = np.argsort(values, kind="stable")
     assert (np.diff(codes[order].astype(int)) >= 0).all()  # bins follow the values
     for c in range(lab.n_bins):  # each bin's value is its mean label

@@ -1,12 +1,13 @@
-"""The compiled scoring loop against a plain numpy reference, on float16 and float32 windows."""
+"""The compiled scoring loop against the NumPy references (the library's, and an independent
+one here), on float16 and float32 windows."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lstmprobe import kernels
-from lstmprobe.kernels import Accumulator, Sweeper
+from lstmprobe.probes import _kernels as kernels
+from lstmprobe.probes._kernels import Accumulator, Sweeper
 
 N_BINS = 16
 
@@ -58,9 +59,14 @@ def test_kernel_matches_the_reference(dtype, units: int, threads: int) -> None: 
 
 
 def assert_matches_reference(acc: Accumulator, x, ids, w) -> None:  # type: ignore[no-untyped-def]
-    """Counts equal the numpy reference's; sums agree to float32 rounding."""
+    """Counts equal the numpy references' (the library's and this file's); sums agree to
+    float32 rounding."""
     hist, s1, s2, sw = reference(x, ids, w, acc.lo, acc.scale, acc.n_patterns)
+    beside = kernels.reference_accumulate(x, ids, w, acc.lo, acc.scale, acc.n_patterns, N_BINS)
+    np.testing.assert_array_equal(beside[0], hist)
     np.testing.assert_array_equal(acc.hist, hist)
+    np.testing.assert_allclose(beside[1], s1, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(beside[3], sw, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(acc.s1, s1, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(acc.s2, s2, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(acc.sw, sw, rtol=1e-5, atol=1e-3)

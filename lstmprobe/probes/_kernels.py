@@ -4,17 +4,14 @@
 computes the unit's histogram bin, counts it against the position's label pattern, and adds the
 centred value (and its square) to that pattern's sums, plus value x label for the features whose
 exact labels are needed (continuous features with more distinct values than label bins).
+:func:`reference_accumulate` computes the same in NumPy, the obvious way; tests hold the two
+equal.
 
 The loops are compiled with numba (``nogil``) and parallelised here with threads over blocks of
 units, so no two threads ever write the same accumulator and the kernels may be called from any
 thread. Float16 stores are read as their raw 16-bit patterns and converted in the loop by the
-CPU's half-precision instruction, so no float32 copy of the window is made.
-
-Per row of a tile one vectorised pass computes each value's bin, its (pattern, bin) cell and the
-moment sums; the cells are then counted unit by unit. The counting is the largest part of the
-cost, bound by the scattered increments and the histogram lines they fetch: of a whole scoring
-pass over the store ``benchmarks/bench_probes.py`` makes, on one thread, about 40% counting, 20%
-converting, binning and moment sums, 20% reading the mapped pages and 20% fixed costs.
+CPU's half-precision instruction (:func:`_finite`), so no float32 copy of the window is made. Per row of a tile one pass computes each value's bin, its (pattern, bin) cell and the
+moment sums; the cells are then counted unit by unit. docs/probes.md has the measurements.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -31,11 +29,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 #: Units one task covers, and positions per tile (the tile's 16-bit count cells, 1 MiB, stay in
-#: L2). Tuned on the 2-core development machine (2 MiB L2 per core) with windows of 4096
-#: positions x 6 keys x 128 float16 units, 22 patterns, one thread: 128 x 4096 was the fastest;
-#: 64 units were 5-20% slower (the per-row work of the fused pass is spread over fewer values);
-#: 2048 positions about 3% slower, 1024 10-15% and 512 10-40% (each tile fetches the histogram
-#: lines it touches again, and its runs of one pattern are shorter).
+#: L2); tuned on the benchmark store (docs/probes.md).
 UNIT_BLOCK = 128
 ROW_BLOCK = 4096
 #: Units per task of :meth:`Sweeper.joint_stats`.
@@ -50,9 +44,9 @@ def _float16_decoder(clamp: bool):  # type: ignore[no-untyped-def]
     a float16, converted by ``fpext half -> float`` (the vector instruction vcvtph2ps).
 
     With ``clamp``, inf and NaN first become the largest finite float16 of their sign (their
-    magnitude bits clamped to 0x7BFF). The clamp is written here in 16-bit lanes because numba
-    computes integer arithmetic on narrower ints in int64: with the clamp in numba code the row
-    pass ran in int64 lanes and the sweep was about 7% slower.
+    magnitude bits clamped to 0x7BFF), in 16-bit lanes. Hand-written IR, because numba has no
+    float16 on the CPU and computes integer arithmetic on narrow ints in int64 lanes: the
+    plain numba decoders measured slower (docs/probes.md).
     """
 
     @intrinsic
@@ -93,7 +87,7 @@ def _min_max(x, lo, hi):  # type: ignore[no-untyped-def]
     for t in range(x.shape[0]):
         row = x[t]
         for j in range(x.shape[1]):
-            v = _exact(row[j])
+            v = _exact(row[j])  # pyright: ignore[reportCallIssue]
             finite = -big < v < big  # false for NaN
             lo[j] = v if finite and v < lo[j] else lo[j]
             hi[j] = v if finite and v > hi[j] else hi[j]
@@ -113,22 +107,45 @@ def finite_range(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
     _min_max(_raw(x), lo, hi)
 
 
-@njit(nogil=True, cache=True)
-def _weigh(x, w, lo, scale, half, sw, a, xa, r0, rows, crow):  # type: ignore[no-untyped-def]
-    """Add label x centred value into ``sw`` for rows ``[r0, r0 + rows)``, units a.. (columns
-    xa.. of ``x``).
+class Piece(NamedTuple):
+    """One piece of a window as the compiled sweep takes it."""
 
-    Apart from the fused row pass, so that pass stays as small as it is without weights
-    (inside it, the sweep without weights ran about 5% slower). ``crow`` is scratch space.
+    x: np.ndarray  # (rows, units) float32, or float16 as its bits (uint16)
+    ids: np.ndarray  # (rows,) int32: each position's label pattern
+    weights: np.ndarray  # (rows, W) float64: exact labels multiplied into ``sw``
+
+
+class Sums(NamedTuple):
+    """An :class:`Accumulator`'s arrays as the compiled sweep takes them (see there)."""
+
+    lo: np.ndarray
+    scale: np.ndarray
+    recent: np.ndarray
+    since: np.ndarray
+    totals: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+    sw: np.ndarray
+
+
+@njit(nogil=True, cache=True)
+def _weigh(piece, acc, a, x0, r0, rows, crow):  # type: ignore[no-untyped-def]
+    """Add label x centred value into ``acc.sw`` for rows ``[r0, r0 + rows)`` of ``piece``,
+    units ``a`` .. ``a + len(crow)`` (``piece.x``'s column 0 is unit ``x0``).
+
+    Apart from the fused row pass, so that pass stays as small as it is without weights.
+    ``crow`` is scratch space.
     """
     width = crow.shape[0]
+    half = np.float32(acc.recent.shape[2] / 2)
+    lo, scale = acc.lo[a : a + width], acc.scale[a : a + width]
     for t in range(r0, r0 + rows):
-        src = x[t, xa : xa + width]
+        src = piece.x[t, a - x0 : a - x0 + width]
         for jj in range(width):
-            crow[jj] = (_finite(src[jj]) - lo[jj]) * scale[jj] - half
-        for f in range(w.shape[1]):
-            wt = w[t, f]
-            out = sw[f, a : a + width]
+            crow[jj] = (_finite(src[jj]) - lo[jj]) * scale[jj] - half  # pyright: ignore[reportCallIssue]
+        for f in range(piece.weights.shape[1]):
+            wt = piece.weights[t, f]
+            out = acc.sw[f, a : a + width]
             for jj in range(width):
                 out[jj] += wt * crow[jj]
 
@@ -138,8 +155,7 @@ def _count(cells, a, hist):  # type: ignore[no-untyped-def]
     """Count a tile's cells (rows x units: flat (pattern, bin) offsets) into units a.. of hist.
 
     Four units at a time: four independent tables in cache, so runs of equal bins (activations
-    change slowly) do not serialise the increments. Two units were 10-15% slower; eight were
-    within a few percent (no clear gain on the shared machine).
+    change slowly) do not serialise the increments.
     """
     rows, width = cells.shape
     flat = hist.reshape(hist.shape[0], -1)
@@ -175,38 +191,34 @@ def _settle(recent, since, totals, a, e):  # type: ignore[no-untyped-def]
         since[j] = 0
 
 
-# One sweep for both window types: numba compiles it once per input type with _finite inlined,
-# so each version is the loop a dedicated float16 or float32 function would be (A/B on float16
-# windows: the same speed as a separate float16 function with the same loop).
-
-
 @njit(nogil=True, cache=True)
-def _sweep(x, ids, w, lo, scale, top, half, recent, since, totals, s1, s2, sw, a, e, x0, rblk):  # type: ignore[no-untyped-def]
-    """Units ``[a, e)`` of a window (float32, or float16 given as its raw bits) whose column 0
-    is unit ``x0``, in row tiles.
+def _sweep(piece, acc, a, e, x0, rblk):  # type: ignore[no-untyped-def]
+    """Add units ``[a, e)`` of a window :class:`Piece` (whose column 0 is unit ``x0``) into
+    the :class:`Sums` ``acc``, in tiles of ``rblk`` rows.
 
-    Per row one loop over the units computes the bin position z, the centred sums into the
-    pattern's float32 moment sums ``m1``, ``m2`` (added to the float64 totals every SUM_ROWS
-    rows), and the flat (pattern, bin) cell (NaN and values below the sampled range go to bin 0,
-    values above it to the top bin). The tile's cells are then counted, their rows grouped by
-    pattern (a counting sort of the rows, stable): while one pattern's rows are counted only its
-    histogram lines are in use, which keeps them in L1. That made the sweep 7-11% faster on
-    synthetic windows and about 20% on windows of the benchmark store (22 patterns, 43% of
-    positions changing pattern) than counting in position order.
+    Numba compiles it once per window type (float32, or float16 bits), with the conversion
+    inlined. Per row one loop over the units computes the bin position z, the centred sums
+    into the pattern's float32 moment sums ``m1``, ``m2`` (added to the float64 totals every
+    SUM_ROWS rows), and the flat (pattern, bin) cell (NaN and values below the sampled range go
+    to bin 0, values above it to the top bin). The tile's cells are then counted, their rows
+    grouped by pattern (a counting sort of the rows, stable): while one pattern's rows are
+    counted only its histogram lines are in use, which keeps them in L1.
 
-    The counts go to 16-bit cells (``recent``: half the cache lines of 32-bit ones; 13% faster on
-    one thread, 12% for a whole pass together with windows of 8 chunk rows), which are added to
-    the 32-bit ``totals`` before they could overflow: ``since`` holds the positions each unit
-    has counted in ``recent`` since.
+    The counts go to 16-bit cells (``acc.recent``: half the cache lines of 32-bit ones), which
+    are added to the 32-bit ``acc.totals`` before they could overflow: ``acc.since`` holds the
+    positions each unit has counted in ``recent`` since.
     """
+    x, ids = piece.x, piece.ids
     n, width = x.shape[0], e - a
-    nb = recent.shape[2]
-    m1 = np.zeros((s1.shape[0], width), dtype=np.float32)
-    m2 = np.zeros((s1.shape[0], width), dtype=np.float32)
+    n_pat, nb = acc.s1.shape[0], acc.recent.shape[2]
+    top = np.float32(nb - 1)
+    half = np.float32(nb / 2)
+    m1 = np.zeros((n_pat, width), dtype=np.float32)
+    m2 = np.zeros((n_pat, width), dtype=np.float32)
     cells = np.empty((min(rblk, n), width), dtype=np.uint16)
     crow = np.empty(width, dtype=np.float32)
-    lo_, scale_ = lo[a:e], scale[a:e]
-    slot = np.empty(s1.shape[0], dtype=np.int64)
+    lo, scale = acc.lo[a:e], acc.scale[a:e]
+    slot = np.empty(n_pat, dtype=np.int64)
     for r0 in range(0, n, rblk):
         rows = min(n, r0 + rblk) - r0
         # each pattern's first cell row: the rows' cells are stored grouped by pattern
@@ -214,7 +226,7 @@ def _sweep(x, ids, w, lo, scale, top, half, recent, since, totals, s1, s2, sw, a
         for tt in range(rows):
             slot[ids[r0 + tt]] += 1
         first = 0
-        for p in range(slot.shape[0]):
+        for p in range(n_pat):
             first, slot[p] = first + slot[p], first
         for s0 in range(0, rows, SUM_ROWS):
             for tt in range(s0, min(rows, s0 + SUM_ROWS)):
@@ -223,7 +235,7 @@ def _sweep(x, ids, w, lo, scale, top, half, recent, since, totals, s1, s2, sw, a
                 slot[p] += 1
                 base = np.uint16(p * nb)
                 for jj in range(width):
-                    v = (_finite(src[jj]) - lo_[jj]) * scale_[jj]
+                    v = (_finite(src[jj]) - lo[jj]) * scale[jj]  # pyright: ignore[reportCallIssue]
                     c = v - half
                     q1[jj] += c
                     q2[jj] += c * c
@@ -231,19 +243,60 @@ def _sweep(x, ids, w, lo, scale, top, half, recent, since, totals, s1, s2, sw, a
                     v = v if v > 0.0 else np.float32(0.0)
                     v = v if v < top else top
                     out[jj] = base + np.uint16(v)
-            for p in range(m1.shape[0]):
-                o1, o2 = s1[p, a:e], s2[p, a:e]
+            for p in range(n_pat):
+                o1, o2 = acc.s1[p, a:e], acc.s2[p, a:e]
                 for jj in range(width):
                     o1[jj] += m1[p, jj]
                     o2[jj] += m2[p, jj]
                     m1[p, jj] = 0.0
                     m2[p, jj] = 0.0
-        if w.shape[1]:
-            _weigh(x, w, lo_, scale_, half, sw, a, a - x0, r0, rows, crow)
-        if since[a:e].max() + rows > CELL_MAX:
-            _settle(recent, since, totals, a, e)
-        _count(cells[:rows], a, recent)
-        since[a:e] += rows
+        if piece.weights.shape[1]:
+            _weigh(piece, acc, a, x0, r0, rows, crow)
+        if acc.since[a:e].max() + rows > CELL_MAX:
+            _settle(acc.recent, acc.since, acc.totals, a, e)
+        _count(cells[:rows], a, acc.recent)
+        acc.since[a:e] += rows
+
+
+def reference_accumulate(
+    x: np.ndarray,
+    ids: np.ndarray,
+    weights: np.ndarray,
+    lo: np.ndarray,
+    scale: np.ndarray,
+    n_patterns: int,
+    n_bins: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What :meth:`Sweeper.accumulate` adds for window ``x`` to an empty accumulator, written
+    the obvious way in NumPy (float64 sums): (hist, s1, s2, sw), shaped as the
+    :class:`Accumulator`'s. Slow; for tests and for reading what the sweep computes.
+
+    Examples
+    --------
+    >>> x = np.array([[0.1], [0.9], [0.6]], np.float32)
+    >>> hist, s1, s2, sw = reference_accumulate(
+    ...     x, np.array([0, 1, 1]), np.ones((3, 1)), np.zeros(1, np.float32),
+    ...     np.full(1, 4, np.float32), 2, 4)
+    >>> hist[0].tolist()
+    [[1, 0, 0, 0], [0, 0, 1, 1]]
+    """
+    v = np.asarray(x, dtype=np.float32)
+    if x.dtype == np.float16:  # non-finite float16 values count as +-65504
+        big = np.where(np.signbit(x), np.float32(-65504), np.float32(65504))
+        v = np.where(np.isfinite(x), v, big)
+    z = ((v - lo) * scale).astype(np.float32).astype(np.float64)  # the sweep's float32 z
+    c = z - n_bins / 2
+    with np.errstate(invalid="ignore"):
+        bins = np.where(z > 0, np.minimum(z, n_bins - 1), 0).astype(np.int64)
+    units = x.shape[1]
+    hist = np.zeros((units, n_patterns, n_bins), dtype=np.uint32)
+    for j in range(units):
+        np.add.at(hist[j], (ids, bins[:, j]), 1)
+    s1 = np.zeros((n_patterns, units))
+    s2 = np.zeros((n_patterns, units))
+    np.add.at(s1, ids, c)
+    np.add.at(s2, ids, c * c)
+    return hist, s1, s2, weights.T @ c
 
 
 @njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
@@ -413,6 +466,12 @@ class Accumulator:
         self.s2 = np.zeros((self.n_patterns, u))
         self.sw = np.zeros((self.n_weights, u))
 
+    def sums(self) -> Sums:
+        """The arrays, as the compiled sweep takes them."""
+        return Sums(
+            self.lo, self.scale, self.recent, self.since, self.totals, self.s1, self.s2, self.sw
+        )
+
     @property
     def hist(self) -> np.ndarray:
         """Every count, (units, P, bins) uint32."""
@@ -421,10 +480,10 @@ class Accumulator:
         return self.totals
 
 
-def _sweep_parts(parts, rest, a, e, x0, rblk):  # type: ignore[no-untyped-def]
-    """:func:`_sweep` of units ``[a, e)`` over the (x, ids, weights) pieces of a window."""
-    for x, ids, weights in parts:
-        _sweep(x, ids, weights, *rest, a, e, x0, rblk)
+def _sweep_parts(pieces: list[Piece], acc: Sums, a: int, e: int, x0: int, rblk: int) -> None:
+    """:func:`_sweep` of units ``[a, e)`` over the pieces of a window."""
+    for piece in pieces:
+        _sweep(piece, acc, a, e, x0, rblk)
 
 
 def _run_all(tasks: Iterable[Callable[[], None]]) -> None:
@@ -489,20 +548,17 @@ class Sweeper:
             u = xs[0].shape[1]
             ids = np.ascontiguousarray(ids, dtype=np.int32)
             weights = np.ascontiguousarray(weights, dtype=np.float64)
-            top = np.float32(acc.n_bins - 1)
-            half = np.float32(acc.n_bins / 2)
-            rest = (acc.lo, acc.scale, top, half, acc.recent, acc.since, acc.totals)
-            rest += (acc.s1, acc.s2, acc.sw)
+            sums = acc.sums()
             parts, r = [], 0
             for x in xs:
-                parts.append((_raw(x), ids[r : r + len(x)], weights[r : r + len(x)]))
+                parts.append(Piece(_raw(x), ids[r : r + len(x)], weights[r : r + len(x)]))
                 r += len(x)
             if r != len(ids):
                 raise ValueError(f"the window has {r} rows but {len(ids)} pattern ids")
             block = max(1, -(-u // max(1, -(-u // widest))))
             for a in range(first, first + u, block):
                 end = min(first + u, a + block)
-                tasks.append(partial(_sweep_parts, parts, rest, a, end, first, rblk))
+                tasks.append(partial(_sweep_parts, parts, sums, a, end, first, rblk))
         return self._run(tasks, wait)
 
     def joint_stats(
@@ -524,7 +580,7 @@ class Sweeper:
         codes = np.asarray(codes, dtype=np.int64)
         one = codes.ndim == 1
         codes = np.ascontiguousarray(np.atleast_2d(codes))
-        n_labels = np.broadcast_to(np.asarray(n_labels, dtype=np.int64), codes.shape[:1]).copy()
+        per_feature = np.broadcast_to(np.asarray(n_labels, dtype=np.int64), codes.shape[:1]).copy()
         shape = (codes.shape[0], sum(len(acc.lo) for acc in accs))
         auc, rho, mi = np.full(shape, 0.5), np.zeros(shape), np.zeros(shape)
         tasks, start = [], 0
@@ -535,7 +591,15 @@ class Sweeper:
                 out = (auc[:, start:], rho[:, start:], mi[:, start:])
                 tasks.append(
                     partial(
-                        _joint_stats, acc.totals, acc.recent, codes, n_labels, mi_bins, a, e, *out
+                        _joint_stats,
+                        acc.totals,
+                        acc.recent,
+                        codes,
+                        per_feature,
+                        mi_bins,
+                        a,
+                        e,
+                        *out,
                     )
                 )
             start += u
@@ -546,8 +610,7 @@ class Sweeper:
 
     def _run(self, tasks: list[Callable[[], None]], wait: bool = True) -> Callable[[], None]:
         """Run ``tasks`` on the pool: one job per thread, each taking the next task not yet
-        taken (a future per task cost about 20-50 us each, 10% of a scoring pass with 12 tasks
-        per window). Returns the function that waits for them."""
+        taken (cheaper than a future per task). Returns the function that waits for them."""
         if self._pool is None or len(tasks) == 1:
             _run_all(tasks)
             return _nothing

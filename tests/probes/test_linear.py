@@ -1,4 +1,5 @@
-"""LinearProbe's working-set path solver against plain scikit-learn fits on all units."""
+"""LinearProbe and LinearProbeCV: the working-set path solver against plain scikit-learn fits
+on all units, the estimator protocol, the store adapter."""
 
 from __future__ import annotations
 
@@ -7,19 +8,32 @@ import warnings
 
 import numpy as np
 import pytest
-import sklearn
 from scipy import sparse
 from scipy.special import expit
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import ElasticNet, LogisticRegression
-from sklearn.metrics import r2_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import check_estimator
 
 from lstmprobe.errors import FeatureError
-from lstmprobe.linear_probe import LinearProbe, _auc, _r2
+from lstmprobe.probes import BlockSplit, LinearProbe, LinearProbeCV, StoreProbe
+from lstmprobe.probes.linear import DEFAULT_GRID
+from lstmprobe.probes.metrics import auc
 
 N, P = 3000, 40
+
+
+def cv_probe(
+    l1: float | None = None,
+    l1_grid: tuple[float, ...] = DEFAULT_GRID,
+    n_blocks: int = 20,
+    random_state: int = 0,
+    **rest: object,
+) -> LinearProbeCV:
+    """A LinearProbeCV at one penalty ``l1`` (or choosing from ``l1_grid``) on a block split."""
+    grid = l1_grid if l1 is None else (l1,)
+    return LinearProbeCV(l1_grid=grid, cv=BlockSplit(n_blocks, random_state=random_state), **rest)  # type: ignore[arg-type]
 
 
 def data(seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -34,13 +48,13 @@ def data(seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, (noisy > 0.8).astype(float), noisy
 
 
-def train_z(probe: LinearProbe, X: np.ndarray) -> np.ndarray:
+def train_z(probe: LinearProbeCV, X: np.ndarray) -> np.ndarray:
     tr = probe.split_ == 0
     return (X[tr] - probe.mean_) / probe.scale_
 
 
 def full_fit(
-    probe: LinearProbe, X: np.ndarray, y: np.ndarray, lam: float, solver: str = "saga"
+    probe: LinearProbeCV, X: np.ndarray, y: np.ndarray, lam: float, solver: str = "saga"
 ) -> tuple[np.ndarray, float]:
     """The plain fit: a scikit-learn solver on every standardised unit, tight tolerances."""
     Z, yt = train_z(probe, X), y[probe.split_ == 0]
@@ -70,7 +84,7 @@ def full_fit(
 
 
 def objective(
-    probe: LinearProbe, X: np.ndarray, y: np.ndarray, coef: np.ndarray, b: float
+    probe: LinearProbeCV, X: np.ndarray, y: np.ndarray, coef: np.ndarray, b: float
 ) -> float:
     Z, yt = train_z(probe, X), y[probe.split_ == 0]
     eta = Z @ coef + b
@@ -82,7 +96,7 @@ def objective(
     return float(loss + lam * (r * np.abs(coef).sum() + 0.5 * (1 - r) * coef @ coef))
 
 
-def kkt_violation(probe: LinearProbe, X: np.ndarray, y: np.ndarray) -> float:
+def kkt_violation(probe: LinearProbeCV, X: np.ndarray, y: np.ndarray) -> float:
     """Largest violation of the optimality conditions of the probe's own solution."""
     Z, yt = train_z(probe, X), y[probe.split_ == 0]
     eta = Z @ probe.coef_ + probe.intercept_
@@ -114,7 +128,7 @@ def kkt_violation(probe: LinearProbe, X: np.ndarray, y: np.ndarray) -> float:
 def test_working_set_solution_equals_the_full_fit(kind: str, l1_ratio: float, lam: float) -> None:
     X, yb, yc = data()
     y = yb if kind == "binary" else yc
-    probe = LinearProbe(l1=lam, l1_ratio=l1_ratio, n_blocks=20).fit(X, y)
+    probe = cv_probe(l1=lam, l1_ratio=l1_ratio, n_blocks=20).fit(X, y)
     assert probe.kind_ == kind
     assert 0 < (probe.coef_ != 0).sum() < P or lam < 0.01  # a real working set at large l1
     coef, b = full_fit(probe, X, y, lam)
@@ -130,7 +144,7 @@ def test_working_set_solution_equals_the_full_fit(kind: str, l1_ratio: float, la
 
 def test_standardisation_is_the_train_mean_and_std() -> None:
     X, yb, _ = data()
-    probe = LinearProbe(l1=0.01).fit(X, yb)
+    probe = cv_probe(l1=0.01).fit(X, yb)
     tr = probe.split_ == 0
     np.testing.assert_allclose(probe.mean_, X[tr].mean(0), rtol=1e-12)
     np.testing.assert_allclose(probe.scale_, X[tr].std(0), rtol=1e-10)
@@ -142,15 +156,15 @@ def test_the_path_gives_the_cold_fit_at_the_chosen_l1(kind: str) -> None:
     X, yb, yc = data(seed=5)
     y = yb if kind == "binary" else yc
     grid = (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003)
-    probe = LinearProbe(l1_grid=grid).fit(X, y)
+    probe = cv_probe(l1_grid=grid).fit(X, y)
     assert list(probe.val_scores_) == list(grid)
     assert probe.l1_ == max(grid, key=lambda lam: (probe.val_scores_[lam], lam))
-    cold = LinearProbe(l1=probe.l1_).fit(X, y)
+    cold = cv_probe(l1=probe.l1_).fit(X, y)
     np.testing.assert_allclose(probe.coef_, cold.coef_, atol=1e-6)
     assert probe.intercept_ == pytest.approx(cold.intercept_, abs=1e-6)
     assert probe.test_metrics_ == pytest.approx(cold.test_metrics_, abs=1e-9)
     for lam in grid:
-        one = LinearProbe(l1=lam).fit(X, y)
+        one = cv_probe(l1=lam).fit(X, y)
         assert kkt_violation(one, X, y) < 1e-6
 
 
@@ -158,12 +172,12 @@ def test_a_planted_unit_comes_out_on_top_from_float32() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20_000, 64)).astype(np.float32)
     y = ((X[:, 17] + 0.7 * rng.normal(size=len(X))) > 1.0).astype(float)
-    probe = LinearProbe().fit(X, y)
+    probe = cv_probe().fit(X, y)
     assert probe.top_units(1) == ["17"]
     assert probe.test_metrics_["auc"] > 0.9
     assert probe.train_metrics_["auc"] > 0.9
     # float32 input is used as it is; the same solution as from float64
-    wide = LinearProbe(l1=probe.l1_).fit(X.astype(np.float64), y)
+    wide = cv_probe(l1=probe.l1_).fit(X.astype(np.float64), y)
     np.testing.assert_allclose(probe.coef_, wide.coef_, atol=1e-4)
 
 
@@ -171,10 +185,10 @@ def test_fit_makes_no_copy_of_x() -> None:
     rng = np.random.default_rng(1)
     X = rng.normal(size=(40_000, 100)).astype(np.float32)
     y = ((X[:, 5] + 0.5 * rng.normal(size=len(X))) > 0).astype(float)
-    LinearProbe(l1=0.01).fit(X[:100], y[:100])  # imports and caches outside the trace
+    cv_probe(l1=0.01).fit(X[:100], y[:100])  # imports and caches outside the trace
     tracemalloc.start()
     try:
-        probe = LinearProbe(l1=0.01).fit(X, y)
+        probe = cv_probe(l1=0.01).fit(X, y)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -186,7 +200,7 @@ def test_fit_makes_no_copy_of_x() -> None:
 def test_a_huge_l1_gives_the_intercept_only_model(kind: str) -> None:
     X, yb, yc = data()
     y = yb if kind == "binary" else yc
-    probe = LinearProbe(l1=1e3).fit(X, y)
+    probe = cv_probe(l1=1e3).fit(X, y)
     assert not probe.coef_.any() and probe.top_units() == []
     ytr = y[probe.split_ == 0]
     expected = np.log(ytr.mean() / (1 - ytr.mean())) if kind == "binary" else ytr.mean()
@@ -200,20 +214,20 @@ def test_a_huge_l1_gives_the_intercept_only_model(kind: str) -> None:
 def test_one_unit(kind: str) -> None:
     X, yb, yc = data()
     y = yb if kind == "binary" else yc
-    probe = LinearProbe(l1=0.003).fit(X[:, 3:4], y)
+    probe = cv_probe(l1=0.003).fit(X[:, 3:4], y)
     assert probe.coef_.shape == (1,) and probe.coef_[0] > 0
     coef, b = full_fit(probe, X[:, 3:4], y, 0.003)
     np.testing.assert_allclose(probe.coef_, coef, atol=2e-5)
     assert probe.intercept_ == pytest.approx(b, abs=2e-5)
-    grid = LinearProbe().fit(X[:, 3:4], y)
-    assert grid.units_ == ["0"] and len(grid.val_scores_) == 5
+    grid = cv_probe().fit(X[:, 3:4], y)
+    assert grid.top_units() == ["0"] and len(grid.val_scores_) == 5
 
 
 def test_constant_and_duplicate_units() -> None:
     X, yb, yc = data()
     X = np.hstack([X, X[:, [3, 7]], np.full((N, 1), 2.5)])  # copies of the signal, a constant
     for y in (yb, yc):
-        probe = LinearProbe(l1=0.003).fit(X, y)
+        probe = cv_probe(l1=0.003).fit(X, y)
         assert probe.coef_[-1] == 0 and probe.scale_[-1] == 1.0
         assert kkt_violation(probe, X, y) < 1e-6
         # the weight may be shared between copies; the optimum is the full fit's
@@ -225,7 +239,7 @@ def test_constant_and_duplicate_units() -> None:
 
 def test_decision_function_and_predictions() -> None:
     X, yb, _ = data()
-    probe = LinearProbe(l1=0.003).fit(X, yb)
+    probe = cv_probe(l1=0.003).fit(X, yb)
     expected = (X - probe.mean_) / probe.scale_ @ probe.coef_ + probe.intercept_
     np.testing.assert_allclose(probe.decision_function(X), expected, rtol=1e-10, atol=1e-10)
     assert np.array_equal(probe.predict(X), (expected > 0).astype(float))
@@ -236,7 +250,7 @@ def test_decision_function_and_predictions() -> None:
 
 def test_clone_and_refit_are_deterministic() -> None:
     X, yb, _ = data()
-    probe = LinearProbe(l1_ratio=0.5, l1_grid=(0.05, 0.005), n_blocks=10, random_state=2)
+    probe = cv_probe(l1_ratio=0.5, l1_grid=(0.05, 0.005), n_blocks=10, random_state=2)
     twin = clone(probe)
     assert twin.get_params() == probe.get_params()
     probe.fit(X, yb)
@@ -249,10 +263,10 @@ def test_undefined_labels_are_dropped() -> None:
     X, _, yc = data()
     y = yc.copy()
     y[::9] = np.nan
-    probe = LinearProbe(l1=0.01).fit(X, y)
+    probe = cv_probe(l1=0.01).fit(X, y)
     assert (probe.split_[::9] == -1).all() and (probe.split_[1::9] >= 0).all()
     kept = ~np.isnan(y)
-    again = LinearProbe(l1=0.01).fit(X[kept], y[kept])
+    again = cv_probe(l1=0.01).fit(X[kept], y[kept])
     np.testing.assert_allclose(probe.coef_, again.coef_, atol=1e-12)
 
 
@@ -290,46 +304,48 @@ def test_input_is_validated_as_in_scikit_learn() -> None:
     assert not hasattr(LinearProbe(l1=0.01).fit(X, yc), "predict_proba")  # continuous
 
 
-@pytest.mark.skipif(
-    tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 6),
-    reason="expected_failed_checks needs scikit-learn 1.6",
-)
 def test_scikit_learn_estimator_checks() -> None:
-    # three checks fit on 10-15 rows: too few for a split into contiguous blocks with both
-    # classes in train and test, which a probe refuses (it reports held-out metrics)
-    too_small = "fits on 10-15 rows, too few for the block split"
-    expected = {
-        name: too_small
-        for name in (
-            "check_n_features_in_after_fitting",
-            "check_estimators_nan_inf",
-            "check_fit2d_1feature",
-        )
-    }
+    # a plain estimator on arrays: every check passes (the block split is LinearProbeCV's)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = check_estimator(
-            LinearProbe(l1=0.01), on_fail=None, expected_failed_checks=expected
-        )
-    failed = [r["check_name"] for r in results if r["status"] == "failed"]
+        results = check_estimator(LinearProbe(l1=0.01), on_fail=None)
+    failed = [
+        (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
+    ]
     assert not failed
     assert len(results) > 30
 
 
-def test_metrics_are_scikit_learns() -> None:
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        n = int(rng.integers(2, 400))
-        positive = rng.random(n) < rng.uniform(0.05, 0.95)
-        if positive.all() or not positive.any():
-            continue
-        score = np.round(rng.normal(size=n), int(rng.integers(0, 3)))  # with ties
-        assert _auc(positive, score) == pytest.approx(roc_auc_score(positive, score), abs=1e-12)
-        y = rng.normal(size=n)
-        pred = y + rng.normal(size=n)
-        assert _r2(y, pred) == pytest.approx(r2_score(y, pred), abs=1e-12)
-    assert _r2(np.ones(4), np.ones(4)) == r2_score(np.ones(4), np.ones(4))
-    assert _r2(np.ones(4), np.zeros(4)) == r2_score(np.ones(4), np.zeros(4))
+@pytest.mark.parametrize("kind", ["binary", "continuous"])
+def test_the_plain_probe_fits_every_row(kind: str) -> None:
+    X, yb, yc = data()
+    y = yb if kind == "binary" else yc
+    probe = LinearProbe(l1=0.01).fit(X, y)
+    np.testing.assert_allclose(probe.mean_, X.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(probe.scale_, X.std(0), rtol=1e-10)
+    # LinearProbeCV's solution is the plain probe's on its train blocks
+    held_out = cv_probe(l1=0.01).fit(X, y)
+    tr = held_out.split_ == 0
+    on_train = LinearProbe(l1=0.01).fit(X[tr], y[tr])
+    np.testing.assert_allclose(on_train.coef_, held_out.coef_, atol=1e-8)
+    assert probe.top_units(2, names=[f"u{i}" for i in range(P)]) == ["u3", "u7"]
+    assert not hasattr(probe, "test_metrics_") and not hasattr(probe, "split_")
+
+
+def test_block_split_is_a_scikit_learn_splitter() -> None:
+    from sklearn.model_selection import GridSearchCV
+
+    X, yb, _ = data()
+    search = GridSearchCV(
+        LinearProbe(), {"l1": [0.1, 0.01]}, cv=BlockSplit(10), scoring="roc_auc"
+    ).fit(X, yb)
+    assert search.best_params_["l1"] in (0.1, 0.01)
+    assert BlockSplit(10).get_n_splits() == 1
+    # the validation blocks LinearProbeCV chooses on are the ones the splitter hands out
+    probe = LinearProbeCV(l1_grid=(0.1, 0.01), cv=BlockSplit(10)).fit(X, yb)
+    ((train, val),) = BlockSplit(10).split(X)
+    assert (probe.split_[train] == 0).all() and (probe.split_[val] == 1).all()
+    assert (probe.split_[BlockSplit(10).test(X)] == 2).all()
 
 
 @pytest.mark.parametrize("kind", ["binary", "continuous"])
@@ -340,7 +356,7 @@ def test_wide_problems_are_solved_on_all_units_directly(kind: str) -> None:
     X = rng.normal(size=(400, 500)).astype(np.float32)
     signal = X[:, 123] + 0.3 * rng.normal(size=400)
     y = (signal > 0).astype(float) if kind == "binary" else signal
-    probe = LinearProbe(n_blocks=10).fit(X, y)
+    probe = cv_probe(n_blocks=10).fit(X, y)
     assert probe.top_units(1) == ["123"]
     metric = probe.test_metrics_["auc"] if kind == "binary" else probe.test_metrics_["r2"]
     assert metric > 0.8
@@ -372,7 +388,7 @@ def _store(path, text: str, seed: int, model: str, width: int = 6):  # type: ign
 
 def test_a_probe_fitted_on_a_store_checks_the_store_it_is_applied_to(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from lstmprobe.errors import UnitError
-    from lstmprobe.linear_probe import ProbeStoreWarning
+    from lstmprobe.probes import ProbeStoreWarning
     from lstmprobe.store import ActivationStore
     from tests.stores import BASE
 
@@ -381,7 +397,8 @@ def test_a_probe_fitted_on_a_store_checks_the_store_it_is_applied_to(tmp_path) -
     other_model = _store(tmp_path / "c.h5", BASE * 6, 2, "c")
     narrower = _store(tmp_path / "d.h5", BASE * 6, 3, "a", width=4)
     with ActivationStore(fitted_on) as s:
-        probe = LinearProbe(n_blocks=10).fit(s, "quote", units=["layer0/cell/4", "layer0/cell/1"])
+        units = ["layer0/cell/4", "layer0/cell/1"]
+        probe = StoreProbe.fit(s, "quote", units=units, estimator=cv_probe(n_blocks=10))
     assert probe.store_["path"] == str(fitted_on)
     assert probe.store_["layout"] == {"layer0/cell": 6}
     with ActivationStore(same_model) as s:
@@ -390,13 +407,61 @@ def test_a_probe_fitted_on_a_store_checks_the_store_it_is_applied_to(tmp_path) -
         quote = s.read_text()
     from lstmprobe.features import get_feature
 
-    assert _auc((get_feature("quote").labels(quote) > 0.5), scores) > 0.9
+    assert auc((get_feature("quote").labels(quote) > 0.5), scores) > 0.9
     with ActivationStore(other_model) as s, pytest.warns(ProbeStoreWarning, match="another model"):
         probe.predict(s)
     with ActivationStore(narrower) as s, pytest.raises(UnitError, match=r"has 4 units here, 6"):
         probe.predict(s)
-    array_probe = LinearProbe(n_blocks=10).fit(np.random.default_rng(0).normal(size=(100, 2)),
-                                               np.arange(100) % 2)  # fmt: skip
-    assert array_probe.store_ is None
-    with ActivationStore(same_model) as s, pytest.raises(FeatureError, match="fitted on an array"):
+    assert probe.top_units(1) == ["layer0/cell/4"] and probe.test_metrics_["auc"] > 0.9
+    array_probe = cv_probe(n_blocks=10).fit(np.random.default_rng(0).normal(size=(100, 2)),
+                                            np.arange(100) % 2)  # fmt: skip
+    assert not hasattr(array_probe, "store_")
+    with ActivationStore(same_model) as s, pytest.raises(FeatureError, match="takes arrays"):
         array_probe.predict(s)
+
+
+# --- LinearProbeCV on small data and on a store ----------------------------------------------------------------------------
+
+
+def test_linear_probe_is_a_sklearn_estimator() -> None:
+    probe = LinearProbeCV(l1_grid=(0.01,), cv=BlockSplit(n_blocks=10))
+    assert clone(probe).get_params() == probe.get_params()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 6))
+    y = (X[:, 3] + 0.3 * rng.normal(size=1000) > 0).astype(float)
+    assert probe.fit(X, y) is probe
+    assert int(np.argmax(np.abs(probe.coef_))) == 3
+    assert probe.test_metrics_["auc"] > 0.9 and probe.l1_ == 0.01
+    assert probe.predict_proba(X[:3]).shape == (3, 2)
+    assert set(np.unique(probe.split_).tolist()) == {0, 1, 2}
+
+
+def test_linear_probe_chooses_l1_on_validation_and_is_sparse() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2000, 20))
+    y = X[:, 5] * 2 - X[:, 7] + 0.1 * rng.normal(size=2000)
+    probe = LinearProbeCV(cv=BlockSplit(n_blocks=20)).fit(X, y)
+    assert probe.kind_ == "continuous"
+    assert len(probe.val_scores_) == 5 and probe.l1_ in probe.val_scores_
+    assert probe.test_metrics_["r2"] > 0.95
+    assert probe.top_units(2) == ["5", "7"]
+
+
+def test_linear_probe_one_class_message() -> None:
+    X = np.zeros((100, 2))
+    y = np.zeros(100)
+    y[:5] = 1
+    with pytest.raises(FeatureError, match="blocks hold no positives"):
+        LinearProbeCV(cv=BlockSplit(n_blocks=10, random_state=0)).fit(
+            X + np.arange(100)[:, None], y
+        )
+
+
+def test_linear_probe_on_a_store(store) -> None:  # type: ignore[no-untyped-def]
+    units = ["layer0/cell/0", "layer0/cell/4", "layer0/hidden/1"]
+    probe = StoreProbe.fit(
+        store, "quote", units=units, estimator=LinearProbeCV(cv=BlockSplit(n_blocks=10))
+    )
+    assert probe.units == units
+    assert probe.top_units(1) == ["layer0/cell/4"]
+    assert probe.test_metrics_["auc"] > 0.95

@@ -1,0 +1,314 @@
+"""Rank every unit for each feature: scores, then held-out probes and controls for the top.
+
+:func:`rank_units` runs the whole ordering and returns a :class:`~lstmprobe.probes.Ranking`:
+the per-unit scores of one pass (:func:`~lstmprobe.probes.unit_scores`), held-out metrics of
+the top units with Hewitt & Liang control tasks and selectivity, a bootstrap interval by
+block, and the top-k curve of sparse probes (is the feature in one unit or spread out?).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lstmprobe.errors import FeatureError
+from lstmprobe.features import Feature, get_feature
+from lstmprobe.probes.controls import char_baseline, control_labels
+from lstmprobe.probes.labels import Labels, store_labels
+from lstmprobe.probes.linear import LinearProbeCV
+from lstmprobe.probes.ranking import Ranking, is_missing
+from lstmprobe.probes.scores import N_BINS, unit_heldout, unit_interval, unit_scores
+from lstmprobe.probes.splits import BlockSplit, runs, sample_positions
+from lstmprobe.probes.store_probe import gather_units
+
+if TYPE_CHECKING:
+    from lstmprobe.store import ActivationStore
+
+
+def _finite(X: np.ndarray, units: Sequence[str], warn: Callable[[str], None]) -> None:
+    """Replace non-finite values of ``X`` in place, one warning line naming the units: +-inf
+    (a float16 recording saturates at 65504) becomes the unit's largest/smallest finite value,
+    NaN its mean; the scores already skip them."""
+    bad = ~np.isfinite(X)
+    if not bad.any():
+        return
+    cols = np.flatnonzero(bad.any(axis=0))
+    for c in cols:
+        x = X[:, c]
+        finite = x[np.isfinite(x)]
+        lo, hi, mean = (
+            (float(finite.min()), float(finite.max()), float(finite.mean()))
+            if finite.size
+            else (0.0, 0.0, 0.0)
+        )
+        x[np.isposinf(x)], x[np.isneginf(x)], x[np.isnan(x)] = hi, lo, mean
+    names = ", ".join(str(units[int(c)]) for c in cols[:3]) + (
+        f" and {len(cols) - 3} more" if len(cols) > 3 else ""
+    )
+    warn(
+        f"{len(cols)} unit{'s' if len(cols) > 1 else ''} ({names}) hold inf or NaN at "
+        f"{int(bad.sum())} of the probe positions; the probes use the unit's finite range "
+        "there (record in float32 if a float16 recording overflowed)"
+    )
+
+
+def rank_units(
+    store: ActivationStore,
+    features: str | Feature | Sequence[str | Feature],
+    *,
+    keys: Sequence[str] | None = None,
+    probe: bool = True,
+    detail: int = 10,
+    k_max: int = 32,
+    max_probe_positions: int = 50_000,
+    n_blocks: int = 20,
+    n_boot: int = 200,
+    seed: int = 0,
+    label_memory: int | None = None,
+    progress: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> Ranking:
+    """Rank every unit of every recorded quantity for each feature.
+
+    Parameters
+    ----------
+    store : ActivationStore
+    features : feature spec or list of specs
+        ``"quote"``, ``["indent", "char:x"]``, ``"my.py:func"``...
+    keys : sequence of str, optional
+        Datasets to rank (default: all recorded).
+    probe : bool
+        Also fit probes: held-out metrics, controls, selectivity, intervals for the ``detail``
+        best units of each feature, and the top-k curve (k = 1, 2, 4, ... up to ``k_max``, then
+        all units). False: scores only.
+    max_probe_positions : int
+        Positions used for probes (contiguous windows chosen with ``seed``).
+    n_blocks : int
+        Contiguous blocks for the train/validation/test split and the bootstrap.
+    label_memory : int, optional
+        Bytes of labels kept in memory (default ``labels.LABEL_MEMORY``, 256 MB); beyond,
+        they are streamed from the stored text (:func:`~lstmprobe.probes.store_labels`).
+    warn : callable, optional
+        Receives one line per skipped feature (default: :func:`warnings.warn`).
+
+    Returns
+    -------
+    ranking : :class:`Ranking`
+
+    Examples
+    --------
+    >>> ranking = rank_units(store, "quote")  # doctest: +SKIP
+    >>> ranking.top(3)  # doctest: +SKIP
+    ['layer1/cell/17', 'layer1/hidden/17', 'layer0/cell/4']
+    """
+    warn = warn or (lambda msg: warnings.warn(msg, stacklevel=3))
+    if isinstance(features, (str, Feature)):
+        features = [features]
+    if not features:
+        raise FeatureError("give at least one feature (lstmprobe features lists them)")
+    unique: dict[str, Feature] = {}  # resolved once (a user's file is imported once)
+    for spec in dict.fromkeys(features):
+        feat = get_feature(spec)
+        same = unique.setdefault(feat.name, feat)  # a repeated feature is ranked once
+        if same is not feat and same.func is not feat.func:
+            raise FeatureError(
+                f"two of the features given are named {feat.name!r}; give each feature once, "
+                "or rename one (@feature('another-name') in your file)"
+            )
+    labels = store_labels(store, list(unique.values()), label_memory, progress=progress)
+    for lab in labels:
+        if lab.skip:
+            warn(lab.skip + "; skipped")
+    scores = unit_scores(store, [], keys=keys, progress=progress, labels=labels)
+    summaries = {lab.name: lab.summary() for lab in labels}
+    rows: list[dict[str, Any]] = []
+    detail_rows: dict[str, list[dict[str, Any]]] = {}
+    for lab in labels:
+        sc = scores.get(lab.name)
+        if sc is None:
+            continue
+        order = np.lexsort((np.arange(len(sc.units)), -sc.score))
+        feature_rows = []
+        for rank, i in enumerate(order, start=1):
+            row = {
+                "feature": lab.name,
+                "rank": rank,
+                "unit": sc.units[i],
+                "score": float(sc.score[i]),
+                "score_name": sc.score_name,
+                "sign": int(sc.sign[i]),
+                "auc": None if sc.auc is None else float(sc.auc[i]),
+                "pearson": float(sc.pearson[i]),
+                "spearman": float(sc.spearman[i]),
+                "mi": float(sc.mi[i]),
+                "test_metric": None,
+                "control_metric": None,
+                "selectivity": None,
+                "interval_low": None,
+                "interval_high": None,
+                "interval_score": None,
+            }
+            feature_rows.append(row)
+        rows.extend(feature_rows)
+        detail_rows[lab.name] = feature_rows
+        summaries[lab.name]["score_name"] = sc.score_name
+        summaries[lab.name]["probe_metric"] = "auc" if lab.kind == "binary" else "r2"
+        summaries[lab.name]["unit_metric"] = "auc" if lab.kind == "binary" else "spearman"
+    if probe and detail_rows:
+        _probe_features(
+            store,
+            labels,
+            detail_rows,
+            summaries,
+            keys,
+            detail,
+            k_max,
+            max_probe_positions,
+            n_blocks,
+            n_boot,
+            seed,
+            warn,
+        )
+    settings = {
+        "keys": list(store.keys if keys is None else keys),
+        "probe": probe,
+        "detail": detail,
+        "k_max": k_max,
+        "max_probe_positions": max_probe_positions,
+        "n_blocks": n_blocks,
+        "n_boot": n_boot,
+        "seed": seed,
+        "n_bins": N_BINS,
+    }
+    recording = {k: getattr(store, k, None) for k in ("model_sha256", "corpus_sha256", "created")}
+    recording["positions"] = int(store.n_positions)
+    return Ranking(tuple(rows), summaries, str(store.path), settings, recording)
+
+
+def _probe_features(
+    store: ActivationStore,
+    labels: list[Labels],
+    detail_rows: dict[str, list[dict[str, Any]]],
+    summaries: dict[str, dict[str, Any]],
+    keys: Sequence[str] | None,
+    detail: int,
+    k_max: int,
+    max_positions: int,
+    n_blocks: int,
+    n_boot: int,
+    seed: int,
+    warn: Callable[[str], None],
+) -> None:
+    rows_idx = sample_positions(store.n_positions, max_positions, n_blocks, seed)
+    all_units = store.units(keys)
+    # the all-units probe: at most 64M values, and only with enough positions for its weights
+    # (its train blocks get 60% of them; with fewer rows than units it would only memorise)
+    use_all = len(rows_idx) * len(all_units) <= (1 << 26) and len(rows_idx) >= 4 * len(all_units)
+    needed: list[str] = []
+    for lab in labels:
+        if lab.name in detail_rows:
+            needed += [r["unit"] for r in detail_rows[lab.name][: max(detail, k_max)]]
+    cols = all_units if use_all else list(dict.fromkeys(needed))
+    X = gather_units(store, cols, rows_idx)
+    _finite(X, cols, warn)
+    col_of = {u: i for i, u in enumerate(cols)}
+    tokens = np.concatenate(
+        [np.empty(0, dtype=np.int32), *(store.read_tokens(a, b) for a, b in runs(rows_idx))]
+    )
+    for lab in labels:
+        if lab.name not in detail_rows:
+            continue
+        frows = detail_rows[lab.name]
+        values = lab.at(rows_idx)
+        y_all = values.astype(np.float64)
+        keep = ~np.isnan(y_all)
+        y = y_all[keep]
+        Xk = X[keep]
+        split = BlockSplit(n_blocks, random_state=seed)
+        part = split.parts(len(y))
+        edges = np.linspace(0, len(y), max(1, min(n_blocks, len(y))) + 1).astype(np.int64)
+        blocks = np.repeat(np.arange(len(edges) - 1), np.diff(edges))
+        ctrl_all = control_labels(values, "char", tokens=tokens, seed=seed + 1)
+        ctrl = ctrl_all[keep].astype(np.float64)
+        ctrl_block = control_labels(y_all, "block", n_blocks=n_blocks, seed=seed + 2)[keep]
+        summary = summaries[lab.name]
+        if lab.kind == "binary" and (
+            len(np.unique(y[part == 2])) < 2 or len(np.unique(y[part == 0])) < 2
+        ):
+            msg = (
+                f"feature {lab.name!r}: the test or train blocks hold only one class; "
+                "no held-out metrics (use a longer corpus or more blocks)"
+            )
+            summary["warning"] = msg
+            warn(msg)
+            continue
+        for r in frows[:detail]:
+            x = Xk[:, col_of[r["unit"]]].astype(np.float64)
+            task = unit_heldout(lab.kind, x, y, part)
+            control = unit_heldout(lab.kind, x, ctrl, part)
+            r["test_metric"] = task
+            r["control_metric"] = control
+            r["selectivity"] = None if is_missing(task) or is_missing(control) else task - control
+            lo, hi, at_sample = unit_interval(lab.kind, x, y, blocks, n_boot, seed, r["sign"])
+            r["interval_low"], r["interval_high"] = lo, hi
+            r["interval_score"] = at_sample
+        summary["interval_positions"] = len(y)
+        # the top-k curve
+        ks = []
+        k = 1
+        while k <= min(k_max, len(frows)):
+            ks.append(k)
+            k *= 2
+        curve = []
+        sets: list[tuple[Any, list[str]]] = [(k, [r["unit"] for r in frows[:k]]) for k in ks]
+        if use_all:
+            sets.append(("all", all_units))
+        for k, units in sets:
+            Xs = Xk[:, [col_of[u] for u in units]]
+            entry: dict[str, Any] = {"k": k}
+            try:
+                p = LinearProbeCV(kind=lab.kind, cv=split).fit(Xs, y)
+                entry["test_metric"] = p.test_metrics_.get("auc" if lab.kind == "binary" else "r2")
+                entry["test_metrics"] = p.test_metrics_
+                entry["l1"] = p.l1_
+                entry["nonzero"] = int((p.coef_ != 0).sum())
+                strongest = np.argsort(-np.abs(p.coef_), kind="stable")[:5]
+                entry["top_units"] = [units[i] for i in strongest if p.coef_[i] != 0]
+                metric = "auc" if lab.kind == "binary" else "r2"
+                c = LinearProbeCV(kind=lab.kind, cv=split).fit(Xs, ctrl)
+                entry["control_metric"] = c.test_metrics_.get(metric)
+                try:
+                    cb = LinearProbeCV(kind=lab.kind, cv=split).fit(Xs, ctrl_block)
+                    entry["control_block_metric"] = cb.test_metrics_.get(metric)
+                except FeatureError:
+                    entry["control_block_metric"] = None
+            except FeatureError as exc:
+                entry["error"] = str(exc)
+                entry.setdefault("test_metric", None)
+                entry.setdefault("control_metric", None)
+            tm, cm = entry.get("test_metric"), entry.get("control_metric")
+            entry["selectivity"] = (
+                None if tm is None or cm is None or is_missing(tm) or is_missing(cm) else tm - cm
+            )
+            curve.append(entry)
+        summary["curve"] = curve
+        last = curve[-1] if curve else {}
+        metric = "auc" if lab.kind == "binary" else "r2"
+        chars = char_baseline(lab.kind, tokens[keep], y, n_blocks, seed, metric)
+        tm = last.get("test_metric")
+        summary["probe"] = {
+            "units": "all" if use_all else last.get("k"),
+            "test_metric": tm,
+            "control_metric": last.get("control_metric"),
+            "control": "char-type",
+            "control_block_metric": last.get("control_block_metric"),
+            "selectivity": last.get("selectivity"),
+            "char_baseline_metric": chars,
+            "over_char_baseline": (
+                None if tm is None or chars is None or is_missing(tm) else float(tm) - chars
+            ),
+            "positions": len(y),
+        }
