@@ -356,7 +356,7 @@ def test_record_into_a_read_only_directory_is_one_line_before_any_work(tmp_path,
 
 def test_a_reordered_vocab_for_a_state_dict_warns(tmp_path, vocab, corpus):
     """A trained model read with its vocabulary reversed scores far worse than uniform."""
-    from lstmprobe.train import TrainConfig, train
+    from lstmprobe.lm import TrainConfig, train
 
     text = corpus * 4
     trained = tmp_path / "trained.pt"

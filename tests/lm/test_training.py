@@ -17,10 +17,13 @@ import torch
 from click.testing import CliRunner
 from torch.nn import functional as F
 
-from lstmprobe import bundled, tasks
-from lstmprobe import train as tr
+from lstmprobe import bundled
 from lstmprobe.cli import main
 from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError
+from lstmprobe.lm import evaluation as ev
+from lstmprobe.lm import sampling as sm
+from lstmprobe.lm import tasks
+from lstmprobe.lm import training as tr
 from lstmprobe.models import CharLSTM, ModelConfig, load_model, save_checkpoint
 from lstmprobe.text import Vocab, read_corpus
 from tests.conftest import CORPUS
@@ -309,7 +312,7 @@ def test_bits_per_char_matches_a_direct_computation():
     with torch.no_grad():
         logits, _ = model(ids[None, :-1])
         direct = float(F.cross_entropy(logits[0], ids[1:])) / math.log(2)
-    assert tr.bits_per_char(model, vocab, CORPUS) == pytest.approx(direct, rel=1e-5)
+    assert ev.bits_per_char(model, vocab, CORPUS) == pytest.approx(direct, rel=1e-5)
     lines = CORPUS.splitlines(keepends=True)
     nats, count = 0.0, 0
     with torch.no_grad():
@@ -320,7 +323,7 @@ def test_bits_per_char_matches_a_direct_computation():
             logits, _ = model(line_ids[None, :-1])
             nats += float(F.cross_entropy(logits[0], line_ids[1:], reduction="sum"))
             count += len(line_ids) - 1
-    assert tr.bits_per_char(model, vocab, CORPUS, "line") == pytest.approx(
+    assert ev.bits_per_char(model, vocab, CORPUS, "line") == pytest.approx(
         nats / count / math.log(2), rel=1e-5
     )
 
@@ -329,18 +332,18 @@ def test_a_long_stream_is_evaluated_in_tracks_covering_nearly_every_char():
     vocab = Vocab.from_text(CORPUS)
     model = CharLSTM(ModelConfig(vocab_size=len(vocab), hidden_size=3))
     text = CORPUS * 40
-    _nats, count = tr._stream_nats(model.eval(), vocab.encode(text))
+    _nats, count = ev._stream_nats(model.eval(), vocab.encode(text))
     assert len(text) - 70 <= count <= len(text) - 1
 
 
 def test_sample_is_seeded_and_greedy_at_temperature_zero(counter_model):
     loaded = load_model(counter_model[0])
-    a = tr.sample(loaded.model, loaded.vocab, "aaaX", 30, 1.0, seed=1)
-    assert a == tr.sample(loaded.model, loaded.vocab, "aaaX", 30, 1.0, seed=1)
+    a = sm.sample(loaded.model, loaded.vocab, "aaaX", 30, 1.0, seed=1)
+    assert a == sm.sample(loaded.model, loaded.vocab, "aaaX", 30, 1.0, seed=1)
     assert len(a) == 30 and set(a) <= set(loaded.vocab.chars)
-    assert tr.sample(loaded.model, loaded.vocab, "aaaX", 4, temperature=0) == "bbb\n"
+    assert sm.sample(loaded.model, loaded.vocab, "aaaX", 4, temperature=0) == "bbb\n"
     with pytest.raises(CorpusError, match=r"prime has characters .* lacks: \['q'\]"):
-        tr.sample(loaded.model, loaded.vocab, "aqX")
+        sm.sample(loaded.model, loaded.vocab, "aqX")
 
 
 def test_cli_sample(counter_model):
@@ -358,7 +361,7 @@ def test_blog_counter_1_layer_10_units_completes_every_n_up_to_10(counter_model)
     path, result = counter_model
     assert result.val_bpc < 0.35
     loaded = load_model(path)
-    report = tr.evaluate(loaded.model, loaded.vocab, task_text("counter", 500, seed=9))
+    report = ev.evaluate(loaded.model, loaded.vocab, task_text("counter", 500, seed=9))
     assert report.completion.task == "counter" and report.reset == "line"
     assert set(report.completion.by_key) == set(range(1, 11))
     assert report.completion.accuracy == 1.0
@@ -385,7 +388,7 @@ def _learns(name: str, tmp_path, **settings: float) -> float:
     tr.train(task_text(name, 2000), tmp_path / f"{name}.pt", config, progress=False)
     loaded = load_model(tmp_path / f"{name}.pt")
     test = task_text(name, 400, seed=5)
-    return tr.evaluate(loaded.model, loaded.vocab, test).completion.accuracy
+    return ev.evaluate(loaded.model, loaded.vocab, test).completion.accuracy
 
 
 @pytest.mark.slow
@@ -418,7 +421,7 @@ def test_bundled_model_and_sample_are_listed_loadable_and_small():
     sample = read_corpus(sample_file)
     assert set(sample) <= set(loaded.vocab.chars)
     # far below a unigram model (about 4.5) even on 4000 chars read from zero state
-    assert tr.bits_per_char(loaded.model, loaded.vocab, sample[:4000]) < 3.5
+    assert ev.bits_per_char(loaded.model, loaded.vocab, sample[:4000]) < 3.5
     info = tr.training_info("code-lstm")
     assert info["command"].startswith("lstmprobe train") and info["val_bpc"] < 2.1
 
