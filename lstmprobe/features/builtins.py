@@ -140,8 +140,8 @@ def _lex_from(text: str, python: Dialect, tail: int) -> tuple[np.ndarray, np.nda
 
 def _lexed(which: int, python: Dialect = False) -> Callable[[], Resumable]:
     def label(buf: str, state: object) -> tuple[np.ndarray, int]:
-        lexed = _lex_from(buf, python, 3)
-        return lexed[which].astype(np.float32), lexed[2]
+        in_string, in_comment, restart = _lex_from(buf, python, 3)
+        return (in_string, in_comment)[which].astype(np.float32), restart
 
     return lambda: Resumable(label)
 
@@ -351,7 +351,10 @@ def _tabbed(
 ) -> Feature:
     """A line feature with a tab width (``indent:N``, ``line-position:N``; default 4)."""
     tab = _tab_arg(spec, arg, 4)
-    func = partial(label, tab=tab)
+
+    def func(text: str) -> np.ndarray:
+        return label(text, tab)
+
     return Feature(
         spec, func, "continuous", definition(tab), True, _stateless(func, _after_last_newline)
     )
@@ -600,10 +603,14 @@ _CAPS = re.compile(r"[^\W\d_]{2,}")
     "caps",
     kind="binary",
     per_sequence=True,
-    stream=lambda: Resumable(lambda buf, state: caps(buf), _after_last_space),
+    stream=lambda: Resumable(lambda buf, state: _caps(buf), _after_last_space),
 )
 def caps(text: str) -> np.ndarray:
     """1 on every char of an all-capitals word of at least two letters (USA, FAKE), else 0."""
+    return _caps(text)
+
+
+def _caps(text: str) -> np.ndarray:
     out = np.zeros(len(text), dtype=np.float32)
     for m in _CAPS.finditer(text):
         if m.group().isupper():
