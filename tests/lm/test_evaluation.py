@@ -48,6 +48,7 @@ def test_a_long_stream_is_evaluated_in_tracks_covering_nearly_every_char():
     assert len(text) - 70 <= count <= len(text) - 1
 
 
+@pytest.mark.slow  # trains the counter model (session fixture)
 def test_blog_counter_1_layer_10_units_completes_every_n_up_to_10(counter_model):
     """Exploring LSTMs, experiment 1: a 1-layer LSTM with 10 hidden units learns to count."""
     path, result = counter_model
@@ -59,6 +60,7 @@ def test_blog_counter_1_layer_10_units_completes_every_n_up_to_10(counter_model)
     assert report.completion.accuracy == 1.0
 
 
+@pytest.mark.slow  # trains the counter model (session fixture)
 def test_cli_evaluate_reports_per_n_for_a_counter(counter_model, tmp_path):
     far = tmp_path / "far.txt"
     far.write_text(task_text("counter", 200, seed=1, min_n=11, max_n=20))

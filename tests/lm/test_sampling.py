@@ -12,6 +12,7 @@ from lstmprobe.models import load_model
 from tests.lm.conftest import invoke, one_line_error
 
 
+@pytest.mark.slow  # trains the counter model (session fixture)
 def test_sample_is_seeded_and_greedy_at_temperature_zero(counter_model):
     loaded = load_model(counter_model[0])
     a = sm.sample(loaded.model, loaded.vocab, "aaaX", 30, 1.0, seed=1)
@@ -22,6 +23,7 @@ def test_sample_is_seeded_and_greedy_at_temperature_zero(counter_model):
         sm.sample(loaded.model, loaded.vocab, "aqX")
 
 
+@pytest.mark.slow  # trains the counter model (session fixture)
 def test_cli_sample(counter_model):
     result = invoke("sample", counter_model[0], "--prime", "aaaaaX", "-n", "6", "--temperature", 0)
     assert result.exit_code == 0, result.output

@@ -140,6 +140,7 @@ def test_validation_is_the_last_contiguous_block():
 # --------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_training_writes_a_checkpoint_load_model_reads(tmp_path):
     out = tmp_path / "m.pt"
     config = tr.TrainConfig(hidden=8, embedding=4, steps=6, seq_len=20, batch_size=4)
@@ -229,6 +230,7 @@ def test_a_stop_request_ends_after_the_step_and_keeps_a_resumable_checkpoint(tmp
     assert "optimizer" in torch.load(tmp_path / "m.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_the_installed_script_stops_cleanly(tmp_path):
     """The one real run of the installed `lstmprobe` script: train, Ctrl-C, resume."""
     corpus = tmp_path / "c.txt"
