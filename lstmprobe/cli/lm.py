@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -299,18 +300,21 @@ threads_option = click.option(
 )
 
 
+def reading_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """What a command that runs a model over text takes: --trust-pickle, --unknown, --threads,
+    --quiet, --json; and its errors as one line."""
+    for option in (handle_errors, json_option, quiet_option, threads_option, unknown_option):
+        func = option(func)
+    return trust_option(func)
+
+
 @click.command("sample")
 @click.argument("model")
 @click.option("--prime", default="\n", help="Text to start from.  [default: newline]")
 @click.option("-n", "--length", default=500, show_default=True, help="Characters to generate.")
 @click.option("--temperature", default=0.8, show_default=True, help="0 = greedy.")
 @click.option("--seed", type=int, help="Random seed (same seed, same text).")
-@trust_option
-@unknown_option
-@threads_option
-@quiet_option
-@json_option
-@handle_errors
+@reading_options
 def sample_command(
     model: str,
     prime: str,
@@ -359,12 +363,7 @@ def sample_command(
     type=click.Choice(["auto", "none", "counter", "selective-counter", "ab-memory", "copy"]),
     help="Score greedy completion as this task (auto: recognise it by the lines' form).",
 )
-@trust_option
-@unknown_option
-@threads_option
-@quiet_option
-@json_option
-@handle_errors
+@reading_options
 def evaluate_command(
     model: str,
     corpus: str,

@@ -195,8 +195,25 @@ class Registry:
         stream: Callable[[], Scanner] | None = None,
         hint: str = "",
     ) -> Callable[[FeatureFunc], FeatureFunc]:
-        """A decorator adding ``func(text) -> array`` as the feature ``name``; see
-        :func:`lstmprobe.features.feature`."""
+        """Register ``func(text) -> array`` as the feature ``name``; returns ``func`` unchanged.
+
+        The definition shown by ``lstmprobe features`` defaults to the first line of the
+        docstring. ``per_sequence=True`` computes it on each recorded sequence separately, and
+        ``stream`` (a factory of :class:`~lstmprobe.features.stream.Scanner`) lets a long
+        sequence be labelled piece by piece in bounded memory; see :class:`Feature`.
+        ``lstmprobe.feature`` is this method of the default registry, the one ``get_feature``
+        and ``find-neurons`` read.
+
+        Examples
+        --------
+        >>> from lstmprobe import feature, get_feature
+        >>> @feature("vowel", kind="binary")
+        ... def vowel(text: str) -> np.ndarray:
+        ...     '''The char just read is a vowel.'''
+        ...     return np.array([c in "aeiou" for c in text], dtype=float)
+        >>> get_feature("vowel").labels("hat").tolist()
+        [0.0, 1.0, 0.0]
+        """
         if not isinstance(name, str) or not name or any(c.isspace() for c in name):
             raise FeatureError(f"a feature name must be a non-empty word, got {name!r}")
 
