@@ -1,4 +1,4 @@
-"""Training throughput of ``lstmprobe.train.train`` against a minimal plain PyTorch loop.
+"""Training throughput of ``lstmprobe.lm.train`` against a minimal plain PyTorch loop.
 
 Both train the same architecture (embedding -> LSTM -> linear) on the same corpus laid out the
 same way (``batch`` contiguous tracks read in ``seq_len`` windows, state carried, Adam, gradient
@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lstmprobe.lm import TrainConfig, train
 from lstmprobe.text import Vocab
-from lstmprobe.train import TrainConfig, train
 
 
 def corpus(chars: int) -> str:

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import torch
 
-from lstmprobe import tasks
+from lstmprobe.lm import TrainConfig, evaluate, tasks, train
 from lstmprobe.models import load_model
-from lstmprobe.train import TrainConfig, evaluate, train
 
 #: task -> the settings the blog describes (or the smallest that learn it reliably)
 SETTINGS: dict[str, dict[str, float]] = {

@@ -18,7 +18,7 @@ DEMO_SAMPLE = "code"
 DEMO_FEATURES = ("quote", "indent")
 
 
-def _mb(n: int) -> str:
+def megabytes(n: int) -> str:
     """Bytes for people: ``12.3 MB``, ``571 MB``, ``79.5 GB``."""
     if n >= 1e9:
         return f"{n / 1e9:,.1f} GB"
@@ -85,14 +85,14 @@ def run_demo(
     free = _free_bytes(outdir)
     if free is not None and needed > free:
         raise StoreError(
-            f"the demo needs about {_mb(needed)} in {outdir} but only {_mb(free)} are free "
+            f"the demo needs about {megabytes(needed)} in {outdir} but only {megabytes(free)} are free "
             "there; pass -o DIR on a disk with room, or --chars N for a smaller demo"
         )
     if announce is not None:
-        room = f"; {_mb(free)} free there" if free is not None else ""
+        room = f"; {megabytes(free)} free there" if free is not None else ""
         announce(
             f"demo: recording {DEMO_MODEL} ({units:,} units) over sample:{DEMO_SAMPLE} "
-            f"({len(text):,} chars) into {outdir}: about {_mb(needed)}{room} "
+            f"({len(text):,} chars) into {outdir}: about {megabytes(needed)}{room} "
             "(-o DIR elsewhere, --chars N for less)"
         )
     outdir.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,7 @@ def alter_attr(path: Path, data: st.DataObject) -> None:
 DAMAGE = [truncate, overwrite, drop_dataset, replace_dataset, alter_attr]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=st.data())
 def test_a_damaged_recording_is_one_line_or_a_success(
@@ -189,6 +190,7 @@ def test_a_damaged_rankings_file_is_one_line_or_a_success(
         assert "indent" in Ranking.read_json(rankings).features
 
 
+@pytest.mark.slow
 def test_a_real_process_prints_one_line_for_a_damaged_recording(
     pristine: Path, tmp_path: Path
 ) -> None:

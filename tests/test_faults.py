@@ -155,6 +155,7 @@ def run_limited(args: list[str], limit: int) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_file_too_large_at_creation_is_one_line_and_leaves_no_dead_end(
     tmp_path, model_and_corpus
 ):
@@ -256,6 +257,7 @@ def test_a_second_recording_to_the_same_output_is_refused(tmp_path, model_and_co
         assert store.read("layer0/cell")[:, 0].tolist() == [1.0] * 4 + [2.0] * 6
 
 
+@pytest.mark.slow
 def test_a_kill_while_finishing_is_finished_by_resume(tmp_path, model_and_corpus):
     model_path, corpus_path = model_and_corpus
     reference = tmp_path / "reference.h5"
@@ -272,6 +274,7 @@ def test_a_kill_while_finishing_is_finished_by_resume(tmp_path, model_and_corpus
     assert_same_recording(out, reference)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("leftover", ["empty", "header-only"])
 def test_a_partial_left_by_a_failed_creation_is_no_dead_end(tmp_path, model_and_corpus, leftover):
     model_path, corpus_path = model_and_corpus
@@ -338,6 +341,7 @@ mount --bind -o ro "$DIR" "$DIR" && "$@" 2> "$DIR.err"; echo $? > "$DIR.rc"
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _namespace_works(), reason="needs unshare -rm (a read-only bind mount)")
 def test_record_into_a_read_only_directory_is_one_line_before_any_work(tmp_path, model_and_corpus):
     _, corpus_path = model_and_corpus
@@ -356,7 +360,7 @@ def test_record_into_a_read_only_directory_is_one_line_before_any_work(tmp_path,
 
 def test_a_reordered_vocab_for_a_state_dict_warns(tmp_path, vocab, corpus):
     """A trained model read with its vocabulary reversed scores far worse than uniform."""
-    from lstmprobe.train import TrainConfig, train
+    from lstmprobe.lm import TrainConfig, train
 
     text = corpus * 4
     trained = tmp_path / "trained.pt"

@@ -182,6 +182,7 @@ record_corpus(loaded, text, sys.argv[3], RecordOptions(chunk_size=16), resume=no
 """
 
 
+@pytest.mark.slow
 def test_a_killed_recording_resumes_to_the_same_file(tmp_path, vocab, corpus):
     model_path = tmp_path / "model.pt"
     save_checkpoint(model_path, make_model(vocab), vocab)

@@ -233,6 +233,7 @@ def test_default_chunking() -> None:
     assert default_chunk_positions([512], "float16", 100) == 100
 
 
+@pytest.mark.slow
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -649,6 +650,7 @@ KILLED_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume(tmp_path: Path) -> None:
     """A writer killed with SIGKILL leaves a partial whose recorded progress is on disk."""
     path = tmp_path / "acts.h5"

@@ -292,7 +292,7 @@ def _summary(bits: np.ndarray, base: np.ndarray, on: np.ndarray | None) -> dict[
 def _completion(
     model: Any, vocab: Any, lines: list[str], spec: Any, ivs: Sequence[Intervention]
 ) -> dict[str, Any]:
-    from lstmprobe.train import task_completion
+    from lstmprobe.lm import task_completion
 
     with Recorder(model, interventions=ivs, keep=False):
         done = task_completion(model, vocab, lines, spec)
@@ -393,7 +393,7 @@ def run_ablation(
             )
     spec, lines = None, None
     if task:
-        from lstmprobe import tasks
+        from lstmprobe.lm import tasks
 
         lines = text.splitlines(keepends=True)
         spec = tasks.detect(lines)

@@ -107,14 +107,14 @@ def resolve_corpus(corpus: str) -> str:
     return read_corpus(corpus)
 
 
-def _split_names(value: str | None) -> tuple[str, ...] | None:
+def split_names(value: str | None) -> tuple[str, ...] | None:
     if not value:
         return None
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
-def _layer_names(value: str | None) -> tuple[str, ...] | None:
-    names = _split_names(value)
+def layer_names(value: str | None) -> tuple[str, ...] | None:
+    names = split_names(value)
     if names is None:
         return None
     return tuple(f"layer{n}" if n.isdigit() else n for n in names)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +18,9 @@ from lstmprobe.cli._common import (
     warn,
 )
 from lstmprobe.errors import TrainingError
+
+if TYPE_CHECKING:
+    from lstmprobe.lm import Evaluation, TrainResult
 
 
 @click.command()
@@ -49,7 +53,7 @@ def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
         lstmprobe demo
         lstmprobe demo -o /tmp/demo --chars 20000 --json
     """
-    from lstmprobe.demo import _mb, run_demo
+    from lstmprobe.demo import megabytes, run_demo
 
     announce = None if quiet else (lambda line: click.echo(line, err=True))
     summary = run_demo(outdir, chars=chars, progress=not quiet, warn=warn, announce=announce)
@@ -63,7 +67,7 @@ def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
         f"({summary['record_chars_per_second']:,} chars/s)\n"
         f"recording: {summary['store']}\nrankings:  {summary['rankings']}\n"
         f"report:    {summary['report']} ({summary['report_bytes'] / 1e6:.1f} MB; open it in a browser)\n"
-        f"wrote {_mb(summary['bytes_written'])} into {summary['outdir']} (delete the folder "
+        f"wrote {megabytes(summary['bytes_written'])} into {summary['outdir']} (delete the folder "
         "when done)\n"
         f"next: lstmprobe info --store {summary['store']}\n"
         f"      lstmprobe find-neurons --store {summary['store']} -f bracket-depth:python -f comment:python"
@@ -71,6 +75,66 @@ def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
 
 
 # --- commands: training and tasks ---
+
+
+def _fmt_bpc(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def describe(result: TrainResult | Evaluation) -> str:
+    """A few human-readable lines about a training run or an evaluation."""
+    from lstmprobe.lm import TrainResult
+
+    if isinstance(result, TrainResult):
+        val = (
+            f"validation {_fmt_bpc(result.val_bpc)} bits/char "
+            f"(last {result.config.get('val_fraction', 0):.0%})"
+            if result.val_bpc is not None
+            else "no validation (corpus too small to hold out a block)"
+        )
+        return (
+            f"wrote {result.output}: step {result.step}/{result.steps} "
+            f"({result.epoch:.1f} epochs), train {_fmt_bpc(result.train_bpc)} bits/char, {val}; "
+            f"{result.chars_per_second:,.0f} chars/s over {result.seconds:.0f} s"
+        )
+    lines = [
+        f"{result.bits_per_char:.4f} bits/char over {result.characters} chars, "
+        f"{result.sequences} sequence(s) (reset {result.reset})"
+    ]
+    c = result.completion
+    if c is not None:
+        lines.append(
+            f"{c.task}: {c.correct}/{c.sequences} completed exactly ({c.accuracy:.1%}) "
+            "after the separator, greedily"
+        )
+        if c.by_key:
+            lines.append(f"  {c.key:>7}  sequences  exact")
+            for key, (n, good) in sorted(c.by_key.items()):
+                lines.append(f"  {key:>7}  {n:>9}  {good / n:6.1%}")
+    return "\n".join(lines)
+
+
+def describe_bundled(entries: list[dict[str, Any]]) -> str:
+    """The ``lstmprobe models`` table."""
+    if not entries:
+        return "no bundled models or samples in this installation"
+    lines = []
+    for e in entries:
+        size = f"{e['bytes'] / 1e3:,.0f} KB" if e.get("bytes") is not None else "missing"
+        if e["kind"] == "model":
+            cfg = e.get("config") or {}
+            arch = (
+                f"{cfg.get('layers')}x{cfg.get('hidden')} {cfg.get('cell')}"
+                if cfg.get("hidden")
+                else ""
+            )
+            bpc = (
+                f"train {_fmt_bpc(e.get('train_bpc'))} / val {_fmt_bpc(e.get('val_bpc'))} bits/char"
+            )
+            lines.append(f"model   {e['name']:<14} {size:>8}  {arch}  {bpc}  {e['description']}")
+        else:
+            lines.append(f"sample  {e['name']:<14} {size:>8}  {e['description']}")
+    return "\n".join(lines)
 
 
 @click.command("tasks")
@@ -98,10 +162,13 @@ def tasks_command(
         lstmprobe tasks counter -n 2000 -o counter.txt
         lstmprobe tasks counter -n 500 --min-n 11 --max-n 20 --seed 1 -o far.txt
     """
-    from lstmprobe import tasks as task_module
+    from lstmprobe.lm import tasks
 
-    text = task_module.write(name, count, None if output == "-" else output, seed, min_n, max_n)
-    if output != "-" and not quiet:
+    if output == "-":
+        click.echo(tasks.corpus(name, count, seed, min_n, max_n), nl=False)
+        return
+    text = tasks.write(name, count, output, seed, min_n, max_n)
+    if not quiet:
         click.echo(f"wrote {count} {name} sequences ({len(text)} chars) to {output}", err=True)
 
 
@@ -172,7 +239,7 @@ def train_command(
     import shlex
     from pathlib import Path
 
-    from lstmprobe import train as training
+    from lstmprobe import lm
     from lstmprobe.models import file_sha256
 
     shared = Path(output).with_suffix(".safetensors") if write_safetensors else None
@@ -182,8 +249,8 @@ def train_command(
             "(e.g. model.pt) and --safetensors writes model.safetensors beside it"
         )
     if threads is not None:
-        training.set_threads(threads)
-    config = training.resolve_config(settings, resume)
+        lm.set_threads(threads)
+    config = lm.resolve_config(settings, resume)
     text = resolve_corpus(corpus)
     metadata = {
         "command": shlex.join(["lstmprobe", *sys.argv[1:]]),
@@ -192,7 +259,7 @@ def train_command(
     }
     if not corpus.startswith("sample:"):
         metadata["corpus_sha256"] = file_sha256(corpus)
-    result = training.train(
+    result = lm.train(
         text, output, config, resume=resume, slim=slim, progress=not quiet, metadata=metadata
     )
     summary = result.to_dict()
@@ -205,7 +272,7 @@ def train_command(
     if as_json:
         echo_json(summary)
     elif not quiet:
-        click.echo(training.describe(result))
+        click.echo(describe(result))
         if shared is not None:
             click.echo(f"weights and vocab for sharing: {shared}")
     if result.interrupted:
@@ -233,18 +300,21 @@ threads_option = click.option(
 )
 
 
+def reading_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """What a command that runs a model over text takes: --trust-pickle, --unknown, --threads,
+    --quiet, --json; and its errors as one line."""
+    for option in (handle_errors, json_option, quiet_option, threads_option, unknown_option):
+        func = option(func)
+    return trust_option(func)
+
+
 @click.command("sample")
 @click.argument("model")
 @click.option("--prime", default="\n", help="Text to start from.  [default: newline]")
 @click.option("-n", "--length", default=500, show_default=True, help="Characters to generate.")
 @click.option("--temperature", default=0.8, show_default=True, help="0 = greedy.")
 @click.option("--seed", type=int, help="Random seed (same seed, same text).")
-@trust_option
-@unknown_option
-@threads_option
-@quiet_option
-@json_option
-@handle_errors
+@reading_options
 def sample_command(
     model: str,
     prime: str,
@@ -264,11 +334,11 @@ def sample_command(
         lstmprobe sample code-lstm --prime "def " -n 300 --temperature 0.7 --seed 1
         lstmprobe sample counter.pt --prime aaaaX -n 8 --temperature 0
     """
-    from lstmprobe import train as training
+    from lstmprobe import lm
     from lstmprobe.models import load_model
 
     loaded = load_model(model, trust_pickle=trust_pickle)
-    text = training.sample(
+    text = lm.sample(
         loaded.model, loaded.vocab, prime, length, temperature, seed,
         unknown=unknown, threads=threads,
     )  # fmt: skip
@@ -293,12 +363,7 @@ def sample_command(
     type=click.Choice(["auto", "none", "counter", "selective-counter", "ab-memory", "copy"]),
     help="Score greedy completion as this task (auto: recognise it by the lines' form).",
 )
-@trust_option
-@unknown_option
-@threads_option
-@quiet_option
-@json_option
-@handle_errors
+@reading_options
 def evaluate_command(
     model: str,
     corpus: str,
@@ -322,19 +387,19 @@ def evaluate_command(
         lstmprobe tasks counter -n 500 --min-n 11 --max-n 20 -o far.txt
         lstmprobe evaluate counter.pt far.txt --json
     """
-    from lstmprobe import train as training
+    from lstmprobe import lm
     from lstmprobe.models import load_model
 
     loaded = load_model(model, trust_pickle=trust_pickle)
     text = resolve_corpus(corpus)
-    result = training.evaluate(
+    result = lm.evaluate(
         loaded.model, loaded.vocab, text, reset, None if task == "none" else task,
         unknown=unknown, threads=threads,
     )  # fmt: skip
     if as_json:
         echo_json(result.to_dict())
     else:
-        click.echo(training.describe(result))
+        click.echo(describe(result))
 
 
 @click.command("models")
@@ -348,13 +413,13 @@ def models_command(quiet: bool, as_json: bool) -> None:
     Example:
         lstmprobe record code-lstm sample:code
     """
-    from lstmprobe import train as training
+    from lstmprobe import lm
 
-    entries = list(training.iter_bundled())
+    entries = list(lm.iter_bundled())
     if as_json:
         echo_json(entries)
     else:
-        click.echo(training.describe_bundled(entries))
+        click.echo(describe_bundled(entries))
 
 
 # --- commands: features and neurons ---

@@ -201,6 +201,7 @@ def find_neurons_command(
             warn=warn,
         )
         if ablate_k:
+            assert model_path is not None  # checked above, before any work
             ranking = _with_causal(s, ranking, ablate_k, model_path, ablate_random, seed, quiet)
     if not any("skipped" not in f for f in ranking.features.values()):
         fail("no feature could be scored on this corpus (see the warnings above)")
@@ -242,7 +243,7 @@ def _output(flag: str, given: str | None, out: str | None) -> tuple[bool, str | 
 
 
 def _with_causal(
-    store: Any, ranking: Any, k: int, model_path: str | None, n_random: int, seed: int, quiet: bool
+    store: Any, ranking: Any, k: int, model_path: str, n_random: int, seed: int, quiet: bool
 ) -> Any:
     """``--ablate K``: the ranking with causal columns for the top K units of each feature."""
     from lstmprobe.causal.ablation import ranking_effects

@@ -12,8 +12,15 @@ Examples
 
 from __future__ import annotations
 
-from lstmprobe.features import builtins as _builtins  # noqa: F401  (registers the built-ins)
-from lstmprobe.features import regex as _regex  # noqa: F401
-from lstmprobe.features.registry import Feature, Kind, feature, get_feature, known_features
+from lstmprobe.features.base import Feature, Kind, Registry
+from lstmprobe.features.registry import default_registry, feature, get_feature, known_features
 
-__all__ = ["Feature", "Kind", "feature", "get_feature", "known_features"]
+__all__ = [
+    "Feature",
+    "Kind",
+    "Registry",
+    "default_registry",
+    "feature",
+    "get_feature",
+    "known_features",
+]

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 
 import numpy as np
 
 from lstmprobe.errors import FeatureError
-from lstmprobe.features.registry import _REGISTRY, Feature, family, feature
+from lstmprobe.features.base import Feature, Registry
 from lstmprobe.features.stream import Resumable
+
+# the built-ins, defined below; register_all adds them to a registry
+_TABLE = Registry()
 
 # --------------------------------------------------------------------------- restart points
 
@@ -138,13 +140,13 @@ def _lex_from(text: str, python: Dialect, tail: int) -> tuple[np.ndarray, np.nda
 
 def _lexed(which: int, python: Dialect = False) -> Callable[[], Resumable]:
     def label(buf: str, state: object) -> tuple[np.ndarray, int]:
-        lexed = _lex_from(buf, python, 3)
-        return lexed[which].astype(np.float32), lexed[2]
+        in_string, in_comment, restart = _lex_from(buf, python, 3)
+        return (in_string, in_comment)[which].astype(np.float32), restart
 
     return lambda: Resumable(label)
 
 
-@feature("quote", kind="binary", per_sequence=True, stream=_lexed(0))
+@_TABLE.feature("quote", kind="binary", per_sequence=True, stream=_lexed(0))
 def quote(text: str) -> np.ndarray:
     """1 inside a string literal of code after reading the char, else 0: '...' and "..." with
     backslash escapes (an unescaped newline ends them), Python triple quotes spanning lines;
@@ -153,7 +155,7 @@ def quote(text: str) -> np.ndarray:
     return _lex(text)[0].astype(np.float32)
 
 
-@feature("comment", kind="binary", per_sequence=True, stream=_lexed(1))
+@_TABLE.feature("comment", kind="binary", per_sequence=True, stream=_lexed(1))
 def comment(text: str) -> np.ndarray:
     """1 inside a comment after reading the char, else 0: # and // line comments (the newline
     that ends one is outside) and /* ... */ block comments (the closing / is outside); markers
@@ -162,13 +164,13 @@ def comment(text: str) -> np.ndarray:
     return _lex(text)[1].astype(np.float32)
 
 
-@feature("quote:python", kind="binary", per_sequence=True, stream=_lexed(0, python=True))
+@_TABLE.feature("quote:python", kind="binary", per_sequence=True, stream=_lexed(0, python=True))
 def quote_python(text: str) -> np.ndarray:
     """As quote, for Python source: only # starts a comment (// is floor division)."""
     return _lex(text, python=True)[0].astype(np.float32)
 
 
-@feature("comment:python", kind="binary", per_sequence=True, stream=_lexed(1, python=True))
+@_TABLE.feature("comment:python", kind="binary", per_sequence=True, stream=_lexed(1, python=True))
 def comment_python(text: str) -> np.ndarray:
     """1 inside a Python comment after reading the char, else 0: # to the end of the line (the
     newline is outside); // and /* are operators, not comments; # inside strings does not count."""
@@ -199,7 +201,7 @@ def _depth_stream(python: Dialect) -> Callable[[], Resumable]:
     return lambda: Resumable(lambda buf, state: _depth(buf, python, state, tail=3))
 
 
-@feature("bracket-depth", kind="continuous", per_sequence=True, stream=_depth_stream(False))
+@_TABLE.feature("bracket-depth", kind="continuous", per_sequence=True, stream=_depth_stream(False))
 def bracket_depth(text: str) -> np.ndarray:
     """Number of (, [ and { open after reading the char (an opening bracket counts at once, a
     closing one is already subtracted), ignoring brackets inside strings and comments; an
@@ -207,7 +209,9 @@ def bracket_depth(text: str) -> np.ndarray:
     return _depth(text)[0]
 
 
-@feature("bracket-depth:python", kind="continuous", per_sequence=True, stream=_depth_stream(True))
+@_TABLE.feature(
+    "bracket-depth:python", kind="continuous", per_sequence=True, stream=_depth_stream(True)
+)
 def bracket_depth_python(text: str) -> np.ndarray:
     """As bracket-depth, for Python source: only # starts a comment (// is floor division)."""
     return _depth(text, python=True)[0]
@@ -216,7 +220,7 @@ def bracket_depth_python(text: str) -> np.ndarray:
 # --------------------------------------------------------------------------- C and C++
 
 
-@feature("quote:c", kind="binary", per_sequence=True, stream=_lexed(0, "c"))
+@_TABLE.feature("quote:c", kind="binary", per_sequence=True, stream=_lexed(0, "c"))
 def quote_c(text: str) -> np.ndarray:
     """1 inside a C/C++ string literal or character constant after reading the char, else 0:
     "..." and '...' with backslash escapes (a backslash-newline continues one, an unescaped
@@ -226,7 +230,7 @@ def quote_c(text: str) -> np.ndarray:
     return _lex(text, "c")[0].astype(np.float32)
 
 
-@feature("comment:c", kind="binary", per_sequence=True, stream=_lexed(1, "c"))
+@_TABLE.feature("comment:c", kind="binary", per_sequence=True, stream=_lexed(1, "c"))
 def comment_c(text: str) -> np.ndarray:
     """1 inside a C/C++ comment after reading the char, else 0: // to the end of the line
     (continued over a backslash-newline; the newline that ends it is outside) and /* ... */ (the
@@ -235,7 +239,7 @@ def comment_c(text: str) -> np.ndarray:
     return _lex(text, "c")[1].astype(np.float32)
 
 
-@feature("bracket-depth:c", kind="continuous", per_sequence=True, stream=_depth_stream("c"))
+@_TABLE.feature("bracket-depth:c", kind="continuous", per_sequence=True, stream=_depth_stream("c"))
 def bracket_depth_c(text: str) -> np.ndarray:
     """As bracket-depth, for C/C++ source: only // and /* */ are comments, so the brackets of
     #define and #if lines count."""
@@ -258,7 +262,7 @@ def _directive_state(segment: str, labels: np.ndarray, state: object) -> bool:
     return not last_line[1].strip(" \t")
 
 
-@feature(
+@_TABLE.feature(
     "preprocessor",
     kind="binary",
     per_sequence=True,
@@ -347,24 +351,29 @@ def _tabbed(
 ) -> Feature:
     """A line feature with a tab width (``indent:N``, ``line-position:N``; default 4)."""
     tab = _tab_arg(spec, arg, 4)
-    func = partial(label, tab=tab)
+
+    def func(text: str) -> np.ndarray:
+        return label(text, tab)
+
     return Feature(
         spec, func, "continuous", definition(tab), True, _stateless(func, _after_last_newline)
     )
 
 
-@family("indent", _indent_definition(4) + " (indent = indent:4)", "N")
+@_TABLE.family("indent", _indent_definition(4) + " (indent = indent:4)", "N")
 def _indent_family(spec: str, arg: str) -> Feature:
     return _tabbed(spec, arg, _indent, _indent_definition)
 
 
-@family("line-position", _line_position_definition(4) + " (line-position = line-position:4)", "N")
+@_TABLE.family(
+    "line-position", _line_position_definition(4) + " (line-position = line-position:4)", "N"
+)
 def _line_position_family(spec: str, arg: str) -> Feature:
     return _tabbed(spec, arg, _line_position, _line_position_definition)
 
 
 for _plain in (_indent_family("indent", ""), _line_position_family("line-position", "")):
-    feature(
+    _TABLE.feature(
         _plain.name,
         kind=_plain.kind,
         definition=_plain.definition,
@@ -382,7 +391,7 @@ def _prose_cut(buf: str, final: bool) -> int:
     return len(buf) if i < 0 else i
 
 
-@feature(
+@_TABLE.feature(
     "quote:prose",
     kind="binary",
     per_sequence=True,
@@ -484,7 +493,7 @@ def _lookback(buf: str, cut: int) -> int:
     return cut - max(j, 0)
 
 
-@feature(
+@_TABLE.feature(
     "proper-noun",
     kind="binary",
     per_sequence=True,
@@ -526,7 +535,7 @@ def _spacy_proper_nouns(text: str) -> np.ndarray:
     return out
 
 
-feature(
+_TABLE.feature(
     "proper-noun:spacy",
     kind="binary",
     definition="1 on every char of a token an installed spaCy English model tags PROPN, else 0 "
@@ -575,7 +584,7 @@ def _make_span_feature(name: str) -> None:
         ),
     ):
         label = partial(_spans, pattern, position=position, strip=strip)
-        feature(
+        _TABLE.feature(
             name + suffix,
             kind=kind,  # type: ignore[arg-type]
             definition=definition,
@@ -590,14 +599,18 @@ for _name in _SPAN_DEFS:
 _CAPS = re.compile(r"[^\W\d_]{2,}")
 
 
-@feature(
+@_TABLE.feature(
     "caps",
     kind="binary",
     per_sequence=True,
-    stream=lambda: Resumable(lambda buf, state: caps(buf), _after_last_space),
+    stream=lambda: Resumable(lambda buf, state: _caps(buf), _after_last_space),
 )
 def caps(text: str) -> np.ndarray:
     """1 on every char of an all-capitals word of at least two letters (USA, FAKE), else 0."""
+    return _caps(text)
+
+
+def _caps(text: str) -> np.ndarray:
     out = np.zeros(len(text), dtype=np.float32)
     for m in _CAPS.finditer(text):
         if m.group().isupper():
@@ -625,7 +638,9 @@ def _is_char(text: str, char: str) -> np.ndarray:
     return (codes == ord(char)).astype(np.float32)
 
 
-@family("char", "1 where the char just read is X, else 0 (char:space, char:tab, char:\\n work).")
+@_TABLE.family(
+    "char", "1 where the char just read is X, else 0 (char:space, char:tab, char:\\n work)."
+)
 def _char_family(spec: str, arg: str) -> Feature:
     char = _char_arg(spec, arg)
     label = partial(_is_char, char=char)
@@ -647,7 +662,7 @@ def _next_char(text: str, char: str) -> np.ndarray:
     return out
 
 
-@family(
+@_TABLE.family(
     "next-char",
     "1 where the NEXT char (position t+1) is X, else 0; undefined (NaN) at the last char of "
     "each sequence.",
@@ -686,7 +701,7 @@ def _count_stream(up: str, down: str | None) -> Resumable:
     )
 
 
-@family(
+@_TABLE.family(
     "count",
     "count:a = a's seen minus b's seen in the current sequence, the char just read included "
     "(the counter tasks); count:X-Y = X's minus Y's; count:X (X not a) = X's seen.",
@@ -718,7 +733,7 @@ def _ab(text: str, value: float | None = None) -> np.ndarray:
     return np.full(len(text), value, dtype=np.float32)
 
 
-@feature(
+@_TABLE.feature(
     "ab-state",
     kind="binary",
     per_sequence=True,
@@ -773,4 +788,9 @@ _HINTS = {
     "lstmprobe tasks ab-memory, recorded with --reset line)",
 }
 for _spec, _hint in _HINTS.items():
-    _REGISTRY[_spec] = replace(_REGISTRY[_spec], hint=_hint)
+    _TABLE.set_hint(_spec, _hint)
+
+
+def register_all(registry: Registry) -> None:
+    """Add every built-in feature and family to ``registry``."""
+    registry.update(_TABLE)

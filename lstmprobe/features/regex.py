@@ -7,7 +7,9 @@ import re
 import numpy as np
 
 from lstmprobe.errors import FeatureError
-from lstmprobe.features.registry import Feature, family
+from lstmprobe.features.base import Feature, Registry
+
+_TABLE = Registry()
 
 
 def _regex(text: str, pattern: re.Pattern[str]) -> np.ndarray:
@@ -17,7 +19,7 @@ def _regex(text: str, pattern: re.Pattern[str]) -> np.ndarray:
     return out
 
 
-@family(
+@_TABLE.family(
     "regex",
     "1 on every char inside a match of the Python regular expression PATTERN (re.finditer, "
     "non-overlapping, per sequence; empty matches mark nothing), else 0.",
@@ -38,3 +40,8 @@ def _regex_family(spec: str, arg: str) -> Feature:
         f"1 on every char inside a match of /{arg}/, else 0.",
         True,
     )
+
+
+def register_all(registry: Registry) -> None:
+    """Add the ``regex:PATTERN`` family to ``registry``."""
+    registry.update(_TABLE)

@@ -1,216 +1,35 @@
-"""The feature registry: :class:`Feature`, the ``@feature`` decorator and :func:`get_feature`.
+"""The default feature registry: the ``@feature`` decorator, :func:`get_feature`, :func:`known_features`.
 
-A feature maps a text to one float per character, describing the state AFTER reading that
-character; ``NaN`` marks positions where the feature is undefined (they are masked, never guessed).
-Binary features take the values 0 and 1; anything else is continuous.
+The one place the built-ins are registered: :data:`DEFAULT` is filled here from the tables of
+:mod:`lstmprobe.features.builtins` and :mod:`lstmprobe.features.regex` (their
+``register_all``); a ``FILE.py:FUNC`` spec is loaded by :mod:`lstmprobe.features.user`. Importing
+a module that defines features registers nothing anywhere else.
 """
 
 from __future__ import annotations
 
-import inspect
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import numpy as np
-
 from lstmprobe.errors import FeatureError
-from lstmprobe.features.stream import Scanner, WholeScanner
+from lstmprobe.features import builtins, regex, user
+from lstmprobe.features.base import Feature, Registry
 
-Kind = Literal["binary", "continuous"]
-FeatureFunc = Callable[..., Any]
+#: The registry get_feature and ``@feature`` use: the built-ins, then your features.
+DEFAULT = Registry()
+builtins.register_all(DEFAULT)
+regex.register_all(DEFAULT)
 
-
-@dataclass(frozen=True)
-class Feature:
-    """A named labelling of a text, one value per character.
-
-    Parameters
-    ----------
-    name : str
-        The spec that names it (``quote``, ``char:x``, ``my.py:func``).
-    func : callable
-        ``func(text) -> array of shape (len(text),)``; a function that also declares a
-        ``sequences`` parameter receives the ``[start, end)`` array of the recording.
-    kind : {"binary", "continuous"} or None
-        None: inferred from the values (binary when every defined value is 0 or 1).
-    definition : str
-        One precise sentence shown by ``lstmprobe features``.
-    per_sequence : bool
-        Compute on each sequence separately (the state of the text resets where the model's
-        does); built-ins do, user functions receive the whole text.
-    stream : callable, optional
-        ``stream() -> Scanner`` that labels one sequence piece by piece with the same result
-        as ``func`` (:mod:`lstmprobe.features.stream`), so long recordings are labelled in
-        bounded memory; without one a sequence is labelled once all of it is read.
-    hint : str
-        Why the feature may be constant on a corpus and what to try instead (shown when it is).
-    """
-
-    name: str
-    func: FeatureFunc = field(repr=False, compare=False)
-    kind: Kind | None = None
-    definition: str = ""
-    per_sequence: bool = False
-    stream: Callable[[], Scanner] | None = field(default=None, repr=False, compare=False)
-    hint: str = field(default="", repr=False, compare=False)
-
-    def labels(self, text: str, sequences: np.ndarray | None = None) -> np.ndarray:
-        """Labels of ``text``: float32 array of shape (len(text),), NaN where undefined.
-
-        Examples
-        --------
-        >>> get_feature("char:a").labels("banana").tolist()
-        [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
-        """
-        n = len(text)
-        if sequences is None or len(sequences) == 0:
-            sequences = np.array([[0, n]], dtype=np.int64)
-        if self.per_sequence:
-            out = np.full(n, np.nan, dtype=np.float32)
-            for start, end in np.asarray(sequences, dtype=np.int64):
-                if end > start:
-                    out[start:end] = self._call(text[start:end], None)
-            return out
-        return self._call(text, np.asarray(sequences, dtype=np.int64))
-
-    def scanner(self) -> Scanner:
-        """A fresh :class:`~lstmprobe.features.stream.Scanner` for one sequence."""
-        if self.stream is not None:
-            return self.stream()
-        return WholeScanner(lambda text: self._call(text, None))
-
-    def _call(self, text: str, sequences: np.ndarray | None) -> np.ndarray:
-        try:
-            if sequences is not None and _wants_sequences(self.func):
-                values = self.func(text, sequences=sequences)
-            else:
-                values = self.func(text)
-        except FeatureError:
-            raise
-        except (Exception, SystemExit) as exc:  # a feature calling sys.exit() is a failure too
-            raise FeatureError(failure(f"feature {self.name!r} failed", exc, self.func)) from exc
-        try:
-            arr = np.asarray(values, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise FeatureError(
-                f"feature {self.name!r} returned {type(values).__name__}, not numbers; return "
-                "an array of floats, one per character (NaN = undefined)"
-            ) from None
-        if arr.shape != (len(text),):
-            raise FeatureError(
-                f"feature {self.name!r} returned shape {arr.shape} for a text of {len(text)} "
-                f"characters; return one value per character, shape ({len(text)},)"
-            )
-        return arr
-
-    def infer_kind(self, labels: np.ndarray) -> Kind:
-        """``kind`` if set, else binary when every defined label is 0 or 1."""
-        if self.kind is not None:
-            return self.kind
-        defined = labels[~np.isnan(labels)]
-        return "binary" if np.isin(defined, (0.0, 1.0)).all() else "continuous"
+#: ``@feature("name", kind=..., definition=..., per_sequence=..., stream=..., hint=...)``
+#: registers a function in :data:`DEFAULT` (:meth:`~lstmprobe.features.base.Registry.feature`).
+feature = DEFAULT.feature
 
 
-def _source_file(func: Any) -> str | None:
-    """The file a function was defined in (through ``functools.partial``), if any."""
-    func = getattr(func, "func", func)
-    code = getattr(func, "__code__", None)
-    return code.co_filename if code is not None else None
-
-
-def failure(what: str, exc: BaseException, func: Any = None) -> str:
-    """One line for a failing user function: ``what``, where it raised and the exception.
-
-    The place is the innermost frame in the function's own file (the user's line), else the
-    innermost frame of all.
-    """
-    frames = traceback.extract_tb(exc.__traceback__)
-    own = _source_file(func)
-    mine = [f for f in frames if own is not None and f.filename == own]
-    where = ""
-    if mine or frames:
-        frame = (mine or frames)[-1]
-        where = f" at {frame.filename}:{frame.lineno} (in {frame.name})"
-    if isinstance(exc, SystemExit):
-        detail = f"SystemExit({exc.code!r}): it called sys.exit(); return labels instead"
-    else:
-        message = str(exc).strip().splitlines()
-        detail = type(exc).__name__ + (f": {message[0]}" if message else "")
-    return f"{what}{where}: {detail}"
-
-
-def _wants_sequences(func: FeatureFunc) -> bool:
-    try:
-        return "sequences" in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-_REGISTRY: dict[str, Feature] = {}
-# parametric families: prefix -> (factory(argument) -> Feature, short description)
-_FAMILIES: dict[str, tuple[Callable[[str, str], Feature], str, str]] = {}
-
-
-def feature(
-    name: str,
-    *,
-    kind: Kind | None = None,
-    definition: str | None = None,
-    per_sequence: bool = False,
-    stream: Callable[[], Scanner] | None = None,
-    hint: str = "",
-) -> Callable[[FeatureFunc], FeatureFunc]:
-    """Register ``func(text) -> array`` as the feature ``name``; returns ``func`` unchanged.
-
-    The definition shown by ``lstmprobe features`` defaults to the first line of the docstring.
-    ``per_sequence=True`` computes it on each recorded sequence separately, and ``stream``
-    (a factory of :class:`~lstmprobe.features.stream.Scanner`) lets a long sequence be labelled
-    piece by piece in bounded memory; see :class:`Feature`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> @feature("vowel", kind="binary")
-    ... def vowel(text: str) -> np.ndarray:
-    ...     '''The char just read is a vowel.'''
-    ...     return np.array([c in "aeiou" for c in text], dtype=float)
-    >>> get_feature("vowel").labels("hat").tolist()
-    [0.0, 1.0, 0.0]
-    """
-    if not isinstance(name, str) or not name or any(c.isspace() for c in name):
-        raise FeatureError(f"a feature name must be a non-empty word, got {name!r}")
-
-    def register(func: FeatureFunc) -> FeatureFunc:
-        doc = definition
-        if doc is None:
-            doc = (inspect.getdoc(func) or "").strip().split("\n\n")[0].replace("\n", " ")
-        _REGISTRY[name] = Feature(name, func, kind, doc, per_sequence, stream, hint)
-        return func
-
-    return register
-
-
-def family(
-    prefix: str, description: str, display: str = "X"
-) -> Callable[[Callable[[str, str], Feature]], Any]:
-    """Register a parametric family ``prefix:ARG`` (built-ins use it); ``display`` names ARG."""
-
-    def register(factory: Callable[[str, str], Feature]) -> Callable[[str, str], Feature]:
-        _FAMILIES[prefix] = (factory, description, f"{prefix}:{display}")
-        return factory
-
-    return register
+def default_registry() -> Registry:
+    """:data:`DEFAULT`, the registry ``get_feature``, ``find-neurons`` and ``@feature`` use."""
+    return DEFAULT
 
 
 def known_features() -> dict[str, str]:
     """Every feature name and family (``char:X``) with its definition, built-ins first."""
-    import lstmprobe.features  # noqa: F401  (registers the built-ins)
-
-    known = {name: f.definition for name, f in _REGISTRY.items()}
-    for _, description, display in _FAMILIES.values():
-        known[display] = description
+    known = DEFAULT.known()
     known["FILE.py:FUNC"] = (
         "A function in your own Python file, called as FUNC(text) -> one value per character "
         "(NaN = undefined); the file is imported, so it runs your code."
@@ -219,7 +38,8 @@ def known_features() -> dict[str, str]:
 
 
 def get_feature(spec: str | Feature) -> Feature:
-    """The :class:`Feature` a spec names; :class:`~lstmprobe.errors.FeatureError` if none.
+    """The :class:`~lstmprobe.features.base.Feature` a spec names;
+    :class:`~lstmprobe.errors.FeatureError` if none.
 
     Examples
     --------
@@ -228,23 +48,21 @@ def get_feature(spec: str | Feature) -> Feature:
     >>> get_feature("next-char:b").kind
     'binary'
     """
-    import lstmprobe.features  # noqa: F401  (registers the built-ins)
-
     if isinstance(spec, Feature):
         return spec
     if not isinstance(spec, str) or not spec:
         raise FeatureError(f"a feature spec must be a non-empty string, got {spec!r}")
-    if spec in _REGISTRY:
-        return _REGISTRY[spec]
-    head, sep, arg = spec.partition(":")
-    if sep and head in _FAMILIES:
-        return _FAMILIES[head][0](spec, arg)
+    registry = DEFAULT
+    found = registry.lookup(spec)
+    if found is not None:
+        return found
     if ".py:" in spec:
-        from lstmprobe.features.user import load_user_feature
-
-        return load_user_feature(spec)
+        return user.load_user_feature(spec, registry)
     names = ", ".join(k for k in known_features() if k != "FILE.py:FUNC")
     raise FeatureError(
         f"unknown feature {spec!r}; known: {names}, or FILE.py:FUNC for your own function "
         "(`lstmprobe features` shows the definitions)"
     )
+
+
+__all__ = ["DEFAULT", "default_registry", "feature", "get_feature", "known_features"]

@@ -12,14 +12,27 @@ a block plus what the scanners carry, not by the corpus.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from lstmprobe.errors import FeatureError
 
-if TYPE_CHECKING:
-    from lstmprobe.features.registry import Feature
+
+class Labelling(Protocol):
+    """What :func:`feature_windows` needs of a feature (a
+    :class:`~lstmprobe.features.base.Feature` is one); this module imports no feature."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def per_sequence(self) -> bool: ...
+
+    def labels(self, text: str, sequences: np.ndarray | None = None) -> np.ndarray: ...
+
+    def scanner(self) -> Scanner: ...
+
 
 #: Characters read per block; a sequence no longer than this is labelled in one call.
 BLOCK = 1 << 16
@@ -146,7 +159,7 @@ class TextReader:
 
 
 def feature_windows(
-    feature: Feature,
+    feature: Labelling,
     text: Callable[[int, int], str],
     n: int,
     sequences: np.ndarray,
@@ -175,7 +188,7 @@ def feature_windows(
 
 
 def _pieces(
-    feature: Feature, text: Callable[[int, int], str], n: int, sequences: np.ndarray
+    feature: Labelling, text: Callable[[int, int], str], n: int, sequences: np.ndarray
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(start, labels) pieces covering positions 0..n in order, then empty pieces forever."""
     if not feature.per_sequence:
@@ -206,7 +219,7 @@ def _pieces(
 
 
 def _short(
-    feature: Feature, text: Callable[[int, int], str], batch: list[tuple[int, int]]
+    feature: Labelling, text: Callable[[int, int], str], batch: list[tuple[int, int]]
 ) -> Iterator[tuple[int, np.ndarray]]:
     a, b = batch[0][0], batch[-1][1]
     local = np.array(batch, dtype=np.int64) - a
@@ -214,7 +227,7 @@ def _short(
 
 
 def _long(
-    feature: Feature, text: Callable[[int, int], str], s: int, e: int
+    feature: Labelling, text: Callable[[int, int], str], s: int, e: int
 ) -> Iterator[tuple[int, np.ndarray]]:
     scanner = feature.scanner()
     pos = s

@@ -11,15 +11,16 @@ import sys
 from pathlib import Path
 
 from lstmprobe.errors import FeatureError
-from lstmprobe.features.registry import _REGISTRY, Feature, failure
+from lstmprobe.features.base import Feature, Registry, failure
 
 
-def load_user_feature(spec: str) -> Feature:
+def load_user_feature(spec: str, registry: Registry) -> Feature:
     """The feature ``FUNC`` defined in ``FILE.py`` (spec ``FILE.py:FUNC``).
 
     The function is called as ``FUNC(text)`` on the whole recorded text (or
     ``FUNC(text, sequences=...)`` when it declares that parameter) and must return one value per
-    character, NaN where undefined.
+    character, NaN where undefined. A function the file decorates with ``@feature("name", ...)``
+    (which adds it to ``registry`` as the file runs) keeps that name, kind and definition.
     """
     file_part, _, func_name = spec.rpartition(":")
     path = Path(file_part).expanduser()
@@ -49,7 +50,7 @@ def load_user_feature(spec: str) -> Feature:
         )
     if isinstance(func, Feature):
         return func
-    registered = [f for f in _REGISTRY.values() if f.func is func]
+    registered = [f for f in registry.features.values() if f.func is func]
     if registered:  # decorated with @feature("name", ...): its name, kind and definition
         return registered[-1]
     doc = (func.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")

@@ -13,12 +13,12 @@ from lstmprobe.causal import AblationError, next_char_bits, run_ablation, unit_m
 from lstmprobe.causal.ablation import Condition, draw_random, feature_on_off
 from lstmprobe.errors import CorpusError, FeatureError, UnitError
 from lstmprobe.features import get_feature
+from lstmprobe.lm import task_completion
+from lstmprobe.lm.tasks import generate
 from lstmprobe.models import CharLSTM, LoadedModel, ModelConfig
 from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.store import ActivationStore
-from lstmprobe.tasks import generate
 from lstmprobe.text import Vocab, sequences
-from lstmprobe.train import task_completion
 from tests.conftest import make_model
 
 

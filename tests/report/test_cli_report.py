@@ -28,6 +28,7 @@ def leftovers(directory: Path) -> list[str]:
     return [p.name for p in directory.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind, extra",
     [
@@ -155,6 +156,7 @@ def test_an_unwritable_output_is_one_line(lstm_store, tmp_path):
         locked.chmod(0o700)
 
 
+@pytest.mark.slow
 def test_report_writes_beside_the_store_with_a_manifest(lstm_store, tmp_path):
     store = tmp_path / "acts.h5"
     shutil.copy(lstm_store, store)
@@ -178,6 +180,7 @@ def test_rankings_of_another_recording_are_ignored_with_a_warning(lstm_store, ba
     assert "ignoring" in result.stderr and json.loads(result.stdout)["features"] == []
 
 
+@pytest.mark.slow
 def test_report_as_a_real_process(lstm_store, tmp_path):
     exe = Path(sys.executable).with_name("lstmprobe")
     out = tmp_path / "r.html"

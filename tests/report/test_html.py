@@ -98,6 +98,7 @@ def test_text_page_holds_one_unit(lstm_store):
         )
 
 
+@pytest.mark.slow
 def test_the_package_exports_figures_and_the_report_lazily():
     import subprocess
     import sys

@@ -23,11 +23,11 @@ from __future__ import annotations
 import os
 import random
 import re
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lstmprobe._io import atomic_write
 from lstmprobe.errors import CorpusError
 
 
@@ -149,30 +149,32 @@ def generate(name: str, count: int, seed: int = 0, min_n: int = 1, max_n: int = 
     return [task.draw(rng, min_n, max_n) for _ in range(count)]
 
 
+def corpus(name: str, count: int, seed: int = 0, min_n: int = 1, max_n: int = 10) -> str:
+    """The text of a task corpus: :func:`generate`'s lines, each ending in a newline."""
+    return "".join(line + "\n" for line in generate(name, count, seed, min_n, max_n))
+
+
 def write(
     name: str,
     count: int,
-    output: str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str],
     seed: int = 0,
     min_n: int = 1,
     max_n: int = 10,
 ) -> str:
-    """Generate a task corpus and write it (one line per sequence) to ``output``, or stdout if None.
+    """Generate a task corpus and write it (one line per sequence) to ``output``.
 
-    The file is written atomically. Returns the text.
+    The file is written atomically through an exclusive temporary beside it
+    (:func:`lstmprobe._io.atomic_write`), so nothing is written through a link planted there.
+    Returns the text.
     """
-    text = "".join(line + "\n" for line in generate(name, count, seed, min_n, max_n))
-    if output is None or str(output) == "-":
-        sys.stdout.write(text)
-        return text
+    text = corpus(name, count, seed, min_n, max_n)
     path = Path(output)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(text, encoding="utf-8", newline="\n")
-        os.replace(tmp, path)
+        with atomic_write(path, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CorpusError(f"cannot write {path}: {exc.strerror}") from None
+        raise CorpusError(f"cannot write {path}: {exc.strerror or exc}") from None
     return text
 
 

@@ -150,6 +150,7 @@ def test_bench_measures_both_throughputs(tmp_path, files):
     assert row["plain_chars_per_s"] > 0 and row["record_chars_per_s"] > 0 and row["ratio"] > 0
 
 
+@pytest.mark.slow
 def test_the_installed_script_runs_in_a_real_process(tmp_path, files):
     model, text = files
     exe = shutil.which("lstmprobe")

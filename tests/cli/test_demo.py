@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from lstmprobe.cli import main
 from lstmprobe.store import ActivationStore
+
+# the whole pipeline on the bundled model, twice per test
+pytestmark = pytest.mark.slow
 
 
 def test_demo_runs_the_pipeline_on_the_bundled_model(tmp_path):

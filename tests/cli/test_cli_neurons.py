@@ -113,6 +113,7 @@ def test_a_users_feature_file_is_imported_once(store_path: Path, tmp_path: Path)
     assert log.read_text().splitlines() == ["imported"]
 
 
+@pytest.mark.slow
 def test_installed_script_runs(store_path: Path) -> None:
     exe = shutil.which("lstmprobe")
     if exe is None:
@@ -133,6 +134,7 @@ def test_scores_only_table_has_no_empty_probe_columns(store_path: Path) -> None:
     assert "held-out" not in result.stdout and "interval" not in result.stdout
 
 
+@pytest.mark.slow
 def test_label_memory_zero_streams_the_labels_with_the_same_ranking(store_path: Path) -> None:
     args = ["find-neurons", "--store", str(store_path), "-f", "quote", "-f", "indent"]
     args += ["--json", "-", "--no-save"]

@@ -1,4 +1,4 @@
-"""Training, sampling and evaluating character-level language models (``lstmprobe train``).
+"""Training character-level language models (``lstmprobe train``).
 
 Two ways to cut a corpus into training sequences (``reset``):
 
@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from lstmprobe import bundled, tasks
+from lstmprobe import bundled
 from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError
+from lstmprobe.lm.evaluation import LN2, part_bpc
 from lstmprobe.models import (
     CHECKPOINT_FORMAT,
     CharLSTM,
@@ -45,13 +46,10 @@ from lstmprobe.models import (
     load_model,
     save_checkpoint,
 )
-from lstmprobe.text import RESETS, Vocab, check_chars, sequences
+from lstmprobe.text import RESETS, Vocab, sequences
 
-LN2 = math.log(2.0)
 ARCHITECTURE = ("layers", "hidden", "embedding", "cell")
 DEFAULT_STEPS = 2000
-EVAL_TRACK_CHARS = 2000  # a stream is evaluated in tracks of at least this many characters
-EVAL_MAX_TRACKS = 64
 
 
 # --------------------------------------------------------------------------- settings
@@ -248,96 +246,13 @@ def _split(text: str, vocab: Vocab, reset: str, val_fraction: float) -> tuple[An
     return train_part, val_part
 
 
-# --------------------------------------------------------------------------- evaluation
+# --------------------------------------------------------------------------- state
 
 
 def _detach(state: Any) -> Any:
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()
-
-
-@torch.no_grad()
-def _stream_nats(model: CharLSTM, ids: np.ndarray, chunk: int = 512) -> tuple[float, int]:
-    """Summed negative log-likelihood (nats) and count of predicted chars of one stream."""
-    n = len(ids)
-    if n < 2:
-        return 0.0, 0
-    rows = max(1, min(EVAL_MAX_TRACKS, n // EVAL_TRACK_CHARS))
-    track = n // rows
-    total, count = 0.0, 0
-    tracks = torch.from_numpy(np.ascontiguousarray(ids[: rows * track]).reshape(rows, track))
-    state = None
-    for start in range(0, track - 1, chunk):
-        stop = min(start + chunk, track - 1)
-        logits, state = model(tracks[:, start:stop], state)
-        y = tracks[:, start + 1 : stop + 1]
-        total += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum"))
-        count += y.numel()
-    tail = ids[rows * track - 1 :]  # the chars the tracks left out, read from the last one's end
-    if len(tail) >= 2:
-        logits, _ = model(torch.from_numpy(np.ascontiguousarray(tail[:-1]))[None], None)
-        y = torch.from_numpy(np.ascontiguousarray(tail[1:]))
-        total += float(F.cross_entropy(logits[0], y, reduction="sum"))
-        count += len(y)
-    return total, count
-
-
-@torch.no_grad()
-def _lines_nats(model: CharLSTM, seqs: list[np.ndarray], batch: int = 256) -> tuple[float, int]:
-    seqs = sorted((s for s in seqs if len(s) >= 2), key=len)
-    total, count = 0.0, 0
-    for i in range(0, len(seqs), batch):
-        group = seqs[i : i + batch]
-        width = len(group[-1])
-        x = torch.zeros((len(group), width - 1), dtype=torch.long)
-        y = torch.full((len(group), width - 1), -100, dtype=torch.long)
-        for r, s in enumerate(group):
-            x[r, : len(s) - 1] = torch.from_numpy(s[:-1])
-            y[r, : len(s) - 1] = torch.from_numpy(s[1:])
-        logits, _ = model(x)
-        total += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum"))
-        count += int((y != -100).sum())
-    return total, count
-
-
-def _bpc(model: CharLSTM, part: Any) -> float | None:
-    if part is None:
-        return None
-    was_training = model.training
-    model.eval()
-    try:
-        nats, count = (
-            _stream_nats(model, part) if isinstance(part, np.ndarray) else _lines_nats(model, part)
-        )
-    finally:
-        model.train(was_training)
-    return nats / count / LN2 if count else None
-
-
-def bits_per_char(model: CharLSTM, vocab: Vocab, text: str, reset: str = "none") -> float:
-    """Mean bits per predicted character of ``text`` (every char but each sequence's first).
-
-    With ``reset="none"`` a long text is read as up to 64 contiguous tracks of at least 2000
-    characters, each starting from zero state (faster; a few hundred chars of warm-up per track).
-
-    Examples
-    --------
-    >>> torch.manual_seed(0) and None
-    >>> m = CharLSTM(ModelConfig(vocab_size=2, hidden_size=3))
-    >>> round(bits_per_char(m, Vocab.from_text("ab"), "abab"), 1)
-    1.0
-    """
-    if reset not in RESETS:
-        raise CorpusError(f"reset must be one of {', '.join(RESETS)}, got {reset!r}")
-    if reset == "none":
-        part: Any = vocab.encode(text)
-    else:
-        part = [vocab.encode(text[a:b]) for a, b in sequences(text, "line")]
-    value = _bpc(model, part)
-    if value is None:
-        raise CorpusError("the corpus has no sequence of 2 or more characters to predict")
-    return value
 
 
 # --------------------------------------------------------------------------- training
@@ -492,8 +407,8 @@ def train(
             torch.set_rng_state(saved["rng_state"])
 
     def write(final: bool) -> tuple[float | None, float | None]:
-        val = _bpc(model, val_part)
-        train_bpc = _bpc(model, train_part) if final else None
+        val = part_bpc(model, val_part)
+        train_bpc = part_bpc(model, train_part) if final else None
         info = {
             "config": asdict(config),
             "step": step,
@@ -589,237 +504,6 @@ def training_info(source: str | os.PathLike[str]) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
-# --------------------------------------------------------------------------- sampling
-
-
-def _check_prime(prime: str, vocab: Vocab) -> None:
-    if not prime:
-        raise CorpusError("the prime is empty; give at least one character to start from")
-    missing = sorted(set(prime) - set(vocab.chars))
-    if missing:
-        raise CorpusError(
-            f"the prime has characters the model's vocabulary lacks: {missing[:5]!r}; "
-            f"use only characters of its vocabulary ({len(vocab)} characters), or --unknown "
-            "skip to drop them or --unknown map:C to replace them with C"
-        )
-
-
-class _Threads:
-    """torch's CPU threads set to ``n`` for a ``with`` block (None: unchanged), then restored."""
-
-    def __init__(self, n: int | None) -> None:
-        if n is not None and n < 1:
-            raise TrainingError(f"--threads must be at least 1, got {n}")
-        self.n, self.before = n, torch.get_num_threads()
-
-    def __enter__(self) -> None:
-        if self.n is not None:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        torch.set_num_threads(self.before)
-
-
-@torch.no_grad()
-def sample(
-    model: CharLSTM,
-    vocab: Vocab,
-    prime: str = "\n",
-    length: int = 500,
-    temperature: float = 1.0,
-    seed: int | None = None,
-    *,
-    unknown: str = "error",
-    threads: int | None = None,
-) -> str:
-    """``length`` characters generated after reading ``prime`` (the prime is not included).
-
-    ``temperature`` 0 picks the most likely character each time (greedy). ``unknown`` says
-    what to do with prime characters the vocabulary lacks (``error``, ``skip``, ``map:C``, as
-    for ``record``); ``threads`` sets torch's CPU threads for the call.
-
-    Examples
-    --------
-    >>> m = CharLSTM(ModelConfig(vocab_size=3, hidden_size=4))
-    >>> len(sample(m, Vocab.from_text("abc"), "a", length=5, seed=0))
-    5
-    """
-    if unknown != "error":
-        prime = check_chars(prime, vocab, unknown)
-    _check_prime(prime, vocab)
-    if temperature < 0:
-        raise CorpusError(f"--temperature must be 0 (greedy) or positive, got {temperature}")
-    if length < 0:
-        raise CorpusError(f"the length must be 0 or more, got {length}")
-    with _Threads(threads):
-        return _sample(model, vocab, prime, length, temperature, seed)
-
-
-def _sample(
-    model: CharLSTM, vocab: Vocab, prime: str, length: int, temperature: float, seed: int | None
-) -> str:
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    out: list[int] = []
-    try:
-        logits, state = model(torch.from_numpy(vocab.encode(prime))[None])
-        last = logits[0, -1]
-        for _ in range(length):
-            if temperature == 0:
-                nxt = int(last.argmax())
-            else:
-                probs = torch.softmax(last.double() / temperature, dim=-1)
-                nxt = int(torch.multinomial(probs, 1, generator=generator))
-            out.append(nxt)
-            logits, state = model(torch.tensor([[nxt]]), state)
-            last = logits[0, -1]
-    finally:
-        model.train(was_training)
-    return vocab.decode(out)
-
-
-@torch.no_grad()
-def complete_greedy(model: CharLSTM, vocab: Vocab, prefixes: list[str], length: int) -> list[str]:
-    """Greedy continuations of ``length`` chars for prefixes of one length, in one batch."""
-    if not prefixes:
-        return []
-    x = torch.from_numpy(np.stack([vocab.encode(p) for p in prefixes]))
-    was_training = model.training
-    model.eval()
-    try:
-        logits, state = model(x)
-        out = []
-        for _ in range(length):
-            nxt = logits[:, -1].argmax(-1, keepdim=True)
-            out.append(nxt)
-            logits, state = model(nxt, state)
-    finally:
-        model.train(was_training)
-    rows = torch.cat(out, dim=1).tolist() if out else [[] for _ in prefixes]
-    return [vocab.decode(r) for r in rows]
-
-
-# --------------------------------------------------------------------------- evaluating
-
-
-@dataclass
-class Completion:
-    """Exact greedy completion of a task corpus's deterministic parts."""
-
-    task: str
-    sequences: int
-    correct: int
-    key: str | None
-    by_key: dict[int, tuple[int, int]]  # key -> (sequences, correct)
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.sequences if self.sequences else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "sequences": self.sequences,
-            "correct": self.correct,
-            "accuracy": self.accuracy,
-            "key": self.key,
-            "by_key": {
-                str(k): {"sequences": n, "correct": c, "accuracy": c / n}
-                for k, (n, c) in sorted(self.by_key.items())
-            },
-        }
-
-
-def task_completion(
-    model: CharLSTM, vocab: Vocab, lines: list[str], task: str | tasks.Task
-) -> Completion:
-    """Fraction of ``lines`` whose deterministic part (after the separator, newline included)
-    the model completes exactly when it picks the most likely character each time."""
-    spec = task if isinstance(task, tasks.Task) else tasks.get_task(task)
-    items = [spec.split(line) for line in lines if line.rstrip("\n")]
-    for prefix, target, _ in items:
-        _check_prime(prefix + target, vocab)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, (prefix, target, _) in enumerate(items):
-        groups.setdefault((len(prefix), len(target)), []).append(i)
-    ok = [False] * len(items)
-    for (_, n_target), idx in groups.items():
-        for start in range(0, len(idx), 512):
-            chunk = idx[start : start + 512]
-            got = complete_greedy(model, vocab, [items[i][0] for i in chunk], n_target)
-            for i, text in zip(chunk, got):
-                ok[i] = text == items[i][1]
-    by_key: dict[int, tuple[int, int]] = {}
-    if spec.key is not None:
-        for (_, _, key), good in zip(items, ok):
-            n, c = by_key.get(key, (0, 0))  # type: ignore[arg-type]
-            by_key[key] = (n + 1, c + int(good))  # type: ignore[index]
-    return Completion(spec.name, len(items), sum(ok), spec.key, by_key)
-
-
-@dataclass
-class Evaluation:
-    """``lstmprobe evaluate``: bits per char, and task completion where the corpus is a task's."""
-
-    bits_per_char: float
-    characters: int
-    sequences: int
-    reset: str
-    completion: Completion | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "bits_per_char": self.bits_per_char,
-            "characters": self.characters,
-            "sequences": self.sequences,
-            "reset": self.reset,
-            "completion": self.completion.to_dict() if self.completion else None,
-        }
-
-
-def evaluate(
-    model: CharLSTM,
-    vocab: Vocab,
-    text: str,
-    reset: str | None = None,
-    task: str | None = "auto",
-    *,
-    unknown: str = "error",
-    threads: int | None = None,
-) -> Evaluation:
-    """Bits per char of ``text`` and, for a task corpus, exact greedy completion (per key).
-
-    ``task="auto"`` recognises a task corpus by the form of its lines, ``None`` skips completion.
-    ``reset=None`` is ``"line"`` for a task corpus, else ``"none"``. ``unknown`` says what to do
-    with characters the vocabulary lacks (``error``: one line naming them, ``skip``, ``map:C``,
-    as for ``record``); ``threads`` sets torch's CPU threads for the call.
-    """
-    text = check_chars(text, vocab, unknown)
-    if not text:
-        raise CorpusError("nothing is left to evaluate once unknown characters are skipped")
-    with _Threads(threads):
-        return _evaluate(model, vocab, text, reset, task)
-
-
-def _evaluate(
-    model: CharLSTM, vocab: Vocab, text: str, reset: str | None, task: str | None
-) -> Evaluation:
-    spec: tasks.Task | None
-    if task == "auto":
-        spec = tasks.detect(text.splitlines())
-    elif task is None:
-        spec = None
-    else:
-        spec = tasks.get_task(task)
-    reset = reset or ("line" if spec is not None else "none")
-    bpc = bits_per_char(model, vocab, text, reset)
-    completion = None
-    if spec is not None:
-        completion = task_completion(model, vocab, text.splitlines(keepends=True), spec)
-    return Evaluation(bpc, len(text), len(sequences(text, reset)), reset, completion)
-
-
 def iter_bundled() -> Iterator[dict[str, Any]]:
     """Descriptions of the bundled models and samples for ``lstmprobe models``."""
     for name, entry in bundled.MODELS.items():
@@ -851,86 +535,13 @@ def iter_bundled() -> Iterator[dict[str, Any]]:
         }
 
 
-def set_threads(threads: int) -> None:
-    """Use ``threads`` CPU threads in torch (1 trains fastest on a machine that is busy)."""
-    if threads < 1:
-        raise TrainingError(f"--threads must be at least 1, got {threads}")
-    torch.set_num_threads(threads)
-
-
-def _fmt_bpc(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def describe(result: TrainResult | Evaluation) -> str:
-    """A few human-readable lines about a training run or an evaluation."""
-    if isinstance(result, TrainResult):
-        val = (
-            f"validation {_fmt_bpc(result.val_bpc)} bits/char "
-            f"(last {result.config.get('val_fraction', 0):.0%})"
-            if result.val_bpc is not None
-            else "no validation (corpus too small to hold out a block)"
-        )
-        return (
-            f"wrote {result.output}: step {result.step}/{result.steps} "
-            f"({result.epoch:.1f} epochs), train {_fmt_bpc(result.train_bpc)} bits/char, {val}; "
-            f"{result.chars_per_second:,.0f} chars/s over {result.seconds:.0f} s"
-        )
-    lines = [
-        f"{result.bits_per_char:.4f} bits/char over {result.characters} chars, "
-        f"{result.sequences} sequence(s) (reset {result.reset})"
-    ]
-    c = result.completion
-    if c is not None:
-        lines.append(
-            f"{c.task}: {c.correct}/{c.sequences} completed exactly ({c.accuracy:.1%}) "
-            "after the separator, greedily"
-        )
-        if c.by_key:
-            lines.append(f"  {c.key:>7}  sequences  exact")
-            for key, (n, good) in sorted(c.by_key.items()):
-                lines.append(f"  {key:>7}  {n:>9}  {good / n:6.1%}")
-    return "\n".join(lines)
-
-
-def describe_bundled(entries: list[dict[str, Any]]) -> str:
-    """The ``lstmprobe models`` table."""
-    if not entries:
-        return "no bundled models or samples in this installation"
-    lines = []
-    for e in entries:
-        size = f"{e['bytes'] / 1e3:,.0f} KB" if e.get("bytes") is not None else "missing"
-        if e["kind"] == "model":
-            cfg = e.get("config") or {}
-            arch = (
-                f"{cfg.get('layers')}x{cfg.get('hidden')} {cfg.get('cell')}"
-                if cfg.get("hidden")
-                else ""
-            )
-            bpc = (
-                f"train {_fmt_bpc(e.get('train_bpc'))} / val {_fmt_bpc(e.get('val_bpc'))} bits/char"
-            )
-            lines.append(f"model   {e['name']:<14} {size:>8}  {arch}  {bpc}  {e['description']}")
-        else:
-            lines.append(f"sample  {e['name']:<14} {size:>8}  {e['description']}")
-    return "\n".join(lines)
-
-
 __all__ = [
-    "Completion",
-    "Evaluation",
+    "ARCHITECTURE",
     "TrainConfig",
     "TrainResult",
-    "bits_per_char",
-    "complete_greedy",
-    "describe",
-    "describe_bundled",
-    "evaluate",
+    "check_trainable",
     "iter_bundled",
     "resolve_config",
-    "sample",
-    "set_threads",
-    "task_completion",
     "train",
     "training_info",
 ]

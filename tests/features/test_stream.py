@@ -196,6 +196,7 @@ def test_streamed_labels_give_the_same_scores(
                 np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-12, err_msg=field)
 
 
+@pytest.mark.slow
 def test_streamed_labels_give_the_same_ranking_and_probe(
     one_sequence_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstmprobe import tasks
 from lstmprobe.cli import main
 from lstmprobe.errors import CorpusError
+from lstmprobe.lm import tasks
 
 
 def check_line(name: str, line: str, lo: int = 1, hi: int = 10) -> None:
@@ -116,7 +116,25 @@ def test_write_is_one_line_per_sequence(tmp_path):
     text = tasks.write("ab-memory", 30, out, seed=4)
     assert out.read_text() == text
     assert text.count("\n") == 30 and text.endswith("\n")
-    assert not list(tmp_path.glob("*.tmp"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
+
+
+def test_write_never_follows_a_link_planted_at_the_old_temporary_name(tmp_path):
+    # the corpus was once written through the fixed name PATH.tmp: a symlink planted there
+    # would have been followed, overwriting its target
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "c.txt"
+    (tmp_path / "c.txt.tmp").symlink_to(victim)
+    text = tasks.write("counter", 5, out, seed=1)
+    assert victim.read_text() == "precious\n"
+    assert out.read_text() == text and not out.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt", "c.txt.tmp", "victim.txt"]
+
+
+def test_write_into_a_missing_folder_is_a_corpus_error(tmp_path):
+    with pytest.raises(CorpusError, match="cannot write"):
+        tasks.write("counter", 5, tmp_path / "no" / "c.txt")
 
 
 def test_cli_tasks_writes_a_file_and_stdout(tmp_path):

@@ -465,3 +465,24 @@ def test_a_constant_feature_says_why_and_what_to_try() -> None:
     assert make_labels("quote:c", header).skip is None  # the strings are there
     assert "try comment:python" in (make_labels("preprocessor", "x = 1\n").skip or "")
     assert "holds no 'Z'" in (make_labels("char:Z", "abc").skip or "")
+
+
+def test_registration_is_explicit_and_in_one_place():
+    from lstmprobe.features import Registry, builtins, default_registry, regex
+
+    table = Registry()
+    assert not table.features and not table.families  # a new table holds nothing
+    builtins.register_all(table)
+    regex.register_all(table)
+    assert {"quote", "bracket-depth", "indent", "caps"} <= set(table.features)
+    assert set(table.features) <= set(default_registry().features)
+    assert table.lookup("regex:a+").labels("baa").tolist() == [0.0, 1.0, 1.0]
+    assert table.lookup("char:x").kind == "binary" and table.lookup("no-such") is None
+
+    @table.feature("only-in-this-table", kind="binary")
+    def only(text: str) -> np.ndarray:
+        return np.zeros(len(text))
+
+    assert table.lookup("only-in-this-table").func is only
+    with pytest.raises(FeatureError, match="unknown feature 'only-in-this-table'"):
+        get_feature("only-in-this-table")  # another table is not the default registry

@@ -1,9 +1,9 @@
-"""Training, sampling, evaluation, the bundled model, and the blog's synthetic experiments."""
+"""Training a char LM: settings, batches, checkpoints and resuming, Ctrl-C, the bundled model,
+and the blog's synthetic experiments."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import signal
@@ -14,44 +14,15 @@ import time
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-from torch.nn import functional as F
 
-from lstmprobe import bundled, tasks
-from lstmprobe import train as tr
-from lstmprobe.cli import main
+from lstmprobe import bundled
 from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError
+from lstmprobe.lm import evaluation as ev
+from lstmprobe.lm import training as tr
 from lstmprobe.models import CharLSTM, ModelConfig, load_model, save_checkpoint
 from lstmprobe.text import Vocab, read_corpus
 from tests.conftest import CORPUS
-
-
-def task_text(name: str, count: int, seed: int = 0, **kw: int) -> str:
-    return "".join(line + "\n" for line in tasks.generate(name, count, seed=seed, **kw))
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result, *needles: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
-    for needle in needles:
-        assert needle in result.stderr, result.stderr
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def counter_model(tmp_path_factory):
-    """The blog's counter network: 1-layer LSTM, 10 hidden units, trained on N = 1..10."""
-    path = tmp_path_factory.mktemp("counter") / "counter.pt"
-    config = tr.TrainConfig(hidden=10, reset="line", steps=400, lr=0.01, checkpoint_every=0)
-    result = tr.train(task_text("counter", 2000), path, config, progress=False)
-    return path, result
-
+from tests.lm.conftest import invoke, one_line_error, task_text
 
 # --------------------------------------------------------------------------- settings and bad input
 
@@ -169,6 +140,7 @@ def test_validation_is_the_last_contiguous_block():
 # --------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_training_writes_a_checkpoint_load_model_reads(tmp_path):
     out = tmp_path / "m.pt"
     config = tr.TrainConfig(hidden=8, embedding=4, steps=6, seq_len=20, batch_size=4)
@@ -258,6 +230,7 @@ def test_a_stop_request_ends_after_the_step_and_keeps_a_resumable_checkpoint(tmp
     assert "optimizer" in torch.load(tmp_path / "m.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_the_installed_script_stops_cleanly(tmp_path):
     """The one real run of the installed `lstmprobe` script: train, Ctrl-C, resume."""
     corpus = tmp_path / "c.txt"
@@ -298,94 +271,12 @@ def test_ctrl_c_on_the_installed_script_stops_cleanly(tmp_path):
     assert json.loads(done.stdout)["step"] == step + 2
 
 
-# --------------------------------------------------------------------------- evaluation
-
-
-def test_bits_per_char_matches_a_direct_computation():
-    torch.manual_seed(0)
-    vocab = Vocab.from_text(CORPUS)
-    model = CharLSTM(ModelConfig(vocab_size=len(vocab), hidden_size=5, embedding_dim=3)).eval()
-    ids = torch.from_numpy(vocab.encode(CORPUS))
-    with torch.no_grad():
-        logits, _ = model(ids[None, :-1])
-        direct = float(F.cross_entropy(logits[0], ids[1:])) / math.log(2)
-    assert tr.bits_per_char(model, vocab, CORPUS) == pytest.approx(direct, rel=1e-5)
-    lines = CORPUS.splitlines(keepends=True)
-    nats, count = 0.0, 0
-    with torch.no_grad():
-        for line in lines:
-            line_ids = torch.from_numpy(vocab.encode(line))
-            if len(line_ids) < 2:
-                continue
-            logits, _ = model(line_ids[None, :-1])
-            nats += float(F.cross_entropy(logits[0], line_ids[1:], reduction="sum"))
-            count += len(line_ids) - 1
-    assert tr.bits_per_char(model, vocab, CORPUS, "line") == pytest.approx(
-        nats / count / math.log(2), rel=1e-5
-    )
-
-
-def test_a_long_stream_is_evaluated_in_tracks_covering_nearly_every_char():
-    vocab = Vocab.from_text(CORPUS)
-    model = CharLSTM(ModelConfig(vocab_size=len(vocab), hidden_size=3))
-    text = CORPUS * 40
-    _nats, count = tr._stream_nats(model.eval(), vocab.encode(text))
-    assert len(text) - 70 <= count <= len(text) - 1
-
-
-def test_sample_is_seeded_and_greedy_at_temperature_zero(counter_model):
-    loaded = load_model(counter_model[0])
-    a = tr.sample(loaded.model, loaded.vocab, "aaaX", 30, 1.0, seed=1)
-    assert a == tr.sample(loaded.model, loaded.vocab, "aaaX", 30, 1.0, seed=1)
-    assert len(a) == 30 and set(a) <= set(loaded.vocab.chars)
-    assert tr.sample(loaded.model, loaded.vocab, "aaaX", 4, temperature=0) == "bbb\n"
-    with pytest.raises(CorpusError, match=r"prime has characters .* lacks: \['q'\]"):
-        tr.sample(loaded.model, loaded.vocab, "aqX")
-
-
-def test_cli_sample(counter_model):
-    result = invoke("sample", counter_model[0], "--prime", "aaaaaX", "-n", "6", "--temperature", 0)
-    assert result.exit_code == 0, result.output
-    assert result.stdout == "aaaaaXbbbbb\n\n"
-    result = invoke("sample", counter_model[0], "--prime", "aX", "-n", "3", "--seed", "2", "--json")
-    assert json.loads(result.stdout)["prime"] == "aX"
-    one_line_error(invoke("sample", counter_model[0], "--prime", "Z"), "prime has characters")
-    one_line_error(invoke("sample", "no-such-model.pt"), "no-such-model.pt")
-
-
-def test_blog_counter_1_layer_10_units_completes_every_n_up_to_10(counter_model):
-    """Exploring LSTMs, experiment 1: a 1-layer LSTM with 10 hidden units learns to count."""
-    path, result = counter_model
-    assert result.val_bpc < 0.35
-    loaded = load_model(path)
-    report = tr.evaluate(loaded.model, loaded.vocab, task_text("counter", 500, seed=9))
-    assert report.completion.task == "counter" and report.reset == "line"
-    assert set(report.completion.by_key) == set(range(1, 11))
-    assert report.completion.accuracy == 1.0
-
-
-def test_cli_evaluate_reports_per_n_for_a_counter(counter_model, tmp_path):
-    far = tmp_path / "far.txt"
-    far.write_text(task_text("counter", 200, seed=1, min_n=11, max_n=20))
-    result = invoke("evaluate", counter_model[0], far, "--json")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["completion"]["task"] == "counter"
-    assert set(report["completion"]["by_key"]) == {str(n) for n in range(11, 21)}
-    assert report["bits_per_char"] > 0
-    plain = invoke("evaluate", counter_model[0], far, "--task", "none")
-    assert "bits/char" in plain.stdout and "completed" not in plain.stdout
-    bad = tmp_path / "bad.txt"
-    bad.write_text("hello\n")
-    one_line_error(invoke("evaluate", counter_model[0], bad), "not in the model's vocabulary")
-
-
 def _learns(name: str, tmp_path, **settings: float) -> float:
     config = tr.TrainConfig(reset="line", checkpoint_every=0, **settings)  # type: ignore[arg-type]
     tr.train(task_text(name, 2000), tmp_path / f"{name}.pt", config, progress=False)
     loaded = load_model(tmp_path / f"{name}.pt")
     test = task_text(name, 400, seed=5)
-    return tr.evaluate(loaded.model, loaded.vocab, test).completion.accuracy
+    return ev.evaluate(loaded.model, loaded.vocab, test).completion.accuracy
 
 
 @pytest.mark.slow
@@ -418,7 +309,7 @@ def test_bundled_model_and_sample_are_listed_loadable_and_small():
     sample = read_corpus(sample_file)
     assert set(sample) <= set(loaded.vocab.chars)
     # far below a unigram model (about 4.5) even on 4000 chars read from zero state
-    assert tr.bits_per_char(loaded.model, loaded.vocab, sample[:4000]) < 3.5
+    assert ev.bits_per_char(loaded.model, loaded.vocab, sample[:4000]) < 3.5
     info = tr.training_info("code-lstm")
     assert info["command"].startswith("lstmprobe train") and info["val_bpc"] < 2.1
 

@@ -1,0 +1,293 @@
+"""The package's imports follow docs/architecture.md: no cycles, no upward imports, no private
+names across modules, every module in a stage.
+
+The walk reads every module's source with :mod:`ast` (imports inside functions and under
+``TYPE_CHECKING`` included) and resolves each import of ``lstmprobe`` to the module it names.
+The checks are run once on a small package written here, so they are known to catch what they
+look for, then on lstmprobe itself.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+#: The one-way flow as imports go, earliest first: a module may import its own stage and earlier
+#: ones. The store (the file format) comes before record, whose pipeline writes it.
+STAGES = ("basics", "models", "store", "record", "features", "probes", "causal", "report")
+#: ``lm`` sits beside ``models``: it may import basics, models, store and record (it trains and
+#: evaluates models), and from features up it may be imported. ``top`` (cli, demo, the
+#: package's own ``__init__``) may import anything and nothing below imports it.
+RANK = {stage: float(i) for i, stage in enumerate(STAGES)} | {"lm": 3.5, "top": 99.0}
+BASICS = {"errors", "names", "text", "_io"}
+TOP = {"cli", "demo", "__main__"}
+
+
+@dataclass(frozen=True)
+class Import:
+    source: str  # the importing module
+    target: str  # the lstmprobe module imported (a package means its __init__)
+    name: str | None  # the name taken from it (from X import name), if not a module
+    where: str  # file:line
+
+
+def modules(root: Path, package: str) -> dict[str, Path]:
+    """Every module of the package under ``root``: dotted name -> file."""
+    out = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join((package, *parts))] = path
+    return out
+
+
+def stage_of(module: str) -> str | None:
+    """The stage a module belongs to, None when it is in none."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "top"
+    head = parts[0]
+    if head in BASICS:
+        return "basics"
+    if head in TOP:
+        return "top"
+    if head in RANK:
+        return head
+    return None
+
+
+def imports(mods: dict[str, Path], package: str, root: Path) -> list[Import]:
+    """Every import of a module of ``package`` by a module of it, resolved."""
+    found: list[Import] = []
+    for source, path in mods.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        is_package = path.name == "__init__.py"
+        bound: dict[str, str] = {}  # local name -> module it is bound to
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(root.parent)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == package:
+                        found.append(Import(source, alias.name, None, where))
+                        bound[alias.asname or alias.name.split(".")[0]] = (
+                            alias.name if alias.asname else package
+                        )
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    here = source.split(".") if is_package else source.split(".")[:-1]
+                    up = here[: len(here) - (node.level - 1)]
+                    base = ".".join([*up, base] if base else up)
+                if base.split(".")[0] != package:
+                    continue
+                for alias in node.names:
+                    sub = f"{base}.{alias.name}"
+                    if sub in mods:
+                        found.append(Import(source, sub, None, where))
+                        bound[alias.asname or alias.name] = sub
+                    else:
+                        found.append(Import(source, base, alias.name, where))
+        for node in ast.walk(tree):  # module._private, through a name bound to a module
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in bound
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                target = bound[node.value.id]
+                if f"{target}.{node.attr}" not in mods:
+                    found.append(
+                        Import(
+                            source,
+                            target,
+                            node.attr,
+                            f"{path.relative_to(root.parent)}:{node.lineno}",
+                        )
+                    )
+    return found
+
+
+def cycles(found: list[Import]) -> list[list[str]]:
+    """The strongly connected groups of modules of more than one (Tarjan), each sorted."""
+    graph: dict[str, set[str]] = {}
+    for imp in found:
+        if imp.target != imp.source:
+            graph.setdefault(imp.source, set()).add(imp.target)
+            graph.setdefault(imp.target, set())
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(groups)
+
+
+def violations(root: Path, package: str) -> dict[str, list[str]]:
+    """What breaks each rule, one line per offence: cycle, upward, private, stage."""
+    mods = modules(root, package)
+    found = imports(mods, package, root)
+    out: dict[str, list[str]] = {"cycle": [], "upward": [], "private": [], "stage": []}
+    for group in cycles(found):
+        members = set(group)
+        edges = sorted(
+            {
+                f"{i.source} -> {i.target} ({i.where})"
+                for i in found
+                if {i.source, i.target} <= members and i.source != i.target
+            }
+        )
+        out["cycle"].append(f"{' <-> '.join(group)}: " + "; ".join(edges))
+    for module in mods:
+        if stage_of(module) is None:
+            out["stage"].append(f"{module} is in no stage ({', '.join(STAGES)}, lm, cli)")
+    for imp in sorted(found, key=lambda i: (i.source, i.where)):
+        src, dst = stage_of(imp.source), stage_of(imp.target)
+        if src is not None and dst is not None and RANK[dst] > RANK[src]:
+            out["upward"].append(
+                f"{imp.where}: {imp.source} ({src}) imports {imp.target} ({dst}), a later stage"
+            )
+        private_module = next(
+            (p for p in imp.target.split(".")[1:] if p.startswith("_") and p != "__init__"), None
+        )
+        private_name = imp.name is not None and imp.name.startswith("_")
+        if private_name and not imp.name.startswith("__") and imp.target != imp.source:
+            out["private"].append(f"{imp.where}: {imp.source} takes {imp.target}.{imp.name}")
+        elif private_module is not None:
+            owner = imp.target[: imp.target.index(private_module)].rstrip(".")
+            if not (imp.source == owner or imp.source.startswith(owner + ".")):
+                out["private"].append(
+                    f"{imp.where}: {imp.source} imports {imp.target}, private to {owner}"
+                )
+    return {rule: sorted(set(lines)) for rule, lines in out.items()}
+
+
+def _report(found: list[str]) -> str:
+    return f"{len(found)} violation(s):\n" + "\n".join(found)
+
+
+# --------------------------------------------------------------------------- the checker itself
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_the_checker_finds_cycles_upward_imports_private_names_and_strays(tmp_path):
+    pkg = tmp_path / "pkg"
+    _write(
+        pkg,
+        {
+            "__init__.py": "from pkg.store import reader\n",
+            "errors.py": "",
+            "models/__init__.py": "",
+            "models/load.py": "def f():\n    from pkg.probes.scores import score\n",
+            "store/__init__.py": "",
+            "store/reader.py": "from pkg.store import writer\nfrom pkg.store._mapped import View\n",
+            "store/writer.py": "from . import reader\nfrom pkg.errors import _hidden\n",
+            "store/_mapped.py": "",
+            "probes/__init__.py": "",
+            "probes/scores.py": "import pkg.store._mapped\nfrom pkg import errors as e\ne._x, e.__doc__\n",
+            "stray.py": "",
+        },
+    )
+    got = violations(pkg, "pkg")
+    assert [c.split(":")[0] for c in got["cycle"]] == ["pkg.store.reader <-> pkg.store.writer"]
+    assert (
+        len(got["upward"]) == 1
+        and "pkg.models.load (models) imports pkg.probes" in (got["upward"][0])
+    )
+    assert len(got["private"]) == 3, got["private"]
+    assert any("takes pkg.errors._hidden" in p for p in got["private"])
+    assert any(
+        "pkg.probes.scores imports pkg.store._mapped, private to pkg.store" in p
+        for p in got["private"]
+    )
+    assert any("takes pkg.errors._x" in p for p in got["private"])
+    assert got["stage"] == [f"pkg.stray is in no stage ({', '.join(STAGES)}, lm, cli)"]
+
+
+# --------------------------------------------------------------------------- lstmprobe
+
+ROOT = Path(__file__).resolve().parents[1] / "lstmprobe"
+
+
+@pytest.fixture(scope="module")
+def found() -> dict[str, list[str]]:
+    return violations(ROOT, "lstmprobe")
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="until the models/record/store and probes parts of issue 11 are merged: the cycle "
+    "scores <-> linear_probe; store.py importing lstmprobe (for __version__); probes.py taking "
+    "linear_probe._auc and scores._pearson; the flat bench, bundled, cells, hooks, "
+    "interventions, kernels, linear_probe, scores and store_ablations modules in no stage",
+)
+@pytest.mark.parametrize("rule", ["cycle", "upward", "private", "stage"])
+def test_lstmprobe_keeps_the_rule(found, rule):
+    assert not found[rule], _report(found[rule])
+
+
+#: The parts already laid out as docs/architecture.md says: their own offences fail now, whatever
+#: the state of the rest (a cycle counts when one of its modules is here).
+LAID_OUT = ("lstmprobe.lm", "lstmprobe.features", "lstmprobe.cli", "lstmprobe.demo")
+
+
+def _offender_is_laid_out(rule: str, line: str) -> bool:
+    """Whether the module at fault in a line of :func:`violations` is in :data:`LAID_OUT`."""
+    if rule == "cycle":
+        culprits = line.split(":")[0].split(" <-> ")
+    elif rule == "stage":
+        culprits = [line.split()[0]]
+    else:  # "path/to/module.py:LINE: module ..."
+        culprits = [line.split(": ", 1)[1].split()[0]]
+    return any(c == part or c.startswith(part + ".") for c in culprits for part in LAID_OUT)
+
+
+@pytest.mark.parametrize("rule", ["cycle", "upward", "private", "stage"])
+def test_the_laid_out_parts_keep_the_rule(found, rule):
+    mine = [line for line in found[rule] if _offender_is_laid_out(rule, line)]
+    assert not mine, _report(mine)
+
+
+def test_offences_are_laid_at_the_right_door():
+    assert _offender_is_laid_out("cycle", "lstmprobe.a <-> lstmprobe.lm.x: ...")
+    assert _offender_is_laid_out("upward", "lstmprobe/cli/x.py:3: lstmprobe.cli.x (top) imports")
+    assert not _offender_is_laid_out("upward", "p.py:3: lstmprobe.probes imports lstmprobe.lm")
+    assert _offender_is_laid_out(
+        "private", "lstmprobe/demo.py:9: lstmprobe.demo takes lstmprobe.a._b"
+    )
+    assert not _offender_is_laid_out("stage", "lstmprobe.lmx is in no stage (...)")
