@@ -29,7 +29,7 @@ BUILTIN = (("lstm-1x128", 1, 128, 200_000), ("lstm-3x512", 3, 512, 30_000))
 
 
 def _corpus(chars: int) -> str:
-    from lstmprobe.bundled import SAMPLES
+    from lstmprobe.models.bundled import SAMPLES
 
     base = ""
     if "code" in SAMPLES and SAMPLES["code"].path.exists():

@@ -7,6 +7,25 @@ that line on stderr and exits with status 1.
 
 from __future__ import annotations
 
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message without terminal colour codes (its type if empty).
+
+    Examples
+    --------
+    >>> one_line(ValueError("bad shape\\nsecond line"))
+    'bad shape'
+    >>> one_line(KeyError())
+    'KeyError'
+    """
+    text = _ANSI.sub("", str(exc)).strip()
+    line = text.splitlines()[0].strip() if text else ""
+    return line or type(exc).__name__
+
 
 class LstmprobeError(Exception):
     """Base class of every error lstmprobe raises for bad input."""

@@ -16,12 +16,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lstmprobe import bundled
 from lstmprobe.errors import LstmprobeError, ModelLoadError, VocabError
 from lstmprobe.models import (
     CharLSTM,
     LoadedModel,
     ModelConfig,
+    bundled,
     file_sha256,
     load_model,
     save_checkpoint,

@@ -17,11 +17,11 @@ import torch
 from click.testing import CliRunner
 from torch.nn import functional as F
 
-from lstmprobe import bundled, tasks
+from lstmprobe import tasks
 from lstmprobe import train as tr
 from lstmprobe.cli import main
 from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError
-from lstmprobe.models import CharLSTM, ModelConfig, load_model, save_checkpoint
+from lstmprobe.models import CharLSTM, ModelConfig, bundled, load_model, save_checkpoint
 from lstmprobe.text import Vocab, read_corpus
 from tests.conftest import CORPUS
 

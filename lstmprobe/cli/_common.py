@@ -94,8 +94,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 def resolve_corpus(corpus: str) -> str:
     """A corpus path, or a bundled sample's name (``sample:code``) -> the text."""
-    from lstmprobe.bundled import SAMPLES, sample_path
     from lstmprobe.errors import CorpusError
+    from lstmprobe.models.bundled import SAMPLES, sample_path
     from lstmprobe.text import read_corpus
 
     if corpus.startswith("sample:"):
