@@ -51,11 +51,10 @@ def run_demo(
     disk without room for them is a :class:`~lstmprobe.errors.StoreError`.
     """
     from lstmprobe.errors import StoreError
-    from lstmprobe.hooks import layout
     from lstmprobe.models import load_model
     from lstmprobe.models.bundled import SAMPLES
     from lstmprobe.probes import rank_units
-    from lstmprobe.record import RecordOptions, record_corpus
+    from lstmprobe.record import RecordOptions, layout, record_corpus
     from lstmprobe.store import (
         UNIT_BLOCK,
         ActivationStore,

@@ -62,5 +62,17 @@ class UnitError(LstmprobeError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class NoRecurrentLayerError(LstmprobeError, ValueError):
+    """The model holds no ``nn.LSTM`` or ``nn.GRU``."""
+
+
+class InterventionError(LstmprobeError, ValueError):
+    """An intervention that cannot be applied (bad mode, value, mask or model)."""
+
+
+class RecordError(LstmprobeError, ValueError):
+    """Recording settings are invalid (an unknown dtype, reset or compression, a bad size)."""
+
+
 class ReportError(LstmprobeError, ValueError):
     """A figure or report cannot be made or written (bad output path, nothing to show)."""

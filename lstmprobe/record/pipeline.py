@@ -1,4 +1,4 @@
-"""Recording a corpus: the model is driven over the text in chunks, a :class:`~lstmprobe.hooks.Recorder`
+"""Recording a corpus: the model is driven over the text in chunks, a :class:`~lstmprobe.record.hooks.Recorder`
 captures every gate and state, and a :class:`~lstmprobe.store.StoreWriter` streams them to HDF5.
 
 Three ways through the text (see docs/recording.md):
@@ -34,9 +34,9 @@ import numpy as np
 import torch
 
 from lstmprobe._io import atomic_write
-from lstmprobe.errors import CorpusError, LstmprobeError, StoreError
-from lstmprobe.hooks import Recorder, layout
+from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError
 from lstmprobe.models import LoadedModel
+from lstmprobe.record.hooks import Recorder, layout
 from lstmprobe.store import COMPRESSIONS, DTYPES, StoreWriter, partial_path, write_error
 from lstmprobe.text import RESETS, check_chars, sequences
 
@@ -58,18 +58,18 @@ class RecordOptions:
 
     def __post_init__(self) -> None:
         if self.reset not in RESETS:
-            raise LstmprobeError(f"reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
+            raise RecordError(f"reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
         if self.dtype not in DTYPES:
-            raise LstmprobeError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+            raise RecordError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.compression not in COMPRESSIONS:
             names = ", ".join(c for c in COMPRESSIONS if c)
-            raise LstmprobeError(f"compression must be one of {names}, got {self.compression!r}")
+            raise RecordError(f"compression must be one of {names}, got {self.compression!r}")
         if self.chunk_size < 1 or self.batch_chars < 1:
-            raise LstmprobeError("chunk_size and batch_chars must be at least 1")
+            raise RecordError("chunk_size and batch_chars must be at least 1")
         if self.parallel < 0 or self.warmup < 0:
-            raise LstmprobeError("parallel and warmup must not be negative")
+            raise RecordError("parallel and warmup must not be negative")
         if self.parallel and self.reset != "none":
-            raise LstmprobeError("--parallel applies to a stream (--reset none) only")
+            raise RecordError("--parallel applies to a stream (--reset none) only")
 
     def run_config(self) -> dict[str, Any]:
         config = asdict(self)
@@ -156,7 +156,7 @@ def record_corpus(
     data_layout = layout(model, options.quantities, options.layers)
     bidirectional = bool(model.config.bidirectional)
     if options.parallel and bidirectional:
-        raise LstmprobeError(
+        raise RecordError(
             "--parallel needs a unidirectional model: a reverse direction reads whole sequences"
         )
     writer = StoreWriter(
