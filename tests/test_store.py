@@ -30,12 +30,12 @@ from lstmprobe.store import (
     TARGET_CHUNK_BYTES,
     ActivationStore,
     StoreWriter,
-    _read_ahead,
     default_chunk_positions,
     parse_unit,
     partial_path,
     write_json_atomic,
 )
+from lstmprobe.store._mapped import prefetched
 from lstmprobe.text import Vocab, sequences
 
 VOCAB = Vocab(tuple("abcdefgh\n"))
@@ -444,7 +444,7 @@ def test_read_ahead_raises_the_reading_error() -> None:
 
     got = []
     with pytest.raises(OSError, match="disk gone"):
-        for a in _read_ahead(read, [(0, 1), (1, 2), (2, 3), (3, 4)]):
+        for a in prefetched(read, [(0, 1), (1, 2), (2, 3), (3, 4)]):
             got.append(a)
     assert got == [0, 1]
 
