@@ -76,3 +76,7 @@ class RecordError(LstmprobeError, ValueError):
 
 class ReportError(LstmprobeError, ValueError):
     """A figure or report cannot be made or written (bad output path, nothing to show)."""
+
+
+class PrecisionWarning(UserWarning):
+    """Recorded values do not fit the store's dtype (beyond float16's ±65,504: stored as ±inf)."""

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lstmprobe import __version__
-from lstmprobe.errors import LstmprobeError, StoreError, UnitError
+from lstmprobe.errors import LstmprobeError, PrecisionWarning, StoreError, UnitError
 from lstmprobe.store import (
     FORMAT,
     FORMAT_VERSION,
@@ -865,3 +865,42 @@ def test_float_sequences_are_refused(tmp_path: Path) -> None:
         f["sequences"] = np.array([[0.0, 300.0]])
     with pytest.raises(StoreError, match="expected integer pairs"):
         ActivationStore(path)
+
+
+def test_float16_overflow_is_one_warning_per_dataset_naming_it(tmp_path: Path) -> None:
+    """Values beyond float16's range are stored as inf and told once per dataset, through the
+    warn callback, with what to do; numpy's own "overflow encountered in cast" never shows
+    (warnings are errors here)."""
+    text = corpus(900)
+    heard: list[str] = []
+    w = writer(tmp_path / "acts.h5", text, warn=heard.append)
+    for a in range(0, 900, 300):
+        arrays = values(LAYOUT, a, a + 300)
+        arrays["layer0/cell"][:, 2] = 1e6  # past float16's 65,504 in every write
+        if a == 300:
+            arrays["layer1/cell"][10, 0] = -7e4
+        w.write(a, arrays, logprob(a, a + 300))
+    path = w.finish()
+    assert len(heard) == 2, heard
+    assert heard[0].startswith("layer0/cell: 300 value(s) from position 0 on exceed")
+    assert heard[1].startswith("layer1/cell: 1 value(s) from position 310 on exceed")
+    assert all("--dtype float32" in line for line in heard)
+    with ActivationStore(path) as store:
+        assert np.isposinf(store.read("layer0/cell")[:, 2]).all()
+        assert store.read("layer1/cell")[310, 0] == -np.inf
+        assert np.isfinite(store.read("layer0/hidden")).all()
+
+
+def test_float16_overflow_warns_without_a_callback_and_not_in_float32(tmp_path: Path) -> None:
+    text = corpus(200)
+    arrays = values(LAYOUT, 0, 200)
+    arrays["layer0/hidden"][5, 1] = 1e5
+    w = writer(tmp_path / "acts.h5", text)
+    with pytest.warns(PrecisionWarning, match=r"^layer0/hidden: 1 value\(s\) from position 5"):
+        w.write(0, arrays, logprob(0, 200))
+    w.abort()
+    heard: list[str] = []
+    w = writer(tmp_path / "b.h5", text, dtype="float32", warn=heard.append)
+    w.write(0, arrays, logprob(0, 200))
+    w.finish()
+    assert heard == []

@@ -204,6 +204,7 @@ def record(
             progress=not quiet,
             device=device,
             threads=threads,
+            warn=warn,
         )
     except KeyboardInterrupt:
         fail(

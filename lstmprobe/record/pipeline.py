@@ -119,6 +119,7 @@ def record_corpus(
     progress: bool = False,
     device: str | torch.device | None = None,
     threads: int | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RecordResult:
     """Record every gate and state of ``loaded`` over ``text`` into the HDF5 file ``out``.
 
@@ -130,6 +131,10 @@ def record_corpus(
     The file appears only when the recording is complete (it is written to ``out.partial`` and
     renamed). An interrupted recording keeps its partial file; call again with ``resume=True``
     and the same options to continue it: the result equals an uninterrupted run.
+
+    ``warn`` hears one line per dataset whose values do not fit ``options.dtype`` (a float16
+    recording stores values beyond ±65,504 as ±inf); by default that is a
+    :class:`~lstmprobe.errors.PrecisionWarning`.
 
     Examples
     --------
@@ -174,6 +179,7 @@ def record_corpus(
         run_config=options.run_config(),
         force=force,
         resume=resume,
+        warn=warn,
     )
     start_at = writer.written
     if (options.reset == "line" or bidirectional) and 0 < start_at < len(tokens):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import h5py
 import numpy as np
 
 from lstmprobe._io import create_exclusive, fsync_dir
-from lstmprobe.errors import StoreError, one_line
+from lstmprobe.errors import PrecisionWarning, StoreError, one_line
 from lstmprobe.store._files import (
     busy,
     check_output,
@@ -93,6 +94,10 @@ class StoreWriter:
     resume : bool
         Continue ``partial_path(path)`` if it exists (starts a new recording if it does not).
         With ``force`` too, a partial file that cannot be continued is discarded instead.
+    warn : callable, optional
+        Called with one line when values do not fit the store's dtype (float16 holds at most
+        ±65,504: larger values are stored as ±inf), once per dataset. By default a
+        :class:`~lstmprobe.errors.PrecisionWarning` is issued.
 
     Attributes
     ----------
@@ -144,6 +149,7 @@ class StoreWriter:
         run_config: dict,
         force: bool = False,
         resume: bool = False,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.partial = partial_path(self.path)
@@ -152,6 +158,8 @@ class StoreWriter:
         self._failed = False
         self._complete_on_disk = False
         self._lock_fd: int | None = None
+        self._warn = warn
+        self._overflowed: set[str] = set()  # datasets already warned about
 
         contents = check_contents(
             tokens, sequences, vocab, layout, dtype, compression, chunk_positions, has_next_logprob
@@ -429,7 +437,7 @@ class StoreWriter:
         stop = start + n
         try:
             for k, v in values.items():
-                f[k][start:stop] = v.astype(self.dtype, copy=False)
+                f[k][start:stop] = self._cast(k, v, start)
             if lp is not None:
                 f["next_logprob"][start:stop] = lp
             # the values first, durably (flushed and fsynced: a full disk shows here), and only
@@ -442,6 +450,31 @@ class StoreWriter:
             self._failed = True
             raise StoreError(write_error(exc, self.partial)) from None
         self.written = stop
+
+    def _cast(self, key: str, values: np.ndarray, start: int) -> np.ndarray:
+        """``values`` in the store's dtype; values beyond a float16's range (which become ±inf)
+        are told once per dataset, through ``warn``."""
+        with np.errstate(over="ignore"):
+            cast = values.astype(self.dtype, copy=False)
+        if self.dtype != "float16" or key in self._overflowed or np.isfinite(cast).all():
+            return cast
+        overflowed = np.isinf(cast)
+        if values.dtype != np.float16:
+            overflowed &= np.isfinite(values)
+        count = int(overflowed.sum())
+        if count:
+            self._overflowed.add(key)
+            position = start + int(np.flatnonzero(overflowed.any(axis=1))[0])
+            message = (
+                f"{key}: {count:,} value(s) from position {position:,} on exceed the float16 "
+                "range (±65,504) and are stored as ±inf; record with dtype float32 "
+                "(--dtype float32) to keep them"
+            )
+            if self._warn is not None:
+                self._warn(message)
+            else:
+                warnings.warn(message, PrecisionWarning, stacklevel=3)
+        return cast
 
     def rewind(self, position: int) -> int:
         """Forget the positions from ``position`` on (they are written again); returns it."""
