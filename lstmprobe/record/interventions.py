@@ -17,7 +17,7 @@ computed (the next step, the next layer and the decoder read ``v``). The change 
 through the recurrence, later layers and whatever reads the recurrent module's output, exactly
 as the model would run.
 
-Two implementations that agree (tests/test_interventions.py proves both against an independent
+Two implementations that agree (tests/record/test_interventions.py proves both against an independent
 per-step loop):
 
 * :func:`step_layer` -- the plain reference: a Python loop over time steps that edits the state.

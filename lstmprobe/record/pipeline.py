@@ -9,7 +9,7 @@ Three ways through the text (see docs/recording.md):
   lines are batched (padded, packed for bidirectional models), which is exact too.
 * ``parallel=K`` with ``reset="none"``: K segments of ``chunk_size`` characters run at once, each
   started from the zero state ``warmup`` characters before it. Faster, not exact: the deviation is
-  measured by ``tests/test_record.py`` and reported in docs/recording.md.
+  measured by ``tests/record/test_pipeline.py`` and reported in docs/recording.md.
 
 A bidirectional model's reverse direction starts at a sequence's end, so it reads each sequence
 whole: with ``reset="none"`` the whole corpus is one forward call and memory grows with it.
