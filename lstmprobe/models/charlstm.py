@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -168,6 +169,25 @@ class CharLSTM(nn.Module):
         if self.decoder is not None:
             out = self.decoder(out)
         return out, state
+
+
+#: A recurrent state as ``nn.LSTM``/``nn.GRU`` take and return it: ``h`` for a GRU, ``(h, c)`` for an
+#: LSTM.
+State = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+def map_state(state: State, fn: Callable[[torch.Tensor], torch.Tensor]) -> State:
+    """``fn`` applied to each tensor of a recurrent state, keeping its form.
+
+    Examples
+    --------
+    >>> h, c = map_state((torch.ones(1), torch.zeros(1)), lambda t: t + 1)
+    >>> h.item(), c.item()
+    (2.0, 1.0)
+    """
+    if isinstance(state, tuple):
+        return tuple(fn(s) for s in state)
+    return fn(state)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

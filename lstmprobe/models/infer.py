@@ -159,12 +159,12 @@ def vocab_from(entries: dict[str, Any], path: Path) -> Vocab:
         except (TypeError, ValueError) as exc:
             raise VocabError(
                 f"the {key!r} entry of model file {path} is not a usable vocabulary "
-                f"({one_line(exc)}); pass --vocab FILE"
+                f"({one_line(exc)}); give the vocabulary as `vocab` (a JSON file)"
             ) from None
     raise ModelLoadError(
         f"model file {path} stores no vocabulary (no {'/'.join(VOCAB_KEYS)} entry, nor a "
-        f"{SAFETENSORS_VOCAB_KEY!r} metadata entry of a .safetensors file); pass "
-        "--vocab FILE, a JSON list of the characters in index order or a JSON object "
+        f"{SAFETENSORS_VOCAB_KEY!r} metadata entry of a .safetensors file); give the "
+        "vocabulary as `vocab`: a JSON file of a list of the characters in index order or a JSON object "
         "char -> index"
     )
 
@@ -283,7 +283,7 @@ def _pick_key(state: dict[str, torch.Tensor], key: str, role: str, path: Path) -
             return candidate
     matrices = ", ".join(f"{k} {_shape(v)}" for k, v in state.items() if v.dim() == 2)
     raise ModelLoadError(
-        f"--{role} {key!r} is not a matrix in model file {path}; its matrices are: {matrices}"
+        f"`{role}={key}` is not a matrix in model file {path}; its matrices are: {matrices}"
     )
 
 
@@ -291,7 +291,7 @@ def _ambiguous(role: str, keys: list[str], state: dict[str, torch.Tensor], path:
     listed = ", ".join(f"{k} {_shape(state[k])}" for k in keys)
     return (
         f"model file {path} has {len(keys)} candidate {role}s: {listed}; pick one with "
-        f"--{role} KEY (e.g. --{role} {keys[0]})"
+        f"`{role}` (e.g. `{role}={keys[0]}`)"
     )
 
 
@@ -315,7 +315,7 @@ def state_dict_to_model(
         emb_key: str | None = _pick_key(others, embedding, "embedding", path)
         if others[emb_key].shape[1] != rnn.input_size:
             raise ModelLoadError(
-                f"--embedding {emb_key} has shape {_shape(others[emb_key])} but the recurrent "
+                f"`embedding={emb_key}` has shape {_shape(others[emb_key])} but the recurrent "
                 f"layers read inputs of size {rnn.input_size}; pick a (vocab, {rnn.input_size}) "
                 "matrix"
             )
@@ -342,7 +342,7 @@ def state_dict_to_model(
         dec_key: str | None = _pick_key(others, decoder, "decoder", path)
         if _shape(others[dec_key]) != (vocab_size, rnn.output_size):
             raise ModelLoadError(
-                f"--decoder {dec_key} has shape {_shape(others[dec_key])}; expected "
+                f"`decoder={dec_key}` has shape {_shape(others[dec_key])}; expected "
                 f"({vocab_size}, {rnn.output_size}): vocabulary size by last hidden size"
             )
     else:

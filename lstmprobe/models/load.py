@@ -188,9 +188,9 @@ def load_model(
         if given_vocab is not None:
             if len(given_vocab) != model.config.vocab_size:
                 raise VocabError(
-                    f"--vocab has {len(given_vocab)} characters but the checkpoint {path} has "
+                    f"`vocab` has {len(given_vocab)} characters but the checkpoint {path} has "
                     f"{model.config.vocab_size}; give the vocabulary it was trained with, or "
-                    "leave out --vocab to use the one stored in the checkpoint"
+                    "leave out `vocab` to use the one stored in the checkpoint"
                 )
             _check_same_vocab(given_vocab, found_vocab, path, force)
             found_vocab = given_vocab
@@ -215,7 +215,7 @@ def load_model(
             if len(found[0]) != size:
                 raise VocabError(
                     f"the vocabulary has {len(found[0])} characters but {size_of} {size}; "
-                    "give the vocabulary the model was trained with (--vocab FILE)"
+                    "give the vocabulary the model was trained with (`vocab`)"
                 )
 
         model, extra, _ = state_dict_to_model(state, path, embedding, decoder, check_vocab)
@@ -232,7 +232,7 @@ def load_model(
 
 
 def _check_same_vocab(given: Vocab, stored: Vocab, path: Path, force: bool) -> None:
-    """Refuse a ``--vocab`` that differs from the one stored in the file, unless ``force``."""
+    """Refuse a ``vocab`` that differs from the one stored in the file, unless ``force``."""
     if given.chars == stored.chars or force or len(given) != len(stored):
         return
     where = next(i for i, (a, b) in enumerate(zip(given.chars, stored.chars)) if a != b)
@@ -242,9 +242,9 @@ def _check_same_vocab(given: Vocab, stored: Vocab, path: Path, force: bool) -> N
         else "other characters"
     )
     raise VocabError(
-        f"--vocab lists {how} than the vocabulary stored in {path} (index {where}: "
-        f"{given.chars[where]!r} in --vocab, {stored.chars[where]!r} stored); the model reads "
-        "ids, so this would scramble every input; leave out --vocab, or pass --force if the "
+        f"`vocab` lists {how} than the vocabulary stored in {path} (index {where}: "
+        f"{given.chars[where]!r} in `vocab`, {stored.chars[where]!r} stored); the model reads "
+        "ids, so this would scramble every input; leave out `vocab`, or pass `force=True` if the "
         "stored one is wrong"
     )
 
@@ -499,7 +499,7 @@ def _read(path: Path, trust_pickle: bool) -> tuple[Any, Form]:
             raise ModelLoadError(
                 f"model file {path} is a pickled Python object (a full module saved with "
                 f"torch.save(model); it refers to {match.group(1)}); loading it runs arbitrary "
-                "code from the file, so lstmprobe refuses; pass --trust-pickle if you trust its "
+                "code from the file, so lstmprobe refuses; pass `trust_pickle=True` if you trust its "
                 "source, or share model.state_dict() as a .safetensors file, the safe way to "
                 "share a model"
             ) from None

@@ -138,7 +138,7 @@ def layout(
             if wanted_q is None or q in wanted_q:
                 out[f"{info.name}/{q}"] = info.n_units(q)
     if not out:
-        raise UnitError("the selected --layers and --quantities leave nothing to record")
+        raise UnitError("the selected `layers` and `quantities` leave nothing to record")
     return out
 
 

@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import os
 import queue
-import sys
 import threading
 import time
 import warnings
@@ -33,10 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstmprobe._io import atomic_write
+from lstmprobe._io import atomic_write, progress_bar
 from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError
-from lstmprobe.models import LoadedModel
-from lstmprobe.record.hooks import Recorder, layout
+from lstmprobe.models import LoadedModel, map_state
+from lstmprobe.record.hooks import PendingActivations, Recorder, layout
 from lstmprobe.store import COMPRESSIONS, DTYPES, StoreWriter, partial_path, write_error
 from lstmprobe.text import RESETS, check_chars, sequences
 
@@ -69,7 +68,7 @@ class RecordOptions:
         if self.parallel < 0 or self.warmup < 0:
             raise RecordError("parallel and warmup must not be negative")
         if self.parallel and self.reset != "none":
-            raise RecordError("--parallel applies to a stream (--reset none) only")
+            raise RecordError("`parallel` applies to a stream (`reset='none'`) only")
 
     def run_config(self) -> dict[str, Any]:
         config = asdict(self)
@@ -162,7 +161,7 @@ def record_corpus(
     bidirectional = bool(model.config.bidirectional)
     if options.parallel and bidirectional:
         raise RecordError(
-            "--parallel needs a unidirectional model: a reverse direction reads whole sequences"
+            "`parallel` needs a unidirectional model: a reverse direction reads whole sequences"
         )
     writer = StoreWriter(
         out,
@@ -189,7 +188,9 @@ def record_corpus(
             start_at = writer.rewind(int(seqs[inside, 0]))
     state_file = _StateFile(partial_path(out))
     began = time.perf_counter()
-    bar = _progress(len(tokens), start_at, progress)
+    bar = progress_bar(
+        len(tokens), initial=start_at, desc="record", unit="char", unit_scale=True, enabled=progress
+    )
     background = _BackgroundWriter(writer, state_file)
     threads_before = torch.get_num_threads()
     if threads is None and dev.type == "cpu" and _macs_per_char(model) < SMALL_MODEL_MACS:
@@ -285,16 +286,29 @@ def _exact_stream(
         stop = min(start + options.chunk_size, n)
         ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
         logits, state = model(ids, state)
-        pending = rec.activations
-
-        def job(pending: Any = pending, logits: Any = logits, start: int = start) -> Any:
-            arrays = {k: _numpy(v[0], options.dtype) for k, v in pending.materialize().items()}
-            logprob = None
-            if model.decoder is not None:
-                logprob = _next_logprob(logits[0], tokens, start, ends[: len(logits[0])])
-            return arrays, logprob
-
+        job = _one_sequence_job(model, rec.activations, logits, tokens, start, ends, options.dtype)
         yield start, stop - start, job, (stop, _detach(state))
+
+
+def _one_sequence_job(
+    model: torch.nn.Module,
+    pending: PendingActivations,
+    logits: torch.Tensor,
+    tokens: np.ndarray,
+    start: int,
+    ends: np.ndarray,
+    dtype: str,
+) -> Job:
+    """The recomputation of one chunk of one sequence (batch of one), for the writer thread."""
+
+    def job() -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        arrays = {k: _numpy(v[0], dtype) for k, v in pending.materialize().items()}
+        logprob = None
+        if model.decoder is not None:
+            logprob = _next_logprob(logits[0], tokens, start, ends[: len(logits[0])])
+        return arrays, logprob
+
+    return job
 
 
 def _parallel_stream(
@@ -422,15 +436,7 @@ def _long_sequence(
         stop = min(start + options.chunk_size, e)
         ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
         logits, state = model(ids, state)
-        pending = rec.activations
-
-        def job(pending: Any = pending, logits: Any = logits, start: int = start) -> Any:
-            arrays = {k: _numpy(v[0], options.dtype) for k, v in pending.materialize().items()}
-            logprob = None
-            if model.decoder is not None:
-                logprob = _next_logprob(logits[0], tokens, start, ends[: len(logits[0])])
-            return arrays, logprob
-
+        job = _one_sequence_job(model, rec.activations, logits, tokens, start, ends, options.dtype)
         yield start, stop - start, job, None
 
 
@@ -461,7 +467,7 @@ class _StateFile:
     def load(self, position: int, like: Any) -> Any:
         """The saved state at ``position``; ``like`` is a state of the right shapes and dtype."""
         broken = f"cannot resume: the saved state {self.path}"
-        fix = "start over with --force"
+        fix = "start over with `force=True`"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -513,15 +519,12 @@ def _state_like(state: Any, like: Any) -> bool:
 
 
 def _to_device(state: Any, dev: torch.device) -> Any:
-    if isinstance(state, tuple):
-        return tuple(s.to(dev) for s in state)
-    return state.to(dev)
+    return map_state(state, lambda s: s.to(dev))
 
 
 def _detach(state: Any) -> Any:
-    if isinstance(state, tuple):
-        return tuple(s.detach().cpu().clone() for s in state)
-    return state.detach().cpu().clone()
+    """A copy of ``state`` on the CPU, kept apart from the model's own tensors."""
+    return map_state(state, lambda s: s.detach().cpu().clone())
 
 
 class _BackgroundWriter:
@@ -573,18 +576,3 @@ class _BackgroundWriter:
         if self.thread.is_alive():
             self.queue.put(None)
             self.thread.join()
-
-
-def _progress(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="char",
-        unit_scale=True,
-        desc="record",
-        disable=not enabled,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )

@@ -37,7 +37,9 @@ def check_output(path: str | os.PathLike[str]) -> Path:
         raise StoreError(f"{path} is a directory; give a file path such as acts.h5")
     parent = path.parent
     if not parent.is_dir():
-        raise StoreError(f"directory {parent} does not exist; create it or choose another -o path")
+        raise StoreError(
+            f"directory {parent} does not exist; create it or choose another `out` path"
+        )
     probe = None
     try:
         fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
@@ -45,7 +47,7 @@ def check_output(path: str | os.PathLike[str]) -> Path:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise StoreError(
-            f"cannot write in directory {parent} ({reason}); choose another -o path or fix "
+            f"cannot write in directory {parent} ({reason}); choose another `out` path or fix "
             "its permissions"
         ) from None
     finally:
@@ -61,13 +63,13 @@ def write_error(exc: BaseException, path: Path, what: str = "writing") -> str:
     Examples
     --------
     >>> write_error(OSError(28, "No space left on device"), Path("acts.h5.partial"))
-    'no space left on device while writing acts.h5.partial; free space and run the same command with --resume'
+    'no space left on device while writing acts.h5.partial; free space and run the same command with `resume=True`'
     """
     code = getattr(exc, "errno", None)
     if not isinstance(code, int):
         match = _ERRNO_IN_TEXT.search(str(exc))
         code = int(match.group(1)) if match else None
-    then = "run the same command with --resume"
+    then = "run the same command with `resume=True`"
     if code == errno.ENOSPC:
         return f"no space left on device while {what} {path}; free space and {then}"
     if code == errno.EFBIG:
@@ -85,7 +87,7 @@ def write_error(exc: BaseException, path: Path, what: str = "writing") -> str:
 def busy(path: Path) -> StoreError:
     return StoreError(
         f"{path} is being written by another lstmprobe record right now (it holds the file's "
-        "lock); wait for it to finish or choose another -o path (--force does not stop a "
+        "lock); wait for it to finish or choose another `out` path (`force=True` does not stop a "
         "running recording)"
     )
 
@@ -108,7 +110,7 @@ def lock(path: Path, *, force: bool = False) -> int | None:
                 return None
             raise StoreError(
                 f"{path} is a symbolic link; lstmprobe never writes through a link it did not "
-                "create; remove it, or pass --force to replace it"
+                "create; remove it, or pass `force=True` to replace it"
             ) from None
         raise StoreError(f"cannot open {path}: {exc.strerror}") from None
     try:

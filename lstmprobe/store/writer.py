@@ -208,18 +208,18 @@ class StoreWriter:
         partial_exists = self._lock_fd is not None
         if self.path.exists() and not force and not (resume and partial_exists):
             raise StoreError(
-                f"{self.path} already exists; pass --force to overwrite or -o to choose another path"
+                f"{self.path} already exists; pass `force=True` to overwrite or `out` to choose another path"
             )
         if partial_exists and not (resume or force):
             if self._partial_complete():
                 raise StoreError(
                     f"a finished recording {self.partial} was not yet moved into place (the last "
-                    "run was stopped while finishing); pass --resume to move it into place, or "
-                    "--force to start over"
+                    "run was stopped while finishing); pass `resume=True` to move it into place, "
+                    "or `force=True` to start over"
                 )
             raise StoreError(
-                f"an unfinished recording {self.partial} exists; pass --resume to continue it or "
-                "--force to start over"
+                f"an unfinished recording {self.partial} exists; pass `resume=True` to continue it "
+                "or `force=True` to start over"
             )
         if resume and partial_exists:
             try:
@@ -287,7 +287,7 @@ class StoreWriter:
     def _open_resume(self, identity: dict) -> None:
         broken = (
             f"the unfinished recording {self.partial} cannot be resumed: it was probably "
-            "damaged when the recording was killed; start over with --force"
+            "damaged when the recording was killed; start over with `force=True`"
         )
         try:
             f = h5py.File(self.partial, "r+", locking=False)
@@ -298,7 +298,7 @@ class StoreWriter:
             if attr_str(a.get("format", "")) != FORMAT:
                 raise StoreError(
                     f"{self.partial} is not an unfinished lstmprobe recording; remove it or "
-                    "start over with --force"
+                    "start over with `force=True`"
                 )
             stored = {
                 "model_sha256": attr_str(a.get("model_sha256", "")),
@@ -320,7 +320,7 @@ class StoreWriter:
                 )
                 raise StoreError(
                     f"cannot resume {self.partial}: it was recorded with a different {what}; "
-                    "record with the same model, corpus and options, or start over with --force"
+                    "record with the same model, corpus and options, or start over with `force=True`"
                 )
             self._chunk_positions = int(a["chunk_positions"])
             written = int(f["positions_written"][()])
@@ -432,7 +432,7 @@ class StoreWriter:
             return
         if self._failed:
             raise StoreError(
-                f"an earlier write to {self.partial} failed; run the same command with --resume"
+                f"an earlier write to {self.partial} failed; run the same command with `resume=True`"
             )
         stop = start + n
         try:
@@ -468,7 +468,7 @@ class StoreWriter:
             message = (
                 f"{key}: {count:,} value(s) from position {position:,} on exceed the float16 "
                 "range (±65,504) and are stored as ±inf; record with dtype float32 "
-                "(--dtype float32) to keep them"
+                "(`dtype='float32'`) to keep them"
             )
             if self._warn is not None:
                 self._warn(message)
@@ -515,7 +515,7 @@ class StoreWriter:
             )
         if self._failed:
             raise StoreError(
-                f"a write to {self.partial} failed; run the same command with --resume"
+                f"a write to {self.partial} failed; run the same command with `resume=True`"
             )
         if self.compression is None:
             if not self._complete_on_disk:

@@ -134,7 +134,7 @@ def test_unknown_characters(tmp_path, tiny):
     out = tmp_path / "acts.h5"
     with pytest.raises(
         CorpusError,
-        match=r"2 characters not in the model's vocabulary: 'Z' at 1, 'Q' at 3.*--unknown",
+        match=r"2 characters not in the model's vocabulary: 'Z' at 1, 'Q' at 3.*`unknown",
     ):
         record_corpus(tiny, "aZaQ", out)
     assert not out.exists() and not partial_path(out).exists()
@@ -150,7 +150,7 @@ def test_an_existing_recording_is_never_overwritten_silently(tmp_path, tiny, cor
     out = tmp_path / "acts.h5"
     record_corpus(tiny, corpus, out)
     before = out.read_bytes()
-    with pytest.raises(StoreError, match="--force"):
+    with pytest.raises(StoreError, match="`force=True`"):
         record_corpus(tiny, corpus, out)
     assert out.read_bytes() == before
     record_corpus(tiny, corpus[:50], out, force=True)
@@ -159,7 +159,7 @@ def test_an_existing_recording_is_never_overwritten_silently(tmp_path, tiny, cor
 
 
 def test_bad_options_are_refused():
-    with pytest.raises(LstmprobeError, match="--parallel applies to a stream"):
+    with pytest.raises(LstmprobeError, match="`parallel` applies to a stream"):
         RecordOptions(reset="line", parallel=2)
     with pytest.raises(LstmprobeError, match="dtype"):
         RecordOptions(dtype="int8")
@@ -253,7 +253,7 @@ def test_ctrl_c_keeps_the_partial_and_resume_completes_it(tmp_path, vocab, corpu
         record_corpus(loaded, corpus, out, options)
     del model.forward
     assert not out.exists() and partial_path(out).exists()
-    with pytest.raises(StoreError, match="--resume"):
+    with pytest.raises(StoreError, match="`resume=True`"):
         record_corpus(loaded, corpus, out, options)  # neither --resume nor --force
     result = record_corpus(loaded, corpus, out, options, resume=True)
     assert 0 < result.resumed_from < len(corpus)
@@ -329,7 +329,7 @@ def test_a_cell_state_beyond_float16_is_told_once_and_float32_keeps_it(tmp_path)
         warn=heard.append,
     )  # fmt: skip
     assert len(heard) == 1 and heard[0].startswith("layer0/cell: ")
-    assert "exceed the float16 range" in heard[0] and "--dtype float32" in heard[0]
+    assert "exceed the float16 range" in heard[0] and "`dtype='float32'`" in heard[0]
     with ActivationStore(out.path) as store:
         cell = store.read("layer0/cell")
     assert np.isinf(cell[65_600:]).all() and np.isfinite(cell[:65_000]).all()

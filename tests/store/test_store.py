@@ -538,7 +538,7 @@ def test_quantity_names() -> None:
 def test_refuses_overwrite_and_force_replaces_at_finish(tmp_path: Path) -> None:
     path = record(tmp_path / "acts.h5", corpus(300))
     with pytest.raises(
-        StoreError, match=r"acts.h5 already exists; pass --force to overwrite or -o"
+        StoreError, match=r"acts.h5 already exists; pass `force=True` to overwrite or `out`"
     ):
         writer(path, corpus(300))
     w = writer(path, corpus(200, seed=1), force=True)
@@ -557,7 +557,9 @@ def test_partial_requires_resume_or_force(tmp_path: Path) -> None:
     w.write(0, values(LAYOUT, 0, 100), logprob(0, 100))
     w.close()
     assert partial_path(path).exists() and not path.exists()
-    with pytest.raises(StoreError, match="pass --resume to continue it or --force to start over"):
+    with pytest.raises(
+        StoreError, match="pass `resume=True` to continue it or `force=True` to start over"
+    ):
         writer(path, corpus(300))
     w = writer(path, corpus(300), force=True)
     assert w.written == 0
@@ -614,7 +616,7 @@ def test_resume_mismatch(tmp_path: Path, change: dict, match: str) -> None:
     w = writer(path, text)
     w.write(0, values(LAYOUT, 0, 100), logprob(0, 100))
     w.close()
-    with pytest.raises(StoreError, match=rf"cannot resume .*different {match}.*--force"):
+    with pytest.raises(StoreError, match=rf"cannot resume .*different {match}.*`force=True`"):
         writer(path, text, resume=True, **change)
     # resume + force: a partial that does not match is discarded
     w = writer(path, text, resume=True, force=True, **change)
@@ -625,7 +627,7 @@ def test_resume_mismatch(tmp_path: Path, change: dict, match: str) -> None:
 def test_resume_corrupted_partial(tmp_path: Path) -> None:
     path = tmp_path / "acts.h5"
     partial_path(path).write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
-    with pytest.raises(StoreError, match=r"corrupted.*start over with --force"):
+    with pytest.raises(StoreError, match=r"corrupted.*start over with `force=True`"):
         writer(path, corpus(100), resume=True)
     w = writer(path, corpus(100), force=True)
     w.abort()
@@ -884,7 +886,7 @@ def test_float16_overflow_is_one_warning_per_dataset_naming_it(tmp_path: Path) -
     assert len(heard) == 2, heard
     assert heard[0].startswith("layer0/cell: 300 value(s) from position 0 on exceed")
     assert heard[1].startswith("layer1/cell: 1 value(s) from position 310 on exceed")
-    assert all("--dtype float32" in line for line in heard)
+    assert all("`dtype='float32'`" in line for line in heard)
     with ActivationStore(path) as store:
         assert np.isposinf(store.read("layer0/cell")[:, 2]).all()
         assert store.read("layer1/cell")[310, 0] == -np.inf
