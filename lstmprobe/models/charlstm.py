@@ -149,7 +149,7 @@ class CharLSTM(nn.Module):
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         if self.embedding is not None:
             return self.embedding(ids)
-        return F.one_hot(ids, self.config.vocab_size).to(self.rnn.weight_ih_l0.dtype)
+        return F.one_hot(ids, self.config.vocab_size).to(next(self.rnn.parameters()).dtype)
 
     def forward(
         self, ids: torch.Tensor, state: Any = None, lengths: torch.Tensor | None = None

@@ -184,7 +184,7 @@ def load_model(
     given_vocab = _vocab_argument(vocab)
     obj, form = _read(path, trust_pickle)
     if isinstance(obj, Mapping) and "lstmprobe_format" in obj:
-        model, found_vocab = checkpoint_to_model(obj)
+        model, found_vocab = checkpoint_to_model(dict(obj))
         if given_vocab is not None:
             if len(given_vocab) != model.config.vocab_size:
                 raise VocabError(

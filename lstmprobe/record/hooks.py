@@ -347,14 +347,14 @@ class Recorder:
         hx: Any,
     ) -> Any:
         is_lstm = isinstance(module, nn.LSTM)
-        cls_forward = type(module).forward
+        cls_forward: Callable[..., Any] = type(module).forward
         if singles is None:
             output, state = cls_forward(module, input, hx)
             self._record_layer(module, 0, offset, wanted, input, output, hx, state)
             return output, state
         # several layers: run them one at a time so that each layer's output is seen
         dirs = 2 if module.bidirectional else 1
-        layer_input = input
+        layer_input = output = input
         h_parts: list[torch.Tensor] = []
         c_parts: list[torch.Tensor] = []
         for k, single in enumerate(singles):
@@ -543,7 +543,7 @@ def _internals(
 ) -> None:
     """Recompute the internals of layer ``k`` of ``module`` into ``values``."""
     unbatched = not isinstance(layer_input, PackedSequence) and layer_input.dim() == 2
-    if unbatched:
+    if unbatched and not isinstance(layer_input, PackedSequence):
         layer_input = layer_input.unsqueeze(0 if module.batch_first else 1)
         output = output.unsqueeze(0 if module.batch_first else 1)
     x, lengths = _to_batch_major(layer_input, module.batch_first)

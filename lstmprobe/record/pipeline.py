@@ -34,7 +34,7 @@ import torch
 
 from lstmprobe._io import atomic_write, progress_bar
 from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError
-from lstmprobe.models import LoadedModel, map_state
+from lstmprobe.models import CharLSTM, LoadedModel, map_state
 from lstmprobe.record.hooks import PendingActivations, Recorder, layout
 from lstmprobe.store import COMPRESSIONS, DTYPES, StoreWriter, partial_path, write_error
 from lstmprobe.text import RESETS, check_chars, sequences
@@ -272,7 +272,7 @@ def _next_logprob(
 
 
 def _exact_stream(
-    model: torch.nn.Module,
+    model: CharLSTM,
     rec: Recorder,
     tokens: np.ndarray,
     start_at: int,
@@ -286,12 +286,20 @@ def _exact_stream(
         stop = min(start + options.chunk_size, n)
         ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
         logits, state = model(ids, state)
-        job = _one_sequence_job(model, rec.activations, logits, tokens, start, ends, options.dtype)
+        job = _one_sequence_job(model, _pending(rec), logits, tokens, start, ends, options.dtype)
         yield start, stop - start, job, (stop, _detach(state))
 
 
+def _pending(rec: Recorder) -> PendingActivations:
+    """The latest call's activations of a lazy recorder (what every stream here uses)."""
+    pending = rec.activations
+    if not isinstance(pending, PendingActivations):
+        raise TypeError("the recorder of a recording must be lazy")
+    return pending
+
+
 def _one_sequence_job(
-    model: torch.nn.Module,
+    model: CharLSTM,
     pending: PendingActivations,
     logits: torch.Tensor,
     tokens: np.ndarray,
@@ -312,7 +320,7 @@ def _one_sequence_job(
 
 
 def _parallel_stream(
-    model: torch.nn.Module,
+    model: CharLSTM,
     rec: Recorder,
     tokens: np.ndarray,
     start_at: int,
@@ -366,7 +374,7 @@ def _parallel_stream(
 
 
 def _sequence_batches(
-    model: torch.nn.Module,
+    model: CharLSTM,
     rec: Recorder,
     tokens: np.ndarray,
     seqs: np.ndarray,
@@ -421,7 +429,7 @@ def _sequence_batches(
 
 
 def _long_sequence(
-    model: torch.nn.Module,
+    model: CharLSTM,
     rec: Recorder,
     tokens: np.ndarray,
     seq: np.ndarray,
@@ -436,7 +444,7 @@ def _long_sequence(
         stop = min(start + options.chunk_size, e)
         ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
         logits, state = model(ids, state)
-        job = _one_sequence_job(model, rec.activations, logits, tokens, start, ends, options.dtype)
+        job = _one_sequence_job(model, _pending(rec), logits, tokens, start, ends, options.dtype)
         yield start, stop - start, job, None
 
 
