@@ -19,7 +19,15 @@ import numpy as np
 from lstmprobe._io import create_exclusive
 from lstmprobe.errors import StoreError
 from lstmprobe.names import layer_of
-from lstmprobe.store._format import FORMAT, GZIP_LEVEL, UNIT_BLOCK, Contents, attr_str, cache_bytes
+from lstmprobe.store._format import (
+    FORMAT,
+    GZIP_LEVEL,
+    UNIT_BLOCK,
+    Contents,
+    attr_str,
+    cache_bytes,
+    dataset,
+)
 
 _ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")
 
@@ -167,7 +175,7 @@ def recorded_nothing(path: Path) -> bool:
         with h5py.File(path, "r", locking=False) as f:
             if attr_str(f.attrs.get("format", "")) != FORMAT or bool(f.attrs.get("complete")):
                 return False
-            return "positions_written" not in f or int(f["positions_written"][()]) == 0
+            return "positions_written" not in f or int(dataset(f, "positions_written")[()]) == 0
     except Exception:  # not readable as HDF5: handled (and reported) by resuming
         return False
 
@@ -229,7 +237,9 @@ def new_recording_file(
         f.create_dataset("sequences", data=contents.sequences, dtype=np.int64)
         for key, n in contents.layout.items():
             layer = layer_of(key)
-            group = f[layer] if layer in f else f.create_group(layer, track_order=True)
+            group = (
+                f.require_group(layer) if layer in f else f.create_group(layer, track_order=True)
+            )
             group.create_dataset(
                 key.split("/", 1)[1],
                 shape=(contents.n_positions, n),

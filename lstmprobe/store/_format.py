@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from lstmprobe._io import json_default
@@ -235,3 +236,12 @@ def check_sequences(path: Path, seqs: np.ndarray, n: int) -> None:
             f"{path} is a damaged lstmprobe recording: its sequences must be [start, end) pairs "
             f"in order, each starting where the previous ends; {problem}; record it again"
         )
+
+
+def dataset(group: h5py.Group, key: str) -> h5py.Dataset:
+    """``group[key]``, which must be a dataset: anything else there is a damaged recording (a
+    ``KeyError``, which :func:`damaged` reports as one line)."""
+    obj = group[key]
+    if not isinstance(obj, h5py.Dataset):
+        raise KeyError(f"{key} is not a dataset")
+    return obj

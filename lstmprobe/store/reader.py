@@ -26,6 +26,7 @@ from lstmprobe.store._format import (
     cache_bytes,
     check_sequences,
     damaged,
+    dataset,
     final_path,
     partial_path,
 )
@@ -136,10 +137,10 @@ class ActivationStore:
             self.run_config: dict = json.loads(attr_str(a.get("run_config", "{}")))
             layout = json.loads(attr_str(a["layout"]))
             self._layout: dict[str, int] = {str(k): int(n) for k, n in layout}
-            self.n_positions = int(f["tokens"].shape[0])
+            self.n_positions = int(dataset(f, "tokens").shape[0])
             self.chunk_positions = int(a.get("chunk_positions", MIN_CHUNK_POSITIONS))
             self.positions_written = (
-                self.n_positions if self.complete else int(f["positions_written"][()])
+                self.n_positions if self.complete else int(dataset(f, "positions_written")[()])
             )
             itemsize = np.dtype(self.dtype).itemsize
             # damaged bytes of a string decode to surrogates, which cannot be printed
@@ -158,7 +159,7 @@ class ActivationStore:
                 "layout); record it again"
             )
         for key, n in self._layout.items():
-            if key not in f or f[key].shape != (self.n_positions, n):
+            if key not in f or dataset(f, key).shape != (self.n_positions, n):
                 raise StoreError(
                     f"{self.path} is a damaged lstmprobe recording (dataset {key} missing or of "
                     "the wrong shape); record it again"
@@ -201,7 +202,7 @@ class ActivationStore:
         """Vocab ids of positions ``[start, stop)``, int32, read from the file (not cached)."""
         start, stop = self._check_range(start, stop)
         with damaged(self.path, "tokens"):
-            tokens = np.asarray(self._h5["tokens"][start:stop], dtype=np.int32)
+            tokens = np.asarray(dataset(self._h5, "tokens")[start:stop], dtype=np.int32)
         if tokens.size and (tokens.min() < 0 or tokens.max() >= len(self.vocab)):
             bad = int(np.flatnonzero((tokens < 0) | (tokens >= len(self.vocab)))[0])
             raise StoreError(
@@ -230,7 +231,7 @@ class ActivationStore:
     def sequences(self) -> np.ndarray:
         """``[start, end)`` of each sequence, int64 array of shape (n_sequences, 2)."""
         with damaged(self.path, "sequences"):
-            seqs = np.asarray(self._h5["sequences"][()])
+            seqs = np.asarray(dataset(self._h5, "sequences")[()])
             if seqs.dtype.kind not in "iu" or seqs.ndim != 2 or seqs.shape[1] != 2:
                 raise StoreError(
                     f"{self.path} is a damaged lstmprobe recording (sequences of shape "
@@ -282,7 +283,7 @@ class ActivationStore:
         with damaged(self.path, "next_logprob"):
             if "next_logprob" not in f:
                 return None
-            return np.asarray(f["next_logprob"][()], dtype=np.float32)
+            return np.asarray(dataset(f, "next_logprob")[()], dtype=np.float32)
 
     def sibling(self, suffix: str) -> Path:
         """A path beside the store for derived results: ``acts.h5`` -> ``acts.<suffix>``.

@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -37,6 +38,7 @@ from lstmprobe.store._format import (
     attr_str,
     check_contents,
     compressing_path,
+    dataset,
     default_chunk_positions,
     dumps,
     normalized,
@@ -309,7 +311,7 @@ class StoreWriter:
                 "has_next_logprob": bool(a.get("has_next_logprob", False)),
             }
             differs = [name for name in identity if identity[name] != stored[name]]
-            if not np.array_equal(f["tokens"][()], self._tokens):
+            if not np.array_equal(dataset(f, "tokens")[()], self._tokens):
                 differs.append("tokens")
             if differs:
                 what = ", ".join(
@@ -322,8 +324,8 @@ class StoreWriter:
                     f"cannot resume {self.partial}: it was recorded with a different {what}; "
                     "record with the same model, corpus and options, or start over with `force=True`"
                 )
-            self._chunk_positions = int(a["chunk_positions"])
-            written = int(f["positions_written"][()])
+            self._chunk_positions = int(a["chunk_positions"])  # pyright: ignore[reportArgumentType]
+            written = int(dataset(f, "positions_written")[()])
             if not 0 <= written <= self.n_positions:
                 raise StoreError(
                     f"{broken} (it claims {written} of {self.n_positions} positions written)"
@@ -358,7 +360,7 @@ class StoreWriter:
         gates = [k for k in self.layout if k.split("/", 1)[1] in GATES]
         if not gates:
             return True
-        return any(np.any(f[key][position] != 0) for key in gates)
+        return any(np.any(dataset(f, key)[position] != 0) for key in gates)
 
     # -- writing --
 
@@ -437,14 +439,14 @@ class StoreWriter:
         stop = start + n
         try:
             for k, v in values.items():
-                f[k][start:stop] = self._cast(k, v, start)
+                dataset(f, k)[start:stop] = self._cast(k, v, start)
             if lp is not None:
-                f["next_logprob"][start:stop] = lp
+                dataset(f, "next_logprob")[start:stop] = lp
             # the values first, durably (flushed and fsynced: a full disk shows here), and only
             # then the progress: the recorded progress never runs ahead of what is on disk
             f.flush()
             self._sync()
-            f["positions_written"][()] = stop
+            dataset(f, "positions_written")[()] = stop
             f.flush()
         except (OSError, RuntimeError) as exc:
             self._failed = True
@@ -482,7 +484,7 @@ class StoreWriter:
         if not 0 <= position <= self.written:
             raise StoreError(f"cannot rewind to {position}: {self.written} positions are written")
         try:
-            f["positions_written"][()] = position
+            dataset(f, "positions_written")[()] = position
             f.flush()
             self._sync()
         except (OSError, RuntimeError) as exc:
@@ -544,7 +546,7 @@ class StoreWriter:
     def _compress(self, f: h5py.File) -> Path:
         """Write the complete, compressed copy of the partial file; returns its path."""
         target = compressing_path(self.partial)
-        header = {k: f.attrs[k] for k in f.attrs}
+        header: dict[str, Any] = {k: f.attrs[k] for k in f.attrs}
         header["complete"] = True
         cp = self._chunk_positions
         target.unlink(missing_ok=True)  # a stale one of ours: we hold the partial's lock
@@ -561,11 +563,11 @@ class StoreWriter:
                 # several chunk rows at a time, each chunk compressed once
                 step = cp * max(1, (8 << 20) // (cp * max(self.layout.values()) * 4))
                 for name in names:
-                    src, dst = f[name], out[name]
+                    src, dst = dataset(f, name), dataset(out, name)
                     for a in range(0, self.n_positions, step):
                         b = min(a + step, self.n_positions)
                         dst[a:b] = src[a:b]
-                out["positions_written"][()] = self.n_positions
+                dataset(out, "positions_written")[()] = self.n_positions
                 out.close()
                 os.fsync(fd)
             except BaseException as exc:
