@@ -130,7 +130,7 @@ def peak_rss_mb(path: Path, streamed: bool = False) -> float:
     # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child would report the
     # parent's peak
     code = (
-        "from lstmprobe.bench import peak_rss_kb; from lstmprobe.store import ActivationStore;"
+        "from lstmprobe.record.bench import peak_rss_kb; from lstmprobe.store import ActivationStore;"
         "from lstmprobe.probes import labels, unit_scores;"
         + ("labels.LABEL_MEMORY = 0;" if streamed else "")
         + f"s = ActivationStore({str(path)!r}); unit_scores(s, {FEATURES!r});"

@@ -9,12 +9,16 @@ a new file of the user normally gets (``0o666`` less the umask).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 _UMASK_LOCK = threading.Lock()
 
@@ -97,3 +101,84 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) 
             os.unlink(tmp)
         raise
     fsync_dir(path)
+
+
+def json_default(obj: Any) -> Any:
+    """The ``default`` of ``json.dumps`` for numpy scalars and arrays, paths and sets."""
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (Path, os.PathLike)):
+        return os.fspath(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (temporary file beside it + ``os.replace``).
+
+    The temporary is created exclusively (a link at its name is never followed) and the file gets
+    the permissions of a new file (``0o666`` less the umask).
+
+    Derived results (rankings, dynamics) go beside a recording with this function, never into it.
+    numpy scalars and arrays are converted to plain JSON.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The JSON file to write, e.g. ``store.sibling("rankings.json")``.
+    obj : object
+        Anything ``json`` can write, plus numpy scalars/arrays, paths and sets.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, json
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = write_json_atomic(Path(tmp.name) / "acts.rankings.json", {"top": [np.int64(3)]})
+    >>> json.loads(p.read_text())
+    {'top': [3]}
+    >>> tmp.cleanup()
+    """
+    path = Path(path)
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=json_default) + "\n"
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
+
+
+def progress_bar(
+    total: int,
+    *,
+    desc: str,
+    unit: str,
+    enabled: bool = True,
+    initial: int = 0,
+    unit_scale: bool = False,
+    leave: bool = True,
+) -> Any:
+    """The progress bar of long work: a ``tqdm`` on stderr (stdout stays for results), hidden
+    when ``enabled`` is false. Every stage's bar is made here, so that all of them look alike."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit=unit,
+        unit_scale=unit_scale,
+        leave=leave,
+        disable=not enabled,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )

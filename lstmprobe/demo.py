@@ -50,12 +50,11 @@ def run_demo(
     callable taking one line) hears where the files go and about how many bytes they take; a
     disk without room for them is a :class:`~lstmprobe.errors.StoreError`.
     """
-    from lstmprobe.bundled import SAMPLES
     from lstmprobe.errors import StoreError
-    from lstmprobe.hooks import layout
     from lstmprobe.models import load_model
+    from lstmprobe.models.bundled import SAMPLES
     from lstmprobe.probes import rank_units
-    from lstmprobe.record import RecordOptions, record_corpus
+    from lstmprobe.record import RecordOptions, layout, record_corpus
     from lstmprobe.report.html import MAX_CHARS
     from lstmprobe.store import (
         UNIT_BLOCK,

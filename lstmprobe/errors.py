@@ -7,6 +7,25 @@ that line on stderr and exits with status 1.
 
 from __future__ import annotations
 
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message without terminal colour codes (its type if empty).
+
+    Examples
+    --------
+    >>> one_line(ValueError("bad shape\\nsecond line"))
+    'bad shape'
+    >>> one_line(KeyError())
+    'KeyError'
+    """
+    text = _ANSI.sub("", str(exc)).strip()
+    line = text.splitlines()[0].strip() if text else ""
+    return line or type(exc).__name__
+
 
 class LstmprobeError(Exception):
     """Base class of every error lstmprobe raises for bad input."""
@@ -43,5 +62,68 @@ class UnitError(LstmprobeError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class NoRecurrentLayerError(LstmprobeError, ValueError):
+    """The model holds no ``nn.LSTM`` or ``nn.GRU``."""
+
+
+class InterventionError(LstmprobeError, ValueError):
+    """An intervention that cannot be applied (bad mode, value, mask or model)."""
+
+
+class RecordError(LstmprobeError, ValueError):
+    """Recording settings are invalid (an unknown dtype, reset or compression, a bad size)."""
+
+
 class ReportError(LstmprobeError, ValueError):
     """A figure or report cannot be made or written (bad output path, nothing to show)."""
+
+
+class PrecisionWarning(UserWarning):
+    """Recorded values do not fit the store's dtype (beyond float16's ±65,504: stored as ±inf)."""
+
+
+#: The command-line spelling of each parameter that library messages name (in backticks:
+#: ```force=True```, ```vocab```, ```dtype="float32"```); :func:`for_cli` rewrites them.
+CLI_FLAGS: dict[str, str] = {
+    "force": "--force",
+    "resume": "--resume",
+    "vocab": "--vocab",
+    "trust_pickle": "--trust-pickle",
+    "embedding": "--embedding",
+    "decoder": "--decoder",
+    "dtype": "--dtype",
+    "parallel": "--parallel",
+    "reset": "--reset",
+    "layers": "--layers",
+    "quantities": "--quantities",
+    "unknown": "--unknown",
+    "out": "-o",
+}
+_PARAMETER = re.compile(r"`([a-z_]+)(?:=([^`\s]+))?`")
+
+
+def for_cli(message: str) -> str:
+    """``message`` with the parameters it names as the command line spells them.
+
+    Library messages speak to a Python caller (```force=True```); the command line prints them
+    through this function, so that its user reads the flag instead (``--force``). Backticked
+    text that is not a known parameter is left as it is.
+
+    Examples
+    --------
+    >>> for_cli("pass `force=True` to overwrite, or `resume=True` to continue")
+    'pass --force to overwrite, or --resume to continue'
+    >>> for_cli('record with `dtype="float32"`; `vocab` has 3 characters; see `lstmprobe models`')
+    'record with --dtype float32; --vocab has 3 characters; see `lstmprobe models`'
+    """
+
+    def flag(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2)
+        spelled = CLI_FLAGS.get(name)
+        if spelled is None:
+            return match.group(0)
+        if value is None or value == "True":
+            return spelled
+        return f"{spelled} {value.strip(chr(34) + chr(39))}"
+
+    return _PARAMETER.sub(flag, message)

@@ -167,7 +167,7 @@ def _parse_unknown(unknown: str) -> tuple[str, str]:
     if unknown.startswith("map:") and len(unknown) == 5:
         return "map", unknown[4]
     raise CorpusError(
-        f"--unknown must be 'error', 'skip' or 'map:C' with one character C, got {unknown!r}"
+        f"`unknown` must be 'error', 'skip' or 'map:C' with one character C, got {unknown!r}"
     )
 
 
@@ -178,7 +178,7 @@ def _unknown_message(text: str, known: np.ndarray) -> str:
     return (
         f"the corpus has {len(missing)} character{'s' if len(missing) > 1 else ''} not in the "
         f"model's vocabulary: {shown}{more}; "
-        "use --unknown skip to drop them or --unknown map:C to replace them with C"
+        "use `unknown='skip'` to drop them or `unknown='map:C'` to replace them with C"
     )
 
 

@@ -1,6 +1,6 @@
 """An independent, deliberately simple per-step LSTM/GRU written from the equations.
 
-It shares no code with lstmprobe.cells: the tests compare the two.
+It shares no code with lstmprobe.record.cells: the tests compare the two.
 """
 
 from __future__ import annotations

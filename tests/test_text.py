@@ -30,7 +30,7 @@ def test_unknown_policies_agree_between_encode_and_check_chars(text):
     if len(known) < len(text):
         with pytest.raises(CorpusError, match="not in the model's vocabulary"):
             vocab.encode(text)
-        with pytest.raises(CorpusError, match="--unknown skip"):
+        with pytest.raises(CorpusError, match="`unknown='skip'"):
             check_chars(text, vocab)
 
 

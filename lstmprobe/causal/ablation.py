@@ -29,8 +29,7 @@ import numpy as np
 import torch
 
 from lstmprobe.errors import CorpusError, FeatureError, LstmprobeError, UnitError
-from lstmprobe.hooks import Recorder, layout
-from lstmprobe.interventions import Intervention
+from lstmprobe.record import Intervention, Recorder, layout
 from lstmprobe.text import sequences as text_sequences
 
 MODES: tuple[str, ...] = ("zero", "mean", "clamp")

@@ -192,7 +192,7 @@ def drivers(
     model: Any, layer: str, kind: str, n_units: int, top: int = 5
 ) -> dict[int, list[dict[str, Any]]]:
     """The ``top`` strongest incoming recurrent weights of each unit of ``layer`` (by size)."""
-    from lstmprobe.hooks import recurrent_layers
+    from lstmprobe.record import recurrent_layers
 
     info = next((i for i in recurrent_layers(model) if i.name == layer), None)
     if info is None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from lstmprobe.errors import LstmprobeError
+from lstmprobe.errors import LstmprobeError, for_cli
 
 DEFAULT_STORE = "acts.h5"
 
@@ -31,7 +31,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except LstmprobeError as exc:
-            fail(str(exc))
+            fail(for_cli(str(exc)))
         except KeyboardInterrupt:
             click.secho("interrupted", fg="red", err=True)
             sys.exit(130)
@@ -66,7 +66,7 @@ def require_writable(path: str | os.PathLike[str], alternative: str | None = Non
 
 def warn(message: str) -> None:
     """One yellow warning line on stderr (the library's ``warn`` callbacks)."""
-    click.secho(f"warning: {message}", fg="yellow", err=True)
+    click.secho(f"warning: {for_cli(message)}", fg="yellow", err=True)
 
 
 def echo_json(obj: Any) -> None:
@@ -94,8 +94,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 def resolve_corpus(corpus: str) -> str:
     """A corpus path, or a bundled sample's name (``sample:code``) -> the text."""
-    from lstmprobe.bundled import SAMPLES, sample_path
     from lstmprobe.errors import CorpusError
+    from lstmprobe.models.bundled import SAMPLES, sample_path
     from lstmprobe.text import read_corpus
 
     if corpus.startswith("sample:"):

@@ -122,7 +122,7 @@ def ablate_command(
     from lstmprobe.features import get_feature
     from lstmprobe.models import load_model
     from lstmprobe.store import ActivationStore
-    from lstmprobe.store_ablations import write_ablations
+    from lstmprobe.store.ablations import write_ablations
 
     kind, clamp = _parse_mode(mode)
     if units and top:

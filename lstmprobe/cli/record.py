@@ -204,6 +204,7 @@ def record(
             progress=not quiet,
             device=device,
             threads=threads,
+            warn=warn,
         )
     except KeyboardInterrupt:
         fail(
@@ -310,7 +311,7 @@ def bench(
         lstmprobe bench --device cuda --json
         lstmprobe bench --model model.pt --chars 50000
     """
-    from lstmprobe.bench import format_table, run_bench
+    from lstmprobe.record.bench import format_table, run_bench
 
     rows = run_bench(
         model_path=model_path,

@@ -35,13 +35,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from lstmprobe import bundled
 from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError
 from lstmprobe.lm.evaluation import LN2, part_bpc
 from lstmprobe.models import (
     CHECKPOINT_FORMAT,
     CharLSTM,
     ModelConfig,
+    bundled,
     checkpoint_to_model,
     load_model,
     save_checkpoint,

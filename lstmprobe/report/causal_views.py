@@ -66,7 +66,7 @@ def load_ablations(
     A file of another recording -- its model or corpus hash differs from the store's, or it
     covers another number of positions -- is ignored with a warning, as is an unreadable one.
     """
-    from lstmprobe.store_ablations import read_ablations
+    from lstmprobe.store.ablations import read_ablations
 
     path = Path(path) if path is not None else store.sibling("ablations.h5")
     if not path.exists():

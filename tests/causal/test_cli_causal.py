@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from lstmprobe.cli import main
 from lstmprobe.models import save_checkpoint
-from lstmprobe.store_ablations import read_ablations
+from lstmprobe.store.ablations import read_ablations
 from tests.conftest import CORPUS, make_model
 
 

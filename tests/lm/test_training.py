@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from lstmprobe import bundled
 from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError
 from lstmprobe.lm import evaluation as ev
 from lstmprobe.lm import training as tr
-from lstmprobe.models import CharLSTM, ModelConfig, load_model, save_checkpoint
+from lstmprobe.models import CharLSTM, ModelConfig, bundled, load_model, save_checkpoint
 from lstmprobe.text import Vocab, read_corpus
 from tests.conftest import CORPUS
 from tests.lm.conftest import invoke, one_line_error, task_text

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from lstmprobe.cli import main
 from lstmprobe.report.causal_views import keep_write, load_ablations, load_dynamics
 from lstmprobe.store import ActivationStore
-from lstmprobe.store_ablations import read_ablations
+from lstmprobe.store.ablations import read_ablations
 from tests.report.conftest import TEXT
 
 PNG = b"\x89PNG\r\n\x1a\n"

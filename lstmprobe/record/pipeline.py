@@ -1,4 +1,4 @@
-"""Recording a corpus: the model is driven over the text in chunks, a :class:`~lstmprobe.hooks.Recorder`
+"""Recording a corpus: the model is driven over the text in chunks, a :class:`~lstmprobe.record.hooks.Recorder`
 captures every gate and state, and a :class:`~lstmprobe.store.StoreWriter` streams them to HDF5.
 
 Three ways through the text (see docs/recording.md):
@@ -9,7 +9,7 @@ Three ways through the text (see docs/recording.md):
   lines are batched (padded, packed for bidirectional models), which is exact too.
 * ``parallel=K`` with ``reset="none"``: K segments of ``chunk_size`` characters run at once, each
   started from the zero state ``warmup`` characters before it. Faster, not exact: the deviation is
-  measured by ``tests/test_record.py`` and reported in docs/recording.md.
+  measured by ``tests/record/test_pipeline.py`` and reported in docs/recording.md.
 
 A bidirectional model's reverse direction starts at a sequence's end, so it reads each sequence
 whole: with ``reset="none"`` the whole corpus is one forward call and memory grows with it.
@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import os
 import queue
-import sys
 import threading
 import time
 import warnings
@@ -33,10 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstmprobe._io import atomic_write
-from lstmprobe.errors import CorpusError, LstmprobeError, StoreError
-from lstmprobe.hooks import Recorder, layout
-from lstmprobe.models import LoadedModel
+from lstmprobe._io import atomic_write, progress_bar
+from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError
+from lstmprobe.models import CharLSTM, LoadedModel, map_state
+from lstmprobe.record.hooks import PendingActivations, Recorder, layout
 from lstmprobe.store import COMPRESSIONS, DTYPES, StoreWriter, partial_path, write_error
 from lstmprobe.text import RESETS, check_chars, sequences
 
@@ -58,18 +57,18 @@ class RecordOptions:
 
     def __post_init__(self) -> None:
         if self.reset not in RESETS:
-            raise LstmprobeError(f"reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
+            raise RecordError(f"reset must be one of {', '.join(RESETS)}, got {self.reset!r}")
         if self.dtype not in DTYPES:
-            raise LstmprobeError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+            raise RecordError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.compression not in COMPRESSIONS:
             names = ", ".join(c for c in COMPRESSIONS if c)
-            raise LstmprobeError(f"compression must be one of {names}, got {self.compression!r}")
+            raise RecordError(f"compression must be one of {names}, got {self.compression!r}")
         if self.chunk_size < 1 or self.batch_chars < 1:
-            raise LstmprobeError("chunk_size and batch_chars must be at least 1")
+            raise RecordError("chunk_size and batch_chars must be at least 1")
         if self.parallel < 0 or self.warmup < 0:
-            raise LstmprobeError("parallel and warmup must not be negative")
+            raise RecordError("parallel and warmup must not be negative")
         if self.parallel and self.reset != "none":
-            raise LstmprobeError("--parallel applies to a stream (--reset none) only")
+            raise RecordError("`parallel` applies to a stream (`reset='none'`) only")
 
     def run_config(self) -> dict[str, Any]:
         config = asdict(self)
@@ -119,6 +118,7 @@ def record_corpus(
     progress: bool = False,
     device: str | torch.device | None = None,
     threads: int | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RecordResult:
     """Record every gate and state of ``loaded`` over ``text`` into the HDF5 file ``out``.
 
@@ -130,6 +130,10 @@ def record_corpus(
     The file appears only when the recording is complete (it is written to ``out.partial`` and
     renamed). An interrupted recording keeps its partial file; call again with ``resume=True``
     and the same options to continue it: the result equals an uninterrupted run.
+
+    ``warn`` hears one line per dataset whose values do not fit ``options.dtype`` (a float16
+    recording stores values beyond ±65,504 as ±inf); by default that is a
+    :class:`~lstmprobe.errors.PrecisionWarning`.
 
     Examples
     --------
@@ -156,8 +160,8 @@ def record_corpus(
     data_layout = layout(model, options.quantities, options.layers)
     bidirectional = bool(model.config.bidirectional)
     if options.parallel and bidirectional:
-        raise LstmprobeError(
-            "--parallel needs a unidirectional model: a reverse direction reads whole sequences"
+        raise RecordError(
+            "`parallel` needs a unidirectional model: a reverse direction reads whole sequences"
         )
     writer = StoreWriter(
         out,
@@ -174,6 +178,7 @@ def record_corpus(
         run_config=options.run_config(),
         force=force,
         resume=resume,
+        warn=warn,
     )
     start_at = writer.written
     if (options.reset == "line" or bidirectional) and 0 < start_at < len(tokens):
@@ -183,7 +188,9 @@ def record_corpus(
             start_at = writer.rewind(int(seqs[inside, 0]))
     state_file = _StateFile(partial_path(out))
     began = time.perf_counter()
-    bar = _progress(len(tokens), start_at, progress)
+    bar = progress_bar(
+        len(tokens), initial=start_at, desc="record", unit="char", unit_scale=True, enabled=progress
+    )
     background = _BackgroundWriter(writer, state_file)
     threads_before = torch.get_num_threads()
     if threads is None and dev.type == "cpu" and _macs_per_char(model) < SMALL_MODEL_MACS:
@@ -265,7 +272,7 @@ def _next_logprob(
 
 
 def _exact_stream(
-    model: torch.nn.Module,
+    model: CharLSTM,
     rec: Recorder,
     tokens: np.ndarray,
     start_at: int,
@@ -279,20 +286,41 @@ def _exact_stream(
         stop = min(start + options.chunk_size, n)
         ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
         logits, state = model(ids, state)
-        pending = rec.activations
-
-        def job(pending: Any = pending, logits: Any = logits, start: int = start) -> Any:
-            arrays = {k: _numpy(v[0], options.dtype) for k, v in pending.materialize().items()}
-            logprob = None
-            if model.decoder is not None:
-                logprob = _next_logprob(logits[0], tokens, start, ends[: len(logits[0])])
-            return arrays, logprob
-
+        job = _one_sequence_job(model, _pending(rec), logits, tokens, start, ends, options.dtype)
         yield start, stop - start, job, (stop, _detach(state))
 
 
+def _pending(rec: Recorder) -> PendingActivations:
+    """The latest call's activations of a lazy recorder (what every stream here uses)."""
+    pending = rec.activations
+    if not isinstance(pending, PendingActivations):
+        raise TypeError("the recorder of a recording must be lazy")
+    return pending
+
+
+def _one_sequence_job(
+    model: CharLSTM,
+    pending: PendingActivations,
+    logits: torch.Tensor,
+    tokens: np.ndarray,
+    start: int,
+    ends: np.ndarray,
+    dtype: str,
+) -> Job:
+    """The recomputation of one chunk of one sequence (batch of one), for the writer thread."""
+
+    def job() -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        arrays = {k: _numpy(v[0], dtype) for k, v in pending.materialize().items()}
+        logprob = None
+        if model.decoder is not None:
+            logprob = _next_logprob(logits[0], tokens, start, ends[: len(logits[0])])
+        return arrays, logprob
+
+    return job
+
+
 def _parallel_stream(
-    model: torch.nn.Module,
+    model: CharLSTM,
     rec: Recorder,
     tokens: np.ndarray,
     start_at: int,
@@ -346,7 +374,7 @@ def _parallel_stream(
 
 
 def _sequence_batches(
-    model: torch.nn.Module,
+    model: CharLSTM,
     rec: Recorder,
     tokens: np.ndarray,
     seqs: np.ndarray,
@@ -401,7 +429,7 @@ def _sequence_batches(
 
 
 def _long_sequence(
-    model: torch.nn.Module,
+    model: CharLSTM,
     rec: Recorder,
     tokens: np.ndarray,
     seq: np.ndarray,
@@ -416,15 +444,7 @@ def _long_sequence(
         stop = min(start + options.chunk_size, e)
         ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
         logits, state = model(ids, state)
-        pending = rec.activations
-
-        def job(pending: Any = pending, logits: Any = logits, start: int = start) -> Any:
-            arrays = {k: _numpy(v[0], options.dtype) for k, v in pending.materialize().items()}
-            logprob = None
-            if model.decoder is not None:
-                logprob = _next_logprob(logits[0], tokens, start, ends[: len(logits[0])])
-            return arrays, logprob
-
+        job = _one_sequence_job(model, _pending(rec), logits, tokens, start, ends, options.dtype)
         yield start, stop - start, job, None
 
 
@@ -455,7 +475,7 @@ class _StateFile:
     def load(self, position: int, like: Any) -> Any:
         """The saved state at ``position``; ``like`` is a state of the right shapes and dtype."""
         broken = f"cannot resume: the saved state {self.path}"
-        fix = "start over with --force"
+        fix = "start over with `force=True`"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -507,15 +527,12 @@ def _state_like(state: Any, like: Any) -> bool:
 
 
 def _to_device(state: Any, dev: torch.device) -> Any:
-    if isinstance(state, tuple):
-        return tuple(s.to(dev) for s in state)
-    return state.to(dev)
+    return map_state(state, lambda s: s.to(dev))
 
 
 def _detach(state: Any) -> Any:
-    if isinstance(state, tuple):
-        return tuple(s.detach().cpu().clone() for s in state)
-    return state.detach().cpu().clone()
+    """A copy of ``state`` on the CPU, kept apart from the model's own tensors."""
+    return map_state(state, lambda s: s.detach().cpu().clone())
 
 
 class _BackgroundWriter:
@@ -567,18 +584,3 @@ class _BackgroundWriter:
         if self.thread.is_alive():
             self.queue.put(None)
             self.thread.join()
-
-
-def _progress(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="char",
-        unit_scale=True,
-        desc="record",
-        disable=not enabled,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )

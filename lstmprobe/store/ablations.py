@@ -1,6 +1,5 @@
 """The per-character results of ``lstmprobe ablate``, saved beside a recording (``acts.h5`` ->
-``acts.ablations.h5``), never inside it; store code, so it is the only other module that imports
-h5py.
+``acts.ablations.h5``), never inside it.
 
 Layout (format ``lstmprobe.ablations``, version 1)::
 
@@ -31,6 +30,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from lstmprobe._io import json_default
 from lstmprobe.errors import StoreError
 
 FORMAT = "lstmprobe.ablations"
@@ -69,7 +69,7 @@ def write_ablations(
             f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             for key, value in (attrs or {}).items():
                 f.attrs[key] = "" if value is None else value
-            f.attrs["summary"] = json.dumps(list(conditions), default=_plain)
+            f.attrs["summary"] = json.dumps(list(conditions), default=json_default)
             f.create_dataset("base_bits", data=np.asarray(base_bits, dtype=np.float32))
             if feature_on is not None:
                 f.create_dataset("feature_on", data=np.asarray(feature_on, dtype=np.int8))
@@ -78,7 +78,7 @@ def write_ablations(
                 g = group.create_group(str(i))
                 g.attrs["units"] = json.dumps(list(cond.get("units", [])))
                 g.attrs["mode"] = str(cond.get("mode", ""))
-                g.attrs["value"] = json.dumps(cond.get("value"), default=_plain)
+                g.attrs["value"] = json.dumps(cond.get("value"), default=json_default)
                 g.attrs["verdict"] = str(cond.get("verdict", ""))
                 g.create_dataset("delta_bits", data=np.asarray(delta, dtype=np.float32))
                 if rand is not None:
@@ -129,11 +129,3 @@ def read_ablations(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _attr(value: Any) -> Any:
     return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")

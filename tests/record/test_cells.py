@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstmprobe.cells import (
+from lstmprobe.record.cells import (
     GRU_QUANTITIES,
     LSTM_QUANTITIES,
     LayerWeights,

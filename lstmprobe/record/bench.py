@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from lstmprobe.models import CharLSTM, LoadedModel, ModelConfig
-from lstmprobe.record import RecordOptions, record_corpus
+from lstmprobe.record.pipeline import RecordOptions, record_corpus
 from lstmprobe.text import Vocab
 
 #: (name, layers, hidden, default corpus size in chars)
@@ -29,7 +29,7 @@ BUILTIN = (("lstm-1x128", 1, 128, 200_000), ("lstm-3x512", 3, 512, 30_000))
 
 
 def _corpus(chars: int) -> str:
-    from lstmprobe.bundled import SAMPLES
+    from lstmprobe.models.bundled import SAMPLES
 
     base = ""
     if "code" in SAMPLES and SAMPLES["code"].path.exists():
@@ -151,7 +151,7 @@ def run_bench(
 def _child_peak_mb(chars: int, device: str) -> float:
     """Peak resident memory (MiB) of a fresh process recording ``chars`` characters."""
     code = (
-        "import sys, json, resource; from lstmprobe.bench import _memory_child; "
+        "import sys, json, resource; from lstmprobe.record.bench import _memory_child; "
         f"_memory_child({chars}, {device!r}, {torch.get_num_threads()})"
     )
     out = subprocess.run(

@@ -3,7 +3,7 @@
 An :class:`Intervention` is a small value: which unit(s) (``layer0/cell/17``, or a dataset key
 ``layer0/forget_gate`` with ``units=(3, 5)``), what value (``zero``, the unit's ``mean`` over a
 corpus, a ``constant``), and where (every position, or where a mask is true). The
-:class:`~lstmprobe.hooks.Recorder` applies it for one ``with`` block::
+:class:`~lstmprobe.record.hooks.Recorder` applies it for one ``with`` block::
 
     with Recorder(model, interventions=[Intervention("layer0/cell/17", "zero")]) as rec:
         logits, _ = model(batch)          # the model's own forward, intervened
@@ -17,7 +17,7 @@ computed (the next step, the next layer and the decoder read ``v``). The change 
 through the recurrence, later layers and whatever reads the recurrent module's output, exactly
 as the model would run.
 
-Two implementations that agree (tests/test_interventions.py proves both against an independent
+Two implementations that agree (tests/record/test_interventions.py proves both against an independent
 per-step loop):
 
 * :func:`step_layer` -- the plain reference: a Python loop over time steps that edits the state.
@@ -45,9 +45,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstmprobe.cells import LayerEdit, LayerWeights, apply_edit
-from lstmprobe.errors import LstmprobeError, UnitError
+from lstmprobe.errors import InterventionError, UnitError
 from lstmprobe.names import GRU_QUANTITIES, LSTM_QUANTITIES, QUANTITIES
+from lstmprobe.record.cells import LayerEdit, LayerWeights, apply_edit
 
 Mode = Literal["zero", "mean", "constant"]
 MODES: tuple[str, ...] = ("zero", "mean", "constant")
@@ -59,10 +59,6 @@ _LSTM_ROWS = {"input_gate": 0, "forget_gate": 1, "candidate": 2, "output_gate": 
 _GRU_ROWS = {"reset_gate": 0, "update_gate": 1, "candidate": 2}
 _TANH_GATES = {"candidate"}
 _KEY = re.compile(r"(layer\d+(?:_reverse)?)/([a-z_]+)")
-
-
-class InterventionError(LstmprobeError, ValueError):
-    """An intervention that cannot be applied (bad mode, value, mask or model)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,7 +197,7 @@ def check_interventions(
     interventions: Iterable[Intervention], layers: Sequence[Any]
 ) -> dict[str, list[Intervention]]:
     """Group ``interventions`` by layer name, checking each against the model's ``layers``
-    (:func:`lstmprobe.hooks.recurrent_layers`); unknown units raise a
+    (:func:`lstmprobe.record.hooks.recurrent_layers`); unknown units raise a
     :class:`~lstmprobe.errors.UnitError` that lists what exists."""
     by_name = {info.name: info for info in layers}
     grouped: dict[str, list[Intervention]] = {}
@@ -246,7 +242,7 @@ def layer_edits(
     device: torch.device,
     dtype: torch.dtype,
 ) -> tuple[LayerEdit, ...]:
-    """The interventions of one layer as :class:`~lstmprobe.cells.LayerEdit` for one call of
+    """The interventions of one layer as :class:`~lstmprobe.record.cells.LayerEdit` for one call of
     ``batch`` sequences of ``steps`` positions (masks checked and broadcast here)."""
     edits = []
     for iv in interventions:

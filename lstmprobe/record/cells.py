@@ -38,7 +38,7 @@ class LayerEdit:
     ``values`` at the positions where ``mask`` is true (everywhere when ``mask`` is None).
 
     ``units`` is a long Tensor of shape (n,), ``values`` a Tensor of shape (n,) and ``mask`` a bool
-    Tensor of shape (batch, time) or None (:mod:`lstmprobe.interventions` builds these).
+    Tensor of shape (batch, time) or None (:mod:`lstmprobe.record.interventions` builds these).
     """
 
     quantity: str

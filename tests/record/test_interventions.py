@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from lstmprobe import Intervention, Recorder
-from lstmprobe.errors import LstmprobeError, UnitError
-from lstmprobe.interventions import InterventionError, fusable, layer_edits
+from lstmprobe.errors import InterventionError, LstmprobeError, UnitError
 from lstmprobe.models import CharLSTM, ModelConfig
+from lstmprobe.record.interventions import fusable, layer_edits
 from tests.reference import gru_steps_edited, lstm_steps_edited
 
 LSTM_QS = ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")

@@ -8,13 +8,13 @@ Usage::
 
 While the ``with`` block is open, each recurrent module runs its layers one at a time through the
 same fused PyTorch kernels (a multi-layer module only exposes its last layer's outputs otherwise),
-then :mod:`lstmprobe.cells` recomputes the gates and cell states exactly from each layer's input,
+then :mod:`lstmprobe.record.cells` recomputes the gates and cell states exactly from each layer's input,
 output and initial state. The model's outputs are unchanged and nothing is computed twice. A
 forward hook on the model hands each call's activations to an optional ``sink``. On leaving the
 block (also after an exception) every hook is removed and every module's ``forward`` restored.
 
-With ``interventions`` (:class:`~lstmprobe.interventions.Intervention`), the recurrent modules
-that hold an intervened layer run it through :func:`~lstmprobe.interventions.run_layer` inside
+With ``interventions`` (:class:`~lstmprobe.record.interventions.Intervention`), the recurrent modules
+that hold an intervened layer run it through :func:`~lstmprobe.record.interventions.run_layer` inside
 the model's own forward call, so the change reaches the recurrence, the later layers and the
 decoder; the recorded activations are those of the intervened run.
 
@@ -33,28 +33,23 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from lstmprobe.cells import (
+from lstmprobe.errors import InterventionError, NoRecurrentLayerError, UnitError
+from lstmprobe.record.cells import (
     LayerEdit,
     LayerWeights,
     gru_internals,
     lstm_internals,
     quantities_of,
 )
-from lstmprobe.errors import LstmprobeError, UnitError
-from lstmprobe.interventions import (
+from lstmprobe.record.interventions import (
     FusedLayer,
     Intervention,
-    InterventionError,
     check_interventions,
     layer_edits,
     run_layer,
 )
 
 Activations = dict[str, torch.Tensor]
-
-
-class NoRecurrentLayerError(LstmprobeError, ValueError):
-    """The model holds no ``nn.LSTM`` or ``nn.GRU``."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +138,7 @@ def layout(
             if wanted_q is None or q in wanted_q:
                 out[f"{info.name}/{q}"] = info.n_units(q)
     if not out:
-        raise UnitError("the selected --layers and --quantities leave nothing to record")
+        raise UnitError("the selected `layers` and `quantities` leave nothing to record")
     return out
 
 
@@ -218,7 +213,7 @@ class Recorder:
     lazy : defer the recomputation: :attr:`activations` (and what ``sink`` gets) is then a
         :class:`PendingActivations` whose ``materialize()`` computes the values, on any thread.
         With ``keep=False`` and no ``sink`` nothing is recomputed (interventions only).
-    interventions : :class:`~lstmprobe.interventions.Intervention` values applied inside every
+    interventions : :class:`~lstmprobe.record.interventions.Intervention` values applied inside every
         forward call of the block.
     method : ``"auto"`` (fused kernels on edited weights where possible), ``"fused"`` or
         ``"steps"`` (the per-step reference loop) for intervened layers.
@@ -352,14 +347,14 @@ class Recorder:
         hx: Any,
     ) -> Any:
         is_lstm = isinstance(module, nn.LSTM)
-        cls_forward = type(module).forward
+        cls_forward: Callable[..., Any] = type(module).forward
         if singles is None:
             output, state = cls_forward(module, input, hx)
             self._record_layer(module, 0, offset, wanted, input, output, hx, state)
             return output, state
         # several layers: run them one at a time so that each layer's output is seen
         dirs = 2 if module.bidirectional else 1
-        layer_input = input
+        layer_input = output = input
         h_parts: list[torch.Tensor] = []
         c_parts: list[torch.Tensor] = []
         for k, single in enumerate(singles):
@@ -548,7 +543,7 @@ def _internals(
 ) -> None:
     """Recompute the internals of layer ``k`` of ``module`` into ``values``."""
     unbatched = not isinstance(layer_input, PackedSequence) and layer_input.dim() == 2
-    if unbatched:
+    if unbatched and not isinstance(layer_input, PackedSequence):
         layer_input = layer_input.unsqueeze(0 if module.batch_first else 1)
         output = output.unsqueeze(0 if module.batch_first else 1)
     x, lengths = _to_batch_major(layer_input, module.batch_first)

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lstmprobe import __version__
-from lstmprobe.errors import LstmprobeError, StoreError, UnitError
+from lstmprobe.errors import LstmprobeError, PrecisionWarning, StoreError, UnitError
 from lstmprobe.store import (
     FORMAT,
     FORMAT_VERSION,
@@ -30,12 +30,12 @@ from lstmprobe.store import (
     TARGET_CHUNK_BYTES,
     ActivationStore,
     StoreWriter,
-    _read_ahead,
     default_chunk_positions,
     parse_unit,
     partial_path,
     write_json_atomic,
 )
+from lstmprobe.store._mapped import prefetched
 from lstmprobe.text import Vocab, sequences
 
 VOCAB = Vocab(tuple("abcdefgh\n"))
@@ -445,7 +445,7 @@ def test_read_ahead_raises_the_reading_error() -> None:
 
     got = []
     with pytest.raises(OSError, match="disk gone"):
-        for a in _read_ahead(read, [(0, 1), (1, 2), (2, 3), (3, 4)]):
+        for a in prefetched(read, [(0, 1), (1, 2), (2, 3), (3, 4)]):
             got.append(a)
     assert got == [0, 1]
 
@@ -539,7 +539,7 @@ def test_quantity_names() -> None:
 def test_refuses_overwrite_and_force_replaces_at_finish(tmp_path: Path) -> None:
     path = record(tmp_path / "acts.h5", corpus(300))
     with pytest.raises(
-        StoreError, match=r"acts.h5 already exists; pass --force to overwrite or -o"
+        StoreError, match=r"acts.h5 already exists; pass `force=True` to overwrite or `out`"
     ):
         writer(path, corpus(300))
     w = writer(path, corpus(200, seed=1), force=True)
@@ -558,7 +558,9 @@ def test_partial_requires_resume_or_force(tmp_path: Path) -> None:
     w.write(0, values(LAYOUT, 0, 100), logprob(0, 100))
     w.close()
     assert partial_path(path).exists() and not path.exists()
-    with pytest.raises(StoreError, match="pass --resume to continue it or --force to start over"):
+    with pytest.raises(
+        StoreError, match="pass `resume=True` to continue it or `force=True` to start over"
+    ):
         writer(path, corpus(300))
     w = writer(path, corpus(300), force=True)
     assert w.written == 0
@@ -615,7 +617,7 @@ def test_resume_mismatch(tmp_path: Path, change: dict, match: str) -> None:
     w = writer(path, text)
     w.write(0, values(LAYOUT, 0, 100), logprob(0, 100))
     w.close()
-    with pytest.raises(StoreError, match=rf"cannot resume .*different {match}.*--force"):
+    with pytest.raises(StoreError, match=rf"cannot resume .*different {match}.*`force=True`"):
         writer(path, text, resume=True, **change)
     # resume + force: a partial that does not match is discarded
     w = writer(path, text, resume=True, force=True, **change)
@@ -626,7 +628,7 @@ def test_resume_mismatch(tmp_path: Path, change: dict, match: str) -> None:
 def test_resume_corrupted_partial(tmp_path: Path) -> None:
     path = tmp_path / "acts.h5"
     partial_path(path).write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
-    with pytest.raises(StoreError, match=r"corrupted.*start over with --force"):
+    with pytest.raises(StoreError, match=r"corrupted.*start over with `force=True`"):
         writer(path, corpus(100), resume=True)
     w = writer(path, corpus(100), force=True)
     w.abort()
@@ -867,3 +869,42 @@ def test_float_sequences_are_refused(tmp_path: Path) -> None:
         f["sequences"] = np.array([[0.0, 300.0]])
     with pytest.raises(StoreError, match="expected integer pairs"):
         ActivationStore(path)
+
+
+def test_float16_overflow_is_one_warning_per_dataset_naming_it(tmp_path: Path) -> None:
+    """Values beyond float16's range are stored as inf and told once per dataset, through the
+    warn callback, with what to do; numpy's own "overflow encountered in cast" never shows
+    (warnings are errors here)."""
+    text = corpus(900)
+    heard: list[str] = []
+    w = writer(tmp_path / "acts.h5", text, warn=heard.append)
+    for a in range(0, 900, 300):
+        arrays = values(LAYOUT, a, a + 300)
+        arrays["layer0/cell"][:, 2] = 1e6  # past float16's 65,504 in every write
+        if a == 300:
+            arrays["layer1/cell"][10, 0] = -7e4
+        w.write(a, arrays, logprob(a, a + 300))
+    path = w.finish()
+    assert len(heard) == 2, heard
+    assert heard[0].startswith("layer0/cell: 300 value(s) from position 0 on exceed")
+    assert heard[1].startswith("layer1/cell: 1 value(s) from position 310 on exceed")
+    assert all("`dtype='float32'`" in line for line in heard)
+    with ActivationStore(path) as store:
+        assert np.isposinf(store.read("layer0/cell")[:, 2]).all()
+        assert store.read("layer1/cell")[310, 0] == -np.inf
+        assert np.isfinite(store.read("layer0/hidden")).all()
+
+
+def test_float16_overflow_warns_without_a_callback_and_not_in_float32(tmp_path: Path) -> None:
+    text = corpus(200)
+    arrays = values(LAYOUT, 0, 200)
+    arrays["layer0/hidden"][5, 1] = 1e5
+    w = writer(tmp_path / "acts.h5", text)
+    with pytest.warns(PrecisionWarning, match=r"^layer0/hidden: 1 value\(s\) from position 5"):
+        w.write(0, arrays, logprob(0, 200))
+    w.abort()
+    heard: list[str] = []
+    w = writer(tmp_path / "b.h5", text, dtype="float32", warn=heard.append)
+    w.write(0, arrays, logprob(0, 200))
+    w.finish()
+    assert heard == []

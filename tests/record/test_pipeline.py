@@ -134,7 +134,7 @@ def test_unknown_characters(tmp_path, tiny):
     out = tmp_path / "acts.h5"
     with pytest.raises(
         CorpusError,
-        match=r"2 characters not in the model's vocabulary: 'Z' at 1, 'Q' at 3.*--unknown",
+        match=r"2 characters not in the model's vocabulary: 'Z' at 1, 'Q' at 3.*`unknown",
     ):
         record_corpus(tiny, "aZaQ", out)
     assert not out.exists() and not partial_path(out).exists()
@@ -150,7 +150,7 @@ def test_an_existing_recording_is_never_overwritten_silently(tmp_path, tiny, cor
     out = tmp_path / "acts.h5"
     record_corpus(tiny, corpus, out)
     before = out.read_bytes()
-    with pytest.raises(StoreError, match="--force"):
+    with pytest.raises(StoreError, match="`force=True`"):
         record_corpus(tiny, corpus, out)
     assert out.read_bytes() == before
     record_corpus(tiny, corpus[:50], out, force=True)
@@ -159,7 +159,7 @@ def test_an_existing_recording_is_never_overwritten_silently(tmp_path, tiny, cor
 
 
 def test_bad_options_are_refused():
-    with pytest.raises(LstmprobeError, match="--parallel applies to a stream"):
+    with pytest.raises(LstmprobeError, match="`parallel` applies to a stream"):
         RecordOptions(reset="line", parallel=2)
     with pytest.raises(LstmprobeError, match="dtype"):
         RecordOptions(dtype="int8")
@@ -254,7 +254,7 @@ def test_ctrl_c_keeps_the_partial_and_resume_completes_it(tmp_path, vocab, corpu
         record_corpus(loaded, corpus, out, options)
     del model.forward
     assert not out.exists() and partial_path(out).exists()
-    with pytest.raises(StoreError, match="--resume"):
+    with pytest.raises(StoreError, match="`resume=True`"):
         record_corpus(loaded, corpus, out, options)  # neither --resume nor --force
     result = record_corpus(loaded, corpus, out, options, resume=True)
     assert 0 < result.resumed_from < len(corpus)
@@ -308,3 +308,35 @@ def test_a_line_longer_than_a_batch_is_read_in_chunks_exactly(tmp_path, vocab, c
     ):
         for key in a.keys:
             np.testing.assert_array_equal(a.read(key), b.read(key))
+
+
+def test_a_cell_state_beyond_float16_is_told_once_and_float32_keeps_it(tmp_path):
+    """Gates held open and a candidate of 1 add 1 to the cell state each char: past 65,504 chars
+    a float16 recording stores inf, and says so once (not once per chunk), naming the dataset."""
+    from lstmprobe.models import CharLSTM, ModelConfig
+    from lstmprobe.text import Vocab
+
+    model = CharLSTM(ModelConfig(vocab_size=2, hidden_size=2, embedding_dim=2)).eval()
+    with torch.no_grad():
+        model.rnn.weight_ih_l0.zero_()
+        model.rnn.weight_hh_l0.zero_()
+        model.rnn.bias_hh_l0.zero_()
+        model.rnn.bias_ih_l0.fill_(30.0)  # every gate 1, candidate tanh(30) = 1
+    loaded = LoadedModel(model, Vocab(("a", "b")), "checkpoint")
+    text = "ab" * 33_000
+    heard: list[str] = []
+    out = record_corpus(
+        loaded, text, tmp_path / "acts.h5", RecordOptions(reset="none", quantities=("cell",)),
+        warn=heard.append,
+    )  # fmt: skip
+    assert len(heard) == 1 and heard[0].startswith("layer0/cell: ")
+    assert "exceed the float16 range" in heard[0] and "`dtype='float32'`" in heard[0]
+    with ActivationStore(out.path) as store:
+        cell = store.read("layer0/cell")
+    assert np.isinf(cell[65_600:]).all() and np.isfinite(cell[:65_000]).all()
+    heard.clear()
+    options = RecordOptions(reset="none", quantities=("cell",), dtype="float32")
+    out = record_corpus(loaded, text, tmp_path / "b.h5", options, warn=heard.append)
+    assert heard == []
+    with ActivationStore(out.path) as store:
+        assert store.read("layer0/cell")[-1, 0] == pytest.approx(len(text), rel=1e-6)

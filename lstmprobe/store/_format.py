@@ -1,0 +1,247 @@
+"""The activation store's format: its constants, file names and chunk sizes, shared by the writer
+and the reader (docs/store-format.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from lstmprobe._io import json_default
+from lstmprobe.errors import StoreError, UnitError
+from lstmprobe.names import check_key
+from lstmprobe.text import Vocab
+
+FORMAT = "lstmprobe.activations"
+FORMAT_VERSION = 1
+
+DTYPES: tuple[str, ...] = ("float16", "float32")
+COMPRESSIONS: tuple[str | None, ...] = (None, "lzf", "gzip")
+PARTIAL_SUFFIX = ".partial"
+
+#: Units per HDF5 chunk along the unit axis: one unit across all positions reads at most this
+#: many units' worth of data, while a window of positions reads ``ceil(n_units / 64)`` chunks.
+UNIT_BLOCK = 64
+#: Target size of one HDF5 chunk; the default ``chunk_positions`` is derived from it.
+TARGET_CHUNK_BYTES = 512 * 1024
+MIN_CHUNK_POSITIONS = 512
+MAX_CHUNK_POSITIONS = 65536
+GZIP_LEVEL = 4
+
+
+def partial_path(path: str | os.PathLike[str]) -> Path:
+    """Where the unfinished recording for ``path`` lives: ``path`` + ``".partial"``.
+
+    Examples
+    --------
+    >>> partial_path("runs/acts.h5").as_posix()
+    'runs/acts.h5.partial'
+    """
+    path = Path(path)
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def final_path(path: Path) -> Path:
+    """``acts.h5.partial`` -> ``acts.h5``; other paths unchanged."""
+    if path.name.endswith(PARTIAL_SUFFIX) and len(path.name) > len(PARTIAL_SUFFIX):
+        return path.with_name(path.name[: -len(PARTIAL_SUFFIX)])
+    return path
+
+
+def compressing_path(partial: Path) -> Path:
+    return partial.with_name(partial.name + ".compressing")
+
+
+def short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=json_default)
+
+
+def normalized(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples -> lists, numpy scalars -> Python)."""
+    return json.loads(dumps(obj))
+
+
+def attr_str(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+#: Quantities that are sigmoid outputs (never exactly 0 in every unit of a recorded position).
+GATES = frozenset({"input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate"})
+
+
+def default_chunk_positions(n_units: Sequence[int], dtype: str, n_positions: int) -> int:
+    """Rows per HDF5 chunk so that the widest chunk is about ``TARGET_CHUNK_BYTES``.
+
+    A power of two in ``[MIN_CHUNK_POSITIONS, MAX_CHUNK_POSITIONS]``, at most ``n_positions``.
+    """
+    block = max(1, min(max(n_units, default=1), UNIT_BLOCK))
+    row_bytes = block * np.dtype(dtype).itemsize
+    rows = 1 << max(0, int(math.log2(max(1, TARGET_CHUNK_BYTES // row_bytes))))
+    rows = min(max(rows, MIN_CHUNK_POSITIONS), MAX_CHUNK_POSITIONS)
+    return max(1, min(rows, n_positions))
+
+
+def cache_bytes(chunk_positions: int, n_units: Sequence[int], itemsize: int) -> int:
+    """HDF5 chunk cache per dataset: one row of chunks of the widest dataset, within limits."""
+    widest = chunk_positions * max(n_units, default=1) * itemsize
+    return int(min(max(widest + (1 << 20), 1 << 20), 64 << 20))
+
+
+@dataclass(frozen=True, eq=False)
+class Contents:
+    """What a recording holds besides its values, checked: the corpus as vocab ids, its
+    sequences, and the datasets (``key -> units``) with their dtype."""
+
+    tokens: np.ndarray  # int32 (n_positions,)
+    sequences: np.ndarray  # int64 (n_sequences, 2), [start, end) pairs tiling the positions
+    layout: dict[str, int]
+    dtype: str
+    has_next_logprob: bool
+
+    @property
+    def n_positions(self) -> int:
+        return int(self.tokens.size)
+
+    def size_estimate(self, cp: int) -> int:
+        """An upper bound of the file's size: every value, the chunk index, and a margin."""
+        itemsize = np.dtype(self.dtype).itemsize
+        n = self.n_positions
+        values = sum(n * units * itemsize for units in self.layout.values())
+        rows = -(-n // cp)
+        chunks = sum(rows * -(-units // UNIT_BLOCK) for units in self.layout.values())
+        extra = (4 * n + 4 * rows) if self.has_next_logprob else 0
+        return values + extra + 4 * n + 16 * len(self.sequences) + 96 * chunks + (1 << 20)
+
+
+def check_contents(
+    tokens: np.ndarray,
+    sequences: Any,
+    vocab: Vocab,
+    layout: Mapping[str, int],
+    dtype: str,
+    compression: str | None,
+    chunk_positions: int | None,
+    has_next_logprob: bool,
+) -> Contents:
+    """Check what a :class:`~lstmprobe.store.StoreWriter` is asked to write; each problem is one
+    :class:`StoreError` line."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 1 or tokens.size == 0:
+        raise StoreError(
+            f"tokens must be a non-empty 1-D array of vocab ids, got shape {tokens.shape}; "
+            "record a non-empty corpus"
+        )
+    if not np.issubdtype(tokens.dtype, np.integer):
+        raise StoreError(f"tokens must be integer vocab ids, got dtype {tokens.dtype}")
+    if tokens.min() < 0 or tokens.max() >= len(vocab):
+        raise StoreError(
+            f"tokens must be vocab ids in [0, {len(vocab)}), got values in "
+            f"[{tokens.min()}, {tokens.max()}]; encode the corpus with the model's vocab"
+        )
+    seqs = np.asarray(sequences, dtype=np.int64).reshape(-1, 2) if len(sequences) else None
+    if seqs is None or seqs[0, 0] != 0 or seqs[-1, 1] != tokens.size:
+        raise StoreError(
+            f"sequences must be [start, end) pairs covering positions 0..{tokens.size}, got "
+            f"{np.asarray(sequences).tolist()[:3]}...; use lstmprobe.text.sequences(text)"
+        )
+    if np.any(seqs[:, 1] <= seqs[:, 0]) or np.any(seqs[1:, 0] != seqs[:-1, 1]):
+        raise StoreError(
+            "sequences must be non-empty, in order and contiguous ([start, end) with each "
+            "start equal to the previous end); use lstmprobe.text.sequences(text)"
+        )
+    if dtype not in DTYPES:
+        raise StoreError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if compression not in COMPRESSIONS:
+        raise StoreError(f"compression must be None, 'lzf' or 'gzip', got {compression!r}")
+    if not layout:
+        raise StoreError("layout is empty; record at least one quantity of one layer")
+    layout_list: list[tuple[str, int]] = []
+    for key, n in layout.items():
+        check_key(key)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise StoreError(f"layout[{key!r}] must be a positive unit count, got {n!r}")
+        layout_list.append((key, int(n)))
+    if chunk_positions is not None and int(chunk_positions) < 1:
+        raise StoreError(f"chunk_positions must be at least 1, got {chunk_positions}")
+    return Contents(
+        tokens=tokens.astype(np.int32),
+        sequences=seqs,
+        layout=dict(layout_list),
+        dtype=dtype,
+        has_next_logprob=bool(has_next_logprob),
+    )
+
+
+#: What h5py raises where a file's bytes are damaged: "bad object header", "bad global heap",
+#: checksum mismatches, truncated chunks ("ran off end of input buffer").
+H5_ERRORS = (
+    OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def damaged(path: Path, what: str = "") -> Iterator[None]:
+    """Turn h5py's errors while reading ``path`` into one :class:`StoreError` line."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except UnitError:
+        raise
+    except H5_ERRORS as exc:
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        detail = " ".join(text.split()) or type(exc).__name__
+        detail = detail if len(detail) <= 160 else detail[:157] + "..."
+        where = f" while reading {what}" if what else ""
+        raise StoreError(
+            f"{path} is a damaged lstmprobe recording ({detail}{where}); record it again"
+        ) from None
+
+
+def check_sequences(path: Path, seqs: np.ndarray, n: int) -> None:
+    """Sequences must tile ``[0, n)`` in order: non-empty ``[start, end)`` pairs, each start the
+    previous end (what :class:`StoreWriter` writes)."""
+    problem = None
+    if n and len(seqs) == 0:
+        problem = "no sequences"
+    elif len(seqs):
+        if seqs[0, 0] != 0 or seqs[-1, 1] != n:
+            problem = f"they cover [{seqs[0, 0]}, {seqs[-1, 1]}), not the {n} positions [0, {n})"
+        elif np.any(seqs[:, 1] <= seqs[:, 0]):
+            i = int(np.flatnonzero(seqs[:, 1] <= seqs[:, 0])[0])
+            problem = f"sequence {i} is {seqs[i].tolist()}, empty or reversed"
+        elif np.any(seqs[1:, 0] != seqs[:-1, 1]):
+            i = int(np.flatnonzero(seqs[1:, 0] != seqs[:-1, 1])[0]) + 1
+            how = "overlaps" if seqs[i, 0] < seqs[i - 1, 1] else "leaves a gap after"
+            problem = (
+                f"sequence {i} {seqs[i].tolist()} {how} sequence {i - 1} {seqs[i - 1].tolist()}"
+            )
+    if problem:
+        raise StoreError(
+            f"{path} is a damaged lstmprobe recording: its sequences must be [start, end) pairs "
+            f"in order, each starting where the previous ends; {problem}; record it again"
+        )
+
+
+def dataset(group: h5py.Group, key: str) -> h5py.Dataset:
+    """``group[key]``, which must be a dataset: anything else there is a damaged recording (a
+    ``KeyError``, which :func:`damaged` reports as one line)."""
+    obj = group[key]
+    if not isinstance(obj, h5py.Dataset):
+        raise KeyError(f"{key} is not a dataset")
+    return obj

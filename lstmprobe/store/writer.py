@@ -1,0 +1,625 @@
+"""Writing an activation store: streaming, crash-safe, resumable (docs/store-format.md).
+
+A recording is written to ``acts.h5.partial`` and renamed to ``acts.h5`` only when it is
+complete, so a path without ``.partial`` always holds a finished recording.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from lstmprobe._io import create_exclusive, fsync_dir
+from lstmprobe.errors import PrecisionWarning, StoreError, one_line
+from lstmprobe.store._files import (
+    busy,
+    check_output,
+    create_locked,
+    lock,
+    new_recording_file,
+    quiet_close,
+    recorded_nothing,
+    same_file,
+    write_error,
+)
+from lstmprobe.store._format import (
+    FORMAT,
+    FORMAT_VERSION,
+    GATES,
+    attr_str,
+    check_contents,
+    compressing_path,
+    dataset,
+    default_chunk_positions,
+    dumps,
+    normalized,
+    partial_path,
+    short,
+)
+from lstmprobe.text import Vocab
+
+
+class StoreWriter:
+    """Stream a recording into an HDF5 activation store, crash-safely.
+
+    The recording is written to ``partial_path(path)`` and becomes ``path`` at :meth:`finish`.
+    Positions are appended in order with :meth:`write`; once it returns, its positions are
+    durable: a process killed at any later moment leaves a partial recording that
+    ``resume=True`` continues right after them (:attr:`written` is set there).
+
+    How: the partial file is created with every chunk allocated up front and no compression,
+    so writing never changes HDF5 metadata (the chunk index, the file's free space): a kill can
+    only interrupt writes of raw values, never leave a half-updated index behind. Each write is
+    flushed, and only then is the scalar dataset ``/positions_written`` updated in place and
+    flushed, so the recorded progress never runs ahead of what is on disk. With compression,
+    :meth:`finish` compresses the finished recording into a new file (each chunk once) that
+    replaces it atomically; without, it only marks the partial file complete and renames it.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The final file, e.g. ``acts.h5``.
+    tokens : ndarray of shape (n_positions,)
+        Vocab id of each position's character.
+    sequences : ndarray of shape (n_sequences, 2)
+        ``[start, end)`` of each independent sequence.
+    vocab : Vocab
+        The model's vocabulary.
+    layout : dict of str to int
+        Ordered dataset key -> number of units, e.g. ``{"layer0/input_gate": 128, ...}``.
+    dtype : {"float16", "float32"}
+        Storage type of the activations.
+    compression : {None, "lzf", "gzip"}
+        HDF5 compression of the final file (with byte shuffling); applied by :meth:`finish`.
+    chunk_positions : int, optional
+        Positions per HDF5 chunk; by default a chunk is about 512 KiB. Ignored on resume (the
+        partial file keeps its own).
+    model_summary : dict
+        JSON-ready description of the model (stored as the ``model`` attribute).
+    model_sha256, corpus_sha256 : str
+        Hashes of the model and corpus; checked on resume.
+    has_next_logprob : bool
+        Whether :meth:`write` receives ``next_logprob``.
+    run_config : dict
+        How the recording was made (reset mode, quantities, ...); checked on resume.
+    force : bool
+        Overwrite an existing recording (replaced only at :meth:`finish`) and discard a partial one.
+    resume : bool
+        Continue ``partial_path(path)`` if it exists (starts a new recording if it does not).
+        With ``force`` too, a partial file that cannot be continued is discarded instead.
+    warn : callable, optional
+        Called with one line when values do not fit the store's dtype (float16 holds at most
+        ±65,504: larger values are stored as ±inf), once per dataset. By default a
+        :class:`~lstmprobe.errors.PrecisionWarning` is issued.
+
+    Attributes
+    ----------
+    path : Path
+        The final path.
+    partial : Path
+        The path written to until :meth:`finish`.
+    written : int
+        Positions durably written; the next :meth:`write` must start there.
+    n_positions : int
+        Total number of positions to write.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> text = "abcab"
+    >>> vocab = Vocab.from_text(text)
+    >>> w = StoreWriter(d / "acts.h5", tokens=vocab.encode(text), sequences=[[0, 5]],
+    ...                 vocab=vocab, layout={"layer0/cell": 3}, model_summary={"cell": "lstm"},
+    ...                 model_sha256="m", corpus_sha256="c", has_next_logprob=False,
+    ...                 run_config={"reset": "none"})
+    >>> w.write(0, {"layer0/cell": np.zeros((5, 3))})
+    >>> w.finish().name
+    'acts.h5'
+    >>> from lstmprobe.store import ActivationStore
+    >>> with ActivationStore(d / "acts.h5") as store:
+    ...     store.keys, store.read("layer0/cell").shape, store.text
+    (['layer0/cell'], (5, 3), 'abcab')
+    >>> tmp.cleanup()
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        tokens: np.ndarray,
+        sequences: np.ndarray,
+        vocab: Vocab,
+        layout: Mapping[str, int],
+        dtype: str = "float16",
+        compression: str | None = None,
+        chunk_positions: int | None = None,
+        model_summary: dict,
+        model_sha256: str,
+        corpus_sha256: str,
+        has_next_logprob: bool,
+        run_config: dict,
+        force: bool = False,
+        resume: bool = False,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.partial = partial_path(self.path)
+        self._file: h5py.File | None = None
+        self._finished = False
+        self._failed = False
+        self._complete_on_disk = False
+        self._lock_fd: int | None = None
+        self._warn = warn
+        self._overflowed: set[str] = set()  # datasets already warned about
+
+        contents = check_contents(
+            tokens, sequences, vocab, layout, dtype, compression, chunk_positions, has_next_logprob
+        )
+
+        self._contents = contents
+        self.n_positions = contents.n_positions
+        self.layout = dict(contents.layout)
+        self.dtype = dtype
+        self.compression = compression
+        self.has_next_logprob = contents.has_next_logprob
+        self.written = 0
+        self._tokens = contents.tokens
+        identity = {
+            "model_sha256": str(model_sha256),
+            "corpus_sha256": str(corpus_sha256),
+            "layout": [[k, n] for k, n in contents.layout.items()],
+            "dtype": dtype,
+            "run_config": normalized(run_config),
+            "has_next_logprob": self.has_next_logprob,
+        }
+
+        check_output(self.path)
+        # Take the partial file's lock before deciding anything about it: a partial that another
+        # process is recording into is never touched, --force included.
+        self._lock_fd = lock(self.partial, force=force)
+        try:
+            if self._lock_fd is not None and recorded_nothing(self.partial):
+                # left by a failure at creation: nothing to continue, nothing lost
+                self.partial.unlink()
+                self._release()
+            self._open(identity, model_summary, vocab, chunk_positions, force, resume)
+        except BaseException:
+            self._release()
+            raise
+
+    def _open(
+        self,
+        identity: dict,
+        model_summary: dict,
+        vocab: Vocab,
+        chunk_positions: int | None,
+        force: bool,
+        resume: bool,
+    ) -> None:
+        partial_exists = self._lock_fd is not None
+        if self.path.exists() and not force and not (resume and partial_exists):
+            raise StoreError(
+                f"{self.path} already exists; pass `force=True` to overwrite or `out` to choose another path"
+            )
+        if partial_exists and not (resume or force):
+            if self._partial_complete():
+                raise StoreError(
+                    f"a finished recording {self.partial} was not yet moved into place (the last "
+                    "run was stopped while finishing); pass `resume=True` to move it into place, "
+                    "or `force=True` to start over"
+                )
+            raise StoreError(
+                f"an unfinished recording {self.partial} exists; pass `resume=True` to continue it "
+                "or `force=True` to start over"
+            )
+        if resume and partial_exists:
+            try:
+                self._open_resume(identity)
+                return
+            except StoreError:
+                if not force:
+                    raise
+        self._create(identity, model_summary, vocab, chunk_positions)
+
+    def _partial_complete(self) -> bool:
+        try:
+            with h5py.File(self.partial, "r", locking=False) as f:
+                return attr_str(f.attrs.get("format", "")) == FORMAT and bool(
+                    f.attrs.get("complete", False)
+                )
+        except Exception:
+            return False
+
+    def _release(self) -> None:
+        """Let go of the partial file's lock."""
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- opening --
+
+    def _create(
+        self, identity: dict, model_summary: dict, vocab: Vocab, chunk_positions: int | None
+    ) -> None:
+        from lstmprobe import __version__
+
+        if self._lock_fd is not None:  # ours (locked): a stale partial, replaced
+            self.partial.unlink(missing_ok=True)
+            self._release()
+        compressing_path(self.partial).unlink(missing_ok=True)
+        self._lock_fd = create_locked(self.partial)
+        cp = (
+            min(int(chunk_positions), self.n_positions)
+            if chunk_positions is not None
+            else default_chunk_positions(list(self.layout.values()), self.dtype, self.n_positions)
+        )
+        header = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "lstmprobe_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "complete": False,
+            "model": dumps(model_summary),
+            "model_sha256": identity["model_sha256"],
+            "corpus_sha256": identity["corpus_sha256"],
+            "vocab": vocab.to_json(),
+            "dtype": self.dtype,
+            "run_config": dumps(identity["run_config"]),
+            "layout": dumps(identity["layout"]),
+            "has_next_logprob": self.has_next_logprob,
+            "chunk_positions": cp,
+        }
+        self._file = new_recording_file(
+            self.partial, self._lock_fd, header, contents=self._contents, cp=cp
+        )
+        self._chunk_positions = cp
+
+    def _open_resume(self, identity: dict) -> None:
+        broken = (
+            f"the unfinished recording {self.partial} cannot be resumed: it was probably "
+            "damaged when the recording was killed; start over with `force=True`"
+        )
+        try:
+            f = h5py.File(self.partial, "r+", locking=False)
+        except (OSError, RuntimeError) as exc:
+            raise StoreError(f"{broken} ({one_line(exc)})") from None
+        try:
+            a = f.attrs
+            if attr_str(a.get("format", "")) != FORMAT:
+                raise StoreError(
+                    f"{self.partial} is not an unfinished lstmprobe recording; remove it or "
+                    "start over with `force=True`"
+                )
+            stored = {
+                "model_sha256": attr_str(a.get("model_sha256", "")),
+                "corpus_sha256": attr_str(a.get("corpus_sha256", "")),
+                "layout": json.loads(attr_str(a.get("layout", "[]"))),
+                "dtype": attr_str(a.get("dtype", "")),
+                "run_config": json.loads(attr_str(a.get("run_config", "null"))),
+                "has_next_logprob": bool(a.get("has_next_logprob", False)),
+            }
+            differs = [name for name in identity if identity[name] != stored[name]]
+            if not np.array_equal(dataset(f, "tokens")[()], self._tokens):
+                differs.append("tokens")
+            if differs:
+                what = ", ".join(
+                    f"{n} (file: {short(stored[n])}, now: {short(identity[n])})"
+                    if n in stored
+                    else n
+                    for n in differs
+                )
+                raise StoreError(
+                    f"cannot resume {self.partial}: it was recorded with a different {what}; "
+                    "record with the same model, corpus and options, or start over with `force=True`"
+                )
+            self._chunk_positions = int(a["chunk_positions"])  # pyright: ignore[reportArgumentType]
+            written = int(dataset(f, "positions_written")[()])
+            if not 0 <= written <= self.n_positions:
+                raise StoreError(
+                    f"{broken} (it claims {written} of {self.n_positions} positions written)"
+                )
+            self._complete_on_disk = bool(a.get("complete", False))
+            if self._complete_on_disk:
+                if written != self.n_positions:
+                    raise StoreError(f"{broken} (marked complete with {written} positions)")
+            elif written and not self._row_was_written(f, written - 1):
+                raise StoreError(
+                    f"{broken} (position {written - 1} is marked written but holds no values: "
+                    "a write did not reach the disk)"
+                )
+            self.written = written
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            quiet_close(f)
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{broken} ({one_line(exc)})") from None
+        except BaseException:
+            quiet_close(f)
+            raise
+        self._file = f
+
+    def _row_was_written(self, f: h5py.File, position: int) -> bool:
+        """Whether the values of ``position`` reached the file (unwritten space reads as zeros).
+
+        A gate is a sigmoid output, in (0, 1): a row of a gate dataset that is zero in every
+        unit was never written. Without a gate dataset (values written through the API, say)
+        nothing can be told, and the row is taken as written.
+        """
+        gates = [k for k in self.layout if k.split("/", 1)[1] in GATES]
+        if not gates:
+            return True
+        return any(np.any(dataset(f, key)[position] != 0) for key in gates)
+
+    # -- writing --
+
+    @property
+    def chunk_positions(self) -> int:
+        """Positions per HDF5 chunk of this recording."""
+        return self._chunk_positions
+
+    def _require_open(self) -> h5py.File:
+        if self._file is None:
+            raise StoreError(
+                f"the writer for {self.path} is closed; open a new StoreWriter with resume=True"
+            )
+        return self._file
+
+    def write(
+        self,
+        start: int,
+        arrays: Mapping[str, np.ndarray],
+        next_logprob: np.ndarray | None = None,
+    ) -> None:
+        """Append the values of positions ``[start, start + n)``; durable once it returns.
+
+        Parameters
+        ----------
+        start : int
+            First position; must equal :attr:`written` (appends are sequential).
+        arrays : dict of str to ndarray of shape (n, n_units)
+            One array per key of the layout, any float dtype; cast to the store dtype.
+        next_logprob : ndarray of shape (n,), optional
+            ``log p(next char)``; required exactly when the store has ``next_logprob``.
+        """
+        f = self._require_open()
+        if start != self.written:
+            raise StoreError(
+                f"write must continue at position {self.written} (positions are appended in "
+                f"order), got start={start}"
+            )
+        missing = [k for k in self.layout if k not in arrays]
+        extra = [k for k in arrays if k not in self.layout]
+        if missing or extra:
+            raise StoreError(
+                f"write needs exactly the layout's datasets; missing {missing}, unexpected {extra}"
+            )
+        values = {k: np.asarray(arrays[k]) for k in self.layout}
+        first = next(iter(values.values()))
+        n = first.shape[0] if first.ndim == 2 else -1
+        for k, v in values.items():
+            if v.ndim != 2 or v.shape[1] != self.layout[k] or v.shape[0] != n:
+                raise StoreError(
+                    f"{k} must have shape (n, {self.layout[k]}) with the same n for every "
+                    f"dataset, got {v.shape}"
+                )
+        lp = None
+        if self.has_next_logprob:
+            if next_logprob is None:
+                raise StoreError("this store records next_logprob; pass next_logprob to write")
+            lp = np.asarray(next_logprob, dtype=np.float32)
+            if lp.shape != (n,):
+                raise StoreError(f"next_logprob must have shape ({n},), got {lp.shape}")
+        elif next_logprob is not None:
+            raise StoreError(
+                "this store was created with has_next_logprob=False; do not pass next_logprob"
+            )
+        if start + n > self.n_positions:
+            raise StoreError(
+                f"write of {n} positions at {start} goes past the end of the recording "
+                f"({self.n_positions} positions)"
+            )
+        if n == 0:
+            return
+        if self._failed:
+            raise StoreError(
+                f"an earlier write to {self.partial} failed; run the same command with `resume=True`"
+            )
+        stop = start + n
+        try:
+            for k, v in values.items():
+                dataset(f, k)[start:stop] = self._cast(k, v, start)
+            if lp is not None:
+                dataset(f, "next_logprob")[start:stop] = lp
+            # the values first, durably (flushed and fsynced: a full disk shows here), and only
+            # then the progress: the recorded progress never runs ahead of what is on disk
+            f.flush()
+            self._sync()
+            dataset(f, "positions_written")[()] = stop
+            f.flush()
+        except (OSError, RuntimeError) as exc:
+            self._failed = True
+            raise StoreError(write_error(exc, self.partial)) from None
+        self.written = stop
+
+    def _cast(self, key: str, values: np.ndarray, start: int) -> np.ndarray:
+        """``values`` in the store's dtype; values beyond a float16's range (which become ±inf)
+        are told once per dataset, through ``warn``."""
+        with np.errstate(over="ignore"):
+            cast = values.astype(self.dtype, copy=False)
+        if self.dtype != "float16" or key in self._overflowed or np.isfinite(cast).all():
+            return cast
+        overflowed = np.isinf(cast)
+        if values.dtype != np.float16:
+            overflowed &= np.isfinite(values)
+        count = int(overflowed.sum())
+        if count:
+            self._overflowed.add(key)
+            position = start + int(np.flatnonzero(overflowed.any(axis=1))[0])
+            message = (
+                f"{key}: {count:,} value(s) from position {position:,} on exceed the float16 "
+                "range (±65,504) and are stored as ±inf; record with dtype float32 "
+                "(`dtype='float32'`) to keep them"
+            )
+            if self._warn is not None:
+                self._warn(message)
+            else:
+                warnings.warn(message, PrecisionWarning, stacklevel=3)
+        return cast
+
+    def rewind(self, position: int) -> int:
+        """Forget the positions from ``position`` on (they are written again); returns it."""
+        f = self._require_open()
+        if not 0 <= position <= self.written:
+            raise StoreError(f"cannot rewind to {position}: {self.written} positions are written")
+        try:
+            dataset(f, "positions_written")[()] = position
+            f.flush()
+            self._sync()
+        except (OSError, RuntimeError) as exc:
+            self._failed = True
+            raise StoreError(write_error(exc, self.partial)) from None
+        self.written = position
+        return position
+
+    def _sync(self) -> None:
+        if self._lock_fd is not None:
+            os.fsync(self._lock_fd)
+
+    def finish(self) -> Path:
+        """Mark the recording complete (compressing it if asked) and move it to its final path.
+
+        Every step leaves a state that ``resume=True`` finishes: the partial file is marked
+        complete only once all its values are on disk, and a complete partial file is simply
+        moved into place.
+
+        Returns
+        -------
+        Path
+            The final path.
+        """
+        f = self._require_open()
+        if self.written != self.n_positions:
+            raise StoreError(
+                f"cannot finish {self.path}: {self.written} of {self.n_positions} positions "
+                "were written; write the rest first"
+            )
+        if self._failed:
+            raise StoreError(
+                f"a write to {self.partial} failed; run the same command with `resume=True`"
+            )
+        if self.compression is None:
+            if not self._complete_on_disk:
+                try:
+                    f.attrs.modify("complete", True)
+                    f.flush()
+                    self._sync()
+                except (OSError, RuntimeError) as exc:
+                    self._failed = True
+                    raise StoreError(write_error(exc, self.partial, "finishing")) from None
+            self._close_file()
+            source = self.partial
+        else:
+            source = self._compress(f)
+            self._close_file()
+        if self._lock_fd is not None and not same_file(self._lock_fd, self.partial):
+            raise busy(self.partial)
+        os.replace(source, self.path)
+        fsync_dir(self.path)
+        if source != self.partial:
+            self.partial.unlink(missing_ok=True)
+        self._release()
+        self._finished = True
+        return self.path
+
+    def _compress(self, f: h5py.File) -> Path:
+        """Write the complete, compressed copy of the partial file; returns its path."""
+        target = compressing_path(self.partial)
+        header: dict[str, Any] = {k: f.attrs[k] for k in f.attrs}
+        header["complete"] = True
+        cp = self._chunk_positions
+        target.unlink(missing_ok=True)  # a stale one of ours: we hold the partial's lock
+        try:
+            fd = create_exclusive(target)
+        except OSError as exc:
+            raise StoreError(write_error(exc, target, "compressing")) from None
+        try:
+            out = new_recording_file(
+                target, fd, header, contents=self._contents, cp=cp, compression=self.compression
+            )
+            try:
+                names = [*self.layout, *(["next_logprob"] if self.has_next_logprob else [])]
+                # several chunk rows at a time, each chunk compressed once
+                step = cp * max(1, (8 << 20) // (cp * max(self.layout.values()) * 4))
+                for name in names:
+                    src, dst = dataset(f, name), dataset(out, name)
+                    for a in range(0, self.n_positions, step):
+                        b = min(a + step, self.n_positions)
+                        dst[a:b] = src[a:b]
+                dataset(out, "positions_written")[()] = self.n_positions
+                out.close()
+                os.fsync(fd)
+            except BaseException as exc:
+                quiet_close(out)
+                target.unlink(missing_ok=True)
+                if isinstance(exc, (OSError, RuntimeError)):
+                    raise StoreError(write_error(exc, target, "compressing")) from None
+                raise
+        finally:
+            os.close(fd)
+        return target
+
+    def close(self) -> None:
+        """Close, keeping the partial file for ``resume=True``, and let go of its lock."""
+        try:
+            self._close_file()
+        finally:
+            self._release()
+
+    def _close_file(self) -> None:
+        if self._file is None:
+            return
+        try:
+            if self._failed:
+                quiet_close(self._file)  # what failed to write would fail again
+            else:
+                self._file.close()
+        except (OSError, RuntimeError) as exc:
+            self._failed = True
+            raise StoreError(write_error(exc, self.partial)) from None
+        finally:
+            self._file = None
+
+    def abort(self) -> None:
+        """Close and delete the partial file (nothing useful was recorded)."""
+        self._close_file()
+        if not self._finished:
+            self.partial.unlink(missing_ok=True)
+            compressing_path(self.partial).unlink(missing_ok=True)
+        self._release()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            with contextlib.suppress(StoreError):
+                self.close()
+
+    def __del__(self) -> None:
+        self._release()
+
+    def __repr__(self) -> str:
+        state = "finished" if self._finished else ("open" if self._file else "closed")
+        return f"<StoreWriter {self.partial}: {self.written}/{self.n_positions} positions, {state}>"
