@@ -9,9 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from lstmprobe._version import __version__
 from lstmprobe.errors import LstmprobeError
-
-__version__ = "0.1.0"
 
 _EXPORTS = {
     "CharLSTM": "lstmprobe.models",

@@ -598,7 +598,7 @@ def keep_write(store: ActivationStore, unit: str, start: int = 0, length: int | 
     the new state; below, the keep gate. Returns the Figure."""
     import matplotlib.pyplot as plt
 
-    from lstmprobe.report.causal_views import keep_write as terms
+    from lstmprobe.report.keep_write import keep_write as terms
 
     a, b = _span(store, start, length, 100)
     kw = terms(store, unit, a, b)

@@ -78,3 +78,30 @@ def save_figure(
     finally:
         plt.close(fig)  # type: ignore[arg-type]
     return path
+
+
+def asset(name: str) -> str:
+    """The text of one of the page's own files (``lstmprobe/report/assets/``: the skeleton, the
+    style and the scripts), embedded into every report."""
+    from importlib.resources import files
+
+    return files("lstmprobe.report").joinpath("assets").joinpath(name).read_text(encoding="utf-8")
+
+
+def png_uri(fig: object, dpi: int = 110) -> str:
+    """A matplotlib Figure as a ``data:`` URI (PNG, base64), then closed: how the report embeds
+    its figures."""
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from lstmprobe.report.figures import THEME
+
+    buf = io.BytesIO()
+    try:
+        with plt.rc_context(THEME):
+            fig.savefig(buf, format="png", dpi=dpi, bbox_inches=None)  # type: ignore[attr-defined]
+    finally:
+        plt.close(fig)  # type: ignore[arg-type]
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

@@ -253,7 +253,7 @@ class StoreWriter:
     def _create(
         self, identity: dict, model_summary: dict, vocab: Vocab, chunk_positions: int | None
     ) -> None:
-        from lstmprobe import __version__
+        from lstmprobe._version import __version__
 
         if self._lock_fd is not None:  # ours (locked): a stale partial, replaced
             self.partial.unlink(missing_ok=True)

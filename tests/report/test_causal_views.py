@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from lstmprobe.cli import main
-from lstmprobe.report.causal_views import keep_write, load_ablations, load_dynamics
+from lstmprobe.report.causal_views import load_ablations, load_dynamics
+from lstmprobe.report.keep_write import keep_write
 from lstmprobe.store import ActivationStore
 from lstmprobe.store.ablations import read_ablations
 from tests.report.conftest import TEXT
