@@ -1,4 +1,4 @@
-"""Built-in features. Each definition below is what ``lstmprobe features`` prints.
+"""Built-in features of code, lines, characters and counters (prose ones: :mod:`lstmprobe.features.prose`). Each definition below is what ``lstmprobe features`` prints.
 
 All built-ins are computed per sequence (a recording's reset points reset the text state too).
 Each also has a scanner (:class:`~lstmprobe.features.stream.Resumable`) that labels a long
@@ -18,37 +18,15 @@ import numpy as np
 
 from lstmprobe.errors import FeatureError
 from lstmprobe.features.base import Feature, Registry
-from lstmprobe.features.stream import Resumable
+from lstmprobe.features.stream import (
+    Resumable,
+    after_last_newline,
+    anywhere,
+    stateless,
+)
 
 # the built-ins, defined below; register_all adds them to a registry
 _TABLE = Registry()
-
-# --------------------------------------------------------------------------- restart points
-
-
-def _anywhere(buf: str, final: bool) -> int:
-    return len(buf)
-
-
-def _after_last_newline(buf: str, final: bool) -> int:
-    """Lines restart at column 0: everything up to the last newline is final."""
-    return buf.rfind("\n") + 1
-
-
-_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
-
-
-def _after_last_space(buf: str, final: bool) -> int:
-    """Word-based features restart after whitespace (no match spans it)."""
-    m = _LAST_SPACE.search(buf)
-    return m.end() if m else 0
-
-
-def _stateless(
-    label: Callable[[str], np.ndarray], cut: Callable[[str, bool], int]
-) -> Callable[[], Resumable]:
-    return lambda: Resumable(lambda buf, state: label(buf), cut)
-
 
 # --------------------------------------------------------------------------- the code lexer
 
@@ -356,7 +334,7 @@ def _tabbed(
         return label(text, tab)
 
     return Feature(
-        spec, func, "continuous", definition(tab), True, _stateless(func, _after_last_newline)
+        spec, func, "continuous", definition(tab), True, stateless(func, after_last_newline)
     )
 
 
@@ -380,242 +358,6 @@ for _plain in (_indent_family("indent", ""), _line_position_family("line-positio
         per_sequence=True,
         stream=_plain.stream,
     )(_plain.func)
-
-
-# --------------------------------------------------------------------------- prose
-
-
-def _prose_cut(buf: str, final: bool) -> int:
-    """Up to the last newline: whether it starts an empty line depends on what follows."""
-    i = buf.rfind("\n")
-    return len(buf) if i < 0 else i
-
-
-@_TABLE.feature(
-    "quote:prose",
-    kind="binary",
-    per_sequence=True,
-    stream=lambda: Resumable(lambda buf, state: _prose(buf, bool(state)), _prose_cut),
-)
-def quote_prose(text: str) -> np.ndarray:
-    """1 inside a prose quotation after reading the char: a straight " toggles, “ opens and ”
-    closes (the closing mark is outside); apostrophes (' and ’) never count; an empty line ends
-    any open quotation."""
-    return _prose(text)
-
-
-def _prose(text: str, inside: bool = False) -> np.ndarray:
-    """Prose quotation labels, starting inside a quotation if ``inside``."""
-    n = len(text)
-    out = np.zeros(n, dtype=np.float32)
-    opened = 0
-    for m in re.finditer(r"[\"“”]|\n[ \t]*\n", text):
-        i, ch = m.start(), m.group()
-        if ch == '"':
-            if inside:
-                out[opened:i] = 1.0
-            else:
-                opened = i
-            inside = not inside
-        elif ch == "“":
-            if not inside:
-                opened = i
-                inside = True
-        elif ch == "”":
-            if inside:
-                out[opened:i] = 1.0
-                inside = False
-        else:  # empty line
-            if inside:
-                out[opened:i] = 1.0
-                inside = False
-    if inside:
-        out[opened:] = 1.0
-    return out
-
-
-_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
-
-# Common English words (lower case): a capitalised one of these is not a proper noun.
-_COMMON = frozenset(
-    """
-a about above after again against all also always am an and another any are as at be because
-been before being below between both but by can could did do does doing done down during each
-even ever every few first for from further get got had has have having he her here hers herself
-him himself his how however i if in into is it its itself just last least less let like made
-make many may me might more most much must my myself never new next no nor not now of off often
-oh ok okay on once one only or other our ours ourselves out over own people please really right
-said same say says see she should since so some still such than thank thanks that the their
-theirs them themselves then there these they this those through thus to today together too
-tomorrow under until up upon us very was we well were what when where whether which while who
-whom whose why will with without would yes yet you your yours yourself yourselves great good
-big best bad many new old our watch look today tonight here there thank maybe
-""".split()  # noqa: SIM905
-)
-
-
-_BEFORE_SENTENCE = " \t\r\n\"'“”‘’([{"  # skipped when looking back for a sentence end
-
-
-def _sentence_start(text: str, start: int) -> bool:
-    """True where the word at ``start`` opens a sentence: start of text, after . ! ? … (then
-    optional closing quotes or brackets), or after an empty line."""
-    j = start - 1
-    newlines = 0
-    while j >= 0 and text[j] in _BEFORE_SENTENCE:
-        if text[j] == "\n":
-            newlines += 1
-        j -= 1
-    return j < 0 or text[j] in ".!?…" or newlines >= 2
-
-
-def _proper_nouns(text: str) -> np.ndarray:
-    out = np.zeros(len(text), dtype=np.float32)
-    for m in _WORD.finditer(text):
-        word = m.group()
-        if not word[0].isupper() or (len(word) > 1 and word.isupper()):
-            continue
-        if word.lower() in _COMMON or word.lower().split("'")[0].split("’")[0] in _COMMON:
-            continue
-        if _sentence_start(text, m.start()):
-            continue
-        out[m.start() : m.end()] = 1.0
-    return out
-
-
-def _lookback(buf: str, cut: int) -> int:
-    """Context a word after ``cut`` looks back at: the chars from the last one that is not
-    skipped when looking for a sentence end (the buffer's first char is such a char, or the
-    start of the sequence)."""
-    j = cut - 1
-    while j > 0 and buf[j] in _BEFORE_SENTENCE:
-        j -= 1
-    return cut - max(j, 0)
-
-
-@_TABLE.feature(
-    "proper-noun",
-    kind="binary",
-    per_sequence=True,
-    stream=lambda: Resumable(
-        lambda buf, state: _proper_nouns(buf), _after_last_space, context=_lookback
-    ),
-)
-def proper_noun(text: str) -> np.ndarray:
-    """1 on every char of a capitalised word (first letter upper case, not all capitals) that
-    does not open a sentence and is not one of ~250 common English words shipped with
-    lstmprobe, else 0. proper-noun:spacy uses an installed spaCy model instead."""
-    return _proper_nouns(text)
-
-
-def _spacy_proper_nouns(text: str) -> np.ndarray:
-    try:
-        import spacy  # type: ignore[import-not-found]
-    except ImportError:
-        raise FeatureError(
-            "proper-noun:spacy needs spaCy (pip install spacy) and an installed English model; "
-            "use proper-noun for the built-in word list"
-        ) from None
-    nlp = None
-    for name in ("en_core_web_sm", "en_core_web_md", "en_core_web_lg", "en_core_web_trf"):
-        try:
-            nlp = spacy.load(name)
-            break
-        except OSError:
-            continue
-    if nlp is None:
-        raise FeatureError(
-            "proper-noun:spacy found no installed English spaCy model (lstmprobe never "
-            "downloads one); install one with `python -m spacy download en_core_web_sm`"
-        )
-    out = np.zeros(len(text), dtype=np.float32)
-    for token in nlp(text):
-        if token.pos_ == "PROPN":
-            out[token.idx : token.idx + len(token.text)] = 1.0
-    return out
-
-
-_TABLE.feature(
-    "proper-noun:spacy",
-    kind="binary",
-    definition="1 on every char of a token an installed spaCy English model tags PROPN, else 0 "
-    "(needs spaCy and a model; nothing is downloaded).",
-    per_sequence=True,
-)(_spacy_proper_nouns)
-
-
-def _spans(pattern: re.Pattern[str], text: str, position: bool, strip: str = "") -> np.ndarray:
-    """1 (or the position, from 1) on every char of a match of ``pattern``; ``strip``: chars
-    dropped from a match's end. No pattern here matches whitespace."""
-    out = np.zeros(len(text), dtype=np.float32)
-    for m in pattern.finditer(text):
-        start, end = m.span()
-        while strip and end > start + 1 and text[end - 1] in strip:
-            end -= 1
-        out[start:end] = np.arange(1, end - start + 1) if position else 1.0
-    return out
-
-
-_HASHTAG = re.compile(r"(?<![\w#&])#[^\W_][\w]*")
-_MENTION = re.compile(r"(?<![\w@.])@\w+")
-_URL = re.compile(r"(?:\b[a-zA-Z][a-zA-Z0-9+.-]*://|\bwww\.)[^\s<>\"“”]+")
-_URL_TRAIL = ".,;:!?)]}'’"
-
-_SPAN_DEFS = {
-    "hashtag": (_HASHTAG, "", "a hashtag: # after a non-word char, then word chars (#MAGA2016)"),
-    "mention": (_MENTION, "", "a mention: @ not after a word char or '.', then word chars"),
-    "url": (
-        _URL,
-        _URL_TRAIL,
-        "a URL: scheme:// or www. up to whitespace, trailing .,;:!?)]}' excluded",
-    ),
-}
-
-
-def _make_span_feature(name: str) -> None:
-    pattern, strip, what = _SPAN_DEFS[name]
-    for suffix, position, kind, definition in (
-        ("", False, "binary", f"1 on every char of {what}, else 0."),
-        (
-            ":position",
-            True,
-            "continuous",
-            f"Position inside {what}: 1 on its first char, 2 on the next, ...; 0 outside.",
-        ),
-    ):
-        label = partial(_spans, pattern, position=position, strip=strip)
-        _TABLE.feature(
-            name + suffix,
-            kind=kind,  # type: ignore[arg-type]
-            definition=definition,
-            per_sequence=True,
-            stream=_stateless(label, _after_last_space),
-        )(label)
-
-
-for _name in _SPAN_DEFS:
-    _make_span_feature(_name)
-
-_CAPS = re.compile(r"[^\W\d_]{2,}")
-
-
-@_TABLE.feature(
-    "caps",
-    kind="binary",
-    per_sequence=True,
-    stream=lambda: Resumable(lambda buf, state: _caps(buf), _after_last_space),
-)
-def caps(text: str) -> np.ndarray:
-    """1 on every char of an all-capitals word of at least two letters (USA, FAKE), else 0."""
-    return _caps(text)
-
-
-def _caps(text: str) -> np.ndarray:
-    out = np.zeros(len(text), dtype=np.float32)
-    for m in _CAPS.finditer(text):
-        if m.group().isupper():
-            out[m.start() : m.end()] = 1.0
-    return out
 
 
 # --------------------------------------------------------------------------- characters
@@ -650,7 +392,7 @@ def _char_family(spec: str, arg: str) -> Feature:
         "binary",
         f"1 where the char just read is {char!r}, else 0.",
         True,
-        _stateless(label, _anywhere),
+        stateless(label, anywhere),
         f"the recorded text holds no {char!r} (or only {char!r})",
     )
 
@@ -676,7 +418,7 @@ def _next_char_family(spec: str, arg: str) -> Feature:
         "binary",
         f"1 where the next char is {char!r}, else 0; NaN at the last char of each sequence.",
         True,
-        _stateless(label, lambda buf, final: max(0, len(buf) - 1)),  # wait for the next char
+        stateless(label, lambda buf, final: max(0, len(buf) - 1)),  # wait for the next char
         f"the recorded text holds no {char!r} after its first char (or only {char!r})",
     )
 
@@ -696,7 +438,7 @@ def _count_stream(up: str, down: str | None) -> Resumable:
     # the state is the exact integer count (a float32 label rounds above 2**24)
     return Resumable(
         lambda buf, state: _count(buf, up, down, state or 0),
-        _anywhere,
+        anywhere,
         lambda segment, labels, state: (state or 0) + int(_steps(segment, up, down).sum()),
     )
 
@@ -737,7 +479,7 @@ def _ab(text: str, value: float | None = None) -> np.ndarray:
     "ab-state",
     kind="binary",
     per_sequence=True,
-    stream=lambda: Resumable(_ab, _anywhere),  # the state is the value
+    stream=lambda: Resumable(_ab, anywhere),  # the state is the value
 )
 def ab_state(text: str) -> np.ndarray:
     """Which of A/B began the sequence (the state-memory task): 1 on every char of a sequence
@@ -776,14 +518,7 @@ _HINTS = {
     },
     "preprocessor": "the corpus may not be C/C++ source (no line starts with #); for #-comments "
     "try comment:python",
-    "quote:prose": 'the corpus may hold no quotation marks (" “ ”); for code try quote, '
-    "quote:python or quote:c",
     "indent": "the corpus may have no indented lines",
-    "proper-noun": "the corpus may hold no capitalised words inside sentences",
-    "hashtag": "the corpus may hold no hashtags",
-    "mention": "the corpus may hold no @mentions",
-    "url": "the corpus may hold no URLs",
-    "caps": "the corpus may hold no all-capitals words",
     "ab-state": "it is defined only on sequences starting with A or B (the ab-memory task: "
     "lstmprobe tasks ab-memory, recorded with --reset line)",
 }

@@ -1,7 +1,8 @@
 """The default feature registry: the ``@feature`` decorator, :func:`get_feature`, :func:`known_features`.
 
 The one place the built-ins are registered: :data:`DEFAULT` is filled here from the tables of
-:mod:`lstmprobe.features.builtins` and :mod:`lstmprobe.features.regex` (their
+:mod:`lstmprobe.features.builtins`, :mod:`lstmprobe.features.prose` and
+:mod:`lstmprobe.features.regex` (their
 ``register_all``); a ``FILE.py:FUNC`` spec is loaded by :mod:`lstmprobe.features.user`. Importing
 a module that defines features registers nothing anywhere else.
 """
@@ -9,12 +10,13 @@ a module that defines features registers nothing anywhere else.
 from __future__ import annotations
 
 from lstmprobe.errors import FeatureError
-from lstmprobe.features import builtins, regex, user
+from lstmprobe.features import builtins, prose, regex, user
 from lstmprobe.features.base import Feature, Registry
 
 #: The registry get_feature and ``@feature`` use: the built-ins, then your features.
 DEFAULT = Registry()
 builtins.register_all(DEFAULT)
+prose.register_all(DEFAULT)
 regex.register_all(DEFAULT)
 
 #: ``@feature("name", kind=..., definition=..., per_sequence=..., stream=..., hint=...)``

@@ -11,6 +11,7 @@ a block plus what the scanners carry, not by the corpus.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -247,3 +248,31 @@ def _long(
         f"the scanner of feature {feature.name!r} labelled {pos + len(labels) - s} chars of "
         f"a sequence of {e - s}; a scanner must label each char exactly once"
     )
+
+
+# --------------------------------------------------------------------------- restart points
+# Where a stateless scanner may cut a piece: everything before the cut is final.
+
+
+def anywhere(buf: str, final: bool) -> int:
+    return len(buf)
+
+
+def after_last_newline(buf: str, final: bool) -> int:
+    """Lines restart at column 0: everything up to the last newline is final."""
+    return buf.rfind("\n") + 1
+
+
+_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
+
+
+def after_last_space(buf: str, final: bool) -> int:
+    """Word-based features restart after whitespace (no match spans it)."""
+    m = _LAST_SPACE.search(buf)
+    return m.end() if m else 0
+
+
+def stateless(
+    label: Callable[[str], np.ndarray], cut: Callable[[str, bool], int]
+) -> Callable[[], Resumable]:
+    return lambda: Resumable(lambda buf, state: label(buf), cut)

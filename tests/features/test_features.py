@@ -468,11 +468,13 @@ def test_a_constant_feature_says_why_and_what_to_try() -> None:
 
 
 def test_registration_is_explicit_and_in_one_place():
-    from lstmprobe.features import Registry, builtins, default_registry, regex
+    from lstmprobe.features import Registry, builtins, default_registry, prose, regex
 
     table = Registry()
     assert not table.features and not table.families  # a new table holds nothing
     builtins.register_all(table)
+    assert "caps" not in table.features  # each module fills its own table
+    prose.register_all(table)
     regex.register_all(table)
     assert {"quote", "bracket-depth", "indent", "caps"} <= set(table.features)
     assert set(table.features) <= set(default_registry().features)
