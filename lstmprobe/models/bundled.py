@@ -26,6 +26,12 @@ MODELS: dict[str, Bundled] = {
         "2-layer LSTM (160 units, embedding 32) trained on Python standard library source "
         "(docs/training.md)",
     ),
+    "c-lstm": Bundled(
+        "c-lstm",
+        "c-lstm.pt",
+        "1-layer LSTM (128 units, embedding 16) trained on GNU libc's C headers: reads "
+        "tab-indented code (docs/training.md)",
+    ),
 }
 SAMPLES: dict[str, Bundled] = {
     "code": Bundled(
