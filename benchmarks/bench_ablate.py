@@ -21,6 +21,7 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,20 +31,8 @@ from lstmprobe.causal import next_char_bits, run_ablation
 from lstmprobe.models import CharLSTM, ModelConfig
 from lstmprobe.text import Vocab, sequences
 
-
-def corpus(chars: int) -> str:
-    """Python source from the standard library, as much as asked for."""
-    import sysconfig
-    from pathlib import Path
-
-    parts, size = [], 0
-    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        parts.append(text)
-        size += len(text)
-        if size >= chars:
-            break
-    return "".join(parts)[:chars]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import corpus
 
 
 @torch.inference_mode()
