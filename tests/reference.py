@@ -8,46 +8,6 @@ from __future__ import annotations
 import torch
 
 
-def lstm_steps(x, w_ih, w_hh, b_ih, b_hh, h, c, w_hr=None):
-    """x [time, input]; returns dict of lists of per-step vectors."""
-    out = {
-        k: [] for k in ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
-    }
-    for t in range(x.shape[0]):
-        z = w_ih @ x[t] + w_hh @ h
-        if b_ih is not None:
-            z = z + b_ih + b_hh
-        n = z.shape[0] // 4
-        i = 1 / (1 + torch.exp(-z[:n]))
-        f = 1 / (1 + torch.exp(-z[n : 2 * n]))
-        g = torch.tanh(z[2 * n : 3 * n])
-        o = 1 / (1 + torch.exp(-z[3 * n :]))
-        c = f * c + i * g
-        h = o * torch.tanh(c)
-        if w_hr is not None:
-            h = w_hr @ h
-        for k, v in zip(out, (i, f, g, o, c, h)):
-            out[k].append(v)
-    return {k: torch.stack(v) for k, v in out.items()}
-
-
-def gru_steps(x, w_ih, w_hh, b_ih, b_hh, h):
-    out = {k: [] for k in ("reset_gate", "update_gate", "candidate", "hidden")}
-    for t in range(x.shape[0]):
-        a = w_ih @ x[t]
-        b = w_hh @ h
-        if b_ih is not None:
-            a, b = a + b_ih, b + b_hh
-        n3 = a.shape[0] // 3
-        r = torch.sigmoid(a[:n3] + b[:n3])
-        z = torch.sigmoid(a[n3 : 2 * n3] + b[n3 : 2 * n3])
-        cand = torch.tanh(a[2 * n3 :] + r * b[2 * n3 :])
-        h = (1 - z) * cand + z * h
-        for k, v in zip(out, (r, z, cand, h)):
-            out[k].append(v)
-    return {k: torch.stack(v) for k, v in out.items()}
-
-
 def _set(v, t, edits, quantity):
     """v with the units of every edit of ``quantity`` set where its mask holds at step t."""
     for q, units, values, mask in edits:
@@ -59,10 +19,12 @@ def _set(v, t, edits, quantity):
     return v
 
 
-def lstm_steps_edited(x, w_ih, w_hh, b_ih, b_hh, h, c, edits, w_hr=None):
-    """lstm_steps with interventions: ``edits`` is a list of (quantity, units, values, mask)
-    with mask a per-step sequence of bools or None (every step); the state is edited in place
-    of the step's value, so later steps read the edited value."""
+def lstm_steps(x, w_ih, w_hh, b_ih, b_hh, h, c, w_hr=None, edits=()):
+    """x [time, input]; returns a dict of per-step vectors stacked over time.
+
+    ``edits`` (interventions) is a list of (quantity, units, values, mask), mask a per-step
+    sequence of bools or None (every step); the state is edited in place of the step's value,
+    so later steps read the edited value. No edits: the plain equations."""
     out = {
         k: [] for k in ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
     }
@@ -85,7 +47,7 @@ def lstm_steps_edited(x, w_ih, w_hh, b_ih, b_hh, h, c, edits, w_hr=None):
     return {k: torch.stack(v) for k, v in out.items()}
 
 
-def gru_steps_edited(x, w_ih, w_hh, b_ih, b_hh, h, edits):
+def gru_steps(x, w_ih, w_hh, b_ih, b_hh, h, edits=()):
     out = {k: [] for k in ("reset_gate", "update_gate", "candidate", "hidden")}
     for t in range(x.shape[0]):
         a = w_ih @ x[t]

@@ -15,7 +15,7 @@ from lstmprobe import Intervention, Recorder
 from lstmprobe.errors import InterventionError, LstmprobeError, UnitError
 from lstmprobe.models import CharLSTM, ModelConfig
 from lstmprobe.record.interventions import fusable, layer_edits
-from tests.reference import gru_steps_edited, lstm_steps_edited
+from tests.reference import gru_steps, lstm_steps
 
 LSTM_QS = ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
 GRU_QS = ("reset_gate", "update_gate", "candidate", "hidden")
@@ -35,9 +35,9 @@ def _reference(module, x, h0, c0, edits_by_layer):
         edits = edits_by_layer.get(k, [])
         w_hr = getattr(module, f"weight_hr_l{k}", None) if getattr(module, "proj_size", 0) else None
         if is_lstm:
-            ref = lstm_steps_edited(layer_input, *_weights(module, k), h0[k], c0[k], edits, w_hr)
+            ref = lstm_steps(layer_input, *_weights(module, k), h0[k], c0[k], w_hr, edits=edits)
         else:
-            ref = gru_steps_edited(layer_input, *_weights(module, k), h0[k], edits)
+            ref = gru_steps(layer_input, *_weights(module, k), h0[k], edits=edits)
         for q, v in ref.items():
             values[f"layer{k}/{q}"] = v
         layer_input = ref["hidden"]
@@ -221,13 +221,13 @@ def test_projected_lstm_hidden_and_cell():
         values, layer_input = {}, x[0]
         for k in range(2):
             edits = [(q, units, iv.values, None)] if k == 0 else []
-            ref = lstm_steps_edited(
+            ref = lstm_steps(
                 layer_input,
                 *_weights(module, k),
                 torch.zeros(2),
                 torch.zeros(5),
-                edits,
                 getattr(module, f"weight_hr_l{k}"),
+                edits=edits,
             )
             values.update({f"layer{k}/{n}": v for n, v in ref.items()})
             layer_input = ref["hidden"]
@@ -252,12 +252,12 @@ def test_a_gate_set_outside_its_range_runs_the_per_step_loop():
     )
     with torch.no_grad(), Recorder(module, interventions=[iv]) as rec:
         out, _ = module(x)
-    ref = lstm_steps_edited(
+    ref = lstm_steps(
         x[0],
         *_weights(module, 0),
         torch.zeros(3),
         torch.zeros(3),
-        [("forget_gate", [0], [1.5], None)],
+        edits=[("forget_gate", [0], [1.5], None)],
     )
     torch.testing.assert_close(out[0], ref["hidden"], atol=1e-5, rtol=0)
     torch.testing.assert_close(rec.activations["layer0/cell"][0], ref["cell"], atol=1e-5, rtol=0)
@@ -335,7 +335,11 @@ def test_a_recorder_entered_again_uses_the_weights_as_they_are_now():
         module.weight_hh_l0.mul_(2.0)
         with rec:
             out, _ = module(x)
-    ref = lstm_steps_edited(
-        x[0], *_weights(module, 0), torch.zeros(3), torch.zeros(3), [("hidden", [1], [0.5], None)]
+    ref = lstm_steps(
+        x[0],
+        *_weights(module, 0),
+        torch.zeros(3),
+        torch.zeros(3),
+        edits=[("hidden", [1], [0.5], None)],
     )
     torch.testing.assert_close(out[0], ref["hidden"], atol=1e-5, rtol=0)
