@@ -24,9 +24,11 @@ from functools import partial
 from typing import NamedTuple
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
+
+from lstmprobe._float16 import decode_exact as _exact
+from lstmprobe._float16 import decode_finite as _finite
+from lstmprobe._float16 import kernel_view as _raw
 
 #: Units one task covers, and positions per tile (the tile's 16-bit count cells, 1 MiB, stay in
 #: L2); tuned on the benchmark store (docs/probes.md).
@@ -37,47 +39,6 @@ JOINT_UNITS = 32
 #: Positions summed in the float32 moment sums before they are added to the float64 totals,
 #: independent of ROW_BLOCK so the moments' rounding does not grow with the tile.
 SUM_ROWS = 512
-
-
-def _float16_decoder(clamp: bool):  # type: ignore[no-untyped-def]
-    """A numba intrinsic: a window value as float32; float32 as it is, uint16 as the bits of
-    a float16, converted by ``fpext half -> float`` (the vector instruction vcvtph2ps).
-
-    With ``clamp``, inf and NaN first become the largest finite float16 of their sign (their
-    magnitude bits clamped to 0x7BFF), in 16-bit lanes. Hand-written IR, because numba has no
-    float16 on the CPU and computes integer arithmetic on narrow ints in int64 lanes: the
-    plain numba decoders measured slower (docs/probes.md).
-    """
-
-    @intrinsic
-    def decode(typingctx, v):  # type: ignore[no-untyped-def]
-        if v == types.float32:
-            return types.float32(v), lambda context, builder, sig, args: args[0]
-        if v != types.uint16:
-            return None
-
-        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-            h = args[0]
-            if clamp:
-                i16 = ir.IntType(16)
-                mag = builder.and_(h, ir.Constant(i16, 0x7FFF))
-                big = builder.icmp_unsigned(">", mag, ir.Constant(i16, 0x7BFF))
-                mag = builder.select(big, ir.Constant(i16, 0x7BFF), mag)
-                h = builder.or_(builder.and_(h, ir.Constant(i16, 0x8000)), mag)
-            return builder.fpext(builder.bitcast(h, ir.HalfType()), ir.FloatType())
-
-        return types.float32(v), codegen
-
-    return decode
-
-
-_finite = _float16_decoder(clamp=True)  # what the sweep counts: inf and NaN as +-65504
-_exact = _float16_decoder(clamp=False)  # inf and NaN kept (the range sampling skips them)
-
-
-def _raw(x: np.ndarray) -> np.ndarray:
-    """A window as the kernels take it: float16 as its bits (uint16), else float32."""
-    return x.view(np.uint16) if x.dtype == np.float16 else np.asarray(x, dtype=np.float32)
 
 
 @njit(nogil=True, cache=True)

@@ -1,34 +1,21 @@
 """The compiled loop behind :func:`lstmprobe.report.data.summarize`: one sweep of a chunk.
 
-Float16 values are read as their 16-bit patterns and widened by the CPU's half-precision
-conversion (``fpext half -> float``, vcvtph2ps), so no float32 copy of the chunk is made; float32
-chunks are read as they are. Sums run in float32 over blocks of :data:`SUM_ROWS` positions and
+Float16 values are read as their 16-bit patterns and widened in the loop
+(:mod:`lstmprobe._float16`), so no float32 copy of the chunk is made; float32 chunks are read as
+they are. Sums run in float32 over blocks of :data:`SUM_ROWS` positions and
 are then added to float64 totals, so their rounding does not grow with the corpus.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
+
+from lstmprobe._float16 import decode_exact as _widen
+from lstmprobe._float16 import kernel_view
 
 #: Positions summed in float32 before the sums join the float64 totals.
 SUM_ROWS = 512
-
-
-@intrinsic
-def _widen(typingctx, v):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """float32 as it is; uint16 as the bits of a float16, widened to float32."""
-    if v == types.float32:
-        return types.float32(v), lambda context, builder, sig, args: args[0]
-    if v != types.uint16:
-        return None
-
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
-
-    return types.float32(v), codegen
 
 
 @njit(nogil=True, cache=True)
@@ -90,8 +77,5 @@ def sweep(
     >>> t.round(3).tolist(), lo.tolist(), hi.tolist(), mx.tolist(), mn.tolist()
     ([1.0, 1.0], [1, 1], [1, 1], [0.9501953125, 2.0], [0.04998779296875, -1.0])
     """
-    if raw.dtype == np.float16:
-        x = np.ascontiguousarray(raw).view(np.uint16)
-    else:
-        x = np.ascontiguousarray(raw, dtype=np.float32)
+    x = kernel_view(np.ascontiguousarray(raw))
     _sweep(x, gate, np.float32(sat), total, squares, low, high, cmax, cmin)

@@ -1,0 +1,57 @@
+"""Reading float16 recordings in compiled loops without a float32 copy.
+
+numba has no float16 on the CPU, so a float16 array is passed to a kernel as its 16-bit patterns
+(:func:`kernel_view`) and each value is widened in the loop by the CPU's half-precision
+conversion (:data:`decode_exact`, :data:`decode_finite`). Shared by the scoring kernels
+(``lstmprobe.probes._kernels``) and the report's summaries (``lstmprobe.report._sweep``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+
+def float16_decoder(clamp: bool):  # type: ignore[no-untyped-def]
+    """A numba intrinsic: a window value as float32; float32 as it is, uint16 as the bits of
+    a float16, converted by ``fpext half -> float`` (the vector instruction vcvtph2ps).
+
+    With ``clamp``, inf and NaN first become the largest finite float16 of their sign (their
+    magnitude bits clamped to 0x7BFF), in 16-bit lanes. Hand-written IR, because numba has no
+    float16 on the CPU and computes integer arithmetic on narrow ints in int64 lanes: the
+    plain numba decoders measured slower (docs/probes.md).
+    """
+
+    @intrinsic
+    def decode(typingctx, v):  # type: ignore[no-untyped-def]
+        if v == types.float32:
+            return types.float32(v), lambda context, builder, sig, args: args[0]
+        if v != types.uint16:
+            return None
+
+        def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+            h = args[0]
+            if clamp:
+                i16 = ir.IntType(16)
+                mag = builder.and_(h, ir.Constant(i16, 0x7FFF))
+                big = builder.icmp_unsigned(">", mag, ir.Constant(i16, 0x7BFF))
+                mag = builder.select(big, ir.Constant(i16, 0x7BFF), mag)
+                h = builder.or_(builder.and_(h, ir.Constant(i16, 0x8000)), mag)
+            return builder.fpext(builder.bitcast(h, ir.HalfType()), ir.FloatType())
+
+        return types.float32(v), codegen
+
+    return decode
+
+
+#: inf and NaN as +-65504 (what the scoring sweep counts)
+decode_finite = float16_decoder(clamp=True)
+#: inf and NaN kept (the probes' range sampling skips them; the report's summaries see them)
+decode_exact = float16_decoder(clamp=False)
+
+
+def kernel_view(x: np.ndarray) -> np.ndarray:
+    """A window as the kernels take it: float16 as its bits (uint16), else float32."""
+    return x.view(np.uint16) if x.dtype == np.float16 else np.asarray(x, dtype=np.float32)
