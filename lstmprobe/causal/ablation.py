@@ -19,7 +19,6 @@ most the chosen one's). docs/causal.md has the definitions and the limits.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lstmprobe._io import progress_bar
 from lstmprobe.errors import CorpusError, FeatureError, LstmprobeError, UnitError
 from lstmprobe.record import Intervention, Recorder, layout
 from lstmprobe.text import sequences as text_sequences
@@ -554,9 +554,7 @@ def verdict(c: dict[str, Any]) -> str:
 
 
 def _progress(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="ablate", unit="run", disable=not enabled, file=sys.stderr)
+    return progress_bar(total, desc="ablate", unit="run", enabled=enabled)
 
 
 def ranking_effects(

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from lstmprobe._io import progress_bar
 from lstmprobe.errors import UnitError
 
 LSTM_GATES = ("input_gate", "forget_gate", "candidate", "output_gate")
@@ -79,12 +79,9 @@ def layer_dynamics(
     previous = np.zeros(n_units, dtype=np.float32)
     n = 0
     chunks = store.iter_chunks(keys, chunk_size=chunk_size)
-    if progress:
-        from tqdm import tqdm
-
-        total = -(-store.n_positions // (chunk_size or store.chunk_positions))
-        chunks = tqdm(chunks, total=total, desc=f"dynamics {layer}", file=sys.stderr)
+    bar = progress_bar(store.n_positions, desc=f"dynamics {layer}", unit="pos", enabled=progress)
     for a, b, block in chunks:
+        bar.update(b - a)
         state = block[state_key]
         prev = np.vstack([previous[None], state[:-1]])
         prev[starts[a:b]] = 0.0
@@ -114,6 +111,7 @@ def layer_dynamics(
         np.add.at(by_char_f, tok, f.astype(np.float64))
         char_count += np.bincount(tok, minlength=vocab_size)
         n += b - a
+    bar.close()
     n = max(n, 1)
     seen = char_count > 0
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from lstmprobe._io import progress_bar
 from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError
 from lstmprobe.lm.evaluation import LN2, part_bpc
 from lstmprobe.models import (
@@ -428,19 +429,12 @@ def train(
         save_checkpoint(output, model, vocab, extra)
         return train_bpc, val
 
-    from tqdm.auto import tqdm
-
     chars = 0
     state: Any = None
     started = time.perf_counter()
     interrupted = False
-    bar = tqdm(
-        total=total,
-        initial=step,
-        disable=not progress,
-        unit="step",
-        dynamic_ncols=True,
-        leave=False,
+    bar = progress_bar(
+        total, desc="train", unit="step", initial=step, leave=False, enabled=progress
     )
     running, running_n, shown = 0.0, 0, started
     with _StopOnSigint() as stop, bar:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from lstmprobe._io import progress_bar
 from lstmprobe.errors import FeatureError
 from lstmprobe.features import Feature, get_feature, stream
 from lstmprobe.features.stream import TextReader, feature_windows
@@ -269,7 +270,7 @@ def store_labels(
     blocks = [(a, min(n, a + stream.BLOCK)) for a in range(0, n, stream.BLOCK)]
     counts = [_Counts() for _ in feats]
     joint = _JointValues([f.name for f in feats])
-    with progress_bar(n, progress, "labelling") as bar:
+    with position_bar(n, progress, "labelling") as bar:
         for (a, b), values in zip(blocks, zip(*(windows(blocks, f) for f in feats))):
             distinct = [np.unique(v, return_inverse=True) for v in values]
             for c, v, d in zip(counts, values, distinct):
@@ -317,8 +318,6 @@ class _JointValues:
         return self.rows[:, self.names.index(name)].view(np.float64)
 
 
-def progress_bar(total: int, enabled: bool, desc: str) -> Any:
-    """A tqdm bar over ``total`` positions (disabled unless ``enabled``)."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="pos", leave=False)
+def position_bar(total: int, enabled: bool, desc: str) -> Any:
+    """The progress bar over ``total`` positions (hidden unless ``enabled``)."""
+    return progress_bar(total, desc=desc, unit="pos", leave=False, enabled=enabled)

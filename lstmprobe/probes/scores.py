@@ -19,7 +19,7 @@ import numpy as np
 from lstmprobe.errors import StoreError
 from lstmprobe.features import Feature, stream
 from lstmprobe.probes._kernels import Accumulator, Sweeper, finite_range
-from lstmprobe.probes.labels import Labels, progress_bar, store_labels
+from lstmprobe.probes.labels import Labels, position_bar, store_labels
 from lstmprobe.probes.metrics import auc, auc_from_counts, pearson_from_sums, spearman
 
 if TYPE_CHECKING:
@@ -295,7 +295,7 @@ def unit_scores(
     }
     blocks, spans = _windows(store, keys, chunk_size)
     label_windows = zip(*(lab.windows(spans) for lab in active))
-    bar = progress_bar(n, progress, "scoring units")
+    bar = position_bar(n, progress, "scoring units")
     sweeper = Sweeper(threads)
     try:
         pending: Callable[[], None] = lambda: None  # noqa: E731

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe._io import progress_bar
 from lstmprobe.errors import FeatureError, StoreError, UnitError
 from lstmprobe.report.colors import GATES, Scale, scale_for
 from lstmprobe.store import ActivationStore, parse_unit
@@ -116,14 +117,9 @@ class KeyStats:
 
 
 def _bar(total: int, enabled: bool, desc: str) -> Any:
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total, disable=not enabled, desc=desc, unit="char", unit_scale=True, leave=False,
-        file=sys.stderr,
-    )  # fmt: skip
+    return progress_bar(
+        total, desc=desc, unit="char", unit_scale=True, leave=False, enabled=enabled
+    )
 
 
 def summarize(
