@@ -7,7 +7,6 @@ complete, so a path without ``.partial`` always holds a finished recording.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -19,7 +18,7 @@ import h5py
 import numpy as np
 
 from lstmprobe._io import create_exclusive, fsync_dir
-from lstmprobe.errors import PrecisionWarning, StoreError, one_line
+from lstmprobe.errors import PrecisionWarning, StoreError
 from lstmprobe.store._files import (
     busy,
     check_output,
@@ -34,8 +33,6 @@ from lstmprobe.store._files import (
 from lstmprobe.store._format import (
     FORMAT,
     FORMAT_VERSION,
-    GATES,
-    attr_str,
     check_contents,
     compressing_path,
     dataset,
@@ -43,8 +40,8 @@ from lstmprobe.store._format import (
     dumps,
     normalized,
     partial_path,
-    short,
 )
+from lstmprobe.store._resume import open_resume, partial_complete
 from lstmprobe.text import Vocab
 
 
@@ -213,7 +210,7 @@ class StoreWriter:
                 f"{self.path} already exists; pass `force=True` to overwrite or `out` to choose another path"
             )
         if partial_exists and not (resume or force):
-            if self._partial_complete():
+            if partial_complete(self.partial):
                 raise StoreError(
                     f"a finished recording {self.partial} was not yet moved into place (the last "
                     "run was stopped while finishing); pass `resume=True` to move it into place, "
@@ -231,15 +228,6 @@ class StoreWriter:
                 if not force:
                     raise
         self._create(identity, model_summary, vocab, chunk_positions)
-
-    def _partial_complete(self) -> bool:
-        try:
-            with h5py.File(self.partial, "r", locking=False) as f:
-                return attr_str(f.attrs.get("format", "")) == FORMAT and bool(
-                    f.attrs.get("complete", False)
-                )
-        except Exception:
-            return False
 
     def _release(self) -> None:
         """Let go of the partial file's lock."""
@@ -287,80 +275,11 @@ class StoreWriter:
         self._chunk_positions = cp
 
     def _open_resume(self, identity: dict) -> None:
-        broken = (
-            f"the unfinished recording {self.partial} cannot be resumed: it was probably "
-            "damaged when the recording was killed; start over with `force=True`"
-        )
-        try:
-            f = h5py.File(self.partial, "r+", locking=False)
-        except (OSError, RuntimeError) as exc:
-            raise StoreError(f"{broken} ({one_line(exc)})") from None
-        try:
-            a = f.attrs
-            if attr_str(a.get("format", "")) != FORMAT:
-                raise StoreError(
-                    f"{self.partial} is not an unfinished lstmprobe recording; remove it or "
-                    "start over with `force=True`"
-                )
-            stored = {
-                "model_sha256": attr_str(a.get("model_sha256", "")),
-                "corpus_sha256": attr_str(a.get("corpus_sha256", "")),
-                "layout": json.loads(attr_str(a.get("layout", "[]"))),
-                "dtype": attr_str(a.get("dtype", "")),
-                "run_config": json.loads(attr_str(a.get("run_config", "null"))),
-                "has_next_logprob": bool(a.get("has_next_logprob", False)),
-            }
-            differs = [name for name in identity if identity[name] != stored[name]]
-            if not np.array_equal(dataset(f, "tokens")[()], self._tokens):
-                differs.append("tokens")
-            if differs:
-                what = ", ".join(
-                    f"{n} (file: {short(stored[n])}, now: {short(identity[n])})"
-                    if n in stored
-                    else n
-                    for n in differs
-                )
-                raise StoreError(
-                    f"cannot resume {self.partial}: it was recorded with a different {what}; "
-                    "record with the same model, corpus and options, or start over with `force=True`"
-                )
-            self._chunk_positions = int(a["chunk_positions"])  # pyright: ignore[reportArgumentType]
-            written = int(dataset(f, "positions_written")[()])
-            if not 0 <= written <= self.n_positions:
-                raise StoreError(
-                    f"{broken} (it claims {written} of {self.n_positions} positions written)"
-                )
-            self._complete_on_disk = bool(a.get("complete", False))
-            if self._complete_on_disk:
-                if written != self.n_positions:
-                    raise StoreError(f"{broken} (marked complete with {written} positions)")
-            elif written and not self._row_was_written(f, written - 1):
-                raise StoreError(
-                    f"{broken} (position {written - 1} is marked written but holds no values: "
-                    "a write did not reach the disk)"
-                )
-            self.written = written
-        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-            quiet_close(f)
-            if isinstance(exc, StoreError):
-                raise
-            raise StoreError(f"{broken} ({one_line(exc)})") from None
-        except BaseException:
-            quiet_close(f)
-            raise
-        self._file = f
-
-    def _row_was_written(self, f: h5py.File, position: int) -> bool:
-        """Whether the values of ``position`` reached the file (unwritten space reads as zeros).
-
-        A gate is a sigmoid output, in (0, 1): a row of a gate dataset that is zero in every
-        unit was never written. Without a gate dataset (values written through the API, say)
-        nothing can be told, and the row is taken as written.
-        """
-        gates = [k for k in self.layout if k.split("/", 1)[1] in GATES]
-        if not gates:
-            return True
-        return any(np.any(dataset(f, key)[position] != 0) for key in gates)
+        resumed = open_resume(self.partial, identity, self._tokens, self.n_positions)
+        self._file = resumed.file
+        self._chunk_positions = resumed.chunk_positions
+        self.written = resumed.written
+        self._complete_on_disk = resumed.complete
 
     # -- writing --
 
