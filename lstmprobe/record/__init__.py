@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
-from lstmprobe.record.hooks import LayerInfo, PendingActivations, Recorder, layout, recurrent_layers
+from lstmprobe.record.hooks import PendingActivations, Recorder
 from lstmprobe.record.interventions import MODES, Intervention, check_interventions
+from lstmprobe.record.layers import LayerInfo, layout, recurrent_layers
 from lstmprobe.record.pipeline import RecordOptions, RecordResult, corpus_sha256, record_corpus
 
 __all__ = [

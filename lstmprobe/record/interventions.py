@@ -197,7 +197,7 @@ def check_interventions(
     interventions: Iterable[Intervention], layers: Sequence[Any]
 ) -> dict[str, list[Intervention]]:
     """Group ``interventions`` by layer name, checking each against the model's ``layers``
-    (:func:`lstmprobe.record.hooks.recurrent_layers`); unknown units raise a
+    (:func:`lstmprobe.record.layers.recurrent_layers`); unknown units raise a
     :class:`~lstmprobe.errors.UnitError` that lists what exists."""
     by_name = {info.name: info for info in layers}
     grouped: dict[str, list[Intervention]] = {}

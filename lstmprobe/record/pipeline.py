@@ -35,7 +35,8 @@ import torch
 from lstmprobe._io import atomic_write, progress_bar
 from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError
 from lstmprobe.models import CharLSTM, LoadedModel, map_state
-from lstmprobe.record.hooks import PendingActivations, Recorder, layout
+from lstmprobe.record.hooks import PendingActivations, Recorder
+from lstmprobe.record.layers import layout
 from lstmprobe.store import COMPRESSIONS, DTYPES, StoreWriter, partial_path, write_error
 from lstmprobe.text import RESETS, check_chars, sequences
 

@@ -8,7 +8,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmprobe.errors import NoRecurrentLayerError, UnitError
-from lstmprobe.record.hooks import Recorder, layout, recurrent_layers
+from lstmprobe.record.hooks import Recorder
+from lstmprobe.record.layers import layout, recurrent_layers
 from tests.reference import gru_steps, lstm_steps
 
 GRID = [
