@@ -71,6 +71,18 @@ class LayerWeights:
     weight_hr: torch.Tensor | None = None  # [P, H] (LSTM with proj_size only)
 
 
+@dataclass(frozen=True)
+class LayerInput:
+    """What one layer direction runs on: its kind, its input (in the order this direction reads
+    it), its initial state and its weights."""
+
+    kind: Kind
+    x: torch.Tensor  # (batch, time, input)
+    h0: torch.Tensor  # (batch, P)
+    c0: torch.Tensor | None  # (batch, H); None for a GRU
+    w: LayerWeights
+
+
 def linear_recurrence(a: torch.Tensor, b: torch.Tensor, y0: torch.Tensor) -> torch.Tensor:
     """Solve ``y_t = a_t * y_{t-1} + b_t`` for all t, with ``y_{-1} = y0``.
 
@@ -132,16 +144,13 @@ def _project(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -
     return out.view(batch, steps, -1)
 
 
-def lstm_internals(
-    x: torch.Tensor,
+def layer_internals(
+    inp: LayerInput,
     h_out: torch.Tensor,
-    h0: torch.Tensor,
-    c0: torch.Tensor,
-    w: LayerWeights,
-    quantities: tuple[str, ...] = LSTM_QUANTITIES,
+    quantities: tuple[str, ...] | None = None,
     edits: tuple[LayerEdit, ...] = (),
 ) -> dict[str, torch.Tensor]:
-    """Every internal quantity of one LSTM layer direction, exactly.
+    """Every internal quantity of one layer direction, exactly.
 
     With ``edits`` (interventions the layer ran under), ``h_out`` is the intervened output and
     the gates, computed from it, are then set where each edit says; an edited cell restarts the
@@ -149,20 +158,29 @@ def lstm_internals(
 
     Parameters
     ----------
-    x : Tensor of shape (batch, time, input)
-        The layer's input, in the order this direction reads it.
+    inp : LayerInput
+        The layer's input ``x`` (batch, time, input), initial state and weights.
     h_out : Tensor of shape (batch, time, P)
         The layer's output for this direction (the projected hidden state when proj_size > 0).
-    h0 : Tensor of shape (batch, P)
-    c0 : Tensor of shape (batch, H)
-    w : LayerWeights
-    quantities : the names to return (a subset of LSTM_QUANTITIES)
+    quantities : the names to return (a subset of :func:`quantities_of`); by default all
     edits : LayerEdit, optional
 
     Returns
     -------
     dict mapping quantity name to Tensor of shape (batch, time, units)
     """
+    qs = quantities_of(inp.kind) if quantities is None else tuple(quantities)
+    if inp.kind == "lstm":
+        return _lstm_internals(inp, h_out, qs, edits)
+    return _gru_internals(inp, h_out, qs, edits)
+
+
+def _lstm_internals(
+    inp: LayerInput, h_out: torch.Tensor, quantities: tuple[str, ...], edits: tuple[LayerEdit, ...]
+) -> dict[str, torch.Tensor]:
+    x, h0, c0, w = inp.x, inp.h0, inp.c0, inp.w
+    if c0 is None:
+        raise ValueError("an LSTM layer's LayerInput needs its initial cell state c0")
     wanted = set(quantities)
     if edits:
         wanted |= {"cell"} if any(e.quantity == "cell" for e in edits) else set()
@@ -198,19 +216,12 @@ def lstm_internals(
     return {q: out[q] for q in quantities}
 
 
-def gru_internals(
-    x: torch.Tensor,
-    h_out: torch.Tensor,
-    h0: torch.Tensor,
-    w: LayerWeights,
-    quantities: tuple[str, ...] = GRU_QUANTITIES,
-    edits: tuple[LayerEdit, ...] = (),
+def _gru_internals(
+    inp: LayerInput, h_out: torch.Tensor, quantities: tuple[str, ...], edits: tuple[LayerEdit, ...]
 ) -> dict[str, torch.Tensor]:
-    """Every internal quantity of one GRU layer direction, exactly (see :func:`lstm_internals`).
-
-    ``n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))`` and
-    ``h_t = (1 - z_t) * n_t + z_t * h_{t-1}``.
-    """
+    """A GRU's internals: ``n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))`` and
+    ``h_t = (1 - z_t) * n_t + z_t * h_{t-1}``."""
+    x, h0, w = inp.x, inp.h0, inp.w
     wanted = set(quantities)
     out: dict[str, torch.Tensor] = {}
     if wanted - {"hidden"}:

@@ -31,14 +31,9 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from lstmprobe.errors import InterventionError
-from lstmprobe.record.cells import (
-    LayerEdit,
-    LayerWeights,
-    gru_internals,
-    lstm_internals,
-)
+from lstmprobe.record.cells import LayerEdit, LayerInput, layer_internals
+from lstmprobe.record.fused import FusedLayer
 from lstmprobe.record.interventions import (
-    FusedLayer,
     Intervention,
     check_interventions,
     layer_edits,
@@ -284,20 +279,11 @@ class Recorder:
             fused = self._fused.get(name)
             if fused is None:
                 fused = self._fused[name] = FusedLayer(kind, w)
-            h0 = h_all[k]
-            c0 = c_all[k] if c_all is not None else None
+            inp = LayerInput(kind, layer_input, h_all[k], None if c_all is None else c_all[k], w)
             output, h_n, c_n = run_layer(
-                kind,
-                layer_input,
-                h0,
-                c0,
-                w,
-                edits,
-                method=self.method,
-                fused=fused,
-                ids=[self._ids[id(iv)] for iv in ivs],
+                inp, edits, method=self.method, fused=fused, ids=[self._ids[id(iv)] for iv in ivs]
             )
-            self._record_edited(name, kind, wanted, layer_input, output, h0, c0, w, edits)
+            self._record_edited(name, wanted, inp, output, edits)
             h_parts.append(h_n)
             if c_n is not None:
                 c_parts.append(c_n)
@@ -316,13 +302,9 @@ class Recorder:
     def _record_edited(
         self,
         name: str,
-        kind: str,
         wanted: set[str],
-        x: torch.Tensor,
+        inp: LayerInput,
         output: torch.Tensor,
-        h0: torch.Tensor,
-        c0: torch.Tensor | None,
-        w: LayerWeights,
         edits: tuple[LayerEdit, ...],
     ) -> None:
         if name not in wanted or (not self.keep and self.sink is None):
@@ -331,10 +313,7 @@ class Recorder:
 
         def compute() -> Activations:
             with torch.no_grad():
-                if kind == "lstm":
-                    got = lstm_internals(x, output, h0, c0, w, qs, edits)  # type: ignore[arg-type]
-                else:
-                    got = gru_internals(x, output, h0, w, qs, edits)
+                got = layer_internals(inp, output, qs, edits)
             return {f"{name}/{q}": v for q, v in got.items()}
 
         self._pending.append(compute)
@@ -420,7 +399,7 @@ def _internals(
     x, lengths = _to_batch_major(layer_input, module.batch_first)
     y, _ = _to_batch_major(output, module.batch_first)
     batch = x.shape[0]
-    is_lstm = isinstance(module, nn.LSTM)
+    kind = "lstm" if isinstance(module, nn.LSTM) else "gru"
     out_size = (getattr(module, "proj_size", 0) or 0) or module.hidden_size
     for d, reverse in enumerate(dirs):
         layer_name = name + ("_reverse" if reverse else "")
@@ -432,11 +411,10 @@ def _internals(
         xi = x
         if reverse:
             xi, h_out = _flip(x, lengths), _flip(h_out, lengths)
-        w = layer_weights(module, k, reverse)
-        if is_lstm:
-            got = lstm_internals(xi, h_out, h0, c0, w, qs)
-        else:
-            got = gru_internals(xi, h_out, h0, w, qs)
+        inp = LayerInput(
+            kind, xi, h0, c0 if kind == "lstm" else None, layer_weights(module, k, reverse)
+        )
+        got = layer_internals(inp, h_out, qs)
         for q, v in got.items():
             values[f"{layer_name}/{q}"] = _flip(v, lengths) if reverse else v
 

@@ -7,10 +7,10 @@ from hypothesis import strategies as st
 from lstmprobe.record.cells import (
     GRU_QUANTITIES,
     LSTM_QUANTITIES,
+    LayerInput,
     LayerWeights,
-    gru_internals,
+    layer_internals,
     linear_recurrence,
-    lstm_internals,
 )
 from tests.reference import gru_steps, lstm_steps
 
@@ -66,7 +66,7 @@ def test_lstm_internals_match_the_equations_and_stay_in_range(steps, hidden, pro
     ref = lstm_steps(
         x[0], w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, h0[0], c0[0], w.weight_hr
     )
-    got = lstm_internals(x, ref["hidden"].unsqueeze(0), h0, c0, w)
+    got = layer_internals(LayerInput("lstm", x, h0, c0, w), ref["hidden"].unsqueeze(0))
     assert tuple(got) == LSTM_QUANTITIES
     for q in LSTM_QUANTITIES:
         torch.testing.assert_close(got[q][0], ref[q], rtol=1e-5, atol=1e-5)
@@ -92,7 +92,7 @@ def test_gru_internals_match_the_equations(steps, hidden, bias, seed):
     x = torch.randn(1, steps, 2, generator=torch.Generator().manual_seed(seed + 1))
     h0 = torch.randn(1, hidden) * 0.5
     ref = gru_steps(x[0], w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh, h0[0])
-    got = gru_internals(x, ref["hidden"].unsqueeze(0), h0, w)
+    got = layer_internals(LayerInput("gru", x, h0, None, w), ref["hidden"].unsqueeze(0))
     assert tuple(got) == GRU_QUANTITIES
     for q in GRU_QUANTITIES:
         torch.testing.assert_close(got[q][0], ref[q], rtol=1e-5, atol=1e-5)
@@ -103,6 +103,7 @@ def test_a_subset_of_quantities_is_returned_in_the_asked_order():
     w = _weights(4, 3, 2)
     x = torch.randn(2, 5, 2)
     h = torch.randn(2, 5, 3)
-    got = lstm_internals(x, h, torch.zeros(2, 3), torch.zeros(2, 3), w, ("hidden", "cell"))
+    inp = LayerInput("lstm", x, torch.zeros(2, 3), torch.zeros(2, 3), w)
+    got = layer_internals(inp, h, ("hidden", "cell"))
     assert list(got) == ["hidden", "cell"]
     assert got["hidden"] is h

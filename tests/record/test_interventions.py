@@ -14,7 +14,8 @@ from torch import nn
 from lstmprobe import Intervention, Recorder
 from lstmprobe.errors import InterventionError, LstmprobeError, UnitError
 from lstmprobe.models import CharLSTM, ModelConfig
-from lstmprobe.record.interventions import fusable, layer_edits
+from lstmprobe.record.fused import fusable
+from lstmprobe.record.interventions import layer_edits
 from tests.reference import gru_steps, lstm_steps
 
 LSTM_QS = ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
