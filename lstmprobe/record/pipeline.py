@@ -202,15 +202,16 @@ def record_corpus(
         model.eval()
         recorder = Recorder(model, options.quantities, options.layers, lazy=True)
         with torch.inference_mode(), recorder as rec:
+            run = _Run(model, rec, tokens, options, dev)
             if options.reset == "line" or bidirectional:
-                units = _sequence_batches(model, rec, tokens, seqs, start_at, options, dev)
+                units = _sequence_batches(run, seqs, start_at)
             elif options.parallel:
-                units = _parallel_stream(model, rec, tokens, start_at, options, dev)
+                units = _parallel_stream(run, start_at)
             else:
                 state = None
                 if 0 < start_at < len(tokens):
                     state = _to_device(state_file.load(start_at, _zero_state(model, dev)), dev)
-                units = _exact_stream(model, rec, tokens, start_at, options, dev, state)
+                units = _chunked(run, start_at, len(tokens), state, True)
             # Recompute on the writer thread, overlapping the next forward, when the forward
             # runs on one intra-op thread (or on a GPU). A multi-threaded CPU forward already
             # uses every core, and sharing them with the recomputation slows it more than the
@@ -272,23 +273,30 @@ def _next_logprob(
     return result
 
 
-def _exact_stream(
-    model: CharLSTM,
-    rec: Recorder,
-    tokens: np.ndarray,
-    start_at: int,
-    options: RecordOptions,
-    dev: torch.device,
-    state: Any,
-) -> Iterator[Chunk]:
-    n = len(tokens)
-    ends = np.full(options.chunk_size, n)
-    for start in range(start_at, n, options.chunk_size):
-        stop = min(start + options.chunk_size, n)
-        ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
-        logits, state = model(ids, state)
-        job = _one_sequence_job(model, _pending(rec), logits, tokens, start, ends, options.dtype)
-        yield start, stop - start, job, (stop, _detach(state))
+@dataclass(frozen=True)
+class _Run:
+    """What every stream of a recording reads with: the model, its lazy recorder, the corpus's
+    tokens, the options and the device."""
+
+    model: CharLSTM
+    rec: Recorder
+    tokens: np.ndarray
+    options: RecordOptions
+    dev: torch.device
+
+
+def _chunked(run: _Run, start: int, end: int, state: Any, keep_state: bool) -> Iterator[Chunk]:
+    """Positions ``[start, end)`` of one sequence in chunks of ``chunk_size`` chars, carrying
+    the exact state from ``state`` (None: zeros); with ``keep_state`` each chunk hands on the
+    state after it, for a resume."""
+    size = run.options.chunk_size
+    ends = np.full(size, end)
+    for a in range(start, end, size):
+        b = min(a + size, end)
+        ids = torch.from_numpy(run.tokens[a:b]).to(run.dev).unsqueeze(0)
+        logits, state = run.model(ids, state)
+        job = _one_sequence_job(run, _pending(run.rec), logits, a, ends)
+        yield a, b - a, job, ((b, _detach(state)) if keep_state else None)
 
 
 def _pending(rec: Recorder) -> PendingActivations:
@@ -300,34 +308,22 @@ def _pending(rec: Recorder) -> PendingActivations:
 
 
 def _one_sequence_job(
-    model: CharLSTM,
-    pending: PendingActivations,
-    logits: torch.Tensor,
-    tokens: np.ndarray,
-    start: int,
-    ends: np.ndarray,
-    dtype: str,
+    run: _Run, pending: PendingActivations, logits: torch.Tensor, start: int, ends: np.ndarray
 ) -> Job:
     """The recomputation of one chunk of one sequence (batch of one), for the writer thread."""
 
     def job() -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-        arrays = {k: _numpy(v[0], dtype) for k, v in pending.materialize().items()}
+        arrays = {k: _numpy(v[0], run.options.dtype) for k, v in pending.materialize().items()}
         logprob = None
-        if model.decoder is not None:
-            logprob = _next_logprob(logits[0], tokens, start, ends[: len(logits[0])])
+        if run.model.decoder is not None:
+            logprob = _next_logprob(logits[0], run.tokens, start, ends[: len(logits[0])])
         return arrays, logprob
 
     return job
 
 
-def _parallel_stream(
-    model: CharLSTM,
-    rec: Recorder,
-    tokens: np.ndarray,
-    start_at: int,
-    options: RecordOptions,
-    dev: torch.device,
-) -> Iterator[Chunk]:
+def _parallel_stream(run: _Run, start_at: int) -> Iterator[Chunk]:
+    model, rec, tokens, options, dev = run.model, run.rec, run.tokens, run.options, run.dev
     n, size, warm = len(tokens), options.chunk_size, options.warmup
     span = size * options.parallel
     for base in range(start_at, n, span):
@@ -374,15 +370,8 @@ def _parallel_stream(
         yield base, stop - base, job, None
 
 
-def _sequence_batches(
-    model: CharLSTM,
-    rec: Recorder,
-    tokens: np.ndarray,
-    seqs: np.ndarray,
-    start_at: int,
-    options: RecordOptions,
-    dev: torch.device,
-) -> Iterator[Chunk]:
+def _sequence_batches(run: _Run, seqs: np.ndarray, start_at: int) -> Iterator[Chunk]:
+    model, rec, tokens, options, dev = run.model, run.rec, run.tokens, run.options, run.dev
     todo = seqs[seqs[:, 0] >= start_at]
     bidirectional = bool(model.config.bidirectional)
     i = 0
@@ -391,7 +380,7 @@ def _sequence_batches(
         if first > options.batch_chars and not bidirectional:
             # A line longer than a batch is read in chunks carrying the exact state, so that
             # memory is bounded by the chunk, not by the line (a reverse direction cannot).
-            yield from _long_sequence(model, rec, tokens, todo[i], options, dev)
+            yield from _chunked(run, int(todo[i, 0]), int(todo[i, 1]), None, False)
             i += 1
             continue
         # consecutive sequences while the padded batch stays within batch_chars (at least one)
@@ -427,26 +416,6 @@ def _sequence_batches(
 
         yield int(group[0, 0]), int(group[-1, 1] - group[0, 0]), job, None
         i = j
-
-
-def _long_sequence(
-    model: CharLSTM,
-    rec: Recorder,
-    tokens: np.ndarray,
-    seq: np.ndarray,
-    options: RecordOptions,
-    dev: torch.device,
-) -> Iterator[Chunk]:
-    """One sequence ``[s, e)`` from the zero state, in chunks of ``chunk_size`` chars."""
-    s, e = int(seq[0]), int(seq[1])
-    ends = np.full(options.chunk_size, e)
-    state = None
-    for start in range(s, e, options.chunk_size):
-        stop = min(start + options.chunk_size, e)
-        ids = torch.from_numpy(tokens[start:stop]).to(dev).unsqueeze(0)
-        logits, state = model(ids, state)
-        job = _one_sequence_job(model, _pending(rec), logits, tokens, start, ends, options.dtype)
-        yield start, stop - start, job, None
 
 
 class _StateFile:
