@@ -8,7 +8,7 @@ completion of each line's deterministic part, broken down per key (:func:`task_c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -129,17 +129,12 @@ class Completion:
         return self.correct / self.sequences if self.sequences else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "sequences": self.sequences,
-            "correct": self.correct,
-            "accuracy": self.accuracy,
-            "key": self.key,
-            "by_key": {
-                str(k): {"sequences": n, "correct": c, "accuracy": c / n}
-                for k, (n, c) in sorted(self.by_key.items())
-            },
+        """JSON-ready, with the accuracy overall and per key."""
+        by_key = {
+            str(k): {"sequences": n, "correct": c, "accuracy": c / n}
+            for k, (n, c) in sorted(self.by_key.items())
         }
+        return {**asdict(self), "accuracy": self.accuracy, "by_key": by_key}
 
 
 def task_completion(
@@ -180,13 +175,9 @@ class Evaluation:
     completion: Completion | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "bits_per_char": self.bits_per_char,
-            "characters": self.characters,
-            "sequences": self.sequences,
-            "reset": self.reset,
-            "completion": self.completion.to_dict() if self.completion else None,
-        }
+        """JSON-ready (what ``lstmprobe evaluate --json`` prints)."""
+        completion = self.completion.to_dict() if self.completion else None
+        return {**asdict(self), "completion": completion}
 
 
 def evaluate(
