@@ -380,28 +380,39 @@ def _is_char(text: str, char: str) -> np.ndarray:
     return (codes == ord(char)).astype(np.float32)
 
 
-@_TABLE.family(
-    "char", "1 where the char just read is X, else 0 (char:space, char:tab, char:\\n work)."
-)
-def _char_family(spec: str, arg: str) -> Feature:
-    char = _char_arg(spec, arg)
-    label = partial(_is_char, char=char)
-    return Feature(
-        spec,
-        label,
-        "binary",
-        f"1 where the char just read is {char!r}, else 0.",
-        True,
-        stateless(label, anywhere),
-        f"the recorded text holds no {char!r} (or only {char!r})",
-    )
-
-
 def _next_char(text: str, char: str) -> np.ndarray:
     out = np.full(len(text), np.nan, dtype=np.float32)
     if len(text) > 1:
         out[:-1] = _is_char(text, char)[1:]
     return out
+
+
+def _all_but_last(buf: str, final: bool) -> int:
+    return max(0, len(buf) - 1)
+
+
+def _char_feature(spec: str, char: str, ahead: int) -> Feature:
+    """1 where the char ``ahead`` positions on (0: the one just read, 1: the next) is ``char``."""
+    if ahead == 0:
+        label = partial(_is_char, char=char)
+        definition = f"1 where the char just read is {char!r}, else 0."
+        cut = anywhere
+        constant = f"the recorded text holds no {char!r} (or only {char!r})"
+    else:
+        label = partial(_next_char, char=char)
+        definition = (
+            f"1 where the next char is {char!r}, else 0; NaN at the last char of each sequence."
+        )
+        cut = _all_but_last  # wait for the next char
+        constant = f"the recorded text holds no {char!r} after its first char (or only {char!r})"
+    return Feature(spec, label, "binary", definition, True, stateless(label, cut), constant)
+
+
+@_TABLE.family(
+    "char", "1 where the char just read is X, else 0 (char:space, char:tab, char:\\n work)."
+)
+def _char_family(spec: str, arg: str) -> Feature:
+    return _char_feature(spec, _char_arg(spec, arg), 0)
 
 
 @_TABLE.family(
@@ -410,17 +421,7 @@ def _next_char(text: str, char: str) -> np.ndarray:
     "each sequence.",
 )
 def _next_char_family(spec: str, arg: str) -> Feature:
-    char = _char_arg(spec, arg)
-    label = partial(_next_char, char=char)
-    return Feature(
-        spec,
-        label,
-        "binary",
-        f"1 where the next char is {char!r}, else 0; NaN at the last char of each sequence.",
-        True,
-        stateless(label, lambda buf, final: max(0, len(buf) - 1)),  # wait for the next char
-        f"the recorded text holds no {char!r} after its first char (or only {char!r})",
-    )
+    return _char_feature(spec, _char_arg(spec, arg), 1)
 
 
 def _steps(text: str, up: str, down: str | None) -> np.ndarray:
