@@ -52,6 +52,23 @@ decode_finite = float16_decoder(clamp=True)
 decode_exact = float16_decoder(clamp=False)
 
 
+def reference_decode(bits: np.ndarray, finite: bool) -> np.ndarray:
+    """What :data:`decode_finite` (``finite``) or :data:`decode_exact` computes, in NumPy: the
+    float32 values of float16 bit patterns ``bits`` (uint16).
+
+    Examples
+    --------
+    >>> bits = np.array([0x3C00, 0x7C00, 0xFE00], np.uint16)  # 1, inf, a negative NaN
+    >>> reference_decode(bits, finite=True).tolist()
+    [1.0, 65504.0, -65504.0]
+    """
+    v = bits.view(np.float16).astype(np.float32)
+    if finite:
+        big = np.where(np.signbit(v), np.float32(-65504), np.float32(65504))
+        v = np.where(np.isfinite(v), v, big)
+    return v
+
+
 def kernel_view(x: np.ndarray) -> np.ndarray:
     """A window as the kernels take it: float16 as its bits (uint16), else float32."""
     return x.view(np.uint16) if x.dtype == np.float16 else np.asarray(x, dtype=np.float32)
