@@ -40,7 +40,7 @@ SNIPPET = (
 def make_store(path: Path, n: int, units_per_key: int = 128, seed: int = 0) -> Path:
     """A float16 store of 6 LSTM quantities x ``units_per_key`` units, written in windows."""
     from lstmprobe.features import get_feature
-    from lstmprobe.store import StoreWriter
+    from lstmprobe.store import RecordingSpec, StoreWriter
     from lstmprobe.text import Vocab, sequences
 
     text = (SNIPPET * (n // len(SNIPPET) + 1))[:n]
@@ -50,16 +50,18 @@ def make_store(path: Path, n: int, units_per_key: int = 128, seed: int = 0) -> P
     layout = {f"layer0/{k}": units_per_key for k in keys}
     writer = StoreWriter(
         path,
-        tokens=vocab.encode(text).astype(np.int32),
-        sequences=sequences(text),
-        vocab=vocab,
-        layout=layout,
-        dtype="float16",
-        model_summary={},
-        model_sha256="0" * 64,
-        corpus_sha256="0" * 64,
-        has_next_logprob=False,
-        run_config={},
+        RecordingSpec(
+            tokens=vocab.encode(text).astype(np.int32),
+            sequences=sequences(text),
+            vocab=vocab,
+            layout=layout,
+            dtype="float16",
+            model_summary={},
+            model_sha256="0" * 64,
+            corpus_sha256="0" * 64,
+            has_next_logprob=False,
+            run_config={},
+        ),
         force=True,
     )
     rng = np.random.default_rng(seed)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmprobe.features import get_feature
-from lstmprobe.store import StoreWriter
+from lstmprobe.store import RecordingSpec, StoreWriter
 from lstmprobe.text import Vocab, sequences
 
 BASE = (
@@ -36,16 +36,18 @@ def build_store(
     hidden[:, 1] = -indent / 8 + 0.05 * rng.normal(size=n)
     writer = StoreWriter(
         path,
-        tokens=vocab.encode(text).astype(np.int32),
-        sequences=sequences(text),
-        vocab=vocab,
-        layout={"layer0/cell": 6, "layer0/hidden": 6},
-        dtype=dtype,
-        model_summary={},
-        model_sha256="0" * 64,
-        corpus_sha256="0" * 64,
-        has_next_logprob=False,
-        run_config={},
+        RecordingSpec(
+            tokens=vocab.encode(text).astype(np.int32),
+            sequences=sequences(text),
+            vocab=vocab,
+            layout={"layer0/cell": 6, "layer0/hidden": 6},
+            dtype=dtype,
+            model_summary={},
+            model_sha256="0" * 64,
+            corpus_sha256="0" * 64,
+            has_next_logprob=False,
+            run_config={},
+        ),
         chunk_positions=chunk_positions,
     )
     writer.write(0, {"layer0/cell": cell, "layer0/hidden": hidden})

@@ -37,7 +37,14 @@ from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreErro
 from lstmprobe.models import CharLSTM, LoadedModel, map_state
 from lstmprobe.record.hooks import PendingActivations, Recorder
 from lstmprobe.record.layers import layout
-from lstmprobe.store import COMPRESSIONS, DTYPES, StoreWriter, partial_path, write_error
+from lstmprobe.store import (
+    COMPRESSIONS,
+    DTYPES,
+    RecordingSpec,
+    StoreWriter,
+    partial_path,
+    write_error,
+)
 from lstmprobe.text import RESETS, check_chars, sequences
 
 
@@ -166,17 +173,19 @@ def record_corpus(
         )
     writer = StoreWriter(
         out,
-        tokens=tokens.astype(np.int32),
-        sequences=seqs,
-        vocab=loaded.vocab,
-        layout=data_layout,
-        dtype=options.dtype,
+        RecordingSpec(
+            tokens=tokens.astype(np.int32),
+            sequences=seqs,
+            vocab=loaded.vocab,
+            layout=data_layout,
+            dtype=options.dtype,
+            model_summary=loaded.summary(),
+            model_sha256=loaded.sha256,
+            corpus_sha256=corpus_sha256(text),
+            has_next_logprob=model.decoder is not None,
+            run_config=options.run_config(),
+        ),
         compression=options.compression,
-        model_summary=loaded.summary(),
-        model_sha256=loaded.sha256,
-        corpus_sha256=corpus_sha256(text),
-        has_next_logprob=model.decoder is not None,
-        run_config=options.run_config(),
         force=force,
         resume=resume,
         warn=warn,

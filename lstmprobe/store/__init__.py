@@ -28,6 +28,7 @@ from lstmprobe.store._format import (
     PARTIAL_SUFFIX,
     TARGET_CHUNK_BYTES,
     UNIT_BLOCK,
+    RecordingSpec,
     default_chunk_positions,
     partial_path,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "TARGET_CHUNK_BYTES",
     "UNIT_BLOCK",
     "ActivationStore",
+    "RecordingSpec",
     "StoreWriter",
     "check_output",
     "default_chunk_positions",

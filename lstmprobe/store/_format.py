@@ -103,6 +103,44 @@ def cache_bytes(chunk_positions: int, n_units: Sequence[int], itemsize: int) -> 
 
 
 @dataclass(frozen=True, eq=False)
+class RecordingSpec:
+    """What a recording holds besides its values, and what a resumed recording must match.
+
+    Parameters
+    ----------
+    tokens : ndarray of shape (n_positions,)
+        Vocab id of each position's character.
+    sequences : array-like of shape (n_sequences, 2)
+        ``[start, end)`` of each independent sequence (:func:`lstmprobe.text.sequences`).
+    vocab : Vocab
+        The model's vocabulary.
+    layout : dict of str to int
+        Ordered dataset key -> number of units, e.g. ``{"layer0/input_gate": 128, ...}``.
+    model_summary : dict
+        JSON-ready description of the model (stored as the ``model`` attribute).
+    model_sha256, corpus_sha256 : str
+        Hashes of the model and the corpus.
+    has_next_logprob : bool
+        Whether each write brings the model's log-probability of the next character.
+    run_config : dict
+        How the recording is made (reset mode, quantities, ...).
+    dtype : {"float16", "float32"}
+        Storage type of the activations.
+    """
+
+    tokens: np.ndarray
+    sequences: Any
+    vocab: Vocab
+    layout: Mapping[str, int]
+    model_summary: dict
+    model_sha256: str
+    corpus_sha256: str
+    has_next_logprob: bool
+    run_config: dict
+    dtype: str = "float16"
+
+
+@dataclass(frozen=True, eq=False)
 class Contents:
     """What a recording holds besides its values, checked: the corpus as vocab ids, its
     sequences, and the datasets (``key -> units``) with their dtype."""
@@ -129,17 +167,12 @@ class Contents:
 
 
 def check_contents(
-    tokens: np.ndarray,
-    sequences: Any,
-    vocab: Vocab,
-    layout: Mapping[str, int],
-    dtype: str,
-    compression: str | None,
-    chunk_positions: int | None,
-    has_next_logprob: bool,
+    spec: RecordingSpec, compression: str | None, chunk_positions: int | None
 ) -> Contents:
     """Check what a :class:`~lstmprobe.store.StoreWriter` is asked to write; each problem is one
     :class:`StoreError` line."""
+    tokens, sequences, vocab, layout = spec.tokens, spec.sequences, spec.vocab, spec.layout
+    dtype = spec.dtype
     tokens = np.asarray(tokens)
     if tokens.ndim != 1 or tokens.size == 0:
         raise StoreError(
@@ -183,7 +216,7 @@ def check_contents(
         sequences=seqs,
         layout=dict(layout_list),
         dtype=dtype,
-        has_next_logprob=bool(has_next_logprob),
+        has_next_logprob=bool(spec.has_next_logprob),
     )
 
 

@@ -33,6 +33,7 @@ from lstmprobe.store._files import (
 from lstmprobe.store._format import (
     FORMAT,
     FORMAT_VERSION,
+    RecordingSpec,
     check_contents,
     compressing_path,
     dataset,
@@ -65,29 +66,14 @@ class StoreWriter:
     ----------
     path : str or PathLike
         The final file, e.g. ``acts.h5``.
-    tokens : ndarray of shape (n_positions,)
-        Vocab id of each position's character.
-    sequences : ndarray of shape (n_sequences, 2)
-        ``[start, end)`` of each independent sequence.
-    vocab : Vocab
-        The model's vocabulary.
-    layout : dict of str to int
-        Ordered dataset key -> number of units, e.g. ``{"layer0/input_gate": 128, ...}``.
-    dtype : {"float16", "float32"}
-        Storage type of the activations.
+    spec : RecordingSpec
+        What is recorded: the tokens, sequences, vocab, layout, dtype, the model's and corpus's
+        hashes and how the recording is made (checked on resume).
     compression : {None, "lzf", "gzip"}
         HDF5 compression of the final file (with byte shuffling); applied by :meth:`finish`.
     chunk_positions : int, optional
         Positions per HDF5 chunk; by default a chunk is about 512 KiB. Ignored on resume (the
         partial file keeps its own).
-    model_summary : dict
-        JSON-ready description of the model (stored as the ``model`` attribute).
-    model_sha256, corpus_sha256 : str
-        Hashes of the model and corpus; checked on resume.
-    has_next_logprob : bool
-        Whether :meth:`write` receives ``next_logprob``.
-    run_config : dict
-        How the recording was made (reset mode, quantities, ...); checked on resume.
     force : bool
         Overwrite an existing recording (replaced only at :meth:`finish`) and discard a partial one.
     resume : bool
@@ -116,10 +102,11 @@ class StoreWriter:
     >>> d = Path(tmp.name)
     >>> text = "abcab"
     >>> vocab = Vocab.from_text(text)
-    >>> w = StoreWriter(d / "acts.h5", tokens=vocab.encode(text), sequences=[[0, 5]],
-    ...                 vocab=vocab, layout={"layer0/cell": 3}, model_summary={"cell": "lstm"},
-    ...                 model_sha256="m", corpus_sha256="c", has_next_logprob=False,
-    ...                 run_config={"reset": "none"})
+    >>> spec = RecordingSpec(tokens=vocab.encode(text), sequences=[[0, 5]], vocab=vocab,
+    ...                      layout={"layer0/cell": 3}, model_summary={"cell": "lstm"},
+    ...                      model_sha256="m", corpus_sha256="c", has_next_logprob=False,
+    ...                      run_config={"reset": "none"})
+    >>> w = StoreWriter(d / "acts.h5", spec)
     >>> w.write(0, {"layer0/cell": np.zeros((5, 3))})
     >>> w.finish().name
     'acts.h5'
@@ -133,19 +120,10 @@ class StoreWriter:
     def __init__(
         self,
         path: str | os.PathLike[str],
+        spec: RecordingSpec,
         *,
-        tokens: np.ndarray,
-        sequences: np.ndarray,
-        vocab: Vocab,
-        layout: Mapping[str, int],
-        dtype: str = "float16",
         compression: str | None = None,
         chunk_positions: int | None = None,
-        model_summary: dict,
-        model_sha256: str,
-        corpus_sha256: str,
-        has_next_logprob: bool,
-        run_config: dict,
         force: bool = False,
         resume: bool = False,
         warn: Callable[[str], None] | None = None,
@@ -160,9 +138,8 @@ class StoreWriter:
         self._warn = warn
         self._overflowed: set[str] = set()  # datasets already warned about
 
-        contents = check_contents(
-            tokens, sequences, vocab, layout, dtype, compression, chunk_positions, has_next_logprob
-        )
+        contents = check_contents(spec, compression, chunk_positions)
+        dtype = spec.dtype
 
         self._contents = contents
         self.n_positions = contents.n_positions
@@ -173,11 +150,11 @@ class StoreWriter:
         self.written = 0
         self._tokens = contents.tokens
         identity = {
-            "model_sha256": str(model_sha256),
-            "corpus_sha256": str(corpus_sha256),
+            "model_sha256": str(spec.model_sha256),
+            "corpus_sha256": str(spec.corpus_sha256),
             "layout": [[k, n] for k, n in contents.layout.items()],
             "dtype": dtype,
-            "run_config": normalized(run_config),
+            "run_config": normalized(spec.run_config),
             "has_next_logprob": self.has_next_logprob,
         }
 
@@ -190,7 +167,7 @@ class StoreWriter:
                 # left by a failure at creation: nothing to continue, nothing lost
                 self.partial.unlink()
                 self._release()
-            self._open(identity, model_summary, vocab, chunk_positions, force, resume)
+            self._open(identity, spec.model_summary, spec.vocab, chunk_positions, force, resume)
         except BaseException:
             self._release()
             raise

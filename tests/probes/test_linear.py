@@ -369,7 +369,7 @@ def test_wide_problems_are_solved_on_all_units_directly(kind: str) -> None:
 def _store(path, text: str, seed: int, model: str, width: int = 6):  # type: ignore[no-untyped-def]
     """A real small recording with planted layer0/cell/4 (quote), of ``model``'s hash."""
     from lstmprobe.features import get_feature
-    from lstmprobe.store import StoreWriter
+    from lstmprobe.store import RecordingSpec, StoreWriter
     from lstmprobe.text import Vocab, sequences
 
     rng = np.random.default_rng(seed)
@@ -377,11 +377,7 @@ def _store(path, text: str, seed: int, model: str, width: int = 6):  # type: ign
     cell = rng.normal(size=(len(text), width)).astype(np.float32)
     planted = min(4, width - 1)
     cell[:, planted] = 2 * get_feature("quote").labels(text) - 1 + 0.4 * cell[:, planted]
-    writer = StoreWriter(
-        path, tokens=vocab.encode(text), sequences=sequences(text), vocab=vocab,
-        layout={"layer0/cell": width}, dtype="float32", model_summary={},
-        model_sha256=model * 64, corpus_sha256="0" * 64, has_next_logprob=False, run_config={},
-    )  # fmt: skip
+    writer = StoreWriter(path, RecordingSpec(tokens=vocab.encode(text), sequences=sequences(text), vocab=vocab, layout={"layer0/cell": width}, dtype="float32", model_summary={}, model_sha256=model * 64, corpus_sha256="0" * 64, has_next_logprob=False, run_config={}))  # fmt: skip
     writer.write(0, {"layer0/cell": cell})
     return writer.finish()
 

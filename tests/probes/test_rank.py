@@ -156,7 +156,7 @@ def test_the_interval_holds_the_score_it_is_an_interval_of(store) -> None:  # ty
 def test_extreme_and_non_finite_units_rank_without_numpy_warnings(tmp_path: Path) -> None:
     """Constant units, units of 1e30 (their squares overflow float32), inf and NaN: no numpy
     RuntimeWarning (pytest turns them into errors), one warning line, the planted unit first."""
-    from lstmprobe.store import StoreWriter
+    from lstmprobe.store import RecordingSpec, StoreWriter
     from lstmprobe.text import sequences
 
     text = BASE * 8
@@ -168,11 +168,7 @@ def test_extreme_and_non_finite_units_rank_without_numpy_warnings(tmp_path: Path
     cell[::50, 2] = np.inf
     cell[3::70, 3] = np.nan
     cell[:, 4] = 2 * get_feature("quote").labels(text) - 1 + 0.3 * cell[:, 4]
-    writer = StoreWriter(
-        tmp_path / "acts.h5", tokens=vocab.encode(text), sequences=sequences(text, "line"),
-        vocab=vocab, layout={"layer0/cell": 5}, dtype="float32", model_summary={},
-        model_sha256="0" * 64, corpus_sha256="0" * 64, has_next_logprob=False, run_config={},
-    )  # fmt: skip
+    writer = StoreWriter(tmp_path / "acts.h5", RecordingSpec(tokens=vocab.encode(text), sequences=sequences(text, "line"), vocab=vocab, layout={"layer0/cell": 5}, dtype="float32", model_summary={}, model_sha256="0" * 64, corpus_sha256="0" * 64, has_next_logprob=False, run_config={}))  # fmt: skip
     writer.write(0, {"layer0/cell": cell})
     lines: list[str] = []
     with ActivationStore(writer.finish()) as s:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from lstmprobe.cli import main
-from lstmprobe.store import ActivationStore, StoreWriter
+from lstmprobe.store import ActivationStore, RecordingSpec, StoreWriter
 from lstmprobe.text import Vocab, sequences
 from tests.report.conftest import record
 
@@ -128,11 +128,7 @@ def test_a_kind_needing_an_unrecorded_quantity_says_what_to_record(tmp_path):
 def test_an_unfinished_or_empty_store_says_how_to_go_on(tmp_path):
     text = "abc\n" * 50
     vocab = Vocab.from_text(text)
-    writer = StoreWriter(
-        tmp_path / "acts.h5", tokens=vocab.encode(text).astype("int32"), sequences=sequences(text),
-        vocab=vocab, layout={"layer0/cell": 2}, dtype="float32", model_summary={},
-        model_sha256="0" * 64, corpus_sha256="0" * 64, has_next_logprob=False, run_config={},
-    )  # fmt: skip
+    writer = StoreWriter(tmp_path / "acts.h5", RecordingSpec(tokens=vocab.encode(text).astype("int32"), sequences=sequences(text), vocab=vocab, layout={"layer0/cell": 2}, dtype="float32", model_summary={}, model_sha256="0" * 64, corpus_sha256="0" * 64, has_next_logprob=False, run_config={}))  # fmt: skip
     writer.close()  # never finished
     result = run("report", "--store", str(tmp_path / "acts.h5"))
     assert result.exit_code == 1 and "--resume" in result.output

@@ -29,7 +29,13 @@ from lstmprobe.cli import main
 from lstmprobe.errors import StoreError
 from lstmprobe.models import load_model, save_checkpoint
 from lstmprobe.record import RecordOptions, record_corpus
-from lstmprobe.store import ActivationStore, StoreWriter, partial_path, write_json_atomic
+from lstmprobe.store import (
+    ActivationStore,
+    RecordingSpec,
+    StoreWriter,
+    partial_path,
+    write_json_atomic,
+)
 from tests.conftest import make_model
 
 VICTIM = b"precious bytes the user owns\n"
@@ -234,11 +240,7 @@ def open_writer(out: Path, n: int = 10) -> StoreWriter:
     from lstmprobe.text import Vocab
 
     vocab = Vocab(("a", "b"))
-    return StoreWriter(
-        out, tokens=np.zeros(n, dtype=np.int32), sequences=[[0, n]], vocab=vocab,
-        layout={"layer0/cell": 2}, model_summary={}, model_sha256="m", corpus_sha256="c",
-        has_next_logprob=False, run_config={},
-    )  # fmt: skip
+    return StoreWriter(out, RecordingSpec(tokens=np.zeros(n, dtype=np.int32), sequences=[[0, n]], vocab=vocab, layout={"layer0/cell": 2}, model_summary={}, model_sha256="m", corpus_sha256="c", has_next_logprob=False, run_config={}))  # fmt: skip
 
 
 @pytest.mark.parametrize("flags", [[], ["--force"], ["--resume"], ["--resume", "--force"]])

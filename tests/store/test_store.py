@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -29,6 +30,7 @@ from lstmprobe.store import (
     LSTM_QUANTITIES,
     TARGET_CHUNK_BYTES,
     ActivationStore,
+    RecordingSpec,
     StoreWriter,
     default_chunk_positions,
     parse_unit,
@@ -67,6 +69,9 @@ def logprob(start: int, stop: int) -> np.ndarray:
     return -np.log1p(np.arange(start, stop, dtype=np.float64) % 7)
 
 
+SPEC_FIELDS = [f.name for f in dataclasses.fields(RecordingSpec)]
+
+
 def writer(path: Path, text: str, **kwargs) -> StoreWriter:
     options = {
         "tokens": VOCAB.encode(text),
@@ -80,7 +85,8 @@ def writer(path: Path, text: str, **kwargs) -> StoreWriter:
         "run_config": {"reset": "line", "quantities": ["cell", "hidden"]},
     }
     options.update(kwargs)
-    return StoreWriter(path, **options)
+    spec = {k: options.pop(k) for k in SPEC_FIELDS if k in options}
+    return StoreWriter(path, RecordingSpec(**spec), **options)
 
 
 def record(
