@@ -24,6 +24,7 @@ Layers are named as :mod:`lstmprobe.record.layers` numbers them (``layer0``, ``l
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -216,7 +217,7 @@ class Recorder:
         cls_forward: Callable[..., Any] = type(module).forward
         if singles is None:
             output, state = cls_forward(module, input, hx)
-            self._record_layer(module, 0, offset, wanted, input, output, hx, state)
+            self._record_layer(_LayerCall(module, 0, f"layer{offset}", input, output, hx), wanted)
             return output, state
         # several layers: run them one at a time so that each layer's output is seen
         dirs = 2 if module.bidirectional else 1
@@ -226,7 +227,8 @@ class Recorder:
         for k, single in enumerate(singles):
             layer_hx = _slice_state(hx, k, dirs, is_lstm)
             output, state = single(layer_input, layer_hx)
-            self._record_layer(module, k, offset, wanted, layer_input, output, layer_hx, state)
+            call = _LayerCall(module, k, f"layer{offset + k}", layer_input, output, layer_hx)
+            self._record_layer(call, wanted)
             if is_lstm:
                 h_parts.append(state[0])
                 c_parts.append(state[1])
@@ -318,34 +320,34 @@ class Recorder:
 
         self._pending.append(compute)
 
-    def _record_layer(
-        self,
-        module: nn.LSTM | nn.GRU,
-        k: int,
-        offset: int,
-        wanted: set[str],
-        layer_input: Any,
-        output: Any,
-        hx: Any,
-        state: Any,
-    ) -> None:
-        name = f"layer{offset + k}"
-        dirs = (False, True) if module.bidirectional else (False,)
+    def _record_layer(self, call: _LayerCall, wanted: set[str]) -> None:
+        dirs = (False, True) if call.module.bidirectional else (False,)
         if not self.keep and self.sink is None:
             return
-        if not any((name + ("_reverse" if r else "")) in wanted for r in dirs):
+        if not any((call.name + ("_reverse" if r else "")) in wanted for r in dirs):
             return
-        if isinstance(layer_input, PackedSequence):
-            self.lengths = _packed_lengths(layer_input)
+        if isinstance(call.input, PackedSequence):
+            self.lengths = _packed_lengths(call.input)
         layout = self.layout
 
         def compute() -> Activations:
-            values: Activations = {}
             with torch.no_grad():
-                _internals(module, k, name, dirs, wanted, layout, layer_input, output, hx, values)
-            return values
+                return _internals(call, wanted, layout)
 
         self._pending.append(compute)
+
+
+@dataclass(frozen=True)
+class _LayerCall:
+    """One call of layer ``k`` of a recurrent ``module``, named ``name`` in the recording: its
+    input and output (Tensors or PackedSequences, as the module saw them) and its state ``hx``."""
+
+    module: nn.LSTM | nn.GRU
+    k: int
+    name: str
+    input: Any
+    output: Any
+    hx: Any
 
 
 class PendingActivations:
@@ -379,19 +381,11 @@ def _packed_lengths(packed: PackedSequence) -> torch.Tensor:
     return lengths
 
 
-def _internals(
-    module: nn.LSTM | nn.GRU,
-    k: int,
-    name: str,
-    dirs: tuple[bool, ...],
-    wanted: set[str],
-    layout: dict[str, int],
-    layer_input: Any,
-    output: Any,
-    hx: Any,
-    values: Activations,
-) -> None:
-    """Recompute the internals of layer ``k`` of ``module`` into ``values``."""
+def _internals(call: _LayerCall, wanted: set[str], layout: dict[str, int]) -> Activations:
+    """The wanted internals of one layer call, every direction, recomputed."""
+    module, k, name, layer_input, output = call.module, call.k, call.name, call.input, call.output
+    dirs = (False, True) if module.bidirectional else (False,)
+    values: Activations = {}
     unbatched = not isinstance(layer_input, PackedSequence) and layer_input.dim() == 2
     if unbatched and not isinstance(layer_input, PackedSequence):
         layer_input = layer_input.unsqueeze(0 if module.batch_first else 1)
@@ -406,7 +400,7 @@ def _internals(
         if layer_name not in wanted:
             continue
         qs = tuple(q.split("/")[1] for q in layout if q.split("/")[0] == layer_name)
-        h0, c0 = _initial_state(hx, d, batch, module, x, unbatched)
+        h0, c0 = _initial_state(call.hx, d, batch, module, x, unbatched)
         h_out = y[..., d * out_size : (d + 1) * out_size]
         xi = x
         if reverse:
@@ -417,6 +411,7 @@ def _internals(
         got = layer_internals(inp, h_out, qs)
         for q, v in got.items():
             values[f"{layer_name}/{q}"] = _flip(v, lengths) if reverse else v
+    return values
 
 
 def _slice_state(hx: Any, k: int, dirs: int, is_lstm: bool) -> Any:
