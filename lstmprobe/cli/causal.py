@@ -7,13 +7,14 @@ from typing import Any
 
 import click
 
-from lstmprobe.cli._common import (
-    echo_json,
-    handle_errors,
-    json_option,
+from lstmprobe.cli._common import echo_json, handle_errors, resolve_corpus
+from lstmprobe.cli.options import (
+    int_option,
     quiet_option,
-    resolve_corpus,
+    reset_option,
+    script_options,
     store_option,
+    trust_option,
 )
 
 
@@ -54,32 +55,25 @@ def check_model_matches(store: Any, sha256: str, force: bool, model: str) -> Non
 @click.option(
     "--unit", "-u", "units", multiple=True, help="A unit to intervene on (repeatable; together)."
 )
-@click.option(
+@int_option(
     "--top",
-    type=click.IntRange(1),
-    default=None,
+    minimum=1,
     help="The top K units of -f FEATURE in STORE.rankings.json, each alone and all together.",
 )
 @click.option("--feature", "-f", default=None, help="Where the units should matter (on vs off).")
 @click.option("--mode", default="zero", show_default=True, help="zero | mean | clamp:V.")
-@click.option(
+@int_option(
     "--random",
     "n_random",
     default=20,
-    show_default=True,
-    type=click.IntRange(0),
+    minimum=0,
     help="Random same-size unit sets of the same layer and quantity per condition.",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random draws.")
-@click.option(
-    "--reset",
-    type=click.Choice(["none", "line"]),
-    default=None,
-    help="How the model reads the corpus; default: as the store was recorded, else none.",
-)
+@int_option("--seed", default=0, help="Seed of the random draws.")
+@reset_option("How the model reads the corpus; default: as the store was recorded, else none.")
 @click.option("--task", is_flag=True, help="Also measure exact greedy completion (task corpora).")
 @click.option("--force", is_flag=True, help="Use a store recorded with other model weights.")
-@click.option("--trust-pickle", is_flag=True, help="Allow a pickled full module (runs its code).")
+@trust_option
 @click.option("--json", "json_path", default=None, help="Write the results as JSON (- = stdout).")
 @click.option("--no-save", is_flag=True, help="Do not write STORE.ablations.h5 beside the store.")
 @quiet_option
@@ -244,11 +238,9 @@ def _top_conditions(store: Any, feature: str, k: int) -> list[list[str]]:
 @click.option(
     "--unit", "-u", "units", multiple=True, help="Units to show (default: longest timescales)."
 )
-@click.option("--top", default=10, show_default=True, type=click.IntRange(1), help="Rows shown.")
+@int_option("--top", default=10, minimum=1, help="Rows shown.")
 @click.option("--force", is_flag=True, help="Use a model whose weights are not the recorded ones.")
-@json_option
-@quiet_option
-@handle_errors
+@script_options
 def dynamics_command(
     store: str,
     model_path: str | None,

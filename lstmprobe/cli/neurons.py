@@ -7,23 +7,19 @@ from typing import Any
 
 import click
 
-from lstmprobe.cli._common import (
-    echo_json,
-    fail,
-    handle_errors,
-    json_option,
+from lstmprobe.cli._common import echo_json, fail, handle_errors, require_writable, warn
+from lstmprobe.cli.options import (
+    int_option,
+    path_or_stdout_option,
     quiet_option,
-    require_writable,
+    script_options,
     store_option,
-    warn,
 )
 from lstmprobe.errors import LstmprobeError
 
 
 @click.command("features")
-@json_option
-@quiet_option
-@handle_errors
+@script_options
 def features_command(as_json: bool, quiet: bool) -> None:
     """List the built-in features with their precise definitions.
 
@@ -56,27 +52,19 @@ def features_command(as_json: bool, quiet: bool) -> None:
     required=True,
     help="Feature to rank units for (repeatable): a built-in, char:X, regex:P, FILE.py:FUNC.",
 )
-@click.option("--top", default=10, show_default=True, type=click.IntRange(1), help="Rows shown.")
-@click.option(
+@int_option("--top", default=10, minimum=1, help="Rows shown.")
+@path_or_stdout_option(
     "--json",
     "json_flag",
-    is_flag=False,
-    flag_value="-",
-    default=None,
-    metavar="[PATH]",
     help="Print the ranking as JSON instead of the table (as everywhere); --json PATH, the "
     "older spelling, writes it to PATH like --json-out.",
 )
 @click.option(
     "--json-out", "-o", "json_out", default=None, metavar="PATH", help="Write the JSON to PATH."
 )
-@click.option(
+@path_or_stdout_option(
     "--csv",
     "csv_flag",
-    is_flag=False,
-    flag_value="-",
-    default=None,
-    metavar="[PATH]",
     help="Print the ranking as CSV instead of the table; --csv PATH writes it to PATH.",
 )
 @click.option("--csv-out", "csv_out", default=None, metavar="PATH", help="Write the CSV to PATH.")
@@ -87,42 +75,33 @@ def features_command(as_json: bool, quiet: bool) -> None:
     help="Fit held-out probes, controls and intervals (off: scores only, one pass).",
 )
 @click.option("--key", "keys", multiple=True, help="Only these datasets, e.g. layer0/cell.")
-@click.option(
+@int_option(
     "--max-positions",
     default=50_000,
-    show_default=True,
-    type=click.IntRange(100),
+    minimum=100,
     help="Positions used for probes (contiguous windows).",
 )
-@click.option("--blocks", default=20, show_default=True, type=click.IntRange(3), help="Blocks.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of splits/controls.")
-@click.option(
+@int_option("--blocks", default=20, minimum=3, help="Blocks.")
+@int_option("--seed", default=0, help="Seed of splits/controls.")
+@int_option(
     "--label-memory",
     default=256,
-    show_default=True,
-    type=click.IntRange(0),
+    minimum=0,
     metavar="MB",
     help="Keep the labels in memory up to this size; beyond, compute them again from the "
     "stored text for each pass (same results, bounded memory, one more pass).",
 )
 @click.option("--no-save", is_flag=True, help="Do not write STORE.rankings.json beside the store.")
-@click.option(
+@int_option(
     "--ablate",
     "ablate_k",
-    type=click.IntRange(1),
-    default=None,
+    minimum=1,
     metavar="K",
     help="Zero each of the top K units of every feature (needs --model) and add its causal "
     "effect and p-value against random units as columns (docs/causal.md).",
 )
 @click.option("--model", "model_path", default=None, help="The recorded model, for --ablate.")
-@click.option(
-    "--ablate-random",
-    default=20,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Random units per ablated unit.",
-)
+@int_option("--ablate-random", default=20, minimum=0, help="Random units per ablated unit.")
 @quiet_option
 @handle_errors
 def find_neurons_command(
