@@ -305,9 +305,10 @@ def reading_options(func: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         return func(*args, reading=Reading(trust_pickle, unknown, threads), **kw)
 
+    wrapped: Callable[..., Any] = command
     for option in (script_options, threads_option, unknown_option(_UNKNOWN), trust_option):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return wrapped
 
 
 _UNKNOWN = "What to do with characters not in the vocabulary (as in record)."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
@@ -181,7 +180,20 @@ def find_neurons_command(
         )
         if ablate_k:
             assert model_path is not None  # checked above, before any work
-            ranking = _with_causal(s, ranking, ablate_k, model_path, ablate_random, seed, quiet)
+            from lstmprobe.causal import with_causal_columns
+            from lstmprobe.models import load_model
+
+            ranking = with_causal_columns(
+                ranking,
+                s,
+                load_model(model_path),
+                ablate_k,
+                model=model_path,
+                n_random=ablate_random,
+                seed=seed,
+                progress=not quiet,
+                warn=warn,
+            )
     if not any("skipped" not in f for f in ranking.features.values()):
         fail("no feature could be scored on this corpus (see the warnings above)")
     merged = ranking
@@ -219,28 +231,3 @@ def _output(flag: str, given: str | None, out: str | None) -> tuple[bool, str | 
     if len(files) > 1:
         fail(f"{flag} {given} and {flag}-out {out} name two files; give one")
     return stdout, files.pop() if files else None
-
-
-def _with_causal(
-    store: Any, ranking: Any, k: int, model_path: str, n_random: int, seed: int, quiet: bool
-) -> Any:
-    """``--ablate K``: the ranking with causal columns for the top K units of each feature."""
-    from lstmprobe.causal.ablation import ranking_effects
-    from lstmprobe.cli.causal import check_model_matches
-    from lstmprobe.models import load_model
-
-    loaded = load_model(model_path)
-    check_model_matches(store, loaded.sha256, False, model_path)
-    effects = ranking_effects(
-        ranking,
-        loaded.model,
-        loaded.vocab,
-        store.text,
-        k,
-        reset=str(store.run_config.get("reset", "none")),
-        n_random=n_random,
-        seed=seed,
-        progress=not quiet,
-        warn=warn,
-    )
-    return ranking.with_columns(effects)
