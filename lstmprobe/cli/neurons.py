@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from lstmprobe.cli._common import echo_json, fail, handle_errors, require_writable, warn
@@ -140,7 +138,7 @@ def find_neurons_command(
         lstmprobe find-neurons -f quote --ablate 4 --model model.pt
     """
     from lstmprobe.probes import Ranking, rank_units
-    from lstmprobe.store import ActivationStore, write_json_atomic
+    from lstmprobe.store import ActivationStore
 
     json_stdout, json_path = _output("--json", json_flag, json_out)
     csv_stdout, csv_path = _output("--csv", csv_flag, csv_out)
@@ -198,15 +196,8 @@ def find_neurons_command(
         fail("no feature could be scored on this corpus (see the warnings above)")
     merged = ranking
     if saved is not None:
-        if earlier is not None and ranking.same_recording(earlier):
-            merged = ranking.merged_into(earlier)
-        elif earlier is not None and earlier.features:
-            which = "another recording" if earlier.recording else "an unnamed recording"
-            warn(
-                f"{saved} held rankings of {which} ({', '.join(earlier.features)}); it is "
-                "replaced by this ranking"
-            )
-        write_json_atomic(saved, json.loads(merged.to_json()))
+        merged = ranking.merged_with_saved(earlier, path=saved, warn=warn)
+        merged.to_json(saved)
     if json_path:
         ranking.to_json(json_path)
     if csv_path:

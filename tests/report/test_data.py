@@ -123,3 +123,24 @@ def test_missing_quantities_name_the_record_flag(lstm_store):
         data.require_quantities(store, "layer0", ["cell", "hidden"], "x")
     with pytest.raises(UnitError, match="--quantities"), ActivationStore(lstm_store) as store:
         data.require_quantities(store, "layer0", ["reset_gate"], "plot gates")
+
+
+def test_an_old_or_partial_rankings_file_is_read_as_far_as_it_goes(lstm_store, tmp_path):
+    saved = json.loads(lstm_store.with_name("acts.rankings.json").read_text())
+    del saved["format_version"]  # an older file
+    saved["rows"][1]["rank"] = None  # and a damaged row
+    path = tmp_path / "partial.rankings.json"
+    path.write_text(json.dumps(saved))
+    warnings: list[str] = []
+    with ActivationStore(lstm_store) as store:
+        ranking = data.load_rankings(store, path, warnings.append)
+    assert ranking is not None and ranking.feature_names == ["quote", "indent"]
+    assert len(ranking.rows) == len(saved["rows"]) - 1
+    assert warnings == [
+        f"{path}: ignored what cannot be used: no format_version; row 1: rank None is not a "
+        "positive integer"
+    ]
+    path.write_text("{not json")
+    again = r"not valid JSON.*rank the recording again: `rank_units"
+    with ActivationStore(lstm_store) as store, pytest.raises(StoreError, match=again):
+        data.load_rankings(store, path)
