@@ -231,7 +231,7 @@ def gate_dynamics(
     if not kinds:
         raise UnitError(
             f"{store.path} holds no layer with the gates and states dynamics needs "
-            "(record all quantities: leave out --quantities)"
+            "(record all quantities: leave out `quantities`)"
         )
     known = {
         f"{layer}/{'cell' if kind == 'lstm' else 'hidden'}/{j}": None

@@ -45,9 +45,10 @@ COLUMNS = (
     "interval_high",
     "interval_score",
 )
-#: Optional columns that ``find-neurons --ablate`` adds (docs/causal.md): the loss change in
-#: bits/char where the feature is on when the unit is zeroed, the same for random units of its
-#: layer and quantity, and the empirical p-value. Written to CSV only when present.
+#: Optional columns that :func:`~lstmprobe.causal.with_causal_columns` adds (docs/causal.md):
+#: the loss change in bits/char where the feature is on when the unit is zeroed, the same for
+#: random units of its layer and quantity, and the empirical p-value. Written to CSV only when
+#: present.
 CAUSAL_COLUMNS = ("causal_delta_on", "causal_delta_off", "causal_random_mean", "causal_p_value")
 
 
@@ -336,7 +337,7 @@ class Ranking:
             rows = self.for_feature(name)[:top]
             probed = any(not is_missing(r.get("test_metric")) for r in rows)
             header = f"  {'rank':>4}  {'unit':<28} {'score':>6} {'sign':>4}"
-            if not probed:  # scores only (--no-probe): no empty held-out columns
+            if not probed:  # scores only (probe=False): no empty held-out columns
                 causal = any(not is_missing(r.get("causal_p_value")) for r in rows)
                 lines.append(
                     header + (f"  {'ablated':>8}  {'random':>7}  {'p':>5}" if causal else "")
