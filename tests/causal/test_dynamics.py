@@ -71,3 +71,18 @@ def test_unknown_units_and_gru_layers(tmp_path, vocab, corpus):
         "update_gate",
         "candidate",
     )
+
+
+def test_a_recording_without_gates_says_which_parameter_to_leave_out(tmp_path, tiny, corpus):
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    options = RecordOptions(dtype="float32", quantities=("cell", "hidden"))
+    path = record_corpus(tiny, corpus, tmp_path / "acts.h5", options).path
+    with ActivationStore(path) as store, pytest.raises(UnitError) as caught:
+        gate_dynamics(store)
+    assert str(caught.value).endswith("(record all quantities: leave out `quantities`)")
+    result = CliRunner().invoke(main, ["dynamics", "--store", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith("(record all quantities: leave out --quantities)")

@@ -143,3 +143,16 @@ def test_unit_means_stream_over_the_recording(recorded):
         np.testing.assert_allclose(
             means["layer1/hidden"], s.read("layer1/hidden").mean(0), atol=1e-6
         )
+
+
+def test_too_many_random_sets_name_the_parameter_or_the_flag(recorded, ablate):
+    from lstmprobe.causal.units import Condition, draw_random
+
+    pools = {"layer0/cell": [1, 2]}
+    with pytest.raises(AblationError) as caught:
+        draw_random(Condition(("layer0/cell/0",)), pools, 3, seed=0)
+    assert str(caught.value).endswith("(2 sets); use `n_random=2` or fewer")
+    result = ablate("-u", "layer0/cell/0", "--random", "3")
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith("(2 sets); use --random 2 or fewer")
+    assert "asks for 3 distinct random sets" in result.stderr and "--random 3" in result.stderr
