@@ -14,7 +14,7 @@ from lstmprobe.causal.ablation import (
     run_ablation,
     with_causal_columns,
 )
-from lstmprobe.causal.dynamics import gate_dynamics, timescale
+from lstmprobe.causal.dynamics import drivers_model, gate_dynamics, timescale
 from lstmprobe.causal.units import (
     AblationPlan,
     check_model_matches,
@@ -31,6 +31,7 @@ __all__ = [
     "AblationResult",
     "check_model_matches",
     "check_selection",
+    "drivers_model",
     "gate_dynamics",
     "next_char_bits",
     "plan_ablation",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -203,19 +202,11 @@ def dynamics_command(
         lstmprobe dynamics --store run1.h5 --unit layer0/cell/17 --json
         lstmprobe dynamics --model counter.pt --store counter.h5
     """
-    from lstmprobe.causal import check_model_matches, gate_dynamics
-    from lstmprobe.models import load_model
+    from lstmprobe.causal import drivers_model, gate_dynamics
     from lstmprobe.store import ActivationStore, write_json_atomic
 
     with ActivationStore(store) as s:
-        model = None
-        candidate = model_path or (s.model or {}).get("path")
-        if model_path or (candidate and Path(candidate).exists()):
-            loaded = load_model(candidate)  # type: ignore[arg-type]
-            if model_path:
-                check_model_matches(s, loaded.sha256, force=force, model=model_path)
-            if loaded.sha256 == s.model_sha256 or model_path:
-                model = loaded.model
+        model = drivers_model(s, model_path, force=force)
         result = gate_dynamics(s, model, list(units) or None, progress=not quiet)
         saved = s.sibling("dynamics.json")
     write_json_atomic(saved, result)
