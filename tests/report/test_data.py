@@ -144,3 +144,25 @@ def test_an_old_or_partial_rankings_file_is_read_as_far_as_it_goes(lstm_store, t
     again = r"not valid JSON.*rank the recording again: `rank_units"
     with ActivationStore(lstm_store) as store, pytest.raises(StoreError, match=again):
         data.load_rankings(store, path)
+
+
+def test_the_report_command_opens_a_partial_rankings_file_and_says_what_it_left_out(
+    lstm_store, tmp_path
+):
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    saved = json.loads(lstm_store.with_name("acts.rankings.json").read_text())
+    saved["rows"][0]["rank"] = "first"  # a row that cannot be ordered
+    path = tmp_path / "partial.rankings.json"
+    path.write_text(json.dumps(saved))
+    out = tmp_path / "r.html"
+    args = ["report", "--store", str(lstm_store), "--rankings", str(path), "-o", str(out)]
+    result = CliRunner().invoke(main, [*args, "--no-figures", "--max-chars", "200", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == (
+        f"warning: {path}: ignored what cannot be used: row 0: rank 'first' is not a positive "
+        "integer"
+    )
+    assert json.loads(result.stdout)["features"] == ["quote", "indent"] and out.exists()
