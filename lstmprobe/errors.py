@@ -74,6 +74,10 @@ class RecordError(LstmprobeError, ValueError):
     """Recording settings are invalid (an unknown dtype, reset or compression, a bad size)."""
 
 
+class AblationError(LstmprobeError, ValueError):
+    """An ablation that cannot be measured as asked."""
+
+
 class ReportError(LstmprobeError, ValueError):
     """A figure or report cannot be made or written (bad output path, nothing to show)."""
 
@@ -98,16 +102,35 @@ CLI_FLAGS: dict[str, str] = {
     "quantities": "--quantities",
     "unknown": "--unknown",
     "out": "-o",
+    "store": "--store",
+    "feature": "-f",
+    "features": "-f",
+    "units": "--unit",
+    "top": "--top",
+    "mode": "--mode",
+    "n_random": "--random",
+    "task": "--task",
+}
+#: The command that does what a library function named in a message does: ```rank_units(
+#: store=acts.h5, features=quote)``` reads ```lstmprobe find-neurons --store acts.h5 -f quote```.
+CLI_COMMANDS: dict[str, str] = {
+    "record_corpus": "lstmprobe record",
+    "rank_units": "lstmprobe find-neurons",
+    "run_ablation": "lstmprobe ablate",
+    "gate_dynamics": "lstmprobe dynamics",
+    "tasks.write": "lstmprobe tasks",
 }
 _PARAMETER = re.compile(r"`([a-z_]+)(?:=([^`\s]+))?`")
+_CALL = re.compile(r"`([a-z_.]+)\(([^`()]*)\)`")
 
 
 def for_cli(message: str) -> str:
     """``message`` with the parameters it names as the command line spells them.
 
     Library messages speak to a Python caller (```force=True```); the command line prints them
-    through this function, so that its user reads the flag instead (``--force``). Backticked
-    text that is not a known parameter is left as it is.
+    through this function, so that its user reads the flag instead (``--force``), and the
+    command for a library call (:data:`CLI_COMMANDS`). Backticked text that is not a known
+    parameter or call is left as it is.
 
     Examples
     --------
@@ -115,6 +138,8 @@ def for_cli(message: str) -> str:
     'pass --force to overwrite, or --resume to continue'
     >>> for_cli('record with `dtype="float32"`; `vocab` has 3 characters; see `lstmprobe models`')
     'record with --dtype float32; --vocab has 3 characters; see `lstmprobe models`'
+    >>> for_cli("finish it: `record_corpus(MODEL, CORPUS, out=acts.h5, resume=True)`")
+    'finish it: `lstmprobe record MODEL CORPUS -o acts.h5 --resume`'
     """
 
     def flag(match: re.Match[str]) -> str:
@@ -122,8 +147,25 @@ def for_cli(message: str) -> str:
         spelled = CLI_FLAGS.get(name)
         if spelled is None:
             return match.group(0)
-        if value is None or value == "True":
-            return spelled
-        return f"{spelled} {value.strip(chr(34) + chr(39))}"
+        return _spelled(spelled, value)
 
-    return _PARAMETER.sub(flag, message)
+    def command(match: re.Match[str]) -> str:
+        spelled = CLI_COMMANDS.get(match.group(1))
+        if spelled is None:
+            return match.group(0)
+        words = [spelled]
+        for arg in filter(None, (a.strip() for a in match.group(2).split(","))):
+            name, eq, value = arg.partition("=")
+            words.append(
+                _spelled(CLI_FLAGS.get(name, f"--{name.replace('_', '-')}"), value) if eq else arg
+            )
+        return f"`{' '.join(words)}`"
+
+    return _PARAMETER.sub(flag, _CALL.sub(command, message))
+
+
+def _spelled(flag: str, value: str | None) -> str:
+    """``--flag`` for a true switch, else ``--flag VALUE`` (unquoted)."""
+    if value is None or value == "True":
+        return flag
+    return f"{flag} {value.strip(chr(34) + chr(39))}"

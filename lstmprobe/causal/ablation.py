@@ -19,18 +19,30 @@ most the chosen one's). docs/causal.md has the definitions and the limits.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from lstmprobe._io import progress_bar
-from lstmprobe.errors import CorpusError, FeatureError, LstmprobeError, UnitError
-from lstmprobe.record import Intervention, Recorder, layout
+from lstmprobe.causal.effects import Run, condition_entry, loss_summary
+from lstmprobe.causal.units import (
+    Condition,
+    check_model_matches,
+    check_units,
+    draw_random,
+    recorded_reset,
+)
+from lstmprobe.errors import AblationError, CorpusError, FeatureError
+from lstmprobe.record import Intervention, Recorder
 from lstmprobe.text import sequences as text_sequences
+
+if TYPE_CHECKING:
+    from lstmprobe.models import LoadedModel
+    from lstmprobe.probes.ranking import Ranking
+    from lstmprobe.store import ActivationStore
 
 MODES: tuple[str, ...] = ("zero", "mean", "clamp")
 #: below this many multiply-adds per char a forward runs on one thread (as ``record`` does)
@@ -38,27 +50,7 @@ SMALL_MODEL_MACS = 1_000_000
 LN2 = math.log(2.0)
 
 
-class AblationError(LstmprobeError, ValueError):
-    """An ablation that cannot be measured as asked."""
-
-
 # --------------------------------------------------------------------------- the loss
-
-
-def unit_means(store: Any, keys: Sequence[str]) -> dict[str, np.ndarray]:
-    """Mean of every unit of each dataset over the whole recording, streamed chunk by chunk.
-
-    Returns
-    -------
-    dict of key -> ndarray of shape (n_units,), float64
-    """
-    out: dict[str, np.ndarray] = {}
-    for key in dict.fromkeys(keys):
-        total = np.zeros(store.n_units(key), dtype=np.float64)
-        for _, _, block in store.iter_chunks([key]):
-            total += block[key].sum(0, dtype=np.float64)
-        out[key] = total / max(1, store.n_positions)
-    return out
 
 
 def _batches(seqs: np.ndarray, batch_chars: int) -> list[np.ndarray]:
@@ -148,38 +140,10 @@ def feature_on_off(feature: Any, text: str, seqs: np.ndarray) -> np.ndarray:
     return out
 
 
-# --------------------------------------------------------------------------- conditions
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A set of units to intervene on together (names like ``layer0/cell/17``)."""
-
-    units: tuple[str, ...]
-
-    @property
-    def by_key(self) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for name in self.units:
-            key, _, index = name.rpartition("/")
-            out.setdefault(key, []).append(int(index))
-        return out
-
-
-def check_units(model: torch.nn.Module, names: Sequence[str]) -> dict[str, int]:
-    """The model's datasets (``layer0/cell -> n_units``); unknown units raise a
-    :class:`UnitError` listing what exists."""
-    datasets = layout(model)
-    for name in names:
-        key, _, index = name.rpartition("/")
-        if key not in datasets or not index.isdecimal():
-            raise UnitError(
-                f"unit {name} does not exist in this model; it has "
-                + ", ".join(f"{k}/0..{n - 1}" for k, n in datasets.items())
-            )
-        if int(index) >= datasets[key]:
-            raise UnitError(f"unit {name} does not exist: {key} has units 0..{datasets[key] - 1}")
-    return datasets
+_NO_MEANS = (
+    '`mode="mean"` needs the units\' means: give `means` (unit_means of the recording, or '
+    "plan_ablation)"
+)
 
 
 def _interventions(
@@ -191,62 +155,13 @@ def _interventions(
             out.append(Intervention(key, "zero", units=idx))
         elif mode == "mean":
             if means is None:
-                raise AblationError("--mode mean needs the units' means (give --store)")
+                raise AblationError(_NO_MEANS)
             out.append(
                 Intervention(key, "mean", value=[float(means[key][i]) for i in idx], units=idx)
             )
         else:
             out.append(Intervention(key, "constant", value=clamp, units=idx))
     return out
-
-
-def draw_random(
-    condition: Condition,
-    pools: dict[str, list[int]],
-    n: int,
-    seed: int,
-) -> list[tuple[str, ...]]:
-    """``n`` distinct random unit sets with ``condition``'s sizes per dataset, from ``pools``."""
-    if n == 0:
-        return []
-    sizes = {k: len(v) for k, v in condition.by_key.items()}
-    possible = 1
-    for key, k in sizes.items():
-        m = len(pools[key])
-        possible *= math.comb(m, k)
-        if math.comb(m, k) < n and len(sizes) == 1:
-            raise AblationError(
-                f"--random {n} asks for {n} distinct random sets of {k} {key} unit"
-                f"{'s' if k > 1 else ''}, but only {m} other {key} units exist "
-                f"({math.comb(m, k)} sets); use --random {math.comb(m, k)} or fewer"
-            )
-    if possible < n:
-        raise AblationError(
-            f"--random {n} asks for more distinct random unit sets than exist ({possible}); use "
-            f"--random {possible} or fewer"
-        )
-    rng = np.random.default_rng([seed, *(len(v) for v in condition.by_key.values())])
-    if possible <= 4 * n:
-        per_key = [
-            [tuple(f"{key}/{u}" for u in c) for c in combinations(pools[key], k)]
-            for key, k in sizes.items()
-        ]
-        every: list[tuple[str, ...]] = [()]
-        for options in per_key:
-            every = [a + b for a in every for b in options]
-        picked = rng.choice(len(every), size=n, replace=False)
-        return [every[i] for i in sorted(picked)]
-    seen: dict[frozenset[str], tuple[str, ...]] = {}
-    while len(seen) < n:
-        draw: tuple[str, ...] = ()
-        for key, k in sizes.items():
-            chosen = rng.choice(pools[key], size=k, replace=False)
-            draw += tuple(f"{key}/{int(u)}" for u in sorted(chosen))
-        seen.setdefault(frozenset(draw), draw)
-    return list(seen.values())
-
-
-# --------------------------------------------------------------------------- the run
 
 
 @dataclass
@@ -270,24 +185,6 @@ class AblationResult:
         }
 
 
-def _summary(bits: np.ndarray, base: np.ndarray, on: np.ndarray | None) -> dict[str, Any]:
-    valid = ~np.isnan(base)
-    delta = bits - base
-    out: dict[str, Any] = {
-        "bits": float(np.nanmean(bits[valid])) if valid.any() else None,
-        "base_bits": float(np.nanmean(base[valid])) if valid.any() else None,
-        "delta": float(np.nanmean(delta[valid])) if valid.any() else None,
-        "positions": int(valid.sum()),
-    }
-    if on is not None:
-        for name, sel in (("on", on == 1), ("off", on == 0)):
-            out[f"bits_{name}"] = float(bits[sel].mean()) if sel.any() else None
-            out[f"base_bits_{name}"] = float(base[sel].mean()) if sel.any() else None
-            out[f"delta_{name}"] = float(delta[sel].mean()) if sel.any() else None
-            out[f"positions_{name}"] = int(sel.sum())
-    return out
-
-
 def _completion(
     model: Any, vocab: Any, lines: list[str], spec: Any, ivs: Sequence[Intervention]
 ) -> dict[str, Any]:
@@ -297,21 +194,6 @@ def _completion(
         done = task_completion(model, vocab, lines, spec)
     by_n = {str(k): c / n for k, (n, c) in sorted(done.by_key.items())}
     return {"accuracy": done.accuracy, "by_n": by_n}
-
-
-def _p_value(chosen: float | None, draws: list[float | None], larger: bool = True) -> float | None:
-    vals = [d for d in draws if d is not None]
-    if chosen is None or not vals:
-        return None
-    hits = sum(1 for d in vals if (d >= chosen if larger else d <= chosen))
-    return (1 + hits) / (1 + len(vals))
-
-
-def _mean_sd(values: list[float | None]) -> tuple[float | None, float | None]:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return None, None
-    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
 
 
 def run_ablation(
@@ -365,16 +247,16 @@ def run_ablation(
         raise AblationError(
             "this model has no decoder, so it predicts no next char: loss and task effects "
             "cannot be measured; interventions still change its states (Recorder(model, "
-            "interventions=...)) and `lstmprobe dynamics` still describes its gates"
+            "interventions=...)) and `gate_dynamics()` still describes its gates"
         )
     if mode not in MODES:
-        raise AblationError(f"--mode is zero, mean or clamp:V, got {mode!r}")
+        raise AblationError(f"`mode` is zero, mean or clamp, got {mode!r}")
     if mode == "mean" and means is None:
-        raise AblationError("--mode mean needs the units' means: give the recording (--store)")
+        raise AblationError(_NO_MEANS)
     if mode == "clamp" and clamp is None:
-        raise AblationError("--mode clamp needs a value: clamp:V, e.g. clamp:0.5")
+        raise AblationError('`mode="clamp"` needs a value: give `clamp`, e.g. clamp=0.5')
     if not conditions:
-        raise AblationError("give at least one unit (--unit) or --top K with a feature")
+        raise AblationError("give at least one condition (`conditions`: lists of unit names)")
     conds = [Condition(tuple(dict.fromkeys(c))) for c in conditions]
     datasets = check_units(model, [u for c in conds for u in c.units])
     tokens = vocab.encode(text)
@@ -398,8 +280,9 @@ def run_ablation(
         spec = tasks.detect(lines)
         if spec is None:
             raise CorpusError(
-                "--task needs a corpus of one of the synthetic tasks (lstmprobe tasks NAME); "
-                "this corpus's lines are not of one task's form"
+                "`task=True` needs a corpus of one of the synthetic tasks (write one with "
+                "`tasks.write(NAME, count=N, output=FILE)`); this corpus's lines are not of one "
+                "task's form"
             )
     chosen_all = {u for c in conds for u in c.units}
     pools = {
@@ -412,7 +295,7 @@ def run_ablation(
             raise AblationError(f"no means for {', '.join(sorted(missing))} in the recording")
     todo = list(dict.fromkeys([c.units for c in conds] + [d for ds in draws for d in ds]))
     bar = _progress(len(todo) + 1, progress)
-    cache: dict[tuple[str, ...], tuple[dict[str, Any], Any, dict[str, Any] | None]] = {}
+    cache: dict[tuple[str, ...], Run] = {}
     chosen = {c.units for c in conds}
     users: dict[tuple[str, ...], list[int]] = {}
     for ci, ds in enumerate(draws):
@@ -439,65 +322,26 @@ def run_ablation(
             # the running sums of the conditions that drew it (memory: one array per condition)
             for ci in users.get(units, ()):
                 rsums[ci] += np.nan_to_num(delta)
-            cache[units] = (_summary(bits, base, on), delta if units in chosen else None, comp)
+            cache[units] = (loss_summary(bits, base, on), delta if units in chosen else None, comp)
             bar.update(1)
     finally:
         bar.close()
         torch.set_num_threads(threads_before)
     results, deltas, rdeltas = [], [], []
-    metric = "delta_on" if on is not None else "delta"
+    described = {
+        "mode": mode,
+        "value": clamp,
+        "feature": None if feature is None else feature.name,
+        "seed": seed,
+    }
     for cond, ds in zip(conds, draws):
-        summary, delta, comp = cache[cond.units]
         rand = [cache[d] for d in ds]
-        entry: dict[str, Any] = {
-            "units": list(cond.units),
-            "mode": mode,
-            "value": clamp if mode == "clamp" else None,
-            "feature": None if feature is None else feature.name,
-            **summary,
-        }
-        r_on, r_on_sd = _mean_sd([r[0].get(metric) for r in rand])
-        r_off, r_off_sd = _mean_sd([r[0].get("delta_off") for r in rand])
-        r_all, r_all_sd = _mean_sd([r[0]["delta"] for r in rand])
-        random_part: dict[str, Any] = {
-            "n": len(rand),
-            "delta_on_mean": r_on if on is not None else None,
-            "delta_on_sd": r_on_sd if on is not None else None,
-            "delta_off_mean": r_off,
-            "delta_off_sd": r_off_sd,
-            "delta_mean": r_all,
-            "delta_sd": r_all_sd,
-            "p_value": _p_value(summary.get(metric), [r[0].get(metric) for r in rand]),
-            "p_value_of": metric,
-            "seed": seed,
-            "draws": [
-                {
-                    "units": list(d),
-                    "delta": r[0]["delta"],
-                    "delta_on": r[0].get("delta_on"),
-                    "delta_off": r[0].get("delta_off"),
-                    **({"task_accuracy": r[2]["accuracy"]} if r[2] is not None else {}),
-                }
-                for d, r in zip(ds, rand)
-            ],
-        }
-        if comp is not None and base_task is not None:
-            entry["base_task_accuracy"] = base_task["accuracy"]
-            entry["base_task_accuracy_by_n"] = base_task["by_n"]
-            entry["task_accuracy"] = comp["accuracy"]
-            entry["task_accuracy_by_n"] = comp["by_n"]
-            accs = [r[2]["accuracy"] for r in rand if r[2] is not None]
-            m, sd = _mean_sd(accs)
-            random_part["task_accuracy_mean"] = m
-            random_part["task_accuracy_sd"] = sd
-            random_part["task_p_value"] = _p_value(comp["accuracy"], accs, larger=False)
-            keys = sorted({k for r in rand if r[2] for k in r[2]["by_n"]}, key=int)
-            random_part["task_accuracy_by_n_mean"] = {
-                k: float(np.mean([r[2]["by_n"].get(k, np.nan) for r in rand if r[2]])) for k in keys
-            }
-        entry["random"] = random_part
-        entry["verdict"] = verdict(entry)
-        results.append(entry)
+        delta = cache[cond.units][1]
+        results.append(
+            condition_entry(
+                cond.units, cache[cond.units], ds, rand, settings=described, base_task=base_task
+            )
+        )
         deltas.append(delta)
         if rand:
             mean_delta = (rsums[len(rdeltas)] / len(rand)).astype(np.float32)
@@ -511,46 +355,11 @@ def run_ablation(
         "reset": reset,
         "n_random": n_random,
         "seed": seed,
-        "feature": None if feature is None else feature.name,
+        "feature": described["feature"],
         "positions": len(tokens),
         "task": None if spec is None else spec.name,
     }
     return AblationResult(results, base, deltas, rdeltas, on, base_task, settings)
-
-
-def _units_text(units: Sequence[str]) -> str:
-    return units[0] if len(units) == 1 else f"{len(units)} units ({', '.join(units)})"
-
-
-def verdict(c: dict[str, Any]) -> str:
-    """One readable line for a condition, e.g. ``ablating layer0/cell/34 (zero) costs ...``."""
-    how = {"zero": "zeroing", "mean": "mean-ablating", "clamp": f"clamping to {c.get('value')}"}
-    what = f"{how.get(c['mode'], c['mode'])} {_units_text(c['units'])}"
-    r = c["random"]
-    if c.get("feature"):
-        line = (
-            f"{what} costs {c['delta_on']:+.3f} bits/char where {c['feature']} is on "
-            f"({c['positions_on']:,} chars), {c['delta_off']:+.3f} where off; "
-        )
-        rand_mean, rand_sd = r.get("delta_on_mean"), r.get("delta_on_sd")
-    else:
-        line = f"{what} costs {c['delta']:+.3f} bits/char ({c['positions']:,} chars); "
-        rand_mean, rand_sd = r.get("delta_mean"), r.get("delta_sd")
-    if r["n"]:
-        line += (
-            f"{r['n']} random same-size sets cost {rand_mean:+.3f} ± {rand_sd:.3f}; "
-            f"p = {r['p_value']:.3f}"
-        )
-    else:
-        line += "no random units compared (--random 0)"
-    if "task_accuracy" in c:
-        line += f"; task accuracy {c['base_task_accuracy']:.1%} -> {c['task_accuracy']:.1%}"
-        if r["n"]:
-            line += (
-                f" (random sets: {r['task_accuracy_mean']:.1%} ± {r['task_accuracy_sd']:.1%}, "
-                f"p = {r['task_p_value']:.3f})"
-            )
-    return line
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -558,21 +367,20 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def ranking_effects(
-    ranking: Any,
+    ranking: Ranking,
     model: torch.nn.Module,
     vocab: Any,
     text: str,
     k: int,
     *,
-    reset: str = "none",
-    n_random: int = 20,
-    seed: int = 0,
-    progress: bool = False,
-    warn: Any = None,
+    warn: Callable[[str], None] | None = None,
+    **settings: Any,
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Zero each of the top ``k`` units of every scored feature of ``ranking`` alone and measure
-    its effect where the feature is on, against ``n_random`` random units (``find-neurons
-    --ablate``). Returns the columns to add, keyed by (feature, unit)."""
+    its effect where the feature is on, against random units (the causal columns of a ranking,
+    :func:`with_causal_columns`); ``settings`` are :func:`run_ablation`'s (``reset``,
+    ``n_random``, ``seed``, ``progress``). A feature that is never or always on is left out,
+    with a ``warn``-ing. Returns the columns to add, keyed by (feature, unit)."""
     from lstmprobe.features import get_feature
 
     out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -580,17 +388,10 @@ def ranking_effects(
         if "skipped" in summary:
             continue
         units = ranking.top(k, feature=name)
+        conditions = [[u] for u in units]
         try:
             result = run_ablation(
-                model,
-                vocab,
-                text,
-                [[u] for u in units],
-                feature=get_feature(name),
-                reset=reset,
-                n_random=n_random,
-                seed=seed,
-                progress=progress,
+                model, vocab, text, conditions, feature=get_feature(name), **settings
             )
         except FeatureError as exc:
             if warn is not None:
@@ -604,3 +405,26 @@ def ranking_effects(
                 "causal_p_value": c["random"]["p_value"],
             }
     return out
+
+
+def with_causal_columns(
+    ranking: Ranking,
+    store: ActivationStore,
+    loaded: LoadedModel,
+    k: int,
+    *,
+    model: str = "the model",
+    warn: Callable[[str], None] | None = None,
+    **settings: Any,
+) -> Ranking:
+    """``ranking`` with causal columns (:data:`~lstmprobe.probes.ranking.CAUSAL_COLUMNS`) for
+    the top ``k`` units of each feature: :func:`ranking_effects` with ``loaded``, which must be
+    the recorded model (:func:`check_model_matches`; ``model`` names it), over ``store``'s
+    corpus read as it was recorded; ``settings`` as there (``n_random``, ``seed``,
+    ``progress``)."""
+    check_model_matches(store, loaded.sha256, model=model)
+    reset = recorded_reset(store)
+    effects = ranking_effects(
+        ranking, loaded.model, loaded.vocab, store.text, k, warn=warn, reset=reset, **settings
+    )
+    return ranking.with_columns(effects)

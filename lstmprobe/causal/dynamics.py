@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -214,6 +215,26 @@ def drivers(
     return out
 
 
+def drivers_model(store: Any, model: str | None = None, *, force: bool = False) -> Any:
+    """The model whose recurrent weights give :func:`gate_dynamics` its drivers, or None.
+
+    ``model``, a model file given, must be the recorded one (:func:`check_model_matches`,
+    unless ``force``); without it, the recorded model's file is used when it is still there
+    and still holds the recorded weights.
+    """
+    from lstmprobe.causal.units import check_model_matches
+    from lstmprobe.models import load_model
+
+    candidate = model or (store.model or {}).get("path")
+    if not candidate or (model is None and not Path(candidate).exists()):
+        return None
+    loaded = load_model(candidate)
+    if model is not None:
+        check_model_matches(store, loaded.sha256, force=force, model=model)
+        return loaded.model
+    return loaded.model if loaded.sha256 == store.model_sha256 else None
+
+
 def gate_dynamics(
     store: Any,
     model: Any = None,
@@ -231,7 +252,7 @@ def gate_dynamics(
     if not kinds:
         raise UnitError(
             f"{store.path} holds no layer with the gates and states dynamics needs "
-            "(record all quantities: leave out --quantities)"
+            "(record all quantities: leave out `quantities`)"
         )
     known = {
         f"{layer}/{'cell' if kind == 'lstm' else 'hidden'}/{j}": None

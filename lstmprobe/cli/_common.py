@@ -1,4 +1,7 @@
-"""What every command shares: one-line errors, warnings, JSON output, common options."""
+"""What every command shares: one-line errors, warnings, JSON output, corpus names.
+
+The options several commands take are in :mod:`lstmprobe.cli.options`.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,6 @@ from typing import Any
 import click
 
 from lstmprobe.errors import LstmprobeError, for_cli
-
-DEFAULT_STORE = "acts.h5"
 
 
 def fail(message: str) -> None:
@@ -71,25 +72,6 @@ def warn(message: str) -> None:
 
 def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
-
-
-store_option = click.option(
-    "--store",
-    default=DEFAULT_STORE,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The recording to read (what `lstmprobe record` wrote).",
-)
-trust_option = click.option(
-    "--trust-pickle",
-    "--trust-code",
-    "trust_pickle",
-    is_flag=True,
-    help="Allow a pickled full module: unpickling runs code from the file, so only for files "
-    "you trust. TorchScript archives and .safetensors files never need it.",
-)
-quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar or chatter.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 def resolve_corpus(corpus: str) -> str:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
-from lstmprobe.cli._common import (
-    echo_json,
-    handle_errors,
-    json_option,
+from lstmprobe.cli._common import echo_json, handle_errors, resolve_corpus
+from lstmprobe.cli.options import (
+    int_option,
     quiet_option,
-    resolve_corpus,
+    reset_option,
+    script_options,
     store_option,
+    trust_option,
 )
 
 
@@ -30,23 +30,6 @@ def _parse_mode(mode: str) -> tuple[str, float | None]:
     raise AblationError(f"--mode is zero, mean or clamp:V (e.g. clamp:0.5), got {mode!r}")
 
 
-def _sibling(store: str, suffix: str) -> Path:
-    path = Path(store)
-    return path.with_name(f"{path.stem}.{suffix}")
-
-
-def check_model_matches(store: Any, sha256: str, force: bool, model: str) -> None:
-    """Refuse a model whose weights are not the recorded ones (unless ``force``)."""
-    from lstmprobe.errors import StoreError
-
-    if store.model_sha256 and sha256 and store.model_sha256 != sha256 and not force:
-        raise StoreError(
-            f"{model} (sha256 {sha256[:12]}) is not the model recorded in {store.path} (sha256 "
-            f"{store.model_sha256[:12]}): the recording's means and rankings describe other "
-            "weights; give the recorded model, record this one, or pass --force"
-        )
-
-
 @click.command("ablate")
 @click.argument("model")
 @click.argument("corpus")
@@ -54,32 +37,25 @@ def check_model_matches(store: Any, sha256: str, force: bool, model: str) -> Non
 @click.option(
     "--unit", "-u", "units", multiple=True, help="A unit to intervene on (repeatable; together)."
 )
-@click.option(
+@int_option(
     "--top",
-    type=click.IntRange(1),
-    default=None,
+    minimum=1,
     help="The top K units of -f FEATURE in STORE.rankings.json, each alone and all together.",
 )
 @click.option("--feature", "-f", default=None, help="Where the units should matter (on vs off).")
 @click.option("--mode", default="zero", show_default=True, help="zero | mean | clamp:V.")
-@click.option(
+@int_option(
     "--random",
     "n_random",
     default=20,
-    show_default=True,
-    type=click.IntRange(0),
+    minimum=0,
     help="Random same-size unit sets of the same layer and quantity per condition.",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random draws.")
-@click.option(
-    "--reset",
-    type=click.Choice(["none", "line"]),
-    default=None,
-    help="How the model reads the corpus; default: as the store was recorded, else none.",
-)
+@int_option("--seed", default=0, help="Seed of the random draws.")
+@reset_option("How the model reads the corpus; default: as the store was recorded, else none.")
 @click.option("--task", is_flag=True, help="Also measure exact greedy completion (task corpora).")
 @click.option("--force", is_flag=True, help="Use a store recorded with other model weights.")
-@click.option("--trust-pickle", is_flag=True, help="Allow a pickled full module (runs its code).")
+@trust_option
 @click.option("--json", "json_path", default=None, help="Write the results as JSON (- = stdout).")
 @click.option("--no-save", is_flag=True, help="Do not write STORE.ablations.h5 beside the store.")
 @quiet_option
@@ -118,21 +94,13 @@ def ablate_command(
         lstmprobe ablate counter.pt counter.txt --reset line --unit layer0/cell/7 --task --random 9
         lstmprobe ablate code-lstm sample:code --mode mean --unit layer1/hidden/3 -f indent
     """
-    from lstmprobe.causal import AblationError, run_ablation, unit_means
+    from lstmprobe.causal import AblationError, check_selection, plan_ablation, run_ablation
     from lstmprobe.features import get_feature
     from lstmprobe.models import load_model
-    from lstmprobe.store import ActivationStore
     from lstmprobe.store.ablations import write_ablations
 
     kind, clamp = _parse_mode(mode)
-    if units and top:
-        raise AblationError("give --unit U ... or --top K, not both")
-    if not units and not top:
-        raise AblationError(
-            "say which units: --unit layer0/cell/17 (repeatable) or --top K -f FEATURE"
-        )
-    if top and not feature:
-        raise AblationError("--top K reads the ranking of a feature: add -f FEATURE")
+    check_selection(units, top, feature)
     feat = get_feature(feature) if feature else None
     text = resolve_corpus(corpus)
     loaded = load_model(model, trust_pickle=trust_pickle)
@@ -142,66 +110,53 @@ def ablate_command(
             "be measured; `lstmprobe record` and `lstmprobe dynamics` still work, and "
             "interventions still change its states (Recorder(model, interventions=...))"
         )
-    store_path = Path(store)
-    need_store = bool(top) or kind == "mean"
-    means = None
-    saved_to = _sibling(store, "ablations.h5")
-    store_info: dict[str, Any] = {}
-    if store_path.exists() or need_store:
-        with ActivationStore(store_path) as s:
-            check_model_matches(s, loaded.sha256, force, model)
-            saved_to = s.sibling("ablations.h5")
-            store_info = {"store": str(s.path), "model_sha256": s.model_sha256}
-            if reset is None:
-                reset = str(s.run_config.get("reset", "none"))
-            conditions = (
-                _top_conditions(s, feat.name, top)  # type: ignore[union-attr]
-                if top
-                else [list(units)]
-            )
-            if kind == "mean":
-                keys = {u.rpartition("/")[0] for c in conditions for u in c}
-                for key in keys:
-                    s.n_units(key)  # a clear error for a dataset the store lacks
-                means = unit_means(s, sorted(keys))
-    else:
-        conditions = [list(units)]
+    plan = plan_ablation(
+        store,
+        loaded.sha256,
+        units=units,
+        top=top,
+        feature=feat.name if feat else None,
+        mode=kind,
+        reset=reset,
+        force=force,
+        model=model,
+    )
     result = run_ablation(
         loaded.model,
         loaded.vocab,
         text,
-        conditions,
+        plan.conditions,
         feature=feat,
         mode=kind,
         clamp=clamp,
-        means=means,
-        reset=reset or "none",
+        means=plan.means,
+        reset=plan.reset,
         n_random=n_random,
         seed=seed,
         task=task,
         progress=not quiet,
     )
     out = result.to_dict()
-    out["settings"].update(model=model, corpus=corpus, **store_info)
+    out["settings"].update(model=model, corpus=corpus, **plan.store)
     if not no_save:
         from lstmprobe.record import corpus_sha256
 
         write_ablations(
-            saved_to,
+            plan.saved_to,
             base_bits=result.base_bits,
             conditions=result.conditions,
             deltas=result.deltas,
             random_deltas=result.random_deltas,
             feature_on=result.feature_on,
             attrs={
-                "store": store_info.get("store", ""),
+                "store": plan.store.get("store", ""),
                 "model_sha256": loaded.sha256,
                 "corpus_sha256": corpus_sha256(text),
-                "reset": reset or "none",
+                "reset": plan.reset,
                 "feature": feature or "",
             },
         )
-        out["saved"] = str(saved_to)
+        out["saved"] = str(plan.saved_to)
     if json_path == "-":
         echo_json(out)
         return
@@ -212,30 +167,7 @@ def ablate_command(
     for cond in result.conditions:
         click.echo(cond["verdict"])
     if not quiet and not no_save:
-        click.echo(f"saved {saved_to}")
-
-
-def _top_conditions(store: Any, feature: str, k: int) -> list[list[str]]:
-    from lstmprobe.errors import StoreError
-    from lstmprobe.probes import Ranking
-
-    path = store.sibling("rankings.json")
-    if not path.exists():
-        raise StoreError(
-            f"--top reads {path}, which does not exist; run `lstmprobe find-neurons --store "
-            f"{store.path} -f {feature}` first"
-        )
-    ranking = Ranking.read_json(path)
-    if feature not in ranking.features or "skipped" in ranking.features[feature]:
-        raise StoreError(
-            f"{path} has no ranking for {feature!r} (it has {', '.join(ranking.features)}); run "
-            f"`lstmprobe find-neurons --store {store.path} -f {feature}`"
-        )
-    best = ranking.top(k, feature=feature)
-    conditions = [[u] for u in best]
-    if len(best) > 1:
-        conditions.append(list(best))
-    return conditions
+        click.echo(f"saved {plan.saved_to}")
 
 
 @click.command("dynamics")
@@ -244,11 +176,9 @@ def _top_conditions(store: Any, feature: str, k: int) -> list[list[str]]:
 @click.option(
     "--unit", "-u", "units", multiple=True, help="Units to show (default: longest timescales)."
 )
-@click.option("--top", default=10, show_default=True, type=click.IntRange(1), help="Rows shown.")
+@int_option("--top", default=10, minimum=1, help="Rows shown.")
 @click.option("--force", is_flag=True, help="Use a model whose weights are not the recorded ones.")
-@json_option
-@quiet_option
-@handle_errors
+@script_options
 def dynamics_command(
     store: str,
     model_path: str | None,
@@ -272,19 +202,11 @@ def dynamics_command(
         lstmprobe dynamics --store run1.h5 --unit layer0/cell/17 --json
         lstmprobe dynamics --model counter.pt --store counter.h5
     """
-    from lstmprobe.causal import gate_dynamics
-    from lstmprobe.models import load_model
+    from lstmprobe.causal import drivers_model, gate_dynamics
     from lstmprobe.store import ActivationStore, write_json_atomic
 
     with ActivationStore(store) as s:
-        model = None
-        candidate = model_path or (s.model or {}).get("path")
-        if model_path or (candidate and Path(candidate).exists()):
-            loaded = load_model(candidate)  # type: ignore[arg-type]
-            if model_path:
-                check_model_matches(s, loaded.sha256, force, model_path)
-            if loaded.sha256 == s.model_sha256 or model_path:
-                model = loaded.model
+        model = drivers_model(s, model_path, force=force)
         result = gate_dynamics(s, model, list(units) or None, progress=not quiet)
         saved = s.sibling("dynamics.json")
     write_json_atomic(saved, result)

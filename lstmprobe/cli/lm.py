@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from lstmprobe.cli._common import (
-    echo_json,
-    handle_errors,
-    json_option,
+from lstmprobe.cli._common import echo_json, handle_errors, resolve_corpus, warn
+from lstmprobe.cli.options import (
+    choice_option,
+    int_option,
     quiet_option,
-    resolve_corpus,
+    reset_option,
+    script_options,
+    threads_option,
     trust_option,
-    warn,
+    unknown_option,
 )
 from lstmprobe.errors import TrainingError
 
 if TYPE_CHECKING:
     from lstmprobe.lm import Evaluation, TrainResult
+
+#: the synthetic tasks of `lstmprobe tasks` (lstmprobe.lm.tasks)
+TASKS = ("counter", "selective-counter", "ab-memory", "copy")
 
 
 @click.command()
@@ -32,15 +39,8 @@ if TYPE_CHECKING:
     type=click.Path(file_okay=False),
     help="Where the demo writes its recording and rankings (replaced on each run).",
 )
-@click.option(
-    "--chars",
-    type=click.IntRange(min=100),
-    default=None,
-    help="Use only the first N characters of the sample (quicker).",
-)
-@quiet_option
-@json_option
-@handle_errors
+@int_option("--chars", minimum=100, help="Use only the first N characters of the sample (quicker).")
+@script_options
 def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
     """Run the whole pipeline on the bundled model and sample.
 
@@ -138,7 +138,7 @@ def describe_bundled(entries: list[dict[str, Any]]) -> str:
 
 
 @click.command("tasks")
-@click.argument("name", type=click.Choice(["counter", "selective-counter", "ab-memory", "copy"]))
+@click.argument("name", type=click.Choice(list(TASKS)))
 @click.option("-n", "--count", default=1000, show_default=True, help="Sequences (lines).")
 @click.option("-o", "--output", default="-", help="Corpus file to write ('-': stdout).")
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same corpus).")
@@ -180,11 +180,7 @@ def tasks_command(
 @click.option("--embedding", type=int, help="Embedding size; 0 = one-hot input.  [default: 0]")
 @click.option("--cell", type=click.Choice(["lstm", "gru"]), help="Cell type.  [default: lstm]")
 @click.option("--dropout", type=float, help="Dropout between layers.  [default: 0]")
-@click.option(
-    "--reset",
-    type=click.Choice(["none", "line"]),
-    help="none: one stream (state carried); line: each line a sequence.  [default: none]",
-)
+@reset_option("none: one stream (state carried); line: each line a sequence.  [default: none]")
 @click.option("--seq-len", type=int, help="Window length with --reset none.  [default: 100]")
 @click.option("--batch-size", type=int, help="Windows or lines per step.  [default: 32]")
 @click.option("--steps", type=int, help="Optimizer steps.  [default: 2000]")
@@ -208,9 +204,7 @@ def tasks_command(
     ".safetensors: the safe form to share (loading it cannot run code).",
 )
 @click.option("--threads", type=int, help="CPU threads for torch (1 is best on a busy machine).")
-@quiet_option
-@json_option
-@handle_errors
+@script_options
 def train_command(
     corpus: str,
     output: str,
@@ -285,27 +279,39 @@ def train_command(
         sys.exit(130)
 
 
-unknown_option = click.option(
-    "--unknown",
-    default="error",
-    show_default=True,
-    metavar="error|skip|map:C",
-    help="What to do with characters not in the vocabulary (as in record).",
-)
-threads_option = click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="torch CPU threads (default: torch's choice, usually one per core).",
-)
+@dataclass(frozen=True)
+class Reading:
+    """How a command runs a model over text: ``--trust-pickle``, ``--unknown``, ``--threads``."""
+
+    trust_pickle: bool
+    unknown: str
+    threads: int | None
+
+    def load(self, model: str) -> Any:
+        """The model file (or bundled name) ``model``, loaded as ``--trust-pickle`` allows."""
+        from lstmprobe.models import load_model
+
+        return load_model(model, trust_pickle=self.trust_pickle)
 
 
 def reading_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """What a command that runs a model over text takes: --trust-pickle, --unknown, --threads,
-    --quiet, --json; and its errors as one line."""
-    for option in (handle_errors, json_option, quiet_option, threads_option, unknown_option):
-        func = option(func)
-    return trust_option(func)
+    """What a command that runs a model over text takes: --trust-pickle, --unknown, --threads
+    (given to it as one :class:`Reading`, ``reading``), --quiet, --json; and its errors as one
+    line."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any, trust_pickle: bool, unknown: str, threads: int | None, **kw: Any
+    ) -> Any:
+        return func(*args, reading=Reading(trust_pickle, unknown, threads), **kw)
+
+    wrapped: Callable[..., Any] = command
+    for option in (script_options, threads_option, unknown_option(_UNKNOWN), trust_option):
+        wrapped = option(wrapped)
+    return wrapped
+
+
+_UNKNOWN = "What to do with characters not in the vocabulary (as in record)."
 
 
 @click.command("sample")
@@ -321,9 +327,7 @@ def sample_command(
     length: int,
     temperature: float,
     seed: int | None,
-    trust_pickle: bool,
-    unknown: str,
-    threads: int | None,
+    reading: Reading,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -335,12 +339,11 @@ def sample_command(
         lstmprobe sample counter.pt --prime aaaaX -n 8 --temperature 0
     """
     from lstmprobe import lm
-    from lstmprobe.models import load_model
 
-    loaded = load_model(model, trust_pickle=trust_pickle)
+    loaded = reading.load(model)
     text = lm.sample(
         loaded.model, loaded.vocab, prime, length, temperature, seed,
-        unknown=unknown, threads=threads,
+        unknown=reading.unknown, threads=reading.threads,
     )  # fmt: skip
     if as_json:
         echo_json({"prime": prime, "text": text, "temperature": temperature, "seed": seed})
@@ -351,16 +354,11 @@ def sample_command(
 @click.command("evaluate")
 @click.argument("model")
 @click.argument("corpus")
-@click.option(
-    "--reset",
-    type=click.Choice(["none", "line"]),
-    help="none: one stream; line: each line a sequence.  [default: line for task corpora]",
-)
-@click.option(
+@reset_option("none: one stream; line: each line a sequence.  [default: line for task corpora]")
+@choice_option(
     "--task",
+    choices=("auto", "none", *TASKS),
     default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "none", "counter", "selective-counter", "ab-memory", "copy"]),
     help="Score greedy completion as this task (auto: recognise it by the lines' form).",
 )
 @reading_options
@@ -369,9 +367,7 @@ def evaluate_command(
     corpus: str,
     reset: str | None,
     task: str,
-    trust_pickle: bool,
-    unknown: str,
-    threads: int | None,
+    reading: Reading,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -388,13 +384,12 @@ def evaluate_command(
         lstmprobe evaluate counter.pt far.txt --json
     """
     from lstmprobe import lm
-    from lstmprobe.models import load_model
 
-    loaded = load_model(model, trust_pickle=trust_pickle)
+    loaded = reading.load(model)
     text = resolve_corpus(corpus)
     result = lm.evaluate(
         loaded.model, loaded.vocab, text, reset, None if task == "none" else task,
-        unknown=unknown, threads=threads,
+        unknown=reading.unknown, threads=reading.threads,
     )  # fmt: skip
     if as_json:
         echo_json(result.to_dict())
@@ -403,9 +398,7 @@ def evaluate_command(
 
 
 @click.command("models")
-@quiet_option
-@json_option
-@handle_errors
+@script_options
 def models_command(quiet: bool, as_json: bool) -> None:
     """List the bundled models and sample corpora, usable by name anywhere.
 

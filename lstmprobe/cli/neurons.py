@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import click
 
-from lstmprobe.cli._common import (
-    echo_json,
-    fail,
-    handle_errors,
-    json_option,
+from lstmprobe.cli._common import echo_json, fail, handle_errors, require_writable, warn
+from lstmprobe.cli.options import (
+    int_option,
+    path_or_stdout_option,
     quiet_option,
-    require_writable,
+    script_options,
     store_option,
-    warn,
 )
 from lstmprobe.errors import LstmprobeError
 
 
 @click.command("features")
-@json_option
-@quiet_option
-@handle_errors
+@script_options
 def features_command(as_json: bool, quiet: bool) -> None:
     """List the built-in features with their precise definitions.
 
@@ -56,27 +49,19 @@ def features_command(as_json: bool, quiet: bool) -> None:
     required=True,
     help="Feature to rank units for (repeatable): a built-in, char:X, regex:P, FILE.py:FUNC.",
 )
-@click.option("--top", default=10, show_default=True, type=click.IntRange(1), help="Rows shown.")
-@click.option(
+@int_option("--top", default=10, minimum=1, help="Rows shown.")
+@path_or_stdout_option(
     "--json",
     "json_flag",
-    is_flag=False,
-    flag_value="-",
-    default=None,
-    metavar="[PATH]",
     help="Print the ranking as JSON instead of the table (as everywhere); --json PATH, the "
     "older spelling, writes it to PATH like --json-out.",
 )
 @click.option(
     "--json-out", "-o", "json_out", default=None, metavar="PATH", help="Write the JSON to PATH."
 )
-@click.option(
+@path_or_stdout_option(
     "--csv",
     "csv_flag",
-    is_flag=False,
-    flag_value="-",
-    default=None,
-    metavar="[PATH]",
     help="Print the ranking as CSV instead of the table; --csv PATH writes it to PATH.",
 )
 @click.option("--csv-out", "csv_out", default=None, metavar="PATH", help="Write the CSV to PATH.")
@@ -87,42 +72,33 @@ def features_command(as_json: bool, quiet: bool) -> None:
     help="Fit held-out probes, controls and intervals (off: scores only, one pass).",
 )
 @click.option("--key", "keys", multiple=True, help="Only these datasets, e.g. layer0/cell.")
-@click.option(
+@int_option(
     "--max-positions",
     default=50_000,
-    show_default=True,
-    type=click.IntRange(100),
+    minimum=100,
     help="Positions used for probes (contiguous windows).",
 )
-@click.option("--blocks", default=20, show_default=True, type=click.IntRange(3), help="Blocks.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of splits/controls.")
-@click.option(
+@int_option("--blocks", default=20, minimum=3, help="Blocks.")
+@int_option("--seed", default=0, help="Seed of splits/controls.")
+@int_option(
     "--label-memory",
     default=256,
-    show_default=True,
-    type=click.IntRange(0),
+    minimum=0,
     metavar="MB",
     help="Keep the labels in memory up to this size; beyond, compute them again from the "
     "stored text for each pass (same results, bounded memory, one more pass).",
 )
 @click.option("--no-save", is_flag=True, help="Do not write STORE.rankings.json beside the store.")
-@click.option(
+@int_option(
     "--ablate",
     "ablate_k",
-    type=click.IntRange(1),
-    default=None,
+    minimum=1,
     metavar="K",
     help="Zero each of the top K units of every feature (needs --model) and add its causal "
     "effect and p-value against random units as columns (docs/causal.md).",
 )
 @click.option("--model", "model_path", default=None, help="The recorded model, for --ablate.")
-@click.option(
-    "--ablate-random",
-    default=20,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Random units per ablated unit.",
-)
+@int_option("--ablate-random", default=20, minimum=0, help="Random units per ablated unit.")
 @quiet_option
 @handle_errors
 def find_neurons_command(
@@ -162,7 +138,7 @@ def find_neurons_command(
         lstmprobe find-neurons -f quote --ablate 4 --model model.pt
     """
     from lstmprobe.probes import Ranking, rank_units
-    from lstmprobe.store import ActivationStore, write_json_atomic
+    from lstmprobe.store import ActivationStore
 
     json_stdout, json_path = _output("--json", json_flag, json_out)
     csv_stdout, csv_path = _output("--csv", csv_flag, csv_out)
@@ -202,20 +178,26 @@ def find_neurons_command(
         )
         if ablate_k:
             assert model_path is not None  # checked above, before any work
-            ranking = _with_causal(s, ranking, ablate_k, model_path, ablate_random, seed, quiet)
+            from lstmprobe.causal import with_causal_columns
+            from lstmprobe.models import load_model
+
+            ranking = with_causal_columns(
+                ranking,
+                s,
+                load_model(model_path),
+                ablate_k,
+                model=model_path,
+                n_random=ablate_random,
+                seed=seed,
+                progress=not quiet,
+                warn=warn,
+            )
     if not any("skipped" not in f for f in ranking.features.values()):
         fail("no feature could be scored on this corpus (see the warnings above)")
     merged = ranking
     if saved is not None:
-        if earlier is not None and ranking.same_recording(earlier):
-            merged = ranking.merged_into(earlier)
-        elif earlier is not None and earlier.features:
-            which = "another recording" if earlier.recording else "an unnamed recording"
-            warn(
-                f"{saved} held rankings of {which} ({', '.join(earlier.features)}); it is "
-                "replaced by this ranking"
-            )
-        write_json_atomic(saved, json.loads(merged.to_json()))
+        merged = ranking.merged_with_saved(earlier, path=saved, warn=warn)
+        merged.to_json(saved)
     if json_path:
         ranking.to_json(json_path)
     if csv_path:
@@ -240,28 +222,3 @@ def _output(flag: str, given: str | None, out: str | None) -> tuple[bool, str | 
     if len(files) > 1:
         fail(f"{flag} {given} and {flag}-out {out} name two files; give one")
     return stdout, files.pop() if files else None
-
-
-def _with_causal(
-    store: Any, ranking: Any, k: int, model_path: str, n_random: int, seed: int, quiet: bool
-) -> Any:
-    """``--ablate K``: the ranking with causal columns for the top K units of each feature."""
-    from lstmprobe.causal.ablation import ranking_effects
-    from lstmprobe.cli.causal import check_model_matches
-    from lstmprobe.models import load_model
-
-    loaded = load_model(model_path)
-    check_model_matches(store, loaded.sha256, False, model_path)
-    effects = ranking_effects(
-        ranking,
-        loaded.model,
-        loaded.vocab,
-        store.text,
-        k,
-        reset=str(store.run_config.get("reset", "none")),
-        n_random=n_random,
-        seed=seed,
-        progress=not quiet,
-        warn=warn,
-    )
-    return ranking.with_columns(effects)

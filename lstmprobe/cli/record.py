@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from lstmprobe.cli._common import (
-    DEFAULT_STORE,
     echo_json,
     fail,
     handle_errors,
-    json_option,
     layer_names,
-    quiet_option,
     resolve_corpus,
     split_names,
+    warn,
+)
+from lstmprobe.cli.options import (
+    DEFAULT_STORE,
+    choice_option,
+    int_option,
+    json_option,
+    reset_option,
+    script_options,
     store_option,
     trust_option,
-    warn,
+    unknown_option,
 )
 
 
@@ -49,21 +56,13 @@ from lstmprobe.cli._common import (
     help="Which tensor is the decoder, when a state_dict has several candidates.",
 )
 @trust_option
-@click.option(
-    "--reset",
-    type=click.Choice(["none", "line"]),
+@reset_option(
+    "none: the corpus is one stream; line: each line is a sequence from the zero state.",
     default="none",
-    show_default=True,
-    help="none: the corpus is one stream; line: each line is a sequence from the zero state.",
 )
-@click.option(
-    "--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True
-)
-@click.option(
-    "--compression",
-    type=click.Choice(["lzf", "gzip"]),
-    default=None,
-    help="HDF5 compression (default none: fastest).",
+@choice_option("--dtype", choices=("float16", "float32"), default="float16")
+@choice_option(
+    "--compression", choices=("lzf", "gzip"), help="HDF5 compression (default none: fastest)."
 )
 @click.option(
     "--quantities", metavar="Q,Q", help="Record only these, e.g. cell,hidden (default: all)."
@@ -73,41 +72,24 @@ from lstmprobe.cli._common import (
     metavar="L,L",
     help="Record only these layers, e.g. 0,2 or layer1_reverse (default: all).",
 )
-@click.option(
-    "--unknown",
-    default="error",
-    show_default=True,
-    metavar="error|skip|map:C",
-    help="What to do with characters not in the vocabulary.",
-)
-@click.option(
-    "--chunk-size",
-    type=click.IntRange(min=1),
-    default=4096,
-    show_default=True,
-    help="Characters per forward call.",
-)
-@click.option(
+@unknown_option()
+@int_option("--chunk-size", default=4096, minimum=1, help="Characters per forward call.")
+@int_option(
     "--parallel",
-    type=click.IntRange(min=0),
     default=0,
-    show_default=True,
-    help="Run K segments of a stream at once, each warmed up on the --warmup chars before it (faster, not exact; 0 = exact).",
+    minimum=0,
+    help="Run K segments of a stream at once, each warmed up on the --warmup chars before it "
+    "(faster, not exact; 0 = exact).",
 )
-@click.option(
-    "--warmup",
-    type=click.IntRange(min=0),
-    default=1024,
-    show_default=True,
-    help="Warm-up characters per segment with --parallel.",
+@int_option(
+    "--warmup", default=1024, minimum=0, help="Warm-up characters per segment with --parallel."
 )
 @click.option(
     "--device", default="cpu", show_default=True, help="torch device to run on, e.g. cuda."
 )
-@click.option(
+@int_option(
     "--threads",
-    type=click.IntRange(min=1),
-    default=None,
+    minimum=1,
     help="torch CPU threads while recording (default: 1 for small models, so that the "
     "recomputation overlaps the forward pass; torch's choice for large ones).",
 )
@@ -118,9 +100,7 @@ from lstmprobe.cli._common import (
     help="Overwrite an existing recording or discard a partial one (never one that another "
     "record is writing); accept a --vocab other than the one stored in the model file.",
 )
-@quiet_option
-@json_option
-@handle_errors
+@script_options
 def record(
     model: str,
     corpus: str,
@@ -264,24 +244,12 @@ def info(store: str, as_json: bool) -> None:
     "model_path",
     help="Benchmark this model file instead of the built-in 1x128 and 3x512 LSTMs.",
 )
-@click.option(
-    "--chars",
-    type=click.IntRange(min=1000),
-    default=None,
-    help="Corpus size per model (default: sized per model).",
-)
-@click.option(
-    "--repeat",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Runs per measurement (medians are reported).",
-)
+@int_option("--chars", minimum=1000, help="Corpus size per model (default: sized per model).")
+@int_option("--repeat", default=3, minimum=1, help="Runs per measurement (medians are reported).")
 @click.option("--device", default="cpu", show_default=True)
-@click.option(
+@int_option(
     "--threads",
-    type=click.IntRange(min=1),
-    default=None,
+    minimum=1,
     help="torch intra-op threads (default: torch's choice, usually one per core).",
 )
 @click.option(
@@ -290,19 +258,8 @@ def info(store: str, as_json: bool) -> None:
     show_default=True,
     help="Also measure peak memory at two corpus sizes.",
 )
-@quiet_option
-@json_option
-@handle_errors
-def bench(
-    model_path: str | None,
-    chars: int | None,
-    repeat: int,
-    device: str,
-    threads: int | None,
-    memory: bool,
-    quiet: bool,
-    as_json: bool,
-) -> None:
+@script_options
+def bench(quiet: bool, as_json: bool, **settings: Any) -> None:
     """Recording throughput vs the plain fused forward, measured on this machine in one run.
 
     \b
@@ -313,15 +270,7 @@ def bench(
     """
     from lstmprobe.record.bench import format_table, run_bench
 
-    rows = run_bench(
-        model_path=model_path,
-        chars=chars,
-        repeat=repeat,
-        device=device,
-        memory=memory,
-        progress=not quiet,
-        threads=threads,
-    )
+    rows = run_bench(progress=not quiet, **settings)
     if as_json:
         echo_json(rows)
     else:

@@ -6,14 +6,8 @@ from pathlib import Path
 
 import click
 
-from lstmprobe.cli._common import (
-    echo_json,
-    handle_errors,
-    json_option,
-    quiet_option,
-    store_option,
-    warn,
-)
+from lstmprobe.cli._common import echo_json, warn
+from lstmprobe.cli.options import choice_option, int_option, script_options, store_option
 
 KINDS = ("text", "gates", "saturation", "distributions", "separator", "heatmap", "dynamics")
 
@@ -28,26 +22,14 @@ KINDS = ("text", "gates", "saturation", "distributions", "separator", "heatmap",
 @click.option(
     "--layer", default=None, help="Layer (saturation, distributions; default: all / first)."
 )
-@click.option("--start", default=0, show_default=True, type=int, help="First position of the span.")
-@click.option(
-    "--length",
-    default=None,
-    type=int,
-    help="Chars shown [text 600, gates 300, heatmap 200, dynamics 100].",
-)
-@click.option(
-    "--width",
-    default=100,
-    show_default=True,
-    type=click.IntRange(10),
-    help="Columns per row of text.",
-)
+@int_option("--start", default=0, help="First position of the span.")
+@int_option("--length", help="Chars shown [text 600, gates 300, heatmap 200, dynamics 100].")
+@int_option("--width", default=100, minimum=10, help="Columns per row of text.")
 @click.option("--char", "char", default=None, help="Separator char (separator), e.g. X.")
-@click.option(
+@choice_option(
     "--group-by",
-    type=click.Choice(["first-char", "count"]),
+    choices=("first-char", "count"),
     default="first-char",
-    show_default=True,
     help="Group sequences by their first char, or by N = chars before the separator (counters).",
 )
 @click.option(
@@ -60,12 +42,8 @@ KINDS = ("text", "gates", "saturation", "distributions", "separator", "heatmap",
     is_flag=True,
     help="text only: a self-contained HTML file (hover shows values).",
 )
-@click.option(
-    "--dpi", default=150, show_default=True, type=click.IntRange(50, 600), help="PNG resolution."
-)
-@json_option
-@quiet_option
-@handle_errors
+@int_option("--dpi", default=150, minimum=50, maximum=600, help="PNG resolution.")
+@script_options
 def plot_command(
     kind: str,
     store: str,
@@ -222,13 +200,7 @@ def _size(n: int) -> str:
     multiple=True,
     help="Features of the ranking to show (repeatable; default: all).",
 )
-@click.option(
-    "--top",
-    default=5,
-    show_default=True,
-    type=click.IntRange(1, 50),
-    help="Top units shown per feature.",
-)
+@int_option("--top", default=5, minimum=1, maximum=50, help="Top units shown per feature.")
 @click.option(
     "--rankings",
     default=None,
@@ -238,31 +210,25 @@ def _size(n: int) -> str:
 @click.option(
     "--no-rankings", is_flag=True, help="Ignore any ranking: show every unit, ordered by layer."
 )
-@click.option(
+@int_option(
     "--max-chars",
     default=2000,
-    show_default=True,
-    type=click.IntRange(1),
+    minimum=1,
     help="Chars of text the explorer embeds (each shown unit: one byte per char).",
 )
-@click.option(
+@int_option(
     "--max-units",
     default=0,
-    show_default=True,
-    type=click.IntRange(0),
+    minimum=0,
     help="Units embedded per dataset (0: all; top-ranked units always).",
 )
-@click.option(
-    "--start", default=0, show_default=True, type=int, help="First position of the explorer's text."
-)
+@int_option("--start", default=0, help="First position of the explorer's text.")
 @click.option(
     "--no-figures",
     is_flag=True,
     help="Leave out the saturation/distribution/curve figures (faster).",
 )
-@json_option
-@quiet_option
-@handle_errors
+@script_options
 def report_command(
     store: str,
     output: str | None,

@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,10 @@ COLUMNS = (
     "interval_high",
     "interval_score",
 )
-#: Optional columns that ``find-neurons --ablate`` adds (docs/causal.md): the loss change in
-#: bits/char where the feature is on when the unit is zeroed, the same for random units of its
-#: layer and quantity, and the empirical p-value. Written to CSV only when present.
+#: Optional columns that :func:`~lstmprobe.causal.with_causal_columns` adds (docs/causal.md):
+#: the loss change in bits/char where the feature is on when the unit is zeroed, the same for
+#: random units of its layer and quantity, and the empirical p-value. Written to CSV only when
+#: present.
 CAUSAL_COLUMNS = ("causal_delta_on", "causal_delta_off", "causal_random_mean", "causal_p_value")
 
 
@@ -155,6 +157,40 @@ class Ranking:
         settings = {**mine, "by_feature": {n: by_feature[n] for n in names}}
         return Ranking(tuple(rows), features, self.store, settings, self.recording)
 
+    def merged_with_saved(
+        self,
+        earlier: Ranking | None,
+        *,
+        path: str | os.PathLike[str] = "the rankings file",
+        warn: Callable[[str], None] | None = None,
+    ) -> Ranking:
+        """What to save where ``earlier`` was saved (at ``path``): this ranking merged into it
+        when both rank the same recording (:meth:`merged_into`), else this ranking alone, with
+        a ``warn``-ing when that replaces another recording's features.
+
+        Examples
+        --------
+        >>> a = Ranking(({"feature": "x", "unit": "u"},), {"x": {}}, recording={"positions": 5})
+        >>> b = Ranking(({"feature": "y", "unit": "u"},), {"y": {}}, recording={"positions": 5})
+        >>> b.merged_with_saved(a).feature_names, b.merged_with_saved(None).feature_names
+        (['x', 'y'], ['y'])
+        >>> c = Ranking(({"feature": "y", "unit": "u"},), {"y": {}}, recording={"positions": 6})
+        >>> c.merged_with_saved(a, path="acts.rankings.json", warn=print).feature_names
+        acts.rankings.json held rankings of another recording (x); it is replaced by this ranking
+        ['y']
+        """
+        if earlier is None:
+            return self
+        if self.same_recording(earlier):
+            return self.merged_into(earlier)
+        if earlier.features and warn is not None:
+            which = "another recording" if earlier.recording else "an unnamed recording"
+            warn(
+                f"{path} held rankings of {which} ({', '.join(earlier.features)}); it is "
+                "replaced by this ranking"
+            )
+        return self
+
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """JSON text (NaN written as null); also written atomically to ``path`` when given."""
         text = json.dumps(_clean(self.to_dict()), indent=1, ensure_ascii=False)
@@ -184,17 +220,46 @@ class Ranking:
         return text
 
     @classmethod
-    def from_dict(cls, obj: Any) -> Ranking:
-        """A ranking from its :meth:`to_dict` form; :class:`StoreError` naming what is wrong."""
+    def from_dict(
+        cls, obj: Any, *, lenient: bool = False, warn: Callable[[str], None] | None = None
+    ) -> Ranking:
+        """A ranking from its :meth:`to_dict` form; :class:`StoreError` naming what is wrong.
+
+        With ``lenient`` (what the report reads), an older, newer or partly damaged file is read
+        as far as it goes: rows, features and fields that cannot be used are left out and said
+        in one ``warn`` line, and the rows are put in rank order; only an object that is not a
+        rankings file at all is an error.
+
+        Examples
+        --------
+        >>> obj = {"format": "lstmprobe.rankings", "features": {"x": {}},
+        ...        "rows": [{"feature": "x", "unit": "u", "rank": 2}, {"feature": "x", "rank": 1}]}
+        >>> Ranking.from_dict(obj)
+        Traceback (most recent call last):
+        ...
+        lstmprobe.errors.StoreError: a damaged rankings file (format_version None)
+        >>> Ranking.from_dict(obj, lenient=True, warn=print).top(5, "x")
+        ignored what cannot be used: no format_version; row 1: unit None is not a unit name
+        ['u']
+        """
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise StoreError("not an lstmprobe rankings file (no 'format': 'lstmprobe.rankings')")
+        ignored: list[str] = []
+
+        def damaged(message: str, what: str) -> None:
+            if not lenient:
+                raise StoreError(message)
+            ignored.append(what)
+
         version = obj.get("format_version")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise StoreError(f"a damaged rankings file (format_version {version!r})")
-        if version > FORMAT_VERSION:
-            raise StoreError(
+            what = "no format_version" if version is None else f"format_version {version!r}"
+            damaged(f"a damaged rankings file (format_version {version!r})", what)
+        elif version > FORMAT_VERSION:
+            damaged(
                 f"a rankings file of format version {version}; this lstmprobe reads version "
-                f"{FORMAT_VERSION}: upgrade lstmprobe"
+                f"{FORMAT_VERSION}: upgrade lstmprobe",
+                f"what format version {version} adds (this lstmprobe reads {FORMAT_VERSION})",
             )
         rows, features = obj.get("rows", []), obj.get("features", {})
         store, settings = obj.get("store", ""), obj.get("settings", {})
@@ -202,19 +267,51 @@ class Ranking:
         if not isinstance(features, dict) or not all(
             isinstance(k, str) and isinstance(v, dict) for k, v in features.items()
         ):
-            raise StoreError("a damaged rankings file ('features' is not an object of objects)")
+            damaged(
+                "a damaged rankings file ('features' is not an object of objects)",
+                "features that are not objects",
+            )
+            kept = features.items() if isinstance(features, dict) else ()
+            features = {k: v for k, v in kept if isinstance(k, str) and isinstance(v, dict)}
         if not isinstance(settings, dict) or not isinstance(recording, dict):
-            raise StoreError("a damaged rankings file ('settings' or 'recording' not an object)")
+            damaged(
+                "a damaged rankings file ('settings' or 'recording' not an object)",
+                "'settings' or 'recording' (not an object)",
+            )
+            settings = settings if isinstance(settings, dict) else {}
+            recording = recording if isinstance(recording, dict) else {}
         if not isinstance(store, str) or not isinstance(rows, list):
-            raise StoreError("a damaged rankings file ('store' or 'rows' of the wrong type)")
+            damaged(
+                "a damaged rankings file ('store' or 'rows' of the wrong type)",
+                "'store' or 'rows' (of the wrong type)",
+            )
+            store = store if isinstance(store, str) else ""
+            rows = rows if isinstance(rows, list) else []
+        good = []
         for i, row in enumerate(rows):
             problem = _row_problem(row, features)
-            if problem:
-                raise StoreError(f"a damaged rankings file (row {i}: {problem})")
-        return cls(tuple(rows), dict(features), store, dict(settings), dict(recording))
+            if problem is None:
+                good.append(row)
+                continue
+            damaged(f"a damaged rankings file (row {i}: {problem})", f"row {i}: {problem}")
+        if lenient:
+            order = {name: n for n, name in enumerate(features)}
+            good.sort(key=lambda r: (order[r["feature"]], r["rank"]))
+            if ignored and warn is not None:
+                more = f" (and {len(ignored) - 3} more)" if len(ignored) > 3 else ""
+                warn(f"ignored what cannot be used: {'; '.join(ignored[:3])}{more}")
+        return cls(tuple(good), dict(features), store, dict(settings), dict(recording))
 
     @classmethod
-    def read_json(cls, path: str | os.PathLike[str]) -> Ranking:
+    def read_json(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        lenient: bool = False,
+        warn: Callable[[str], None] | None = None,
+    ) -> Ranking:
+        """A rankings file (``acts.rankings.json``); ``lenient`` and ``warn`` as in
+        :meth:`from_dict` (the ``warn`` line starts with ``path``)."""
         try:
             obj = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -224,8 +321,9 @@ class Ranking:
             raise StoreError(f"rankings file {path} is not valid JSON: {detail}") from None
         except (IsADirectoryError, PermissionError, OSError) as exc:
             raise StoreError(f"cannot read rankings file {path}: {exc.strerror or exc}") from None
+        said = None if warn is None else (lambda line: warn(f"{path}: {line}"))
         try:
-            return cls.from_dict(obj)
+            return cls.from_dict(obj, lenient=lenient, warn=said)
         except StoreError as exc:
             raise StoreError(f"{path}: {exc}") from None
 
@@ -239,7 +337,7 @@ class Ranking:
             rows = self.for_feature(name)[:top]
             probed = any(not is_missing(r.get("test_metric")) for r in rows)
             header = f"  {'rank':>4}  {'unit':<28} {'score':>6} {'sign':>4}"
-            if not probed:  # scores only (--no-probe): no empty held-out columns
+            if not probed:  # scores only (probe=False): no empty held-out columns
                 causal = any(not is_missing(r.get("causal_p_value")) for r in rows)
                 lines.append(
                     header + (f"  {'ablated':>8}  {'random':>7}  {'p':>5}" if causal else "")

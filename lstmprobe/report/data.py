@@ -7,7 +7,6 @@ corpus.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from lstmprobe._io import progress_bar
 from lstmprobe.errors import FeatureError, StoreError, UnitError
+from lstmprobe.probes.ranking import Ranking
 from lstmprobe.report.colors import GATES, Scale, scale_for
 from lstmprobe.store import ActivationStore, parse_unit
 
@@ -480,77 +480,35 @@ def separator_values(
     return Separator(char, key, positions, groups, values, group_by)
 
 
-@dataclass(frozen=True)
-class RankingFile:
-    """A rankings file (``acts.rankings.json``) as the report reads it.
-
-    The same fields and accessors as :class:`lstmprobe.probes.Ranking` that the report uses, read
-    without importing the probes stage (and scikit-learn), so a report starts fast.
-    """
-
-    rows: tuple[dict[str, Any], ...]
-    features: dict[str, dict[str, Any]]
-    store: str = ""
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def feature_names(self) -> list[str]:
-        return list(self.features)
-
-    def for_feature(self, feature: str) -> list[dict[str, Any]]:
-        """The rows of one feature, best first."""
-        return sorted(
-            (r for r in self.rows if r.get("feature") == feature), key=lambda r: r["rank"]
-        )
-
-    @classmethod
-    def read_json(cls, path: str | os.PathLike[str]) -> RankingFile:
-        try:
-            obj = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StoreError(f"cannot read rankings file {path}: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise StoreError(
-                f"rankings file {path} is not valid JSON: {exc}; run `lstmprobe find-neurons` again"
-            ) from None
-        if not isinstance(obj, dict) or obj.get("format") != "lstmprobe.rankings":
-            raise StoreError(
-                f"{path} is not an lstmprobe rankings file (no 'format': 'lstmprobe.rankings')"
-            )
-        rows = tuple(
-            r for r in obj.get("rows", ()) if isinstance(r, dict) and "unit" in r and "rank" in r
-        )
-        return cls(
-            rows,
-            dict(obj.get("features", {})),
-            str(obj.get("store", "")),
-            dict(obj.get("settings", {})),
-        )
-
-
 def load_rankings(
     store: ActivationStore,
     path: str | os.PathLike[str] | None = None,
     warn: Callable[[str], None] | None = None,
-) -> Any:
+) -> Ranking | None:
     """The ranking beside ``store`` (``acts.rankings.json``) or at ``path``, or None.
 
-    A ranking made from another recording is ignored with a warning: its ``store`` field names
-    another existing file that is not a copy of this recording (same corpus and model hashes,
-    positions and datasets), or its ``corpus_sha256`` (when it has one) differs, or it names
-    units this recording lacks.
+    The file is read leniently (:meth:`Ranking.read_json`): what an older, newer or partly
+    damaged file holds that cannot be used is left out with a warning. A ranking made from
+    another recording is ignored with a warning: its ``store`` field names another existing
+    file that is not a copy of this recording (same corpus and model hashes, positions and
+    datasets), or its ``corpus_sha256`` (when it has one) differs, or it names units this
+    recording lacks.
     """
     explicit = path is not None
     path = Path(path) if explicit else store.sibling("rankings.json")
+    again = f"`rank_units(store={store.path}, features=FEATURE)`"
     if not path.exists():
         if explicit:
-            raise StoreError(f"rankings file {path} does not exist; run `lstmprobe find-neurons`")
+            raise StoreError(f"rankings file {path} does not exist; rank the recording: {again}")
         return None
-    ranking = RankingFile.read_json(path)
+    try:
+        ranking = Ranking.read_json(path, lenient=True, warn=warn)
+    except StoreError as exc:
+        raise StoreError(f"{exc}; rank the recording again: {again}") from None
 
     def ignore(why: str) -> None:
         if warn is not None:
-            warn(f"ignoring {path}: {why}; run `lstmprobe find-neurons --store {store.path}`")
+            warn(f"ignoring {path}: {why}; rank this recording: {again}")
 
     origin = Path(ranking.store) if ranking.store else None
     foreign = origin is not None and origin.exists() and not _same_file(origin, store.path)

@@ -67,11 +67,11 @@ class ActivationStore:
             if partial_path(path).exists():
                 raise StoreError(
                     f"{path} does not exist, but an unfinished recording {partial_path(path)} "
-                    f"does; finish it with `lstmprobe record MODEL CORPUS -o {path} --resume`"
+                    f"does; finish it with `record_corpus(MODEL, CORPUS, out={path}, resume=True)`"
                 )
             raise StoreError(
-                f"{path} does not exist; run `lstmprobe record MODEL CORPUS -o {path}` first "
-                "or pass --store PATH"
+                f"{path} does not exist; record it first (`record_corpus(MODEL, CORPUS, "
+                f"out={path})`), or give the path of another recording (`store=PATH`)"
             )
         if path.is_dir():
             raise StoreError(f"{path} is a directory; give the recording file, e.g. acts.h5")
@@ -81,7 +81,7 @@ class ActivationStore:
             is_hdf5 = False
         if not is_hdf5:
             raise StoreError(
-                f"{path} is not an HDF5 file; give a recording written by `lstmprobe record`"
+                f"{path} is not an HDF5 file; give a recording written by `record_corpus()`"
             )
         try:
             f = h5py.File(path, "r")
@@ -107,7 +107,7 @@ class ActivationStore:
             raise StoreError(
                 f"{self.path} is an HDF5 file but not an lstmprobe recording (format "
                 f"{fmt or 'missing'!r}, expected {FORMAT!r}); give a file written by "
-                "`lstmprobe record`"
+                "`record_corpus()`"
             )
         version = int(a.get("format_version", -1))
         if version != FORMAT_VERSION:
@@ -123,8 +123,8 @@ class ActivationStore:
         self.complete = bool(a.get("complete", False))
         if require_complete and not self.complete:
             raise StoreError(
-                f"{self.path} is an unfinished recording; finish it with `lstmprobe record MODEL "
-                f"CORPUS -o {final_path(self.path)} --resume`"
+                f"{self.path} is an unfinished recording; finish it with `record_corpus(MODEL, "
+                f"CORPUS, out={final_path(self.path)}, resume=True)`"
             )
         try:
             self.model: dict = json.loads(attr_str(a["model"]))

@@ -10,7 +10,8 @@ import torch
 
 from lstmprobe import Intervention, Recorder
 from lstmprobe.causal import AblationError, next_char_bits, run_ablation, unit_means
-from lstmprobe.causal.ablation import Condition, draw_random, feature_on_off
+from lstmprobe.causal.ablation import feature_on_off
+from lstmprobe.causal.units import Condition, draw_random
 from lstmprobe.errors import CorpusError, FeatureError, UnitError
 from lstmprobe.features import get_feature
 from lstmprobe.lm import task_completion

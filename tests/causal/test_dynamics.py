@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from lstmprobe.causal import gate_dynamics, timescale
 from lstmprobe.errors import UnitError
@@ -71,3 +72,42 @@ def test_unknown_units_and_gru_layers(tmp_path, vocab, corpus):
         "update_gate",
         "candidate",
     )
+
+
+def test_a_recording_without_gates_says_which_parameter_to_leave_out(tmp_path, tiny, corpus):
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    options = RecordOptions(dtype="float32", quantities=("cell", "hidden"))
+    path = record_corpus(tiny, corpus, tmp_path / "acts.h5", options).path
+    with ActivationStore(path) as store, pytest.raises(UnitError) as caught:
+        gate_dynamics(store)
+    assert str(caught.value).endswith("(record all quantities: leave out `quantities`)")
+    result = CliRunner().invoke(main, ["dynamics", "--store", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith("(record all quantities: leave out --quantities)")
+
+
+def test_the_drivers_come_from_the_recorded_model_or_the_one_given(tmp_path, vocab, corpus):
+    from lstmprobe.causal import drivers_model
+    from lstmprobe.errors import StoreError
+    from lstmprobe.models import load_model, save_checkpoint
+
+    path = save_checkpoint(tmp_path / "model.pt", make_model(vocab), vocab)
+    other = save_checkpoint(tmp_path / "other.pt", make_model(vocab, seed=3), vocab)
+    recorded = record_corpus(load_model(path), corpus, tmp_path / "acts.h5").path
+    with ActivationStore(recorded) as store:
+        found = drivers_model(store)  # the recorded file, still there
+        assert found is not None
+        assert torch.equal(found.rnn.weight_hh_l0, load_model(path).model.rnn.weight_hh_l0)
+        with pytest.raises(
+            StoreError, match=r"other.pt .* is not the model recorded.*`force=True`"
+        ):
+            drivers_model(store, str(other))
+        forced = drivers_model(store, str(other), force=True)
+        assert torch.equal(forced.rnn.weight_hh_l0, load_model(other).model.rnn.weight_hh_l0)
+        path.rename(tmp_path / "moved.pt")
+        assert drivers_model(store) is None  # gone: no drivers, no error
+        save_checkpoint(path, make_model(vocab, seed=4), vocab)
+        assert drivers_model(store) is None  # other weights at the recorded path: not used

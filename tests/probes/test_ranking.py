@@ -48,3 +48,79 @@ def test_reading_a_rankings_file_loads_no_scikit_learn(store, tmp_path: Path) ->
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "[]"
+
+
+def _file(**changes):  # type: ignore[no-untyped-def]
+    obj = {
+        "format": "lstmprobe.rankings",
+        "format_version": 1,
+        "store": "acts.h5",
+        "features": {"quote": {"kind": "binary"}, "indent": {"skipped": "constant"}},
+        "rows": [
+            {"feature": "quote", "rank": 2, "unit": "layer0/cell/1", "score": 0.8},
+            {"feature": "quote", "rank": 1, "unit": "layer0/cell/0", "score": 0.9},
+        ],
+    }
+    obj.update(changes)
+    return obj
+
+
+def test_a_strict_read_refuses_what_a_lenient_one_leaves_out(tmp_path: Path) -> None:
+    import pytest
+
+    from lstmprobe.errors import StoreError
+
+    rows = [*_file()["rows"], {"feature": "quote", "rank": "3", "unit": "layer0/cell/2"},
+            {"feature": "gone", "rank": 1, "unit": "layer0/cell/2"}]  # fmt: skip
+    features = {**_file()["features"], "broken": [1, 2]}
+    old = _file(rows=rows, features=features)
+    del old["format_version"]
+    path = tmp_path / "acts.rankings.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(StoreError, match=r"acts.rankings.json: a damaged rankings file \(format_v"):
+        Ranking.read_json(path)
+    said: list[str] = []
+    ranking = Ranking.read_json(path, lenient=True, warn=said.append)
+    assert ranking.feature_names == ["quote", "indent"]
+    assert ranking.top(5, "quote") == ["layer0/cell/0", "layer0/cell/1"]  # in rank order
+    assert len(said) == 1 and said[0].startswith(f"{path}: ignored what cannot be used: ")
+    assert "no format_version; features that are not objects; row 2: rank '3'" in said[0]
+    assert said[0].endswith("(and 1 more)")
+    assert Ranking.read_json(path, lenient=True).rows == ranking.rows  # no warn: quiet
+
+
+def test_a_lenient_read_of_a_good_or_newer_file(tmp_path: Path) -> None:
+    import pytest
+
+    from lstmprobe.errors import StoreError
+
+    said: list[str] = []
+    good = Ranking.from_dict(_file(), lenient=True, warn=said.append)
+    assert said == [] and good.rows == Ranking.from_dict(_file()).rows[::-1]
+    newer = _file(format_version=99, rows=_file()["rows"][:1], settings=[])
+    with pytest.raises(StoreError, match="format version 99; this lstmprobe reads version 1"):
+        Ranking.from_dict(newer)
+    read = Ranking.from_dict(newer, lenient=True, warn=said.append)
+    assert read.top(5, "quote") == ["layer0/cell/1"] and read.settings == {}
+    assert said == [
+        "ignored what cannot be used: what format version 99 adds (this lstmprobe reads 1); "
+        "'settings' or 'recording' (not an object)"
+    ]
+    for not_rankings in ([], {"format": "other"}):
+        with pytest.raises(StoreError, match="not an lstmprobe rankings file"):
+            Ranking.from_dict(not_rankings, lenient=True)
+
+
+def test_merging_with_the_saved_ranking_of_another_recording_replaces_it() -> None:
+    same = {"model_sha256": "a", "positions": 10}
+    earlier = Ranking(({"feature": "x", "unit": "u", "rank": 1},), {"x": {}}, recording=same)
+    mine = Ranking(({"feature": "y", "unit": "u", "rank": 1},), {"y": {}}, recording=same)
+    said: list[str] = []
+    assert mine.merged_with_saved(earlier, warn=said.append).feature_names == ["x", "y"]
+    assert said == []
+    unnamed = Ranking(earlier.rows, earlier.features)
+    assert mine.merged_with_saved(unnamed, path="r.json", warn=said.append) is mine
+    assert said == [
+        "r.json held rankings of an unnamed recording (x); it is replaced by this ranking"
+    ]
+    assert mine.merged_with_saved(Ranking((), {}), warn=said.append) is mine and len(said) == 1

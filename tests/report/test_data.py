@@ -123,3 +123,46 @@ def test_missing_quantities_name_the_record_flag(lstm_store):
         data.require_quantities(store, "layer0", ["cell", "hidden"], "x")
     with pytest.raises(UnitError, match="--quantities"), ActivationStore(lstm_store) as store:
         data.require_quantities(store, "layer0", ["reset_gate"], "plot gates")
+
+
+def test_an_old_or_partial_rankings_file_is_read_as_far_as_it_goes(lstm_store, tmp_path):
+    saved = json.loads(lstm_store.with_name("acts.rankings.json").read_text())
+    del saved["format_version"]  # an older file
+    saved["rows"][1]["rank"] = None  # and a damaged row
+    path = tmp_path / "partial.rankings.json"
+    path.write_text(json.dumps(saved))
+    warnings: list[str] = []
+    with ActivationStore(lstm_store) as store:
+        ranking = data.load_rankings(store, path, warnings.append)
+    assert ranking is not None and ranking.feature_names == ["quote", "indent"]
+    assert len(ranking.rows) == len(saved["rows"]) - 1
+    assert warnings == [
+        f"{path}: ignored what cannot be used: no format_version; row 1: rank None is not a "
+        "positive integer"
+    ]
+    path.write_text("{not json")
+    again = r"not valid JSON.*rank the recording again: `rank_units"
+    with ActivationStore(lstm_store) as store, pytest.raises(StoreError, match=again):
+        data.load_rankings(store, path)
+
+
+def test_the_report_command_opens_a_partial_rankings_file_and_says_what_it_left_out(
+    lstm_store, tmp_path
+):
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+
+    saved = json.loads(lstm_store.with_name("acts.rankings.json").read_text())
+    saved["rows"][0]["rank"] = "first"  # a row that cannot be ordered
+    path = tmp_path / "partial.rankings.json"
+    path.write_text(json.dumps(saved))
+    out = tmp_path / "r.html"
+    args = ["report", "--store", str(lstm_store), "--rankings", str(path), "-o", str(out)]
+    result = CliRunner().invoke(main, [*args, "--no-figures", "--max-chars", "200", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == (
+        f"warning: {path}: ignored what cannot be used: row 0: rank 'first' is not a positive "
+        "integer"
+    )
+    assert json.loads(result.stdout)["features"] == ["quote", "indent"] and out.exists()

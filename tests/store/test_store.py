@@ -701,11 +701,13 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
 
 
 def test_open_missing(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match=r"does not exist; run `lstmprobe record MODEL CORPUS"):
+    with pytest.raises(
+        StoreError, match=r"does not exist; record it first \(`record_corpus\(MODEL, CORPUS"
+    ):
         ActivationStore(tmp_path / "acts.h5")
     w = writer(tmp_path / "acts.h5", corpus(100))
     w.close()
-    with pytest.raises(StoreError, match=r"unfinished recording .*--resume"):
+    with pytest.raises(StoreError, match=r"unfinished recording .*resume=True\)`$"):
         ActivationStore(tmp_path / "acts.h5")
 
 

@@ -1,0 +1,185 @@
+"""An ablation's effect against random units: the loss summaries, p-values, spreads, verdict.
+
+:func:`loss_summary` is one run's mean loss change (overall, where the feature is on, where it is
+off); :func:`condition_entry` puts a condition's summary beside its random draws' (mean, sample
+standard deviation, the empirical p-value :func:`p_value`) and :func:`verdict` says it in one
+line. Everything here is plain arithmetic on numbers :func:`~lstmprobe.causal.run_ablation`
+measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: one measured run: its loss summary, its per-char deltas (kept for the chosen units only)
+#: and its task completion (with ``task=True``)
+Run = tuple[dict[str, Any], Any, "dict[str, Any] | None"]
+
+
+def loss_summary(bits: np.ndarray, base: np.ndarray, on: np.ndarray | None) -> dict[str, Any]:
+    """The mean loss with and without the intervention, and its change, over every position
+    with a next char; with ``on`` (:func:`~lstmprobe.causal.ablation.feature_on_off`) also
+    where the feature is on and where it is off.
+
+    Examples
+    --------
+    >>> s = loss_summary(np.array([2.0, 3.0, np.nan]), np.array([1.0, 1.0, np.nan]), None)
+    >>> s["delta"], s["positions"]
+    (1.5, 2)
+    """
+    valid = ~np.isnan(base)
+    delta = bits - base
+    out: dict[str, Any] = {
+        "bits": float(np.nanmean(bits[valid])) if valid.any() else None,
+        "base_bits": float(np.nanmean(base[valid])) if valid.any() else None,
+        "delta": float(np.nanmean(delta[valid])) if valid.any() else None,
+        "positions": int(valid.sum()),
+    }
+    if on is not None:
+        for name, sel in (("on", on == 1), ("off", on == 0)):
+            out[f"bits_{name}"] = float(bits[sel].mean()) if sel.any() else None
+            out[f"base_bits_{name}"] = float(base[sel].mean()) if sel.any() else None
+            out[f"delta_{name}"] = float(delta[sel].mean()) if sel.any() else None
+            out[f"positions_{name}"] = int(sel.sum())
+    return out
+
+
+def p_value(
+    chosen: float | None, draws: Sequence[float | None], larger: bool = True
+) -> float | None:
+    """The rank of ``chosen`` among the random ``draws``: ``(1 + #{draw >= chosen}) / (1 + n)``
+    (``<=`` when ``larger`` is false: a smaller value is the stronger effect).
+
+    Examples
+    --------
+    >>> p_value(0.5, [0.1, 0.2, 0.6])
+    0.5
+    >>> p_value(0.5, [0.1, 0.2, 0.3]), p_value(None, [0.1]), p_value(0.5, [])
+    (0.25, None, None)
+    """
+    vals = [d for d in draws if d is not None]
+    if chosen is None or not vals:
+        return None
+    hits = sum(1 for d in vals if (d >= chosen if larger else d <= chosen))
+    return (1 + hits) / (1 + len(vals))
+
+
+def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (``ddof=1``; 0 for one value) of the values given.
+
+    Examples
+    --------
+    >>> mean_sd([1.0, None, 3.0]), mean_sd([2.0]), mean_sd([None])
+    ((2.0, 1.4142135623730951), (2.0, 0.0), (None, None))
+    """
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None
+    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+
+
+def condition_entry(
+    units: Sequence[str],
+    chosen: Run,
+    draws: Sequence[tuple[str, ...]],
+    random: Sequence[Run],
+    *,
+    settings: dict[str, Any],
+    base_task: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """One condition's JSON-ready result: its loss summary, its ``random`` draws' mean, spread
+    and the p-value of its effect among them (``delta_on`` with a feature, else ``delta``),
+    task accuracies with ``task=True``, and its :func:`verdict`.
+
+    ``settings`` holds ``mode``, ``value``, ``feature`` (its name or None) and ``seed``.
+    """
+    summary, _, comp = chosen
+    with_feature = settings["feature"] is not None
+    metric = "delta_on" if with_feature else "delta"
+    entry: dict[str, Any] = {
+        "units": list(units),
+        "mode": settings["mode"],
+        "value": settings["value"] if settings["mode"] == "clamp" else None,
+        "feature": settings["feature"],
+        **summary,
+    }
+    r_on, r_on_sd = mean_sd([r[0].get(metric) for r in random])
+    r_off, r_off_sd = mean_sd([r[0].get("delta_off") for r in random])
+    r_all, r_all_sd = mean_sd([r[0]["delta"] for r in random])
+    random_part: dict[str, Any] = {
+        "n": len(random),
+        "delta_on_mean": r_on if with_feature else None,
+        "delta_on_sd": r_on_sd if with_feature else None,
+        "delta_off_mean": r_off,
+        "delta_off_sd": r_off_sd,
+        "delta_mean": r_all,
+        "delta_sd": r_all_sd,
+        "p_value": p_value(summary.get(metric), [r[0].get(metric) for r in random]),
+        "p_value_of": metric,
+        "seed": settings["seed"],
+        "draws": [
+            {
+                "units": list(d),
+                "delta": r[0]["delta"],
+                "delta_on": r[0].get("delta_on"),
+                "delta_off": r[0].get("delta_off"),
+                **({"task_accuracy": r[2]["accuracy"]} if r[2] is not None else {}),
+            }
+            for d, r in zip(draws, random)
+        ],
+    }
+    if comp is not None and base_task is not None:
+        entry["base_task_accuracy"] = base_task["accuracy"]
+        entry["base_task_accuracy_by_n"] = base_task["by_n"]
+        entry["task_accuracy"] = comp["accuracy"]
+        entry["task_accuracy_by_n"] = comp["by_n"]
+        accs = [r[2]["accuracy"] for r in random if r[2] is not None]
+        m, sd = mean_sd(accs)
+        random_part["task_accuracy_mean"] = m
+        random_part["task_accuracy_sd"] = sd
+        random_part["task_p_value"] = p_value(comp["accuracy"], accs, larger=False)
+        keys = sorted({k for r in random if r[2] for k in r[2]["by_n"]}, key=int)
+        random_part["task_accuracy_by_n_mean"] = {
+            k: float(np.mean([r[2]["by_n"].get(k, np.nan) for r in random if r[2]])) for k in keys
+        }
+    entry["random"] = random_part
+    entry["verdict"] = verdict(entry)
+    return entry
+
+
+def _units_text(units: Sequence[str]) -> str:
+    return units[0] if len(units) == 1 else f"{len(units)} units ({', '.join(units)})"
+
+
+def verdict(c: dict[str, Any]) -> str:
+    """One readable line for a condition, e.g. ``ablating layer0/cell/34 (zero) costs ...``."""
+    how = {"zero": "zeroing", "mean": "mean-ablating", "clamp": f"clamping to {c.get('value')}"}
+    what = f"{how.get(c['mode'], c['mode'])} {_units_text(c['units'])}"
+    r = c["random"]
+    if c.get("feature"):
+        line = (
+            f"{what} costs {c['delta_on']:+.3f} bits/char where {c['feature']} is on "
+            f"({c['positions_on']:,} chars), {c['delta_off']:+.3f} where off; "
+        )
+        rand_mean, rand_sd = r.get("delta_on_mean"), r.get("delta_on_sd")
+    else:
+        line = f"{what} costs {c['delta']:+.3f} bits/char ({c['positions']:,} chars); "
+        rand_mean, rand_sd = r.get("delta_mean"), r.get("delta_sd")
+    if r["n"]:
+        line += (
+            f"{r['n']} random same-size sets cost {rand_mean:+.3f} ± {rand_sd:.3f}; "
+            f"p = {r['p_value']:.3f}"
+        )
+    else:
+        line += "no random units compared (none drawn)"
+    if "task_accuracy" in c:
+        line += f"; task accuracy {c['base_task_accuracy']:.1%} -> {c['task_accuracy']:.1%}"
+        if r["n"]:
+            line += (
+                f" (random sets: {r['task_accuracy_mean']:.1%} ± {r['task_accuracy_sd']:.1%}, "
+                f"p = {r['task_p_value']:.3f})"
+            )
+    return line

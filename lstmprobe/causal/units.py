@@ -1,0 +1,234 @@
+"""Which units an ablation intervenes on, and the random units it is compared against.
+
+A *condition* is a set of units intervened on together. They are named by hand, or taken from a
+ranking beside the recording (the top ``k`` of a feature, each alone and all together); the
+random sets of a condition are drawn from the units of no condition, with the same sizes per
+layer and quantity. :func:`plan_ablation` does the recording's part of ``lstmprobe ablate``: it
+checks that the recording is of the model's weights, reads the conditions and the units' means.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lstmprobe.errors import AblationError, StoreError, UnitError
+from lstmprobe.record import layout
+
+if TYPE_CHECKING:
+    import torch
+
+    from lstmprobe.store import ActivationStore
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A set of units to intervene on together (names like ``layer0/cell/17``)."""
+
+    units: tuple[str, ...]
+
+    @property
+    def by_key(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for name in self.units:
+            key, _, index = name.rpartition("/")
+            out.setdefault(key, []).append(int(index))
+        return out
+
+
+def check_units(model: torch.nn.Module, names: Sequence[str]) -> dict[str, int]:
+    """The model's datasets (``layer0/cell -> n_units``); unknown units raise a
+    :class:`UnitError` listing what exists."""
+    datasets = layout(model)
+    for name in names:
+        key, _, index = name.rpartition("/")
+        if key not in datasets or not index.isdecimal():
+            raise UnitError(
+                f"unit {name} does not exist in this model; it has "
+                + ", ".join(f"{k}/0..{n - 1}" for k, n in datasets.items())
+            )
+        if int(index) >= datasets[key]:
+            raise UnitError(f"unit {name} does not exist: {key} has units 0..{datasets[key] - 1}")
+    return datasets
+
+
+def draw_random(
+    condition: Condition,
+    pools: dict[str, list[int]],
+    n: int,
+    seed: int,
+) -> list[tuple[str, ...]]:
+    """``n`` distinct random unit sets with ``condition``'s sizes per dataset, from ``pools``."""
+    if n == 0:
+        return []
+    sizes = {k: len(v) for k, v in condition.by_key.items()}
+    possible = 1
+    for key, k in sizes.items():
+        m = len(pools[key])
+        possible *= math.comb(m, k)
+        if math.comb(m, k) < n and len(sizes) == 1:
+            raise AblationError(
+                f"`n_random={n}` asks for {n} distinct random sets of {k} {key} unit"
+                f"{'s' if k > 1 else ''}, but only {m} other {key} units exist "
+                f"({math.comb(m, k)} sets); use `n_random={math.comb(m, k)}` or fewer"
+            )
+    if possible < n:
+        raise AblationError(
+            f"`n_random={n}` asks for more distinct random unit sets than exist ({possible}); "
+            f"use `n_random={possible}` or fewer"
+        )
+    rng = np.random.default_rng([seed, *(len(v) for v in condition.by_key.values())])
+    if possible <= 4 * n:
+        per_key = [
+            [tuple(f"{key}/{u}" for u in c) for c in combinations(pools[key], k)]
+            for key, k in sizes.items()
+        ]
+        every: list[tuple[str, ...]] = [()]
+        for options in per_key:
+            every = [a + b for a in every for b in options]
+        picked = rng.choice(len(every), size=n, replace=False)
+        return [every[i] for i in sorted(picked)]
+    seen: dict[frozenset[str], tuple[str, ...]] = {}
+    while len(seen) < n:
+        draw: tuple[str, ...] = ()
+        for key, k in sizes.items():
+            chosen = rng.choice(pools[key], size=k, replace=False)
+            draw += tuple(f"{key}/{int(u)}" for u in sorted(chosen))
+        seen.setdefault(frozenset(draw), draw)
+    return list(seen.values())
+
+
+def unit_means(store: ActivationStore, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Mean of every unit of each dataset over the whole recording, streamed chunk by chunk.
+
+    Returns
+    -------
+    dict of key -> ndarray of shape (n_units,), float64
+    """
+    out: dict[str, np.ndarray] = {}
+    for key in dict.fromkeys(keys):
+        total = np.zeros(store.n_units(key), dtype=np.float64)
+        for _, _, block in store.iter_chunks([key]):
+            total += block[key].sum(0, dtype=np.float64)
+        out[key] = total / max(1, store.n_positions)
+    return out
+
+
+def check_model_matches(
+    store: ActivationStore, sha256: str, *, force: bool = False, model: str = "the model"
+) -> None:
+    """Refuse a model whose weights are not the recorded ones (unless ``force``).
+
+    ``sha256`` is the model file's (:attr:`LoadedModel.sha256`); ``model`` names it in the
+    message. A recording or a model without a hash is not checked.
+    """
+    if store.model_sha256 and sha256 and store.model_sha256 != sha256 and not force:
+        raise StoreError(
+            f"{model} (sha256 {sha256[:12]}) is not the model recorded in {store.path} (sha256 "
+            f"{store.model_sha256[:12]}): the recording's means and rankings describe other "
+            "weights; give the recorded model, record this one, or pass `force=True`"
+        )
+
+
+def top_conditions(store: ActivationStore, feature: str, k: int) -> list[list[str]]:
+    """The top ``k`` units of ``feature`` in the ranking beside ``store``
+    (``acts.rankings.json``): each alone, then all together (when more than one)."""
+    from lstmprobe.probes import Ranking
+
+    path = store.sibling("rankings.json")
+    if not path.exists():
+        raise StoreError(
+            f"the top units are read from {path}, which does not exist; rank {feature} first: "
+            f"`rank_units(store={store.path}, features={feature})`"
+        )
+    ranking = Ranking.read_json(path)
+    if feature not in ranking.features or "skipped" in ranking.features[feature]:
+        raise StoreError(
+            f"{path} has no ranking for {feature!r} (it has {', '.join(ranking.features)}); rank "
+            f"it first: `rank_units(store={store.path}, features={feature})`"
+        )
+    best = ranking.top(k, feature=feature)
+    conditions = [[u] for u in best]
+    if len(best) > 1:
+        conditions.append(list(best))
+    return conditions
+
+
+def recorded_reset(store: ActivationStore) -> str:
+    """How ``store``'s corpus was read (``"none"`` or ``"line"``): as an ablation reads it."""
+    return str(store.run_config.get("reset", "none"))
+
+
+def check_selection(units: Sequence[str], top: int | None, feature: str | None) -> None:
+    """Refuse a selection of units that is not either ``units`` or ``top`` with ``feature``."""
+    if units and top:
+        raise AblationError("give `units=U` or `top=K`, not both")
+    if not units and not top:
+        raise AblationError(
+            "say which units: `units=layer0/cell/17` (several are intervened on together), or "
+            "`top=K` with `feature=FEATURE`"
+        )
+    if top and not feature:
+        raise AblationError("`top=K` reads the ranking of a feature: give `feature=FEATURE`")
+
+
+@dataclass(frozen=True)
+class AblationPlan:
+    """What :func:`plan_ablation` read from a recording for :func:`run_ablation`."""
+
+    conditions: list[list[str]]
+    #: how the corpus is read: as asked, else as the recording was made, else ``"none"``
+    reset: str
+    #: the units' means over the recording, for ``mode="mean"``
+    means: dict[str, np.ndarray] | None
+    #: where the per-char results go: beside the recording (``acts.ablations.h5``)
+    saved_to: Path
+    #: the recording's path and model hash, when one was read (for the results' settings)
+    store: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_ablation(
+    store: str | Path,
+    model_sha256: str,
+    *,
+    units: Sequence[str] = (),
+    top: int | None = None,
+    feature: str | None = None,
+    mode: str = "zero",
+    reset: str | None = None,
+    force: bool = False,
+    model: str = "the model",
+) -> AblationPlan:
+    """The conditions, reset and means of an ablation, read from the recording at ``store``.
+
+    Give ``units`` (one condition, intervened on together) or ``top`` and ``feature`` (the
+    ranking's top units, :func:`top_conditions`). The recording is needed for ``top`` and for
+    ``mode="mean"``; otherwise it is read when it exists (to check that it records the model
+    of hash ``model_sha256``, :func:`check_model_matches`, and for its reset).
+    """
+    check_selection(units, top, feature)
+    path = Path(store)
+    if not path.exists() and not top and mode != "mean":
+        saved = path.with_name(f"{path.stem}.ablations.h5")
+        return AblationPlan([list(units)], reset or "none", None, saved)
+    from lstmprobe.store import ActivationStore
+
+    with ActivationStore(path) as s:
+        check_model_matches(s, model_sha256, force=force, model=model)
+        conditions = top_conditions(s, feature, top) if top and feature else [list(units)]
+        means = None
+        if mode == "mean":
+            keys = {u.rpartition("/")[0] for c in conditions for u in c}
+            for key in keys:
+                s.n_units(key)  # a clear error for a dataset the store lacks
+            means = unit_means(s, sorted(keys))
+        info = {"store": str(s.path), "model_sha256": s.model_sha256}
+        return AblationPlan(
+            conditions, reset or recorded_reset(s), means, s.sibling("ablations.h5"), info
+        )
