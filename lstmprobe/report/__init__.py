@@ -16,14 +16,14 @@ from __future__ import annotations
 from lstmprobe._lazy import lazy_exports
 
 _EXPORTS = {
-    "colored_text": "lstmprobe.report.figures",
-    "unit_text": "lstmprobe.report.figures",
-    "unit_internals": "lstmprobe.report.figures",
-    "heatmap": "lstmprobe.report.figures",
-    "saturation": "lstmprobe.report.figures",
-    "distributions": "lstmprobe.report.figures",
-    "separator": "lstmprobe.report.figures",
-    "probe_curve": "lstmprobe.report.figures",
+    "colored_text": "lstmprobe.report.text_figures",
+    "unit_text": "lstmprobe.report.text_figures",
+    "unit_internals": "lstmprobe.report.text_figures",
+    "heatmap": "lstmprobe.report.text_figures",
+    "saturation": "lstmprobe.report.stat_figures",
+    "distributions": "lstmprobe.report.stat_figures",
+    "separator": "lstmprobe.report.stat_figures",
+    "probe_curve": "lstmprobe.report.stat_figures",
     "build_report": "lstmprobe.report.html",
     "text_page": "lstmprobe.report.html",
     "Report": "lstmprobe.report.html",

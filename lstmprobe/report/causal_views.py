@@ -32,13 +32,8 @@ from typing import Any
 import numpy as np
 
 from lstmprobe.errors import StoreError, UnitError
-from lstmprobe.report.data import (
-    KeyStats,
-    check_unit,
-    passage,
-    pick_changes,
-    top_spans,
-)
+from lstmprobe.report.data import KeyStats, check_unit, passage, top_spans
+from lstmprobe.report.feature_scan import pick_changes
 from lstmprobe.report.keep_write import state_unit
 from lstmprobe.store import ActivationStore, parse_unit
 

@@ -33,18 +33,16 @@ import numpy as np
 
 from lstmprobe.report.colors import GATES, lut, scale_for
 from lstmprobe.report.data import (
-    FeatureScan,
     KeyStats,
     check_span,
     check_unit,
     load_rankings,
     passage,
-    pick_changes,
-    scan_features,
     summarize,
     top_spans,
     unit_scale,
 )
+from lstmprobe.report.feature_scan import FeatureScan, pick_changes, scan_features
 from lstmprobe.report.output import asset, png_uri
 from lstmprobe.store import ActivationStore, parse_unit
 
@@ -368,7 +366,7 @@ def _feature_sections(
             )
         curve = None
         if ranking.features[f].get("curve"):
-            from lstmprobe.report.figures import probe_curve
+            from lstmprobe.report.stat_figures import probe_curve
 
             curve = png_uri(probe_curve(ranking, f).figure)
         table = []

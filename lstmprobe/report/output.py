@@ -69,7 +69,7 @@ def save_figure(
     """Save a matplotlib Figure atomically as PNG or SVG, then close it."""
     import matplotlib.pyplot as plt
 
-    from lstmprobe.report.figures import THEME
+    from lstmprobe.report.theme import THEME
 
     path = Path(path)
     try:
@@ -96,7 +96,7 @@ def png_uri(fig: object, dpi: int = 110) -> str:
 
     import matplotlib.pyplot as plt
 
-    from lstmprobe.report.figures import THEME
+    from lstmprobe.report.theme import THEME
 
     buf = io.BytesIO()
     try:
