@@ -22,6 +22,8 @@ from lstmprobe.errors import StoreError, UnitError
 from lstmprobe.report.colors import GATES, Scale, scale_for
 from lstmprobe.store import ActivationStore, parse_unit
 
+#: What receives the report's warnings, one line each (None: they are dropped).
+Warn = Callable[[str], None] | None
 #: A gate is "left-saturated" below this value and "right-saturated" above 1 - this value
 #: (Karpathy, Johnson & Fei-Fei 2015).
 SATURATION = 0.1

@@ -24,7 +24,7 @@ import html
 import json
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ import numpy as np
 from lstmprobe.report.colors import GATES, lut, scale_for
 from lstmprobe.report.data import (
     KeyStats,
+    Warn,
     check_span,
     check_unit,
     load_rankings,
@@ -125,7 +126,7 @@ def build_report(
     start: int = 0,
     figures: bool = True,
     progress: bool = False,
-    warn: Callable[[str], None] | None = None,
+    warn: Warn = None,
 ) -> Report:
     """Render the report of one recording (and its ranking, when there is one).
 

@@ -125,11 +125,22 @@ def unit_text(
     """
     check_unit(store, unit)
     a, b = default_span(store, start, length, 600)
+    return _unit_span(store, unit, store.read_text(a, b), a, width, scale=scale).figure
+
+
+def _unit_span(
+    store: ActivationStore,
+    unit: str,
+    text: str,
+    start: int,
+    width: int,
+    ax: Any = None,
+    scale: Scale | None = None,
+) -> Any:
+    """Draw one unit over ``text`` (the corpus from ``start``) on its fixed scale; the Axes."""
+    values = read_unit(store, unit, start, start + len(text))
     scale = scale or unit_scale(store, unit)
-    ax = colored_text(
-        store.read_text(a, b), read_unit(store, unit, a, b), scale, width=width, title=unit, start=a
-    )
-    return ax.figure
+    return colored_text(text, values, scale, ax=ax, width=width, title=unit, start=start)
 
 
 @themed
@@ -157,11 +168,7 @@ def unit_internals(
         len(wanted), 1, figsize=(0.085 * cols + 1.2, h * len(wanted) + 0.3), layout="constrained"
     )
     for ax, q in zip(np.atleast_1d(axes), wanted):
-        name = f"{layer}/{q}/{index}"
-        colored_text(
-            text, read_unit(store, name, a, b), unit_scale(store, name), ax=ax, width=width,
-            title=name, start=a,
-        )  # fmt: skip
+        _unit_span(store, f"{layer}/{q}/{index}", text, a, width, ax=ax)
     fig.suptitle(
         f"unit {index} of {layer}: every quantity over the same text", fontsize=8, x=0.0, ha="left"
     )
