@@ -6,9 +6,7 @@ stay fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from lstmprobe._lazy import lazy_exports
 from lstmprobe._version import __version__
 from lstmprobe.errors import LstmprobeError
 
@@ -36,15 +34,4 @@ _EXPORTS = {
 
 __all__ = ["LstmprobeError", "__version__", *_EXPORTS]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lstmprobe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

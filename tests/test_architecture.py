@@ -22,7 +22,7 @@ STAGES = ("basics", "models", "store", "record", "features", "probes", "causal",
 #: evaluates models), and from features up it may be imported. ``top`` (cli, demo, the
 #: package's own ``__init__``) may import anything and nothing below imports it.
 RANK = {stage: float(i) for i, stage in enumerate(STAGES)} | {"lm": 3.5, "top": 99.0}
-BASICS = {"errors", "names", "text", "_io", "_version", "_float16"}
+BASICS = {"errors", "names", "text", "_io", "_lazy", "_version", "_float16"}
 TOP = {"cli", "demo", "__main__"}
 
 

@@ -13,18 +13,17 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lstmprobe._lazy import lazy_exports
 
 _EXPORTS = {
-    "colored_text": "lstmprobe.report.figures",
-    "unit_text": "lstmprobe.report.figures",
-    "unit_internals": "lstmprobe.report.figures",
-    "heatmap": "lstmprobe.report.figures",
-    "saturation": "lstmprobe.report.figures",
-    "distributions": "lstmprobe.report.figures",
-    "separator": "lstmprobe.report.figures",
-    "probe_curve": "lstmprobe.report.figures",
+    "colored_text": "lstmprobe.report.text_figures",
+    "unit_text": "lstmprobe.report.text_figures",
+    "unit_internals": "lstmprobe.report.text_figures",
+    "heatmap": "lstmprobe.report.text_figures",
+    "saturation": "lstmprobe.report.stat_figures",
+    "distributions": "lstmprobe.report.stat_figures",
+    "separator": "lstmprobe.report.stat_figures",
+    "probe_curve": "lstmprobe.report.stat_figures",
     "build_report": "lstmprobe.report.html",
     "text_page": "lstmprobe.report.html",
     "Report": "lstmprobe.report.html",
@@ -36,15 +35,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lstmprobe.report' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -25,20 +25,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lstmprobe.errors import StoreError, UnitError
-from lstmprobe.report.data import (
-    KeyStats,
-    check_unit,
-    passage,
-    pick_changes,
-    top_spans,
-)
+from lstmprobe.report.data import KeyStats, Warn, check_unit, passage, top_spans
+from lstmprobe.report.feature_scan import pick_changes
 from lstmprobe.report.keep_write import state_unit
 from lstmprobe.store import ActivationStore, parse_unit
 
@@ -49,8 +44,6 @@ N_CHANGE_PASSAGES = 2
 #: Units whose keep/write terms are drawn in the Dynamics section, and chars per passage.
 N_DYNAMICS_UNITS = 3
 DYNAMICS_PASSAGE = 100
-
-Warn = Callable[[str], None] | None
 
 
 # --------------------------------------------------------------------------- ablations

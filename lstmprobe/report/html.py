@@ -10,7 +10,8 @@ else runs. What it embeds (docs/report.md):
 * per-unit summaries over the whole recording (mean, std, min, max, gate saturation);
 * with a ranking: per feature its summary, probe curve, top units with scores, intervals, held-out
   metrics, selectivity and an ROC-suggested threshold, and for each top unit its coloured text on
-  passages where the feature changes and where the unit is most active.
+  passages where the feature changes and where the unit is most active
+  (:mod:`lstmprobe.report.ranked`).
 
 The span statistic of the explorer (select text -> units most active there) is the standardised
 difference ``d = (mean inside - mean outside) / sd`` of each unit's values over the embedded
@@ -19,12 +20,11 @@ text, ranked by ``d``: no fixed threshold.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,28 +33,20 @@ import numpy as np
 
 from lstmprobe.report.colors import GATES, lut, scale_for
 from lstmprobe.report.data import (
-    FeatureScan,
     KeyStats,
+    Warn,
     check_span,
     check_unit,
     load_rankings,
-    passage,
-    pick_changes,
-    scan_features,
     summarize,
-    top_spans,
     unit_scale,
 )
-from lstmprobe.report.output import asset, png_uri
+from lstmprobe.report.output import asset, compact, png_uri, uint8_b64
+from lstmprobe.report.ranked import feature_sections
 from lstmprobe.store import ActivationStore, parse_unit
 
 #: Default number of chars the explorer embeds (``--max-chars``).
 MAX_CHARS = 2000
-#: Chars per passage of the ranking sections.
-PASSAGE = 160
-#: Passages where a feature changes, and top-activating passages per unit.
-N_CHANGE_PASSAGES = 3
-N_TOP_PASSAGES = 2
 
 
 @dataclass(frozen=True)
@@ -82,24 +74,8 @@ class Report:
         return path
 
 
-def _b64(arr: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(arr, dtype=np.uint8).tobytes()).decode("ascii")
-
-
 def _r(values: Any, digits: int = 4) -> list[float]:
     return [float(f"{v:.{digits}g}") for v in np.asarray(values, dtype=np.float64)]
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return None if not np.isfinite(obj) else float(f"{obj:.5g}")
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _clean(obj.item())
-    return obj
 
 
 def _units_shown(
@@ -127,7 +103,7 @@ def build_report(
     start: int = 0,
     figures: bool = True,
     progress: bool = False,
-    warn: Callable[[str], None] | None = None,
+    warn: Warn = None,
 ) -> Report:
     """Render the report of one recording (and its ranking, when there is one).
 
@@ -229,22 +205,16 @@ def build_report(
                     "low": _r(s.low[idx]) if gate else None,
                     "high": _r(s.high[idx]) if gate else None,
                 },
-                "values": _b64(q),
+                "values": uint8_b64(q),
             }
         )
         n_shown += len(idx)
 
-    # ranking sections
-    feature_data = []
-    scans: dict[str, FeatureScan] = {}
-    if feats and ranking is not None:
-        want = {
-            f: [(r["unit"], int(r["sign"]) if r.get("sign") else 1) for r in top_rows[f]]
-            for f in feats
-        }
-        kinds = {f: ranking.features[f].get("kind", "continuous") for f in feats}
-        scans = scan_features(store, want, stats, kinds, progress=progress)
-        feature_data = _feature_sections(store, ranking, feats, top_rows, stats, scans)
+    feature_data, thresholds = (
+        feature_sections(store, ranking, top_rows, stats, progress=progress)
+        if feats and ranking is not None
+        else ([], {})
+    )
 
     figs = []
     if figures:
@@ -257,15 +227,6 @@ def build_report(
                 ranks.setdefault(r["unit"], []).append(
                     [r["feature"], r["rank"], r.get("score"), r.get("sign"), r.get("score_name")]
                 )
-    thresholds: dict[str, dict[str, Any]] = {}
-    for f, sc in scans.items():
-        for u, t in sc.thresholds.items():
-            thresholds.setdefault(u, {})[f] = {
-                "threshold": t.threshold,
-                "tpr": t.tpr,
-                "fpr": t.fpr,
-                "sign": t.sign,
-            }
     from lstmprobe.report.causal_views import causal_payload
 
     causal = causal_payload(store, stats, sorted(top_units), figures=figures, warn=warn)
@@ -318,162 +279,6 @@ def _model_line(store: ActivationStore) -> str:
     return (
         f"{cfg.get('num_layers', '?')}-layer {cell}, {cfg.get('hidden_size', '?')} units per layer"
     )
-
-
-def _feature_sections(
-    store: ActivationStore,
-    ranking: Any,
-    feats: list[str],
-    top_rows: dict[str, list[dict[str, Any]]],
-    stats: dict[str, KeyStats],
-    scans: dict[str, FeatureScan],
-) -> list[dict[str, Any]]:
-    out = []
-    for f in feats:
-        rows = top_rows[f]
-        units = [r["unit"] for r in rows]
-        scan = scans.get(f)
-        spans: list[dict[str, Any]] = []
-        centers = pick_changes(scan.changes, N_CHANGE_PASSAGES) if scan is not None else []
-        for c in centers:
-            pa, pb = passage(store, c, PASSAGE, before=0.5)
-            spans.append({"kind": "change", "start": pa, "stop": pb, "at": c, "units": units})
-        for r in rows:
-            key, index = parse_unit(r["unit"])
-            for pa, pb, peak in top_spans(
-                store, stats[key], index, r.get("sign") or 1, N_TOP_PASSAGES, PASSAGE
-            ):
-                spans.append(
-                    {"kind": "top", "start": pa, "stop": pb, "at": peak, "units": [r["unit"]]}
-                )
-        labels = _passage_labels(store, f, [(s["start"], s["stop"]) for s in spans])
-        passages = []
-        for s, lab in zip(spans, labels):
-            vals = {}
-            for u in s["units"]:
-                key, index = parse_unit(u)
-                v = store.read(key, s["start"], s["stop"], units=[index])[:, 0]
-                vals[u] = _b64(stats[key].scale(index).quantize(v))
-            passages.append(
-                {
-                    "kind": s["kind"],
-                    "start": s["start"],
-                    "at": s["at"],
-                    "text": store.read_text(s["start"], s["stop"]),
-                    "labels": None
-                    if lab is None
-                    else [None if np.isnan(x) else float(f"{x:.4g}") for x in lab],
-                    "values": vals,
-                }
-            )
-        curve = None
-        if ranking.features[f].get("curve"):
-            from lstmprobe.report.figures import probe_curve
-
-            curve = png_uri(probe_curve(ranking, f).figure)
-        table = []
-        for r in rows:
-            t = scan.thresholds.get(r["unit"]) if scan is not None else None
-            table.append(
-                _clean(
-                    {
-                        k: r.get(k)
-                        for k in (
-                            "rank",
-                            "unit",
-                            "score",
-                            "score_name",
-                            "sign",
-                            "test_metric",
-                            "control_metric",
-                            "selectivity",
-                            "interval_low",
-                            "interval_high",
-                        )
-                    }
-                    | {
-                        "threshold": None
-                        if t is None
-                        else {"value": t.threshold, "tpr": t.tpr, "fpr": t.fpr, "sign": t.sign}
-                    }
-                )
-            )
-        summary = ranking.features[f]
-        out.append(
-            {
-                "name": f,
-                "kind": summary.get("kind"),
-                "definition": summary.get("definition", ""),
-                "summary": _summary_text(summary),
-                "curve": curve,
-                "rows": table,
-                "passages": passages,
-            }
-        )
-    return out
-
-
-def _summary_text(s: dict[str, Any]) -> str:
-    """One line about a ranked feature: kind, base rate, positions, the probe's held-out result."""
-
-    def num(v: Any) -> str:
-        return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
-
-    bits = [str(s.get("kind", ""))]
-    if s.get("base_rate") is not None:
-        bits.append(f"base rate {num(s['base_rate'])}")
-    if s.get("n_defined") is not None:
-        bits.append(f"{s['n_defined']:,} positions")
-    probe = s.get("probe") or {}
-    if probe.get("test_metric") is not None:
-        which = (
-            "all units" if probe.get("units") == "all" else f"the top {probe.get('units')} units"
-        )
-        bits.append(
-            f"a probe on {which}: held-out {s.get('probe_metric', '')} {num(probe['test_metric'])}, "
-            f"control {num(probe.get('control_metric'))}, selectivity {num(probe.get('selectivity'))}"
-        )
-    if s.get("warning"):
-        bits.append(f"note: {s['warning']}")
-    return "; ".join(bits)
-
-
-def _passage_labels(
-    store: ActivationStore, name: str, spans: list[tuple[int, int]]
-) -> list[np.ndarray | None]:
-    """The feature's labels over each span (None when the feature cannot be computed)."""
-    from lstmprobe.errors import FeatureError
-    from lstmprobe.features import get_feature
-    from lstmprobe.features.stream import TextReader, feature_windows
-
-    if not spans:
-        return []
-    try:
-        feat = get_feature(name)
-    except FeatureError:
-        return [None] * len(spans)
-    # feature_windows wants sorted disjoint windows: label the merged ones, then cut
-    merged: list[list[int]] = []
-    for sa, sb in sorted(spans):
-        if merged and sa <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], sb)
-        else:
-            merged.append([sa, sb])
-    n = store.n_positions
-    windows = [(x, y) for x, y in merged]
-    got = dict(
-        zip(
-            windows,
-            feature_windows(feat, TextReader(store.read_text, n), n, store.sequences, windows),
-        )
-    )
-    out = []
-    for sa, sb in spans:
-        for (x, y), lab in got.items():
-            if x <= sa and sb <= y:
-                out.append(lab[sa - x : sb - x])
-                break
-    return out
 
 
 def _figures(
@@ -537,7 +342,7 @@ def text_page(store: ActivationStore, unit: str, start: int, stop: int, width: i
                 "rules": [scale.rule],
                 "rule": [0],
                 "stats": {},
-                "values": _b64(scale.quantize(values)[None, :]),
+                "values": uint8_b64(scale.quantize(values)[None, :]),
             }
         ],
         "features": [],
@@ -556,7 +361,7 @@ def render(payload: dict[str, Any], title: str) -> tuple[str, str]:
     script += asset("causal.js")
     style += asset("causal.css")
     rid = "lpr-" + uuid.uuid4().hex[:8]
-    data = json.dumps(_clean(payload), ensure_ascii=False, separators=(",", ":"))
+    data = json.dumps(compact(payload), ensure_ascii=False, separators=(",", ":"))
     data = data.replace("</", "<\\/").replace("<!--", "<\\!--")
 
     def body(page: bool) -> str:

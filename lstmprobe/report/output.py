@@ -1,7 +1,9 @@
-"""Writing figures and reports atomically: a temporary file in the target directory, renamed.
+"""Writing figures and reports atomically, and what a page embeds (its own assets, PNG data URIs,
+compact values).
 
-A crash or an error while rendering leaves nothing behind at the target path (the previous file,
-if any, stays as it was).
+A file is written to a temporary file in the target directory, then renamed: a crash or an error
+while rendering leaves nothing behind at the target path (the previous file, if any, stays as it
+was).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from lstmprobe.errors import ReportError
 
@@ -69,7 +72,7 @@ def save_figure(
     """Save a matplotlib Figure atomically as PNG or SVG, then close it."""
     import matplotlib.pyplot as plt
 
-    from lstmprobe.report.figures import THEME
+    from lstmprobe.report.theme import THEME
 
     path = Path(path)
     try:
@@ -96,7 +99,7 @@ def png_uri(fig: object, dpi: int = 110) -> str:
 
     import matplotlib.pyplot as plt
 
-    from lstmprobe.report.figures import THEME
+    from lstmprobe.report.theme import THEME
 
     buf = io.BytesIO()
     try:
@@ -105,3 +108,41 @@ def png_uri(fig: object, dpi: int = 110) -> str:
     finally:
         plt.close(fig)  # type: ignore[arg-type]
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def uint8_b64(arr: object) -> str:
+    """An array of 8-bit codes as base64 text, the form the page's script decodes.
+
+    Examples
+    --------
+    >>> uint8_b64([0, 128, 255])
+    'AID/'
+    """
+    import base64
+
+    import numpy as np
+
+    return base64.b64encode(np.ascontiguousarray(arr, dtype=np.uint8).tobytes()).decode("ascii")
+
+
+def compact(obj: Any) -> Any:
+    """``obj`` ready for the page's JSON: floats to 5 significant digits, NaN and infinities to
+    None, NumPy scalars to Python numbers, tuples to lists (nested dicts and lists included).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> compact({"a": [1 / 3, float("nan")], "b": (np.float32(2.5), "x")})
+    {'a': [0.33333, None], 'b': [2.5, 'x']}
+    """
+    import numpy as np
+
+    if isinstance(obj, float):
+        return None if not np.isfinite(obj) else float(f"{obj:.5g}")
+    if isinstance(obj, dict):
+        return {k: compact(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [compact(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return compact(obj.item())
+    return obj

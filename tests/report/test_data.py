@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from lstmprobe.errors import StoreError, UnitError
-from lstmprobe.features import get_feature
 from lstmprobe.report import data
 from lstmprobe.store import ActivationStore
 from tests.stores import BASE, build_store
@@ -55,27 +54,6 @@ def test_top_spans_hold_the_unit_peaks(planted):
         assert low[0][2] == int(np.argmin(values))
 
 
-def test_scan_finds_changes_and_an_roc_threshold_that_separates(planted):
-    with ActivationStore(planted) as store:
-        stats = data.summarize(store)
-        scans = data.scan_features(
-            store,
-            {"quote": [("layer0/cell/4", 1), ("layer0/cell/0", 1)]},
-            stats,
-            {"quote": "binary"},
-        )
-        y = get_feature("quote").labels(store.text, store.sequences)
-        scan = scans["quote"]
-        assert len(scan.changes) > 0
-        assert all(y[p] != y[p - 1] for p in scan.changes)
-        good, noise = scan.thresholds["layer0/cell/4"], scan.thresholds["layer0/cell/0"]
-        assert good.youden > 0.8 and noise.youden < 0.3
-        v = store.read("layer0/cell")[:, 4]
-        on = v >= good.threshold
-        tpr, fpr = on[y == 1].mean(), on[y == 0].mean()
-        assert abs(tpr - good.tpr) < 0.02 and abs(fpr - good.fpr) < 0.02
-
-
 def test_bad_units_and_spans_say_what_exists(lstm_store):
     with ActivationStore(lstm_store) as store:
         with pytest.raises(UnitError, match=r"layer0/cell has units 0\.\.2"):
@@ -87,6 +65,23 @@ def test_bad_units_and_spans_say_what_exists(lstm_store):
             data.check_span(store, n + 5, 10)
         with pytest.raises(StoreError, match="--length"):
             data.check_span(store, 10, n)
+
+
+def test_a_default_span_stops_at_the_corpus_end(lstm_store):
+    with ActivationStore(lstm_store) as store:
+        n = store.n_positions
+        assert data.default_span(store, 10, None, 300) == (10, 310)
+        assert data.default_span(store, n - 5, None, 300) == (n - 5, n)
+        assert data.default_span(store, 10, 20, 300) == (10, 30)
+        with pytest.raises(StoreError, match="outside the corpus"):
+            data.default_span(store, n, None, 300)
+
+
+def test_layer_kind_from_what_was_recorded(lstm_store, gru_store):
+    with ActivationStore(lstm_store) as store:
+        assert [data.layer_kind(store, layer) for layer in store.layers] == ["lstm", "lstm"]
+    with ActivationStore(gru_store) as store:
+        assert data.layer_kind(store, "layer0") == "gru"
 
 
 def test_separator_values_at_the_first_x_grouped_by_first_char(task_store):

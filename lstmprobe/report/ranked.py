@@ -1,0 +1,204 @@
+"""The report's ranking sections: for each ranked feature its summary, probe curve, top units
+(scores, intervals, held-out metrics, selectivity, ROC threshold) and passages of text, where the
+feature changes and where each top unit is most active.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lstmprobe.report.data import KeyStats, passage, top_spans
+from lstmprobe.report.feature_scan import FeatureScan, pick_changes, scan_features
+from lstmprobe.report.output import compact, png_uri, uint8_b64
+from lstmprobe.store import ActivationStore, parse_unit
+
+#: Chars per passage of the ranking sections.
+PASSAGE = 160
+#: Passages where a feature changes, and top-activating passages per unit.
+N_CHANGE_PASSAGES = 3
+N_TOP_PASSAGES = 2
+
+
+def feature_sections(
+    store: ActivationStore,
+    ranking: Any,
+    top_rows: dict[str, list[dict[str, Any]]],
+    stats: dict[str, KeyStats],
+    progress: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The sections of the features in ``top_rows`` (feature -> its top rows, best first), and
+    the ROC thresholds of their units (unit -> feature -> threshold), from one streaming pass."""
+    feats = list(top_rows)
+    want = {
+        f: [(r["unit"], int(r["sign"]) if r.get("sign") else 1) for r in top_rows[f]] for f in feats
+    }
+    kinds = {f: ranking.features[f].get("kind", "continuous") for f in feats}
+    scans = scan_features(store, want, stats, kinds, progress=progress)
+    thresholds: dict[str, dict[str, Any]] = {}
+    for f, sc in scans.items():
+        for u, t in sc.thresholds.items():
+            thresholds.setdefault(u, {})[f] = {
+                "threshold": t.threshold,
+                "tpr": t.tpr,
+                "fpr": t.fpr,
+                "sign": t.sign,
+            }
+    return _sections(store, ranking, feats, top_rows, stats, scans), thresholds
+
+
+def _sections(
+    store: ActivationStore,
+    ranking: Any,
+    feats: list[str],
+    top_rows: dict[str, list[dict[str, Any]]],
+    stats: dict[str, KeyStats],
+    scans: dict[str, FeatureScan],
+) -> list[dict[str, Any]]:
+    out = []
+    for f in feats:
+        rows = top_rows[f]
+        units = [r["unit"] for r in rows]
+        scan = scans.get(f)
+        spans: list[dict[str, Any]] = []
+        centers = pick_changes(scan.changes, N_CHANGE_PASSAGES) if scan is not None else []
+        for c in centers:
+            pa, pb = passage(store, c, PASSAGE, before=0.5)
+            spans.append({"kind": "change", "start": pa, "stop": pb, "at": c, "units": units})
+        for r in rows:
+            key, index = parse_unit(r["unit"])
+            for pa, pb, peak in top_spans(
+                store, stats[key], index, r.get("sign") or 1, N_TOP_PASSAGES, PASSAGE
+            ):
+                spans.append(
+                    {"kind": "top", "start": pa, "stop": pb, "at": peak, "units": [r["unit"]]}
+                )
+        labels = _passage_labels(store, f, [(s["start"], s["stop"]) for s in spans])
+        passages = []
+        for s, lab in zip(spans, labels):
+            vals = {}
+            for u in s["units"]:
+                key, index = parse_unit(u)
+                v = store.read(key, s["start"], s["stop"], units=[index])[:, 0]
+                vals[u] = uint8_b64(stats[key].scale(index).quantize(v))
+            passages.append(
+                {
+                    "kind": s["kind"],
+                    "start": s["start"],
+                    "at": s["at"],
+                    "text": store.read_text(s["start"], s["stop"]),
+                    "labels": None
+                    if lab is None
+                    else [None if np.isnan(x) else float(f"{x:.4g}") for x in lab],
+                    "values": vals,
+                }
+            )
+        curve = None
+        if ranking.features[f].get("curve"):
+            from lstmprobe.report.stat_figures import probe_curve
+
+            curve = png_uri(probe_curve(ranking, f).figure)
+        table = []
+        for r in rows:
+            t = scan.thresholds.get(r["unit"]) if scan is not None else None
+            table.append(
+                compact(
+                    {
+                        k: r.get(k)
+                        for k in (
+                            "rank",
+                            "unit",
+                            "score",
+                            "score_name",
+                            "sign",
+                            "test_metric",
+                            "control_metric",
+                            "selectivity",
+                            "interval_low",
+                            "interval_high",
+                        )
+                    }
+                    | {
+                        "threshold": None
+                        if t is None
+                        else {"value": t.threshold, "tpr": t.tpr, "fpr": t.fpr, "sign": t.sign}
+                    }
+                )
+            )
+        summary = ranking.features[f]
+        out.append(
+            {
+                "name": f,
+                "kind": summary.get("kind"),
+                "definition": summary.get("definition", ""),
+                "summary": _summary_text(summary),
+                "curve": curve,
+                "rows": table,
+                "passages": passages,
+            }
+        )
+    return out
+
+
+def _summary_text(s: dict[str, Any]) -> str:
+    """One line about a ranked feature: kind, base rate, positions, the probe's held-out result."""
+
+    def num(v: Any) -> str:
+        return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
+
+    bits = [str(s.get("kind", ""))]
+    if s.get("base_rate") is not None:
+        bits.append(f"base rate {num(s['base_rate'])}")
+    if s.get("n_defined") is not None:
+        bits.append(f"{s['n_defined']:,} positions")
+    probe = s.get("probe") or {}
+    if probe.get("test_metric") is not None:
+        which = (
+            "all units" if probe.get("units") == "all" else f"the top {probe.get('units')} units"
+        )
+        bits.append(
+            f"a probe on {which}: held-out {s.get('probe_metric', '')} {num(probe['test_metric'])}, "
+            f"control {num(probe.get('control_metric'))}, selectivity {num(probe.get('selectivity'))}"
+        )
+    if s.get("warning"):
+        bits.append(f"note: {s['warning']}")
+    return "; ".join(bits)
+
+
+def _passage_labels(
+    store: ActivationStore, name: str, spans: list[tuple[int, int]]
+) -> list[np.ndarray | None]:
+    """The feature's labels over each span (None when the feature cannot be computed)."""
+    from lstmprobe.errors import FeatureError
+    from lstmprobe.features import get_feature
+    from lstmprobe.features.stream import TextReader, feature_windows
+
+    if not spans:
+        return []
+    try:
+        feat = get_feature(name)
+    except FeatureError:
+        return [None] * len(spans)
+    # feature_windows wants sorted disjoint windows: label the merged ones, then cut
+    merged: list[list[int]] = []
+    for sa, sb in sorted(spans):
+        if merged and sa <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], sb)
+        else:
+            merged.append([sa, sb])
+    n = store.n_positions
+    windows = [(x, y) for x, y in merged]
+    got = dict(
+        zip(
+            windows,
+            feature_windows(feat, TextReader(store.read_text, n), n, store.sequences, windows),
+        )
+    )
+    out = []
+    for sa, sb in spans:
+        for (x, y), lab in got.items():
+            if x <= sa and sb <= y:
+                out.append(lab[sa - x : sb - x])
+                break
+    return out

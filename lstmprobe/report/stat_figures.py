@@ -1,0 +1,278 @@
+"""Figures of statistics over a whole recording or a ranking: gate saturation, cell vs hidden
+distributions, every unit at a separator char, a probe's top-k curve, forget-gate timescales.
+
+Each function returns a matplotlib Figure (or draws into ``ax`` and returns the Axes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lstmprobe.report.colors import GATES, Scale, cmap, scale_for
+from lstmprobe.report.data import (
+    KeyStats,
+    Separator,
+    layer_kind,
+    require_quantities,
+    sample_values,
+    sample_windows,
+)
+from lstmprobe.report.theme import MONO, PAIR_COLORS, glyph, themed
+from lstmprobe.store import ActivationStore
+
+
+@themed
+def saturation(stats: dict[str, KeyStats], layers: Sequence[str] | None = None) -> Any:
+    """Gate saturation per layer and gate (Karpathy, Johnson & Fei-Fei 2015): each unit's
+    fraction of positions left-saturated (< 0.1) against right-saturated (> 0.9). Returns the
+    Figure."""
+    import matplotlib.pyplot as plt
+
+    gates = [k for k in stats if k.split("/")[1] in GATES]
+    if layers is not None:
+        gates = [k for k in gates if k.split("/")[0] in layers]
+    if not gates:
+        from lstmprobe.errors import UnitError
+
+        raise UnitError(
+            "plot saturation needs gates (input_gate, forget_gate, output_gate or reset_gate, "
+            "update_gate); record them with --quantities input_gate,forget_gate,output_gate,"
+            "candidate,cell,hidden"
+        )
+    by_layer: dict[str, list[str]] = {}
+    for k in gates:
+        by_layer.setdefault(k.split("/")[0], []).append(k)
+    n_cols = max(len(v) for v in by_layer.values())
+    fig, axes = plt.subplots(
+        len(by_layer), n_cols, figsize=(2.3 * n_cols, 2.3 * len(by_layer)), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    for r, (_layer, keys) in enumerate(by_layer.items()):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            if c >= len(keys):
+                ax.set_visible(False)
+                continue
+            s = stats[keys[c]]
+            ax.plot([0, 1], [1, 0], color="0.8", lw=0.8, zorder=0)
+            ax.scatter(s.low, s.high, s=8, alpha=0.6, color="#1b9e77", edgecolor="none")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.set_aspect("equal")
+            ax.set_title(keys[c])
+            ax.set_xlabel("fraction left-saturated (< 0.1)")
+            if c == 0:
+                ax.set_ylabel("fraction right-saturated (> 0.9)")
+    fig.suptitle(
+        f"gate saturation: one dot per unit, over all {next(iter(stats.values())).count:,} positions",
+        fontsize=8,
+    )
+    return fig
+
+
+@themed
+def distributions(
+    store: ActivationStore,
+    layer: str | None = None,
+    windows: list[tuple[int, int]] | None = None,
+) -> Any:
+    """Per-unit distributions of cell vs hidden ("hidden is a sharper cell"); GRU: candidate vs
+    hidden. Quantiles per unit over sampled windows of positions, and all values pooled.
+    Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    layer = layer or store.layers[0]
+    have = store.quantities(layer)
+    pair = ("cell", "hidden") if "cell" in have or layer_kind(store, layer) == "lstm" else (
+        "candidate", "hidden",
+    )  # fmt: skip
+    require_quantities(store, layer, pair, "plot distributions")
+    windows = windows or sample_windows(store.n_positions)
+    n_pos = sum(b - a for a, b in windows)
+    data = [sample_values(store, f"{layer}/{q}", windows) for q in pair]
+    n_units = data[0].shape[1]
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(min(12, 3 + 0.06 * n_units), 4.6), layout="constrained",
+        gridspec_kw={"height_ratios": [1.4, 1]},
+    )  # fmt: skip
+    x = np.arange(n_units)
+    for j, (q, v, color) in enumerate(zip(pair, data, PAIR_COLORS)):
+        off = (j - 0.5) * 0.35
+        q05, q25, q50, q75, q95 = np.percentile(v, [5, 25, 50, 75, 95], axis=0)
+        top.vlines(x + off, q05, q95, color=color, lw=0.6, alpha=0.6)
+        top.vlines(x + off, q25, q75, color=color, lw=2.0, label=f"{q} (5–95%, 25–75%, median)")
+        top.scatter(x + off, q50, s=3, color="black", zorder=3)
+        bottom.hist(
+            v.ravel(), bins=120, histtype="step", density=True, color=color,
+            label=f"{q}: std {v.std():.2f}",
+        )  # fmt: skip
+    top.axhline(0, color="0.7", lw=0.6, zorder=0)
+    top.set_xlabel("unit")
+    top.set_ylabel("value (symlog)")
+    top.set_xlim(-1, n_units)
+    top.legend(loc="upper right", frameon=False)
+    top.set_title(
+        f"{layer}: {pair[0]} vs {pair[1]} per unit, over {n_pos:,} positions "
+        f"({len(windows)} evenly spaced windows)",
+        loc="left",
+    )
+    top.set_yscale("symlog", linthresh=1.0)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("value (all units pooled)")
+    bottom.set_ylabel("density (log)")
+    bottom.legend(frameon=False)
+    return fig
+
+
+def _eta_squared(values: np.ndarray, groups: Sequence[str]) -> np.ndarray:
+    """Share of each unit's variance explained by the groups (one-way ANOVA's eta²)."""
+    g = np.asarray(groups)
+    total = ((values - values.mean(0)) ** 2).sum(0)
+    between = np.zeros(values.shape[1])
+    for label in np.unique(g):
+        sel = values[g == label]
+        between += len(sel) * (sel.mean(0) - values.mean(0)) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(between / total)
+
+
+@themed
+def separator(sep: Separator, max_units: int = 64) -> Any:
+    """Every unit's value at a separator char across sequences, grouped by a sequence property.
+
+    Columns are sequences sorted by group; rows are the units that separate the groups best
+    (eta², the share of a unit's variance explained by the groups), best first. Returns the
+    Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    eta = _eta_squared(sep.values, sep.groups)
+    rows = np.argsort(-eta, kind="stable")[:max_units]
+    order = sorted(range(len(sep.groups)), key=lambda i: (_group_key(sep.groups[i]), i))
+    v = sep.values[np.asarray(order)][:, rows].T
+    if sep.key.split("/")[1] in GATES:
+        scale = scale_for(sep.key)
+    else:
+        m = float(np.abs(v).max()) or 1.0
+        scale = Scale("diverging", -m, m, "±max|value| shown")
+    fig, ax = plt.subplots(
+        figsize=(min(12, 3 + 0.02 * len(order)), 1.2 + 0.12 * len(rows)), layout="constrained"
+    )
+    img = ax.imshow(
+        v, aspect="auto", interpolation="nearest", cmap=cmap(scale.kind), vmin=scale.vmin,
+        vmax=scale.vmax,
+    )  # fmt: skip
+    groups = [sep.groups[i] for i in order]
+    edges = [i for i in range(1, len(groups)) if groups[i] != groups[i - 1]]
+    for e in edges:
+        ax.axvline(e - 0.5, color="black", lw=0.8)
+    centers, labels = [], []
+    for a, b in zip([0, *edges], [*edges, len(groups)]):
+        centers.append((a + b - 1) / 2)
+        labels.append(glyph(groups[a]) if len(groups[a]) == 1 else groups[a])
+    ax.set_xticks(centers)
+    ax.set_xticklabels(labels, family=MONO)
+    ax.set_yticks(np.arange(len(rows)))
+    ax.set_yticklabels(
+        [f"{r} (η² {eta[r]:.2f})" for r in rows], fontsize=5 if len(rows) > 24 else 7
+    )
+    how = (
+        "their first char"
+        if sep.group_by == "first-char"
+        else f"N = chars before {glyph(sep.char)!r}"
+    )
+    ax.set_xlabel(f"{len(groups)} sequences, grouped by {how}")
+    ax.set_ylabel("unit (best-separating first)")
+    ax.set_title(
+        f"{sep.key} at the first {glyph(sep.char)!r} of each sequence\n{scale.describe()}",
+        loc="left",
+    )
+    fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01)
+    return fig
+
+
+def _group_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+@themed
+def probe_curve(ranking: Any, feature: str, ax: Any = None) -> Any:
+    """The top-k probe curve of one feature: held-out metric of a probe on the k best units,
+    beside its control task. Returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    summary = ranking.features[feature]
+    curve = summary.get("curve") or []
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.2, 2.2), layout="constrained")
+    labels = [str(c["k"]) for c in curve]
+    # the last point may be "all" units: drawn at twice the largest k, labelled "all"
+    numeric = [c["k"] for c in curve if isinstance(c["k"], (int, float))]
+    top_k = max(numeric) if numeric else 1
+    ks = [c["k"] if isinstance(c["k"], (int, float)) else 2 * top_k for c in curve]
+    metric = summary.get("probe_metric", "metric")
+    ax.plot(
+        ks, [c.get("test_metric") for c in curve], "o-", color="#1b9e77", ms=3, label="held-out"
+    )
+    ax.plot(
+        ks, [c.get("control_metric") for c in curve], "s--", color="0.5", ms=3, label="control task"
+    )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks)
+    ax.set_xticklabels(labels)
+    ax.set_xlabel("k best units")
+    ax.set_ylabel(f"held-out {metric}")
+    ax.set_title(f"{feature}: probe on the top-k units", loc="left")
+    ax.legend(frameon=False)
+    return ax
+
+
+@themed
+def timescales(dynamics: dict[str, Any]) -> Any:
+    """Per layer, the number of units in each forget-gate timescale bin (``lstmprobe dynamics``:
+    ``-1 / ln(mean f)`` steps; GRU: the update gate), with the median. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    layers = dynamics.get("layers") or {}
+    if not layers:
+        from lstmprobe.errors import ReportError
+
+        raise ReportError("the dynamics hold no layer; run `lstmprobe dynamics` on a recording")
+    fig, ax = plt.subplots(figsize=(5.2, 2.4), layout="constrained")
+    bins = list(next(iter(layers.values()))["timescales"]["counts"])
+    width = 0.8 / len(layers)
+    colors = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
+    for li, (layer, info) in enumerate(layers.items()):
+        d = info["timescales"]
+        counts = [d["counts"].get(b, 0) for b in bins]
+        x = np.arange(len(bins)) + (li - (len(layers) - 1) / 2) * width
+        median = "∞" if d.get("median") is None else f"{d['median']:.3g}"
+        ax.bar(
+            x, counts, width=width, color=colors[li % len(colors)],
+            label=f"{layer} ({info.get('kind', '')}): median {median}, {d.get('infinite', 0)} ∞",
+        )  # fmt: skip
+    ax.set_xticks(np.arange(len(bins)))
+    ax.set_xticklabels([_bin_label(b) for b in bins])
+    ax.set_xlabel("timescale −1/ln(mean forget gate), steps")
+    ax.set_ylabel("units")
+    ax.set_title("Forget-gate timescales per layer", loc="left")
+    ax.legend(frameon=False)
+    return fig
+
+
+def _bin_label(b: str) -> str:
+    """``"100-1000"`` -> ``"100–1k"``, ``">=1000"`` -> ``"≥1k, ∞"``.
+
+    Examples
+    --------
+    >>> _bin_label("100-1000"), _bin_label(">=1000")
+    ('100–1k', '≥1k, ∞')
+    """
+    b = b.replace("000", "k").replace("-", "–")
+    return b.replace(">=", "≥") + ", ∞" if b.startswith(">=") else b

@@ -1,0 +1,274 @@
+"""Figures of a span of text: one unit's value char by char (coloured text), a unit's every
+quantity stacked, every unit of a dataset (heatmap), a state's keep vs write.
+
+Each function returns a matplotlib Figure (or draws into ``ax`` and returns the Axes); the colour
+of a unit comes from its fixed scale over the whole recording (:mod:`lstmprobe.report.colors`),
+stated in the title.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lstmprobe.report.colors import GATES, Scale, cmap, lut, scale_for, text_color
+from lstmprobe.report.data import (
+    KeyStats,
+    check_unit,
+    default_span,
+    layer_kind,
+    read_unit,
+    require_quantities,
+    summarize,
+    unit_scale,
+)
+from lstmprobe.report.theme import (
+    MONO,
+    PAIR_COLORS,
+    add_colorbar,
+    glyph,
+    grid_shape,
+    layout,
+    themed,
+)
+from lstmprobe.store import ActivationStore
+
+#: The quantities of a unit that :func:`unit_internals` stacks, top to bottom.
+QUANTITY_ORDER = {
+    "lstm": ("cell", "hidden", "input_gate", "forget_gate", "output_gate", "candidate"),
+    "gru": ("hidden", "reset_gate", "update_gate", "candidate"),
+}
+
+
+@themed
+def colored_text(
+    text: str,
+    values: np.ndarray,
+    scale: Scale,
+    ax: Any = None,
+    width: int = 100,
+    title: str | None = None,
+    start: int = 0,
+    colorbar: bool = True,
+) -> Any:
+    """Draw ``text`` with each char's background coloured by its value; returns the Axes.
+
+    Parameters
+    ----------
+    text : str
+        The span's text.
+    values : ndarray of shape (len(text),)
+        The unit's value after reading each char.
+    scale : Scale
+        The unit's fixed colour scale (stated under the title).
+    width : int
+        Columns before a row wraps.
+    start : int
+        Position of the first char in the corpus (stated in the title).
+    """
+    import matplotlib.pyplot as plt
+
+    values = np.asarray(values, dtype=np.float64)
+    cells = layout(text, width)
+    rows, cols = grid_shape(cells, width)
+    if ax is None:
+        fig, ax = plt.subplots(
+            figsize=(0.085 * cols + 1.2, 0.17 * rows + 0.8), layout="constrained"
+        )
+    fig = ax.figure
+    palette = lut(scale.kind)
+    codes = np.rint(scale.normalize(values) * 255).astype(int) if len(values) else np.zeros(0, int)
+    grid = np.full((rows, cols, 3), 255, dtype=np.uint8)
+    ink = text_color(palette[codes]) if len(codes) else np.zeros((0, 3), np.uint8)
+    for r, c, i, _ in cells:
+        grid[r, c] = palette[codes[i]]
+    ax.imshow(grid, aspect="auto", interpolation="nearest", extent=(0, cols, rows, 0))
+    for r, c, i, g in cells:
+        if not g:
+            continue
+        faint = text[i].isspace() or ord(text[i]) < 32
+        color = ink[i] / 255.0
+        ax.text(
+            c + 0.5, r + 0.55, g, ha="center", va="center", family=MONO, fontsize=7,
+            color=color, alpha=0.45 if faint else 1.0,
+        )  # fmt: skip
+    ax.set_xlim(0, cols)
+    ax.set_ylim(rows, 0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    head = title or ""
+    end = start + len(text)
+    ax.set_title(
+        f"{head}  positions {start}..{end}\n{scale.describe()}".strip(), loc="left", fontsize=7
+    )
+    if colorbar:
+        add_colorbar(fig, ax, scale)
+    return ax
+
+
+@themed
+def unit_text(
+    store: ActivationStore,
+    unit: str,
+    start: int = 0,
+    length: int | None = None,
+    width: int = 100,
+    scale: Scale | None = None,
+) -> Any:
+    """One unit's value over a span as coloured text; returns the Figure.
+
+    The scale is the unit's fixed scale over the whole recording (:func:`unit_scale`).
+    """
+    check_unit(store, unit)
+    a, b = default_span(store, start, length, 600)
+    return _unit_span(store, unit, store.read_text(a, b), a, width, scale=scale).figure
+
+
+def _unit_span(
+    store: ActivationStore,
+    unit: str,
+    text: str,
+    start: int,
+    width: int,
+    ax: Any = None,
+    scale: Scale | None = None,
+) -> Any:
+    """Draw one unit over ``text`` (the corpus from ``start``) on its fixed scale; the Axes."""
+    values = read_unit(store, unit, start, start + len(text))
+    scale = scale or unit_scale(store, unit)
+    return colored_text(text, values, scale, ax=ax, width=width, title=unit, start=start)
+
+
+@themed
+def unit_internals(
+    store: ActivationStore,
+    unit: str,
+    start: int = 0,
+    length: int | None = None,
+    width: int = 100,
+) -> Any:
+    """A unit's cell, hidden and gates stacked over the same span, char by char (the blog's
+    "all of neuron 2"); GRU: hidden, reset, update, candidate. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    key, index = check_unit(store, unit)
+    layer = key.split("/")[0]
+    kind = layer_kind(store, layer)
+    wanted = QUANTITY_ORDER[kind]
+    require_quantities(store, layer, wanted, "plot gates")
+    a, b = default_span(store, start, length, 300)
+    text = store.read_text(a, b)
+    rows, cols = grid_shape(layout(text, width), width)
+    h = 0.17 * rows + 0.45
+    fig, axes = plt.subplots(
+        len(wanted), 1, figsize=(0.085 * cols + 1.2, h * len(wanted) + 0.3), layout="constrained"
+    )
+    for ax, q in zip(np.atleast_1d(axes), wanted):
+        _unit_span(store, f"{layer}/{q}/{index}", text, a, width, ax=ax)
+    fig.suptitle(
+        f"unit {index} of {layer}: every quantity over the same text", fontsize=8, x=0.0, ha="left"
+    )
+    return fig
+
+
+@themed
+def heatmap(
+    store: ActivationStore,
+    key: str,
+    start: int = 0,
+    length: int | None = None,
+    units: Sequence[int] | None = None,
+    stats: KeyStats | None = None,
+    ax: Any = None,
+) -> Any:
+    """Every unit of one dataset over a span: rows units, columns chars. Returns the Axes.
+
+    The range is fixed for the dataset: gates [0, 1], tanh-bounded quantities [-1, 1], cells
+    ±max|value| over all its units and the whole recording.
+    """
+    import matplotlib.pyplot as plt
+
+    store.n_units(key)
+    a, b = default_span(store, start, length, 200)
+    values = store.read(key, a, b, units=units)
+    if key.split("/")[1] in GATES:
+        scale = scale_for(key)
+    else:
+        stats = stats or summarize(store, [key])[key]
+        m = stats.max_abs if units is None else stats.max_abs[np.asarray(units)]
+        if scale_for(key, float(m.max())).rule == "tanh's range":
+            scale = scale_for(key)
+        else:  # each row by its unit's own fixed range, so small units stay visible
+            values = values / np.where(m > 0, m, 1.0)
+            scale = Scale(
+                "diverging", -1.0, 1.0, "value ÷ the unit's max|value| over the whole recording"
+            )
+    n_units = values.shape[1]
+    if ax is None:
+        fig, ax = plt.subplots(
+            figsize=(min(12, 2 + 0.06 * (b - a)), min(8, 1.5 + 0.03 * n_units)),
+            layout="constrained",
+        )
+    fig = ax.figure
+    img = ax.imshow(
+        values.T, aspect="auto", interpolation="nearest", cmap=cmap(scale.kind),
+        vmin=scale.vmin, vmax=scale.vmax, extent=(a - 0.5, b - 0.5, n_units - 0.5, -0.5),
+    )  # fmt: skip
+    text = store.read_text(a, b)
+    if b - a <= 120:
+        ax.set_xticks(np.arange(a, b))
+        ax.set_xticklabels([glyph(c) for c in text], family=MONO, fontsize=6)
+        ax.set_xlabel(f"chars at positions {a}..{b}")
+    else:
+        ax.set_xlabel("position")
+    labels = list(units) if units is not None else list(range(n_units))
+    if n_units <= 40:
+        ax.set_yticks(np.arange(n_units))
+        ax.set_yticklabels(labels)
+    ax.set_ylabel("unit")
+    ax.set_title(f"{key}: all {n_units} units\n{scale.describe()}", loc="left")
+    fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01)
+    return ax
+
+
+@themed
+def keep_write(store: ActivationStore, unit: str, start: int = 0, length: int | None = None) -> Any:
+    """A unit's state after each char split into what was kept, ``f ⊙ c(t−1)``, and what was
+    written, ``i ⊙ g`` (GRU: ``z ⊙ h(t−1)`` and ``(1 − z) ⊙ n``), stacked so each bar ends at
+    the new state; below, the keep gate. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    from lstmprobe.report.keep_write import keep_write as terms
+
+    a, b = default_span(store, start, length, 100)
+    kw = terms(store, unit, a, b)
+    x = np.arange(a, b)
+    n = b - a
+    fig, (ax, gx) = plt.subplots(
+        2, 1, figsize=(min(16.0, 1.6 + 0.11 * n), 3.2), sharex=True,
+        gridspec_kw={"height_ratios": (3, 1)}, layout="constrained",
+    )  # fmt: skip
+    keep_name, write_name = ("keep f⊙c(t−1)", "write i⊙g") if kw.kind == "lstm" else (
+        "keep z⊙h(t−1)", "write (1−z)⊙n")  # fmt: skip
+    ax.bar(x, kw.keep, width=0.85, color=PAIR_COLORS[1], label=keep_name)
+    ax.bar(x, kw.write, width=0.85, bottom=kw.keep, color=PAIR_COLORS[0], label=write_name)
+    state = "c(t)" if kw.kind == "lstm" else "h(t)"
+    ax.plot(x, kw.state, ".", color="k", ms=3, label=f"{state} = keep + write")
+    ax.axhline(0, color=".4", lw=0.5)
+    ax.set_ylabel("value")
+    ax.legend(frameon=False, ncol=3, loc="lower left", bbox_to_anchor=(0, 1.0), borderaxespad=0)
+    fig.suptitle(f"{kw.unit}: keep vs write, positions {a}..{b}", fontsize=8, x=0.01, ha="left")
+    gx.plot(x, kw.keep_gate, "-", color="#1b9e77", lw=1)
+    gx.set_ylim(0, 1)
+    gx.set_ylabel("f" if kw.kind == "lstm" else "z")
+    if n <= 160:
+        gx.set_xticks(x)
+        gx.set_xticklabels([glyph(c) for c in kw.text], family=MONO, fontsize=6)
+        gx.set_xlabel(f"chars at positions {a}..{b}")
+    else:
+        gx.set_xlabel("position")
+    return fig

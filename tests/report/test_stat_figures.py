@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lstmprobe.errors import ReportError, UnitError
+from lstmprobe.probes import rank_units
+from lstmprobe.report import data, stat_figures
+from lstmprobe.store import ActivationStore
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_saturation_is_one_dot_per_unit_of_each_gate(lstm_store):
+    with ActivationStore(lstm_store) as store:
+        stats = data.summarize(store)
+        fig = stat_figures.saturation(stats)
+        shown = [a for a in fig.axes if a.get_visible()]
+        assert len(shown) == 6  # 2 layers x 3 gates
+        assert "< 0.1" in shown[0].get_xlabel()
+        dots = shown[0].collections[0].get_offsets()
+        s = stats[shown[0].get_title()]
+        np.testing.assert_allclose(dots, np.column_stack([s.low, s.high]))
+        assert len(stat_figures.saturation(stats, ["layer1"]).axes) == 3
+
+
+def test_distributions_compare_cell_and_hidden(lstm_store):
+    with ActivationStore(lstm_store) as store:
+        fig = stat_figures.distributions(store, "layer1")
+        assert "cell vs hidden" in fig.axes[0].get_title(loc="left")
+        legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+        hidden = store.read("layer1/hidden")
+        assert legend[1] == f"hidden: std {hidden.std():.2f}"
+
+
+def test_separator_sorts_sequences_by_group(task_store):
+    with ActivationStore(task_store) as store:
+        fig = stat_figures.separator(data.separator_values(store, "layer0/cell", "X"))
+        assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["p", "q"]
+        counts = data.separator_values(store, "layer0/cell", "X", group_by="count")
+        fig = stat_figures.separator(counts)
+        labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+        assert labels == ["2", "3", "4", "5", "6"]  # numeric order, not text order
+
+
+def test_a_gru_has_no_gate_to_saturate_when_none_was_recorded(gru_store):
+    with ActivationStore(gru_store) as store:
+        stats = data.summarize(store, ["layer0/hidden"])
+        with pytest.raises(UnitError, match="--quantities"):
+            stat_figures.saturation(stats)
+
+
+def test_probe_curve_draws_held_out_and_control_per_k(lstm_store):
+    with ActivationStore(lstm_store) as store:
+        ranking = rank_units(store, ["quote"], probe=True, n_boot=20, k_max=2)
+    curve = ranking.features["quote"]["curve"]
+    ax = stat_figures.probe_curve(ranking, "quote")
+    held_out, control = ax.get_lines()
+    assert list(held_out.get_ydata()) == [c["test_metric"] for c in curve]
+    assert list(control.get_ydata()) == [c["control_metric"] for c in curve]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "all"]
+
+
+def test_timescales_count_the_units_of_each_bin(causal_dir):
+    dyn = json.loads((causal_dir["dir"] / "acts.dynamics.json").read_text())
+    fig = stat_figures.timescales(dyn)
+    ax = fig.axes[0]
+    layers = dyn["layers"]
+    bins = list(next(iter(layers.values()))["timescales"]["counts"])
+    heights = [p.get_height() for p in ax.patches]
+    expected = [layers[name]["timescales"]["counts"].get(b, 0) for name in layers for b in bins]
+    assert heights == expected
+    with pytest.raises(ReportError, match="no layer"):
+        stat_figures.timescales({"layers": {}})

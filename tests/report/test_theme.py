@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import numpy as np
+
+from lstmprobe.report.colors import scale_for
+from lstmprobe.report.theme import THEME, add_colorbar, glyph, grid_shape, layout, themed
+
+
+def test_layout_keeps_whitespace_visible_and_code_indentation():
+    cells = layout("if x:\n\treturn 'a b'\n", width=40)
+    glyphs = "".join(g for _, _, _, g in cells)
+    assert "↵" in glyphs and "→" in glyphs and "·" in glyphs
+    # after the tab, 'r' starts at the tab stop (column 4) of row 1
+    r = next(c for c in cells if c[3] == "r")
+    assert (r[0], r[1]) == (1, 4)
+
+
+def test_rows_wrap_at_the_width_and_the_grid_holds_every_cell():
+    cells = layout("x" * 25 + "\nab", width=10)
+    assert grid_shape(cells, 10) == (4, 10)  # 10 + 10 + 5, then "ab" on a new row
+    assert max(c for _, c, _, _ in cells) < 10
+    assert grid_shape(layout("a\tb", width=3), 3) == (2, 3)  # the tab fills up to the width
+    assert [glyph(c) for c in "\x01\r"] == ["\u2401", "␍"]
+
+
+def test_figures_draw_under_the_theme_and_leave_the_defaults_alone():
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.rcParams["font.size"]
+
+    @themed
+    def draw():
+        fig, ax = plt.subplots()
+        bar = add_colorbar(fig, ax, scale_for("layer0/cell", 3.0), label="value")
+        return fig, bar, matplotlib.rcParams["font.size"]
+
+    fig, bar, inside = draw()
+    assert inside == THEME["font.size"]
+    assert matplotlib.rcParams["font.size"] == before
+    np.testing.assert_allclose(bar.mappable.get_clim(), (-3.0, 3.0))
+    assert bar.ax.get_ylabel() == "value"
+    plt.close(fig)
