@@ -85,14 +85,14 @@ def run_demo(
     if free is not None and needed > free:
         raise StoreError(
             f"the demo needs about {megabytes(needed)} in {outdir} but only {megabytes(free)} are free "
-            "there; pass -o DIR on a disk with room, or --chars N for a smaller demo"
+            "there; give `outdir=DIR` on a disk with room, or `chars=N` for a smaller demo"
         )
     if announce is not None:
         room = f"; {megabytes(free)} free there" if free is not None else ""
         announce(
             f"demo: recording {DEMO_MODEL} ({units:,} units) over sample:{DEMO_SAMPLE} "
             f"({len(text):,} chars) into {outdir}: about {megabytes(needed)}{room} "
-            "(-o DIR elsewhere, --chars N for less)"
+            "(`outdir=DIR` elsewhere, `chars=N` for less)"
         )
     outdir.mkdir(parents=True, exist_ok=True)
     store_path = outdir / "acts.h5"

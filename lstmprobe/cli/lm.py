@@ -21,7 +21,7 @@ from lstmprobe.cli.options import (
     trust_option,
     unknown_option,
 )
-from lstmprobe.errors import TrainingError
+from lstmprobe.errors import TrainingError, for_cli
 
 if TYPE_CHECKING:
     from lstmprobe.lm import Evaluation, TrainResult
@@ -55,7 +55,7 @@ def demo(outdir: str, chars: int | None, quiet: bool, as_json: bool) -> None:
     """
     from lstmprobe.demo import megabytes, run_demo
 
-    announce = None if quiet else (lambda line: click.echo(line, err=True))
+    announce = None if quiet else (lambda line: click.echo(for_cli(line), err=True))
     summary = run_demo(outdir, chars=chars, progress=not quiet, warn=warn, announce=announce)
     table = summary.pop("table")
     if as_json:

@@ -23,8 +23,8 @@ def check_prime(prime: str, vocab: Vocab) -> None:
     if missing:
         raise CorpusError(
             f"the prime has characters the model's vocabulary lacks: {missing[:5]!r}; "
-            f"use only characters of its vocabulary ({len(vocab)} characters), or --unknown "
-            "skip to drop them or --unknown map:C to replace them with C"
+            f"use only characters of its vocabulary ({len(vocab)} characters), or "
+            '`unknown="skip"` to drop them or `unknown="map:C"` to replace them with C'
         )
 
 
@@ -33,7 +33,7 @@ class TorchThreads:
 
     def __init__(self, n: int | None) -> None:
         if n is not None and n < 1:
-            raise TrainingError(f"--threads must be at least 1, got {n}")
+            raise TrainingError(f"`threads` must be at least 1, got {n}")
         self.n, self.before = n, torch.get_num_threads()
 
     def __enter__(self) -> None:
@@ -73,7 +73,7 @@ def sample(
         prime = check_chars(prime, vocab, unknown)
     check_prime(prime, vocab)
     if temperature < 0:
-        raise CorpusError(f"--temperature must be 0 (greedy) or positive, got {temperature}")
+        raise CorpusError(f"`temperature` must be 0 (greedy) or positive, got {temperature}")
     if length < 0:
         raise CorpusError(f"the length must be 0 or more, got {length}")
     with TorchThreads(threads):
@@ -128,7 +128,7 @@ def complete_greedy(model: CharLSTM, vocab: Vocab, prefixes: list[str], length: 
 def set_threads(threads: int) -> None:
     """Use ``threads`` CPU threads in torch (1 trains fastest on a machine that is busy)."""
     if threads < 1:
-        raise TrainingError(f"--threads must be at least 1, got {threads}")
+        raise TrainingError(f"`threads` must be at least 1, got {threads}")
     torch.set_num_threads(threads)
 
 

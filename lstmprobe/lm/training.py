@@ -84,8 +84,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         def need(ok: bool, option: str, what: str) -> None:
             if not ok:
-                value = getattr(self, option.replace("-", "_"))
-                raise TrainingError(f"--{option} must be {what}, got {value}")
+                value = getattr(self, option)
+                raise TrainingError(f"`{option}` must be {what}, got {value}")
 
         need(self.layers >= 1, "layers", "at least 1")
         need(self.hidden >= 1, "hidden", "at least 1 (units per layer)")
@@ -93,16 +93,16 @@ class TrainConfig:
         need(self.cell in ("lstm", "gru"), "cell", "'lstm' or 'gru'")
         need(0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)")
         need(self.reset in RESETS, "reset", f"one of {', '.join(RESETS)}")
-        need(self.seq_len >= 1, "seq-len", "at least 1")
-        need(self.batch_size >= 1, "batch-size", "at least 1")
+        need(self.seq_len >= 1, "seq_len", "at least 1")
+        need(self.batch_size >= 1, "batch_size", "at least 1")
         need(self.steps is None or self.steps >= 1, "steps", "at least 1")
         need(self.epochs is None or self.epochs > 0, "epochs", "positive")
         need(self.lr > 0, "lr", "positive")
         need(self.clip >= 0, "clip", "0 (no clipping) or positive")
-        need(0.0 <= self.val_fraction < 1.0, "val-fraction", "in [0, 1)")
-        need(self.checkpoint_every >= 0, "checkpoint-every", "0 (only at the end) or positive")
+        need(0.0 <= self.val_fraction < 1.0, "val_fraction", "in [0, 1)")
+        need(self.checkpoint_every >= 0, "checkpoint_every", "0 (only at the end) or positive")
         if self.steps is not None and self.epochs is not None:
-            raise TrainingError("give --steps or --epochs, not both")
+            raise TrainingError("give `steps` or `epochs`, not both")
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(
@@ -134,8 +134,8 @@ def resolve_config(
     for name in ARCHITECTURE:
         if name in given and given[name] != saved.get(name):
             raise TrainingError(
-                f"{resume} was trained with --{name} {saved.get(name)}, got --{name} "
-                f"{given[name]}; drop the option to resume, or train afresh without --resume"
+                f"{resume} was trained with `{name}={saved.get(name)}`, got `{name}={given[name]}`; "
+                "leave it out to resume, or train afresh without `resume`"
             )
     if "steps" in given:
         saved["epochs"] = None
@@ -239,7 +239,7 @@ def _split(text: str, vocab: Vocab, reset: str, val_fraction: float) -> tuple[An
     train_part, val_part = (seqs[:-n_val], seqs[-n_val:]) if n_val else (seqs, [])
     if not any(len(s) >= 2 for s in train_part):
         raise CorpusError(
-            "with --reset line every line is a sequence, and no training line has 2 characters "
+            'with `reset="line"` every line is a sequence, and no training line has 2 characters '
             "(its text and newline); give a corpus with one sequence per line"
         )
     if not any(len(s) >= 2 for s in val_part):
@@ -308,7 +308,7 @@ def _read_resumable(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"checkpoint {path} to resume from does not exist")
-    hint = "--resume takes a checkpoint written by lstmprobe train"
+    hint = "`resume` takes a checkpoint written by lstmprobe train"
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -320,7 +320,7 @@ def _read_resumable(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelLoadError(f"{path} is not an lstmprobe checkpoint (another format); {hint}")
     if not isinstance(obj.get("training"), dict) or "optimizer" not in obj:
         raise ModelLoadError(
-            f"{path} holds no training state (written with --slim, or not by lstmprobe train); "
+            f"{path} holds no training state (written with `slim`, or not by lstmprobe train); "
             "it cannot be resumed - train afresh"
         )
     return obj

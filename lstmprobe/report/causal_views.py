@@ -222,7 +222,7 @@ def load_dynamics(
 
     def ignore(why: str) -> None:
         if warn is not None:
-            warn(f"ignoring {path}: {why}; run `lstmprobe dynamics --store {store.path}`")
+            warn(f"ignoring {path}: {why}; measure them again: `gate_dynamics(store={store.path})`")
 
     try:
         dyn = json.loads(path.read_text(encoding="utf-8"))

@@ -59,13 +59,13 @@ def check_span(store: ActivationStore, start: int, length: int | None) -> tuple[
     if start < 0 or start >= n:
         raise StoreError(
             f"span start {start} is outside the corpus, which has positions 0..{n - 1}; "
-            "give --start between them"
+            "give a `start` between them"
         )
     stop = n if length is None else start + length
     if length is not None and (length < 1 or stop > n):
         raise StoreError(
             f"span {start}..{stop} is outside the corpus, which has positions 0..{n - 1}; "
-            f"use --length {n - start} or less"
+            f"use `length={n - start}` or less"
         )
     return start, stop
 
@@ -87,14 +87,14 @@ def layer_kind(store: ActivationStore, layer: str) -> str:
 
 
 def require_quantities(store: ActivationStore, layer: str, wanted: Sequence[str], why: str) -> None:
-    """A UnitError naming the ``--quantities`` to record when ``layer`` lacks one of ``wanted``."""
+    """A UnitError naming the ``quantities`` to record when ``layer`` lacks one of ``wanted``."""
     have = store.quantities(layer)
     missing = [q for q in wanted if q not in have]
     if missing:
         raise UnitError(
             f"{why} needs {', '.join(missing)} of {layer}, which {store.path} did not record "
-            f"(it has {', '.join(have)}); record again with --quantities "
-            f"{','.join(dict.fromkeys([*have, *missing]))}"
+            f"(it has {', '.join(have)}); record again with "
+            f"`quantities={','.join(dict.fromkeys([*have, *missing]))}`"
         )
 
 

@@ -134,7 +134,7 @@ def build_report(
     from lstmprobe.errors import ReportError
 
     if max_chars < 1:
-        raise ReportError(f"--max-chars must be at least 1, got {max_chars}")
+        raise ReportError(f"`max_chars` must be at least 1, got {max_chars}")
     if ranking is None and use_rankings:
         ranking = load_rankings(store, rankings_path, warn)
     feats: list[str] = []
@@ -145,7 +145,7 @@ def build_report(
             if missing:
                 raise ReportError(
                     f"feature {missing[0]!r} is not in the ranking (it has {', '.join(ranking.features)}); "
-                    f"run `lstmprobe find-neurons -f {missing[0]}` first"
+                    f"rank it first: `rank_units(store={store.path}, features={missing[0]})`"
                 )
             feats = [f for f in features if f in scored]
             for f in features:
@@ -155,9 +155,8 @@ def build_report(
             feats = scored
     elif features:
         raise ReportError(
-            "-f needs a ranking; run `lstmprobe find-neurons "
-            + " ".join(f"-f {f}" for f in features)
-            + f" --store {store.path}` first"
+            f"`features` need a ranking of {store.path}; rank it first: "
+            f"`rank_units(store={store.path}, features={features[0]})`"
         )
     top_rows = {f: ranking.for_feature(f)[:top] for f in feats} if ranking is not None else {}
     top_units = {u["unit"] for rows in top_rows.values() for u in rows}

@@ -39,8 +39,8 @@ def saturation(stats: dict[str, KeyStats], layers: Sequence[str] | None = None) 
 
         raise UnitError(
             "plot saturation needs gates (input_gate, forget_gate, output_gate or reset_gate, "
-            "update_gate); record them with --quantities input_gate,forget_gate,output_gate,"
-            "candidate,cell,hidden"
+            "update_gate); record them with "
+            "`quantities=input_gate,forget_gate,output_gate,candidate,cell,hidden`"
         )
     by_layer: dict[str, list[str]] = {}
     for k in gates:

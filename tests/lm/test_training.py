@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError
+from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError, for_cli
 from lstmprobe.lm import evaluation as ev
 from lstmprobe.lm import training as tr
 from lstmprobe.models import CharLSTM, ModelConfig, bundled, load_model, save_checkpoint
@@ -26,15 +26,19 @@ from tests.lm.conftest import invoke, one_line_error, task_text
 # --------------------------------------------------------------------------- settings and bad input
 
 
-def test_config_rejects_bad_values_with_the_option_name():
-    with pytest.raises(TrainingError, match=r"--hidden must be at least 1 .*got 0"):
-        tr.TrainConfig(hidden=0)
-    with pytest.raises(TrainingError, match="--steps or --epochs, not both"):
-        tr.TrainConfig(steps=3, epochs=1.0)
-    with pytest.raises(TrainingError, match="--dropout must be in"):
-        tr.TrainConfig(dropout=1.5)
-    with pytest.raises(TrainingError, match="--reset must be one of none, line"):
-        tr.TrainConfig(reset="word")
+def test_config_rejects_bad_values_naming_the_parameter_and_on_the_command_line_the_flag():
+    cases = [
+        (dict(hidden=0), "`hidden` must be at least 1 (units per layer), got 0", "--hidden must"),
+        (dict(steps=3, epochs=1.0), "give `steps` or `epochs`, not both", "--steps or --epochs"),
+        (dict(dropout=1.5), "`dropout` must be in [0, 1)", "--dropout must be in"),
+        (dict(reset="word"), "`reset` must be one of none, line", "--reset must be one of"),
+        (dict(seq_len=0), "`seq_len` must be at least 1", "--seq-len must be"),
+    ]
+    for kwargs, python, cli in cases:
+        with pytest.raises(TrainingError) as info:
+            tr.TrainConfig(**kwargs)
+        assert python in str(info.value)
+        assert cli in for_cli(str(info.value))
 
 
 @pytest.mark.parametrize(
@@ -196,8 +200,9 @@ def test_resuming_continues_exactly_where_the_run_stopped(tmp_path):
 def test_resume_refuses_another_architecture(tmp_path):
     config = tr.TrainConfig(hidden=6, steps=2, seq_len=10, batch_size=2)
     tr.train(CORPUS, tmp_path / "m.pt", config, progress=False)
-    with pytest.raises(TrainingError, match="trained with --hidden 6, got --hidden 9"):
+    with pytest.raises(TrainingError, match="trained with `hidden=6`, got `hidden=9`") as info:
         tr.resolve_config({"hidden": 9}, tmp_path / "m.pt")
+    assert "trained with --hidden 6, got --hidden 9" in for_cli(str(info.value))
 
 
 def test_checkpoints_are_written_every_k_steps(tmp_path, monkeypatch):

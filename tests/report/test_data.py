@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from lstmprobe.errors import StoreError, UnitError
+from lstmprobe.errors import StoreError, UnitError, for_cli
 from lstmprobe.report import data
 from lstmprobe.store import ActivationStore
 from tests.stores import BASE, build_store
@@ -63,8 +63,9 @@ def test_bad_units_and_spans_say_what_exists(lstm_store):
         n = store.n_positions
         with pytest.raises(StoreError, match=f"positions 0..{n - 1}"):
             data.check_span(store, n + 5, 10)
-        with pytest.raises(StoreError, match="--length"):
+        with pytest.raises(StoreError, match=f"use `length={n - 10}` or less") as info:
             data.check_span(store, 10, n)
+        assert f"use --length {n - 10} or less" in for_cli(str(info.value))
 
 
 def test_a_default_span_stops_at_the_corpus_end(lstm_store):
@@ -116,8 +117,12 @@ def test_rankings_of_another_store_are_ignored_with_a_warning(lstm_store, bare_s
 def test_missing_quantities_name_the_record_flag(lstm_store):
     with ActivationStore(lstm_store) as store:
         data.require_quantities(store, "layer0", ["cell", "hidden"], "x")
-    with pytest.raises(UnitError, match="--quantities"), ActivationStore(lstm_store) as store:
+    with (
+        pytest.raises(UnitError, match="`quantities=") as info,
+        ActivationStore(lstm_store) as store,
+    ):
         data.require_quantities(store, "layer0", ["reset_gate"], "plot gates")
+    assert "record again with --quantities input_gate," in for_cli(str(info.value))
 
 
 def test_an_old_or_partial_rankings_file_is_read_as_far_as_it_goes(lstm_store, tmp_path):

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from lstmprobe.errors import ReportError
+from lstmprobe.errors import ReportError, for_cli
 from lstmprobe.report import data
 from lstmprobe.report.html import build_report, text_page
 from lstmprobe.store import ActivationStore
@@ -73,8 +73,9 @@ def test_without_a_ranking_every_unit_is_shown_in_layer_order(bare_store):
         d = payload(rep.html)
         assert d["features"] == [] and d["initial"] == "layer0/input_gate/0"
         assert rep.manifest["units_shown"] == rep.manifest["units_total"] == 36
-        with pytest.raises(ReportError, match="find-neurons"):
+        with pytest.raises(ReportError, match=r"rank it first: `rank_units\(store=") as info:
             build_report(store, features=["quote"])
+        assert "`lstmprobe find-neurons --store " in for_cli(str(info.value))
 
 
 def test_the_caps_bound_what_is_embedded(lstm_store):

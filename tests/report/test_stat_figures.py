@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from lstmprobe.errors import ReportError, UnitError
+from lstmprobe.errors import ReportError, UnitError, for_cli
 from lstmprobe.probes import rank_units
 from lstmprobe.report import data, stat_figures
 from lstmprobe.store import ActivationStore
@@ -54,8 +54,9 @@ def test_separator_sorts_sequences_by_group(task_store):
 def test_a_gru_has_no_gate_to_saturate_when_none_was_recorded(gru_store):
     with ActivationStore(gru_store) as store:
         stats = data.summarize(store, ["layer0/hidden"])
-        with pytest.raises(UnitError, match="--quantities"):
+        with pytest.raises(UnitError, match="`quantities=") as info:
             stat_figures.saturation(stats)
+        assert "record them with --quantities input_gate," in for_cli(str(info.value))
 
 
 def test_probe_curve_draws_held_out_and_control_per_k(lstm_store):
