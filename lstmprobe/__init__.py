@@ -32,6 +32,7 @@ _EXPORTS = {
     "Ranking": "lstmprobe.probes",
 }
 
-__all__ = ["LstmprobeError", "__version__", *_EXPORTS]
+# built from the table (pyright cannot follow that; the names resolve through __getattr__)
+__all__ = ["LstmprobeError", "__version__", *_EXPORTS]  # pyright: ignore[reportUnsupportedDunderAll]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -28,19 +28,22 @@ import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lstmprobe._io import progress_bar
 from lstmprobe.errors import UnitError
 
+if TYPE_CHECKING:
+    from lstmprobe.store import ActivationStore
+
 LSTM_GATES = ("input_gate", "forget_gate", "candidate", "output_gate")
 GRU_GATES = ("reset_gate", "update_gate", "candidate")
 BINS = (1, 3, 10, 30, 100, 1000)
 
 
-def _layer_kinds(store: Any) -> dict[str, str]:
+def _layer_kinds(store: ActivationStore) -> dict[str, str]:
     out = {}
     for layer in store.layers:
         qs = set(store.quantities(layer))
@@ -56,7 +59,11 @@ def _label(char: str) -> str:
 
 
 def layer_dynamics(
-    store: Any, layer: str, kind: str, progress: bool = False, chunk_size: int | None = None
+    store: ActivationStore,
+    layer: str,
+    kind: str,
+    progress: bool = False,
+    chunk_size: int | None = None,
 ) -> dict[str, Any]:
     """Sums over the recording for one layer, streamed; returns per-unit summaries."""
     if kind == "lstm":
@@ -215,7 +222,7 @@ def drivers(
     return out
 
 
-def drivers_model(store: Any, model: str | None = None, *, force: bool = False) -> Any:
+def drivers_model(store: ActivationStore, model: str | None = None, *, force: bool = False) -> Any:
     """The model whose recurrent weights give :func:`gate_dynamics` its drivers, or None.
 
     ``model``, a model file given, must be the recorded one (:func:`check_model_matches`,
@@ -236,7 +243,7 @@ def drivers_model(store: Any, model: str | None = None, *, force: bool = False) 
 
 
 def gate_dynamics(
-    store: Any,
+    store: ActivationStore,
     model: Any = None,
     units: Sequence[str] | None = None,
     progress: bool = False,

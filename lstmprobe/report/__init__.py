@@ -33,6 +33,7 @@ _EXPORTS = {
     "Scale": "lstmprobe.report.colors",
 }
 
-__all__ = list(_EXPORTS)
+# built from the table (pyright cannot follow that; the names resolve through __getattr__)
+__all__ = list(_EXPORTS)  # pyright: ignore[reportUnsupportedDunderAll]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.probes.ranking import Ranking
 from lstmprobe.report.colors import GATES, lut, scale_for
 from lstmprobe.report.data import (
     KeyStats,
@@ -93,7 +94,7 @@ def _units_shown(
 def build_report(
     store: ActivationStore,
     *,
-    ranking: Any = None,
+    ranking: Ranking | None = None,
     rankings_path: str | os.PathLike[str] | None = None,
     use_rankings: bool = True,
     features: Sequence[str] | None = None,
@@ -283,7 +284,7 @@ def _model_line(store: ActivationStore) -> str:
 def _figures(
     store: ActivationStore,
     stats: dict[str, KeyStats],
-    ranking: Any,
+    ranking: Ranking | None,
     feats: list[str],
     progress: bool,
 ) -> list[dict[str, str]]:

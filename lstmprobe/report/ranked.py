@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.probes.ranking import Ranking
 from lstmprobe.report.data import KeyStats, passage, top_spans
 from lstmprobe.report.feature_scan import FeatureScan, pick_changes, scan_features
 from lstmprobe.report.output import compact, png_uri, uint8_b64
@@ -23,7 +24,7 @@ N_TOP_PASSAGES = 2
 
 def feature_sections(
     store: ActivationStore,
-    ranking: Any,
+    ranking: Ranking,
     top_rows: dict[str, list[dict[str, Any]]],
     stats: dict[str, KeyStats],
     progress: bool = False,
@@ -50,7 +51,7 @@ def feature_sections(
 
 def _sections(
     store: ActivationStore,
-    ranking: Any,
+    ranking: Ranking,
     feats: list[str],
     top_rows: dict[str, list[dict[str, Any]]],
     stats: dict[str, KeyStats],

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.probes.ranking import Ranking
 from lstmprobe.report.colors import GATES, Scale, cmap, scale_for
 from lstmprobe.report.data import (
     KeyStats,
@@ -202,7 +203,7 @@ def _group_key(label: str) -> tuple[int, float, str]:
 
 
 @themed
-def probe_curve(ranking: Any, feature: str, ax: Any = None) -> Any:
+def probe_curve(ranking: Ranking, feature: str, ax: Any = None) -> Any:
     """The top-k probe curve of one feature: held-out metric of a probe on the k best units,
     beside its control task. Returns the Axes."""
     import matplotlib.pyplot as plt
