@@ -67,8 +67,20 @@ def imports(mods: dict[str, Path], package: str, root: Path) -> list[Import]:
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
         is_package = path.name == "__init__.py"
         bound: dict[str, str] = {}  # local name -> module it is bound to
-        for node in ast.walk(tree):
-            where = f"{path.relative_to(root.parent)}:{getattr(node, 'lineno', 0)}"
+        private: list[tuple[str, ast.Attribute]] = []  # name._x, checked once all are bound
+        rel = path.relative_to(root.parent)
+        for node in ast.walk(tree):  # one walk: it visits every node of every module
+            if isinstance(node, ast.Attribute):
+                if (
+                    isinstance(node.value, ast.Name)
+                    and node.attr.startswith("_")
+                    and not node.attr.startswith("__")
+                ):
+                    private.append((node.value.id, node))
+                continue
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            where = f"{rel}:{node.lineno}"
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.name.split(".")[0] == package:
@@ -76,7 +88,7 @@ def imports(mods: dict[str, Path], package: str, root: Path) -> list[Import]:
                         bound[alias.asname or alias.name.split(".")[0]] = (
                             alias.name if alias.asname else package
                         )
-            elif isinstance(node, ast.ImportFrom):
+            else:
                 base = node.module or ""
                 if node.level:
                     here = source.split(".") if is_package else source.split(".")[:-1]
@@ -91,24 +103,9 @@ def imports(mods: dict[str, Path], package: str, root: Path) -> list[Import]:
                         bound[alias.asname or alias.name] = sub
                     else:
                         found.append(Import(source, base, alias.name, where))
-        for node in ast.walk(tree):  # module._private, through a name bound to a module
-            if (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.value, ast.Name)
-                and node.value.id in bound
-                and node.attr.startswith("_")
-                and not node.attr.startswith("__")
-            ):
-                target = bound[node.value.id]
-                if f"{target}.{node.attr}" not in mods:
-                    found.append(
-                        Import(
-                            source,
-                            target,
-                            node.attr,
-                            f"{path.relative_to(root.parent)}:{node.lineno}",
-                        )
-                    )
+        for name, node in private:  # module._private, through a name bound to a module
+            if name in bound and f"{bound[name]}.{node.attr}" not in mods:
+                found.append(Import(source, bound[name], node.attr, f"{rel}:{node.lineno}"))
     return found
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from lstmprobe.probes import (
     Ranking,
     rank_units,
@@ -35,6 +37,7 @@ def test_summary_line_names_the_units_the_probe_used() -> None:
     assert "probe on top 32 units: held-out auc 0.900" in top
 
 
+@pytest.mark.slow  # a real process
 def test_reading_a_rankings_file_loads_no_scikit_learn(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import subprocess
     import sys

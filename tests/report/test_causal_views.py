@@ -31,13 +31,23 @@ def payload(html: str) -> dict:
     return json.loads(data)
 
 
-@pytest.fixture(scope="module")
-def report(causal_dir):
-    out = causal_dir["dir"] / "acts.report.html"
-    result = run("report", "--store", causal_dir["store"], "-o", out, "--json", "-q")
+def build(causal_dir, name, *extra):
+    out = causal_dir["dir"] / name
+    result = run("report", "--store", causal_dir["store"], "-o", out, "--json", "-q", *extra)
     assert result.exit_code == 0, result.output
     assert result.stderr == ""  # the files beside the store belong to it: no warning
     return json.loads(result.stdout), out.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def report(causal_dir):
+    """The report without figures (they take seconds); figured_report has them."""
+    return build(causal_dir, "acts.report.html", "--no-figures")
+
+
+@pytest.fixture(scope="module")
+def figured_report(causal_dir):
+    return build(causal_dir, "figured.report.html")
 
 
 def test_the_report_shows_every_saved_condition_with_its_numbers(causal_dir, report):
@@ -97,7 +107,7 @@ def test_each_char_is_coloured_by_the_loss_change_of_predicting_it(causal_dir, r
     assert "red: the intervention made predicting that char worse" in html
 
 
-def test_dynamics_in_the_payload_and_its_figures(causal_dir, report):
+def test_dynamics_in_the_payload(causal_dir, report):
     _, html = report
     saved = json.loads((causal_dir["dir"] / "acts.dynamics.json").read_text())
     dyn = payload(html)["dynamics"]
@@ -107,6 +117,14 @@ def test_dynamics_in_the_payload_and_its_figures(causal_dir, report):
     assert [d["from"] for d in u["drivers"]] == [
         d["from"] for d in saved["units"]["layer1/cell/2"]["drivers"]
     ]
+    assert dyn["figures"] == []  # --no-figures
+
+
+@pytest.mark.slow  # renders the report's figures: seconds
+def test_dynamics_figures_in_the_report(figured_report):
+    manifest, html = figured_report
+    assert manifest["ablations"] == 3 and manifest["dynamics"] is True
+    dyn = payload(html)["dynamics"]
     ids = [f["id"] for f in dyn["figures"]]
     assert ids[0] == "timescales" and len(ids) == 4
     assert all(f["src"].startswith("data:image/png;base64,") for f in dyn["figures"])
@@ -136,6 +154,7 @@ def test_keep_plus_write_is_the_recorded_state_across_sequence_starts(task_store
         np.testing.assert_allclose(kw.keep + kw.write, kw.state, atol=2e-3)
 
 
+@pytest.mark.slow  # renders two figures, as test_cli_report's plot tests do
 def test_plot_dynamics_writes_png_and_svg(causal_dir, tmp_path):
     png, svg = tmp_path / "kw.png", tmp_path / "kw.svg"
     result = run("plot", "dynamics", "--store", causal_dir["store"], "--unit", "layer0/input_gate/1",
@@ -164,7 +183,7 @@ def test_files_of_another_recording_are_warned_about_and_ignored(causal_dir, tmp
         assert load_dynamics(s, warn=warnings.append) is None
     assert "corpus hash differs" in warnings[0] and "positions" in warnings[1]
     out = tmp_path / "r.html"
-    result = run("report", "--store", other, "-o", out, "--json", "-q")
+    result = run("report", "--store", other, "-o", out, "--json", "-q", "--no-figures")
     assert result.exit_code == 0, result.output
     assert "ignoring" in result.stderr and "acts.ablations.h5" in result.stderr
     assert "acts.dynamics.json" in result.stderr

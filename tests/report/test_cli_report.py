@@ -49,6 +49,7 @@ def test_plot_writes_a_png_and_a_manifest(lstm_store, tmp_path, kind, extra):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow  # renders a figure, as the plot tests above do
 def test_plot_separator_svg_and_text_html(task_store, tmp_path):
     svg = tmp_path / "sep.svg"
     result = run(
@@ -81,6 +82,7 @@ def test_plot_separator_svg_and_text_html(task_store, tmp_path):
     assert "wrote" in result.output and "<!DOCTYPE html>" in page.read_text()
 
 
+@pytest.mark.slow  # renders a figure, as the plot tests above do
 def test_plot_default_path_is_beside_the_store(lstm_store, tmp_path):
     store = tmp_path / "run1.h5"
     shutil.copy(lstm_store, store)
@@ -188,6 +190,7 @@ def test_report_as_a_real_process(lstm_store, tmp_path):
     assert f"wrote {out}" in proc.stdout and out.stat().st_size > 1000
 
 
+@pytest.mark.slow  # renders a report's figures (tests/report/test_html.py keeps one such report fast)
 def test_record_with_gru_then_report(tmp_path):
     from tests.report.conftest import TEXT
 

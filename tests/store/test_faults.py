@@ -360,6 +360,7 @@ def test_record_into_a_read_only_directory_is_one_line_before_any_work(tmp_path,
     assert list(ro.iterdir()) == []
 
 
+@pytest.mark.slow  # trains a model (150 steps)
 def test_a_reordered_vocab_for_a_state_dict_warns(tmp_path, vocab, corpus):
     """A trained model read with its vocabulary reversed scores far worse than uniform."""
     from lstmprobe.lm import TrainConfig, train
