@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -158,20 +159,8 @@ def rank_units(
         summaries[lab.name]["probe_metric"] = "auc" if lab.kind == "binary" else "r2"
         summaries[lab.name]["unit_metric"] = "auc" if lab.kind == "binary" else "spearman"
     if probe and detail_rows:
-        _probe_features(
-            store,
-            labels,
-            detail_rows,
-            summaries,
-            keys,
-            detail,
-            k_max,
-            max_probe_positions,
-            n_blocks,
-            n_boot,
-            seed,
-            warn,
-        )
+        plan = _ProbePlan(keys, detail, k_max, max_probe_positions, n_blocks, n_boot, seed)
+        _probe_features(store, labels, detail_rows, summaries, plan, warn)
     settings = {
         "keys": list(store.keys if keys is None else keys),
         "probe": probe,
@@ -188,22 +177,34 @@ def rank_units(
     return Ranking(tuple(rows), summaries, str(store.path), settings, recording)
 
 
+@dataclass(frozen=True)
+class _ProbePlan:
+    """How :func:`rank_units` probes the top units (its parameters of the same names)."""
+
+    keys: Sequence[str] | None
+    detail: int
+    k_max: int
+    max_positions: int
+    n_blocks: int
+    n_boot: int
+    seed: int
+
+
 def _probe_features(
     store: ActivationStore,
     labels: list[Labels],
     detail_rows: dict[str, list[dict[str, Any]]],
     summaries: dict[str, dict[str, Any]],
-    keys: Sequence[str] | None,
-    detail: int,
-    k_max: int,
-    max_positions: int,
-    n_blocks: int,
-    n_boot: int,
-    seed: int,
+    plan: _ProbePlan,
     warn: Callable[[str], None],
 ) -> None:
-    rows_idx = sample_positions(store.n_positions, max_positions, n_blocks, seed)
-    all_units = store.units(keys)
+    """Held-out metrics, controls and intervals of each feature's top units, and its top-k
+    curve, into ``detail_rows`` and ``summaries``."""
+    detail, k_max, n_blocks, n_boot, seed = (
+        plan.detail, plan.k_max, plan.n_blocks, plan.n_boot, plan.seed
+    )  # fmt: skip
+    rows_idx = sample_positions(store.n_positions, plan.max_positions, n_blocks, seed)
+    all_units = store.units(plan.keys)
     # the all-units probe: at most 64M values, and only with enough positions for its weights
     # (its train blocks get 60% of them; with fewer rows than units it would only memorise)
     use_all = len(rows_idx) * len(all_units) <= (1 << 26) and len(rows_idx) >= 4 * len(all_units)
