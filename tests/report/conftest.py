@@ -12,7 +12,7 @@ from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.store import ActivationStore, write_json_atomic
 from lstmprobe.text import Vocab
 from tests.conftest import make_model
-from tests.stores import BASE
+from tests.stores import BASE, build_store
 
 TEXT = (BASE + "\tif x:\n\t\treturn 'tab'\n") * 12  # about 1.6k chars, tabs included
 TASK = "".join(f"{c}{'a' * n}X{'b' * n}\n" for n in range(1, 6) for c in "pq")  # separator X
@@ -25,6 +25,14 @@ def record(path, text, reset="none", **config):
         loaded, text, path, RecordOptions(reset=reset, chunk_size=256, warmup=0), force=True
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def planted(tmp_path_factory):
+    """Planted units (cell/4 tracks quote), chunked in 128 positions: many chunks to stream."""
+    return build_store(
+        tmp_path_factory.mktemp("planted") / "acts.h5", BASE * 20, chunk_positions=128
+    )
 
 
 @pytest.fixture(scope="session")

@@ -8,15 +8,6 @@ import pytest
 from lstmprobe.errors import StoreError, UnitError, for_cli
 from lstmprobe.report import data
 from lstmprobe.store import ActivationStore
-from tests.stores import BASE, build_store
-
-
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory):
-    """Planted units (cell/4 tracks quote), chunked in 128 positions: many chunks to stream."""
-    return build_store(
-        tmp_path_factory.mktemp("planted") / "acts.h5", BASE * 20, chunk_positions=128
-    )
 
 
 def test_summaries_stream_to_the_same_numbers_as_the_whole_array(planted):

@@ -1,20 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from lstmprobe.features import get_feature
 from lstmprobe.report import data, feature_scan
 from lstmprobe.store import ActivationStore
-from tests.stores import BASE, build_store
-
-
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory):
-    """Planted units (cell/4 tracks quote), chunked in 128 positions: many chunks to stream."""
-    return build_store(
-        tmp_path_factory.mktemp("planted") / "acts.h5", BASE * 20, chunk_positions=128
-    )
 
 
 def test_scan_finds_changes_and_an_roc_threshold_that_separates(planted):
