@@ -20,6 +20,8 @@ text, ranked by ``d``: no fixed threshold.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import os
@@ -362,22 +364,30 @@ def render(payload: dict[str, Any], title: str) -> tuple[str, str]:
     style += asset("causal.css")
     rid = "lpr-" + uuid.uuid4().hex[:8]
     data = json.dumps(compact(payload), ensure_ascii=False, separators=(",", ":"))
-    data = data.replace("</", "<\\/").replace("<!--", "<\\!--")
+    data = data.replace("<", "\\u003c")  # no </script> or <!-- inside the script element
+
+    def run(page: bool) -> str:
+        return (
+            f"{script}\nlstmprobeReport(document.getElementById({json.dumps(rid)}), "
+            f"JSON.parse(document.getElementById({json.dumps(rid + '-data')}).textContent), "
+            f"{'true' if page else 'false'});"
+        )
 
     def body(page: bool) -> str:
         return (
             f'<div class="lpr" id="{rid}">{skeleton}</div>\n'
             f'<script type="application/json" id="{rid}-data">{data}</script>\n'
-            f"<script>{script}\nlstmprobeReport(document.getElementById({json.dumps(rid)}), "
-            f"JSON.parse(document.getElementById({json.dumps(rid + '-data')}).textContent), "
-            f"{'true' if page else 'false'});</script>"
+            f"<script>{run(page)}</script>"
         )
+
+    # the page runs its own script and nothing else: no inline handler, no other script
+    digest = base64.b64encode(hashlib.sha256(run(True).encode("utf-8")).digest()).decode("ascii")
 
     fragment = f"<style>{style}</style>\n{body(False)}"
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n"
+        f"img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'\">\n"
         f"<title>{html.escape(title)}</title>\n<style>{style}</style></head>\n<body>\n{body(True)}\n</body></html>\n"
     )
     return page, fragment

@@ -204,3 +204,37 @@ def test_ablation_and_dynamics_views_and_driver_links(causal_dir, browser_page, 
     assert page.input_value(".lpr-index") == target.rsplit("/", 1)[1]
     page.screenshot(path=str(tmp_path / "causal.png"), full_page=True)
     assert errors == []
+
+
+def test_markup_in_the_corpus_is_text_and_only_the_reports_script_runs(browser_page, tmp_path):
+    from tests.stores import build_store
+
+    text = 'x = "<!-- not a comment -->" + "</script><b>bold</b>"\n' * 8
+    path = build_store(tmp_path / "acts.h5", text)
+    with ActivationStore(path) as store:
+        saved = build_report(store, top=1, max_chars=300, figures=False).save(tmp_path / "r.html")
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(saved.as_uri())
+    page.wait_for_selector(".lpr-window span")
+    assert "<!--" in page.inner_text(".lpr-window") and page.locator(".lpr-window b").count() == 0
+    # an injected handler does not run: the page's policy allows its own script by its hash
+    page.evaluate(
+        "document.body.insertAdjacentHTML('beforeend', "
+        '\'<img src="data:,x" onerror="window.injected = 1">\')'
+    )
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.injected === undefined")
+    assert errors == []
+
+
+def test_numbers_keep_their_trailing_zeros(browser_page):
+    from lstmprobe.report.output import asset
+
+    line = next(s.strip() for s in asset("report.js").splitlines() if "function fmt(" in s)
+    got = browser_page.evaluate(
+        f"() => {{ {line} return [fmt(100), fmt(120), fmt(-100), fmt(0.5), fmt(1.23456),"
+        " fmt(0.000123), fmt(null), fmt(NaN)]; }"
+    )
+    assert got == ["100", "120", "-100", "0.5", "1.23", "0.000123", "–", "–"]

@@ -1,6 +1,7 @@
 function lstmprobeCausal(root, D, api) {
   "use strict";
   var esc = api.esc, fmt = api.fmt, rgb = api.rgb, ink = api.ink, tip = root.querySelector(".lpr-tip");
+  function count(x) { return (+x || 0).toLocaleString(); }  // a number from the file, never its text
   function sgn(x, d) { return x === null || x === undefined ? "\u2013" : (x >= 0 ? "+" : "\u2212") + fmt(Math.abs(x), d || 3); }
   function code(d, m) { return Math.max(0, Math.min(255, Math.round((1 - d / m) / 2 * 255))); }  // +m (worse) = red end
   function bar(m) {
@@ -16,12 +17,12 @@ function lstmprobeCausal(root, D, api) {
       "Each char is coloured by the change of the loss of predicting it; grey: nothing predicts it (a sequence's first char).</p>";
     A.conditions.forEach(function (c, ci) {
       var r = c.random || {};
-      h += "<div class='lpr-abl-cond' data-c='" + ci + "'><h3>" + esc(condName(c)) + "</h3><p class='lpr-note'>" + c.units.map(function (u) { return "<a class='lpr-unit' data-unit='" + esc(u) + "'>" + esc(u) + "</a>"; }).join(", ") + "</p><table class='lpr-abl-table'><tr><th></th><th>\u0394 bits/char</th><th>chars</th><th>random sets (n = " + (r.n || 0) + ")</th></tr>";
+      h += "<div class='lpr-abl-cond' data-c='" + ci + "'><h3>" + esc(condName(c)) + "</h3><p class='lpr-note'>" + c.units.map(function (u) { return "<a class='lpr-unit' data-unit='" + esc(u) + "'>" + esc(u) + "</a>"; }).join(", ") + "</p><table class='lpr-abl-table'><tr><th></th><th>\u0394 bits/char</th><th>chars</th><th>random sets (n = " + count(r.n) + ")</th></tr>";
       if (c.feature) {
-        h += "<tr><td>" + esc(c.feature) + " on</td><td>" + sgn(c.delta_on) + "</td><td>" + (c.positions_on || 0).toLocaleString() + "</td><td>" + (r.n ? sgn(r.delta_on_mean) + " \u00b1 " + fmt(r.delta_on_sd) : "\u2013") + "</td></tr>";
-        h += "<tr><td>" + esc(c.feature) + " off</td><td>" + sgn(c.delta_off) + "</td><td>" + (c.positions_off || 0).toLocaleString() + "</td><td>" + (r.n ? sgn(r.delta_off_mean) + " \u00b1 " + fmt(r.delta_off_sd) : "\u2013") + "</td></tr>";
+        h += "<tr><td>" + esc(c.feature) + " on</td><td>" + sgn(c.delta_on) + "</td><td>" + count(c.positions_on) + "</td><td>" + (r.n ? sgn(r.delta_on_mean) + " \u00b1 " + fmt(r.delta_on_sd) : "\u2013") + "</td></tr>";
+        h += "<tr><td>" + esc(c.feature) + " off</td><td>" + sgn(c.delta_off) + "</td><td>" + count(c.positions_off) + "</td><td>" + (r.n ? sgn(r.delta_off_mean) + " \u00b1 " + fmt(r.delta_off_sd) : "\u2013") + "</td></tr>";
       } else {
-        h += "<tr><td>all chars</td><td>" + sgn(c.delta) + "</td><td>" + (c.positions || 0).toLocaleString() + "</td><td>" + (r.n ? sgn(r.delta_mean) + " \u00b1 " + fmt(r.delta_sd) : "\u2013") + "</td></tr>";
+        h += "<tr><td>all chars</td><td>" + sgn(c.delta) + "</td><td>" + count(c.positions) + "</td><td>" + (r.n ? sgn(r.delta_mean) + " \u00b1 " + fmt(r.delta_sd) : "\u2013") + "</td></tr>";
       }
       h += "</table><p class='lpr-note lpr-abl-p'>p = " + (r.p_value === null || r.p_value === undefined ? "\u2013 (no random sets)" : fmt(r.p_value) + " (of " + esc(r.p_value_of || "") + ": the share of random sets at least as costly, counting the chosen one)") + "</p>" +
         "<p class='lpr-note'>" + esc(c.verdict || "") + "</p><div class='lpr-scale'>" + bar(c.range) + "</div><div class='lpr-passages lpr-abl-passages'></div></div>";
@@ -56,7 +57,7 @@ function lstmprobeCausal(root, D, api) {
   var dbox = root.querySelector(".lpr-dynamics");
   if (dbox && Y) {
     var g = "<h2>Dynamics</h2><p class='lpr-note'>From acts.dynamics.json (`lstmprobe dynamics`): when each unit's state is kept, written or reset. ";
-    Object.keys(Y.layers || {}).forEach(function (l) { var t = (Y.layers[l] || {}).timescales || {}; g += esc(l) + ": timescale median " + fmt(t.median) + " steps [q25 " + fmt(t.q25) + ", q75 " + fmt(t.q75) + ", max " + fmt(t.max) + "], " + (t.infinite || 0) + " infinite. "; });
+    Object.keys(Y.layers || {}).forEach(function (l) { var t = (Y.layers[l] || {}).timescales || {}; g += esc(l) + ": timescale median " + fmt(t.median) + " steps [q25 " + fmt(t.q25) + ", q75 " + fmt(t.q75) + ", max " + fmt(t.max) + "], " + count(t.infinite) + " infinite. "; });
     g += "</p>";
     (Y.figures || []).forEach(function (f) {
       g += "<div class='lpr-fig lpr-dyn-fig' id='" + esc(f.id) + "'><h3>" + esc(f.title) + (f.unit ? " <a class='lpr-unit' data-unit='" + esc(f.unit) + "'>(explore)</a>" : "") + "</h3><img alt='" + esc(f.title) + "' src='" + f.src + "'><p class='lpr-note'>" + esc(f.caption) + "</p></div>";

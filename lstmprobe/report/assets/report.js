@@ -4,7 +4,7 @@ function lstmprobeReport(root, D, page) {
   var GLYPH = {" ": "\u00b7", "\t": "\u2192", "\n": "\u21b5", "\r": "\u240d"}, TAB = 4;
   var PAL = D.palettes;
   function esc(s) { return String(s).replace(/[&<>"']/g, function (c) { return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]; }); }
-  function fmt(x, d) { if (x === null || x === undefined || isNaN(x)) return "–"; return Number(x).toPrecision(d || 3).replace(/\.?0+(e|$)/, "$1"); }
+  function fmt(x, d) { if (x === null || x === undefined || isNaN(x)) return "–"; return String(+Number(x).toPrecision(d || 3)); }
   function decode(b64) { var s = atob(b64), a = new Uint8Array(s.length); for (var i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return a; }
   function rgb(kind, q) { var c = PAL[kind][q]; return "rgb(" + c[0] + "," + c[1] + "," + c[2] + ")"; }
   function ink(kind, q) { var c = PAL[kind][q]; return (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) / 255 < 0.45 ? "#fff" : "#000"; }
