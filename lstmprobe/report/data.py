@@ -360,8 +360,8 @@ def load_rankings(
     damaged file holds that cannot be used is left out with a warning. A ranking made from
     another recording is ignored with a warning: its ``store`` field names another existing
     file that is not a copy of this recording (same corpus and model hashes, positions and
-    datasets), or its ``corpus_sha256`` (when it has one) differs, or it names units this
-    recording lacks.
+    datasets), or the recording it names (``Ranking.recording``: corpus and model hashes,
+    positions) is not this one, or it names units this recording lacks.
     """
     explicit = path is not None
     path = Path(path) if explicit else store.sibling("rankings.json")
@@ -386,10 +386,16 @@ def load_rankings(
     ):  # a copy of this recording is fine
         ignore(f"it ranks {origin}, another recording than {store.path}")
         return None
-    digest = ranking.settings.get("corpus_sha256") or ranking.features.get("corpus_sha256")
-    if isinstance(digest, str) and digest != store.corpus_sha256:
-        ignore("its corpus hash differs from this recording's")
-        return None
+    ours = {
+        "corpus_sha256": (store.corpus_sha256, "of another corpus"),
+        "model_sha256": (store.model_sha256, "of another model"),
+        "positions": (store.n_positions, "of another length"),
+    }
+    for name, (value, what) in ours.items():
+        theirs = ranking.recording.get(name)
+        if theirs is not None and theirs != value:
+            ignore(f"it ranks a recording {what}")
+            return None
     units = set()
     for r in ranking.rows:
         units.add(r["unit"])

@@ -105,6 +105,27 @@ def test_rankings_of_another_store_are_ignored_with_a_warning(lstm_store, bare_s
         assert data.load_rankings(store).feature_names == ["quote", "indent"]
 
 
+def test_a_ranking_of_another_recording_whose_store_is_gone_is_ignored(lstm_store, tmp_path):
+    ranked = json.loads(lstm_store.with_name("acts.rankings.json").read_text())
+    ranked["store"] = str(tmp_path / "gone.h5")  # nothing to compare the file with
+    for field, value, said in [
+        ("corpus_sha256", "f" * 64, "of another corpus"),
+        ("model_sha256", "e" * 64, "of another model"),
+        ("positions", 7, "of another length"),
+    ]:
+        other = {**ranked, "recording": {**ranked["recording"], field: value}}
+        path = tmp_path / f"{field}.rankings.json"
+        path.write_text(json.dumps(other))
+        warnings: list[str] = []
+        with ActivationStore(lstm_store) as store:
+            assert data.load_rankings(store, path, warnings.append) is None
+        assert len(warnings) == 1 and said in warnings[0]
+    same = tmp_path / "same.rankings.json"
+    same.write_text(json.dumps(ranked))
+    with ActivationStore(lstm_store) as store:
+        assert data.load_rankings(store, same).feature_names == ["quote", "indent"]
+
+
 def test_missing_quantities_name_the_record_flag(lstm_store):
     with ActivationStore(lstm_store) as store:
         data.require_quantities(store, "layer0", ["cell", "hidden"], "x")
