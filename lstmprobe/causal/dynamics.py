@@ -199,12 +199,13 @@ def drivers(
 ) -> dict[int, list[dict[str, Any]]]:
     """The ``top`` strongest incoming recurrent weights of each unit of ``layer`` (by size)."""
     from lstmprobe.record import recurrent_layers
+    from lstmprobe.record.layers import layer_weights
 
     info = next((i for i in recurrent_layers(model) if i.name == layer), None)
     if info is None:
         raise UnitError(f"the model has no layer {layer}")
     module = dict(model.named_modules())[info.module_name]
-    w_hh = getattr(module, f"weight_hh_l{info.layer}").detach().cpu().numpy()
+    w_hh = layer_weights(module, info.layer, info.reverse).weight_hh.detach().cpu().numpy()
     gates = LSTM_GATES if kind == "lstm" else GRU_GATES
     h = info.hidden_size
     out: dict[int, list[dict[str, Any]]] = {}
@@ -230,15 +231,20 @@ def drivers_model(store: ActivationStore, model: str | None = None, *, force: bo
     and still holds the recorded weights.
     """
     from lstmprobe.causal.units import check_model_matches
+    from lstmprobe.errors import ModelLoadError
     from lstmprobe.models import load_model
 
-    candidate = model or (store.model or {}).get("path")
-    if not candidate or (model is None and not Path(candidate).exists()):
-        return None
-    loaded = load_model(candidate)
     if model is not None:
+        loaded = load_model(model)
         check_model_matches(store, loaded.sha256, force=force, model=model)
         return loaded.model
+    recorded = (store.model or {}).get("path")
+    if not recorded or not Path(recorded).exists():
+        return None
+    try:  # the drivers are optional: a recorded file that needs more to load gives none
+        loaded = load_model(recorded)
+    except ModelLoadError:
+        return None
     return loaded.model if loaded.sha256 == store.model_sha256 else None
 
 

@@ -111,3 +111,33 @@ def test_the_drivers_come_from_the_recorded_model_or_the_one_given(tmp_path, voc
         assert drivers_model(store) is None  # gone: no drivers, no error
         save_checkpoint(path, make_model(vocab, seed=4), vocab)
         assert drivers_model(store) is None  # other weights at the recorded path: not used
+
+
+def test_the_drivers_of_a_reverse_direction_are_its_own_weights():
+    from lstmprobe.causal.dynamics import drivers
+
+    torch.manual_seed(0)
+
+    class Bi(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = torch.nn.LSTM(3, 4, bidirectional=True)
+
+    model = Bi()
+    for layer, weights in [("layer0", model.rnn.weight_hh_l0), ("layer0_reverse", model.rnn.weight_hh_l0_reverse)]:  # fmt: skip
+        got = drivers(model, layer, "lstm", 4, top=1)
+        for j, (best,) in got.items():
+            rows = weights.detach().numpy()[[g * 4 + j for g in range(4)]]
+            assert best["weight"] == pytest.approx(float(rows.flat[np.abs(rows).argmax()]))
+
+
+def test_a_recorded_model_file_that_no_longer_loads_gives_no_drivers(tmp_path, vocab, corpus):
+    from lstmprobe.causal import drivers_model
+    from lstmprobe.models import load_model, save_checkpoint
+
+    path = save_checkpoint(tmp_path / "model.pt", make_model(vocab), vocab)
+    recorded = record_corpus(load_model(path), corpus, tmp_path / "acts.h5").path
+    path.write_bytes(b"not a model any more")
+    with ActivationStore(recorded) as store:
+        assert drivers_model(store) is None
+        assert gate_dynamics(store)["layers"]  # the dynamics themselves still come
