@@ -261,6 +261,10 @@ def run_ablation(
     datasets = check_units(model, [u for c in conds for u in c.units])
     tokens = vocab.encode(text)
     seqs = text_sequences(text, reset)
+    if not (seqs[:, 1] - seqs[:, 0] > 1).any():
+        raise CorpusError(
+            "no char of this corpus has a next char to predict; give a corpus of at least 2 chars"
+        )
     on = None
     if feature is not None:
         on = feature_on_off(feature, text, seqs)
@@ -270,7 +274,7 @@ def run_ablation(
             raise FeatureError(
                 f"feature {feature.name!r} is {which} on at the predicted chars of this corpus, "
                 "so its on and off positions cannot be compared; pick a feature that varies "
-                "here (or leave out -f for the overall effect)"
+                "here (or leave out `feature` for the overall effect)"
             )
     spec, lines = None, None
     if task:

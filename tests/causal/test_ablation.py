@@ -148,6 +148,9 @@ def test_bad_ablations_say_why(tiny, corpus):
     headless = make_model(tiny.vocab, decoder=False)
     with pytest.raises(AblationError, match=r"no decoder.*dynamics"):
         run_ablation(headless, tiny.vocab, corpus, [["layer0/cell/0"]])
+    one_char = corpus[0]
+    with pytest.raises(CorpusError, match="no char of this corpus has a next char"):
+        run_ablation(tiny.model, tiny.vocab, one_char, [["layer0/cell/0"]], n_random=1)
 
 
 def test_task_accuracy_with_and_without_the_units():
