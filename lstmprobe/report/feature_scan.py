@@ -87,11 +87,16 @@ def scan_features(
         for name, f in feats.items()
     }
     keys = sorted({parse_unit(u)[0] for name in feats for u, _ in features[name]})
+    # per binary feature, each unit's (key, index, value range) and its (off, on) histograms
+    scanned: dict[str, list[tuple[str, int, float, float, np.ndarray]]] = {}
     hist: dict[tuple[str, str], np.ndarray] = {}
     for name in feats:
         if kinds.get(name) == "binary":
             for u, _ in features[name]:
-                hist[(name, u)] = np.zeros((2, ROC_BINS), dtype=np.int64)
+                key, index = parse_unit(u)
+                h = hist[(name, u)] = np.zeros((2, ROC_BINS), dtype=np.int64)
+                lo, hi = float(stats[key].min[index]), float(stats[key].max[index])
+                scanned.setdefault(name, []).append((key, index, lo, hi, h))
     changes: dict[str, list[int]] = {name: [] for name in feats}
     last: dict[str, float] = {}
     chunks = store.iter_chunks(keys, chunk_size=chunk, dtype=None) if keys else None
@@ -101,27 +106,24 @@ def scan_features(
     ) as bar:
         for a, b in bounds:
             block = next(chunks)[2] if chunks is not None else {}
+            # the sequence starts inside this chunk: a new sequence is no change
+            starts = seq_starts[np.searchsorted(seq_starts, a) : np.searchsorted(seq_starts, b)]
             for name, stream in streams.items():
                 y = next(stream)
                 prev = np.concatenate([[last.get(name, np.nan)], y[:-1]])
                 diff = np.flatnonzero((y != prev) & ~(np.isnan(y) & np.isnan(prev))) + a
-                diff = diff[~np.isin(diff, seq_starts)].tolist()  # a new sequence is no change
+                diff = diff[~np.isin(diff, starts)].tolist()
                 if diff:
                     pick = np.linspace(0, len(diff) - 1, min(CHANGES_PER_CHUNK, len(diff)))
                     changes[name].extend(diff[int(i)] for i in pick)
                 last[name] = float(y[-1]) if len(y) else last.get(name, np.nan)
-                for u, _ in features[name]:
-                    h = hist.get((name, u))
-                    if h is None:
-                        continue
-                    key, index = parse_unit(u)
-                    v = np.asarray(block[key][:, index], dtype=np.float32)
-                    s = stats[key]
-                    lo, hi = float(s.min[index]), float(s.max[index])
-                    bins = _bins(v, lo, hi)
-                    defined = ~np.isnan(y)
-                    pos = defined & (y > 0.5)
-                    neg = defined & ~pos
+                if name not in scanned:
+                    continue
+                defined = ~np.isnan(y)
+                pos = defined & (y > 0.5)
+                neg = defined & ~pos
+                for key, index, lo, hi, h in scanned[name]:
+                    bins = _bins(np.asarray(block[key][:, index], dtype=np.float32), lo, hi)
                     h[1] += np.bincount(bins[pos], minlength=ROC_BINS)
                     h[0] += np.bincount(bins[neg], minlength=ROC_BINS)
             bar.update(b - a)
