@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lstmprobe.errors import AblationError, StoreError, UnitError
+from lstmprobe.names import parse_unit
 from lstmprobe.record import layout
 
 if TYPE_CHECKING:
@@ -37,8 +38,8 @@ class Condition:
     def by_key(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
         for name in self.units:
-            key, _, index = name.rpartition("/")
-            out.setdefault(key, []).append(int(index))
+            key, index = parse_unit(name)
+            out.setdefault(key, []).append(index)
         return out
 
 
@@ -47,13 +48,16 @@ def check_units(model: torch.nn.Module, names: Sequence[str]) -> dict[str, int]:
     :class:`UnitError` listing what exists."""
     datasets = layout(model)
     for name in names:
-        key, _, index = name.rpartition("/")
-        if key not in datasets or not index.isdecimal():
+        try:
+            key, index = parse_unit(name)
+        except UnitError:
+            key, index = "", 0
+        if key not in datasets:
             raise UnitError(
                 f"unit {name} does not exist in this model; it has "
                 + ", ".join(f"{k}/0..{n - 1}" for k, n in datasets.items())
             )
-        if int(index) >= datasets[key]:
+        if index >= datasets[key]:
             raise UnitError(f"unit {name} does not exist: {key} has units 0..{datasets[key] - 1}")
     return datasets
 
@@ -224,7 +228,7 @@ def plan_ablation(
         conditions = top_conditions(s, feature, top) if top and feature else [list(units)]
         means = None
         if mode == "mean":
-            keys = {u.rpartition("/")[0] for c in conditions for u in c}
+            keys = {parse_unit(u)[0] for c in conditions for u in c}
             for key in keys:
                 s.n_units(key)  # a clear error for a dataset the store lacks
             means = unit_means(s, sorted(keys))

@@ -36,7 +36,7 @@ def open_store(path: str | os.PathLike[str]) -> ActivationStore:
         store.close()
         raise StoreError(
             f"{path} holds no positions or no datasets; record a non-empty corpus with "
-            "`lstmprobe record MODEL CORPUS`"
+            "`record_corpus(MODEL, CORPUS, out=PATH)`"
         )
     return store
 

@@ -244,7 +244,7 @@ def timescales(dynamics: dict[str, Any]) -> Any:
     if not layers:
         from lstmprobe.errors import ReportError
 
-        raise ReportError("the dynamics hold no layer; run `lstmprobe dynamics` on a recording")
+        raise ReportError("the dynamics hold no layer; measure them: `gate_dynamics(store=PATH)`")
     fig, ax = plt.subplots(figsize=(5.2, 2.4), layout="constrained")
     bins = list(next(iter(layers.values()))["timescales"]["counts"])
     width = 0.8 / len(layers)
