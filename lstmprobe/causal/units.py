@@ -208,13 +208,17 @@ def plan_ablation(
     reset: str | None = None,
     force: bool = False,
     model: str = "the model",
+    corpus_sha256: str | None = None,
 ) -> AblationPlan:
     """The conditions, reset and means of an ablation, read from the recording at ``store``.
 
     Give ``units`` (one condition, intervened on together) or ``top`` and ``feature`` (the
     ranking's top units, :func:`top_conditions`). The recording is needed for ``top`` and for
     ``mode="mean"``; otherwise it is read when it exists (to check that it records the model
-    of hash ``model_sha256``, :func:`check_model_matches`, and for its reset).
+    of hash ``model_sha256``, :func:`check_model_matches`, and for its reset). With
+    ``corpus_sha256`` (:func:`lstmprobe.record.corpus_sha256` of the text to run), a text other
+    than the recorded one is refused unless ``force``: the top units, the means and the saved
+    per-char results would describe another text.
     """
     check_selection(units, top, feature)
     path = Path(store)
@@ -225,6 +229,12 @@ def plan_ablation(
 
     with ActivationStore(path) as s:
         check_model_matches(s, model_sha256, force=force, model=model)
+        if corpus_sha256 and s.corpus_sha256 and corpus_sha256 != s.corpus_sha256 and not force:
+            raise StoreError(
+                f"the corpus is not the one recorded in {s.path} ({s.n_positions:,} chars): its "
+                "top units, means and saved results describe that text; give the recorded "
+                "corpus, record this one, or pass `force=True`"
+            )
         conditions = top_conditions(s, feature, top) if top and feature else [list(units)]
         means = None
         if mode == "mean":

@@ -38,6 +38,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(130)
         except BrokenPipeError:
             sys.exit(1)
+        except OSError as exc:  # a file the library could not write or read, said in one line
+            where = f" {exc.filename}" if exc.filename else ""
+            fail(f"cannot use{where}: {exc.strerror or exc}")
 
     return wrapper
 
@@ -71,7 +74,16 @@ def warn(message: str) -> None:
 
 
 def echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    """``obj`` as JSON on stdout, numbers as numbers (as the files have them)."""
+    from lstmprobe._io import json_default
+
+    def default(value: Any) -> Any:
+        try:
+            return json_default(value)
+        except TypeError:
+            return str(value)
+
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=default))
 
 
 def resolve_corpus(corpus: str) -> str:

@@ -6,9 +6,10 @@ from typing import Any
 
 import click
 
-from lstmprobe.cli._common import echo_json, handle_errors, resolve_corpus
+from lstmprobe.cli._common import echo_json, handle_errors, require_writable, resolve_corpus
 from lstmprobe.cli.options import (
     int_option,
+    path_or_stdout_option,
     quiet_option,
     reset_option,
     script_options,
@@ -56,7 +57,7 @@ def _parse_mode(mode: str) -> tuple[str, float | None]:
 @click.option("--task", is_flag=True, help="Also measure exact greedy completion (task corpora).")
 @click.option("--force", is_flag=True, help="Use a store recorded with other model weights.")
 @trust_option
-@click.option("--json", "json_path", default=None, help="Write the results as JSON (- = stdout).")
+@path_or_stdout_option("--json", "json_path", "Print the results as JSON, or write them to PATH.")
 @click.option("--no-save", is_flag=True, help="Do not write STORE.ablations.h5 beside the store.")
 @quiet_option
 @handle_errors
@@ -110,9 +111,14 @@ def ablate_command(
             "be measured; `lstmprobe record` and `lstmprobe dynamics` still work, and "
             "interventions still change its states (Recorder(model, interventions=...))"
         )
+    if json_path not in (None, "-"):
+        require_writable(json_path)  # before the work, not after it
+    from lstmprobe.record import corpus_sha256
+
     plan = plan_ablation(
         store,
         loaded.sha256,
+        corpus_sha256=corpus_sha256(text),
         units=units,
         top=top,
         feature=feat.name if feat else None,
@@ -121,6 +127,8 @@ def ablate_command(
         force=force,
         model=model,
     )
+    if not no_save:
+        require_writable(plan.saved_to, "--no-save")
     result = run_ablation(
         loaded.model,
         loaded.vocab,
@@ -139,8 +147,6 @@ def ablate_command(
     out = result.to_dict()
     out["settings"].update(model=model, corpus=corpus, **plan.store)
     if not no_save:
-        from lstmprobe.record import corpus_sha256
-
         write_ablations(
             plan.saved_to,
             base_bits=result.base_bits,

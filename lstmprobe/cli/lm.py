@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lstmprobe.cli._common import echo_json, handle_errors, resolve_corpus, warn
+from lstmprobe.cli._common import echo_json, handle_errors, require_writable, resolve_corpus, warn
 from lstmprobe.cli.options import (
     choice_option,
     int_option,
@@ -242,6 +242,9 @@ def train_command(
             f"-o {output} already ends in .safetensors; give the checkpoint another name "
             "(e.g. model.pt) and --safetensors writes model.safetensors beside it"
         )
+    require_writable(output)  # before the training, not after it
+    if shared is not None:
+        require_writable(shared)
     if threads is not None:
         lm.set_threads(threads)
     config = lm.resolve_config(settings, resume)

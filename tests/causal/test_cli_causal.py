@@ -53,7 +53,7 @@ def _one_error_line(result) -> str:  # type: ignore[no-untyped-def]
 def test_ablate_units_json_and_the_saved_per_char_losses(setup) -> None:
     s = setup
     result = run("ablate", s["model"], s["corpus"], "--store", s["store"], "--unit",
-                 "layer0/cell/1", "-f", "quote", "--random", "2", "--json", "-", "-q")  # fmt: skip
+                 "layer0/cell/1", "-f", "quote", "--random", "2", "-q", "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     (cond,) = data["conditions"]
@@ -116,6 +116,12 @@ def test_bad_input_is_one_line_and_writes_nothing(setup, tmp_path) -> None:
         )
     )
     assert "no decoder" in line and "dynamics" in line
+    other_text = tmp_path / "other.txt"
+    other_text.write_text(CORPUS, encoding="utf-8")
+    line = _one_error_line(run(*base[:2], other_text, *base[3:], "-u", "layer0/cell/0"))
+    assert "the corpus is not the one recorded in" in line and "--force" in line
+    line = _one_error_line(run(*base, "-u", "layer0/cell/0", "--json", tmp_path))
+    assert f"cannot write {tmp_path}: it is a directory" in line  # before the work
     assert sorted(p.name for p in s["dir"].iterdir()) == before
     forced = run("ablate", s["other"], s["corpus"], "--store", s["store"], "-u", "layer0/cell/0",
                  "--random", "1", "--force", "--no-save", "-q")  # fmt: skip

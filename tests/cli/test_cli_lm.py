@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import torch
 from click.testing import CliRunner
 
@@ -58,3 +59,27 @@ def test_sample_prime_with_unknown_chars(tmp_path: Path) -> None:
     assert ok.exit_code == 0, ok.output
     bad = run("sample", "code-lstm", "--unknown", "map:ab")
     assert bad.exit_code == 1 and "--unknown must be" in bad.stderr
+
+
+def test_train_refuses_an_output_it_cannot_write_before_it_trains(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abcabc\n" * 50, encoding="utf-8")
+    result = run("train", str(corpus), "-o", str(tmp_path), "--steps", "2", "-q")
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: cannot write {tmp_path}: it is a directory; give a file path"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
+
+
+def test_an_os_error_from_the_library_is_one_line(tmp_path: Path) -> None:
+    from lstmprobe.cli._common import handle_errors
+
+    @handle_errors
+    def reads() -> None:
+        (tmp_path / "missing.txt").read_text(encoding="utf-8")
+
+    result = CliRunner().invoke(click.command()(reads))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: cannot use {tmp_path / 'missing.txt'}: No such file or directory"
+    )
