@@ -11,6 +11,7 @@ from lstmprobe.cli.options import (
     quiet_option,
     script_options,
     store_option,
+    trust_option,
 )
 from lstmprobe.errors import LstmprobeError
 
@@ -99,6 +100,7 @@ def features_command(as_json: bool, quiet: bool) -> None:
 )
 @click.option("--model", "model_path", default=None, help="The recorded model, for --ablate.")
 @int_option("--ablate-random", default=20, minimum=0, help="Random units per ablated unit.")
+@trust_option
 @quiet_option
 @handle_errors
 def find_neurons_command(
@@ -119,6 +121,7 @@ def find_neurons_command(
     ablate_k: int | None,
     model_path: str | None,
     ablate_random: int,
+    trust_pickle: bool,
     quiet: bool,
 ) -> None:
     """Rank every unit of every recorded quantity by how well it tracks each feature.
@@ -146,12 +149,21 @@ def find_neurons_command(
         if path is not None:
             require_writable(path)
 
+    loaded = None
     if ablate_k and not model_path:
         fail("--ablate runs the model again: give it with --model MODEL")
+    if ablate_k and model_path:
+        from lstmprobe.models import load_model
+
+        loaded = load_model(model_path, trust_pickle=trust_pickle)  # before the ranking
 
     with ActivationStore(store) as s:
         for key in keys:
             s.n_units(key)  # a clear error for an unknown dataset
+        if loaded is not None:
+            from lstmprobe.causal import check_model_matches
+
+            check_model_matches(s, loaded.sha256, model=str(model_path))
         saved = None if no_save else s.sibling("rankings.json")
         earlier = None
         if saved is not None:
@@ -176,17 +188,15 @@ def find_neurons_command(
             progress=not quiet,
             warn=warn,
         )
-        if ablate_k:
-            assert model_path is not None  # checked above, before any work
+        if ablate_k and loaded is not None:
             from lstmprobe.causal import with_causal_columns
-            from lstmprobe.models import load_model
 
             ranking = with_causal_columns(
                 ranking,
                 s,
-                load_model(model_path),
+                loaded,
                 ablate_k,
-                model=model_path,
+                model=str(model_path),
                 n_random=ablate_random,
                 seed=seed,
                 progress=not quiet,

@@ -208,3 +208,26 @@ def test_ablate_reads_the_corpus_as_the_store_was_recorded(setup, tmp_path) -> N
     text = s["corpus"].read_text()
     ends = [i for i, ch in enumerate(text) if ch == "\n"]
     assert all(np.isnan(saved["base_bits"][i]) for i in ends)
+
+
+def test_find_neurons_ablate_checks_the_model_before_it_ranks(setup, tmp_path) -> None:
+    s = setup
+    store = tmp_path / "acts.h5"
+    store.write_bytes(s["store"].read_bytes())  # a copy: no rankings file is written beside it
+    line = _one_error_line(
+        run(
+            "find-neurons",
+            "--store",
+            store,
+            "-f",
+            "quote",
+            "--ablate",
+            "1",
+            "--model",
+            s["other"],
+            "--trust-pickle",
+            "-q",
+        )  # fmt: skip
+    )
+    assert "is not the model recorded in" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acts.h5"]  # nothing ranked, saved
