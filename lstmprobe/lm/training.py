@@ -449,7 +449,7 @@ def train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
             step += 1
-            chars += y.numel()
+            chars += int((y != -100).sum())  # the padding of line batches is no char
             running += loss.item()
             running_n += 1
             bar.update(1)

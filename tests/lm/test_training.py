@@ -326,3 +326,12 @@ def test_cli_models_lists_sizes_and_bits_per_char():
     assert entries["sample:code"]["bytes"] > 0
     plain = invoke("models")
     assert "code-lstm" in plain.stdout and "bits/char" in plain.stdout
+
+
+def test_line_batches_count_their_chars_not_their_padding(tmp_path):
+    lines = ["a\n", "bbbbbbbbbbbb\n", "cc\n"] * 4  # padded to the longest line in a batch
+    config = tr.TrainConfig(
+        hidden=4, steps=1, seq_len=10, batch_size=len(lines), reset="line", val_fraction=0.0
+    )
+    result = tr.train("".join(lines), tmp_path / "m.pt", config, progress=False)
+    assert result.chars == sum(len(line) - 1 for line in lines)  # one target per char but the last
