@@ -1,8 +1,7 @@
 """``lstmprobe demo``: the whole pipeline on the bundled model and sample, in one command.
 
-Records ``code-lstm`` over ``sample:code``, then ranks its units for the ``quote`` and ``indent``
-features with held-out probes and controls. Each later stage of lstmprobe joins the demo as it
-lands.
+Records ``code-lstm`` over ``sample:code``, ranks its units for the ``quote`` and ``indent``
+features with held-out probes and controls, and writes the HTML report of the recording.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ def run_demo(
     warn: Any = None,
     announce: Any = None,
 ) -> dict[str, Any]:
-    """Run record -> find-neurons into ``outdir`` and return where everything is.
+    """Run record -> find-neurons -> report into ``outdir`` and return where everything is.
 
     ``chars`` keeps only the first characters of the sample (a quicker demo). The demo owns
     ``outdir``: a previous demo's files there are replaced. Before any work, ``announce`` (a
@@ -96,6 +95,8 @@ def run_demo(
         )
     outdir.mkdir(parents=True, exist_ok=True)
     store_path = outdir / "acts.h5"
+    for earlier in ("acts.ablations.h5", "acts.dynamics.json"):  # of an earlier demo's store
+        (outdir / earlier).unlink(missing_ok=True)
     result = record_corpus(loaded, text, store_path, RecordOptions(), force=True, progress=progress)
     with ActivationStore(store_path) as store:
         ranking = rank_units(store, list(DEMO_FEATURES), progress=progress, warn=warn)

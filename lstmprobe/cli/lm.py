@@ -37,7 +37,7 @@ TASKS = ("counter", "selective-counter", "ab-memory", "copy")
     default="lstmprobe-demo",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Where the demo writes its recording and rankings (replaced on each run).",
+    help="Where the demo writes its recording, rankings and report (replaced on each run).",
 )
 @int_option("--chars", minimum=100, help="Use only the first N characters of the sample (quicker).")
 @script_options
