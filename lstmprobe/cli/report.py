@@ -87,13 +87,17 @@ def plot_command(
     from lstmprobe.report import data
     from lstmprobe.report.output import atomic_output, check_writable, save_figure
 
+    suffix = Path(output).suffix.lower() if output else ""
+    as_html = as_html or (kind == "text" and suffix in (".html", ".htm"))
     if as_html and kind != "text":
         raise ReportError(f"--html is for `plot text`; for {kind} write PNG or SVG (--svg)")
     if kind in ("text", "gates", "dynamics") and not unit:
         raise ReportError(f"plot {kind} needs --unit, e.g. --unit layer0/cell/17")
     if kind == "separator" and not char:
         raise ReportError("plot separator needs --char, e.g. --char X")
-    fmt = "html" if as_html else "svg" if svg or (output or "").endswith(".svg") else "png"
+    fmt = "html" if as_html else "svg" if svg or suffix == ".svg" else "png"
+    if output and suffix in (".svg", ".html", ".htm", ".png") and suffix.lstrip(".")[:3] != fmt[:3]:
+        raise ReportError(f"-o {output} ends in {suffix} but the figure is {fmt}; name it .{fmt}")
     with data.open_store(store) as s:
         path = Path(output) if output else s.sibling(f"{kind}.{fmt}")
         check_writable(path)
@@ -106,9 +110,7 @@ def plot_command(
                 from lstmprobe.report.html import text_page
 
                 data.check_unit(s, unit)  # type: ignore[arg-type]
-                a, b = data.check_span(
-                    s, start, length if length is not None else _clip(s, start, 600)
-                )
+                a, b = data.default_span(s, start, length, 600)
                 page = text_page(s, unit, a, b, width=width)  # type: ignore[arg-type]
                 with atomic_output(path) as part:
                     part.write_text(page, encoding="utf-8")
@@ -177,11 +179,6 @@ def _default_key(s: object) -> str:
             if k.endswith(f"/{q}"):
                 return k
     return keys[0]
-
-
-def _clip(s: object, start: int, length: int) -> int:
-    n = s.n_positions  # type: ignore[attr-defined]
-    return max(1, min(length, n - start)) if 0 <= start < n else length
 
 
 def _size(n: int) -> str:

@@ -207,3 +207,18 @@ def test_an_empty_file_as_store_is_one_line(tmp_path):
         result = run(*args, "--store", str(tmp_path / "acts.h5"))
         assert result.exit_code == 1 and "not an HDF5 file" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acts.h5"]
+
+
+def test_the_output_name_and_the_format_agree(lstm_store, tmp_path):
+    page = tmp_path / "unit.html"
+    result = run("plot", "text", "--store", str(lstm_store), "--unit", "layer0/cell/0", "-o", str(page), "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")  # not PNG bytes
+    for args, said in [
+        (["text", "--html", "-o", str(tmp_path / "t.svg")], "ends in .svg but the figure is html"),
+        (["gates", "-o", str(tmp_path / "g.html")], "ends in .html but the figure is png"),
+    ]:
+        result = run("plot", *args, "--store", str(lstm_store), "--unit", "layer0/cell/0")
+        assert result.exit_code == 1 and said in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unit.html"]
