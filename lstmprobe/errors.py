@@ -129,6 +129,9 @@ CLI_FLAGS: dict[str, str] = {
     "val_fraction": "--val-fraction",
     "checkpoint_every": "--checkpoint-every",
     "slim": "--slim",
+    "count": "-n",
+    "min_n": "--min-n",
+    "max_n": "--max-n",
 }
 #: The command that does what a library function named in a message does: ```rank_units(
 #: store=acts.h5, features=quote)``` reads ```lstmprobe find-neurons --store acts.h5 -f quote```.

@@ -142,9 +142,9 @@ def generate(name: str, count: int, seed: int = 0, min_n: int = 1, max_n: int = 
     """
     task = get_task(name)
     if count < 1:
-        raise CorpusError(f"the number of sequences must be at least 1, got {count}")
+        raise CorpusError(f"`count` (sequences) must be at least 1, got {count}")
     if not 1 <= min_n <= max_n:
-        raise CorpusError(f"need 1 <= min_n <= max_n, got min_n={min_n}, max_n={max_n}")
+        raise CorpusError(f"need 1 <= `min_n` <= `max_n`, got `min_n={min_n}`, `max_n={max_n}`")
     rng = random.Random(seed)
     return [task.draw(rng, min_n, max_n) for _ in range(count)]
 

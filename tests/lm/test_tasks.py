@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lstmprobe.cli import main
-from lstmprobe.errors import CorpusError
+from lstmprobe.errors import CorpusError, for_cli
 from lstmprobe.lm import tasks
 
 
@@ -105,8 +105,9 @@ def test_detect_says_none_for_other_text():
 def test_bad_arguments_are_one_clear_error():
     with pytest.raises(CorpusError, match="unknown task 'count'; choose one of counter"):
         tasks.generate("count", 5)
-    with pytest.raises(CorpusError, match="min_n <= max_n"):
+    with pytest.raises(CorpusError, match="`min_n` <= `max_n`") as info:
         tasks.generate("counter", 5, min_n=5, max_n=2)
+    assert for_cli(str(info.value)) == "need 1 <= --min-n <= --max-n, got --min-n 5, --max-n 2"
     with pytest.raises(CorpusError, match="at least 1"):
         tasks.generate("counter", 0)
 
@@ -153,4 +154,4 @@ def test_cli_tasks_writes_a_file_and_stdout(tmp_path):
 def test_cli_tasks_bad_range_is_one_line_and_exit_1(tmp_path):
     result = CliRunner().invoke(main, ["tasks", "counter", "--min-n", "0"])
     assert result.exit_code == 1
-    assert result.stderr.count("\n") == 1 and "min_n" in result.stderr
+    assert result.stderr.count("\n") == 1 and "--min-n" in result.stderr
