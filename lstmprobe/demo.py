@@ -15,6 +15,9 @@ from typing import Any
 DEMO_MODEL = "code-lstm"
 DEMO_SAMPLE = "code"
 DEMO_FEATURES = ("quote", "indent")
+#: the report's bytes per shown value: one byte, base64 encoded, with the page's markup and
+#: figures (measured on the demo's report)
+REPORT_BYTES_PER_VALUE = 1.52
 
 
 def megabytes(n: int) -> str:
@@ -56,9 +59,9 @@ def run_demo(
     from lstmprobe.record import RecordOptions, layout, record_corpus
     from lstmprobe.report.html import MAX_CHARS
     from lstmprobe.store import (
-        UNIT_BLOCK,
         ActivationStore,
         default_chunk_positions,
+        recording_bytes,
         write_json_atomic,
     )
     from lstmprobe.text import read_corpus
@@ -68,18 +71,15 @@ def run_demo(
     if chars is not None:
         text = text[:chars]
     loaded = load_model(DEMO_MODEL)
-    # float16 activations of every unit in chunks of 64 units (a dataset of 160 units takes 192)
-    # and whole chunk rows, int32 tokens and float32 next-char log-probabilities, and about 500
-    # bytes of JSON per unit and feature ranked
+    # the recording as the store lays it out, about 500 bytes of JSON per unit and feature
+    # ranked, and the report: REPORT_BYTES_PER_VALUE for each unit over its first MAX_CHARS chars
     widths = list(layout(loaded.model).values())
     units = sum(widths)
-    stored = sum(-(-n // UNIT_BLOCK) * UNIT_BLOCK if n > UNIT_BLOCK else n for n in widths)
     rows = default_chunk_positions(widths, "float16", len(text))
-    padded = -(-len(text) // rows) * rows
-    needed = padded * 2 * stored + len(text) * 8 + 500 * units * len(DEMO_FEATURES)
-    # the report: one byte per shown value (every unit over the first MAX_CHARS chars), base64
-    # encoded in the page, plus markup and figures: 1.52 bytes per value measured on the demo
-    needed += int(1.52 * units * min(len(text), MAX_CHARS))
+    needed = recording_bytes(widths, "float16", len(text), rows)
+    needed += 500 * units * len(DEMO_FEATURES) + int(
+        REPORT_BYTES_PER_VALUE * units * min(len(text), MAX_CHARS)
+    )
     free = _free_bytes(outdir)
     if free is not None and needed > free:
         raise StoreError(

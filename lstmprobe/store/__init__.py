@@ -31,6 +31,7 @@ from lstmprobe.store._format import (
     RecordingSpec,
     default_chunk_positions,
     partial_path,
+    recording_bytes,
 )
 from lstmprobe.store.reader import ActivationStore
 from lstmprobe.store.writer import StoreWriter
@@ -55,6 +56,7 @@ __all__ = [
     "default_chunk_positions",
     "parse_unit",
     "partial_path",
+    "recording_bytes",
     "write_error",
     "write_json_atomic",
 ]

@@ -156,14 +156,43 @@ class Contents:
         return int(self.tokens.size)
 
     def size_estimate(self, cp: int) -> int:
-        """An upper bound of the file's size: every value, the chunk index, and a margin."""
-        itemsize = np.dtype(self.dtype).itemsize
-        n = self.n_positions
-        values = sum(n * units * itemsize for units in self.layout.values())
-        rows = -(-n // cp)
-        chunks = sum(rows * -(-units // UNIT_BLOCK) for units in self.layout.values())
-        extra = (4 * n + 4 * rows) if self.has_next_logprob else 0
-        return values + extra + 4 * n + 16 * len(self.sequences) + 96 * chunks + (1 << 20)
+        """An upper bound of the file's size (:func:`recording_bytes`)."""
+        return recording_bytes(
+            list(self.layout.values()),
+            self.dtype,
+            self.n_positions,
+            cp,
+            has_next_logprob=self.has_next_logprob,
+            n_sequences=len(self.sequences),
+        )
+
+
+def recording_bytes(
+    n_units: Sequence[int],
+    dtype: str,
+    n_positions: int,
+    chunk_positions: int,
+    *,
+    has_next_logprob: bool = True,
+    n_sequences: int = 1,
+) -> int:
+    """An upper bound of a recording's size on disk, uncompressed: HDF5 stores whole chunks
+    (``chunk_positions`` x up to :data:`UNIT_BLOCK` units), so every dataset takes its whole
+    chunk rows and blocks; plus the tokens, sequences, chunk index and a margin.
+
+    Examples
+    --------
+    >>> recording_bytes([160], "float16", 1000, 512, has_next_logprob=False) - (1 << 20)
+    397808
+    """
+    itemsize = np.dtype(dtype).itemsize
+    rows = -(-n_positions // chunk_positions)
+    padded = rows * chunk_positions
+    values = sum(padded * (-(-n // UNIT_BLOCK) * UNIT_BLOCK if n > UNIT_BLOCK else n) * itemsize
+                 for n in n_units)  # fmt: skip
+    chunks = sum(rows * -(-n // UNIT_BLOCK) for n in n_units)
+    extra = 4 * padded + 4 * rows if has_next_logprob else 0
+    return values + extra + 4 * n_positions + 16 * n_sequences + 96 * chunks + (1 << 20)
 
 
 def check_contents(

@@ -916,3 +916,16 @@ def test_float16_overflow_warns_without_a_callback_and_not_in_float32(tmp_path: 
     w.write(0, arrays, logprob(0, 200))
     w.finish()
     assert heard == []
+
+
+def test_the_space_reserved_holds_the_whole_uncompressed_file(tmp_path: Path) -> None:
+    from lstmprobe.store import recording_bytes
+
+    layout = {"layer0/cell": 70, "layer0/hidden": 3}  # whole blocks of 64 units, whole chunk rows
+    text = corpus(20000)  # the padding (58 units a row) is more than the 1 MiB margin
+    path = record(tmp_path / "acts.h5", text, step=5000, layout=layout, chunk_positions=96)
+    with ActivationStore(path) as store:
+        cp = store.chunk_positions
+    bound = recording_bytes(list(layout.values()), "float16", len(text), cp,
+                            n_sequences=len(sequences(text, "line")))  # fmt: skip
+    assert path.stat().st_size <= bound
