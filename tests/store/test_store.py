@@ -511,6 +511,8 @@ def test_write_validation(tmp_path: Path) -> None:
         ({"tokens": np.array([], dtype=np.int64)}, "non-empty"),
         ({"tokens": np.full(10, 99)}, "vocab ids"),
         ({"sequences": [[0, 3]]}, "covering positions"),
+        ({"sequences": [[0, 4], [5, 10]]}, r"sequence 1 \[5, 10\] leaves a gap after sequence 0"),
+        ({"sequences": []}, "no sequences"),
         ({"chunk_positions": 0}, "chunk_positions"),
     ],
 )
