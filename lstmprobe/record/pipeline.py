@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from lstmprobe._io import atomic_write, progress_bar
-from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError
+from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError, one_line
 from lstmprobe.models import CharLSTM, LoadedModel, map_state
 from lstmprobe.record.hooks import PendingActivations, Recorder
 from lstmprobe.record.layers import layout
@@ -446,7 +446,7 @@ class _StateFile:
         except FileNotFoundError:
             raise StoreError(f"{broken} is missing; {fix}") from None
         except Exception as exc:
-            line = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+            line = one_line(exc)[:120]
             raise StoreError(
                 f"{broken} is not a state lstmprobe wrote ({type(exc).__name__}: {line}); {fix}"
             ) from None
