@@ -80,10 +80,6 @@ def attr_str(value: Any) -> str:
     return str(value)
 
 
-#: Quantities that are sigmoid outputs (never exactly 0 in every unit of a recorded position).
-GATES = frozenset({"input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate"})
-
-
 def default_chunk_positions(n_units: Sequence[int], dtype: str, n_positions: int) -> int:
     """Rows per HDF5 chunk so that the widest chunk is about ``TARGET_CHUNK_BYTES``.
 
