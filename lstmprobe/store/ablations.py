@@ -29,8 +29,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lstmprobe._io import atomic_path, json_default
+from lstmprobe._io import atomic_path
 from lstmprobe.errors import StoreError
+from lstmprobe.store._format import dumps
 
 FORMAT = "lstmprobe.ablations"
 FORMAT_VERSION = 1
@@ -65,16 +66,16 @@ def write_ablations(
         f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         for key, value in (attrs or {}).items():
             f.attrs[key] = "" if value is None else value
-        f.attrs["summary"] = json.dumps(list(conditions), default=json_default)
+        f.attrs["summary"] = dumps(list(conditions))
         f.create_dataset("base_bits", data=np.asarray(base_bits, dtype=np.float32))
         if feature_on is not None:
             f.create_dataset("feature_on", data=np.asarray(feature_on, dtype=np.int8))
         group = f.create_group("conditions")
         for i, (cond, delta, rand) in enumerate(zip(conditions, deltas, random_deltas)):
             g = group.create_group(str(i))
-            g.attrs["units"] = json.dumps(list(cond.get("units", [])))
+            g.attrs["units"] = dumps(list(cond.get("units", [])))
             g.attrs["mode"] = str(cond.get("mode", ""))
-            g.attrs["value"] = json.dumps(cond.get("value"), default=json_default)
+            g.attrs["value"] = dumps(cond.get("value"))
             g.attrs["verdict"] = str(cond.get("verdict", ""))
             g.create_dataset("delta_bits", data=np.asarray(delta, dtype=np.float32))
             if rand is not None:
