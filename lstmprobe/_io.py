@@ -1,7 +1,7 @@
 """Writing files safely: exclusive temporaries beside the target, then an atomic rename.
 
-Every file lstmprobe writes goes through :func:`atomic_write` (or, for HDF5 files, through
-:func:`create_exclusive`): the temporary is created with ``O_CREAT | O_EXCL`` in the target's
+Every file lstmprobe writes goes through :func:`atomic_write` or :func:`atomic_path` (or, for
+the recording's HDF5 files, through :func:`create_exclusive`): the temporary is created with ``O_CREAT | O_EXCL`` in the target's
 directory, so a symbolic link planted at its name is never followed, and it gets the permissions
 a new file of the user normally gets (``0o666`` less the umask).
 """
@@ -71,12 +71,50 @@ def create_exclusive(path: str | os.PathLike[str]) -> int:
 
 
 @contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new, empty temporary file beside ``path``; on success it replaces ``path``.
+
+    For writers that want a file name rather than a file object (HDF5, matplotlib). The
+    temporary is created exclusively (``tempfile.mkstemp``: ``O_EXCL``, a random name) with the
+    permissions of a new file (:func:`new_file_mode`); after the body it is fsynced, renamed over
+    ``path`` and the directory is fsynced. On an error it is removed and ``path`` is left as it
+    was.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> with atomic_path(d / "out.bin") as part:
+    ...     _ = part.write_bytes(b"hello")
+    >>> (d / "out.bin").read_bytes(), sorted(p.name for p in d.iterdir())
+    (b'hello', ['out.bin'])
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        try:
+            os.fchmod(fd, new_file_mode())
+        finally:
+            os.close(fd)
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path)
+
+
+@contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
     """Write ``path`` through a temporary beside it, renamed over ``path`` on success.
 
-    The temporary is created exclusively (``tempfile.mkstemp``: ``O_EXCL``, a random name),
-    given the permissions of a new file, flushed and fsynced before the rename; on an error it
-    is removed and ``path`` is left as it was.
+    The file object writes the temporary of :func:`atomic_path` (created exclusively, with the
+    permissions of a new file, fsynced before the rename); on an error it is removed and
+    ``path`` is left as it was.
 
     Examples
     --------
@@ -87,20 +125,8 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) 
     >>> (d / "out.txt").read_text(), sorted(p.name for p in d.iterdir())
     ('hello', ['out.txt'])
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, new_file_mode())
-        with os.fdopen(fd, mode, **kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path)
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh
 
 
 def json_default(obj: Any) -> Any:

@@ -17,6 +17,8 @@ LSTM_QUANTITIES: tuple[str, ...] = (
 )
 GRU_QUANTITIES: tuple[str, ...] = ("reset_gate", "update_gate", "candidate", "hidden")
 QUANTITIES: tuple[str, ...] = tuple(dict.fromkeys(LSTM_QUANTITIES + GRU_QUANTITIES))
+#: The gates: sigmoid outputs, in (0, 1) (never exactly 0 in every unit of a recorded position).
+GATES: tuple[str, ...] = ("input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate")
 
 _LAYER_RE = re.compile(r"layer\d+(_reverse)?")
 _UNIT_FORM = "layer/quantity/index, e.g. layer0/cell/17"

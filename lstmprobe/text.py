@@ -245,8 +245,8 @@ def sequences(text: str, reset: str = "none") -> np.ndarray:
     n = len(text)
     if reset == "none" or n == 0:
         return np.array([[0, n]], dtype=np.int64).reshape(-1, 2)[: 1 if n else 0]
-    ends = [i + 1 for i, c in enumerate(text) if c == "\n"]
-    if not ends or ends[-1] != n:
-        ends.append(n)
-    starts = [0, *ends[:-1]]
-    return np.array(list(zip(starts, ends)), dtype=np.int64).reshape(-1, 2)
+    ends = np.flatnonzero(_codepoints(text) == ord("\n")).astype(np.int64) + 1
+    if not len(ends) or ends[-1] != n:
+        ends = np.append(ends, np.int64(n))
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), ends[:-1]])
+    return np.stack([starts, ends], axis=1)

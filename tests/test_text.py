@@ -55,5 +55,34 @@ def test_read_corpus_errors(tmp_path):
     assert read_corpus(tmp_path / "crlf.txt") == "a\r\nb"  # BOM dropped, newlines kept
 
 
+def _sequences_by_loop(text: str, reset: str) -> list[list[int]]:
+    """The obvious per-character reference for :func:`sequences`."""
+    if reset == "none" or not text:
+        return [[0, len(text)]] if text else []
+    out, start = [], 0
+    for i, c in enumerate(text):
+        if c == "\n":
+            out.append([start, i + 1])
+            start = i + 1
+    if start < len(text):
+        out.append([start, len(text)])
+    return out
+
+
+@pytest.mark.parametrize("text", ["", "abc", "ab\n", "\n", "\n\n", "a\nb", "\nab\n\ncd", "é\n😀\n"])
+@pytest.mark.parametrize("reset", ["none", "line"])
+def test_sequences_equal_the_per_character_loop(text, reset):
+    got = sequences(text, reset)
+    assert got.dtype == np.int64 and got.shape == (len(got), 2)
+    assert got.tolist() == _sequences_by_loop(text, reset)
+
+
+@given(
+    st.text(alphabet=st.sampled_from("ab\n\ré"), max_size=200), st.sampled_from(["none", "line"])
+)
+def test_sequences_equal_the_loop_on_any_text(text, reset):
+    assert sequences(text, reset).tolist() == _sequences_by_loop(text, reset)
+
+
 def test_sequences_end_with_their_newline():
     assert sequences("ab\n\ncd", "line").tolist() == [[0, 3], [3, 4], [4, 6]]

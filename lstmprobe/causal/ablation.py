@@ -37,6 +37,7 @@ from lstmprobe.causal.units import (
 )
 from lstmprobe.errors import AblationError, CorpusError, FeatureError
 from lstmprobe.record import Intervention, Recorder
+from lstmprobe.record.threads import TorchThreads, check_threads, default_threads
 from lstmprobe.text import sequences as text_sequences
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
     from lstmprobe.store import ActivationStore
 
 MODES: tuple[str, ...] = ("zero", "mean", "clamp")
-#: below this many multiply-adds per char a forward runs on one thread (as ``record`` does)
-SMALL_MODEL_MACS = 1_000_000
 LN2 = math.log(2.0)
 
 
@@ -237,7 +236,7 @@ def run_ablation(
         Also measure exact greedy completion on a synthetic-task corpus.
     threads : int, optional
         torch threads while measuring (default: 1 for a model under ``SMALL_MODEL_MACS``
-        multiply-adds per char, else torch's setting).
+        multiply-adds per char, see :mod:`lstmprobe.record.threads`; else torch's setting).
 
     Returns
     -------
@@ -257,6 +256,7 @@ def run_ablation(
         raise AblationError('`mode="clamp"` needs a value: give `clamp`, e.g. clamp=0.5')
     if not conditions:
         raise AblationError("give at least one condition (`conditions`: lists of unit names)")
+    check_threads(threads, AblationError)
     conds = [Condition(tuple(dict.fromkeys(c))) for c in conditions]
     datasets = check_units(model, [u for c in conds for u in c.units])
     tokens = vocab.encode(text)
@@ -306,31 +306,30 @@ def run_ablation(
         for d in ds:
             users.setdefault(d, []).append(ci)
     rsums = [np.zeros(len(tokens), dtype=np.float64) for _ in conds]
-    threads_before = torch.get_num_threads()
     # a small model's forward of one sequence gains nothing from more threads (as in record)
-    macs = sum(p.numel() for name, p in model.named_parameters() if "weight_" in name)
-    if threads is None and macs < SMALL_MODEL_MACS:
-        threads = 1
-    if threads is not None:
-        torch.set_num_threads(threads)
+    device = next(model.parameters()).device
     try:
-        base = next_char_bits(model, tokens, seqs, method=method)
-        base_task = _completion(model, vocab, lines or [], spec, []) if task else None
-        bar.update(1)
-        for units in todo:
-            ivs = _interventions(units, mode, clamp, means)
-            bits = next_char_bits(model, tokens, seqs, ivs, method=method)
-            comp = _completion(model, vocab, lines or [], spec, ivs) if task else None
-            delta = (bits - base).astype(np.float32)
-            # per-char differences are kept for the chosen units only; a random draw's go into
-            # the running sums of the conditions that drew it (memory: one array per condition)
-            for ci in users.get(units, ()):
-                rsums[ci] += np.nan_to_num(delta)
-            cache[units] = (loss_summary(bits, base, on), delta if units in chosen else None, comp)
+        with TorchThreads(default_threads(model, threads, device), AblationError):
+            base = next_char_bits(model, tokens, seqs, method=method)
+            base_task = _completion(model, vocab, lines or [], spec, []) if task else None
             bar.update(1)
+            for units in todo:
+                ivs = _interventions(units, mode, clamp, means)
+                bits = next_char_bits(model, tokens, seqs, ivs, method=method)
+                comp = _completion(model, vocab, lines or [], spec, ivs) if task else None
+                delta = (bits - base).astype(np.float32)
+                # per-char differences are kept for the chosen units only; a random draw's go into
+                # the running sums of the conditions that drew it (memory: one array per condition)
+                for ci in users.get(units, ()):
+                    rsums[ci] += np.nan_to_num(delta)
+                cache[units] = (
+                    loss_summary(bits, base, on),
+                    delta if units in chosen else None,
+                    comp,
+                )
+                bar.update(1)
     finally:
         bar.close()
-        torch.set_num_threads(threads_before)
     results, deltas, rdeltas = [], [], []
     described = {
         "mode": mode,

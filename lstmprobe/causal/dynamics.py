@@ -34,12 +34,14 @@ import numpy as np
 
 from lstmprobe._io import progress_bar
 from lstmprobe.errors import UnitError
+from lstmprobe.names import GATES, GRU_QUANTITIES, LSTM_QUANTITIES
 
 if TYPE_CHECKING:
     from lstmprobe.store import ActivationStore
 
-LSTM_GATES = ("input_gate", "forget_gate", "candidate", "output_gate")
-GRU_GATES = ("reset_gate", "update_gate", "candidate")
+#: Each cell's gates and its candidate, in the cell's order.
+LSTM_GATES = tuple(q for q in LSTM_QUANTITIES if q in GATES or q == "candidate")
+GRU_GATES = tuple(q for q in GRU_QUANTITIES if q in GATES or q == "candidate")
 BINS = (1, 3, 10, 30, 100, 1000)
 
 

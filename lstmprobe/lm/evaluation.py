@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from lstmprobe.errors import CorpusError
+from lstmprobe.errors import CorpusError, TrainingError
 from lstmprobe.lm import tasks
-from lstmprobe.lm.sampling import TorchThreads, check_prime, complete_greedy
+from lstmprobe.lm.sampling import check_prime, complete_greedy
 from lstmprobe.models import CharLSTM
+from lstmprobe.record.threads import TorchThreads
 from lstmprobe.text import RESETS, Vocab, check_chars, sequences
 
 LN2 = math.log(2.0)
@@ -200,7 +201,7 @@ def evaluate(
     text = check_chars(text, vocab, unknown)
     if not text:
         raise CorpusError("nothing is left to evaluate once unknown characters are skipped")
-    with TorchThreads(threads):
+    with TorchThreads(threads, TrainingError):
         return _evaluate(model, vocab, text, reset, task)
 
 

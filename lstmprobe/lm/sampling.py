@@ -12,6 +12,7 @@ import torch
 
 from lstmprobe.errors import CorpusError, TrainingError
 from lstmprobe.models import CharLSTM
+from lstmprobe.record.threads import TorchThreads, check_threads
 from lstmprobe.text import Vocab, check_chars
 
 
@@ -26,22 +27,6 @@ def check_prime(prime: str, vocab: Vocab) -> None:
             f"use only characters of its vocabulary ({len(vocab)} characters), or "
             '`unknown="skip"` to drop them or `unknown="map:C"` to replace them with C'
         )
-
-
-class TorchThreads:
-    """torch's CPU threads set to ``n`` for a ``with`` block (None: unchanged), then restored."""
-
-    def __init__(self, n: int | None) -> None:
-        if n is not None and n < 1:
-            raise TrainingError(f"`threads` must be at least 1, got {n}")
-        self.n, self.before = n, torch.get_num_threads()
-
-    def __enter__(self) -> None:
-        if self.n is not None:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        torch.set_num_threads(self.before)
 
 
 @torch.no_grad()
@@ -76,7 +61,7 @@ def sample(
         raise CorpusError(f"`temperature` must be 0 (greedy) or positive, got {temperature}")
     if length < 0:
         raise CorpusError(f"the length must be 0 or more, got {length}")
-    with TorchThreads(threads):
+    with TorchThreads(threads, TrainingError):
         return _sample(model, vocab, prime, length, temperature, seed)
 
 
@@ -127,9 +112,8 @@ def complete_greedy(model: CharLSTM, vocab: Vocab, prefixes: list[str], length: 
 
 def set_threads(threads: int) -> None:
     """Use ``threads`` CPU threads in torch (1 trains fastest on a machine that is busy)."""
-    if threads < 1:
-        raise TrainingError(f"`threads` must be at least 1, got {threads}")
+    check_threads(threads, TrainingError)
     torch.set_num_threads(threads)
 
 
-__all__ = ["TorchThreads", "check_prime", "complete_greedy", "sample", "set_threads"]
+__all__ = ["check_prime", "complete_greedy", "sample", "set_threads"]

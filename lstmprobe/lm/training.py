@@ -36,7 +36,7 @@ import torch
 from torch.nn import functional as F
 
 from lstmprobe._io import progress_bar
-from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError
+from lstmprobe.errors import CorpusError, ModelLoadError, TrainingError, one_line
 from lstmprobe.lm.evaluation import LN2, part_bpc
 from lstmprobe.models import (
     CHECKPOINT_FORMAT,
@@ -312,7 +312,7 @@ def _read_resumable(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)[:120]
         raise ModelLoadError(
             f"{path} is not a readable lstmprobe checkpoint ({first}); {hint}"
         ) from None

@@ -89,11 +89,10 @@ class _ArchiveUnpickler(pickle.Unpickler):
     global a pickle names is refused.
     """
 
-    def __init__(self, data: bytes, zf: zipfile.ZipFile, prefix: str, path: Path) -> None:
+    def __init__(self, data: bytes, zf: zipfile.ZipFile, prefix: str) -> None:
         super().__init__(io.BytesIO(data))
         self._zf = zf
         self._prefix = prefix
-        self._path = path
         self._storages: dict[str, torch.Tensor] = {}
 
     def find_class(self, module: str, name: str) -> Any:
@@ -200,7 +199,7 @@ def read_torchscript(path: str | os.PathLike[str]) -> dict[str, Any]:
                     f"model file {path} was saved on a {order.strip()}-endian machine; save "
                     "its state_dict on this one"
                 )
-            root = _ArchiveUnpickler(zf.read(data_names[0]), zf, prefix, path).load()
+            root = _ArchiveUnpickler(zf.read(data_names[0]), zf, prefix).load()
     except ModelLoadError:
         raise
     except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:

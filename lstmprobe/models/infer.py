@@ -4,7 +4,7 @@ recurrent layers and the decoder, and the vocabulary stored beside them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,9 +300,13 @@ def state_dict_to_model(
     path: Path,
     embedding: str | None,
     decoder: str | None,
-    check_vocab: Any = lambda size, size_of: None,
-) -> tuple[CharLSTM, dict[str, Any], str]:
-    """Infer a :class:`CharLSTM` from the tensors; also say how the vocabulary size was read."""
+    check_vocab: Callable[[int, str], None],
+) -> tuple[CharLSTM, dict[str, Any]]:
+    """Infer a :class:`CharLSTM` from the tensors, and what became of them.
+
+    ``check_vocab(size, size_of)`` is called with the vocabulary size read from the tensors and
+    how it was read (e.g. "the model's embedding emb.weight has"), before the model is built.
+    """
     state = {k: v for k, v in state.items() if v.is_floating_point()}
     check_tensors(state, f"model file {path}")
     rnn = _recurrent(state, path)
@@ -412,4 +416,4 @@ def state_dict_to_model(
         },
         "ignored": sorted(k for k in state if k not in used),
     }
-    return model, extra, size_of
+    return model, extra

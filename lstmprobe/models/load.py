@@ -158,8 +158,9 @@ def load_model(
     -------
     LoadedModel
         The model, its vocabulary, the form of the file (``"checkpoint"``, ``"state_dict"``,
-        ``"torchscript"`` or ``"pickle"``), the file's path and SHA-256. ``extra`` says which keys
-        became the embedding, the recurrent layers and the decoder, and which keys were ignored.
+        ``"safetensors"``, ``"torchscript"`` or ``"pickle"``), the file's path and SHA-256.
+        ``extra`` says which keys became the embedding, the recurrent layers and the decoder, and
+        which keys were ignored.
 
     Raises
     ------
@@ -218,7 +219,7 @@ def load_model(
                     "give the vocabulary the model was trained with (`vocab`)"
                 )
 
-        model, extra, _ = state_dict_to_model(state, path, embedding, decoder, check_vocab)
+        model, extra = state_dict_to_model(state, path, embedding, decoder, check_vocab)
         found_vocab = found[0]
     model.to(device).eval()
     return LoadedModel(
@@ -333,9 +334,6 @@ def _is_torchscript(path: Path) -> bool:
 
 # --- .safetensors files ---------------------------------------------------------------------
 
-#: The metadata entry of a ``.safetensors`` model file that holds its vocabulary: a JSON list of
-#: the characters in index order (or a JSON object char -> index).
-
 
 def _is_safetensors(path: Path, head: bytes) -> bool:
     if path.suffix == ".safetensors":
@@ -429,7 +427,7 @@ def save_safetensors(path: str | os.PathLike[str], model: CharLSTM, vocab: Vocab
         )
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {
-        SAFETENSORS_VOCAB_KEY: json.dumps(list(vocab.chars), ensure_ascii=False),
+        SAFETENSORS_VOCAB_KEY: vocab.to_json(),
         SAFETENSORS_CONFIG_KEY: json.dumps(asdict(model.config)),
     }
     data = save(tensors, metadata)
@@ -438,10 +436,7 @@ def save_safetensors(path: str | os.PathLike[str], model: CharLSTM, vocab: Vocab
     return path
 
 
-# --- TorchScript archives, read without running anything in them ------------------------------
-
-#: Largest tensor lstmprobe reads from a model file (bytes); a larger declared size is refused
-#: before anything is allocated.
+# --- reading a file of any form (TorchScript archives without running anything in them) ------
 
 
 def _not_torch_message(path: Path, head: bytes, exc: BaseException) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from lstmprobe._io import atomic_write
-from lstmprobe.errors import FeatureError, StoreError
+from lstmprobe.errors import FeatureError, StoreError, one_line
 
 FORMAT = "lstmprobe.rankings"
 FORMAT_VERSION = 1
@@ -317,7 +317,7 @@ class Ranking:
         except FileNotFoundError:
             raise StoreError(f"rankings file {path} does not exist") from None
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            detail = one_line(exc)
             raise StoreError(f"rankings file {path} is not valid JSON: {detail}") from None
         except (IsADirectoryError, PermissionError, OSError) as exc:
             raise StoreError(f"cannot read rankings file {path}: {exc.strerror or exc}") from None

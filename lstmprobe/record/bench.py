@@ -22,6 +22,7 @@ import torch
 
 from lstmprobe.models import CharLSTM, LoadedModel, ModelConfig
 from lstmprobe.record.pipeline import RecordOptions, record_corpus
+from lstmprobe.record.threads import TorchThreads
 from lstmprobe.text import Vocab
 
 #: (name, layers, hidden, default corpus size in chars)
@@ -92,10 +93,21 @@ def run_bench(
 ) -> list[dict[str, Any]]:
     """Measure and return one row per model (see :func:`format_table`).
 
-    ``threads`` sets torch's intra-op threads for the run (default: torch's own choice).
+    ``threads`` sets torch's intra-op threads for the run (default: torch's own choice), and
+    restores them afterwards.
     """
-    if threads is not None:
-        torch.set_num_threads(threads)
+    with TorchThreads(threads):
+        return _bench(model_path, chars, repeat, device, memory, progress)
+
+
+def _bench(
+    model_path: str | None,
+    chars: int | None,
+    repeat: int,
+    device: str,
+    memory: bool,
+    progress: bool,
+) -> list[dict[str, Any]]:
     from lstmprobe.models import load_model
 
     options = RecordOptions()

@@ -181,9 +181,9 @@ def _lstm_internals(
     x, h0, c0, w = inp.x, inp.h0, inp.c0, inp.w
     if c0 is None:
         raise ValueError("an LSTM layer's LayerInput needs its initial cell state c0")
+    # h_out is already the intervened output, so a quantity not asked for (the cell under a
+    # cell edit included) is not needed to compute the others
     wanted = set(quantities)
-    if edits:
-        wanted |= {"cell"} if any(e.quantity == "cell" for e in edits) else set()
     out: dict[str, torch.Tensor] = {}
     need_gates = wanted - {"hidden"}
     if need_gates:
@@ -237,7 +237,7 @@ def _gru_internals(
                 apply_edit(by_name[e.quantity], e)
         out["reset_gate"] = r
         out["update_gate"] = z
-        if "candidate" in wanted or any(e.quantity == "candidate" for e in edits):
+        if "candidate" in wanted:
             n = torch.tanh(torch.addcmul(i_n, r, h_n))
             for e in edits:
                 if e.quantity == "candidate":

@@ -9,8 +9,10 @@ Usage::
 While the ``with`` block is open, each recurrent module runs its layers one at a time through the
 same fused PyTorch kernels (a multi-layer module only exposes its last layer's outputs otherwise),
 then :mod:`lstmprobe.record.cells` recomputes the gates and cell states exactly from each layer's input,
-output and initial state. The model's outputs are unchanged and nothing is computed twice. A
-forward hook on the model hands each call's activations to an optional ``sink``. On leaving the
+output and initial state. The model's outputs are unchanged. The fused kernels expose neither
+the gates nor the cell states, so their products are computed a second time: the gates from each
+layer's input and (shifted) output in one batched matrix product over all steps, the cell state
+by a linear scan over those gates; the step-by-step recurrence is not run again. A forward hook on the model hands each call's activations to an optional ``sink``. On leaving the
 block (also after an exception) every hook is removed and every module's ``forward`` restored.
 
 With ``interventions`` (:class:`~lstmprobe.record.interventions.Intervention`), the recurrent modules
@@ -40,7 +42,13 @@ from lstmprobe.record.interventions import (
     layer_edits,
     run_layer,
 )
-from lstmprobe.record.layers import layer_weights, layout, recurrent_layers, single_layer
+from lstmprobe.record.layers import (
+    layer_weights,
+    layout,
+    output_size,
+    recurrent_layers,
+    single_layer,
+)
 
 Activations = dict[str, torch.Tensor]
 
@@ -261,7 +269,7 @@ class Recorder:
         if not module.batch_first:
             x = x.transpose(0, 1)
         batch, steps = x.shape[0], x.shape[1]
-        out_size = (getattr(module, "proj_size", 0) or 0) or module.hidden_size
+        out_size = output_size(module)
         layers = module.num_layers
         if hx is None:
             h_all = x.new_zeros(layers, batch, out_size)
@@ -394,7 +402,7 @@ def _internals(call: _LayerCall, wanted: set[str], layout: dict[str, int]) -> Ac
     y, _ = _to_batch_major(output, module.batch_first)
     batch = x.shape[0]
     kind = "lstm" if isinstance(module, nn.LSTM) else "gru"
-    out_size = (getattr(module, "proj_size", 0) or 0) or module.hidden_size
+    out_size = output_size(module)
     for d, reverse in enumerate(dirs):
         layer_name = name + ("_reverse" if reverse else "")
         if layer_name not in wanted:
@@ -432,7 +440,7 @@ def _initial_state(
     unbatched: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(h0, c0) of direction ``d`` of a one-layer state, each [batch, size]; zeros if absent."""
-    out_size = (getattr(module, "proj_size", 0) or 0) or module.hidden_size
+    out_size = output_size(module)
     if hx is None:
         h0 = x.new_zeros(batch, out_size)
         c0 = x.new_zeros(batch, module.hidden_size)

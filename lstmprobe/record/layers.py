@@ -34,6 +34,17 @@ class LayerInfo:
         return self.output_size if quantity == "hidden" else self.hidden_size
 
 
+def output_size(module: nn.LSTM | nn.GRU) -> int:
+    """The size of each direction's output of ``module``: ``proj_size``, else ``hidden_size``.
+
+    Examples
+    --------
+    >>> output_size(nn.LSTM(2, 4, proj_size=3)), output_size(nn.GRU(2, 4))
+    (3, 4)
+    """
+    return (getattr(module, "proj_size", 0) or 0) or module.hidden_size
+
+
 def recurrent_layers(model: nn.Module) -> list[LayerInfo]:
     """Every recurrent layer direction in ``model``, in recording order."""
     infos: list[LayerInfo] = []
@@ -42,7 +53,6 @@ def recurrent_layers(model: nn.Module) -> list[LayerInfo]:
         if not isinstance(module, (nn.LSTM, nn.GRU)):
             continue
         kind = "lstm" if isinstance(module, nn.LSTM) else "gru"
-        proj = getattr(module, "proj_size", 0) or 0
         for layer in range(module.num_layers):
             for reverse in (False, True) if module.bidirectional else (False,):
                 infos.append(
@@ -53,7 +63,7 @@ def recurrent_layers(model: nn.Module) -> list[LayerInfo]:
                         layer=layer,
                         reverse=reverse,
                         hidden_size=module.hidden_size,
-                        output_size=proj or module.hidden_size,
+                        output_size=output_size(module),
                     )
                 )
         offset += module.num_layers
@@ -123,7 +133,7 @@ def layer_weights(module: nn.LSTM | nn.GRU, layer: int, reverse: bool) -> LayerW
 
 def single_layer(module: nn.LSTM | nn.GRU, layer: int) -> nn.LSTM | nn.GRU:
     """A one-layer module sharing ``module``'s parameters of ``layer`` (no copies)."""
-    out_size = getattr(module, "proj_size", 0) or module.hidden_size
+    out_size = output_size(module)
     input_size = module.input_size if layer == 0 else out_size * (2 if module.bidirectional else 1)
     kwargs: dict[str, Any] = dict(
         input_size=input_size,

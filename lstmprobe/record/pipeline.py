@@ -33,10 +33,11 @@ import numpy as np
 import torch
 
 from lstmprobe._io import atomic_write, progress_bar
-from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError
+from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError, one_line
 from lstmprobe.models import CharLSTM, LoadedModel, map_state
 from lstmprobe.record.hooks import PendingActivations, Recorder
 from lstmprobe.record.layers import layout
+from lstmprobe.record.threads import TorchThreads, check_threads, default_threads
 from lstmprobe.store import (
     COMPRESSIONS,
     DTYPES,
@@ -99,18 +100,6 @@ class RecordResult:
         return done / self.seconds if self.seconds > 0 else float("nan")
 
 
-#: Below this many multiply-adds per char, the forward pass of a batch of one gains nothing from
-#: more threads (measured: docs/recording.md), and recording runs it on one.
-SMALL_MODEL_MACS = 1_000_000
-
-
-def _macs_per_char(model: torch.nn.Module) -> int:
-    """Multiply-adds of the recurrent layers per char (the weight matrices' sizes)."""
-    return sum(
-        p.numel() for name, p in model.named_parameters() if ".weight_" in f".{name.split('.')[-1]}"
-    )
-
-
 def corpus_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -154,6 +143,7 @@ def record_corpus(
     >>> record_corpus(LoadedModel(model, vocab, "checkpoint"), "abba\\nab\\n", out).positions
     8
     """
+    check_threads(threads)
     options = options or RecordOptions()
     out = Path(out)
     model = loaded.model
@@ -202,45 +192,39 @@ def record_corpus(
         len(tokens), initial=start_at, desc="record", unit="char", unit_scale=True, enabled=progress
     )
     background = _BackgroundWriter(writer, state_file)
-    threads_before = torch.get_num_threads()
-    if threads is None and dev.type == "cpu" and _macs_per_char(model) < SMALL_MODEL_MACS:
-        threads = 1
-    if threads is not None:
-        torch.set_num_threads(threads)
     try:
-        model.eval()
-        recorder = Recorder(model, options.quantities, options.layers, lazy=True)
-        with torch.inference_mode(), recorder as rec:
-            run = _Run(model, rec, tokens, options, dev)
-            if options.reset == "line" or bidirectional:
-                units = _sequence_batches(run, seqs, start_at)
-            elif options.parallel:
-                units = _parallel_stream(run, start_at)
-            else:
-                state = None
-                if 0 < start_at < len(tokens):
-                    state = _to_device(state_file.load(start_at, _zero_state(model, dev)), dev)
-                units = _chunked(run, start_at, len(tokens), state, True)
-            # Recompute on the writer thread, overlapping the next forward, when the forward
-            # runs on one intra-op thread (or on a GPU). A multi-threaded CPU forward already
-            # uses every core, and sharing them with the recomputation slows it more than the
-            # overlap gains (measured: docs/recording.md), so then it runs here in turn.
-            overlap = dev.type != "cpu" or torch.get_num_threads() == 1
-            for start, length, job, state in units:
-                if not overlap:
-                    done = job()
-                    job = lambda done=done: done  # noqa: E731
-                background.put((start, length, job, state))
-                bar.update(length)
-        background.join()
+        with TorchThreads(default_threads(model, threads, dev)):
+            model.eval()
+            recorder = Recorder(model, options.quantities, options.layers, lazy=True)
+            with torch.inference_mode(), recorder as rec:
+                run = _Run(model, rec, tokens, options, dev)
+                if options.reset == "line" or bidirectional:
+                    units = _sequence_batches(run, seqs, start_at)
+                elif options.parallel:
+                    units = _parallel_stream(run, start_at)
+                else:
+                    state = None
+                    if 0 < start_at < len(tokens):
+                        state = _to_device(state_file.load(start_at, _zero_state(model, dev)), dev)
+                    units = _chunked(run, start_at, len(tokens), state, True)
+                # Recompute on the writer thread, overlapping the next forward, when the forward
+                # runs on one intra-op thread (or on a GPU). A multi-threaded CPU forward already
+                # uses every core, and sharing them with the recomputation slows it more than the
+                # overlap gains (measured: docs/recording.md), so then it runs here in turn.
+                overlap = dev.type != "cpu" or torch.get_num_threads() == 1
+                for start, length, job, state in units:
+                    if not overlap:
+                        done = job()
+                        job = lambda done=done: done  # noqa: E731
+                    background.put((start, length, job, state))
+                    bar.update(length)
+            background.join()
     except BaseException:
         background.stop()
         bar.close()
         with contextlib.suppress(LstmprobeError):
             writer.close()  # keep the partial file: --resume continues it
         raise
-    finally:
-        torch.set_num_threads(threads_before)
     bar.close()
     try:
         path = writer.finish()
@@ -462,7 +446,7 @@ class _StateFile:
         except FileNotFoundError:
             raise StoreError(f"{broken} is missing; {fix}") from None
         except Exception as exc:
-            line = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+            line = one_line(exc)[:120]
             raise StoreError(
                 f"{broken} is not a state lstmprobe wrote ({type(exc).__name__}: {line}); {fix}"
             ) from None

@@ -22,6 +22,8 @@ from typing import Literal
 
 import numpy as np
 
+from lstmprobe.names import GATES  # the report's modules take it from here, with the scales
+
 Kind = Literal["diverging", "sequential"]
 
 #: ColorBrewer RdBu, 11 classes, low (red) to high (blue).
@@ -50,8 +52,6 @@ SEQUENTIAL = (
     "#006d2c",
     "#00441b",
 )
-#: Quantities whose values lie in [0, 1].
-GATES = ("input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate")
 #: Quantities that a tanh bounds to [-1, 1] (unless projected).
 TANH_BOUNDED = ("hidden", "candidate")
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lstmprobe._io import atomic_path
 from lstmprobe.errors import ReportError
 
 
@@ -39,6 +39,9 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
 
+    The temporary is :func:`lstmprobe._io.atomic_path`'s: created exclusively, with the user's
+    usual permissions (``0o666`` less the umask), fsynced before the rename.
+
     Examples
     --------
     >>> import tempfile
@@ -51,19 +54,12 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     >>> tmp.cleanup()
     """
     path = check_writable(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ReportError(f"cannot write {path}: {exc.strerror}; choose another -o") from None
-    os.close(fd)
-    part = Path(tmp)
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            part = stack.enter_context(atomic_path(path))
+        except OSError as exc:
+            raise ReportError(f"cannot write {path}: {exc.strerror}; choose another -o") from None
         yield part
-        os.chmod(part, 0o644)
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
 
 
 def save_figure(

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from lstmprobe._io import create_exclusive
-from lstmprobe.errors import StoreError
+from lstmprobe.errors import StoreError, one_line
 from lstmprobe.names import layer_of
 from lstmprobe.store._format import (
     FORMAT,
@@ -88,7 +88,7 @@ def write_error(exc: BaseException, path: Path, what: str = "writing") -> str:
         )
     if code == errno.EDQUOT:
         return f"disk quota exceeded while {what} {path}; free space and {then}"
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    detail = one_line(exc)
     return f"cannot write {path} ({detail[:200]}); fix the cause and {then}"
 
 

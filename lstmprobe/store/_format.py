@@ -80,10 +80,6 @@ def attr_str(value: Any) -> str:
     return str(value)
 
 
-#: Quantities that are sigmoid outputs (never exactly 0 in every unit of a recorded position).
-GATES = frozenset({"input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate"})
-
-
 def default_chunk_positions(n_units: Sequence[int], dtype: str, n_positions: int) -> int:
     """Rows per HDF5 chunk so that the widest chunk is about ``TARGET_CHUNK_BYTES``.
 
@@ -215,16 +211,13 @@ def check_contents(
             f"tokens must be vocab ids in [0, {len(vocab)}), got values in "
             f"[{tokens.min()}, {tokens.max()}]; encode the corpus with the model's vocab"
         )
-    seqs = np.asarray(sequences, dtype=np.int64).reshape(-1, 2) if len(sequences) else None
-    if seqs is None or seqs[0, 0] != 0 or seqs[-1, 1] != tokens.size:
+    seqs = np.asarray(sequences, dtype=np.int64).reshape(-1, 2)
+    problem = sequence_problem(seqs, tokens.size)
+    if problem:
         raise StoreError(
-            f"sequences must be [start, end) pairs covering positions 0..{tokens.size}, got "
-            f"{np.asarray(sequences).tolist()[:3]}...; use lstmprobe.text.sequences(text)"
-        )
-    if np.any(seqs[:, 1] <= seqs[:, 0]) or np.any(seqs[1:, 0] != seqs[:-1, 1]):
-        raise StoreError(
-            "sequences must be non-empty, in order and contiguous ([start, end) with each "
-            "start equal to the previous end); use lstmprobe.text.sequences(text)"
+            f"sequences must be [start, end) pairs covering positions 0..{tokens.size} in "
+            f"order, each starting where the previous ends; {problem}; use "
+            "lstmprobe.text.sequences(text)"
         )
     if dtype not in DTYPES:
         raise StoreError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -275,24 +268,37 @@ def damaged(path: Path, what: str = "") -> Iterator[None]:
         ) from None
 
 
-def check_sequences(path: Path, seqs: np.ndarray, n: int) -> None:
-    """Sequences must tile ``[0, n)`` in order: non-empty ``[start, end)`` pairs, each start the
-    previous end (what :class:`StoreWriter` writes)."""
-    problem = None
+def sequence_problem(seqs: np.ndarray, n: int) -> str | None:
+    """What is wrong with ``seqs`` as a tiling of ``[0, n)`` (non-empty ``[start, end)`` pairs in
+    order, each start the previous end), or None when nothing is.
+
+    Examples
+    --------
+    >>> sequence_problem(np.array([[0, 2], [2, 5]]), 5) is None
+    True
+    >>> sequence_problem(np.array([[0, 2], [3, 5]]), 5)
+    'sequence 1 [3, 5] leaves a gap after sequence 0 [0, 2]'
+    """
     if n and len(seqs) == 0:
-        problem = "no sequences"
-    elif len(seqs):
-        if seqs[0, 0] != 0 or seqs[-1, 1] != n:
-            problem = f"they cover [{seqs[0, 0]}, {seqs[-1, 1]}), not the {n} positions [0, {n})"
-        elif np.any(seqs[:, 1] <= seqs[:, 0]):
-            i = int(np.flatnonzero(seqs[:, 1] <= seqs[:, 0])[0])
-            problem = f"sequence {i} is {seqs[i].tolist()}, empty or reversed"
-        elif np.any(seqs[1:, 0] != seqs[:-1, 1]):
-            i = int(np.flatnonzero(seqs[1:, 0] != seqs[:-1, 1])[0]) + 1
-            how = "overlaps" if seqs[i, 0] < seqs[i - 1, 1] else "leaves a gap after"
-            problem = (
-                f"sequence {i} {seqs[i].tolist()} {how} sequence {i - 1} {seqs[i - 1].tolist()}"
-            )
+        return "no sequences"
+    if not len(seqs):
+        return None
+    if seqs[0, 0] != 0 or seqs[-1, 1] != n:
+        return f"they cover [{seqs[0, 0]}, {seqs[-1, 1]}), not the {n} positions [0, {n})"
+    if np.any(seqs[:, 1] <= seqs[:, 0]):
+        i = int(np.flatnonzero(seqs[:, 1] <= seqs[:, 0])[0])
+        return f"sequence {i} is {seqs[i].tolist()}, empty or reversed"
+    if np.any(seqs[1:, 0] != seqs[:-1, 1]):
+        i = int(np.flatnonzero(seqs[1:, 0] != seqs[:-1, 1])[0]) + 1
+        how = "overlaps" if seqs[i, 0] < seqs[i - 1, 1] else "leaves a gap after"
+        return f"sequence {i} {seqs[i].tolist()} {how} sequence {i - 1} {seqs[i - 1].tolist()}"
+    return None
+
+
+def check_sequences(path: Path, seqs: np.ndarray, n: int) -> None:
+    """Sequences must tile ``[0, n)`` in order (:func:`sequence_problem`; what
+    :class:`StoreWriter` writes)."""
+    problem = sequence_problem(seqs, n)
     if problem:
         raise StoreError(
             f"{path} is a damaged lstmprobe recording: its sequences must be [start, end) pairs "

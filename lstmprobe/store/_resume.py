@@ -11,8 +11,9 @@ import h5py
 import numpy as np
 
 from lstmprobe.errors import StoreError, one_line
+from lstmprobe.names import GATES
 from lstmprobe.store._files import quiet_close
-from lstmprobe.store._format import FORMAT, GATES, attr_str, dataset, short
+from lstmprobe.store._format import FORMAT, attr_str, dataset, short
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,8 +29,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lstmprobe._io import json_default
+from lstmprobe._io import atomic_path
 from lstmprobe.errors import StoreError
+from lstmprobe.store._format import dumps
 
 FORMAT = "lstmprobe.ablations"
 FORMAT_VERSION = 1
@@ -60,37 +60,26 @@ def write_ablations(
     attrs : more root attributes (``store``, ``model_sha256``, ``reset``, ``feature``...)
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            for key, value in (attrs or {}).items():
-                f.attrs[key] = "" if value is None else value
-            f.attrs["summary"] = json.dumps(list(conditions), default=json_default)
-            f.create_dataset("base_bits", data=np.asarray(base_bits, dtype=np.float32))
-            if feature_on is not None:
-                f.create_dataset("feature_on", data=np.asarray(feature_on, dtype=np.int8))
-            group = f.create_group("conditions")
-            for i, (cond, delta, rand) in enumerate(zip(conditions, deltas, random_deltas)):
-                g = group.create_group(str(i))
-                g.attrs["units"] = json.dumps(list(cond.get("units", [])))
-                g.attrs["mode"] = str(cond.get("mode", ""))
-                g.attrs["value"] = json.dumps(cond.get("value"), default=json_default)
-                g.attrs["verdict"] = str(cond.get("verdict", ""))
-                g.create_dataset("delta_bits", data=np.asarray(delta, dtype=np.float32))
-                if rand is not None:
-                    g.create_dataset(
-                        "random_mean_delta_bits", data=np.asarray(rand, dtype=np.float32)
-                    )
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = "" if value is None else value
+        f.attrs["summary"] = dumps(list(conditions))
+        f.create_dataset("base_bits", data=np.asarray(base_bits, dtype=np.float32))
+        if feature_on is not None:
+            f.create_dataset("feature_on", data=np.asarray(feature_on, dtype=np.int8))
+        group = f.create_group("conditions")
+        for i, (cond, delta, rand) in enumerate(zip(conditions, deltas, random_deltas)):
+            g = group.create_group(str(i))
+            g.attrs["units"] = dumps(list(cond.get("units", [])))
+            g.attrs["mode"] = str(cond.get("mode", ""))
+            g.attrs["value"] = dumps(cond.get("value"))
+            g.attrs["verdict"] = str(cond.get("verdict", ""))
+            g.create_dataset("delta_bits", data=np.asarray(delta, dtype=np.float32))
+            if rand is not None:
+                g.create_dataset("random_mean_delta_bits", data=np.asarray(rand, dtype=np.float32))
     return path
 
 

@@ -413,6 +413,16 @@ class ActivationStore:
         start, stop : int
         values : dict of str to ndarray of shape (stop - start, n_units)
         """
+        if dtype is not None:  # a bad dtype is the caller's mistake, not damage to the file
+            try:
+                resolved = np.dtype(dtype)
+            except (TypeError, ValueError, SyntaxError):
+                resolved = None
+            if resolved is None or resolved.kind not in "biufc":
+                raise StoreError(
+                    f"`dtype` must be a numeric numpy dtype (e.g. 'float32') or None, got {dtype!r}"
+                )
+            dtype = resolved
         datasets, start, stop = self._select(keys, start, stop)
         size = self.chunk_positions if chunk_size is None else int(chunk_size)
         if size < 1:

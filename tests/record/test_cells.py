@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from lstmprobe.record.cells import (
     GRU_QUANTITIES,
     LSTM_QUANTITIES,
+    LayerEdit,
     LayerInput,
     LayerWeights,
     layer_internals,
@@ -107,3 +108,23 @@ def test_a_subset_of_quantities_is_returned_in_the_asked_order():
     got = layer_internals(inp, h, ("hidden", "cell"))
     assert list(got) == ["hidden", "cell"]
     assert got["hidden"] is h
+
+
+def test_under_edits_a_subset_equals_the_full_computation():
+    """Quantities not asked for (the cell under a cell edit, a GRU's edited candidate) are not
+    needed for the others: each subset equals the same entries of the full result."""
+    units, values = torch.tensor([0, 2]), torch.tensor([0.5, -0.25])
+    for kind, gates, qs, h in (("lstm", 4, LSTM_QUANTITIES, 3), ("gru", 3, GRU_QUANTITIES, 3)):
+        w = _weights(gates, h, 2, seed=3)
+        x = torch.randn(2, 7, 2, generator=torch.Generator().manual_seed(4))
+        out = torch.randn(2, 7, h, generator=torch.Generator().manual_seed(5))
+        c0 = torch.zeros(2, h) if kind == "lstm" else None
+        mask = torch.arange(7).expand(2, 7) % 3 == 0
+        edited = ("cell", "forget_gate") if kind == "lstm" else ("candidate", "reset_gate")
+        edits = tuple(LayerEdit(q, units, values, mask) for q in edited)
+        inp = LayerInput(kind, x, torch.zeros(2, h), c0, w)
+        full = layer_internals(inp, out, qs, edits)
+        for q in qs:
+            got = layer_internals(inp, out, (q,), edits)
+            torch.testing.assert_close(got[q], full[q], rtol=0, atol=0)
+        assert (full[edited[0]][mask][:, units] == values).all()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstmprobe.errors import CorpusError, LstmprobeError, StoreError
+from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError
 from lstmprobe.models import LoadedModel, save_checkpoint
 from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.store import ActivationStore, partial_path
@@ -232,6 +232,19 @@ def test_threads_are_restored_after_recording(tmp_path, tiny, corpus):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [0, -1])
+def test_bad_threads_fail_cleanly_and_the_next_recording_works(tmp_path, tiny, corpus, threads):
+    out = tmp_path / "acts.h5"
+    before = torch.get_num_threads()
+    with pytest.raises(RecordError, match="`threads` must be at least 1") as info:
+        record_corpus(tiny, corpus, out, threads=threads)
+    assert not isinstance(info.value.__context__, RuntimeError)
+    assert torch.get_num_threads() == before
+    assert not out.exists() and not partial_path(out).exists()
+    result = record_corpus(tiny, corpus, out)  # nothing of the failed call is left locked
+    assert result.positions == len(corpus)
 
 
 def test_ctrl_c_keeps_the_partial_and_resume_completes_it(tmp_path, vocab, corpus):

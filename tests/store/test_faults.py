@@ -112,6 +112,31 @@ def test_written_files_follow_the_umask(tmp_path, tiny, corpus, vocab, mask):
         assert mode(tmp_path / name) == expected, name
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_ablations_and_figures_follow_the_umask(tmp_path, mask):
+    from matplotlib.figure import Figure
+
+    from lstmprobe.report.output import save_figure
+    from lstmprobe.store.ablations import read_ablations, write_ablations
+
+    expected = 0o666 & ~mask
+    fig = Figure(figsize=(1, 1))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    with umask(mask):
+        write_ablations(
+            tmp_path / "acts.ablations.h5",
+            base_bits=np.ones(4),
+            conditions=[{"units": ["0:h:1"], "mode": "zero", "value": None}],
+            deltas=[np.zeros(4)],
+            random_deltas=[None],
+        )
+        save_figure(fig, tmp_path / "unit.png")
+    for name in ("acts.ablations.h5", "unit.png"):
+        assert mode(tmp_path / name) == expected, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acts.ablations.h5", "unit.png"]
+    assert read_ablations(tmp_path / "acts.ablations.h5")["base_bits"].tolist() == [1.0] * 4
+
+
 # --- write errors: one line, nothing marked written that is not on disk, exact resume ---
 
 LSTMPROBE = str(Path(sys.executable).with_name("lstmprobe"))

@@ -289,6 +289,17 @@ def test_round_trip_property(
             np.testing.assert_array_equal(store.unit(last), arr[:, -1])
 
 
+@pytest.mark.parametrize("dtype", ["bogus", "U5", object])
+def test_iter_chunks_names_a_bad_dtype_not_damage(tmp_path: Path, dtype: object) -> None:
+    path = record(tmp_path / "acts.h5", corpus(300))
+    with ActivationStore(path) as store:
+        with pytest.raises(StoreError, match="`dtype` must be a numeric numpy dtype") as info:
+            next(store.iter_chunks("layer0/hidden", dtype=dtype))
+        assert "damaged" not in str(info.value)
+        _, _, values = next(store.iter_chunks("layer0/hidden", dtype="float64"))
+        assert values["layer0/hidden"].dtype == np.float64
+
+
 def test_iter_chunks_streams(tmp_path: Path) -> None:
     """Reading every chunk never holds more than a few chunks in memory."""
     layout = {"layer0/cell": 8, "layer0/hidden": 8}
@@ -511,6 +522,8 @@ def test_write_validation(tmp_path: Path) -> None:
         ({"tokens": np.array([], dtype=np.int64)}, "non-empty"),
         ({"tokens": np.full(10, 99)}, "vocab ids"),
         ({"sequences": [[0, 3]]}, "covering positions"),
+        ({"sequences": [[0, 4], [5, 10]]}, r"sequence 1 \[5, 10\] leaves a gap after sequence 0"),
+        ({"sequences": []}, "no sequences"),
         ({"chunk_positions": 0}, "chunk_positions"),
     ],
 )
