@@ -214,20 +214,7 @@ def test_find_neurons_ablate_checks_the_model_before_it_ranks(setup, tmp_path) -
     s = setup
     store = tmp_path / "acts.h5"
     store.write_bytes(s["store"].read_bytes())  # a copy: no rankings file is written beside it
-    line = _one_error_line(
-        run(
-            "find-neurons",
-            "--store",
-            store,
-            "-f",
-            "quote",
-            "--ablate",
-            "1",
-            "--model",
-            s["other"],
-            "--trust-pickle",
-            "-q",
-        )  # fmt: skip
-    )
+    args = ["find-neurons", "--store", store, "-f", "quote", "--ablate", "1"]
+    line = _one_error_line(run(*args, "--model", s["other"], "--trust-pickle", "-q"))
     assert "is not the model recorded in" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acts.h5"]  # nothing ranked, saved
