@@ -7,7 +7,6 @@ lands.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -60,7 +59,6 @@ def run_demo(
         UNIT_BLOCK,
         ActivationStore,
         default_chunk_positions,
-        write_json_atomic,
     )
     from lstmprobe.text import read_corpus
 
@@ -100,7 +98,7 @@ def run_demo(
     with ActivationStore(store_path) as store:
         ranking = rank_units(store, list(DEMO_FEATURES), progress=progress, warn=warn)
         rankings_path = store.sibling("rankings.json")
-    write_json_atomic(rankings_path, json.loads(ranking.to_json()))
+    ranking.to_json(rankings_path)
     summary = {
         "outdir": str(outdir),
         "bytes_estimated": needed,
