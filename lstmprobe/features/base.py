@@ -98,7 +98,8 @@ class Feature:
         except (Exception, SystemExit) as exc:  # a feature calling sys.exit() is a failure too
             raise FeatureError(failure(f"feature {self.name!r} failed", exc, self.func)) from exc
         try:
-            arr = np.asarray(values, dtype=np.float32)
+            with np.errstate(over="ignore"):  # too large for float32 -> inf, refused below
+                arr = np.asarray(values, dtype=np.float32)
         except (TypeError, ValueError):
             raise FeatureError(
                 f"feature {self.name!r} returned {type(values).__name__}, not numbers; return "
@@ -108,6 +109,13 @@ class Feature:
             raise FeatureError(
                 f"feature {self.name!r} returned shape {arr.shape} for a text of {len(text)} "
                 f"characters; return one value per character, shape ({len(text)},)"
+            )
+        infinite = np.isinf(arr)
+        if infinite.any():
+            at = int(np.argmax(infinite))
+            raise FeatureError(
+                f"feature {self.name!r} returned {arr[at]} at position {at} (too large for "
+                "float32 or infinite); return finite values; NaN = undefined"
             )
         return arr
 

@@ -270,6 +270,16 @@ def test_feature_returning_strings_is_an_error() -> None:
         f.labels("ab")
 
 
+def test_feature_returning_inf_is_an_error_naming_the_first_position() -> None:
+    f = Feature("ramp", lambda text: [0.0, float("nan"), -np.inf, np.inf][: len(text)])
+    with pytest.raises(FeatureError, match=r"'ramp' returned -inf at position 2 .*finite values"):
+        f.labels("abcd")
+    huge = Feature("huge", lambda text: np.full(len(text), 1e39))  # inf once float32
+    with pytest.raises(FeatureError, match="position 0"):
+        huge.labels("ab")
+    assert np.isnan(f.labels("ab")[1])  # NaN stays what undefined is
+
+
 # --- properties -----------------------------------------------------------------------------
 
 BUILTINS = [
