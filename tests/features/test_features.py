@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -278,6 +280,14 @@ def test_feature_returning_inf_is_an_error_naming_the_first_position() -> None:
     with pytest.raises(FeatureError, match="position 0"):
         huge.labels("ab")
     assert np.isnan(f.labels("ab")[1])  # NaN stays what undefined is
+
+
+@pytest.mark.skipif(importlib.util.find_spec("spacy") is not None, reason="spaCy is installed here")
+def test_proper_noun_spacy_without_spacy_says_what_to_install() -> None:
+    f = get_feature("proper-noun:spacy")
+    for _ in range(2):  # the failed load is not cached: the same clear error each time
+        with pytest.raises(FeatureError, match=r"needs spaCy \(pip install spacy\)"):
+            f.labels("Ann met Bob.", np.array([[0, 4], [4, 12]]))
 
 
 # --- properties -----------------------------------------------------------------------------
