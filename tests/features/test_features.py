@@ -259,6 +259,28 @@ def test_user_file_feature(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert get_feature(f"{path}:seqs").labels("abcd", np.array([[0, 2], [2, 4]]))[0] == 2
 
 
+def test_user_file_runs_once_however_often_its_specs_are_resolved(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    counter, path = tmp_path / "runs.txt", tmp_path / "counted.py"
+    path.write_text(
+        "import numpy as np\n"
+        "from lstmprobe.features import feature\n"
+        f"with open({str(counter)!r}, 'a') as fh:\n    fh.write('run\\n')\n"
+        "@feature('test-counted-x')\n"
+        "def in_x(text):\n    return np.array([c == 'x' for c in text], float)\n"
+        "def plain(text):\n    return np.zeros(len(text))\n"
+    )
+    first = get_feature(f"{path}:in_x")
+    assert get_feature(f"{path}:in_x") is first and first.name == "test-counted-x"
+    get_feature(f"{path}:plain")
+    assert counter.read_text().splitlines() == ["run"]
+    stat = path.stat()  # an edited file (a new modification time) runs again
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    get_feature(f"{path}:in_x")
+    assert counter.read_text().splitlines() == ["run", "run"]
+
+
 def test_user_file_that_fails_to_import(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "bad.py"
     path.write_text("raise ImportError('no module x')\n")
