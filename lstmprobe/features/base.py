@@ -127,6 +127,24 @@ class Feature:
         return "binary" if np.isin(defined, (0.0, 1.0)).all() else "continuous"
 
 
+def first_paragraph(func: Any) -> str:
+    """The first paragraph of ``func``'s docstring on one line (its lines joined by one space),
+    the definition a feature gets when none is given; ``""`` without a docstring.
+
+    Examples
+    --------
+    >>> def ones(text):
+    ...     '''Ones where
+    ...     the char is x.
+    ...
+    ...     More detail.'''
+    >>> first_paragraph(ones)
+    'Ones where the char is x.'
+    """
+    paragraph = (inspect.getdoc(func) or "").strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
+
+
 def _source_file(func: Any) -> str | None:
     """The file a function was defined in (through ``functools.partial``), if any."""
     func = getattr(func, "func", func)
@@ -205,10 +223,11 @@ class Registry:
     ) -> Callable[[FeatureFunc], FeatureFunc]:
         """Register ``func(text) -> array`` as the feature ``name``; returns ``func`` unchanged.
 
-        The definition shown by ``lstmprobe features`` defaults to the first line of the
-        docstring. ``per_sequence=True`` computes it on each recorded sequence separately, and
-        ``stream`` (a factory of :class:`~lstmprobe.features.stream.Scanner`) lets a long
-        sequence be labelled piece by piece in bounded memory; see :class:`Feature`.
+        The definition shown by ``lstmprobe features`` defaults to the first paragraph of the
+        docstring (:func:`first_paragraph`). ``per_sequence=True`` computes it on each recorded
+        sequence separately, and ``stream`` (a factory of
+        :class:`~lstmprobe.features.stream.Scanner`) lets a long sequence be labelled piece by
+        piece in bounded memory; see :class:`Feature`.
         ``lstmprobe.feature`` is this method of the default registry, the one ``get_feature``
         and ``find-neurons`` read.
 
@@ -228,7 +247,7 @@ class Registry:
         def register(func: FeatureFunc) -> FeatureFunc:
             doc = definition
             if doc is None:
-                doc = (inspect.getdoc(func) or "").strip().split("\n\n")[0].replace("\n", " ")
+                doc = first_paragraph(func)
             self.features[name] = Feature(name, func, kind, doc, per_sequence, stream, hint)
             return func
 

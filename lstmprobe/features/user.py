@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 from lstmprobe.errors import FeatureError
-from lstmprobe.features.base import Feature, Registry, failure
+from lstmprobe.features.base import Feature, Registry, failure, first_paragraph
 
 
 def load_user_feature(spec: str, registry: Registry) -> Feature:
@@ -43,7 +43,7 @@ def load_user_feature(spec: str, registry: Registry) -> Feature:
     registered = [f for f in registry.features.values() if f.func is func]
     if registered:  # decorated with @feature("name", ...): its name, kind and definition
         return registered[-1]
-    doc = (func.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    doc = first_paragraph(func)
     return Feature(spec, func, None, doc or f"{func_name} from {path}", False)
 
 

@@ -281,6 +281,16 @@ def test_user_file_runs_once_however_often_its_specs_are_resolved(tmp_path) -> N
     assert counter.read_text().splitlines() == ["run", "run"]
 
 
+def test_user_function_definition_is_its_docstrings_first_paragraph_on_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "documented.py"
+    path.write_text(
+        "def ones(text):\n"
+        '    """Ones where\n    the char is x.\n\n    More detail."""\n'
+        "    return [float(c == 'x') for c in text]\n"
+    )
+    assert get_feature(f"{path}:ones").definition == "Ones where the char is x."
+
+
 def test_user_file_that_fails_to_import(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "bad.py"
     path.write_text("raise ImportError('no module x')\n")
