@@ -22,7 +22,7 @@ from lstmprobe.probes.labels import Labels, store_labels
 from lstmprobe.probes.linear import LinearProbeCV
 from lstmprobe.probes.ranking import Ranking, is_missing
 from lstmprobe.probes.scores import N_BINS, unit_heldout, unit_interval, unit_scores
-from lstmprobe.probes.splits import BlockSplit, runs, sample_positions
+from lstmprobe.probes.splits import BlockSplit, block_ids, runs, sample_positions
 from lstmprobe.probes.store_probe import gather_units
 
 if TYPE_CHECKING:
@@ -228,8 +228,7 @@ def _probe_features(
         metric = "auc" if lab.kind == "binary" else "r2"
         split = BlockSplit(plan.n_blocks, random_state=plan.seed)
         part = split.parts(len(y))
-        edges = np.linspace(0, len(y), max(1, min(plan.n_blocks, len(y))) + 1).astype(np.int64)
-        blocks = np.repeat(np.arange(len(edges) - 1), np.diff(edges))
+        blocks = block_ids(len(y), plan.n_blocks)
         ctrl_all = control_labels(values, "char", tokens=tokens, seed=plan.seed + 1)
         ctrl = ctrl_all[keep].astype(np.float64)
         ctrl_block = control_labels(y_all, "block", n_blocks=plan.n_blocks, seed=plan.seed + 2)[
