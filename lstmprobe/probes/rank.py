@@ -109,7 +109,7 @@ def rank_units(
     if isinstance(features, (str, Feature)):
         features = [features]
     if not features:
-        raise FeatureError("give at least one feature (lstmprobe features lists them)")
+        raise FeatureError("give at least one feature (`known_features()` lists them)")
     unique: dict[str, Feature] = {}  # resolved once (a user's file is imported once)
     for spec in dict.fromkeys(features):
         feat = get_feature(spec)

@@ -213,6 +213,14 @@ def test_regex_with_colon_in_pattern() -> None:
 def test_unknown_feature_lists_known_ones() -> None:
     with pytest.raises(FeatureError, match=r"unknown feature 'nope'; known: quote, .*char:X"):
         get_feature("nope")
+    with pytest.raises(FeatureError, match=r"`known_features\(\)` lists them"):
+        get_feature("nope")
+
+
+def test_ab_state_hint_names_the_library_calls() -> None:
+    hint = get_feature("ab-state").hint
+    assert '`tasks.write("ab-memory", count=N, output=FILE)`' in hint
+    assert '`reset="line"`' in hint and "lstmprobe" not in hint
 
 
 def test_known_features_have_definitions() -> None:
