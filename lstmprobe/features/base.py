@@ -4,9 +4,10 @@ A feature maps a text to one float per character, describing the state AFTER rea
 character; ``NaN`` marks positions where the feature is undefined (they are masked, never guessed).
 Binary features take the values 0 and 1; anything else is continuous.
 
-This module imports no feature definitions: :mod:`lstmprobe.features.builtins` and
-:mod:`lstmprobe.features.regex` each fill a :class:`Registry` of their own, and
-:mod:`lstmprobe.features.registry` adds them to the default one in one place.
+This module imports no feature definitions: :mod:`lstmprobe.features.builtins`,
+:mod:`lstmprobe.features.prose` and :mod:`lstmprobe.features.regex` each fill a
+:class:`Registry` of their own, and :mod:`lstmprobe.features.registry` adds them to the default
+one in one place.
 """
 
 from __future__ import annotations

@@ -337,7 +337,8 @@ def _nothing() -> None:
 
 
 class Sweeper:
-    """Runs :func:`accumulate` over blocks of units on a small thread pool (``with`` closes it)."""
+    """Runs the sweep kernel (``_sweep``) over blocks of units on a small thread pool, for
+    :meth:`accumulate` and :meth:`accumulate_all` (``with`` closes it)."""
 
     def __init__(self, threads: int | None = None) -> None:
         if threads is None:
