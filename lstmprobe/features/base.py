@@ -124,8 +124,20 @@ class Feature:
         """``kind`` if set, else binary when every defined label is 0 or 1."""
         if self.kind is not None:
             return self.kind
-        defined = labels[~np.isnan(labels)]
-        return "binary" if np.isin(defined, (0.0, 1.0)).all() else "continuous"
+        return "binary" if is_binary(labels) else "continuous"
+
+
+def is_binary(values: np.ndarray) -> bool:
+    """Whether every defined (not NaN) value is 0 or 1: what makes a feature binary when it
+    does not say its kind (features, labels and probes all decide so here).
+
+    Examples
+    --------
+    >>> is_binary(np.array([0.0, 1.0, np.nan])), is_binary(np.array([0.0, 2.0]))
+    (True, False)
+    """
+    values = np.asarray(values)
+    return bool(np.isin(values[~np.isnan(values)], (0.0, 1.0)).all())
 
 
 def first_paragraph(func: Any) -> str:
