@@ -177,10 +177,21 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     >>> tmp.cleanup()
     """
     path = Path(path)
-    text = json.dumps(obj, indent=2, ensure_ascii=False, default=json_default) + "\n"
+    text = json_text(obj)
     with atomic_write(path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return path
+
+
+def json_text(obj: Any) -> str:
+    """The text :func:`write_json_atomic` writes for ``obj`` (indented, ending in a newline).
+
+    Examples
+    --------
+    >>> json_text({"top": np.int64(3)}).splitlines(), json_text({}).endswith(chr(10))
+    (['{', '  "top": 3', '}'], True)
+    """
+    return json.dumps(obj, indent=2, ensure_ascii=False, default=json_default) + "\n"
 
 
 def progress_bar(

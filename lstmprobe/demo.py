@@ -6,7 +6,6 @@ features with held-out probes and controls, and writes the HTML report of the re
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -62,7 +61,6 @@ def run_demo(
         ActivationStore,
         default_chunk_positions,
         recording_bytes,
-        write_json_atomic,
     )
     from lstmprobe.text import read_corpus
 
@@ -101,7 +99,7 @@ def run_demo(
     with ActivationStore(store_path) as store:
         ranking = rank_units(store, list(DEMO_FEATURES), progress=progress, warn=warn)
         rankings_path = store.sibling("rankings.json")
-    write_json_atomic(rankings_path, json.loads(ranking.to_json()))
+    ranking.to_json(rankings_path)
     summary = {
         "outdir": str(outdir),
         "bytes_estimated": needed,

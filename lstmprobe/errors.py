@@ -141,6 +141,7 @@ CLI_COMMANDS: dict[str, str] = {
     "run_ablation": "lstmprobe ablate",
     "gate_dynamics": "lstmprobe dynamics",
     "tasks.write": "lstmprobe tasks",
+    "known_features": "lstmprobe features",
 }
 _PARAMETER = re.compile(r"`([a-z_]+)(?:=([^`\s]+))?`")
 _CALL = re.compile(r"`([a-z_.]+)\(([^`()]*)\)`")
@@ -162,6 +163,8 @@ def for_cli(message: str) -> str:
     'record with --dtype float32; --vocab has 3 characters; see `lstmprobe models`'
     >>> for_cli("finish it: `record_corpus(MODEL, CORPUS, out=acts.h5, resume=True)`")
     'finish it: `lstmprobe record MODEL CORPUS -o acts.h5 --resume`'
+    >>> for_cli('`known_features()` lists them; write `tasks.write("ab-memory", count=N)`')
+    '`lstmprobe features` lists them; write `lstmprobe tasks ab-memory --count N`'
     """
 
     def flag(match: re.Match[str]) -> str:
@@ -179,7 +182,9 @@ def for_cli(message: str) -> str:
         for arg in filter(None, (a.strip() for a in match.group(2).split(","))):
             name, eq, value = arg.partition("=")
             words.append(
-                _spelled(CLI_FLAGS.get(name, f"--{name.replace('_', '-')}"), value) if eq else arg
+                _spelled(CLI_FLAGS.get(name, f"--{name.replace('_', '-')}"), value)
+                if eq
+                else arg.strip(chr(34) + chr(39))  # a positional argument, unquoted
             )
         return f"`{' '.join(words)}`"
 

@@ -213,7 +213,7 @@ def find_neurons_command(
     if csv_path:
         ranking.to_csv(csv_path)
     if json_stdout:
-        click.echo(ranking.to_json())
+        click.echo(ranking.to_json(), nl=False)
     if csv_stdout:
         click.echo(ranking.to_csv(), nl=False)
     if not json_stdout and not csv_stdout:

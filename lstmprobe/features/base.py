@@ -4,9 +4,10 @@ A feature maps a text to one float per character, describing the state AFTER rea
 character; ``NaN`` marks positions where the feature is undefined (they are masked, never guessed).
 Binary features take the values 0 and 1; anything else is continuous.
 
-This module imports no feature definitions: :mod:`lstmprobe.features.builtins` and
-:mod:`lstmprobe.features.regex` each fill a :class:`Registry` of their own, and
-:mod:`lstmprobe.features.registry` adds them to the default one in one place.
+This module imports no feature definitions: :mod:`lstmprobe.features.builtins`,
+:mod:`lstmprobe.features.prose` and :mod:`lstmprobe.features.regex` each fill a
+:class:`Registry` of their own, and :mod:`lstmprobe.features.registry` adds them to the default
+one in one place.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class Feature:
         except (Exception, SystemExit) as exc:  # a feature calling sys.exit() is a failure too
             raise FeatureError(failure(f"feature {self.name!r} failed", exc, self.func)) from exc
         try:
-            arr = np.asarray(values, dtype=np.float32)
+            with np.errstate(over="ignore"):  # too large for float32 -> inf, refused below
+                arr = np.asarray(values, dtype=np.float32)
         except (TypeError, ValueError):
             raise FeatureError(
                 f"feature {self.name!r} returned {type(values).__name__}, not numbers; return "
@@ -109,14 +111,51 @@ class Feature:
                 f"feature {self.name!r} returned shape {arr.shape} for a text of {len(text)} "
                 f"characters; return one value per character, shape ({len(text)},)"
             )
+        infinite = np.isinf(arr)
+        if infinite.any():
+            at = int(np.argmax(infinite))
+            raise FeatureError(
+                f"feature {self.name!r} returned {arr[at]} at position {at} (too large for "
+                "float32 or infinite); return finite values; NaN = undefined"
+            )
         return arr
 
     def infer_kind(self, labels: np.ndarray) -> Kind:
         """``kind`` if set, else binary when every defined label is 0 or 1."""
         if self.kind is not None:
             return self.kind
-        defined = labels[~np.isnan(labels)]
-        return "binary" if np.isin(defined, (0.0, 1.0)).all() else "continuous"
+        return "binary" if is_binary(labels) else "continuous"
+
+
+def is_binary(values: np.ndarray) -> bool:
+    """Whether every defined (not NaN) value is 0 or 1: what makes a feature binary when it
+    does not say its kind (features, labels and probes all decide so here).
+
+    Examples
+    --------
+    >>> is_binary(np.array([0.0, 1.0, np.nan])), is_binary(np.array([0.0, 2.0]))
+    (True, False)
+    """
+    values = np.asarray(values)
+    return bool(np.isin(values[~np.isnan(values)], (0.0, 1.0)).all())
+
+
+def first_paragraph(func: Any) -> str:
+    """The first paragraph of ``func``'s docstring on one line (its lines joined by one space),
+    the definition a feature gets when none is given; ``""`` without a docstring.
+
+    Examples
+    --------
+    >>> def ones(text):
+    ...     '''Ones where
+    ...     the char is x.
+    ...
+    ...     More detail.'''
+    >>> first_paragraph(ones)
+    'Ones where the char is x.'
+    """
+    paragraph = (inspect.getdoc(func) or "").strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
 
 
 def _source_file(func: Any) -> str | None:
@@ -197,10 +236,11 @@ class Registry:
     ) -> Callable[[FeatureFunc], FeatureFunc]:
         """Register ``func(text) -> array`` as the feature ``name``; returns ``func`` unchanged.
 
-        The definition shown by ``lstmprobe features`` defaults to the first line of the
-        docstring. ``per_sequence=True`` computes it on each recorded sequence separately, and
-        ``stream`` (a factory of :class:`~lstmprobe.features.stream.Scanner`) lets a long
-        sequence be labelled piece by piece in bounded memory; see :class:`Feature`.
+        The definition shown by ``lstmprobe features`` defaults to the first paragraph of the
+        docstring (:func:`first_paragraph`). ``per_sequence=True`` computes it on each recorded
+        sequence separately, and ``stream`` (a factory of
+        :class:`~lstmprobe.features.stream.Scanner`) lets a long sequence be labelled piece by
+        piece in bounded memory; see :class:`Feature`.
         ``lstmprobe.feature`` is this method of the default registry, the one ``get_feature``
         and ``find-neurons`` read.
 
@@ -220,7 +260,7 @@ class Registry:
         def register(func: FeatureFunc) -> FeatureFunc:
             doc = definition
             if doc is None:
-                doc = (inspect.getdoc(func) or "").strip().split("\n\n")[0].replace("\n", " ")
+                doc = first_paragraph(func)
             self.features[name] = Feature(name, func, kind, doc, per_sequence, stream, hint)
             return func
 

@@ -520,8 +520,9 @@ _HINTS = {
     "preprocessor": "the corpus may not be C/C++ source (no line starts with #); for #-comments "
     "try comment:python",
     "indent": "the corpus may have no indented lines",
-    "ab-state": "it is defined only on sequences starting with A or B (the ab-memory task: "
-    "lstmprobe tasks ab-memory, recorded with --reset line)",
+    "ab-state": "it is defined only on sequences starting with A or B (the ab-memory task: a "
+    'task corpus from `tasks.write("ab-memory", count=N, output=FILE)`, recorded with '
+    '`reset="line"`)',
 }
 for _spec, _hint in _HINTS.items():
     _TABLE.set_hint(_spec, _hint)

@@ -7,7 +7,8 @@ per sequence and has a scanner that labels a long sequence piece by piece with t
 from __future__ import annotations
 
 import re
-from functools import partial
+from functools import lru_cache, partial
+from typing import Any
 
 import numpy as np
 
@@ -149,7 +150,10 @@ def proper_noun(text: str) -> np.ndarray:
     return _proper_nouns(text)
 
 
-def _spacy_proper_nouns(text: str) -> np.ndarray:
+@lru_cache(maxsize=1)
+def _spacy_english() -> Any:
+    """The first installed spaCy English model, loaded once per process (a per-sequence feature
+    would otherwise load it for every sequence); a :class:`FeatureError` without one."""
     try:
         import spacy  # type: ignore[import-not-found]
     except ImportError:
@@ -157,18 +161,19 @@ def _spacy_proper_nouns(text: str) -> np.ndarray:
             "proper-noun:spacy needs spaCy (pip install spacy) and an installed English model; "
             "use proper-noun for the built-in word list"
         ) from None
-    nlp = None
     for name in ("en_core_web_sm", "en_core_web_md", "en_core_web_lg", "en_core_web_trf"):
         try:
-            nlp = spacy.load(name)
-            break
+            return spacy.load(name)
         except OSError:
             continue
-    if nlp is None:
-        raise FeatureError(
-            "proper-noun:spacy found no installed English spaCy model (lstmprobe never "
-            "downloads one); install one with `python -m spacy download en_core_web_sm`"
-        )
+    raise FeatureError(
+        "proper-noun:spacy found no installed English spaCy model (lstmprobe never "
+        "downloads one); install one with `python -m spacy download en_core_web_sm`"
+    )
+
+
+def _spacy_proper_nouns(text: str) -> np.ndarray:
+    nlp = _spacy_english()
     out = np.zeros(len(text), dtype=np.float32)
     for token in nlp(text):
         if token.pos_ == "PROPN":

@@ -63,7 +63,7 @@ def get_feature(spec: str | Feature) -> Feature:
     names = ", ".join(k for k in known_features() if k != "FILE.py:FUNC")
     raise FeatureError(
         f"unknown feature {spec!r}; known: {names}, or FILE.py:FUNC for your own function "
-        "(`lstmprobe features` shows the definitions)"
+        "(`known_features()` lists them with their definitions)"
     )
 
 

@@ -9,9 +9,10 @@ import hashlib
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from lstmprobe.errors import FeatureError
-from lstmprobe.features.base import Feature, Registry, failure
+from lstmprobe.features.base import Feature, Registry, failure, first_paragraph
 
 
 def load_user_feature(spec: str, registry: Registry) -> Feature:
@@ -30,18 +31,7 @@ def load_user_feature(spec: str, registry: Registry) -> Feature:
         )
     if not path.is_file():
         raise FeatureError(f"feature file {path} does not exist (from {spec!r})")
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-    module_name = f"lstmprobe_user_features_{digest}"
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise FeatureError(f"cannot import feature file {path}; give a .py file")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
-        sys.modules.pop(module_name, None)
-        raise FeatureError(failure(f"importing feature file {path} failed", exc)) from exc
+    module = _load_module(path)
     func = getattr(module, func_name, None)
     if func is None or not callable(func):
         names = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
@@ -53,5 +43,36 @@ def load_user_feature(spec: str, registry: Registry) -> Feature:
     registered = [f for f in registry.features.values() if f.func is func]
     if registered:  # decorated with @feature("name", ...): its name, kind and definition
         return registered[-1]
-    doc = (func.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    doc = first_paragraph(func)
     return Feature(spec, func, None, doc or f"{func_name} from {path}", False)
+
+
+#: Feature files imported so far, by (resolved path, modification time in ns, size): a file runs
+#: once however often its specs are resolved, and again once it is edited.
+_LOADED: dict[tuple[str, int, int], ModuleType] = {}
+
+
+def _load_module(path: Path) -> ModuleType:
+    """The module of the feature file ``path``, imported on first use (see :data:`_LOADED`)."""
+    resolved = path.resolve()
+    try:
+        stat = resolved.stat()
+    except OSError as exc:
+        raise FeatureError(f"cannot read feature file {path}: {exc.strerror or exc}") from None
+    key = (str(resolved), stat.st_mtime_ns, stat.st_size)
+    if key in _LOADED:
+        return _LOADED[key]
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
+    module_name = f"lstmprobe_user_features_{digest}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise FeatureError(f"cannot import feature file {path}; give a .py file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        sys.modules.pop(module_name, None)
+        raise FeatureError(failure(f"importing feature file {path} failed", exc)) from exc
+    _LOADED[key] = module
+    return module

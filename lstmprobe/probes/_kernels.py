@@ -31,6 +31,7 @@ from numba import njit
 from lstmprobe._float16 import decode_exact as _exact
 from lstmprobe._float16 import decode_finite as _finite
 from lstmprobe._float16 import kernel_view as _raw
+from lstmprobe._float16 import reference_decode
 from lstmprobe.probes._joint import joint_stats
 
 #: Units one task covers, and positions per tile (the tile's 16-bit count cells, 1 MiB, stay in
@@ -244,10 +245,10 @@ def reference_accumulate(
     >>> hist[0].tolist()
     [[1, 0, 0, 0], [0, 0, 1, 1]]
     """
-    v = np.asarray(x, dtype=np.float32)
     if x.dtype == np.float16:  # non-finite float16 values count as +-65504
-        big = np.where(np.signbit(x), np.float32(-65504), np.float32(65504))
-        v = np.where(np.isfinite(x), v, big)
+        v = reference_decode(x.view(np.uint16), finite=True)
+    else:
+        v = np.asarray(x, dtype=np.float32)
     z = ((v - lo) * scale).astype(np.float32).astype(np.float64)  # the sweep's float32 z
     c = z - n_bins / 2
     with np.errstate(invalid="ignore"):
@@ -336,7 +337,8 @@ def _nothing() -> None:
 
 
 class Sweeper:
-    """Runs :func:`accumulate` over blocks of units on a small thread pool (``with`` closes it)."""
+    """Runs the sweep kernel (``_sweep``) over blocks of units on a small thread pool, for
+    :meth:`accumulate` and :meth:`accumulate_all` (``with`` closes it)."""
 
     def __init__(self, threads: int | None = None) -> None:
         if threads is None:

@@ -356,7 +356,7 @@ class _Quadratic:
         # enet_path's tolerance is relative to |b|^2, its gap summed over the k rows
         tol = min(1e-4, max(1e-13, gap * self.k / max(float(b @ b), 1e-300)))
         # the inputs are built here, valid by construction: skipping scikit-learn's checks
-        # makes a call 10x cheaper, which matters for small probes (hundreds of calls)
+        # makes a call much cheaper, which matters for small probes (hundreds of calls)
         with warnings.catch_warnings(), config_context(skip_parameter_validation=True):
             warnings.simplefilter("ignore")  # a ConvergenceWarning leaves the last iterate
             _, coefs, _ = enet_path(

@@ -15,7 +15,7 @@ import numpy as np
 from lstmprobe.errors import FeatureError
 from lstmprobe.probes.linear import LinearProbeCV
 from lstmprobe.probes.ranking import is_missing
-from lstmprobe.probes.splits import BlockSplit
+from lstmprobe.probes.splits import BlockSplit, block_ids
 
 
 def control_labels(
@@ -31,7 +31,8 @@ def control_labels(
     ``how="char"``: every character type gets one random label, drawn from the feature's
     defined values (so a binary feature keeps its base rate in expectation) -- a probe that
     only memorises characters scores as well on this control. ``how="block"``: the labels of
-    contiguous blocks are shuffled between blocks, keeping local structure but not alignment.
+    contiguous blocks (:func:`~lstmprobe.probes.splits.block_ids`) are put in a random order,
+    keeping local structure but not alignment.
     Undefined positions stay undefined.
     """
     rng = np.random.default_rng(seed)
@@ -47,12 +48,10 @@ def control_labels(
         per_type = rng.choice(pool, size=int(tokens.max()) + 1)
         out[defined] = per_type[tokens[defined]]
         return out
-    n = len(values)
-    n_blocks = max(1, min(n_blocks, n))
-    size = n // n_blocks
-    body = values[: size * n_blocks].reshape(n_blocks, size)
-    out[: size * n_blocks] = body[rng.permutation(n_blocks)].reshape(-1)
-    out[size * n_blocks :] = values[size * n_blocks :]
+    ids = block_ids(len(values), n_blocks)
+    order = rng.permutation(int(ids[-1]) + 1)  # order[j]: the block put in the j-th place
+    slot = np.argsort(order)  # slot[b]: the place block b goes to
+    out[:] = values[np.argsort(slot[ids], kind="stable")]  # whole blocks, the last one too
     out[~defined] = np.nan
     return out
 

@@ -19,6 +19,7 @@ import numpy as np
 from lstmprobe._io import progress_bar
 from lstmprobe.errors import FeatureError
 from lstmprobe.features import Feature, get_feature, stream
+from lstmprobe.features.base import is_binary
 from lstmprobe.features.stream import TextReader, feature_windows
 from lstmprobe.probes.splits import runs
 
@@ -180,9 +181,7 @@ class _Counts:
 def _make(feat: Feature, counts: _Counts, **rest: Any) -> Labels:
     """Bin a feature from its value counts (see :class:`Labels`)."""
     keys, n_keys = counts.keys, len(counts.keys)
-    kind = feat.kind or (
-        "binary" if not counts.merged and np.isin(keys, (0.0, 1.0)).all() else "continuous"
-    )
+    kind = feat.kind or ("binary" if not counts.merged and is_binary(keys) else "continuous")
     n = int(counts.counts.sum())
     skip = None
     if n_keys < 2 and not counts.merged:
@@ -192,7 +191,7 @@ def _make(feat: Feature, counts: _Counts, **rest: Any) -> Labels:
             skip += f"; {feat.hint}"
     exact = True
     if kind == "binary":
-        if counts.merged or not np.isin(keys, (0.0, 1.0)).all():
+        if counts.merged or not is_binary(keys):
             raise FeatureError(
                 f"feature {feat.name!r} is declared binary but takes values "
                 f"{keys[:5].tolist()}; return 0/1 (NaN = undefined)"

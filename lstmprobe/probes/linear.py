@@ -32,6 +32,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from lstmprobe.errors import FeatureError
+from lstmprobe.features.base import is_binary
 from lstmprobe.probes._solver import (
     WorkingSetPath,
     column_stats,
@@ -83,7 +84,7 @@ def _labels(X: np.ndarray, y: Any) -> tuple[np.ndarray, np.ndarray]:
 def _kind(kind: str, y: np.ndarray, l1_ratio: float, grid: Sequence[float]) -> str:
     """The probe's kind, after checking the settings."""
     if kind == "auto":
-        kind = "binary" if np.isin(y, (0.0, 1.0)).all() else "continuous"
+        kind = "binary" if is_binary(y) else "continuous"
     if kind not in ("binary", "continuous"):
         raise FeatureError(f"kind must be 'auto', 'binary' or 'continuous', got {kind!r}")
     if not 0.0 <= float(l1_ratio) <= 1.0:

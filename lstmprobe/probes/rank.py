@@ -22,7 +22,7 @@ from lstmprobe.probes.labels import Labels, store_labels
 from lstmprobe.probes.linear import LinearProbeCV
 from lstmprobe.probes.ranking import Ranking, is_missing
 from lstmprobe.probes.scores import N_BINS, unit_heldout, unit_interval, unit_scores
-from lstmprobe.probes.splits import BlockSplit, runs, sample_positions
+from lstmprobe.probes.splits import BlockSplit, block_ids, runs, sample_positions
 from lstmprobe.probes.store_probe import gather_units
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def rank_units(
     if isinstance(features, (str, Feature)):
         features = [features]
     if not features:
-        raise FeatureError("give at least one feature (lstmprobe features lists them)")
+        raise FeatureError("give at least one feature (`known_features()` lists them)")
     unique: dict[str, Feature] = {}  # resolved once (a user's file is imported once)
     for spec in dict.fromkeys(features):
         feat = get_feature(spec)
@@ -200,10 +200,7 @@ def _probe_features(
 ) -> None:
     """Held-out metrics, controls and intervals of each feature's top units, and its top-k
     curve, into ``detail_rows`` and ``summaries``."""
-    detail, k_max, n_blocks, n_boot, seed = (
-        plan.detail, plan.k_max, plan.n_blocks, plan.n_boot, plan.seed
-    )  # fmt: skip
-    rows_idx = sample_positions(store.n_positions, plan.max_positions, n_blocks, seed)
+    rows_idx = sample_positions(store.n_positions, plan.max_positions, plan.n_blocks, plan.seed)
     all_units = store.units(plan.keys)
     # the all-units probe: at most 64M values, and only with enough positions for its weights
     # (its train blocks get 60% of them; with fewer rows than units it would only memorise)
@@ -211,7 +208,7 @@ def _probe_features(
     needed: list[str] = []
     for lab in labels:
         if lab.name in detail_rows:
-            needed += [r["unit"] for r in detail_rows[lab.name][: max(detail, k_max)]]
+            needed += [r["unit"] for r in detail_rows[lab.name][: max(plan.detail, plan.k_max)]]
     cols = all_units if use_all else list(dict.fromkeys(needed))
     X = gather_units(store, cols, rows_idx)
     _finite(X, cols, warn)
@@ -227,14 +224,16 @@ def _probe_features(
         y_all = values.astype(np.float64)
         keep = ~np.isnan(y_all)
         y = y_all[keep]
-        Xk = X[keep]
-        split = BlockSplit(n_blocks, random_state=seed)
+        Xk = X if keep.all() else X[keep]  # no copy of X when every position is defined
+        metric = "auc" if lab.kind == "binary" else "r2"
+        split = BlockSplit(plan.n_blocks, random_state=plan.seed)
         part = split.parts(len(y))
-        edges = np.linspace(0, len(y), max(1, min(n_blocks, len(y))) + 1).astype(np.int64)
-        blocks = np.repeat(np.arange(len(edges) - 1), np.diff(edges))
-        ctrl_all = control_labels(values, "char", tokens=tokens, seed=seed + 1)
+        blocks = block_ids(len(y), plan.n_blocks)
+        ctrl_all = control_labels(values, "char", tokens=tokens, seed=plan.seed + 1)
         ctrl = ctrl_all[keep].astype(np.float64)
-        ctrl_block = control_labels(y_all, "block", n_blocks=n_blocks, seed=seed + 2)[keep]
+        ctrl_block = control_labels(y_all, "block", n_blocks=plan.n_blocks, seed=plan.seed + 2)[
+            keep
+        ]
         summary = summaries[lab.name]
         if lab.kind == "binary" and (
             len(np.unique(y[part == 2])) < 2 or len(np.unique(y[part == 0])) < 2
@@ -246,21 +245,23 @@ def _probe_features(
             summary["warning"] = msg
             warn(msg)
             continue
-        for r in frows[:detail]:
+        for r in frows[: plan.detail]:
             x = Xk[:, col_of[r["unit"]]].astype(np.float64)
             task = unit_heldout(lab.kind, x, y, part)
             control = unit_heldout(lab.kind, x, ctrl, part)
             r["test_metric"] = task
             r["control_metric"] = control
             r["selectivity"] = None if is_missing(task) or is_missing(control) else task - control
-            lo, hi, at_sample = unit_interval(lab.kind, x, y, blocks, n_boot, seed, r["sign"])
+            lo, hi, at_sample = unit_interval(
+                lab.kind, x, y, blocks, plan.n_boot, plan.seed, r["sign"]
+            )
             r["interval_low"], r["interval_high"] = lo, hi
             r["interval_score"] = at_sample
         summary["interval_positions"] = len(y)
         # the top-k curve
         ks = []
         k = 1
-        while k <= min(k_max, len(frows)):
+        while k <= min(plan.k_max, len(frows)):
             ks.append(k)
             k *= 2
         curve = []
@@ -268,17 +269,17 @@ def _probe_features(
         if use_all:
             sets.append(("all", all_units))
         for k, units in sets:
-            Xs = Xk[:, [col_of[u] for u in units]]
+            # "all" is every column of X, in order: no gather
+            Xs = Xk if k == "all" else Xk[:, [col_of[u] for u in units]]
             entry: dict[str, Any] = {"k": k}
             try:
                 p = LinearProbeCV(kind=lab.kind, cv=split).fit(Xs, y)
-                entry["test_metric"] = p.test_metrics_.get("auc" if lab.kind == "binary" else "r2")
+                entry["test_metric"] = p.test_metrics_.get(metric)
                 entry["test_metrics"] = p.test_metrics_
                 entry["l1"] = p.l1_
                 entry["nonzero"] = int((p.coef_ != 0).sum())
                 strongest = np.argsort(-np.abs(p.coef_), kind="stable")[:5]
                 entry["top_units"] = [units[i] for i in strongest if p.coef_[i] != 0]
-                metric = "auc" if lab.kind == "binary" else "r2"
                 c = LinearProbeCV(kind=lab.kind, cv=split).fit(Xs, ctrl)
                 entry["control_metric"] = c.test_metrics_.get(metric)
                 try:
@@ -297,8 +298,7 @@ def _probe_features(
             curve.append(entry)
         summary["curve"] = curve
         last = curve[-1] if curve else {}
-        metric = "auc" if lab.kind == "binary" else "r2"
-        chars = char_baseline(lab.kind, tokens[keep], y, n_blocks, seed, metric)
+        chars = char_baseline(lab.kind, tokens[keep], y, plan.n_blocks, plan.seed, metric)
         tm = last.get("test_metric")
         summary["probe"] = {
             "units": "all" if use_all else last.get("k"),

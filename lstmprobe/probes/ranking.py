@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmprobe._io import atomic_write
+from lstmprobe._io import atomic_write, json_text
 from lstmprobe.errors import FeatureError, StoreError, one_line
 
 FORMAT = "lstmprobe.rankings"
@@ -192,12 +192,19 @@ class Ranking:
         return self
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """JSON text (NaN written as null); also written atomically to ``path`` when given."""
-        text = json.dumps(_clean(self.to_dict()), indent=1, ensure_ascii=False)
-        if path is not None:
-            from lstmprobe.store import write_json_atomic
+        """JSON text (NaN written as null); also written atomically to ``path`` when given.
 
-            write_json_atomic(path, _clean(self.to_dict()))
+        The text returned is the text written: what ``find-neurons`` saves beside a store.
+        """
+        text = json_text(_clean(self.to_dict()))
+        if path is not None:
+            try:
+                with atomic_write(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot write {path}: {exc.strerror or exc}; choose a directory you can write to"
+                ) from None
         return text
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:

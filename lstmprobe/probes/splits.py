@@ -14,6 +14,25 @@ from typing import Any
 import numpy as np
 
 
+def block_ids(n: int, n_blocks: int) -> np.ndarray:
+    """The contiguous block (0, 1, ...) of each of ``n`` positions.
+
+    ``n`` positions are cut into ``n_blocks`` contiguous blocks (at least one, at most ``n``)
+    whose sizes differ by at most one, so every position is in a block, the last ``n % n_blocks``
+    included. Splits, block controls and block bootstraps all cut here.
+
+    Examples
+    --------
+    >>> block_ids(7, 3).tolist()
+    [0, 0, 1, 1, 2, 2, 2]
+    >>> block_ids(2, 5).tolist()
+    [0, 1]
+    """
+    n_blocks = max(1, min(n_blocks, n))
+    edges = np.linspace(0, n, n_blocks + 1).astype(np.int64)
+    return np.repeat(np.arange(n_blocks), np.diff(edges))
+
+
 def block_split(
     n: int,
     n_blocks: int = 20,
@@ -22,7 +41,7 @@ def block_split(
 ) -> np.ndarray:
     """Assign positions to train (0), validation (1) and test (2) by contiguous blocks.
 
-    ``n`` positions are cut into ``n_blocks`` contiguous blocks, which are shuffled with ``seed``
+    ``n`` positions are cut into ``n_blocks`` contiguous blocks (:func:`block_ids`), shuffled with ``seed``
     and dealt to the three parts by ``fractions`` (at least one block each when possible).
 
     Examples
@@ -34,14 +53,13 @@ def block_split(
     True
     """
     n_blocks = max(1, min(n_blocks, n))
-    edges = np.linspace(0, n, n_blocks + 1).astype(np.int64)
     order = np.random.default_rng(seed).permutation(n_blocks)
     n_val = max(1, round(fractions[1] * n_blocks)) if n_blocks >= 3 else 0
     n_test = max(1, round(fractions[2] * n_blocks)) if n_blocks >= 3 else 0
     part = np.zeros(n_blocks, dtype=np.int8)
     part[order[:n_test]] = 2
     part[order[n_test : n_test + n_val]] = 1
-    return np.repeat(part, np.diff(edges))
+    return part[block_ids(n, n_blocks)]
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,12 @@ def test_find_neurons_json_and_csv_to_stdout(store_path: Path, tmp_path: Path) -
     ("args", "message"),
     [
         (["-f", "nope"], "unknown feature 'nope'; known: quote"),
+        (["-f", "nope"], "(`lstmprobe features` lists them with their definitions)"),
+        (
+            ["-f", "ab-state"],
+            "(the ab-memory task: a task corpus from `lstmprobe tasks ab-memory --count N "
+            "--output FILE`, recorded with --reset line)",
+        ),
         (["-f", "regex:("], "does not compile"),
         (["-f", "char:Z"], "no feature could be scored"),
         (["-f", "quote", "--key", "layer9/cell"], "layer9"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -211,6 +213,14 @@ def test_regex_with_colon_in_pattern() -> None:
 def test_unknown_feature_lists_known_ones() -> None:
     with pytest.raises(FeatureError, match=r"unknown feature 'nope'; known: quote, .*char:X"):
         get_feature("nope")
+    with pytest.raises(FeatureError, match=r"`known_features\(\)` lists them"):
+        get_feature("nope")
+
+
+def test_ab_state_hint_names_the_library_calls() -> None:
+    hint = get_feature("ab-state").hint
+    assert '`tasks.write("ab-memory", count=N, output=FILE)`' in hint
+    assert '`reset="line"`' in hint and "lstmprobe" not in hint
 
 
 def test_known_features_have_definitions() -> None:
@@ -257,6 +267,38 @@ def test_user_file_feature(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert get_feature(f"{path}:seqs").labels("abcd", np.array([[0, 2], [2, 4]]))[0] == 2
 
 
+def test_user_file_runs_once_however_often_its_specs_are_resolved(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    counter, path = tmp_path / "runs.txt", tmp_path / "counted.py"
+    path.write_text(
+        "import numpy as np\n"
+        "from lstmprobe.features import feature\n"
+        f"with open({str(counter)!r}, 'a') as fh:\n    fh.write('run\\n')\n"
+        "@feature('test-counted-x')\n"
+        "def in_x(text):\n    return np.array([c == 'x' for c in text], float)\n"
+        "def plain(text):\n    return np.zeros(len(text))\n"
+    )
+    first = get_feature(f"{path}:in_x")
+    assert get_feature(f"{path}:in_x") is first and first.name == "test-counted-x"
+    get_feature(f"{path}:plain")
+    assert counter.read_text().splitlines() == ["run"]
+    stat = path.stat()  # an edited file (a new modification time) runs again
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    get_feature(f"{path}:in_x")
+    assert counter.read_text().splitlines() == ["run", "run"]
+
+
+def test_user_function_definition_is_its_docstrings_first_paragraph_on_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "documented.py"
+    path.write_text(
+        "def ones(text):\n"
+        '    """Ones where\n    the char is x.\n\n    More detail."""\n'
+        "    return [float(c == 'x') for c in text]\n"
+    )
+    assert get_feature(f"{path}:ones").definition == "Ones where the char is x."
+
+
 def test_user_file_that_fails_to_import(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "bad.py"
     path.write_text("raise ImportError('no module x')\n")
@@ -268,6 +310,24 @@ def test_feature_returning_strings_is_an_error() -> None:
     f = Feature("strs", lambda text: ["a"] * len(text))
     with pytest.raises(FeatureError, match="not numbers"):
         f.labels("ab")
+
+
+def test_feature_returning_inf_is_an_error_naming_the_first_position() -> None:
+    f = Feature("ramp", lambda text: [0.0, float("nan"), -np.inf, np.inf][: len(text)])
+    with pytest.raises(FeatureError, match=r"'ramp' returned -inf at position 2 .*finite values"):
+        f.labels("abcd")
+    huge = Feature("huge", lambda text: np.full(len(text), 1e39))  # inf once float32
+    with pytest.raises(FeatureError, match="position 0"):
+        huge.labels("ab")
+    assert np.isnan(f.labels("ab")[1])  # NaN stays what undefined is
+
+
+@pytest.mark.skipif(importlib.util.find_spec("spacy") is not None, reason="spaCy is installed here")
+def test_proper_noun_spacy_without_spacy_says_what_to_install() -> None:
+    f = get_feature("proper-noun:spacy")
+    for _ in range(2):  # the failed load is not cached: the same clear error each time
+        with pytest.raises(FeatureError, match=r"needs spaCy \(pip install spacy\)"):
+            f.labels("Ann met Bob.", np.array([[0, 4], [4, 12]]))
 
 
 # --- properties -----------------------------------------------------------------------------

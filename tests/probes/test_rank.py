@@ -53,6 +53,11 @@ def test_constant_feature_is_skipped_with_a_warning(store) -> None:  # type: ign
         ranking.top(1, "indent")
 
 
+def test_no_feature_names_known_features(store) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FeatureError, match=r"give at least one feature \(`known_features\(\)`"):
+        rank_units(store, [], probe=False)
+
+
 def test_several_features_need_a_name_for_top(store) -> None:  # type: ignore[no-untyped-def]
     ranking = rank_units(store, ["quote", "indent"], probe=False)
     with pytest.raises(FeatureError, match="say which one"):

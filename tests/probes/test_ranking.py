@@ -25,6 +25,21 @@ def test_ranking_serialises(store, tmp_path: Path) -> None:  # type: ignore[no-u
     assert "layer0/cell/4" in ranking.format_table(3)
 
 
+def test_to_json_returns_the_text_it_writes(tmp_path: Path) -> None:
+    ranking = Ranking(({"feature": "x", "unit": "u", "score": float("nan")},), {"x": {}})
+    text = ranking.to_json(tmp_path / "r.json")
+    assert (tmp_path / "r.json").read_text(encoding="utf-8") == text == ranking.to_json()
+    assert text.endswith("}\n") and json.loads(text)["rows"][0]["score"] is None
+
+
+def test_to_json_into_a_missing_directory_is_a_store_error(tmp_path: Path) -> None:
+    from lstmprobe.errors import StoreError
+
+    ranking = Ranking(({"feature": "x", "unit": "u"},), {"x": {}})
+    with pytest.raises(StoreError, match=r"cannot write .*choose a directory you can write to"):
+        ranking.to_json(tmp_path / "absent" / "r.json")
+
+
 def test_summary_line_names_the_units_the_probe_used() -> None:
     from lstmprobe.probes.ranking import _summary_line
 

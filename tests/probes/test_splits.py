@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lstmprobe.probes import BlockSplit, block_split, sample_positions
-from lstmprobe.probes.splits import mask_runs, runs
+from lstmprobe.probes.splits import block_ids, mask_runs, runs
 
 
 def test_block_split_is_contiguous_and_seeded() -> None:
@@ -13,6 +13,18 @@ def test_block_split_is_contiguous_and_seeded() -> None:
     assert (split.reshape(10, 10) == split.reshape(10, 10)[:, :1]).all()
     assert sorted(np.bincount(split).tolist()) == [20, 20, 60]
     np.testing.assert_array_equal(split, block_split(100, n_blocks=10, seed=3))
+
+
+def test_block_ids_cover_every_position_in_near_equal_contiguous_blocks() -> None:
+    for n, n_blocks in [(103, 10), (100, 10), (5, 20), (1, 3)]:
+        ids = block_ids(n, n_blocks)
+        assert len(ids) == n and (np.diff(ids) >= 0).all() and (np.diff(ids) <= 1).all()
+        sizes = np.bincount(ids)
+        assert len(sizes) == min(n, n_blocks) and sizes.max() - sizes.min() <= 1
+    # a split deals whole blocks of block_ids: the remainder goes with its block
+    split = block_split(103, n_blocks=10, seed=3)
+    ids = block_ids(103, 10)
+    assert all(len(set(split[ids == b].tolist())) == 1 for b in range(10))
 
 
 def test_block_split_as_a_splitter_holds_the_test_blocks_back() -> None:

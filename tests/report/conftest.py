@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from lstmprobe.models import LoadedModel
 from lstmprobe.probes import rank_units
 from lstmprobe.record import RecordOptions, record_corpus
-from lstmprobe.store import ActivationStore, write_json_atomic
+from lstmprobe.store import ActivationStore
 from lstmprobe.text import Vocab
 from tests.conftest import make_model
 from tests.stores import BASE, build_store
@@ -41,7 +39,7 @@ def lstm_store(tmp_path_factory):
     path = record(tmp_path_factory.mktemp("lstm") / "acts.h5", TEXT)
     with ActivationStore(path) as store:
         ranking = rank_units(store, ["quote", "indent"], probe=False)
-        write_json_atomic(store.sibling("rankings.json"), json.loads(ranking.to_json()))
+        ranking.to_json(store.sibling("rankings.json"))
     return path
 
 
@@ -87,7 +85,7 @@ def causal_dir(tmp_path_factory):
     run("record", model, corpus, "-o", store, "-q", "--dtype", "float32")
     with ActivationStore(store) as s:
         ranking = rank_units(s, ["quote"], probe=False)
-        write_json_atomic(s.sibling("rankings.json"), json.loads(ranking.to_json()))
+        ranking.to_json(s.sibling("rankings.json"))
     run("ablate", model, corpus, "--store", store, "--top", "2", "-f", "quote", "--random", "2",
         "-q")  # fmt: skip
     run("dynamics", "--store", store, "--model", model, "-q", "--json")
