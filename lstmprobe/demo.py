@@ -74,7 +74,7 @@ def run_demo(
     widths = list(layout(loaded.model).values())
     units = sum(widths)
     rows = default_chunk_positions(widths, "float16", len(text))
-    needed = recording_bytes(widths, "float16", len(text), rows)
+    needed = recording_bytes(widths, "float16", len(text), rows, margin=0)
     needed += 500 * units * len(DEMO_FEATURES) + int(
         REPORT_BYTES_PER_VALUE * units * min(len(text), MAX_CHARS)
     )

@@ -129,7 +129,7 @@ CLI_FLAGS: dict[str, str] = {
     "val_fraction": "--val-fraction",
     "checkpoint_every": "--checkpoint-every",
     "slim": "--slim",
-    "count": "-n",
+    "count": "--count",
     "min_n": "--min-n",
     "max_n": "--max-n",
 }

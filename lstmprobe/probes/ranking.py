@@ -198,13 +198,7 @@ class Ranking:
         """
         text = json_text(_clean(self.to_dict()))
         if path is not None:
-            try:
-                with atomic_write(path, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot write {path}: {exc.strerror or exc}; choose a directory you can write to"
-                ) from None
+            _write_text(path, text)
         return text
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
@@ -217,13 +211,7 @@ class Ranking:
             writer.writerow({k: "" if is_missing(r.get(k)) else r.get(k) for k in columns})
         text = buf.getvalue()
         if path is not None:
-            try:
-                with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
-                    fh.write(text)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot write {path}: {exc.strerror or exc}; choose a directory you can write to"
-                ) from None
+            _write_text(path, text)
         return text
 
     @classmethod
@@ -499,3 +487,15 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, (float, np.floating)):
         return None if math.isnan(obj) else float(obj)
     return obj
+
+
+def _write_text(path: str | os.PathLike[str], text: str) -> None:
+    """``text`` into ``path`` atomically, as written (no newline translation); an OSError is one
+    StoreError line."""
+    try:
+        with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write {path}: {exc.strerror or exc}; choose a directory you can write to"
+        ) from None

@@ -171,10 +171,12 @@ def recording_bytes(
     *,
     has_next_logprob: bool = True,
     n_sequences: int = 1,
+    margin: int = 1 << 20,
 ) -> int:
     """An upper bound of a recording's size on disk, uncompressed: HDF5 stores whole chunks
     (``chunk_positions`` x up to :data:`UNIT_BLOCK` units), so every dataset takes its whole
-    chunk rows and blocks; plus the tokens, sequences, chunk index and a margin.
+    chunk rows and blocks; plus the tokens, sequences, chunk index and ``margin`` bytes for
+    the file's own metadata (0: the expected size rather than a bound).
 
     Examples
     --------
@@ -188,7 +190,7 @@ def recording_bytes(
                  for n in n_units)  # fmt: skip
     chunks = sum(rows * -(-n // UNIT_BLOCK) for n in n_units)
     extra = 4 * padded + 4 * rows if has_next_logprob else 0
-    return values + extra + 4 * n_positions + 16 * n_sequences + 96 * chunks + (1 << 20)
+    return values + extra + 4 * n_positions + 16 * n_sequences + 96 * chunks + margin
 
 
 def check_contents(
