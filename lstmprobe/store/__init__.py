@@ -8,6 +8,7 @@ recording. Only this package imports h5py.
 
 - :mod:`~lstmprobe.store.writer`: :class:`StoreWriter`.
 - :mod:`~lstmprobe.store.reader`: :class:`ActivationStore`.
+- :mod:`~lstmprobe.store.recording`: :class:`Recording`, every file of one recording.
 - :mod:`~lstmprobe.store.ablations`: the per-character results of ``lstmprobe ablate``.
 - ``_format`` (constants, names, chunk sizes), ``_files`` (locks, exclusive creation, write
   errors) and ``_mapped`` (memory-mapped chunk views, read-ahead) hold what those share.
@@ -34,6 +35,7 @@ from lstmprobe.store._format import (
     recording_bytes,
 )
 from lstmprobe.store.reader import ActivationStore
+from lstmprobe.store.recording import SIDECARS, Recording
 from lstmprobe.store.writer import StoreWriter
 
 __all__ = [
@@ -47,9 +49,11 @@ __all__ = [
     "MIN_CHUNK_POSITIONS",
     "PARTIAL_SUFFIX",
     "QUANTITIES",
+    "SIDECARS",
     "TARGET_CHUNK_BYTES",
     "UNIT_BLOCK",
     "ActivationStore",
+    "Recording",
     "RecordingSpec",
     "StoreWriter",
     "check_output",
