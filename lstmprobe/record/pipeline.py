@@ -35,6 +35,7 @@ import torch
 from lstmprobe._io import atomic_write, progress_bar
 from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError, one_line
 from lstmprobe.models import CharLSTM, LoadedModel, map_state
+from lstmprobe.record.batches import reads_in_batches, sequence_groups
 from lstmprobe.record.hooks import PendingActivations, Recorder
 from lstmprobe.record.layers import layout
 from lstmprobe.record.threads import TorchThreads, check_threads, default_threads
@@ -46,7 +47,8 @@ from lstmprobe.store import (
     partial_path,
     write_error,
 )
-from lstmprobe.text import RESETS, check_chars, sequences
+from lstmprobe.store.shards import Shard
+from lstmprobe.text import RESETS, Corpus, check_chars, sequences
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def corpus_sha256(text: str) -> str:
 
 def record_corpus(
     loaded: LoadedModel,
-    text: str,
+    text: str | Corpus,
     out: str | os.PathLike[str],
     options: RecordOptions | None = None,
     *,
@@ -116,8 +118,14 @@ def record_corpus(
     device: str | torch.device | None = None,
     threads: int | None = None,
     warn: Callable[[str], None] | None = None,
+    shard: Shard | None = None,
 ) -> RecordResult:
     """Record every gate and state of ``loaded`` over ``text`` into the HDF5 file ``out``.
+
+    ``text`` is one text, or a :class:`~lstmprobe.text.Corpus` of several files
+    (:func:`~lstmprobe.text.read_corpora`): each file is then a sequence of its own (the state
+    is reset at its start; with ``reset="line"`` each of its lines is), and the store records
+    which file each sequence came from (``/files``, ``/sequence_files``).
 
     ``threads`` sets torch's CPU threads while recording (restored afterwards). By default a
     small model (under ``SMALL_MODEL_MACS`` multiply-adds per char) runs its forward on one
@@ -131,6 +139,10 @@ def record_corpus(
     ``warn`` hears one line per dataset whose values do not fit ``options.dtype`` (a float16
     recording stores values beyond ±65,504 as ±inf); by default that is a
     :class:`~lstmprobe.errors.PrecisionWarning`.
+
+    ``shard`` (for :mod:`lstmprobe.distributed`): ``text`` is one shard of a larger recording,
+    recorded as that recording reads it (its chunk size, and its sequences in the same batches),
+    with the shard's identity in the file's attributes.
 
     Examples
     --------
@@ -150,17 +162,32 @@ def record_corpus(
     if device is not None:
         model = model.to(device)
     dev = next(model.parameters()).device
-    text = check_chars(text, loaded.vocab, options.unknown)
+    files: tuple[str, ...] = ()
+    of_sequence = None
+    if isinstance(text, Corpus):
+        corpus = text.checked(loaded.vocab, options.unknown)
+        text = corpus.text
+        seqs = corpus.sequences(options.reset)
+        files, of_sequence = corpus.files, corpus.sequence_files(seqs)
+    else:
+        text = check_chars(text, loaded.vocab, options.unknown)
+        seqs = sequences(text, options.reset)
     if not text:
         raise CorpusError("nothing is left to record once unknown characters are skipped")
     tokens = loaded.vocab.encode(text)
-    seqs = sequences(text, options.reset)
     data_layout = layout(model, options.quantities, options.layers)
     bidirectional = bool(model.config.bidirectional)
     if options.parallel and bidirectional:
         raise RecordError(
             "`parallel` needs a unidirectional model: a reverse direction reads whole sequences"
         )
+    if options.parallel and len(seqs) > 1:
+        raise RecordError(
+            "`parallel` reads one stream; this corpus is several sequences (files or lines)"
+        )
+    batched = reads_in_batches(options.reset, bidirectional, len(seqs))
+    if shard is not None:
+        batched = shard.batched
     writer = StoreWriter(
         out,
         RecordingSpec(
@@ -174,14 +201,18 @@ def record_corpus(
             corpus_sha256=corpus_sha256(text),
             has_next_logprob=model.decoder is not None,
             run_config=options.run_config(),
+            files=files,
+            sequence_files=of_sequence,
+            attrs={} if shard is None else shard.attrs(),
         ),
         compression=options.compression,
+        chunk_positions=None if shard is None else shard.chunk_positions,
         force=force,
         resume=resume,
         warn=warn,
     )
     start_at = writer.written
-    if (options.reset == "line" or bidirectional) and 0 < start_at < len(tokens):
+    if batched and 0 < start_at < len(tokens):
         # a long line is written in chunks: a resume inside one starts that line again
         inside = int(np.searchsorted(seqs[:, 0], start_at, side="right")) - 1
         if seqs[inside, 0] < start_at:
@@ -198,7 +229,7 @@ def record_corpus(
             recorder = Recorder(model, options.quantities, options.layers, lazy=True)
             with torch.inference_mode(), recorder as rec:
                 run = _Run(model, rec, tokens, options, dev)
-                if options.reset == "line" or bidirectional:
+                if batched:
                     units = _sequence_batches(run, seqs, start_at)
                 elif options.parallel:
                     units = _parallel_stream(run, start_at)
@@ -367,24 +398,14 @@ def _sequence_batches(run: _Run, seqs: np.ndarray, start_at: int) -> Iterator[Ch
     model, rec, tokens, options, dev = run.model, run.rec, run.tokens, run.options, run.dev
     todo = seqs[seqs[:, 0] >= start_at]
     bidirectional = bool(model.config.bidirectional)
-    i = 0
-    while i < len(todo):
-        first = int(todo[i, 1] - todo[i, 0])
-        if first > options.batch_chars and not bidirectional:
+    for i, j in sequence_groups(todo, options.batch_chars, bidirectional):
+        if int(todo[i, 1] - todo[i, 0]) > options.batch_chars and not bidirectional:
             # A line longer than a batch is read in chunks carrying the exact state, so that
             # memory is bounded by the chunk, not by the line (a reverse direction cannot).
             yield from _chunked(run, int(todo[i, 0]), int(todo[i, 1]), None, False)
-            i += 1
             continue
-        # consecutive sequences while the padded batch stays within batch_chars (at least one)
-        j, longest = i, 0
-        while j < len(todo):
-            length = int(todo[j, 1] - todo[j, 0])
-            if j > i and max(longest, length) * (j - i + 1) > options.batch_chars:
-                break
-            longest = max(longest, length)
-            j += 1
         group = todo[i:j]
+        longest = int((group[:, 1] - group[:, 0]).max())
         lengths = group[:, 1] - group[:, 0]
         batch = np.zeros((len(group), longest), dtype=np.int64)
         for row, (s, e) in enumerate(group):
@@ -408,7 +429,6 @@ def _sequence_batches(run: _Run, seqs: np.ndarray, start_at: int) -> Iterator[Ch
             return arrays, logprob
 
         yield int(group[0, 0]), int(group[-1, 1] - group[0, 0]), job, None
-        i = j
 
 
 class _StateFile:

@@ -10,6 +10,7 @@ recording. Only this package imports h5py.
 - :mod:`~lstmprobe.store.reader`: :class:`ActivationStore`.
 - :mod:`~lstmprobe.store.recording`: :class:`Recording`, every file of one recording.
 - :mod:`~lstmprobe.store.ablations`: the per-character results of ``lstmprobe ablate``.
+- :mod:`~lstmprobe.store.shards`: a recording in shards (virtual datasets), ``consolidate``.
 - ``_format`` (constants, names, chunk sizes), ``_files`` (locks, exclusive creation, write
   errors) and ``_mapped`` (memory-mapped chunk views, read-ahead) hold what those share.
 """
@@ -36,6 +37,7 @@ from lstmprobe.store._format import (
 )
 from lstmprobe.store.reader import ActivationStore
 from lstmprobe.store.recording import SIDECARS, Recording
+from lstmprobe.store.shards import consolidate
 from lstmprobe.store.writer import StoreWriter
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "RecordingSpec",
     "StoreWriter",
     "check_output",
+    "consolidate",
     "default_chunk_positions",
     "parse_unit",
     "partial_path",

@@ -9,7 +9,7 @@ import fcntl
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +235,8 @@ def new_recording_file(
             f.attrs[name] = value
         f.create_dataset("tokens", data=contents.tokens, dtype=np.int32)
         f.create_dataset("sequences", data=contents.sequences, dtype=np.int64)
+        if contents.files:
+            write_files(f, contents.files, contents.sequence_files)
         for key, n in contents.layout.items():
             layer = layer_of(key)
             group = (
@@ -270,3 +272,10 @@ def new_recording_file(
             raise StoreError(write_error(exc, target, "creating")) from None
         raise
     return f
+
+
+def write_files(f: h5py.File, files: Sequence[str], sequence_files: Any) -> None:
+    """``/files`` (the corpus's file names, UTF-8) and ``/sequence_files`` (the file of each
+    sequence, an index into them)."""
+    f.create_dataset("files", data=list(files), dtype=h5py.string_dtype("utf-8"))
+    f.create_dataset("sequence_files", data=np.asarray(sequence_files), dtype=np.int32)

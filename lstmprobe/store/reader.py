@@ -31,6 +31,7 @@ from lstmprobe.store._format import (
     partial_path,
 )
 from lstmprobe.store._mapped import ChunkLayout, chunk_views, open_cached, prefetched, release
+from lstmprobe.store._virtual import TABLE, check_sources
 from lstmprobe.text import Vocab
 
 
@@ -171,6 +172,8 @@ class ActivationStore:
                 f"{self.chunk_positions}); record it again"
             )
         check_sequences(self.path, self.sequences, self.n_positions)
+        #: the shards of a sharded recording (docs/scale-out.md), each checked: empty otherwise
+        self.shards = check_sources(f, self.path) if TABLE in f else []
         self._cache = cache_bytes(self.chunk_positions, list(self._layout.values()), itemsize)
 
     @property
@@ -239,6 +242,48 @@ class ActivationStore:
                     "(S, 2)); record it again"
                 )
         return seqs.astype(np.int64)
+
+    @cached_property
+    def files(self) -> tuple[str, ...]:
+        """The corpus's files, in order (``/files``); empty for a recording made before
+        lstmprobe stored them."""
+        f = self._h5
+        with damaged(self.path, "files"):
+            if "files" not in f:
+                return ()
+            names = dataset(f, "files").asstr()[()]
+            return tuple(str(n) for n in np.atleast_1d(names))
+
+    @cached_property
+    def sequence_files(self) -> np.ndarray | None:
+        """The file of each sequence, an index into :attr:`files`, int32 of shape
+        (n_sequences,); None where the recording does not say."""
+        f = self._h5
+        with damaged(self.path, "sequence_files"):
+            if "sequence_files" not in f:
+                return None
+            of = np.asarray(dataset(f, "sequence_files")[()])
+        if (
+            of.shape != (len(self.sequences),)
+            or of.dtype.kind not in "iu"
+            or (of.size and (of.min() < 0 or of.max() >= len(self.files)))
+        ):
+            raise StoreError(
+                f"{self.path} is a damaged lstmprobe recording (sequence_files of shape "
+                f"{of.shape} does not index its {len(self.files)} files once per sequence); "
+                "record it again"
+            )
+        return of.astype(np.int32)
+
+    def file_of(self, position: int) -> str | None:
+        """The name of the file that position ``position`` was read from (None where the
+        recording does not say)."""
+        start, _ = self._check_range(position, position + 1)
+        of = self.sequence_files
+        if of is None:
+            return None
+        seq = int(np.searchsorted(self.sequences[:, 0], start, side="right")) - 1
+        return self.files[int(of[seq])]
 
     @property
     def keys(self) -> list[str]:
@@ -548,6 +593,7 @@ class ActivationStore:
             "positions": self.n_positions,
             "positions_written": self.positions_written,
             "sequences": int(self.sequences.shape[0]),
+            "files": len(self.files),
             "layers": self.layers,
             "datasets": dict(self._layout),
             "units": sum(self._layout.values()),
@@ -564,6 +610,8 @@ class ActivationStore:
             "lstmprobe_version": self.lstmprobe_version,
             "format_version": FORMAT_VERSION,
             "file_size": size,
+            "shards": len(self.shards),
+            "shard_bytes": sum(s.size for s in self.shards),
         }
 
     def close(self) -> None:

@@ -1,0 +1,157 @@
+"""A store whose datasets are HDF5 virtual datasets over shard files: its table of shards, and
+the check, on every open, that each shard is there and is the one the table names.
+
+HDF5 reads a virtual dataset's missing source as its fill value, silently; so a sharded store
+is opened only after every shard it names is found: the file exists, has the size the table
+recorded, and is a complete shard of this recording with the table's identity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from lstmprobe.errors import StoreError, one_line
+from lstmprobe.store._format import FORMAT, attr_str, dataset
+
+#: The root attribute naming a sharded recording (the same in its store and its shards).
+RECORDING_ID = "recording_id"
+#: The dataset of a sharded store that lists its shards (JSON text).
+TABLE = "shards"
+#: A shard's own root attributes, beside the format's.
+SHARD_ATTRS = ("shard_of", "shard_index", "shard_start", "shard_stop", "shard_uid")
+
+
+@dataclass(frozen=True)
+class ShardFile:
+    """One finished shard file as a sharded store's table names it.
+
+    ``path`` is relative to the store's directory (POSIX); ``uid`` was drawn when the shard
+    file was created and ``size`` is its length in bytes, so that a shard replaced or cut
+    short after the store was written is told apart from the one it names.
+    """
+
+    index: int
+    start: int
+    stop: int
+    path: str
+    uid: str
+    size: int
+
+    @property
+    def positions(self) -> int:
+        return self.stop - self.start
+
+
+def read_table(f: h5py.File) -> list[ShardFile]:
+    """The shards a sharded store names (in position order); KeyError/ValueError if damaged."""
+    rows = json.loads(attr_str(dataset(f, TABLE)[()]))
+    shards = [ShardFile(**{k: row[k] for k in ShardFile.__dataclass_fields__}) for row in rows]
+    for s in shards:
+        if not isinstance(s.path, str) or not isinstance(s.uid, str):
+            raise ValueError("a shard's path and uid are text")
+        for number in (s.index, s.start, s.stop, s.size):
+            if isinstance(number, bool) or not isinstance(number, int):
+                raise ValueError("a shard's index, positions and size are integers")
+    return shards
+
+
+def table_text(shards: list[ShardFile]) -> str:
+    return json.dumps([asdict(s) for s in shards])
+
+
+def shard_identity(path: Path) -> dict[str, Any]:
+    """A shard file's identity attributes and whether it is complete (OSError and the like
+    where it is not an HDF5 file)."""
+    with h5py.File(path, "r", locking=False) as f:
+        a = f.attrs
+        out: dict[str, Any] = {
+            "format": attr_str(a.get("format", "")),
+            "complete": bool(a.get("complete", False)),
+        }
+        for name in SHARD_ATTRS:
+            value = a.get(name)
+            out[name] = attr_str(value) if isinstance(value, (str, bytes)) else value
+    return out
+
+
+# the shards checked by this process: (path, size, mtime, inode) -> (recording, uid, start, stop)
+_verified: dict[tuple[str, int, int, int], tuple[str, str, int, int]] = {}
+_verified_lock = threading.Lock()
+
+
+def check_sources(f: h5py.File, store: Path) -> list[ShardFile]:
+    """Check every shard the sharded store ``f`` (at ``store``) names; returns its table.
+
+    Each shard file must exist beside the store at its relative path, have the size the table
+    recorded, and be a complete shard of this recording (``recording_id``) with the table's
+    uid and positions. A shard already checked by this process is checked again only when its
+    size, time or inode changed (an ``os.stat`` per shard on later opens).
+
+    Raises
+    ------
+    StoreError
+        One line naming the first shard that is missing, cut short, damaged or foreign.
+    """
+    recording = attr_str(f.attrs.get(RECORDING_ID, ""))
+    shards = read_table(f)
+    base = store.parent
+    for s in shards:
+        path = base / s.path
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise StoreError(
+                f"{store} is a sharded recording whose shard {path} is missing (HDF5 would read "
+                "its positions as fill values); put the shard back (a sharded store moves with "
+                f"its {Path(s.path).parent} folder), or record the missing shards again with "
+                "`resume=True`"
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read shard {path} of {store}: {exc.strerror}") from None
+        if st.st_size != s.size:
+            raise StoreError(
+                f"shard {path} of {store} has {st.st_size:,} bytes where {s.size:,} were "
+                "written: it was cut short or replaced; record the shard again with `resume=True`"
+            )
+        key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        want = (recording, s.uid, s.start, s.stop)
+        with _verified_lock:
+            if _verified.get(key) == want:
+                continue
+        _check_shard(path, store, s, recording)
+        with _verified_lock:
+            _verified[key] = want
+    return shards
+
+
+def _check_shard(path: Path, store: Path, s: ShardFile, recording: str) -> None:
+    try:
+        got = shard_identity(path)
+    except Exception as exc:
+        raise StoreError(
+            f"shard {path} of {store} is damaged ({one_line(exc)[:120]}); record the shard "
+            "again with `resume=True`"
+        ) from None
+    if got["format"] != FORMAT or not got["complete"]:
+        raise StoreError(
+            f"shard {path} of {store} is not a complete lstmprobe recording; record the shard "
+            "again with `resume=True`"
+        )
+    if got["shard_of"] != recording:
+        raise StoreError(
+            f"shard {path} of {store} belongs to another recording (recording "
+            f"{str(got['shard_of'])[:12]}, this store's {recording[:12]}); put this store's "
+            "shard back, or record again"
+        )
+    if (got["shard_uid"], got["shard_start"], got["shard_stop"]) != (s.uid, s.start, s.stop):
+        raise StoreError(
+            f"shard {path} of {store} is not the shard the store was made from (recorded "
+            "again since?); make the store again from its shards with `resume=True`"
+        )
