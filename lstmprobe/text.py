@@ -319,6 +319,21 @@ class Corpus:
         starts = np.asarray(seqs, dtype=np.int64).reshape(-1, 2)[:, 0]
         return (np.searchsorted(self.bounds, starts, side="right") - 1).astype(np.int32)
 
+    def part(self, start: int, stop: int) -> Corpus:
+        """Positions ``[start, stop)`` as a corpus of its own: the files they overlap, each
+        cut to them (a shard of a recording, cut between sequences).
+
+        Examples
+        --------
+        >>> c = Corpus.of_files([("a", "ab\\ncd\\n"), ("b", "ef")]).part(3, 8)
+        >>> c.text, c.files, c.bounds.tolist()
+        ('cd\\nef', ('a', 'b'), [0, 3, 5])
+        """
+        first = int(np.searchsorted(self.bounds, start, side="right")) - 1
+        last = max(first, int(np.searchsorted(self.bounds, stop, side="left")) - 1)
+        bounds = np.clip(self.bounds[first : last + 2], start, stop) - start
+        return Corpus(self.text[start:stop], self.files[first : last + 1], bounds.astype(np.int64))
+
     def checked(self, vocab: Vocab, unknown: str = "error") -> Corpus:
         """The corpus with the ``unknown`` policy applied (:func:`check_chars`) file by file, so
         that every file keeps its own span."""

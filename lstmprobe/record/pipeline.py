@@ -25,7 +25,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,49 +162,17 @@ def record_corpus(
     if device is not None:
         model = model.to(device)
     dev = next(model.parameters()).device
-    files: tuple[str, ...] = ()
-    of_sequence = None
-    if isinstance(text, Corpus):
-        corpus = text.checked(loaded.vocab, options.unknown)
-        text = corpus.text
-        seqs = corpus.sequences(options.reset)
-        files, of_sequence = corpus.files, corpus.sequence_files(seqs)
-    else:
-        text = check_chars(text, loaded.vocab, options.unknown)
-        seqs = sequences(text, options.reset)
-    if not text:
-        raise CorpusError("nothing is left to record once unknown characters are skipped")
-    tokens = loaded.vocab.encode(text)
-    data_layout = layout(model, options.quantities, options.layers)
+    prepared = prepare_recording(loaded, text, options)
+    tokens, seqs = prepared.spec.tokens.astype(np.int64), prepared.spec.sequences
     bidirectional = bool(model.config.bidirectional)
-    if options.parallel and bidirectional:
-        raise RecordError(
-            "`parallel` needs a unidirectional model: a reverse direction reads whole sequences"
-        )
-    if options.parallel and len(seqs) > 1:
-        raise RecordError(
-            "`parallel` reads one stream; this corpus is several sequences (files or lines)"
-        )
     batched = reads_in_batches(options.reset, bidirectional, len(seqs))
+    spec = prepared.spec
     if shard is not None:
         batched = shard.batched
+        spec = replace(spec, attrs=shard.attrs())
     writer = StoreWriter(
         out,
-        RecordingSpec(
-            tokens=tokens.astype(np.int32),
-            sequences=seqs,
-            vocab=loaded.vocab,
-            layout=data_layout,
-            dtype=options.dtype,
-            model_summary=loaded.summary(),
-            model_sha256=loaded.sha256,
-            corpus_sha256=corpus_sha256(text),
-            has_next_logprob=model.decoder is not None,
-            run_config=options.run_config(),
-            files=files,
-            sequence_files=of_sequence,
-            attrs={} if shard is None else shard.attrs(),
-        ),
+        spec,
         compression=options.compression,
         chunk_positions=None if shard is None else shard.chunk_positions,
         force=force,
@@ -265,6 +233,57 @@ def record_corpus(
         raise
     state_file.remove()
     return RecordResult(path, len(tokens), time.perf_counter() - began, start_at)
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A corpus made ready to record: its text once the unknown characters are dealt with, and
+    the :class:`~lstmprobe.store.RecordingSpec` of its recording (tokens, sequences, files)."""
+
+    text: str
+    spec: RecordingSpec
+    corpus: Corpus
+
+
+def prepare_recording(loaded: LoadedModel, text: str | Corpus, options: RecordOptions) -> Prepared:
+    """What recording ``text`` with ``loaded`` and ``options`` writes besides the values
+    (:func:`record_corpus`; :mod:`lstmprobe.distributed` shards it)."""
+    model = loaded.model
+    files: tuple[str, ...] = ()
+    of_sequence = None
+    if isinstance(text, Corpus):
+        corpus = text.checked(loaded.vocab, options.unknown)
+        seqs = corpus.sequences(options.reset)
+        files, of_sequence = corpus.files, corpus.sequence_files(seqs)
+    else:
+        corpus = Corpus.of_text(check_chars(text, loaded.vocab, options.unknown))
+        seqs = sequences(corpus.text, options.reset)
+    text = corpus.text
+    if not text:
+        raise CorpusError("nothing is left to record once unknown characters are skipped")
+    if options.parallel and bool(model.config.bidirectional):
+        raise RecordError(
+            "`parallel` needs a unidirectional model: a reverse direction reads whole sequences"
+        )
+    if options.parallel and len(seqs) > 1:
+        raise RecordError(
+            "`parallel` reads one stream; this corpus is several sequences (files or lines)"
+        )
+    spec = RecordingSpec(
+        tokens=loaded.vocab.encode(text).astype(np.int32),
+        sequences=seqs,
+        vocab=loaded.vocab,
+        layout=layout(model, options.quantities, options.layers),
+        dtype=options.dtype,
+        model_summary=loaded.summary(),
+        model_sha256=loaded.sha256,
+        corpus_sha256=corpus_sha256(text),
+        has_next_logprob=model.decoder is not None,
+        run_config=options.run_config(),
+        files=files,
+        sequence_files=of_sequence,
+    )
+    return Prepared(text, spec, corpus)
 
 
 # A chunk of work: (start, length, job, state). ``job()`` recomputes the chunk's internals and

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from lstmprobe._io import create_exclusive
-from lstmprobe.errors import StoreError, one_line
+from lstmprobe.errors import StoreBusyError, StoreError, one_line
 from lstmprobe.names import layer_of
 from lstmprobe.store._format import (
     FORMAT,
@@ -93,7 +93,7 @@ def write_error(exc: BaseException, path: Path, what: str = "writing") -> str:
 
 
 def busy(path: Path) -> StoreError:
-    return StoreError(
+    return StoreBusyError(
         f"{path} is being written by another lstmprobe record right now (it holds the file's "
         "lock); wait for it to finish or choose another `out` path (`force=True` does not stop a "
         "running recording)"

@@ -1,0 +1,103 @@
+"""Reaching a Dask cluster: ``local:N`` starts a LocalCluster, anything else is a scheduler's
+address; Dask itself is imported here, on first use, with one line telling how to install it
+where it is missing."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from lstmprobe.errors import DistributedError, one_line
+
+#: What ``--dask`` takes, for messages.
+ADDRESSES = (
+    "local:N (a LocalCluster of N worker processes) or a scheduler's address (tcp://host:8786)"
+)
+
+
+def require_distributed() -> Any:
+    """The ``distributed`` module; one :class:`DistributedError` line where it is missing."""
+    try:
+        import distributed
+    except ImportError:
+        raise DistributedError(
+            '`dask` needs Dask distributed, which is not installed: pip install "lstmprobe[dask]"'
+        ) from None
+    return distributed
+
+
+def local_workers(address: str) -> int | None:
+    """N for ``local:N`` (``local`` alone: one per CPU), None for a scheduler's address.
+
+    Examples
+    --------
+    >>> local_workers("local:4"), local_workers("tcp://10.0.0.1:8786")
+    (4, None)
+    """
+    if address != "local" and not address.startswith("local:"):
+        return None
+    count = address.partition(":")[2]
+    if not count:
+        return os.cpu_count() or 1
+    if not count.isdigit() or int(count) < 1:
+        raise DistributedError(f"`dask` takes {ADDRESSES}; got {address!r}")
+    return int(count)
+
+
+@contextlib.contextmanager
+def connect(address: str | Any, *, timeout: float | None = None) -> Iterator[Any]:
+    """A Dask client for ``address``, closed (with its LocalCluster) when the block ends.
+
+    Parameters
+    ----------
+    address : str or distributed.Client
+        ``local:N``: a LocalCluster of N worker processes of one thread each, started here;
+        ``tcp://host:8786`` (any address ``distributed.Client`` takes): a running scheduler.
+        A client is used as it is (and left open).
+    timeout : float, optional
+        Seconds to wait for the scheduler (default: Dask's ``distributed.comm.timeouts.connect``,
+        30 s unless configured, e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s``).
+
+    Raises
+    ------
+    DistributedError
+        Dask is not installed, or the scheduler does not answer within the timeout.
+    """
+    if not isinstance(address, str):
+        yield address
+        return
+    distributed = require_distributed()
+    workers = local_workers(address)
+    if workers is not None:
+        cluster = distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        try:
+            with distributed.Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+        return
+    try:
+        client = distributed.Client(address, timeout=timeout)
+    except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
+        raise DistributedError(
+            f"cannot reach the Dask scheduler at {address} ({one_line(exc)[:160]}); start one "
+            "(`dask scheduler`, then `dask worker ADDRESS` on each machine) or check the address"
+        ) from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def slots_of(client: Any) -> int:
+    """How many tasks the cluster runs at once now: its workers' threads (at least 1)."""
+    return max(1, sum(client.nthreads().values()))
