@@ -10,6 +10,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from lstmprobe.errors import DistributedError, one_line
 
 #: What ``--dask`` takes, for messages.
@@ -101,3 +103,29 @@ def connect(address: str | Any, *, timeout: float | None = None) -> Iterator[Any
 def slots_of(client: Any) -> int:
     """How many tasks the cluster runs at once now: its workers' threads (at least 1)."""
     return max(1, sum(client.nthreads().values()))
+
+
+#: Spans per slot of the cluster when the store is not sharded (a sharded store: about one span
+#: per shard): enough to balance the workers, few enough that the merge stays small.
+SPANS_PER_SLOT = 4
+
+
+def task_spans(store: Any, rows: int, slots: int) -> list[tuple[int, int]]:
+    """The spans of the pass's tasks: about one per shard of a sharded store, else
+    ``SPANS_PER_SLOT`` per slot; each starts on the window grid (a multiple of ``rows``).
+
+    Examples
+    --------
+    >>> class Store:
+    ...     n_positions, shards = 10_000, []
+    >>> task_spans(Store(), 1024, 2)
+    [(0, 1024), (1024, 2048), (2048, 4096), (4096, 5120), (5120, 6144), (6144, 7168), (7168, 9216), (9216, 10000)]
+    """
+    n = store.n_positions
+    if store.shards:
+        targets = [s.start for s in store.shards]
+    else:
+        targets = np.linspace(0, n, SPANS_PER_SLOT * slots + 1)[:-1].tolist()
+    starts = sorted({round(t / rows) * rows for t in targets} | {0})
+    starts = [a for a in starts if a < n]
+    return list(zip(starts, [*starts[1:], n]))

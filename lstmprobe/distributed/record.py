@@ -187,30 +187,14 @@ def record_corpus(
         if todo:
             distributed = require_distributed()
             model = client.scatter(ModelBytes.of(loaded), broadcast=True)
-            jobs = client.scatter(
-                [
-                    ShardJob(
-                        str(out),
-                        s,
-                        prepared.corpus.part(s.start, s.stop),
-                        options,
-                        device,
-                        threads,
-                        force,
-                    )
-                    for s in todo
-                ]
-            )
-            futures = [
-                client.submit(
-                    record_shard,
-                    job,
-                    model,
-                    key=f"lstmprobe-shard-{s.index:05d}-{rid[:16]}",
-                    pure=False,
-                )
-                for s, job in zip(todo, jobs)
-            ]
+            # the jobs (each shard's text) travel in the tasks, not scattered: a task whose
+            # worker dies is run again elsewhere from them (scattered data would die with it)
+            futures = []
+            for s in todo:
+                part = prepared.corpus.part(s.start, s.stop)
+                job = ShardJob(str(out), s, part, options, device, threads, force)
+                key = f"lstmprobe-shard-{s.index:05d}-{rid[:16]}"
+                futures.append(client.submit(record_shard, job, model, key=key, pure=False))
             try:
                 for future in distributed.as_completed(futures):
                     got, messages = future.result()
