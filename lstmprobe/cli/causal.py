@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import click
 
-from lstmprobe.cli._common import echo_json, handle_errors, require_writable, resolve_corpus
+from lstmprobe.cli._common import (
+    cluster,
+    echo_json,
+    handle_errors,
+    require_writable,
+    resolve_corpora,
+)
 from lstmprobe.cli.options import (
+    dask_option,
     int_option,
     path_or_stdout_option,
     quiet_option,
@@ -33,7 +41,7 @@ def _parse_mode(mode: str) -> tuple[str, float | None]:
 
 @click.command("ablate")
 @click.argument("model")
-@click.argument("corpus")
+@click.argument("corpus", nargs=-1, required=True)
 @store_option
 @click.option(
     "--unit", "-u", "units", multiple=True, help="A unit to intervene on (repeatable; together)."
@@ -59,11 +67,12 @@ def _parse_mode(mode: str) -> tuple[str, float | None]:
 @trust_option
 @path_or_stdout_option("--json", "json_path", "Print the results as JSON, or write them to PATH.")
 @click.option("--no-save", is_flag=True, help="Do not write STORE.ablations.h5 beside the store.")
+@dask_option
 @quiet_option
 @handle_errors
 def ablate_command(
     model: str,
-    corpus: str,
+    corpus: tuple[str, ...],
     store: str,
     units: tuple[str, ...],
     top: int | None,
@@ -77,6 +86,7 @@ def ablate_command(
     trust_pickle: bool,
     json_path: str | None,
     no_save: bool,
+    dask: str | None,
     quiet: bool,
 ) -> None:
     """Does a unit matter? Next-char loss with and without it, against random units.
@@ -94,6 +104,7 @@ def ablate_command(
         lstmprobe ablate model.pt corpus.txt --top 4 -f quote --random 20 --json out.json
         lstmprobe ablate counter.pt counter.txt --reset line --unit layer0/cell/7 --task --random 9
         lstmprobe ablate code-lstm sample:code --mode mean --unit layer1/hidden/3 -f indent
+        lstmprobe ablate model.pt corpus/ --store run/acts.h5 --top 4 -f quote --dask local:8
     """
     from lstmprobe.causal import AblationError, check_selection, plan_ablation, run_ablation
     from lstmprobe.features import get_feature
@@ -103,7 +114,8 @@ def ablate_command(
     kind, clamp = _parse_mode(mode)
     check_selection(units, top, feature)
     feat = get_feature(feature) if feature else None
-    text = resolve_corpus(corpus)
+    files = resolve_corpora(corpus)
+    text = files.text
     loaded = load_model(model, trust_pickle=trust_pickle)
     if loaded.model.decoder is None:
         raise AblationError(
@@ -129,23 +141,32 @@ def ablate_command(
     )
     if not no_save:
         require_writable(plan.saved_to, "--no-save")
-    result = run_ablation(
-        loaded.model,
-        loaded.vocab,
-        text,
-        plan.conditions,
-        feature=feat,
-        mode=kind,
-        clamp=clamp,
-        means=plan.means,
-        reset=plan.reset,
-        n_random=n_random,
-        seed=seed,
-        task=task,
-        progress=not quiet,
-    )
+    with cluster(dask) as client:
+        runs = None
+        if client is not None:
+            from lstmprobe.distributed.causal import runs_on
+
+            runs = functools.partial(runs_on, client)
+        result = run_ablation(
+            loaded.model,
+            loaded.vocab,
+            text,
+            plan.conditions,
+            feature=feat,
+            mode=kind,
+            clamp=clamp,
+            means=plan.means,
+            reset=plan.reset,
+            n_random=n_random,
+            seed=seed,
+            task=task,
+            progress=not quiet,
+            # a corpus of several files: each file a sequence, as it was recorded
+            sequences=files.sequences(plan.reset) if len(files.files) > 1 else None,
+            runs=runs,
+        )
     out = result.to_dict()
-    out["settings"].update(model=model, corpus=corpus, **plan.store)
+    out["settings"].update(model=model, corpus=" ".join(corpus), **plan.store)
     if not no_save:
         write_ablations(
             plan.saved_to,
@@ -184,6 +205,7 @@ def ablate_command(
 )
 @int_option("--top", default=10, minimum=1, help="Rows shown.")
 @click.option("--force", is_flag=True, help="Use a model whose weights are not the recorded ones.")
+@dask_option
 @script_options
 def dynamics_command(
     store: str,
@@ -191,6 +213,7 @@ def dynamics_command(
     units: tuple[str, ...],
     top: int,
     force: bool,
+    dask: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -207,13 +230,19 @@ def dynamics_command(
         lstmprobe dynamics
         lstmprobe dynamics --store run1.h5 --unit layer0/cell/17 --json
         lstmprobe dynamics --model counter.pt --store counter.h5
+        lstmprobe dynamics --store run/acts.h5 --dask local:4
     """
     from lstmprobe.causal import drivers_model, gate_dynamics
     from lstmprobe.store import ActivationStore, write_json_atomic
 
-    with ActivationStore(store) as s:
+    with ActivationStore(store) as s, cluster(dask) as client:
         model = drivers_model(s, model_path, force=force)
-        result = gate_dynamics(s, model, list(units) or None, progress=not quiet)
+        if client is None:
+            result = gate_dynamics(s, model, list(units) or None, progress=not quiet)
+        else:
+            from lstmprobe.distributed import gate_dynamics as dynamics_on_cluster
+
+            result = dynamics_on_cluster(s, model, list(units) or None, client=client)
         saved = s.sibling("dynamics.json")
     write_json_atomic(saved, result)
     if as_json:

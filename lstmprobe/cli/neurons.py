@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
-from lstmprobe.cli._common import echo_json, fail, handle_errors, require_writable, warn
+from lstmprobe.cli._common import (
+    cluster,
+    echo_json,
+    fail,
+    handle_errors,
+    require_writable,
+    warn,
+)
 from lstmprobe.cli.options import (
+    dask_option,
     int_option,
     path_or_stdout_option,
     quiet_option,
@@ -101,6 +111,7 @@ def features_command(as_json: bool, quiet: bool) -> None:
 @click.option("--model", "model_path", default=None, help="The recorded model, for --ablate.")
 @int_option("--ablate-random", default=20, minimum=0, help="Random units per ablated unit.")
 @trust_option
+@dask_option
 @quiet_option
 @handle_errors
 def find_neurons_command(
@@ -122,6 +133,7 @@ def find_neurons_command(
     model_path: str | None,
     ablate_random: int,
     trust_pickle: bool,
+    dask: str | None,
     quiet: bool,
 ) -> None:
     """Rank every unit of every recorded quantity by how well it tracks each feature.
@@ -139,6 +151,7 @@ def find_neurons_command(
         lstmprobe find-neurons -f quote --json | jq '.rows[0]'
         lstmprobe find-neurons -f 'regex:https?://\\S+' -f 'next-char:b' --csv-out ranks.csv
         lstmprobe find-neurons -f quote --ablate 4 --model model.pt
+        lstmprobe find-neurons --store run/acts.h5 -f quote --dask tcp://scheduler:8786
     """
     from lstmprobe.probes import Ranking, rank_units
     from lstmprobe.store import ActivationStore
@@ -157,7 +170,14 @@ def find_neurons_command(
 
         loaded = load_model(model_path, trust_pickle=trust_pickle)  # before the ranking
 
-    with ActivationStore(store) as s:
+    with ActivationStore(store) as s, cluster(dask) as client:
+        scorer, runs = None, {}
+        if client is not None:
+            from lstmprobe.distributed.causal import runs_on
+            from lstmprobe.distributed.scoring import unit_scores as score_on_cluster
+
+            scorer = functools.partial(score_on_cluster, client=client)
+            runs = {"runs": functools.partial(runs_on, client)}
         for key in keys:
             s.n_units(key)  # a clear error for an unknown dataset
         if loaded is not None:
@@ -187,6 +207,7 @@ def find_neurons_command(
             label_memory=label_memory << 20,
             progress=not quiet,
             warn=warn,
+            scorer=scorer,
         )
         if ablate_k and loaded is not None:
             from lstmprobe.causal import with_causal_columns
@@ -201,6 +222,7 @@ def find_neurons_command(
                 seed=seed,
                 progress=not quiet,
                 warn=warn,
+                **runs,
             )
     if not any("skipped" not in f for f in ranking.features.values()):
         fail("no feature could be scored on this corpus (see the warnings above)")

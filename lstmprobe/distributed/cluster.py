@@ -88,7 +88,7 @@ def connect(address: str | Any, *, timeout: float | None = None) -> Iterator[Any
             cluster.close()
         return
     try:
-        client = distributed.Client(address, timeout=timeout)
+        client = distributed.Client(address, **({} if timeout is None else {"timeout": timeout}))
     except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
         raise DistributedError(
             f"cannot reach the Dask scheduler at {address} ({one_line(exc)[:160]}); start one "
