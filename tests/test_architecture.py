@@ -17,7 +17,9 @@ import pytest
 
 #: The one-way flow as imports go, earliest first: a module may import its own stage and earlier
 #: ones. The store (the file format) comes before record, whose pipeline writes it.
-STAGES = ("basics", "models", "store", "record", "features", "probes", "causal", "report")
+STAGES = (
+    "basics", "models", "store", "record", "features", "probes", "causal", "distributed", "report"
+)  # fmt: skip
 #: ``lm`` sits beside ``models``: it may import basics, models, store and record (it trains and
 #: evaluates models), and from features up it may be imported. ``top`` (cli, demo, the
 #: package's own ``__init__``) may import anything and nothing below imports it.

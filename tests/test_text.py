@@ -157,7 +157,7 @@ def test_unknown_characters_are_handled_file_by_file():
     assert skipped.text == "ab\nba" and skipped.bounds.tolist() == [0, 3, 3, 5]
     assert skipped.sequences().tolist() == [[0, 3], [3, 5]]
     assert corpus.checked(vocab, "map:a").text == "aab\naaba"
-    with pytest.raises(CorpusError, match="^f: the corpus has 1 character not in"):
+    with pytest.raises(CorpusError, match=r"^f: the corpus has 1 character not in"):
         corpus.checked(vocab)
 
 

@@ -19,7 +19,6 @@ from lstmprobe._io import progress_bar
 from lstmprobe.distributed.cluster import require_distributed, slots_of, task_spans
 from lstmprobe.features import Feature
 from lstmprobe.probes import rank_units as rank_one
-from lstmprobe.probes._kernels import Sweeper
 from lstmprobe.probes.labels import Labels
 from lstmprobe.probes.scores import UnitScores, score_pass
 from lstmprobe.probes.sums import (
@@ -101,8 +100,7 @@ def unit_scores(
     finally:
         bar.close()
     acc = merged_accumulators(plan, sums)
-    with Sweeper(threads) as sweeper:
-        return planned.finish(acc, store.units(plan.keys), sweeper)
+    return planned.finish(acc, store.units(plan.keys), threads=threads)
 
 
 def rank_units(

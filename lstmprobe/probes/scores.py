@@ -300,9 +300,17 @@ class ScorePass:
         return ids, [weights(values, w, b - a) for w in self.plan.weighted]
 
     def finish(
-        self, acc: dict[str, list[Accumulator]], units: list[str], sweeper: Sweeper
+        self,
+        acc: dict[str, list[Accumulator]],
+        units: list[str],
+        sweeper: Sweeper | None = None,
+        threads: int | None = None,
     ) -> dict[str, UnitScores]:
-        """The scores from the pass's accumulators, once every window is counted."""
+        """The scores from the pass's accumulators, once every window is counted (on
+        ``sweeper``'s threads, or on a pool of ``threads`` made for it)."""
+        if sweeper is None:
+            with Sweeper(threads) as own:
+                return self.finish(acc, units, own)
         keys, active = self.plan.keys, self.active
         out: dict[str, UnitScores] = {}
         for j, g in enumerate(self.groups):

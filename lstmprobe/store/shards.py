@@ -188,7 +188,9 @@ def _virtual_datasets(f: h5py.File, contents: Contents, shards: Sequence[ShardFi
     if contents.files:
         write_files(f, contents.files, contents.sequence_files)
     n = contents.n_positions
-    names = [(k, (n, u), contents.dtype) for k, u in contents.layout.items()]
+    names: list[tuple[str, tuple[int, ...], str]] = [
+        (k, (n, u), contents.dtype) for k, u in contents.layout.items()
+    ]
     if contents.has_next_logprob:
         names.append(("next_logprob", (n,), "float32"))
     for key, shape, dtype in names:

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from lstmprobe.probes import unit_scores
-from lstmprobe.probes._kernels import Sweeper
 from lstmprobe.probes.scores import ScorePass, score_pass
 from lstmprobe.probes.sums import (
     Moments,
@@ -69,8 +68,7 @@ def test_spans_merged_equal_one_pass(store_path: Path) -> None:
                 np.testing.assert_allclose(got.sw, want.sw, rtol=1e-13, atol=1e-9)
         # finished: the same scores as unit_scores's one pass
         acc = merged_accumulators(planned.plan, merged)
-        with Sweeper(1) as sweeper:
-            scores = planned.finish(acc, store.units(planned.plan.keys), sweeper)
+        scores = planned.finish(acc, store.units(planned.plan.keys), threads=1)
         reference = unit_scores(store, FEATURES)
     for name, ref in reference.items():
         got = scores[name]
