@@ -73,7 +73,7 @@ def unit_scores(
     plan = planned.plan
     rows = window_rows(store, plan.keys, chunk_size)
     spans = task_spans(store, rows, slots_of(client))
-    windows = [(a, min(b, a2 + rows)) for a, b in spans for a2 in range(a, b, rows)]
+    windows = [(w, min(b, w + rows)) for a, b in spans for w in range(a, b, rows)]
     label_windows = zip(*(lab.windows(windows) for lab in planned.active))
     bar = progress_bar(store.n_positions, desc="scoring units", unit="pos", leave=False,
                        enabled=progress)  # fmt: skip

@@ -29,13 +29,18 @@ def stores(tmp_path_factory, loaded):  # type: ignore[no-untyped-def]
     return {"plain": plain, "sharded": sharded}
 
 
-@pytest.mark.parametrize("which", ["plain", "sharded"])
-def test_scores_on_the_cluster_equal_one_pass(client, stores, which: str) -> None:
+@pytest.mark.parametrize(
+    ("which", "chunk_size"), [("plain", None), ("plain", 128), ("sharded", None)]
+)
+def test_scores_on_the_cluster_equal_one_pass(
+    client, stores, which: str, chunk_size: int | None
+) -> None:
     with ActivationStore(stores[which]) as store:
         if which == "sharded":
             assert len(store.shards) >= 3
-        want = unit_scores(store, FEATURES)
-        got = score_on_cluster(store, FEATURES, client=client)
+        want = unit_scores(store, FEATURES, chunk_size=chunk_size)
+        # with windows of 128 positions, each task's span holds several windows
+        got = score_on_cluster(store, FEATURES, client=client, chunk_size=chunk_size)
     assert got.keys() == want.keys()
     for name, ref in want.items():
         for field in ("score", "spearman", "mi", "sign"):
