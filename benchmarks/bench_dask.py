@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import pickle
+import resource
 import shutil
 import statistics
 import subprocess
@@ -82,6 +83,24 @@ def timed(fn: Any) -> float:
     return time.perf_counter() - began
 
 
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+def cpu_seconds(client: Any = None) -> float:
+    """CPU seconds used so far by this process (the client, and a LocalCluster's scheduler) and
+    the workers of ``client``'s cluster: on a busy machine the work done, whatever the wait."""
+    return _cpu() + (sum(client.run(_cpu).values()) if client is not None else 0.0)
+
+
+def measured(fn: Any, client: Any = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ``fn()``."""
+    cpu = cpu_seconds(client)
+    wall = timed(fn)
+    return wall, cpu_seconds(client) - cpu
+
+
 def cluster_rounds(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from distributed import Client, LocalCluster
 
@@ -101,19 +120,22 @@ def cluster_rounds(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     for workers in (1, 2):
         began = time.perf_counter()
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)  # fmt: skip
+                               dashboard_address=":0", silence_logs=logging.ERROR)  # fmt: skip
         client = Client(cluster)
         client.run(lambda: __import__("lstmprobe.distributed.record"))  # imports, not timed
         started[workers] = time.perf_counter() - began
         clusters[workers] = (cluster, client)
-    times: dict[str, list[float]] = {k: [] for k in ("one", "1 worker", "2 workers")}
-    scores: dict[str, list[float]] = {k: [] for k in times}
+    labels = ("one", "1 worker", "2 workers")
+    times: dict[str, list[float]] = {k: [] for k in labels}
+    cpu: dict[str, list[float]] = {k: [] for k in labels}
+    scores: dict[str, list[float]] = {k: [] for k in labels}
     one = tmp / "one.h5"
     try:
         for r in range(args.repeat):
             print(f"round {r + 1}/{args.repeat} ({load()})", file=sys.stderr)
-            t = timed(lambda: record_corpus(loaded, corpus, one, options, force=True))
-            times["one"].append(t)
+            wall, used = measured(lambda: record_corpus(loaded, corpus, one, options, force=True))
+            times["one"].append(wall)
+            cpu["one"].append(used)
             with ActivationStore(one) as s:
                 unit_scores(s, FEATURES[:1])  # numba's compiled loops loaded, not timed
                 scores["one"].append(timed(lambda s=s: unit_scores(s, FEATURES)))
@@ -121,10 +143,11 @@ def cluster_rounds(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 client = clusters[workers][1]
                 out = tmp / f"w{workers}" / "acts.h5"
                 out.parent.mkdir(exist_ok=True)
-                t = timed(lambda out=out, client=client: record_sharded(
+                wall, used = measured(lambda out=out, client=client: record_sharded(
                     loaded, corpus, out, options, client=client, shard_chars=shard_chars,
-                    force=True))  # fmt: skip
-                times[label].append(t)
+                    force=True), client)  # fmt: skip
+                times[label].append(wall)
+                cpu[label].append(used)
                 if r == 0:
                     assert same_values(one, out), f"{label}: not the one-process values"
                     with ActivationStore(out) as s:
@@ -139,8 +162,8 @@ def cluster_rounds(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             cluster.close()
     with ActivationStore(tmp / "w2" / "acts.h5") as s:
         shards = len(s.shards)
-    return {"chars": n, "files": args.files, "shards": shards, "times": times, "scores": scores,
-            "cluster_start": started, "load": load()}  # fmt: skip
+    return {"chars": n, "files": args.files, "shards": shards, "times": times, "cpu": cpu,
+            "scores": scores, "cluster_start": started, "load": load()}  # fmt: skip
 
 
 def table(result: dict[str, Any]) -> str:
@@ -149,17 +172,18 @@ def table(result: dict[str, Any]) -> str:
         f"{result['shards']} shards; scoring: {len(FEATURES)} features; medians of "
         f"{len(result['times']['one'])}; {result['load']}",
         "",
-        "| run | record s | chars/s | ratio (1 process / this) | scoring s | ratio |",
-        "|---|---|---|---|---|---|",
+        "| run | record s | chars/s | ratio (1 process / this) | record CPU s | scoring s | ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
     base = statistics.median(result["times"]["one"])
     base_score = statistics.median(result["scores"]["one"])
     for label in ("one", "1 worker", "2 workers"):
         t = statistics.median(result["times"][label])
+        c = statistics.median(result["cpu"][label])
         s = statistics.median(result["scores"][label])
         name = "1 process" if label == "one" else f"LocalCluster, {label}"
         lines.append(f"| {name} | {t:.2f} | {result['chars'] / t:,.0f} | {base / t:.2f} | "
-                     f"{s:.2f} | {base_score / s:.2f} |")  # fmt: skip
+                     f"{c:.1f} | {s:.2f} | {base_score / s:.2f} |")  # fmt: skip
     starts = ", ".join(f"{k} worker(s) {v:.1f} s" for k, v in result["cluster_start"].items())
     lines.append(f"\ncluster start (not in the times above): {starts}")
     return "\n".join(lines)
@@ -195,7 +219,7 @@ def broadcast_figure(tmp: Path) -> dict[str, Any]:
     from distributed import Client, LocalCluster
 
     data = (tmp / "big.pt").read_bytes()
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:  # fmt: skip
         runs = []
         for _ in range(3):
@@ -217,7 +241,7 @@ def open_figures(tmp: Path) -> dict[str, float]:
     model = CharLSTM(ModelConfig(vocab_size=3, hidden_size=8, num_layers=1, embedding_dim=4))
     loaded = LoadedModel(model.eval(), vocab, "checkpoint", sha256="0" * 64)
     out: dict[str, float] = {}
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:  # fmt: skip
         for shards in (16, 128, 512):
             corpus = Corpus.of_files([(f"f{i}", "ab\n" * 20) for i in range(shards)])
@@ -244,28 +268,25 @@ def open_figures(tmp: Path) -> dict[str, float]:
     return out
 
 
-def _span(rng: np.random.Generator, patterns: int) -> dict[str, Any]:
-    from lstmprobe.probes.sums import Moments, SpanSums
-
-    counts = rng.integers(0, 100, (1024, patterns, 256)).astype(np.uint32)
-    n = counts[0].sum(axis=1).astype(np.int64)
-    m = Moments(n, rng.normal(size=(patterns, 1024)), rng.random((patterns, 1024)))
-    one = SpanSums(counts, m, np.zeros((0, 1024)))
-    return {f"k{i}": [one] for i in range(18)}
-
-
 def merge_figures() -> dict[str, Any]:
-    """One span's sums for a 3x1024 recording (18 datasets of 1024 units), 1 feature (2 label
-    patterns) and 5 features (32 patterns): pickled size, and the time to merge two spans."""
-    from lstmprobe.probes.sums import merge
+    """One span's sums of one dataset of 1024 units (a 3x1024 LSTM records 18 of them) for 1
+    feature (2 label patterns) and 5 (32 patterns): pickled size, and the time to merge two."""
+    from lstmprobe.probes.sums import Moments, SpanSums, merge
+
+    rng = np.random.default_rng(0)
+
+    def span(patterns: int) -> dict[str, list[SpanSums]]:
+        counts = rng.integers(0, 100, (1024, patterns, 256)).astype(np.uint32)
+        n = counts[0].sum(axis=1).astype(np.int64)
+        m = Moments(n, rng.normal(size=(patterns, 1024)), rng.random((patterns, 1024)))
+        return {"layer0/cell": [SpanSums(counts, m, np.zeros((0, 1024)))]}
 
     out = {}
-    rng = np.random.default_rng(0)
     for patterns in (2, 32):
-        a, b = _span(rng, patterns), _span(rng, patterns)
+        a, b = span(patterns), span(patterns)
         size = len(pickle.dumps(a, protocol=5))
         t = statistics.median(timed(lambda a=a, b=b: merge([a, b])) for _ in range(3))
-        out[f"{patterns} patterns"] = {"bytes": size, "merge_seconds": t}
+        out[f"{patterns} patterns, one dataset"] = {"bytes": size, "merge_seconds": t}
     return out
 
 

@@ -78,7 +78,7 @@ def connect(address: str | Any, *, timeout: float | None = None) -> Iterator[Any
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         )
         try:
@@ -111,8 +111,9 @@ SPANS_PER_SLOT = 4
 
 
 def task_spans(store: Any, rows: int, slots: int) -> list[tuple[int, int]]:
-    """The spans of the pass's tasks: about one per shard of a sharded store, else
-    ``SPANS_PER_SLOT`` per slot; each starts on the window grid (a multiple of ``rows``).
+    """The spans of a pass's tasks: ``SPANS_PER_SLOT`` per slot of the cluster, each starting
+    on the window grid (a multiple of ``rows``); a sharded store's spans start at shards
+    (one per shard when there are fewer shards than that), so that a task reads few shards.
 
     Examples
     --------
@@ -121,11 +122,13 @@ def task_spans(store: Any, rows: int, slots: int) -> list[tuple[int, int]]:
     >>> task_spans(Store(), 1024, 2)
     [(0, 1024), (1024, 2048), (2048, 4096), (4096, 5120), (5120, 6144), (6144, 7168), (7168, 9216), (9216, 10000)]
     """
-    n = store.n_positions
+    n, count = store.n_positions, SPANS_PER_SLOT * slots
     if store.shards:
-        targets = [s.start for s in store.shards]
+        starts = [s.start for s in store.shards]
+        targets = [starts[i] for i in np.linspace(0, len(starts), min(count, len(starts)),
+                                                  endpoint=False).astype(int)]  # fmt: skip
     else:
-        targets = np.linspace(0, n, SPANS_PER_SLOT * slots + 1)[:-1].tolist()
+        targets = np.linspace(0, n, count + 1)[:-1].tolist()
     starts = sorted({round(t / rows) * rows for t in targets} | {0})
     starts = [a for a in starts if a < n]
     return list(zip(starts, [*starts[1:], n]))

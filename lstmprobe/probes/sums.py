@@ -248,9 +248,13 @@ def merged_accumulators(
     return acc
 
 
-def merge_tree(submit: Callable[..., Any], parts: list[Any], fan_in: int = 8) -> Any:
+def merge_tree(submit: Callable[..., Any], parts: list[Any], fan_in: int = 2) -> Any:
     """Merge ``parts`` (results or futures of them) ``fan_in`` at a time with
-    ``submit(merge_many, *group)``, level by level, in order; returns the last result."""
+    ``submit(merge_many, *group)``, level by level, in order; returns the last result.
+
+    Pairs by default: a span's sums of a large recording are big (a 3x1024 LSTM's histograms
+    for 32 label patterns: 600 MB, docs/scale-out.md), and a merge holds its inputs and its
+    result at once."""
     while len(parts) > 1:
         parts = [
             submit(merge_many, *parts[i : i + fan_in])
