@@ -50,16 +50,56 @@ class ShardFile:
 
 
 def read_table(f: h5py.File) -> list[ShardFile]:
-    """The shards a sharded store names (in position order); KeyError/ValueError if damaged."""
+    """The shards a sharded store names (in position order); KeyError/ValueError if damaged.
+
+    Each path must be ``FOLDER/shard-NNNNN.h5`` relative to the store (never absolute, never
+    ``..``), and the shards must tile the positions in order."""
     rows = json.loads(attr_str(dataset(f, TABLE)[()]))
     shards = [ShardFile(**{k: row[k] for k in ShardFile.__dataclass_fields__}) for row in rows]
+    stop = 0
     for s in shards:
         if not isinstance(s.path, str) or not isinstance(s.uid, str):
             raise ValueError("a shard's path and uid are text")
         for number in (s.index, s.start, s.stop, s.size):
             if isinstance(number, bool) or not isinstance(number, int):
                 raise ValueError("a shard's index, positions and size are integers")
+        parts = Path(s.path).parts
+        if (
+            len(parts) != 2
+            or not parts[0].endswith(".shards")
+            or ".." in parts
+            or "/" in s.path[:1]
+        ):
+            raise ValueError(f"shard path {s.path[:80]!r} is not FOLDER.shards/NAME")
+        if s.start != stop or s.stop <= s.start:
+            raise ValueError("the shards do not tile the positions in order")
+        stop = s.stop
     return shards
+
+
+def check_virtual(f: h5py.File, names: list[str], shards: list[ShardFile]) -> None:
+    """Every virtual dataset of ``names`` maps exactly the table's shards, in order, each to its
+    positions; a store without a table has no virtual dataset (ValueError otherwise)."""
+    for name in names:
+        ds = dataset(f, name)
+        if not ds.is_virtual:
+            if shards:
+                raise ValueError(f"{name} is not a virtual dataset over the shards")
+            continue
+        if not shards:
+            raise ValueError(f"{name} is a virtual dataset but the store names no shards")
+        sources = ds.virtual_sources()
+        if len(sources) != len(shards):
+            raise ValueError(f"{name} maps {len(sources)} sources for {len(shards)} shards")
+        for source, s in zip(sources, shards):
+            lo, hi = source.vspace.get_select_bounds()
+            if (source.file_name, source.dset_name.lstrip("/")) != (s.path, name) or (
+                lo[0],
+                hi[0] + 1,
+            ) != (s.start, s.stop):
+                raise ValueError(
+                    f"{name} maps another file or other positions than shard {s.index}"
+                )
 
 
 def table_text(shards: list[ShardFile]) -> str:

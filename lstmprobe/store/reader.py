@@ -31,7 +31,7 @@ from lstmprobe.store._format import (
     partial_path,
 )
 from lstmprobe.store._mapped import ChunkLayout, chunk_views, open_cached, prefetched, release
-from lstmprobe.store._virtual import TABLE, check_sources
+from lstmprobe.store._virtual import TABLE, check_sources, check_virtual
 from lstmprobe.text import Vocab
 
 
@@ -174,6 +174,8 @@ class ActivationStore:
         check_sequences(self.path, self.sequences, self.n_positions)
         #: the shards of a sharded recording (docs/scale-out.md), each checked: empty otherwise
         self.shards = check_sources(f, self.path) if TABLE in f else []
+        values = [*self._layout, *(["next_logprob"] if "next_logprob" in f else [])]
+        check_virtual(f, values, self.shards)
         self._cache = cache_bytes(self.chunk_positions, list(self._layout.values()), itemsize)
 
     @property

@@ -4,6 +4,7 @@ and consolidates into one ordinary file (docs/scale-out.md)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -167,3 +168,35 @@ def test_consolidate_copies_into_one_ordinary_file_bit_for_bit(recordings, tmp_p
         assert s.compression == "gzip"
     with pytest.raises(StoreError, match="another file"):
         consolidate(out, out)
+
+
+@pytest.mark.parametrize(
+    "how", ["another file", "other positions", "a path out of the folder", "no table"]
+)
+def test_a_crafted_sharded_store_is_refused(recordings, tmp_path: Path, how: str) -> None:
+    # the table and the virtual datasets must agree: HDF5 follows the datasets' own sources
+    store = sharded_copy(recordings, tmp_path)
+    (tmp_path / "secret.h5").write_bytes((recordings[0] / "one.h5").read_bytes())
+    with h5py.File(store, "a") as f:
+        ds = f["layer0/cell"]
+        shape, dtype = ds.shape, ds.dtype
+        table = json.loads(f["shards"][()])
+        if how == "a path out of the folder":
+            table[1]["path"] = "../secret.h5"
+            del f["shards"]
+            f.create_dataset("shards", data=json.dumps(table), dtype=h5py.string_dtype())
+        elif how == "no table":
+            del f["shards"]
+        else:
+            layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+            for s in table:
+                src = "../secret.h5" if how == "another file" and s["index"] == 1 else s["path"]
+                lo, hi = s["start"], s["stop"]
+                if how == "other positions" and s["index"] == 1:
+                    lo, hi = lo + 1, hi
+                layout[lo:hi] = h5py.VirtualSource(src, "layer0/cell", shape=(hi - lo, shape[1]))
+            del f["layer0/cell"]
+            f["layer0"].create_virtual_dataset("cell", layout, fillvalue=np.nan)
+    with pytest.raises(StoreError, match="damaged lstmprobe recording") as info:
+        ActivationStore(store)
+    assert "\n" not in str(info.value)
