@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from lstmprobe.cli._common import echo_json, layer_names, split_names
+from lstmprobe.cli._common import echo_json, layer_names, split_names, warn
 from lstmprobe.cli.options import (
     DEFAULT_STORE,
     choice_option,
@@ -184,6 +184,7 @@ def import_lstmvis_command(
         word_map=_word_map(word_map),
         force=force,
         progress=not quiet,
+        warn=warn,
     )
     if as_json:
         echo_json(result.to_dict())

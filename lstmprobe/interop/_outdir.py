@@ -86,6 +86,11 @@ def staged(path: str | os.PathLike[str], *, force: bool = False) -> Iterator[Sta
 
 
 def _commit(stage: Stage, path: Path) -> None:
+    taken = [n for n in stage.names if (path / n).is_dir() and not (path / n).is_symlink()]
+    if taken:  # checked before anything moves: a directory cannot be replaced by a file
+        raise InteropError(
+            f"{path / taken[0]} is a directory; the export writes a file there: move it away"
+        )
     for name in stage.names:
         with open(stage.dir / name, "rb") as fh:
             os.fsync(fh.fileno())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,7 @@ def import_lstmvis(
     word_map: Mapping[str, str] | None = None,
     force: bool = False,
     progress: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> ImportResult:
     """Import the LSTMVis project in the directory ``project`` into a new store at ``out``.
 
@@ -106,6 +107,9 @@ def import_lstmvis(
         Overwrite an existing store.
     progress : bool
         Show a progress bar.
+    warn : callable, optional
+        Hears one line per dataset whose values do not fit float16 (with ``dtype="float16"``);
+        by default a :class:`~lstmprobe.errors.PrecisionWarning`.
 
     Returns
     -------
@@ -120,7 +124,7 @@ def import_lstmvis(
     if not config_path.is_file():
         raise InteropError(f"{project} has no {CONFIG}; an LSTMVis project directory holds one")
     for words, char in (word_map or {}).items():
-        if not isinstance(char, str) or len(char) != 1:
+        if not isinstance(char, str) or len(char) != 1 or "\ud800" <= char <= "\udfff":
             raise InteropError(f"`word_map` maps {words!r} to {char!r}; give one character")
     with _Project(project, _read_config(config_path)) as reader:
         ids_file, ids_path = reader.dataset_ref("word_sequence")
@@ -130,6 +134,8 @@ def import_lstmvis(
         entries = parse_dict(reader.dict_file())
         vocab, tokens = _tokens(ids, entries, word_map, f"{shown(ids_file.name)}:{shown(ids_path)}")
         sequences = reader.sequences(n)
+        if Path(out).resolve() in {p.resolve() for p in [*reader.read, reader.dict_file()]}:
+            raise InteropError(f"{out} is a file of the project; write the store elsewhere")
         text = _decode(vocab, tokens)
         spec = RecordingSpec(
             tokens=tokens,
@@ -143,7 +149,7 @@ def import_lstmvis(
             run_config=reader.run_config(),
             dtype=dtype,
         )
-        path = _write(out, spec, states, force=force, progress=progress)
+        path = _write(out, spec, states, force=force, progress=progress, warn=warn)
     return ImportResult(path, n, len(sequences), len(vocab), {str(s.key): s.where for s in states})
 
 
@@ -196,6 +202,11 @@ class _Project:
             own if isinstance(own, dict) and own.get("format") == FORMAT else {}
         )
         self._open: dict[Path, h5py.File] = {}
+
+    @property
+    def read(self) -> list[Path]:
+        """The HDF5 files opened so far."""
+        return list(self._open)
 
     def __enter__(self) -> _Project:
         return self
@@ -407,10 +418,16 @@ def _write(
     *,
     force: bool,
     progress: bool,
+    warn: Callable[[str], None] | None,
 ) -> Path:
     n = int(spec.tokens.size)
     units = sum(s.units for s in states)
-    writer = StoreWriter(out, spec, force=force)
+    sources = {Path(s.dataset.file.filename).resolve() for s in states}
+    if Path(out).resolve() in sources:
+        raise InteropError(
+            f"{out} is a file of the project being imported; write the store elsewhere"
+        )
+    writer = StoreWriter(out, spec, force=force, warn=warn)
     chunk = writer.chunk_positions
     step = max(1, WINDOW_BYTES // (4 * units * chunk)) * chunk
     bar = progress_bar(n, desc="import", unit="char", unit_scale=True, enabled=progress)

@@ -187,7 +187,7 @@ def test_words_of_more_than_one_character_need_a_map(tmp_path):
         (lambda c: c["states"]["types"][0].update(layer=0), "counted from 1"),
         (
             lambda c: c["states"]["types"][0].update(type="embedding"),
-            "type 'embedding' has no lstmprobe quantity",
+            "type embedding has no lstmprobe quantity",
         ),
         (lambda c: c["states"]["types"][0].update(path="nope"), "names the dataset nope"),
         (lambda c: c["word_sequence"].update(file="nothing"), "not a name in files"),
@@ -274,3 +274,20 @@ def test_a_damaged_project_is_one_line_or_a_store(tmp_path_factory, data):
         assert result.exit_code == 0 and not lines, result.output
         with ActivationStore(out) as s:
             assert s.n_positions > 0
+
+
+def test_the_store_is_never_written_over_the_project(hand):
+    for name in ("cbt_epoch10.h5", "train.h5", "words.dict"):
+        before = (hand / name).read_bytes()
+        with pytest.raises(InteropError, match="is a file of the project"):
+            import_lstmvis(hand, hand / name, force=True)
+        assert (hand / name).read_bytes() == before
+
+
+def test_float16_overflow_is_told_through_warn(tmp_path):
+    project = write_hand_project(tmp_path / "p", newline="\\n")
+    with h5py.File(project / "cbt_epoch10.h5", "r+") as f:
+        f["states2"][5, 1] = 1e6
+    heard: list[str] = []
+    import_lstmvis(project, tmp_path / "a.h5", dtype="float16", warn=heard.append)
+    assert len(heard) == 1 and "layer1/cell" in heard[0] and "float16" in heard[0]

@@ -38,3 +38,15 @@ def test_what_cannot_take_an_export_is_refused_first(tmp_path):
     (tmp_path / "f").write_text("")
     with pytest.raises(InteropError, match="is a file"):
         check_target(tmp_path / "f", force=True)
+
+
+def test_a_directory_in_the_way_stops_the_export_before_anything_moves(tmp_path):
+    out = tmp_path / "out"
+    (out / "b").mkdir(parents=True)
+    (out / "a").write_text("old")
+    with pytest.raises(InteropError, match="is a directory"), staged(out, force=True) as stage:
+        stage.file("a").write_text("new")
+        stage.file("b").write_text("new")
+    assert (out / "a").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "out"
+    ]
