@@ -88,6 +88,8 @@ def test_an_imported_store_works_with_info_find_neurons_and_report_and_ablate_re
         assert s.sibling("rankings.json").exists()
     result = run("report", "--store", out, "--no-figures", "-q")
     assert result.exit_code == 0, result.output
+    page = out.with_name("acts.report.html").read_text(encoding="utf-8")
+    assert f"imported from lstmvis: {project.resolve()}" in page  # the page's model line
     vocab = Vocab.from_text(HAND)
     model = save_checkpoint(tmp_path / "model.pt", make_model(vocab), vocab)
     corpus = tmp_path / "corpus.txt"
