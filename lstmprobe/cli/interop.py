@@ -143,7 +143,9 @@ def import_group() -> None:
     type=click.Path(dir_okay=False),
     help="The store to write.",
 )
-@choice_option("--dtype", choices=("float32", "float16"), default="float32")
+@choice_option(
+    "--dtype", choices=("float32", "float16"), default="float32", help="The store's values."
+)
 @click.option(
     "--map",
     "word_map",
@@ -173,7 +175,7 @@ def import_lstmvis_command(
     Examples:
         lstmprobe import lstmvis lstmvis-data/parens -o parens.h5
         lstmprobe import lstmvis proj -o acts.h5 --map '<eos>=\\n' --map '<unk>=?'
-        lstmprobe find-neurons --store parens.h5 -f depth
+        lstmprobe find-neurons --store parens.h5 -f quote
     """
     from lstmprobe.interop import import_lstmvis
 
