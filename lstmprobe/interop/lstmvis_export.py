@@ -161,8 +161,9 @@ def _config(s: ActivationStore, keys: list[Key], name: str) -> str:
         for k in keys
     ]
     config: dict[str, Any] = {
-        "name": name,
-        # LSTMVis's project list inserts the description as HTML
+        # LSTMVis's pages insert the name (pattern finder) and the description (project list)
+        # as HTML
+        "name": html.escape(name, quote=False),
         "description": html.escape(description, quote=False),
         "files": dict(FILES),
         "word_sequence": {"file": "word_ids", "path": WORD_IDS_PATH, "dict_file": "words"},

@@ -77,6 +77,13 @@ def test_sequences_tabs_and_other_whitespace_survive(lines_store, tmp_path):
     assert all(len(w.split()) == 2 or w.startswith(" ") for w in words)
 
 
+def test_the_name_and_description_are_safe_as_html(lines_store, tmp_path):
+    export_lstmvis(lines_store, tmp_path / "p", name="<b>a & b</b>")
+    config = read_project(tmp_path / "p").config
+    assert config["name"] == "&lt;b&gt;a &amp; b&lt;/b&gt;"
+    assert html.unescape(config["name"]) == "<b>a & b</b>"
+
+
 def test_a_gru_exports_its_own_quantities(gru_store, tmp_path):
     result = export_lstmvis(gru_store, tmp_path / "p")
     types = read_project(tmp_path / "p").config["states"]["types"]
