@@ -117,15 +117,19 @@ def cluster_rounds(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     options = RecordOptions(batch_chars=16384)
     shard_chars = n // args.shards
     clusters, started = {}, {}
-    for workers in (1, 2):
+    for workers in (1, 2, "1 as Dask"):
         began = time.perf_counter()
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=logging.ERROR)  # fmt: skip
+        # "1 as Dask": one worker with glibc's malloc as Dask's nanny sets it (lstmprobe's
+        # workers set it back: lstmprobe.distributed.models.tune_malloc)
+        env = {"LSTMPROBE_MALLOC": "dask"} if workers == "1 as Dask" else {}
+        cluster = LocalCluster(n_workers=1 if workers == "1 as Dask" else workers,
+                               threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.ERROR, env=env)  # fmt: skip
         client = Client(cluster)
         client.run(lambda: __import__("lstmprobe.distributed.record"))  # imports, not timed
         started[workers] = time.perf_counter() - began
         clusters[workers] = (cluster, client)
-    labels = ("one", "1 worker", "2 workers")
+    labels = ("one", "1 worker", "2 workers", "1 worker, malloc as Dask sets it")
     times: dict[str, list[float]] = {k: [] for k in labels}
     cpu: dict[str, list[float]] = {k: [] for k in labels}
     scores: dict[str, list[float]] = {k: [] for k in labels}
@@ -139,7 +143,7 @@ def cluster_rounds(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             with ActivationStore(one) as s:
                 unit_scores(s, FEATURES[:1])  # numba's compiled loops loaded, not timed
                 scores["one"].append(timed(lambda s=s: unit_scores(s, FEATURES)))
-            for workers, label in ((1, "1 worker"), (2, "2 workers")):
+            for workers, label in zip((1, 2, "1 as Dask"), labels[1:]):
                 client = clusters[workers][1]
                 out = tmp / f"w{workers}" / "acts.h5"
                 out.parent.mkdir(exist_ok=True)
@@ -177,14 +181,14 @@ def table(result: dict[str, Any]) -> str:
     ]
     base = statistics.median(result["times"]["one"])
     base_score = statistics.median(result["scores"]["one"])
-    for label in ("one", "1 worker", "2 workers"):
+    for label in result["times"]:
         t = statistics.median(result["times"][label])
         c = statistics.median(result["cpu"][label])
         s = statistics.median(result["scores"][label])
         name = "1 process" if label == "one" else f"LocalCluster, {label}"
         lines.append(f"| {name} | {t:.2f} | {result['chars'] / t:,.0f} | {base / t:.2f} | "
                      f"{c:.1f} | {s:.2f} | {base_score / s:.2f} |")  # fmt: skip
-    starts = ", ".join(f"{k} worker(s) {v:.1f} s" for k, v in result["cluster_start"].items())
+    starts = ", ".join(f"{k}: {v:.1f} s" for k, v in result["cluster_start"].items())
     lines.append(f"\ncluster start (not in the times above): {starts}")
     return "\n".join(lines)
 

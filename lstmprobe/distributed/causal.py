@@ -20,7 +20,7 @@ from lstmprobe.causal import ablation as one_process
 from lstmprobe.causal.dynamics import DynamicsSums, dynamics_sums
 from lstmprobe.causal.dynamics import gate_dynamics as dynamics_here
 from lstmprobe.distributed.cluster import require_distributed, slots_of, task_spans
-from lstmprobe.distributed.models import ModelBytes, worker_model
+from lstmprobe.distributed.models import ModelBytes, tune_malloc, worker_model
 from lstmprobe.models import LoadedModel
 from lstmprobe.record import Intervention
 from lstmprobe.store import ActivationStore
@@ -77,6 +77,7 @@ def dynamics_span(
     path: str, layer: str, kind: str, start: int, stop: int, chunk_size: int | None
 ) -> DynamicsSums:
     """The task: one layer's dynamics summed over ``[start, stop)`` of the store at ``path``."""
+    tune_malloc()
     with ActivationStore(path) as store:
         return dynamics_sums(store, layer, kind, start, stop, chunk_size)
 

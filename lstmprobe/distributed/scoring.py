@@ -17,6 +17,7 @@ import numpy as np
 
 from lstmprobe._io import progress_bar
 from lstmprobe.distributed.cluster import require_distributed, slots_of, task_spans
+from lstmprobe.distributed.models import tune_malloc
 from lstmprobe.features import Feature
 from lstmprobe.probes import rank_units as rank_one
 from lstmprobe.probes.labels import Labels
@@ -47,6 +48,7 @@ def score_span(
 ) -> dict[str, list[SpanSums]]:
     """The task: positions ``[start, stop)`` of the store at ``path`` counted into fresh
     accumulators (one thread), as their sums."""
+    tune_malloc()
     with ActivationStore(path) as store:
         return span_sums(add_span(store, plan, start, stop, ids, w, chunk_size=chunk_size))
 
