@@ -116,36 +116,33 @@ def cluster_rounds(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     n = len(corpus.text)
     options = RecordOptions(batch_chars=16384)
     shard_chars = n // args.shards
-    clusters, started = {}, {}
-    for workers in (1, 2, "1 as Dask"):
-        began = time.perf_counter()
-        # "1 as Dask": one worker with glibc's malloc as Dask's nanny sets it (lstmprobe's
-        # workers set it back: lstmprobe.distributed.models.tune_malloc)
-        env = {"LSTMPROBE_MALLOC": "dask"} if workers == "1 as Dask" else {}
-        cluster = LocalCluster(n_workers=1 if workers == "1 as Dask" else workers,
-                               threads_per_worker=1, processes=True, dashboard_address=":0",
-                               silence_logs=logging.ERROR, env=env)  # fmt: skip
-        client = Client(cluster)
-        client.run(lambda: __import__("lstmprobe.distributed.record"))  # imports, not timed
-        started[workers] = time.perf_counter() - began
-        clusters[workers] = (cluster, client)
     labels = ("one", "1 worker", "2 workers", "1 worker, malloc as Dask sets it")
     times: dict[str, list[float]] = {k: [] for k in labels}
     cpu: dict[str, list[float]] = {k: [] for k in labels}
     scores: dict[str, list[float]] = {k: [] for k in labels}
+    started: dict[str, list[float]] = {k: [] for k in labels[1:]}
     one = tmp / "one.h5"
-    try:
-        for r in range(args.repeat):
-            print(f"round {r + 1}/{args.repeat} ({load()})", file=sys.stderr)
-            wall, used = measured(lambda: record_corpus(loaded, corpus, one, options, force=True))
-            times["one"].append(wall)
-            cpu["one"].append(used)
-            with ActivationStore(one) as s:
-                unit_scores(s, FEATURES[:1])  # numba's compiled loops loaded, not timed
-                scores["one"].append(timed(lambda s=s: unit_scores(s, FEATURES)))
-            for workers, label in zip((1, 2, "1 as Dask"), labels[1:]):
-                client = clusters[workers][1]
-                out = tmp / f"w{workers}" / "acts.h5"
+    for r in range(args.repeat):
+        print(f"round {r + 1}/{args.repeat} ({load()})", file=sys.stderr)
+        # one process, with no cluster alive (idle workers would take CPU from it)
+        wall, used = measured(lambda: record_corpus(loaded, corpus, one, options, force=True))
+        times["one"].append(wall)
+        cpu["one"].append(used)
+        with ActivationStore(one) as s:
+            unit_scores(s, FEATURES[:1])  # numba's compiled loops loaded, not timed
+            scores["one"].append(timed(lambda s=s: unit_scores(s, FEATURES)))
+        for workers, label in zip((1, 2, 1), labels[1:]):
+            # the last: one worker with glibc's malloc as Dask's nanny sets it (lstmprobe's
+            # workers set it back: lstmprobe.distributed.models.tune_malloc)
+            env = {"LSTMPROBE_MALLOC": "dask"} if "malloc" in label else {}
+            began = time.perf_counter()
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0", silence_logs=logging.ERROR, env=env)  # fmt: skip
+            client = Client(cluster)
+            client.run(lambda: __import__("lstmprobe.distributed.record"))  # imports, not timed
+            started[label].append(time.perf_counter() - began)
+            try:
+                out = tmp / label.replace(" ", "-").replace(",", "") / "acts.h5"
                 out.parent.mkdir(exist_ok=True)
                 wall, used = measured(lambda out=out, client=client: record_sharded(
                     loaded, corpus, out, options, client=client, shard_chars=shard_chars,
@@ -154,17 +151,15 @@ def cluster_rounds(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 cpu[label].append(used)
                 if r == 0:
                     assert same_values(one, out), f"{label}: not the one-process values"
-                    with ActivationStore(out) as s:
-                        score_sharded(s, FEATURES[:1], client=client)  # workers' numba loaded
                 with ActivationStore(out) as s:
+                    score_sharded(s, FEATURES[:1], client=client)  # workers' numba loaded
                     scores[label].append(
                         timed(lambda s=s, c=client: score_sharded(s, FEATURES, client=c))
                     )
-    finally:
-        for cluster, client in clusters.values():
-            client.close()
-            cluster.close()
-    with ActivationStore(tmp / "w2" / "acts.h5") as s:
+            finally:
+                client.close()
+                cluster.close()
+    with ActivationStore(tmp / "2-workers" / "acts.h5") as s:
         shards = len(s.shards)
     return {"chars": n, "files": args.files, "shards": shards, "times": times, "cpu": cpu,
             "scores": scores, "cluster_start": started, "load": load()}  # fmt: skip
@@ -188,7 +183,9 @@ def table(result: dict[str, Any]) -> str:
         name = "1 process" if label == "one" else f"LocalCluster, {label}"
         lines.append(f"| {name} | {t:.2f} | {result['chars'] / t:,.0f} | {base / t:.2f} | "
                      f"{c:.1f} | {s:.2f} | {base_score / s:.2f} |")  # fmt: skip
-    starts = ", ".join(f"{k}: {v:.1f} s" for k, v in result["cluster_start"].items())
+    starts = ", ".join(
+        f"{k}: {statistics.median(v):.1f} s" for k, v in result["cluster_start"].items()
+    )
     lines.append(f"\ncluster start (not in the times above): {starts}")
     return "\n".join(lines)
 
