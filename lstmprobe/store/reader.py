@@ -175,7 +175,7 @@ class ActivationStore:
         #: the shards of a sharded recording (docs/scale-out.md), each checked: empty otherwise
         self.shards = check_sources(f, self.path) if TABLE in f else []
         values = [*self._layout, *(["next_logprob"] if "next_logprob" in f else [])]
-        check_virtual(f, values, self.shards)
+        check_virtual(f, values, self.shards, self.path)
         self._cache = cache_bytes(self.chunk_positions, list(self._layout.values()), itemsize)
 
     @property
