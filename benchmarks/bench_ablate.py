@@ -73,7 +73,7 @@ def main() -> None:
         "zero layer0/hidden/17": [Intervention("layer0/hidden/17", "zero")],
         "mean layer0/hidden/17 (0.1)": [Intervention("layer0/hidden/17", "mean", value=0.1)],
         "clamp layer0/forget_gate/17=1": [
-            Intervention("layer0/forget_gate/17", "constant", value=1.0)
+            Intervention("layer0/forget_gate/17", "clamp", value=1.0)
         ],
         "zero layer0/cell/17, masked": [
             Intervention("layer0/cell/17", "zero", mask=np.arange(4096) % 64 < 32)

@@ -19,7 +19,7 @@ most the chosen one's). docs/causal.md has the definitions and the limits.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +35,10 @@ from lstmprobe.causal.units import (
     draw_random,
     recorded_reset,
 )
-from lstmprobe.errors import AblationError, CorpusError, FeatureError
+from lstmprobe.errors import AblationError, CorpusError, FeatureError, InterventionError
+from lstmprobe.names import Key, Unit
 from lstmprobe.record import Intervention, Recorder
+from lstmprobe.record.interventions import parse_mode, unit_interventions
 from lstmprobe.record.threads import TorchThreads, check_threads, default_threads
 from lstmprobe.text import sequences as text_sequences
 
@@ -45,7 +47,6 @@ if TYPE_CHECKING:
     from lstmprobe.probes.ranking import Ranking
     from lstmprobe.store import ActivationStore
 
-MODES: tuple[str, ...] = ("zero", "mean", "clamp")
 LN2 = math.log(2.0)
 
 
@@ -145,24 +146,6 @@ _NO_MEANS = (
 )
 
 
-def _interventions(
-    units: Sequence[str], mode: str, clamp: float | None, means: dict[str, np.ndarray] | None
-) -> list[Intervention]:
-    out = []
-    for key, idx in Condition(tuple(units)).by_key.items():
-        if mode == "zero":
-            out.append(Intervention(key, "zero", units=idx))
-        elif mode == "mean":
-            if means is None:
-                raise AblationError(_NO_MEANS)
-            out.append(
-                Intervention(key, "mean", value=[float(means[key][i]) for i in idx], units=idx)
-            )
-        else:
-            out.append(Intervention(key, "constant", value=clamp, units=idx))
-    return out
-
-
 @dataclass
 class AblationResult:
     """What :func:`run_ablation` measured: one JSON-ready dict per condition, and per char."""
@@ -199,12 +182,12 @@ def run_ablation(
     model: torch.nn.Module,
     vocab: Any,
     text: str,
-    conditions: Sequence[Sequence[str]],
+    conditions: Sequence[Sequence[Unit | str]],
     *,
     feature: Any = None,
     mode: str = "zero",
     clamp: float | None = None,
-    means: dict[str, np.ndarray] | None = None,
+    means: Mapping[Key, np.ndarray] | Mapping[str, np.ndarray] | None = None,
     reset: str = "none",
     n_random: int = 20,
     seed: int = 0,
@@ -222,12 +205,15 @@ def run_ablation(
     vocab : Vocab
     text : str
         The corpus.
-    conditions : list of lists of unit names
+    conditions : list of lists of Unit (or unit names)
         Each is one set of units intervened on together.
     feature : Feature, optional
         Splits the positions into on and off (at the predicted char).
-    mode : {"zero", "mean", "clamp"}
-        ``mean`` needs ``means`` (:func:`unit_means`), ``clamp`` needs ``clamp``.
+    mode : {"zero", "mean", "clamp:V"}
+        As :class:`~lstmprobe.Intervention` (and ``--mode``) spell it; ``mean`` needs
+        ``means`` (:func:`unit_means`). ``clamp`` with ``clamp=V`` is ``clamp:V``.
+    clamp : float, optional
+        The constant of ``mode="clamp"`` (older spelling of ``clamp:V``).
     reset : {"none", "line"}
         How the model reads the corpus (as it was recorded).
     n_random : int
@@ -248,16 +234,20 @@ def run_ablation(
             "cannot be measured; interventions still change its states (Recorder(model, "
             "interventions=...)) and `gate_dynamics()` still describes its gates"
         )
-    if mode not in MODES:
-        raise AblationError(f"`mode` is zero, mean or clamp, got {mode!r}")
-    if mode == "mean" and means is None:
+    try:
+        kind, clamp = parse_mode(mode, clamp)
+    except InterventionError as exc:
+        raise AblationError(str(exc)) from None
+    if kind == "mean" and means is None:
         raise AblationError(_NO_MEANS)
-    if mode == "clamp" and clamp is None:
-        raise AblationError('`mode="clamp"` needs a value: give `clamp`, e.g. clamp=0.5')
+    if kind == "clamp" and clamp is None:
+        raise AblationError('`mode="clamp"` needs a value: give `mode="clamp:V"`, e.g. clamp:0.5')
+    how = f"clamp:{clamp:g}" if kind == "clamp" else kind
+    unit_means = None if means is None else {Key.parse(k): v for k, v in means.items()}
     if not conditions:
         raise AblationError("give at least one condition (`conditions`: lists of unit names)")
     check_threads(threads, AblationError)
-    conds = [Condition(tuple(dict.fromkeys(c))) for c in conditions]
+    conds = [Condition.of(c) for c in conditions]
     datasets = check_units(model, [u for c in conds for u in c.units])
     tokens = vocab.encode(text)
     seqs = text_sequences(text, reset)
@@ -290,18 +280,20 @@ def run_ablation(
             )
     chosen_all = {u for c in conds for u in c.units}
     pools = {
-        key: [i for i in range(n) if f"{key}/{i}" not in chosen_all] for key, n in datasets.items()
+        key: [i for i in range(n) if key.unit(i) not in chosen_all] for key, n in datasets.items()
     }
     draws = [draw_random(c, pools, n_random, seed) for c in conds]
-    if mode == "mean":
-        missing = {k for c in conds for k in c.by_key} - set(means or {})
+    if kind == "mean":
+        missing = {k for c in conds for k in c.by_key} - set(unit_means or {})
         if missing:
-            raise AblationError(f"no means for {', '.join(sorted(missing))} in the recording")
+            raise AblationError(
+                f"no means for {', '.join(str(k) for k in sorted(missing))} in the recording"
+            )
     todo = list(dict.fromkeys([c.units for c in conds] + [d for ds in draws for d in ds]))
     bar = _progress(len(todo) + 1, progress)
-    cache: dict[tuple[str, ...], Run] = {}
+    cache: dict[tuple[Unit, ...], Run] = {}
     chosen = {c.units for c in conds}
-    users: dict[tuple[str, ...], list[int]] = {}
+    users: dict[tuple[Unit, ...], list[int]] = {}
     for ci, ds in enumerate(draws):
         for d in ds:
             users.setdefault(d, []).append(ci)
@@ -314,7 +306,7 @@ def run_ablation(
             base_task = _completion(model, vocab, lines or [], spec, []) if task else None
             bar.update(1)
             for units in todo:
-                ivs = _interventions(units, mode, clamp, means)
+                ivs = unit_interventions(units, how, means=unit_means)
                 bits = next_char_bits(model, tokens, seqs, ivs, method=method)
                 comp = _completion(model, vocab, lines or [], spec, ivs) if task else None
                 delta = (bits - base).astype(np.float32)
@@ -332,7 +324,7 @@ def run_ablation(
         bar.close()
     results, deltas, rdeltas = [], [], []
     described = {
-        "mode": mode,
+        "mode": kind,
         "value": clamp,
         "feature": None if feature is None else feature.name,
         "seed": seed,
@@ -353,7 +345,7 @@ def run_ablation(
         else:
             rdeltas.append(None)
     settings = {
-        "mode": mode,
+        "mode": kind,
         "value": clamp,
         "reset": reset,
         "n_random": n_random,

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.names import Unit
+
 #: one measured run: its loss summary, its per-char deltas (kept for the chosen units only)
 #: and its task completion (with ``task=True``)
 Run = tuple[dict[str, Any], Any, "dict[str, Any] | None"]
@@ -82,9 +84,9 @@ def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]
 
 
 def condition_entry(
-    units: Sequence[str],
+    units: Sequence[Unit],
     chosen: Run,
-    draws: Sequence[tuple[str, ...]],
+    draws: Sequence[tuple[Unit, ...]],
     random: Sequence[Run],
     *,
     settings: dict[str, Any],
@@ -100,7 +102,7 @@ def condition_entry(
     with_feature = settings["feature"] is not None
     metric = "delta_on" if with_feature else "delta"
     entry: dict[str, Any] = {
-        "units": list(units),
+        "units": [str(u) for u in units],
         "mode": settings["mode"],
         "value": settings["value"] if settings["mode"] == "clamp" else None,
         "feature": settings["feature"],
@@ -122,7 +124,7 @@ def condition_entry(
         "seed": settings["seed"],
         "draws": [
             {
-                "units": list(d),
+                "units": [str(u) for u in d],
                 "delta": r[0]["delta"],
                 "delta_on": r[0].get("delta_on"),
                 "delta_off": r[0].get("delta_off"),

@@ -18,19 +18,6 @@ from lstmprobe.cli.options import (
 )
 
 
-def _parse_mode(mode: str) -> tuple[str, float | None]:
-    from lstmprobe.causal import AblationError
-
-    if mode in ("zero", "mean"):
-        return mode, None
-    if mode.startswith("clamp:"):
-        try:
-            return "clamp", float(mode.split(":", 1)[1])
-        except ValueError:
-            pass
-    raise AblationError(f"--mode is zero, mean or clamp:V (e.g. clamp:0.5), got {mode!r}")
-
-
 @click.command("ablate")
 @click.argument("model")
 @click.argument("corpus")
@@ -98,9 +85,10 @@ def ablate_command(
     from lstmprobe.causal import AblationError, check_selection, plan_ablation, run_ablation
     from lstmprobe.features import get_feature
     from lstmprobe.models import load_model
+    from lstmprobe.record.interventions import parse_mode
     from lstmprobe.store.ablations import write_ablations
 
-    kind, clamp = _parse_mode(mode)
+    parse_mode(mode)  # a bad --mode before any work
     check_selection(units, top, feature)
     feat = get_feature(feature) if feature else None
     text = resolve_corpus(corpus)
@@ -122,7 +110,7 @@ def ablate_command(
         units=units,
         top=top,
         feature=feat.name if feat else None,
-        mode=kind,
+        mode=mode,
         reset=reset,
         force=force,
         model=model,
@@ -135,8 +123,7 @@ def ablate_command(
         text,
         plan.conditions,
         feature=feat,
-        mode=kind,
-        clamp=clamp,
+        mode=mode,
         means=plan.means,
         reset=plan.reset,
         n_random=n_random,
@@ -229,10 +216,12 @@ def _num(v: Any, fmt: str = ".2f") -> str:
 
 
 def format_dynamics(result: dict[str, Any], top: int) -> str:
+    from lstmprobe.names import Unit
+
     lines = []
     for layer, info in result["layers"].items():
         d = info["timescales"]
-        n = sum(1 for u in result["units"] if u.startswith(f"{layer}/"))
+        n = sum(1 for u in result["units"] if Unit.parse(u).layer_name == layer)
         lines.append(
             f"{layer} ({info['kind']}, {n} units): timescale median {_num(d['median'])} steps "
             f"[q25 {_num(d['q25'])}, q75 {_num(d['q75'])}, max {_num(d['max'])}], "

@@ -18,8 +18,9 @@ import numpy as np
 
 from lstmprobe._io import progress_bar
 from lstmprobe.errors import StoreError, UnitError
+from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import GATES, Scale, scale_for
+from lstmprobe.report.colors import Scale, scale_for
 from lstmprobe.store import ActivationStore, parse_unit
 
 #: What receives the report's warnings, one line each (None: they are dropped).
@@ -173,7 +174,7 @@ def summarize(
         for c, (a, b, block) in enumerate(store.iter_chunks(keys, chunk_size=chunk, dtype=None)):
             for key, raw in block.items():
                 s = acc[key]
-                gate = key.split("/")[1] in GATES
+                gate = Key.parse(key).is_gate
                 sweep(
                     raw,
                     gate,
@@ -268,8 +269,7 @@ def unit_range(store: ActivationStore, name: str) -> tuple[float, float]:
 def unit_scale(store: ActivationStore, name: str) -> Scale:
     """The fixed colour scale of one unit (reads its range when the quantity needs it)."""
     key, _ = check_unit(store, name)
-    quantity = key.split("/")[1]
-    if quantity in GATES:
+    if Key.parse(key).is_gate:
         return scale_for(key)
     lo, hi = unit_range(store, name)
     return scale_for(key, max(abs(lo), abs(hi)))

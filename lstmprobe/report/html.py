@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import GATES, lut, scale_for
+from lstmprobe.report.colors import lut, scale_for
 from lstmprobe.report.data import (
     KeyStats,
     Warn,
@@ -185,8 +186,9 @@ def build_report(
             if idx
             else np.zeros((0, b - a), np.uint8)
         )
-        layer, quantity = key.split("/")
-        gate = quantity in GATES
+        parsed = Key.parse(key)
+        layer, quantity = parsed.layer_name, parsed.quantity
+        gate = parsed.is_gate
         key_data.append(
             {
                 "key": key,
@@ -293,7 +295,7 @@ def _figures(
     from lstmprobe.report import figures as F
 
     out = []
-    gate_stats = {k: v for k, v in stats.items() if k.split("/")[1] in GATES}
+    gate_stats = {k: v for k, v in stats.items() if Key.parse(k).is_gate}
     if gate_stats:
         out.append(
             {
@@ -334,8 +336,8 @@ def text_page(store: ActivationStore, unit: str, start: int, stop: int, width: i
         "keys": [
             {
                 "key": key,
-                "layer": key.split("/")[0],
-                "quantity": key.split("/")[1],
+                "layer": Key.parse(key).layer_name,
+                "quantity": Key.parse(key).quantity,
                 "n": store.n_units(key),
                 "units": [index],
                 "kind": scale.kind,

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import GATES, Scale, cmap, scale_for
+from lstmprobe.report.colors import Scale, cmap, scale_for
 from lstmprobe.report.data import (
     KeyStats,
     Separator,
@@ -32,9 +33,9 @@ def saturation(stats: dict[str, KeyStats], layers: Sequence[str] | None = None) 
     Figure."""
     import matplotlib.pyplot as plt
 
-    gates = [k for k in stats if k.split("/")[1] in GATES]
+    gates = [k for k in stats if Key.parse(k).is_gate]
     if layers is not None:
-        gates = [k for k in gates if k.split("/")[0] in layers]
+        gates = [k for k in gates if Key.parse(k).layer_name in layers]
     if not gates:
         from lstmprobe.errors import UnitError
 
@@ -45,7 +46,7 @@ def saturation(stats: dict[str, KeyStats], layers: Sequence[str] | None = None) 
         )
     by_layer: dict[str, list[str]] = {}
     for k in gates:
-        by_layer.setdefault(k.split("/")[0], []).append(k)
+        by_layer.setdefault(Key.parse(k).layer_name, []).append(k)
     n_cols = max(len(v) for v in by_layer.values())
     fig, axes = plt.subplots(
         len(by_layer), n_cols, figsize=(2.3 * n_cols, 2.3 * len(by_layer)), squeeze=False,
@@ -154,7 +155,7 @@ def separator(sep: Separator, max_units: int = 64) -> Any:
     rows = np.argsort(-eta, kind="stable")[:max_units]
     order = sorted(range(len(sep.groups)), key=lambda i: (_group_key(sep.groups[i]), i))
     v = sep.values[np.asarray(order)][:, rows].T
-    if sep.key.split("/")[1] in GATES:
+    if Key.parse(sep.key).is_gate:
         scale = scale_for(sep.key)
     else:
         m = float(np.abs(v).max()) or 1.0

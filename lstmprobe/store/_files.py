@@ -18,7 +18,7 @@ import numpy as np
 
 from lstmprobe._io import create_exclusive
 from lstmprobe.errors import StoreError, one_line
-from lstmprobe.names import layer_of
+from lstmprobe.names import Key
 from lstmprobe.store._format import (
     FORMAT,
     GZIP_LEVEL,
@@ -236,12 +236,13 @@ def new_recording_file(
         f.create_dataset("tokens", data=contents.tokens, dtype=np.int32)
         f.create_dataset("sequences", data=contents.sequences, dtype=np.int64)
         for key, n in contents.layout.items():
-            layer = layer_of(key)
+            parsed = Key.parse(key)
+            layer = parsed.layer_name
             group = (
                 f.require_group(layer) if layer in f else f.create_group(layer, track_order=True)
             )
             group.create_dataset(
-                key.split("/", 1)[1],
+                parsed.quantity,
                 shape=(contents.n_positions, n),
                 dtype=contents.dtype,
                 chunks=(cp, min(n, UNIT_BLOCK)),

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from lstmprobe.errors import StoreError, UnitError
-from lstmprobe.names import check_key, layer_of, parse_unit
+from lstmprobe.names import Key, check_key, layer_of, parse_unit
 from lstmprobe.store._format import (
     FORMAT,
     FORMAT_VERSION,
@@ -252,7 +252,7 @@ class ActivationStore:
 
     def quantities(self, layer: str) -> list[str]:
         """Recorded quantities of one layer, in order."""
-        found = [k.split("/", 1)[1] for k in self._layout if layer_of(k) == layer]
+        found = [k.quantity for k in map(Key.parse, self._layout) if k.layer_name == layer]
         if not found:
             raise UnitError(
                 f"layer {layer!r} was not recorded in {self.path}; layers: {', '.join(self.layers)}"

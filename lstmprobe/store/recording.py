@@ -48,6 +48,15 @@ Sidecar = Literal["rankings", "ablations", "dynamics", "patching", "attributions
 STATE_SUFFIX = ".state"
 COMPRESSING_SUFFIX = ".compressing"
 SHARDS_SUFFIX = ".shards"
+#: Every ending of a file name of a recording, spelled here only (tests/test_architecture.py
+#: fails on a string that ends in one of them anywhere else in the package).
+FILE_SUFFIXES: tuple[str, ...] = (
+    *SIDECARS.values(),
+    PARTIAL_SUFFIX,
+    STATE_SUFFIX,
+    COMPRESSING_SUFFIX,
+    SHARDS_SUFFIX,
+)
 
 
 @dataclass(frozen=True)

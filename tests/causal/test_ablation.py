@@ -17,6 +17,7 @@ from lstmprobe.features import get_feature
 from lstmprobe.lm import task_completion
 from lstmprobe.lm.tasks import generate
 from lstmprobe.models import CharLSTM, LoadedModel, ModelConfig
+from lstmprobe.names import Key, Unit
 from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.store import ActivationStore
 from lstmprobe.text import Vocab, sequences
@@ -40,9 +41,9 @@ def test_chunked_fused_losses_equal_the_per_step_loop_over_the_whole_text(tiny, 
     tokens = tiny.vocab.encode(corpus)
     seqs = sequences(corpus)
     for iv in (
-        Intervention("layer0/hidden/1", "constant", value=0.3),
+        Intervention("layer0/hidden/1", "clamp", value=0.3),
         Intervention("layer1/cell/2", "zero"),
-        Intervention("layer0/forget_gate/0", "constant", value=0.9),
+        Intervention("layer0/forget_gate/0", "clamp", value=0.9),
     ):
         fused = next_char_bits(tiny.model, tokens, seqs, [iv], chunk_size=7, method="fused")
         steps = next_char_bits(tiny.model, tokens, seqs, [iv], chunk_size=10_000, method="steps")
@@ -62,11 +63,12 @@ def test_the_feature_is_read_at_the_predicted_char():
 
 def test_random_draws_are_distinct_seeded_and_exclude_the_chosen_units():
     cond = Condition(("layer0/cell/1", "layer0/cell/4"))
-    pools = {"layer0/cell": [0, 2, 3, 5, 6, 7]}
+    assert cond.units == (Unit.parse("layer0/cell/1"), Unit.parse("layer0/cell/4"))
+    pools = {Key.parse("layer0/cell"): [0, 2, 3, 5, 6, 7]}
     a = draw_random(cond, pools, 10, seed=3)
     assert a == draw_random(cond, pools, 10, seed=3)
     assert len({frozenset(d) for d in a}) == 10
-    assert all(len(d) == 2 and not {"layer0/cell/1", "layer0/cell/4"} & set(d) for d in a)
+    assert all(len(d) == 2 and not set(cond.units) & set(d) for d in a)
     assert a != draw_random(cond, pools, 10, seed=4)
     with pytest.raises(AblationError, match=r"only 6 other layer0/cell units exist \(15 sets\)"):
         draw_random(cond, pools, 16, seed=0)
@@ -83,7 +85,7 @@ def test_an_ablation_reports_every_field_against_random_units(tiny, corpus, reco
     with ActivationStore(recorded) as store:
         means = unit_means(store, ["layer0/cell", "layer1/hidden"])
         direct = store.read("layer0/cell").mean(0)
-    np.testing.assert_allclose(means["layer0/cell"], direct, atol=1e-6)
+    np.testing.assert_allclose(means[Key.parse("layer0/cell")], direct, atol=1e-6)
     result = run_ablation(
         tiny.model,
         tiny.vocab,
@@ -120,7 +122,7 @@ def test_an_ablation_reports_every_field_against_random_units(tiny, corpus, reco
     with ActivationStore(recorded) as store:
         base = -store.next_logprob / math.log(2)
     np.testing.assert_allclose(result.base_bits, base, atol=1e-5, equal_nan=True)
-    iv = [Intervention("layer0/cell", "mean", value=[means["layer0/cell"][1]], units=[1])]
+    iv = [Intervention("layer0/cell", "mean", value=[means[Key.parse("layer0/cell")][1]], units=[1])]
     ablated = next_char_bits(tiny.model, tiny.vocab.encode(corpus), sequences(corpus), iv)
     np.testing.assert_allclose(
         result.deltas[0], ablated - result.base_bits, atol=1e-5, equal_nan=True
