@@ -90,6 +90,7 @@ class PrecisionWarning(UserWarning):
 #: ```force=True```, ```vocab```, ```dtype="float32"```); :func:`for_cli` rewrites them.
 CLI_FLAGS: dict[str, str] = {
     "force": "--force",
+    "save": "--save",
     "resume": "--resume",
     "vocab": "--vocab",
     "trust_pickle": "--trust-pickle",
@@ -163,6 +164,8 @@ def for_cli(message: str) -> str:
     'record with --dtype float32; --vocab has 3 characters; see `lstmprobe models`'
     >>> for_cli("finish it: `record_corpus(MODEL, CORPUS, out=acts.h5, resume=True)`")
     'finish it: `lstmprobe record MODEL CORPUS -o acts.h5 --resume`'
+    >>> for_cli("move it away, or pass `save=False`")
+    'move it away, or pass --no-save'
     >>> for_cli('`known_features()` lists them; write `tasks.write("ab-memory", count=N)`')
     '`lstmprobe features` lists them; write `lstmprobe tasks ab-memory --count N`'
     """
@@ -192,7 +195,10 @@ def for_cli(message: str) -> str:
 
 
 def _spelled(flag: str, value: str | None) -> str:
-    """``--flag`` for a true switch, else ``--flag VALUE`` (unquoted)."""
+    """``--flag`` for a true switch, ``--no-flag`` for a false one, else ``--flag VALUE``
+    (unquoted)."""
     if value is None or value == "True":
         return flag
+    if value == "False" and flag.startswith("--"):
+        return f"--no-{flag[2:]}"
     return f"{flag} {value.strip(chr(34) + chr(39))}"

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from lstmprobe._io import progress_bar
-from lstmprobe.causal.effects import Run, condition_entry, loss_summary
+from lstmprobe.causal.effects import AblationCondition, Run, condition_entry, loss_summary
 from lstmprobe.causal.units import (
     Condition,
     check_model_matches,
@@ -148,9 +148,10 @@ _NO_MEANS = (
 
 @dataclass
 class AblationResult:
-    """What :func:`run_ablation` measured: one JSON-ready dict per condition, and per char."""
+    """What :func:`run_ablation` measured: one :class:`~lstmprobe.causal.effects.AblationCondition`
+    per condition, and per char."""
 
-    conditions: list[dict[str, Any]]
+    conditions: list[AblationCondition]
     base_bits: np.ndarray
     deltas: list[np.ndarray]
     random_deltas: list[np.ndarray | None]
@@ -163,7 +164,7 @@ class AblationResult:
             "format": "lstmprobe.ablations",
             "settings": self.settings,
             "base_task_accuracy": None if self.base_task is None else self.base_task["accuracy"],
-            "conditions": self.conditions,
+            "conditions": [c.to_dict() for c in self.conditions],
         }
 
 
@@ -379,9 +380,7 @@ def ranking_effects(
     from lstmprobe.features import get_feature
 
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for name, summary in ranking.features.items():
-        if "skipped" in summary:
-            continue
+    for name in ranking.scored:
         units = ranking.top(k, feature=name)
         conditions = [[u] for u in units]
         try:
@@ -394,10 +393,10 @@ def ranking_effects(
             continue
         for unit, c in zip(units, result.conditions):
             out[(name, unit)] = {
-                "causal_delta_on": c["delta_on"],
-                "causal_delta_off": c["delta_off"],
-                "causal_random_mean": c["random"]["delta_on_mean"],
-                "causal_p_value": c["random"]["p_value"],
+                "causal_delta_on": c.delta_on,
+                "causal_delta_off": c.delta_off,
+                "causal_random_mean": c.random.delta_on_mean,
+                "causal_p_value": c.random.p_value,
             }
     return out
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from lstmprobe.errors import UnitError
 from lstmprobe.names import GATES, GRU_QUANTITIES, LSTM_QUANTITIES, Key, Unit, parse_layer
 
 if TYPE_CHECKING:
+    from lstmprobe.models import LoadedModel
     from lstmprobe.store import ActivationStore
 
 #: Each cell's gates and its candidate, in the cell's order.
@@ -225,27 +227,35 @@ def drivers(
     return out
 
 
-def drivers_model(store: ActivationStore, model: str | None = None, *, force: bool = False) -> Any:
+def drivers_model(
+    store: ActivationStore,
+    model: str | LoadedModel | None = None,
+    *,
+    force: bool = False,
+    model_name: str | None = None,
+) -> Any:
     """The model whose recurrent weights give :func:`gate_dynamics` its drivers, or None.
 
-    ``model``, a model file given, must be the recorded one (:func:`check_model_matches`,
-    unless ``force``); without it, the recorded model's file is used when it is still there
-    and still holds the recorded weights.
+    ``model``, a model file (or a model loaded from one), must be the recorded one
+    (:func:`check_model_matches`, unless ``force``; ``model_name`` names it in the message);
+    without it, the recorded model's file is used when it is still there and still holds the
+    recorded weights.
     """
     from lstmprobe.causal.units import check_model_matches
-    from lstmprobe.errors import ModelLoadError
+    from lstmprobe.errors import ModelLoadError, VocabError
     from lstmprobe.models import load_model
 
     if model is not None:
-        loaded = load_model(model)
-        check_model_matches(store, loaded.sha256, force=force, model=model)
+        loaded = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+        name = model_name or (str(model) if isinstance(model, (str, os.PathLike)) else "the model")
+        check_model_matches(store, loaded.sha256, force=force, model=name)
         return loaded.model
     recorded = (store.model or {}).get("path")
     if not recorded or not Path(recorded).exists():
         return None
     try:  # the drivers are optional: a recorded file that needs more to load gives none
-        loaded = load_model(recorded)
-    except ModelLoadError:
+        loaded = load_model(recorded, default_vocab=store.vocab)
+    except (ModelLoadError, VocabError):
         return None
     return loaded.model if loaded.sha256 == store.model_sha256 else None
 

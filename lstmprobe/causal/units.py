@@ -163,14 +163,14 @@ def top_conditions(store: ActivationStore, feature: str, k: int) -> list[list[Un
     (``acts.rankings.json``): each alone, then all together (when more than one)."""
     from lstmprobe.probes import Ranking
 
-    path = store.sibling("rankings.json")
+    path = store.recording.rankings
     if not path.exists():
         raise StoreError(
             f"the top units are read from {path}, which does not exist; rank {feature} first: "
             f"`rank_units(store={store.path}, features={feature})`"
         )
     ranking = Ranking.read_json(path)
-    if feature not in ranking.features or "skipped" in ranking.features[feature]:
+    if feature not in ranking.scored:
         raise StoreError(
             f"{path} has no ranking for {feature!r} (it has {', '.join(ranking.features)}); rank "
             f"it first: `rank_units(store={store.path}, features={feature})`"
@@ -238,14 +238,14 @@ def plan_ablation(
     than the recorded one is refused unless ``force``: the top units, the means and the saved
     per-char results would describe another text.
     """
+    from lstmprobe.store import ActivationStore, Recording
+
     check_selection(units, top, feature)
     chosen = [Unit.parse(u) for u in units]
     path = Path(store)
     if not path.exists() and not top and parse_mode(mode)[0] != "mean":
-        saved = path.with_name(f"{path.stem}.ablations.h5")
+        saved = Recording.at(path).ablations
         return AblationPlan([chosen], reset or "none", None, saved)
-    from lstmprobe.store import ActivationStore
-
     with ActivationStore(path) as s:
         check_model_matches(s, model_sha256, force=force, model=model)
         if corpus_sha256 and s.corpus_sha256 and corpus_sha256 != s.corpus_sha256 and not force:
@@ -263,5 +263,5 @@ def plan_ablation(
             means = unit_means(s, keys)
         info = {"store": str(s.path), "model_sha256": s.model_sha256}
         return AblationPlan(
-            conditions, reset or recorded_reset(s), means, s.sibling("ablations.h5"), info
+            conditions, reset or recorded_reset(s), means, s.recording.ablations, info
         )

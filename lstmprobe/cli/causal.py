@@ -8,13 +8,14 @@ import click
 
 from lstmprobe.cli._common import echo_json, handle_errors, require_writable, resolve_corpus
 from lstmprobe.cli.options import (
+    ModelOptions,
     int_option,
+    model_options,
     path_or_stdout_option,
     quiet_option,
     reset_option,
     script_options,
     store_option,
-    trust_option,
 )
 
 
@@ -43,7 +44,7 @@ from lstmprobe.cli.options import (
 @reset_option("How the model reads the corpus; default: as the store was recorded, else none.")
 @click.option("--task", is_flag=True, help="Also measure exact greedy completion (task corpora).")
 @click.option("--force", is_flag=True, help="Use a store recorded with other model weights.")
-@trust_option
+@model_options
 @path_or_stdout_option("--json", "json_path", "Print the results as JSON, or write them to PATH.")
 @click.option("--no-save", is_flag=True, help="Do not write STORE.ablations.h5 beside the store.")
 @quiet_option
@@ -61,7 +62,7 @@ def ablate_command(
     reset: str | None,
     task: bool,
     force: bool,
-    trust_pickle: bool,
+    model_options: ModelOptions,
     json_path: str | None,
     no_save: bool,
     quiet: bool,
@@ -84,15 +85,16 @@ def ablate_command(
     """
     from lstmprobe.causal import AblationError, check_selection, plan_ablation, run_ablation
     from lstmprobe.features import get_feature
-    from lstmprobe.models import load_model
     from lstmprobe.record.interventions import parse_mode
     from lstmprobe.store.ablations import write_ablations
+    from lstmprobe.text import check_chars
 
     parse_mode(mode)  # a bad --mode before any work
     check_selection(units, top, feature)
     feat = get_feature(feature) if feature else None
     text = resolve_corpus(corpus)
-    loaded = load_model(model, trust_pickle=trust_pickle)
+    loaded = model_options.load(model, store=store)
+    text = check_chars(text, loaded.vocab, model_options.unknown)
     if loaded.model.decoder is None:
         raise AblationError(
             f"{model} has no decoder, so it predicts no next char: loss and task effects cannot "
@@ -129,6 +131,7 @@ def ablate_command(
         n_random=n_random,
         seed=seed,
         task=task,
+        threads=model_options.threads,
         progress=not quiet,
     )
     out = result.to_dict()
@@ -137,7 +140,7 @@ def ablate_command(
         write_ablations(
             plan.saved_to,
             base_bits=result.base_bits,
-            conditions=result.conditions,
+            conditions=[c.to_dict() for c in result.conditions],
             deltas=result.deltas,
             random_deltas=result.random_deltas,
             feature_on=result.feature_on,
@@ -158,7 +161,7 @@ def ablate_command(
 
         write_json_atomic(json_path, out)
     for cond in result.conditions:
-        click.echo(cond["verdict"])
+        click.echo(cond.verdict)
     if not quiet and not no_save:
         click.echo(f"saved {plan.saved_to}")
 
@@ -166,6 +169,7 @@ def ablate_command(
 @click.command("dynamics")
 @store_option
 @click.option("--model", "model_path", default=None, help="The recorded model (adds drivers).")
+@model_options
 @click.option(
     "--unit", "-u", "units", multiple=True, help="Units to show (default: longest timescales)."
 )
@@ -175,6 +179,7 @@ def ablate_command(
 def dynamics_command(
     store: str,
     model_path: str | None,
+    model_options: ModelOptions,
     units: tuple[str, ...],
     top: int,
     force: bool,
@@ -198,10 +203,11 @@ def dynamics_command(
     from lstmprobe.causal import drivers_model, gate_dynamics
     from lstmprobe.store import ActivationStore, write_json_atomic
 
+    loaded = model_options.load(model_path, store=store) if model_path else None
     with ActivationStore(store) as s:
-        model = drivers_model(s, model_path, force=force)
+        model = drivers_model(s, loaded, force=force, model_name=model_path)
         result = gate_dynamics(s, model, list(units) or None, progress=not quiet)
-        saved = s.sibling("dynamics.json")
+        saved = s.recording.dynamics
     write_json_atomic(saved, result)
     if as_json:
         echo_json(result)

@@ -6,14 +6,14 @@ import click
 
 from lstmprobe.cli._common import echo_json, fail, handle_errors, require_writable, warn
 from lstmprobe.cli.options import (
+    ModelOptions,
     int_option,
+    model_options,
     path_or_stdout_option,
     quiet_option,
     script_options,
     store_option,
-    trust_option,
 )
-from lstmprobe.errors import LstmprobeError
 
 
 @click.command("features")
@@ -99,8 +99,8 @@ def features_command(as_json: bool, quiet: bool) -> None:
     "effect and p-value against random units as columns (docs/causal.md).",
 )
 @click.option("--model", "model_path", default=None, help="The recorded model, for --ablate.")
+@model_options
 @int_option("--ablate-random", default=20, minimum=0, help="Random units per ablated unit.")
-@trust_option
 @quiet_option
 @handle_errors
 def find_neurons_command(
@@ -120,8 +120,8 @@ def find_neurons_command(
     no_save: bool,
     ablate_k: int | None,
     model_path: str | None,
+    model_options: ModelOptions,
     ablate_random: int,
-    trust_pickle: bool,
     quiet: bool,
 ) -> None:
     """Rank every unit of every recorded quantity by how well it tracks each feature.
@@ -140,7 +140,8 @@ def find_neurons_command(
         lstmprobe find-neurons -f 'regex:https?://\\S+' -f 'next-char:b' --csv-out ranks.csv
         lstmprobe find-neurons -f quote --ablate 4 --model model.pt
     """
-    from lstmprobe.probes import Ranking, rank_units
+    from lstmprobe.probes import rank_units
+    from lstmprobe.probes.ranking import save_ranking, saved_ranking
     from lstmprobe.store import ActivationStore
 
     json_stdout, json_path = _output("--json", json_flag, json_out)
@@ -153,9 +154,7 @@ def find_neurons_command(
     if ablate_k and not model_path:
         fail("--ablate runs the model again: give it with --model MODEL")
     if ablate_k and model_path:
-        from lstmprobe.models import load_model
-
-        loaded = load_model(model_path, trust_pickle=trust_pickle)  # before the ranking
+        loaded = model_options.load(model_path, store=store)  # before the ranking
 
     with ActivationStore(store) as s:
         for key in keys:
@@ -164,18 +163,11 @@ def find_neurons_command(
             from lstmprobe.causal import check_model_matches
 
             check_model_matches(s, loaded.sha256, model=str(model_path))
-        saved = None if no_save else s.sibling("rankings.json")
-        earlier = None
-        if saved is not None:
-            require_writable(saved, "--no-save")  # before the work, not after it
-            if saved.exists():
-                try:
-                    earlier = Ranking.read_json(saved)
-                except LstmprobeError as exc:
-                    fail(
-                        f"{exc}; find-neurons merges its ranking into that file: move it away, "
-                        "or pass --no-save"
-                    )
+        recording = s.recording
+        saved = None if no_save else recording.rankings
+        if saved is not None:  # before the work, not after it
+            require_writable(saved, "--no-save")
+            saved_ranking(recording)  # one that cannot be merged into is refused now
         ranking = rank_units(
             s,
             list(features),
@@ -199,15 +191,15 @@ def find_neurons_command(
                 model=str(model_path),
                 n_random=ablate_random,
                 seed=seed,
+                threads=model_options.threads,
                 progress=not quiet,
                 warn=warn,
             )
-    if not any("skipped" not in f for f in ranking.features.values()):
+    if not ranking.scored:
         fail("no feature could be scored on this corpus (see the warnings above)")
     merged = ranking
     if saved is not None:
-        merged = ranking.merged_with_saved(earlier, path=saved, warn=warn)
-        merged.to_json(saved)
+        merged = save_ranking(ranking, recording, warn=warn)
     if json_path:
         ranking.to_json(json_path)
     if csv_path:

@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -88,15 +90,93 @@ def reset_option(help: str, default: str | None = None) -> Decorator:
 threads_option = int_option(
     "--threads",
     minimum=1,
-    help="torch CPU threads (default: torch's choice, usually one per core).",
+    help="torch CPU threads while the model runs (default: 1 for a small model on the CPU, "
+    "whose forward gains nothing from more, so the rest overlaps it; torch's choice otherwise).",
 )
+vocab_option = click.option(
+    "--vocab",
+    type=click.Path(dir_okay=False),
+    help="JSON vocabulary (a list in index order, or an object char->index) for a model file "
+    "that stores none, such as a plain state_dict; with a store, its vocabulary is used when "
+    "this is left out and it fits the model.",
+)
+UNKNOWN_HELP = "What to do with characters not in the vocabulary."
 
 
-def unknown_option(help: str = "What to do with characters not in the vocabulary.") -> Decorator:
+def unknown_option(help: str = UNKNOWN_HELP) -> Decorator:
     """``--unknown error|skip|map:C``, as ``record`` and the commands that read text take it."""
     return click.option(
         "--unknown", default="error", show_default=True, metavar="error|skip|map:C", help=help
     )
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The options of every command that loads a model (:func:`model_options`): ``--vocab``,
+    ``--unknown``, ``--trust-pickle``, ``--threads``."""
+
+    vocab: str | None = None
+    unknown: str = "error"
+    trust_pickle: bool = False
+    threads: int | None = None
+
+    def load(self, model: str, *, store: str | None = None, **extra: Any) -> Any:
+        """The model file (or bundled name) ``model``, loaded as these options say.
+
+        With ``store`` (a recording of it) and no ``--vocab``, a file that stores no vocabulary
+        takes the recording's, checked against the model like any other. ``extra`` goes to
+        :func:`~lstmprobe.models.load_model` (``embedding``, ``decoder``, ``force``).
+        """
+        from lstmprobe.models import load_model
+
+        fallback = None
+        if store is not None and self.vocab is None:
+            fallback = _recorded_vocab(store)
+        return load_model(
+            model,
+            vocab=self.vocab,
+            trust_pickle=self.trust_pickle,
+            default_vocab=fallback,
+            **extra,
+        )
+
+
+def _recorded_vocab(store: str) -> Any:
+    """The vocabulary a recording stores, or None when there is no readable recording."""
+    import os
+
+    from lstmprobe.errors import LstmprobeError
+    from lstmprobe.store import ActivationStore
+
+    if not os.path.isfile(store):
+        return None
+    try:
+        with ActivationStore(store, require_complete=False) as s:
+            return s.vocab
+    except LstmprobeError:
+        return None  # the command reads the store itself and says what is wrong with it
+
+
+def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--vocab``, ``--unknown``, ``--trust-pickle`` and ``--threads``, the same flags with the
+    same help on every command that loads a model, given to it as one :class:`ModelOptions`
+    (the parameter ``model_options``)."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        vocab: str | None,
+        unknown: str,
+        trust_pickle: bool,
+        threads: int | None,
+        **kw: Any,
+    ) -> Any:
+        return func(*args, model_options=ModelOptions(vocab, unknown, trust_pickle, threads), **kw)
+
+    wrapped: Callable[..., Any] = command
+    for option in (threads_option, unknown_option(), trust_option, vocab_option):
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def script_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -100,7 +100,7 @@ def plot_command(
     if output and suffix in (".svg", ".html", ".htm", ".png") and suffix.lstrip(".")[:3] != fmt[:3]:
         raise ReportError(f"-o {output} ends in {suffix} but the figure is {fmt}; name it .{fmt}")
     with data.open_store(store) as s:
-        path = Path(output) if output else s.sibling(f"{kind}.{fmt}")
+        path = Path(output) if output else s.recording.figure(kind, fmt)
         check_writable(path)
         from lstmprobe.report import figures
 
@@ -257,7 +257,7 @@ def report_command(
     from lstmprobe.report.output import check_writable
 
     with data.open_store(store) as s:
-        path = Path(output) if output else s.sibling("report.html")
+        path = Path(output) if output else s.recording.report
         check_writable(path)
         report = build_report(
             s,

@@ -364,7 +364,7 @@ def load_rankings(
     positions) is not this one, or it names units this recording lacks.
     """
     explicit = path is not None
-    path = Path(path) if explicit else store.sibling("rankings.json")
+    path = Path(path) if explicit else store.recording.rankings
     again = f"`rank_units(store={store.path}, features=FEATURE)`"
     if not path.exists():
         if explicit:
@@ -396,10 +396,7 @@ def load_rankings(
         if theirs is not None and theirs != value:
             ignore(f"it ranks a recording {what}")
             return None
-    units = set()
-    for r in ranking.rows:
-        units.add(r["unit"])
-    for u in units:
+    for u in sorted({r.name for r in ranking.rows}):
         try:
             check_unit(store, u)
         except UnitError:

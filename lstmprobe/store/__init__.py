@@ -26,16 +26,20 @@ from lstmprobe.store._format import (
     FORMAT_VERSION,
     MAX_CHUNK_POSITIONS,
     MIN_CHUNK_POSITIONS,
-    PARTIAL_SUFFIX,
     TARGET_CHUNK_BYTES,
     UNIT_BLOCK,
     RecordingSpec,
     default_chunk_positions,
-    partial_path,
     recording_bytes,
 )
 from lstmprobe.store.reader import ActivationStore
-from lstmprobe.store.recording import SIDECARS, Recording
+from lstmprobe.store.recording import (
+    PARTIAL_SUFFIX,
+    SIDECARS,
+    Recording,
+    final_path,
+    partial_path,
+)
 from lstmprobe.store.writer import StoreWriter
 
 __all__ = [
@@ -58,6 +62,7 @@ __all__ = [
     "StoreWriter",
     "check_output",
     "default_chunk_positions",
+    "final_path",
     "parse_unit",
     "partial_path",
     "recording_bytes",

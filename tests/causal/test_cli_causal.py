@@ -62,8 +62,8 @@ def test_ablate_units_json_and_the_saved_per_char_losses(setup) -> None:
         assert key in cond
     assert set(cond["random"]) >= {"n", "delta_on_mean", "delta_on_sd", "delta_off_mean", "p_value"}
     saved = read_ablations(s["dir"] / "acts.ablations.h5")
-    assert saved["conditions"][0]["units"] == ["layer0/cell/1"]
-    assert len(saved["base_bits"]) == len(CORPUS) * 2
+    assert [str(u) for u in saved.conditions[0].units] == ["layer0/cell/1"]
+    assert len(saved.base_bits) == len(CORPUS) * 2
     assert data["saved"] == str(s["dir"] / "acts.ablations.h5")
     table = run("ablate", s["model"], s["corpus"], "--store", s["store"], "-u", "layer0/cell/1",
                 "-u", "layer1/hidden/0", "-f", "quote", "--random", "2", "--mode", "mean")  # fmt: skip
@@ -203,11 +203,11 @@ def test_ablate_reads_the_corpus_as_the_store_was_recorded(setup, tmp_path) -> N
         tmp_path / "lines.ablations.h5"
     )
     saved = read_ablations(tmp_path / "lines.ablations.h5")
-    assert saved["reset"] == "line"
+    assert saved.reset == "line"
     # every line's last char predicts nothing: NaN there, as in the recording
     text = s["corpus"].read_text()
     ends = [i for i, ch in enumerate(text) if ch == "\n"]
-    assert all(np.isnan(saved["base_bits"][i]) for i in ends)
+    assert all(np.isnan(saved.base_bits[i]) for i in ends)
 
 
 def test_find_neurons_ablate_checks_the_model_before_it_ranks(setup, tmp_path) -> None:

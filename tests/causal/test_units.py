@@ -19,8 +19,9 @@ from lstmprobe.causal import (
 from lstmprobe.cli import main
 from lstmprobe.errors import StoreError
 from lstmprobe.models import save_checkpoint
-from lstmprobe.names import Key
+from lstmprobe.names import Key, Unit
 from lstmprobe.probes import Ranking
+from lstmprobe.probes.rows import FeatureSummary, RankingRow
 from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.store import ActivationStore
 
@@ -44,12 +45,15 @@ def ablate(tmp_path, tiny, corpus, recorded):
 
 def _write_ranking(store_path, units):
     rows = tuple(
-        {"feature": "quote", "rank": i + 1, "unit": u, "score": 1.0 - i / 10}
-        for i, u in enumerate(units)
+        RankingRow("quote", i + 1, Unit.parse(u), score=1.0 - i / 10) for i, u in enumerate(units)
     )
-    ranking = Ranking(rows, {"quote": {"kind": "binary"}, "indent": {"skipped": "constant"}})
+    features = {
+        "quote": FeatureSummary("quote", "binary"),
+        "indent": FeatureSummary("indent", skipped="constant"),
+    }
+    ranking = Ranking(rows, features)
     with ActivationStore(store_path) as s:
-        ranking.to_json(s.sibling("rankings.json"))
+        ranking.to_json(s.recording.rankings)
 
 
 def test_the_top_units_of_a_feature_each_alone_then_together(recorded):

@@ -289,12 +289,12 @@ def test_rankings_of_another_recording_are_replaced(own_store: Path) -> None:
         ('{"format": "something else"}', "not an lstmprobe rankings file"),
         (
             '{"format": "lstmprobe.rankings", "format_version": 1, "features": [], "rows": []}',
-            "'features' is not an object",
+            "features: [] is not an object",
         ),
         (
             '{"format": "lstmprobe.rankings", "format_version": 1, "features": {"q": {}}, '
-            '"rows": [{"feature": "q", "unit": "u", "rank": 1, "score": "high"}]}',
-            "row 0: score 'high' is not a number",
+            '"rows": [{"feature": "q", "unit": "layer0/cell/1", "rank": 1, "score": "high"}]}',
+            "rows[0].score: 'high' is not a number",
         ),
     ],
 )

@@ -364,7 +364,7 @@ def test_one_mode_vocabulary_from_the_command_line_to_the_forward():
         old = Intervention("layer0/cell/2", "constant", value=0.5)
     assert (old.mode, old.values) == ("clamp", (0.5,))
     for bad in ("clamp:x", "clamp:nan", "zero:1", "mean:2", "clamp:", "Zero", ""):
-        with pytest.raises(InterventionError, match="mode|constant"):
+        with pytest.raises(InterventionError, match=r"mode|constant"):
             Intervention("layer0/cell/2", bad)
     with pytest.raises(InterventionError, match="disagree"):
         Intervention("layer0/cell/2", "clamp:1", value=2.0)
