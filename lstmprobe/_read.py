@@ -141,6 +141,12 @@ class Fields:
             return None
         return value
 
+    def free(self, key: str) -> dict[str, Any] | None:
+        """An object of free-form JSON (settings, provenance): kept, less any text that is not
+        valid text and any number that is not finite (each said in ``problems``)."""
+        found = self.mapping(key)
+        return None if found is None else clean_json(found, f"{self.where}.{key}", self.problems)
+
     def listing(self, key: str) -> list[Any] | None:
         """A list (absent: None)."""
         value = self.obj.get(key)
@@ -155,6 +161,46 @@ class Fields:
         """The object at ``key`` as :class:`Fields` (an absent one is empty, not a problem)."""
         value = self.obj.get(key)
         return Fields({} if value is None else value, f"{self.where}.{key}", self.problems)
+
+
+def clean_json(value: Any, where: str, problems: list[str]) -> Any:
+    """``value`` (parsed JSON) without the strings that are not valid text and the numbers that
+    are not finite (dropped from objects and lists; each said in ``problems``).
+
+    Examples
+    --------
+    >>> problems: list[str] = []
+    >>> clean_json({"a": [1, float("nan"), "x\\ud800"], "\\udfff": 2, "b": "ok"}, "s", problems)
+    {'a': [1], 'b': 'ok'}
+    >>> len(problems)
+    3
+    """
+    if isinstance(value, str):
+        return value if usable_text(value) else _dropped(value, where, problems)
+    if isinstance(value, float) and not math.isfinite(value):
+        return _dropped(value, where, problems)
+    if isinstance(value, list):
+        items = (clean_json(v, f"{where}[{i}]", problems) for i, v in enumerate(value))
+        return [v for v in items if v is not _DROPPED]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not usable_text(k):
+                _dropped(k, where, problems)
+                continue
+            got = clean_json(v, f"{where}.{k}", problems)
+            if got is not _DROPPED:
+                out[k] = got
+        return out
+    return value
+
+
+_DROPPED = object()
+
+
+def _dropped(value: Any, where: str, problems: list[str]) -> Any:
+    problems.append(f"{where}: {_show(value)} is not valid JSON text or a finite number")
+    return _DROPPED
 
 
 def unit_named(value: Any, where: str, problems: list[str]) -> Unit | None:

@@ -246,8 +246,8 @@ class Ranking:
                 )
             problems.append(f"what format version {version} adds (this lstmprobe reads 1)")
         store = top.text("store") or ""
-        settings = top.mapping("settings") or {}
-        recording = top.mapping("recording") or {}
+        settings = top.free("settings") or {}
+        recording = top.free("recording") or {}
         features: dict[str, FeatureSummary] = {}
         for name, summary in (top.mapping("features") or {}).items():
             if not usable_text(name) or not isinstance(summary, dict):

@@ -357,7 +357,9 @@ def load_rankings(
     """The ranking beside ``store`` (``acts.rankings.json``) or at ``path``, or None.
 
     The file is read leniently (:meth:`Ranking.read_json`): what an older, newer or partly
-    damaged file holds that cannot be used is left out with a warning. A ranking made from
+    damaged file holds that cannot be used is left out with a warning, and the file beside the
+    store that cannot be read at all (not JSON, not a rankings file) is ignored with a warning
+    (one named by ``path`` is a :class:`StoreError`). A ranking made from
     another recording is ignored with a warning: its ``store`` field names another existing
     file that is not a copy of this recording (same corpus and model hashes, positions and
     datasets), or the recording it names (``Ranking.recording``: corpus and model hashes,
@@ -370,14 +372,18 @@ def load_rankings(
         if explicit:
             raise StoreError(f"rankings file {path} does not exist; rank the recording: {again}")
         return None
-    try:
-        ranking = Ranking.read_json(path, lenient=True, warn=warn)
-    except StoreError as exc:
-        raise StoreError(f"{exc}; rank the recording again: {again}") from None
 
     def ignore(why: str) -> None:
         if warn is not None:
             warn(f"ignoring {path}: {why}; rank this recording: {again}")
+
+    try:
+        ranking = Ranking.read_json(path, lenient=True, warn=warn)
+    except StoreError as exc:
+        if explicit:  # asked for by name: one line
+            raise StoreError(f"{exc}; rank the recording again: {again}") from None
+        ignore(f"it cannot be used ({str(exc).removeprefix('rankings file ')})")
+        return None
 
     origin = Path(ranking.store) if ranking.store else None
     foreign = origin is not None and origin.exists() and not _same_file(origin, store.path)
