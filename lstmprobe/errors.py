@@ -114,7 +114,12 @@ CLI_FLAGS: dict[str, str] = {
     "units": "--unit",
     "top": "--top",
     "mode": "--mode",
-    "n_random": "--random",
+    "n_random": "--n-random",
+    "n_blocks": "--n-blocks",
+    "max_probe_positions": "--max-probe-positions",
+    "label_memory": "--label-memory",
+    "keys": "--key",
+    "probe": "--probe",
     "task": "--task",
     "start": "--start",
     "length": "--length",
@@ -150,6 +155,12 @@ CLI_COMMANDS: dict[str, str] = {
     "gate_dynamics": "lstmprobe dynamics",
     "tasks.write": "lstmprobe tasks",
     "known_features": "lstmprobe features",
+    "build_report": "lstmprobe report",
+    "run_demo": "lstmprobe demo",
+    "run_bench": "lstmprobe bench",
+    "sample": "lstmprobe sample",
+    "evaluate": "lstmprobe evaluate",
+    "train": "lstmprobe train",
 }
 _PARAMETER = re.compile(r"`([a-z_]+)(?:=([^`\s]+))?`")
 _CALL = re.compile(r"`([a-z_.]+)\(([^`()]*)\)`")

@@ -140,7 +140,7 @@ def test_a_damaged_recording_is_one_line_or_a_success(
     assert_one_line_or_success(
         run("find-neurons", "--store", str(path), "-f", "quote", "--no-save", "--no-probe", "-q")
     )
-    probed = ["-f", "indent", "--no-save", "--max-positions", "100", "--blocks", "3", "-q"]
+    probed = ["-f", "indent", "--no-save", "--max-probe-positions", "100", "--n-blocks", "3", "-q"]
     assert_one_line_or_success(run("find-neurons", "--store", str(path), *probed))
     for fmt in ("lstmvis", "explorer"):  # an export leaves a whole directory or none
         out = path.with_name(fmt)
@@ -284,7 +284,7 @@ def side_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for args in (
         ["record", model, corpus, "-o", store, "-q"],
         ["find-neurons", "--store", store, "-f", "quote", "--no-probe", "-q"],
-        ["ablate", model, corpus, "--store", store, "--top", "2", "-f", "quote", "--random", "1",
+        ["ablate", model, corpus, "--store", store, "--top", "2", "-f", "quote", "--n-random", "1",
          "-q"],
         ["dynamics", "--store", store, "--model", model, "-q"],
     ):  # fmt: skip

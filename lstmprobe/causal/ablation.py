@@ -369,6 +369,7 @@ def ranking_effects(
     text: str,
     k: int,
     *,
+    features: Mapping[str, Any] | None = None,
     warn: Callable[[str], None] | None = None,
     **settings: Any,
 ) -> dict[tuple[str, str], dict[str, Any]]:
@@ -376,7 +377,11 @@ def ranking_effects(
     its effect where the feature is on, against random units (the causal columns of a ranking,
     :func:`with_causal_columns`); ``settings`` are :func:`run_ablation`'s (``reset``,
     ``n_random``, ``seed``, ``progress``). A feature that is never or always on is left out,
-    with a ``warn``-ing. Returns the columns to add, keyed by (feature, unit)."""
+    with a ``warn``-ing. Returns the columns to add, keyed by (feature, unit).
+
+    ``features`` (spec -> :class:`~lstmprobe.features.Feature`): the features the ranking was
+    made with, used as they are; a feature not given is rebuilt from its spec, the name the
+    ranking keeps (``quote``, ``regex:...``, ``file.py:func``)."""
     from lstmprobe.features import get_feature
 
     out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -385,7 +390,12 @@ def ranking_effects(
         conditions = [[u] for u in units]
         try:
             result = run_ablation(
-                model, vocab, text, conditions, feature=get_feature(name), **settings
+                model,
+                vocab,
+                text,
+                conditions,
+                feature=(features or {}).get(name) or get_feature(name),
+                **settings,
             )
         except FeatureError as exc:
             if warn is not None:
@@ -414,8 +424,8 @@ def with_causal_columns(
     """``ranking`` with causal columns (:data:`~lstmprobe.probes.ranking.CAUSAL_COLUMNS`) for
     the top ``k`` units of each feature: :func:`ranking_effects` with ``loaded``, which must be
     the recorded model (:func:`check_model_matches`; ``model`` names it), over ``store``'s
-    corpus read as it was recorded; ``settings`` as there (``n_random``, ``seed``,
-    ``progress``)."""
+    corpus read as it was recorded; ``settings`` as there (``features``, ``n_random``,
+    ``seed``, ``progress``)."""
     check_model_matches(store, loaded.sha256, model=model)
     reset = recorded_reset(store)
     effects = ranking_effects(

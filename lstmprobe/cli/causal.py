@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
-from lstmprobe.cli._common import echo_json, handle_errors, require_writable, resolve_corpus
+from lstmprobe.cli._common import (
+    echo_json,
+    handle_errors,
+    require_writable,
+    resolve_corpus,
+    warn,
+)
 from lstmprobe.cli.options import (
     ModelOptions,
     int_option,
     model_options,
     path_or_stdout_option,
     quiet_option,
+    renamed_option,
     reset_option,
     script_options,
     store_option,
@@ -34,18 +42,21 @@ from lstmprobe.cli.options import (
 @click.option("--feature", "-f", default=None, help="Where the units should matter (on vs off).")
 @click.option("--mode", default="zero", show_default=True, help="zero | mean | clamp:V.")
 @int_option(
-    "--random",
-    "n_random",
+    "--n-random",
     default=20,
     minimum=0,
     help="Random same-size unit sets of the same layer and quantity per condition.",
 )
+@renamed_option("--random", "--n-random", "n_random", type=int)
 @int_option("--seed", default=0, help="Seed of the random draws.")
 @reset_option("How the model reads the corpus; default: as the store was recorded, else none.")
 @click.option("--task", is_flag=True, help="Also measure exact greedy completion (task corpora).")
 @click.option("--force", is_flag=True, help="Use a store recorded with other model weights.")
 @model_options
-@path_or_stdout_option("--json", "json_path", "Print the results as JSON, or write them to PATH.")
+@click.option(
+    "-o", "--output", default=None, metavar="PATH", help="Write the results as JSON to PATH."
+)
+@path_or_stdout_option("--json", "json_path", "Print the results as JSON instead of the verdicts.")
 @click.option("--no-save", is_flag=True, help="Do not write STORE.ablations.h5 beside the store.")
 @quiet_option
 @handle_errors
@@ -63,6 +74,7 @@ def ablate_command(
     task: bool,
     force: bool,
     model_options: ModelOptions,
+    output: str | None,
     json_path: str | None,
     no_save: bool,
     quiet: bool,
@@ -72,15 +84,15 @@ def ablate_command(
     Runs MODEL over CORPUS as it is and with the units set to zero, their mean over the
     recording, or a constant, at every position; reports the change of the loss in bits
     per char where FEATURE is on and where it is off (read at the predicted char), the
-    same for --random sets of units of the same layer and quantity, and the p-value of
+    same for --n-random sets of units of the same layer and quantity, and the p-value of
     the chosen units' effect among them. The per-char loss differences are saved beside
     the store (acts.h5 -> acts.ablations.h5).
 
     \b
     Examples:
         lstmprobe ablate model.pt corpus.txt --unit layer0/cell/17 -f quote
-        lstmprobe ablate model.pt corpus.txt --top 4 -f quote --random 20 --json out.json
-        lstmprobe ablate counter.pt counter.txt --reset line --unit layer0/cell/7 --task --random 9
+        lstmprobe ablate model.pt corpus.txt --top 4 -f quote --n-random 20 -o out.json
+        lstmprobe ablate counter.pt counter.txt --reset line -u layer0/cell/7 --task --n-random 9
         lstmprobe ablate code-lstm sample:code --mode mean --unit layer1/hidden/3 -f indent
     """
     from lstmprobe.causal import AblationError, check_selection, plan_ablation, run_ablation
@@ -102,7 +114,10 @@ def ablate_command(
             "interventions still change its states (Recorder(model, interventions=...))"
         )
     if json_path not in (None, "-"):
-        require_writable(json_path)  # before the work, not after it
+        warn("--json PATH is now spelled -o PATH")
+        output, json_path = output or json_path, None
+    if output is not None:
+        require_writable(output)  # before the work, not after it
     from lstmprobe.record import corpus_sha256
 
     plan = plan_ablation(
@@ -153,13 +168,13 @@ def ablate_command(
             },
         )
         out["saved"] = str(plan.saved_to)
+    if output:
+        from lstmprobe.store import write_json_atomic
+
+        write_json_atomic(output, out)
     if json_path == "-":
         echo_json(out)
         return
-    if json_path:
-        from lstmprobe.store import write_json_atomic
-
-        write_json_atomic(json_path, out)
     for cond in result.conditions:
         click.echo(cond.verdict)
     if not quiet and not no_save:
@@ -168,21 +183,29 @@ def ablate_command(
 
 @click.command("dynamics")
 @store_option
-@click.option("--model", "model_path", default=None, help="The recorded model (adds drivers).")
+@click.option("--model", default=None, help="The recorded model (adds drivers).")
 @model_options
 @click.option(
     "--unit", "-u", "units", multiple=True, help="Units to show (default: longest timescales)."
 )
 @int_option("--top", default=10, minimum=1, help="Rows shown.")
 @click.option("--force", is_flag=True, help="Use a model whose weights are not the recorded ones.")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    metavar="PATH",
+    help="Where to write the dynamics [beside the store: acts.dynamics.json].",
+)
 @script_options
 def dynamics_command(
     store: str,
-    model_path: str | None,
+    model: str | None,
     model_options: ModelOptions,
     units: tuple[str, ...],
     top: int,
     force: bool,
+    output: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -203,11 +226,12 @@ def dynamics_command(
     from lstmprobe.causal import drivers_model, gate_dynamics
     from lstmprobe.store import ActivationStore, write_json_atomic
 
-    loaded = model_options.load(model_path, store=store) if model_path else None
+    loaded = model_options.load(model, store=store) if model else None
     with ActivationStore(store) as s:
-        model = drivers_model(s, loaded, force=force, model_name=model_path)
-        result = gate_dynamics(s, model, list(units) or None, progress=not quiet)
-        saved = s.recording.dynamics
+        saved = Path(output) if output else s.recording.dynamics
+        require_writable(saved)  # before the work
+        drivers = drivers_model(s, loaded, force=force, model_name=model)
+        result = gate_dynamics(s, drivers, list(units) or None, progress=not quiet)
     write_json_atomic(saved, result)
     if as_json:
         echo_json(result)

@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -36,6 +37,98 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+_RENAMED = "lstmprobe.renamed"
+
+
+def renamed_option(old: str, new: str, dest: str, **settings: Any) -> Decorator:
+    """A hidden older spelling ``old`` of the option ``new`` (whose parameter is ``dest``): it
+    still works, and says once, on stderr, what replaced it; giving both is a usage error.
+
+    ``settings`` are click's for the old option (``type``, ``is_flag``, ...).
+
+    Examples
+    --------
+    >>> @click.command()
+    ... @click.option("--n-random", "n_random", type=int, default=20)
+    ... @renamed_option("--random", "--n-random", "n_random", type=int)
+    ... def cmd(n_random: int) -> None:
+    ...     click.echo(n_random)
+    >>> from click.testing import CliRunner
+    >>> result = CliRunner().invoke(cmd, ["--random", "5"])
+    >>> result.stdout, result.stderr
+    ('5\\n', 'warning: --random is now spelled --n-random\\n')
+    """
+
+    def remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and value != () and value is not False:
+            ctx.meta.setdefault(_RENAMED, {})[dest] = (old, new, value)
+        return value
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            ctx = click.get_current_context()
+            given = ctx.meta.get(_RENAMED, {}).get(dest)
+            if given is not None and given[0] == old:
+                source = ctx.get_parameter_source(dest)
+                if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+                    raise click.UsageError(f"{old} is an older spelling of {new}; give {new} once")
+                click.secho(f"warning: {old} is now spelled {new}", fg="yellow", err=True)
+                kwargs[dest] = given[2]
+            return func(*args, **kwargs)
+
+        name = f"renamed_{old.lstrip('-').replace('-', '_')}"
+        option = click.option(
+            old, name, hidden=True, expose_value=False, callback=remember, **settings
+        )
+        return option(command)
+
+    return decorator
+
+
+class Size(click.ParamType):
+    """A size in bytes, with an optional unit: ``1000000``, ``256MB``, ``1.5GB``, ``512K``.
+
+    A number without a unit below 100,000 is the older spelling in megabytes
+    (``--label-memory 256``): read as such, and said once.
+
+    Examples
+    --------
+    >>> SIZE.convert("256MB", None, None), SIZE.convert("1.5 GiB", None, None)
+    (268435456, 1610612736)
+    """
+
+    name = "size"
+    _UNITS: ClassVar[dict[str, int]] = {
+        "": 1,
+        "B": 1,
+        "K": 1 << 10,
+        "M": 1 << 20,
+        "G": 1 << 30,
+        "T": 1 << 40,
+    }
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(?:I?B)?\s*", str(value).upper())
+        if match is None:
+            self.fail(f"{value!r} is not a size: give bytes or e.g. 256MB, 1GB", param, ctx)
+        number, unit = float(match[1]), match[2]
+        if not unit and not str(value).strip().upper().endswith("B") and 0 < number < 100_000:
+            flag = param.opts[0] if param is not None and param.opts else "the size"
+            click.secho(
+                f"warning: {flag} {value} (megabytes) is now spelled {flag} {value}MB",
+                fg="yellow",
+                err=True,
+            )
+            unit = "M"
+        return int(number * self._UNITS[unit])
+
+
+SIZE = Size()
 
 
 def int_option(

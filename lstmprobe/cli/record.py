@@ -35,6 +35,7 @@ from lstmprobe.cli.options import (
 @click.option(
     "-o",
     "--output",
+    "out",
     default=DEFAULT_STORE,
     show_default=True,
     type=click.Path(dir_okay=False),
@@ -54,7 +55,12 @@ from lstmprobe.cli.options import (
     "none: the corpus is one stream; line: each line is a sequence from the zero state.",
     default="none",
 )
-@choice_option("--dtype", choices=("float16", "float32"), default="float16")
+@choice_option(
+    "--dtype",
+    choices=("float16", "float32"),
+    default="float16",
+    help="The stored values' type (float16 halves the file; values beyond ±65,504 become ±inf).",
+)
 @choice_option(
     "--compression", choices=("lzf", "gzip"), help="HDF5 compression (default none: fastest)."
 )
@@ -92,7 +98,7 @@ from lstmprobe.cli.options import (
 def record(
     model: str,
     corpus: str,
-    output: str,
+    out: str,
     embedding: str | None,
     decoder: str | None,
     reset: str,
@@ -139,7 +145,7 @@ def record(
         warmup=warmup,
         unknown=model_options.unknown,
     )
-    check_output(output)
+    check_output(out)
     text = resolve_corpus(corpus)
     loaded = model_options.load(model, embedding=embedding, decoder=decoder, force=force)
     if model_options.vocab is not None and loaded.form != "checkpoint":
@@ -155,7 +161,7 @@ def record(
         result = record_corpus(
             loaded,
             text,
-            output,
+            out,
             options,
             force=force,
             resume=resume,
@@ -166,7 +172,7 @@ def record(
         )
     except KeyboardInterrupt:
         fail(
-            f"interrupted: the partial recording {partial_path(output)} is kept; run the same "
+            f"interrupted: the partial recording {partial_path(out)} is kept; run the same "
             "command with --resume to continue it"
         )
         return

@@ -195,6 +195,7 @@ def _size(n: int) -> str:
 @int_option("--top", default=5, minimum=1, maximum=50, help="Top units shown per feature.")
 @click.option(
     "--rankings",
+    "rankings_path",
     default=None,
     type=click.Path(dir_okay=False),
     help="Rankings file [beside the store: acts.rankings.json].",
@@ -226,7 +227,7 @@ def report_command(
     output: str | None,
     features: tuple[str, ...],
     top: int,
-    rankings: str | None,
+    rankings_path: str | None,
     no_rankings: bool,
     max_chars: int,
     max_units: int,
@@ -261,7 +262,7 @@ def report_command(
         check_writable(path)
         report = build_report(
             s,
-            rankings_path=rankings,
+            rankings_path=rankings_path,
             use_rankings=not no_rankings,
             features=list(features) or None,
             top=top,

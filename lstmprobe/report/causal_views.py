@@ -68,8 +68,8 @@ def load_ablations(
     def ignore(why: str) -> None:
         if warn is not None:
             warn(
-                f"ignoring {path}: {why}; run `lstmprobe ablate MODEL CORPUS --store {store.path}` "
-                "with the recorded model and corpus"
+                f"ignoring {path}: {why}; measure them again with the recorded model and corpus: "
+                f"`run_ablation(MODEL, CORPUS, store={store.path})`"
             )
 
     ours = {"model_sha256": store.model_sha256 or "", "corpus_sha256": store.corpus_sha256 or ""}

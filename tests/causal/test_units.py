@@ -157,10 +157,10 @@ def test_too_many_random_sets_name_the_parameter_or_the_flag(recorded, ablate):
     with pytest.raises(AblationError) as caught:
         draw_random(Condition(("layer0/cell/0",)), pools, 3, seed=0)
     assert str(caught.value).endswith("(2 sets); use `n_random=2` or fewer")
-    result = ablate("-u", "layer0/cell/0", "--random", "3")
+    result = ablate("-u", "layer0/cell/0", "--n-random", "3")
     assert result.exit_code == 1
-    assert result.stderr.strip().endswith("(2 sets); use --random 2 or fewer")
-    assert "asks for 3 distinct random sets" in result.stderr and "--random 3" in result.stderr
+    assert result.stderr.strip().endswith("(2 sets); use --n-random 2 or fewer")
+    assert "asks for 3 distinct random sets" in result.stderr and "--n-random 3" in result.stderr
 
 
 def _names(conditions):

@@ -89,11 +89,11 @@ def _command(name: str, f: dict[str, Path], out: Path) -> list[object]:
         "sample": ["sample", model, "--prime", "def ", "-n", "5", "--seed", "0"],
         "evaluate": ["evaluate", model, corpus],
         "ablate": ["ablate", model, corpus, "--store", store, "-u", "layer0/cell/1",
-                   "--random", "1", "--no-save"],
+                   "--n-random", "1", "--no-save"],
         "bench": ["bench", "--model", model, "--chars", "1000", "--repeat", "1", "--no-memory"],
         "dynamics": ["dynamics", "--store", store, "--model", model],
         "find-neurons": ["find-neurons", "--store", store, "-f", "quote", "--no-probe",
-                         "--no-save", "--ablate", "1", "--ablate-random", "1", "--model", model],
+                         "--no-save", "--ablate", "1", "--n-random", "1", "--model", model],
     }[name]  # fmt: skip
 
 

@@ -86,7 +86,7 @@ def causal_dir(tmp_path_factory):
     with ActivationStore(store) as s:
         ranking = rank_units(s, ["quote"], probe=False)
         ranking.to_json(s.recording.rankings)
-    run("ablate", model, corpus, "--store", store, "--top", "2", "-f", "quote", "--random", "2",
+    run("ablate", model, corpus, "--store", store, "--top", "2", "-f", "quote", "--n-random", "2",
         "-q")  # fmt: skip
     run("dynamics", "--store", store, "--model", model, "-q", "--json")
     assert (d / "acts.ablations.h5").exists() and (d / "acts.dynamics.json").exists()
