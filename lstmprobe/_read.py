@@ -19,11 +19,14 @@ Examples
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from lstmprobe.errors import UnitError
+from lstmprobe.errors import StoreError, UnitError, one_line
 from lstmprobe.names import Unit
 
 
@@ -161,6 +164,56 @@ class Fields:
         """The object at ``key`` as :class:`Fields` (an absent one is empty, not a problem)."""
         value = self.obj.get(key)
         return Fields({} if value is None else value, f"{self.where}.{key}", self.problems)
+
+
+#: the largest side file read back as JSON (held whole while it is read)
+MAX_JSON_BYTES = 1 << 30
+
+
+def json_file(path: str | os.PathLike[str], what: str) -> Any:
+    """The parsed JSON of the ``what`` file at ``path`` (``"rankings"``, ``"dynamics"``); every
+    way it cannot be read is one :class:`StoreError` line, and a file over
+    :data:`MAX_JSON_BYTES` is refused before it is read."""
+    try:
+        if os.stat(path).st_size > MAX_JSON_BYTES:
+            raise StoreError(
+                f"{what} file {path} is larger than one can be ({MAX_JSON_BYTES:,} bytes)"
+            )
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StoreError(f"{what} file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise StoreError(f"{what} file {path} is not valid JSON: {one_line(exc)}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
+
+
+def open_file(
+    obj: Any, fmt: str, what: str, version: int, problems: list[str], *, lenient: bool
+) -> Fields:
+    """The top of a side file's JSON: refused unless its ``format`` is ``fmt``; its
+    ``format_version`` read (missing: a problem; newer than ``version``: an error, or with
+    ``lenient`` a problem, what the newer version adds being left out).
+
+    Examples
+    --------
+    >>> open_file({"format": "x", "format_version": 2}, "x", "an x file", 1, [], lenient=False)
+    Traceback (most recent call last):
+    ...
+    lstmprobe.errors.StoreError: an x file of format version 2; this lstmprobe reads version 1: upgrade lstmprobe
+    """
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise StoreError(f"not {what} (no 'format': {fmt!r})")
+    top = Fields(obj, "", problems)
+    found = top.integer("format_version", minimum=1, required=True)
+    if found is not None and found > version:
+        if not lenient:
+            raise StoreError(
+                f"{what} of format version {found}; this lstmprobe reads version {version}: "
+                "upgrade lstmprobe"
+            )
+        problems.append(f"what format version {found} adds (this lstmprobe reads {version})")
+    return top
 
 
 def clean_json(value: Any, where: str, problems: list[str]) -> Any:

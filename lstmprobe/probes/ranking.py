@@ -10,19 +10,17 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lstmprobe._io import atomic_write, json_text
-from lstmprobe._read import Fields, say_ignored, usable_text
-from lstmprobe.errors import FeatureError, StoreError, one_line
+from lstmprobe._read import json_file, open_file, say_ignored, usable_text
+from lstmprobe.errors import FeatureError, StoreError
 from lstmprobe.names import Unit
 from lstmprobe.probes.rows import CAUSAL_COLUMNS, COLUMNS, FeatureSummary, RankingRow
 
@@ -233,18 +231,10 @@ class Ranking:
         ignored what cannot be used: format_version: missing; rows[1].unit: 'null' is not a unit name
         ['layer0/cell/1']
         """
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-            raise StoreError("not an lstmprobe rankings file (no 'format': 'lstmprobe.rankings')")
         problems: list[str] = []
-        top = Fields(obj, "", problems)
-        version = top.integer("format_version", minimum=1, required=True)
-        if version is not None and version > FORMAT_VERSION:
-            if not lenient:
-                raise StoreError(
-                    f"a rankings file of format version {version}; this lstmprobe reads "
-                    f"version {FORMAT_VERSION}: upgrade lstmprobe"
-                )
-            problems.append(f"what format version {version} adds (this lstmprobe reads 1)")
+        top = open_file(
+            obj, FORMAT, "an lstmprobe rankings file", FORMAT_VERSION, problems, lenient=lenient
+        )
         store = top.text("store") or ""
         settings = top.free("settings") or {}
         recording = top.free("recording") or {}
@@ -279,15 +269,7 @@ class Ranking:
     ) -> Ranking:
         """A rankings file (``acts.rankings.json``); ``lenient`` and ``warn`` as in
         :meth:`from_dict` (the ``warn`` line starts with ``path``)."""
-        try:
-            obj = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise StoreError(f"rankings file {path} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            detail = one_line(exc)
-            raise StoreError(f"rankings file {path} is not valid JSON: {detail}") from None
-        except (IsADirectoryError, PermissionError, OSError) as exc:
-            raise StoreError(f"cannot read rankings file {path}: {exc.strerror or exc}") from None
+        obj = json_file(path, "rankings")
         said = None if warn is None else (lambda line: warn(f"{path}: {line}"))
         try:
             return cls.from_dict(obj, lenient=lenient, warn=said)
@@ -467,14 +449,9 @@ def _summary_line(name: str, s: FeatureSummary) -> str:
     if s.base_rate is not None:
         bits.append(f", base rate {s.base_rate:.3f}")
     bits.append(f", {s.n_defined} positions)")
-    probe = s.probe
-    if probe is not None and probe.test_metric is not None:
-        which = "all units" if probe.units == "all" else f"top {probe.units} units"
-        bits.append(
-            f"  probe on {which}: held-out {s.probe_metric} {_fmt(probe.test_metric)}, "
-            f"control {_fmt(probe.control_metric) or 'n/a'}, selectivity "
-            f"{_fmt(probe.selectivity) or 'n/a'}"
-        )
+    probe, said = s.probe, s.probe_text()
+    if probe is not None and said is not None:
+        bits.append(f"  {said}")
         if probe.char_baseline_metric is not None and probe.over_char_baseline is not None:
             bits.append(
                 f"; current char alone {_fmt(probe.char_baseline_metric)} "

@@ -259,6 +259,23 @@ class FeatureSummary:
         """Whether the feature's units were ranked (it was not skipped)."""
         return self.skipped is None
 
+    def probe_text(self) -> str | None:
+        """The probe's result in words, or None without one.
+
+        Examples
+        --------
+        >>> FeatureSummary("q", probe_metric="auc", probe=ProbeSummary(4, 0.9)).probe_text()
+        'probe on top 4 units: held-out auc 0.900, control n/a, selectivity n/a'
+        """
+        p = self.probe
+        if p is None or p.test_metric is None:
+            return None
+        which = "all units" if p.units == "all" else f"top {p.units} units"
+        return (
+            f"probe on {which}: held-out {self.probe_metric or ''} {_three(p.test_metric)}, "
+            f"control {_three(p.control_metric)}, selectivity {_three(p.selectivity)}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "feature": self.feature,
@@ -314,6 +331,10 @@ class FeatureSummary:
             else ProbeSummary.from_dict(probe, f"{where}.probe", problems),
             warning=f.text("warning"),
         )
+
+
+def _three(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
 
 
 def _units(values: list[Any], where: str, problems: list[str]) -> tuple[Unit, ...]:

@@ -152,13 +152,9 @@ def _summary_text(s: FeatureSummary) -> str:
     if s.base_rate is not None:
         bits.append(f"base rate {num(s.base_rate)}")
     bits.append(f"{s.n_defined:,} positions")
-    probe = s.probe
-    if probe is not None and probe.test_metric is not None:
-        which = "all units" if probe.units == "all" else f"the top {probe.units} units"
-        bits.append(
-            f"a probe on {which}: held-out {s.probe_metric or ''} {num(probe.test_metric)}, "
-            f"control {num(probe.control_metric)}, selectivity {num(probe.selectivity)}"
-        )
+    probe = s.probe_text()
+    if probe is not None:
+        bits.append(f"a {probe}")
     if s.warning:
         bits.append(f"note: {s.warning}")
     return "; ".join(bits)

@@ -8,21 +8,17 @@ and said, never a traceback, so that the report shows what is left of a damaged 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
-from lstmprobe._read import Fields, say_ignored, unit_named
-from lstmprobe.errors import StoreError, UnitError, one_line
+from lstmprobe._read import Fields, json_file, open_file, say_ignored, unit_named
+from lstmprobe.errors import StoreError, UnitError
 from lstmprobe.names import Unit, parse_layer
 
 FORMAT = "lstmprobe.dynamics"
 FORMAT_VERSION = 1
-#: the bound on a dynamics file read back (its JSON is held whole): 1 GB of units
-MAX_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -145,16 +141,10 @@ class Dynamics:
         >>> d.units["layer0/cell/0"].timescale
         2.5
         """
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-            raise StoreError("not an lstmprobe dynamics file (no 'format': 'lstmprobe.dynamics')")
         problems: list[str] = []
-        top = Fields(obj, "", problems)
-        version = top.integer("format_version", minimum=1, required=True)
-        if version is not None and version > FORMAT_VERSION:
-            raise StoreError(
-                f"a dynamics file of format version {version}; this lstmprobe reads version "
-                f"{FORMAT_VERSION}: upgrade lstmprobe"
-            )
+        top = open_file(
+            obj, FORMAT, "an lstmprobe dynamics file", FORMAT_VERSION, problems, lenient=lenient
+        )
         layers = {}
         for name, info in (top.mapping("layers") or {}).items():
             got = _layer(name, info, problems)
@@ -244,17 +234,7 @@ def read_dynamics(
 ) -> Dynamics:
     """The dynamics file at ``path`` (:meth:`Dynamics.from_dict`; the ``warn`` line starts
     with ``path``)."""
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            raise StoreError(f"{path} is larger than a dynamics file can be ({MAX_BYTES:,} bytes)")
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StoreError(f"dynamics file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise StoreError(f"dynamics file {path} is not valid JSON: {one_line(exc)}") from None
-    except OSError as exc:
-        raise StoreError(f"cannot read dynamics file {path}: {exc.strerror or exc}") from None
+    obj = json_file(path, "dynamics")
     said = None if warn is None else (lambda line: warn(f"{path}: {line}"))
     try:
         return Dynamics.from_dict(obj, lenient=lenient, warn=said)
