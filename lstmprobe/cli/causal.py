@@ -98,6 +98,7 @@ def ablate_command(
     from lstmprobe.causal import AblationError, check_selection, plan_ablation, run_ablation
     from lstmprobe.features import get_feature
     from lstmprobe.record.interventions import parse_mode
+    from lstmprobe.store import Recording
     from lstmprobe.store.ablations import write_ablations
     from lstmprobe.text import check_chars
 
@@ -133,7 +134,7 @@ def ablate_command(
         model=model,
     )
     if not no_save:
-        require_writable(plan.saved_to, "--no-save")
+        Recording.at(plan.saved_to).check_writable("ablations", instead="`save=False`")
     result = run_ablation(
         loaded.model,
         loaded.vocab,

@@ -181,7 +181,7 @@ def find_neurons_command(
         recording = s.recording
         saved = None if no_save else recording.rankings
         if saved is not None:  # before the work, not after it
-            require_writable(saved, "--no-save")
+            recording.check_writable("rankings", instead="`save=False`")
             saved_ranking(recording)  # one that cannot be merged into is refused now
         ranking = rank_units(
             s,

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from lstmprobe._io import cannot_write
+from lstmprobe.errors import StoreError
 from lstmprobe.store._files import check_output
 
 #: The results a later stage keeps beside a store: name -> file suffix after the store's stem.
@@ -162,15 +164,22 @@ class Recording:
     def report(self) -> Path:
         return self.sidecar("report")
 
-    def check_writable(self, *sidecars: Sidecar) -> Recording:
+    def check_writable(self, *sidecars: Sidecar, instead: str = "") -> Recording:
         """Check, before any work, that the store (or the ``sidecars`` named, ``"rankings"``,
-        ...) can be written; returns self.
+        ...) can be written; returns self. ``instead`` (``"`save=False`"``) is what the
+        message offers besides fixing the path.
 
         Raises
         ------
         StoreError
             A path is a directory, or its directory is missing or not writable.
         """
-        for path in [self.sidecar(s) for s in sidecars] or [self.store]:
-            check_output(path)
+        if not sidecars:
+            check_output(self.store)
+            return self
+        for path in (self.sidecar(s) for s in sidecars):
+            reason = cannot_write(path)
+            if reason is not None:
+                other = f", or pass {instead}" if instead else ""
+                raise StoreError(f"cannot write {path}: {reason}{other}")
         return self

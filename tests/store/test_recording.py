@@ -27,3 +27,15 @@ def test_check_writable_refuses_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="does not exist"):
         Recording.at(tmp_path / "nowhere" / "acts.h5").check_writable()
     assert Recording.at(tmp_path / "acts.h5").check_writable().store == tmp_path / "acts.h5"
+
+
+def test_check_writable_offers_what_to_pass_instead(tmp_path: Path) -> None:
+    from lstmprobe.errors import for_cli
+
+    rec = Recording.at(tmp_path / "acts.h5")
+    rec.rankings.mkdir()
+    with pytest.raises(StoreError) as info:
+        rec.check_writable("rankings", instead="`save=False`")
+    assert for_cli(str(info.value)) == (
+        f"cannot write {rec.rankings}: it is a directory; give a file path, or pass --no-save"
+    )
