@@ -256,6 +256,13 @@ def _dropped(value: Any, where: str, problems: list[str]) -> Any:
     return _DROPPED
 
 
+def text_keys(found: dict[Any, Any], where: str, problems: list[str]) -> list[str]:
+    """The keys of an object that are valid text (the others said in ``problems``)."""
+    keys = [k for k in found if usable_text(k)]
+    problems += [f"{where}: key {_show(k)} is not valid text" for k in found if k not in keys]
+    return keys
+
+
 def unit_named(value: Any, where: str, problems: list[str]) -> Unit | None:
     """``value`` parsed as a unit name, or None (said in ``problems`` as ``where``'s)."""
     try:

@@ -374,7 +374,8 @@ def damage_ablations(path: Path, data: st.DataObject) -> None:
         name = data.draw(st.sampled_from(names), label="attr")
         value = data.draw(HOSTILE, label="value")
         if isinstance(value, str):  # h5py writes UTF-8: a lone surrogate as the bytes it would be
-            group.attrs[name] = value.encode("utf-8", "surrogatepass")
+            raw = value.encode("utf-8", "surrogatepass")
+            group.attrs[name] = np.void(raw) if b"\0" in raw else raw  # NUL: opaque bytes
         elif value is None or isinstance(value, (list, dict)) or abs(value) > 2**62:
             group.attrs[name] = json.dumps(value)
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
-from lstmprobe._read import Fields, unit_named
+from lstmprobe._read import Fields, text_keys, unit_named
 from lstmprobe.names import Unit
 
 #: The columns of a row, in file order (CSV and JSON).
@@ -180,7 +180,7 @@ class CurvePoint:
         metrics = f.mapping("test_metrics")
         if metrics is not None:
             m = Fields(metrics, f"{where}.test_metrics", problems)
-            metrics = {name: m.number(name) for name in metrics if isinstance(name, str)}
+            metrics = {name: m.number(name) for name in text_keys(metrics, m.where, problems)}
         tops = f.listing("top_units") or []
         return cls(
             k=k,

@@ -31,7 +31,7 @@ import h5py
 import numpy as np
 
 from lstmprobe._io import atomic_path
-from lstmprobe._read import Fields, say_ignored
+from lstmprobe._read import Fields, say_ignored, text_keys
 from lstmprobe.errors import StoreError, one_line
 from lstmprobe.names import Unit
 from lstmprobe.store._format import dumps
@@ -236,7 +236,7 @@ def _by_n(f: Fields, key: str) -> dict[str, float] | None:
     if found is None:
         return None
     values = Fields(found, f"{f.where}.{key}", f.problems)
-    out = {str(k): values.number(str(k)) for k in found if isinstance(k, str)}
+    out = {k: values.number(k) for k in text_keys(found, values.where, f.problems)}
     return {k: v for k, v in out.items() if v is not None}
 
 

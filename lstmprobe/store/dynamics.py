@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from lstmprobe._read import Fields, json_file, open_file, say_ignored, unit_named
+from lstmprobe._read import Fields, json_file, open_file, say_ignored, text_keys, unit_named
 from lstmprobe.errors import StoreError, UnitError
 from lstmprobe.names import Unit, parse_layer
 
@@ -189,8 +189,8 @@ def _layer(name: Any, info: Any, problems: list[str]) -> LayerDynamics | None:
             infinite=t.integer("infinite", minimum=0) or 0,
             counts={
                 b: n
-                for b in counts
-                if isinstance(b, str) and (n := c.integer(b, minimum=0)) is not None
+                for b in text_keys(counts, c.where, problems)
+                if (n := c.integer(b, minimum=0)) is not None
             },
         ),
         positions=positions,
