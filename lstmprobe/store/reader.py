@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from lstmprobe.errors import StoreError, UnitError
-from lstmprobe.names import check_key, layer_of, parse_unit
+from lstmprobe.names import Key, check_key, layer_of, parse_unit
 from lstmprobe.store._format import (
     FORMAT,
     FORMAT_VERSION,
@@ -29,6 +29,7 @@ from lstmprobe.store._format import (
     dataset,
     final_path,
     partial_path,
+    short,
 )
 from lstmprobe.store._mapped import ChunkLayout, chunk_views, open_cached, prefetched, release
 from lstmprobe.text import Vocab
@@ -135,8 +136,7 @@ class ActivationStore:
             self.created = attr_str(a["created"])
             self.lstmprobe_version = attr_str(a["lstmprobe_version"])
             self.run_config: dict = json.loads(attr_str(a.get("run_config", "{}")))
-            layout = json.loads(attr_str(a["layout"]))
-            self._layout: dict[str, int] = {str(k): int(n) for k, n in layout}
+            self._layout: dict[str, int] = _layout(self.path, json.loads(attr_str(a["layout"])))
             self.n_positions = int(dataset(f, "tokens").shape[0])
             self.chunk_positions = int(a.get("chunk_positions", MIN_CHUNK_POSITIONS))
             self.positions_written = (
@@ -149,6 +149,8 @@ class ActivationStore:
                  self.created, self.lstmprobe_version, self.run_config],
                 ensure_ascii=False,
             ).encode("utf-8")  # fmt: skip
+        except StoreError:
+            raise
         except (KeyError, ValueError, TypeError) as exc:
             raise StoreError(
                 f"{self.path} is a damaged lstmprobe recording ({exc}); record it again"
@@ -594,3 +596,34 @@ class ActivationStore:
             f"<ActivationStore {self.path}: {self.n_positions:,} positions, "
             f"{len(self.layers)} layers, {len(self._layout)} datasets ({self.dtype}), {state}>"
         )
+
+
+def _layout(path: Path, layout: Any) -> dict[str, int]:
+    """The stored layout (``[[key, n_units], ...]``) as ``{key: n_units}``, each key checked
+    against the unit grammar (:meth:`Key.parse`): a name a recording cannot hold is damage (or
+    a crafted file) and is refused in one line, never passed on to a figure or a page."""
+    if not isinstance(layout, list):
+        raise StoreError(
+            f"{path} is a damaged lstmprobe recording (its layout is a "
+            f"{type(layout).__name__}, not a list of [dataset, units] pairs); record it again"
+        )
+    out: dict[str, int] = {}
+    for entry in layout:
+        name, n = entry if isinstance(entry, list) and len(entry) == 2 else (entry, None)
+        try:
+            key = str(Key.parse(name))
+        except UnitError:
+            key = None
+        if key is None or key != name or key in out:
+            what = "names twice" if key is not None and key in out else "names"
+            raise StoreError(
+                f"{path} is a damaged lstmprobe recording (its layout {what} the dataset "
+                f"{short(ascii(name))}, not a key such as layer0/cell); record it again"
+            )
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise StoreError(
+                f"{path} is a damaged lstmprobe recording (its layout gives {key} "
+                f"{short(ascii(n))} units, not a positive count); record it again"
+            )
+        out[key] = n
+    return out
