@@ -32,6 +32,7 @@ from lstmprobe.store._format import (
     short,
 )
 from lstmprobe.store._mapped import ChunkLayout, chunk_views, open_cached, prefetched, release
+from lstmprobe.store.checksum import checksummed, dataset_checksum, stored
 from lstmprobe.text import Vocab
 
 
@@ -63,6 +64,7 @@ class ActivationStore:
         self._mmap: mmap.mmap | None = None
         self._bytes: np.ndarray | None = None
         self._map_failed = False
+        self._verified: dict[str, bool] = {}
         path = self.path
         if not path.exists():
             if partial_path(path).exists():
@@ -173,6 +175,7 @@ class ActivationStore:
                 f"{self.chunk_positions}); record it again"
             )
         check_sequences(self.path, self.sequences, self.n_positions)
+        self.verify(["sequences"])
         self._cache = cache_bytes(self.chunk_positions, list(self._layout.values()), itemsize)
 
     @property
@@ -212,6 +215,8 @@ class ActivationStore:
                 f"token {int(tokens[bad])}, outside its vocabulary of {len(self.vocab)} "
                 "characters; record it again"
             )
+        if stop - start == self.n_positions:  # what damage cannot tell, the checksum does
+            self.verify(["tokens"])
         return tokens
 
     @property
@@ -285,6 +290,8 @@ class ActivationStore:
         with damaged(self.path, "next_logprob"):
             if "next_logprob" not in f:
                 return None
+        self.verify(["next_logprob"])
+        with damaged(self.path, "next_logprob"):
             return np.asarray(dataset(f, "next_logprob")[()], dtype=np.float32)
 
     def sibling(self, suffix: str) -> Path:
@@ -345,6 +352,8 @@ class ActivationStore:
         ds = self._dataset(key)
         start, stop = self._check_range(start, stop)
         if units is None:
+            if stop - start == self.n_positions:
+                self.verify([key])
             with damaged(self.path, key):
                 return np.asarray(ds[start:stop], dtype=np.float32)
         idx = self._check_units(key, units)
@@ -512,7 +521,67 @@ class ActivationStore:
         elif isinstance(keys, str):
             keys = [keys]
         datasets = {k: self._dataset(k) for k in keys}
-        return (datasets, *self._check_range(start, stop))
+        start, stop = self._check_range(start, stop)
+        if stop - start == self.n_positions:  # a pass over whole datasets: checked first
+            self.verify(list(datasets))
+        return datasets, start, stop
+
+    @property
+    def has_checksums(self) -> bool:
+        """Whether every recorded quantity holds the checksum of its values (a recording
+        finished by an lstmprobe that stores them); nothing is read or checked."""
+        with damaged(self.path):
+            return self.complete and all(stored(self._dataset(k).attrs) for k in self.keys)
+
+    def verify(self, names: Sequence[str] | None = None) -> dict[str, bool]:
+        """Check datasets against the checksums stored when the recording was finished.
+
+        Every pass that reads a dataset in full (:meth:`iter_chunks`, :meth:`iter_blocks`,
+        :meth:`read` of all positions, :attr:`tokens`) checks it first, once per open store.
+
+        Parameters
+        ----------
+        names : sequence of str, optional
+            Datasets to check (default: every checksummed one: tokens, sequences, each
+            recorded quantity, next_logprob).
+
+        Returns
+        -------
+        dict of str to bool
+            True where the values match their checksum, False where the recording holds none
+            (written before checksums existed, or unfinished).
+
+        Raises
+        ------
+        StoreError
+            A dataset's values differ from its checksum: the file was changed after it was
+            recorded.
+        """
+        if names is None:
+            names = checksummed(self.keys, "next_logprob" in self._h5)
+        out = {}
+        for name in names:
+            if name not in self._verified:
+                self._verified[name] = self._verify(name)
+            out[name] = self._verified[name]
+        return out
+
+    def _verify(self, name: str) -> bool:
+        if not self.complete:  # its checksums are written when it is finished
+            return False
+        with damaged(self.path, name):
+            ds = self._dataset(name) if name in self._layout else dataset(self._h5, name)
+            expected = stored(ds.attrs)
+            if expected is None:
+                return False
+            actual = dataset_checksum(ds)
+        if actual != expected:
+            raise StoreError(
+                f"{self.path} was changed after it was recorded: the values of {name} do not "
+                "match the checksum stored when the recording was finished (docs/store-format.md); "
+                "record it again, or restore the file"
+            )
+        return True
 
     def _chunk_layout(self, key: str, ds: h5py.Dataset) -> ChunkLayout:
         layout = self._chunk_layouts.get(key)
@@ -565,6 +634,7 @@ class ActivationStore:
             "created": self.created,
             "lstmprobe_version": self.lstmprobe_version,
             "format_version": FORMAT_VERSION,
+            "checksums": self.has_checksums,
             "file_size": size,
         }
 
