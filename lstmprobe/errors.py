@@ -82,7 +82,12 @@ class ReportError(LstmprobeError, ValueError):
     """A figure or report cannot be made or written (bad output path, nothing to show)."""
 
 
-class PrecisionWarning(UserWarning):
+class LstmprobeWarning(UserWarning):
+    """Base class of the warnings lstmprobe issues; the command line prints each as one line
+    (warnings of other libraries -- numpy, matplotlib, torch -- it does not show)."""
+
+
+class PrecisionWarning(LstmprobeWarning):
     """Recorded values do not fit the store's dtype (beyond float16's ±65,504: stored as ±inf)."""
 
 

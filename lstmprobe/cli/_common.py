@@ -10,12 +10,13 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from lstmprobe.errors import LstmprobeError, for_cli
+from lstmprobe.errors import LstmprobeError, LstmprobeWarning, for_cli
 
 
 def fail(message: str) -> None:
@@ -24,13 +25,25 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """Python's warnings on the command line: lstmprobe's own as one ``warning:`` line each;
+    those of other libraries (numpy's invalid values, matplotlib's missing glyphs, torch's
+    kernels) are not shown -- they say nothing the user can act on."""
+    if issubclass(category, LstmprobeWarning):
+        warn(str(message))
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors (and Ctrl-C, and a broken pipe) into one line and a non-zero exit."""
+    """Turn library errors (and Ctrl-C, and a broken pipe) into one line and a non-zero exit,
+    and warnings into one line each (:func:`_show_warning`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("default")  # each once per place, whatever -W says
+                warnings.showwarning = _show_warning
+                return func(*args, **kwargs)
         except LstmprobeError as exc:
             fail(for_cli(str(exc)))
         except KeyboardInterrupt:
