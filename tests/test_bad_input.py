@@ -99,7 +99,9 @@ def replace_dataset(path: Path, data: st.DataObject) -> None:
     with h5py.File(path, "r+") as f:
         old = f[key][()]
         del f[key]
-        how = data.draw(st.sampled_from(["shorter", "floats", "huge", "negative", "shuffled"]))
+        how = data.draw(
+            st.sampled_from(["shorter", "floats", "huge", "negative", "shuffled", "strings"])
+        )
         arr = np.asarray(old)
         if how == "shorter":
             arr = arr.reshape(-1)[: max(0, arr.size - 7)]
@@ -109,6 +111,8 @@ def replace_dataset(path: Path, data: st.DataObject) -> None:
             arr = np.full(arr.shape, 2**31 - 1, dtype=arr.dtype if arr.dtype.kind in "iu" else "i8")
         elif how == "negative":
             arr = -np.abs(arr) - 1
+        elif how == "strings":  # a dataset of strings (issue 17, break 7)
+            arr = np.full(arr.shape, b"x1", dtype="S2")
         else:
             arr = np.random.default_rng(0).permutation(arr.reshape(-1)).reshape(arr.shape)
         f[key] = arr
@@ -142,6 +146,23 @@ def test_a_damaged_recording_is_one_line_or_a_success(
     )
     probed = ["-f", "indent", "--no-save", "--max-positions", "100", "--blocks", "3", "-q"]
     assert_one_line_or_success(run("find-neurons", "--store", str(path), *probed))
+    shown = ["--no-figures", "--max-chars", "200", "-o", str(path.with_suffix(".html")), "-q"]
+    assert_one_line_or_success(run("report", "--store", str(path), *shown))
+    assert_one_line_or_success(
+        run(
+            "plot",
+            "text",
+            "--store",
+            str(path),
+            "-u",
+            "layer0/cell/1",
+            "--length",
+            "80",
+            "-o",
+            str(path.with_suffix(".png")),
+            "-q",
+        )
+    )
 
 
 # --- ways a rankings file gets damaged --------------------------------------------------------

@@ -157,6 +157,13 @@ class ActivationStore:
             raise StoreError(
                 f"{self.path} is a damaged lstmprobe recording ({exc}); record it again"
             ) from None
+        for name, value in (("model", self.model), ("run_config", self.run_config),
+                            ("model's config", self.model.get("config", {}) if isinstance(self.model, dict) else None)):  # fmt: skip
+            if not isinstance(value, dict):
+                raise StoreError(
+                    f"{self.path} is a damaged lstmprobe recording (its {name} attribute is a "
+                    f"JSON {type(value).__name__}, not an object); record it again"
+                )
         if not self._layout:
             raise StoreError(
                 f"{self.path} is a damaged lstmprobe recording (no datasets in its "
@@ -167,6 +174,14 @@ class ActivationStore:
                 raise StoreError(
                     f"{self.path} is a damaged lstmprobe recording (dataset {key} missing or of "
                     "the wrong shape); record it again"
+                )
+        for key in ["tokens", *self._layout, *(["next_logprob"] if "next_logprob" in f else [])]:
+            kind = dataset(f, key).dtype.kind
+            if kind not in ("iu" if key == "tokens" else "f"):
+                raise StoreError(
+                    f"{self.path} is a damaged lstmprobe recording (dataset {key} holds "
+                    f"{dataset(f, key).dtype} values, not {'integers' if key == 'tokens' else 'floats'}); "
+                    "record it again"
                 )
         if not 0 <= self.positions_written <= self.n_positions or self.chunk_positions < 1:
             raise StoreError(

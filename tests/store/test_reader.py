@@ -115,3 +115,34 @@ def test_a_malformed_layout_is_one_line(tmp_path: Path, layout: str) -> None:
     with pytest.raises(StoreError, match="damaged lstmprobe recording"):
         ActivationStore(path)
     _cli_error(path)
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [("layer0/cell", None), ("tokens", None), ("next_logprob", None),
+     ("model", "[1, 2]"), ("model", "7"), ("model", '{"config": [1]}'), ("run_config", '"x"')],
+)  # fmt: skip
+def test_a_dataset_of_strings_or_an_attribute_of_the_wrong_shape_is_one_line(
+    tmp_path: Path, where: str, value: str | None
+) -> None:
+    """Issue 17, break 7: these ended in a traceback (in `report`, `plot`, `dynamics`)."""
+    import h5py
+    import numpy as np
+
+    path = tmp_path / "acts.h5"
+    w = writer(path, corpus(50), layout={"layer0/cell": 2})
+    w.write(0, {"layer0/cell": np.zeros((50, 2), np.float32)}, np.zeros(50))
+    w.finish()
+    with h5py.File(path, "r+") as f:
+        if value is None:
+            shape = f[where].shape
+            del f[where]
+            f[where] = np.full(shape, b"x", dtype="S3")
+        else:
+            f.attrs[where] = value
+    with pytest.raises(StoreError, match=r"is a damaged lstmprobe recording \((dataset|its)"):
+        ActivationStore(path)
+    for args in (["info"], ["report", "-q"], ["dynamics", "-q"]):
+        result = CliRunner().invoke(main, [*args, "--store", str(path)])
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+        assert "Traceback" not in result.output
