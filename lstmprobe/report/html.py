@@ -213,7 +213,7 @@ def build_report(
         n_shown += len(idx)
 
     feature_data, thresholds = (
-        feature_sections(store, ranking, top_rows, stats, progress=progress)
+        feature_sections(store, ranking, top_rows, stats, progress=progress, figures=figures)
         if feats and ranking is not None
         else ([], {})
     )

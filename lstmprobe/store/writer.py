@@ -184,6 +184,11 @@ class StoreWriter:
         resume: bool,
     ) -> None:
         partial_exists = self._lock_fd is not None
+        if resume and not partial_exists and not force and partial_complete(self.path):
+            raise StoreError(
+                f"{self.path} is a complete recording: there is nothing to resume; read it "
+                f"(`store={self.path}`), or pass `force=True` to record it again"
+            )
         if self.path.exists() and not force and not (resume and partial_exists):
             raise StoreError(
                 f"{self.path} already exists; pass `force=True` to overwrite or `out` to choose another path"

@@ -116,3 +116,17 @@ def test_the_package_exports_figures_and_the_report_lazily():
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
         == "False"
     )
+
+
+def test_no_figures_draws_no_probe_curve_either(lstm_store):
+    """Issue 17, caveat 8: `--no-figures` still drew each feature's top-k probe curve."""
+    from lstmprobe.probes import rank_units
+
+    with ActivationStore(lstm_store) as store:
+        ranking = rank_units(store, ["quote"], n_blocks=5, n_boot=20)
+        assert ranking.features["quote"].get("curve")
+        without = build_report(store, ranking=ranking, max_chars=100, figures=False)
+        assert "data:image/png" not in without.html
+        assert payload(without.html)["features"][0]["curve"] is None
+        drawn = build_report(store, ranking=ranking, max_chars=100, figures=True)
+        assert payload(drawn.html)["features"][0]["curve"].startswith("data:image/png;base64,")
