@@ -5,6 +5,7 @@ The options several commands take are in :mod:`lstmprobe.cli.options`.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any
 
 import click
 
+from lstmprobe._io import write_failed
 from lstmprobe.errors import LstmprobeError, LstmprobeWarning, for_cli
 
 
@@ -53,6 +55,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
         except OSError as exc:  # a file the library could not write or read, said in one line
             where = f" {exc.filename}" if exc.filename else ""
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                fail(write_failed(exc.filename, exc))
             fail(f"cannot use{where}: {exc.strerror or exc}")
 
     return wrapper
