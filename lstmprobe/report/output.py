@@ -16,6 +16,7 @@ from typing import Any
 
 from lstmprobe._io import atomic_path
 from lstmprobe.errors import ReportError
+from lstmprobe.names import Key, Unit
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
@@ -119,6 +120,43 @@ def uint8_b64(arr: object) -> str:
     import numpy as np
 
     return base64.b64encode(np.ascontiguousarray(arr, dtype=np.uint8).tobytes()).decode("ascii")
+
+
+def unit_parts(unit: str | Unit) -> dict[str, Any]:
+    """A unit as the page's script receives it: its name and its parts, parsed here once
+    (:class:`~lstmprobe.names.Unit`), so the script never parses a name.
+
+    Examples
+    --------
+    >>> unit_parts("layer1_reverse/cell/7")
+    {'name': 'layer1_reverse/cell/7', 'layer': 1, 'direction': 'reverse', 'quantity': 'cell', 'index': 7}
+    """
+    u = Unit.parse(unit)
+    return {
+        "name": str(u),
+        "layer": u.layer,
+        "direction": u.direction,
+        "quantity": u.quantity,
+        "index": u.index,
+    }
+
+
+def key_parts(key: str | Key) -> dict[str, Any]:
+    """A dataset as the page's script receives it (:class:`~lstmprobe.names.Key`).
+
+    Examples
+    --------
+    >>> key_parts("layer0/forget_gate")
+    {'key': 'layer0/forget_gate', 'layer': 0, 'direction': 'forward', 'layer_name': 'layer0', 'quantity': 'forget_gate'}
+    """
+    k = Key.parse(key)
+    return {
+        "key": str(k),
+        "layer": k.layer,
+        "direction": k.direction,
+        "layer_name": k.layer_name,
+        "quantity": k.quantity,
+    }
 
 
 def compact(obj: Any) -> Any:

@@ -12,7 +12,7 @@ import numpy as np
 from lstmprobe.probes.ranking import Ranking
 from lstmprobe.report.data import KeyStats, passage, top_spans
 from lstmprobe.report.feature_scan import FeatureScan, pick_changes, scan_features
-from lstmprobe.report.output import compact, png_uri, uint8_b64
+from lstmprobe.report.output import compact, png_uri, uint8_b64, unit_parts
 from lstmprobe.store import ActivationStore, parse_unit
 
 #: Chars per passage of the ranking sections.
@@ -129,6 +129,7 @@ def _sections(
                         else {"value": t.threshold, "tpr": t.tpr, "fpr": t.fpr, "sign": t.sign}
                     }
                 )
+                | {"unit": unit_parts(r["unit"])}  # parsed here: the page never parses names
             )
         summary = ranking.features[f]
         out.append(

@@ -141,19 +141,28 @@ def test_the_demo_report_shows_quote_and_indent_units_in_colour(browser_page, tm
     assert errors == []
 
 
-def test_inline_fragment_takes_keys_only_when_focused(lstm_store, browser_page):
+def test_inline_fragment_is_a_sandboxed_frame_that_takes_keys_only_when_focused(
+    lstm_store, browser_page
+):
+    """In a notebook the report is the same page in an <iframe sandbox=allow-scripts srcdoc>:
+    its own policy holds there, and the notebook's page is another origin it cannot reach."""
     with ActivationStore(lstm_store) as store:
         fragment = build_report(store, max_chars=200, figures=False)._repr_html_()
     page = browser_page
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.set_content(f"<html><body><p>notebook</p>{fragment}</body></html>")
-    start = page.input_value(".lpr-index")
+    page.set_content(f"<html><body><p>notebook</p><input id='cell'>{fragment}</body></html>")
+    frame = page.frame_locator("iframe.lstmprobe-report")
+    frame.locator(".lpr-window span").first.wait_for()
+    start = frame.locator(".lpr-index").input_value()
+    page.focus("#cell")
     page.keyboard.press("j")  # a notebook's own keys are left alone
-    assert page.input_value(".lpr-index") == start
-    page.focus(".lpr")
+    assert page.input_value("#cell") == "j" and frame.locator(".lpr-index").input_value() == start
+    frame.locator(".lpr-explorer h2").click()
     page.keyboard.press("j")
-    assert page.input_value(".lpr-index") != start
+    assert frame.locator(".lpr-index").input_value() != start
+    assert page.evaluate("document.querySelector('iframe').contentDocument === null")
+    assert page.evaluate("document.querySelector('iframe').sandbox.value") == "allow-scripts"
     assert errors == []
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 
@@ -31,8 +32,10 @@ def test_the_page_is_self_contained(report):
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     assert "fetch(" not in page and "XMLHttpRequest" not in page
     assert "j</kbd>" in page and "?</kbd>" in page  # shortcuts listed on the page
-    assert report._repr_html_().startswith("<style>")  # the notebook fragment
-    assert "<html" not in report._repr_html_()
+    fragment = report._repr_html_()  # the notebook's: the same page in a sandboxed frame
+    assert fragment.startswith('<iframe class="lstmprobe-report" sandbox="allow-scripts" ')
+    assert "<html" not in fragment and "<script" not in fragment and "<style" not in fragment
+    assert html.unescape(fragment.split(' srcdoc="', 1)[1].rsplit('"></iframe>', 1)[0]) == page
 
 
 def test_embedded_values_decode_to_the_recording_within_one_step(report, lstm_store):
@@ -64,14 +67,15 @@ def test_ranked_features_get_tables_thresholds_and_passages(report, lstm_store):
             assert p["text"] == store.read_text(p["start"], p["start"] + len(p["text"]))
             assert len(p["labels"]) == len(p["text"])
     top = quote["rows"][0]["unit"]
-    assert [r[0] for r in d["ranks"][top]] == ["quote", "indent"]  # the unit card's scores
+    assert top == {**top, "layer": int(top["name"][5]), "direction": "forward"}  # parts
+    assert [r[0] for r in d["ranks"][top["name"]]] == ["quote", "indent"]  # the unit card's scores
 
 
 def test_without_a_ranking_every_unit_is_shown_in_layer_order(bare_store):
     with ActivationStore(bare_store) as store:
         rep = build_report(store, max_chars=100, figures=False)
         d = payload(rep.html)
-        assert d["features"] == [] and d["initial"] == "layer0/input_gate/0"
+        assert d["features"] == [] and d["initial"]["name"] == "layer0/input_gate/0"
         assert rep.manifest["units_shown"] == rep.manifest["units_total"] == 36
         with pytest.raises(ReportError, match=r"rank it first: `rank_units\(store=") as info:
             build_report(store, features=["quote"])
