@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
 from lstmprobe.report.colors import GATES, lut, scale_for
 from lstmprobe.report.data import (
@@ -44,7 +45,6 @@ from lstmprobe.report.data import (
     summarize,
     unit_scale,
 )
-from lstmprobe.names import Key
 from lstmprobe.report.output import asset, compact, key_parts, png_uri, uint8_b64, unit_parts
 from lstmprobe.report.ranked import feature_sections
 from lstmprobe.store import ActivationStore, parse_unit
