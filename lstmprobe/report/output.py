@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,16 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield part
 
 
+@contextlib.contextmanager
+def _no_glyph_warnings() -> Iterator[None]:
+    """A char the figure's font lacks (an emoji, CJK) is drawn as a box: no warning per char."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Glyph .* missing from font", category=UserWarning
+        )
+        yield
+
+
 def save_figure(
     fig: object, path: str | os.PathLike[str], fmt: str = "png", dpi: int = 150
 ) -> Path:
@@ -73,7 +84,7 @@ def save_figure(
 
     path = Path(path)
     try:
-        with atomic_output(path) as part, plt.rc_context(THEME):
+        with atomic_output(path) as part, plt.rc_context(THEME), _no_glyph_warnings():
             fig.savefig(part, format=fmt, dpi=dpi)  # type: ignore[attr-defined]
     finally:
         plt.close(fig)  # type: ignore[arg-type]
@@ -100,7 +111,7 @@ def png_uri(fig: object, dpi: int = 110) -> str:
 
     buf = io.BytesIO()
     try:
-        with plt.rc_context(THEME):
+        with plt.rc_context(THEME), _no_glyph_warnings():
             fig.savefig(buf, format="png", dpi=dpi, bbox_inches=None)  # type: ignore[attr-defined]
     finally:
         plt.close(fig)  # type: ignore[arg-type]

@@ -134,3 +134,32 @@ def test_no_figures_draws_no_probe_curve_either(lstm_store):
         assert payload(without.html)["features"][0]["curve"] is None
         drawn = build_report(store, ranking=ranking, max_chars=100, figures=True)
         assert payload(drawn.html)["features"][0]["curve"].startswith("data:image/png;base64,")
+
+
+def test_the_pages_scripts_never_write_markup():
+    """Issue 17, break 1: data reached innerHTML. Every script of the page (each .js asset,
+    those added later included) builds nodes with textContent, never markup or a loader."""
+    from importlib.resources import files
+
+    scripts = sorted(p for p in files("lstmprobe.report").joinpath("assets").iterdir()
+                     if p.name.endswith(".js"))  # fmt: skip
+    assert {p.name for p in scripts} >= {"report.js", "causal.js"}
+    sinks = ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "setAttribute",
+             "eval(", "Function(", "srcdoc", ".href", "location", "fetch(", "XMLHttpRequest",
+             "import(", "createContextualFragment", "DOMParser", "open(")  # fmt: skip
+    for script in scripts:
+        text = script.read_text(encoding="utf-8")
+        assert [s for s in sinks if s in text] == [], script.name
+
+
+def test_the_policy_denies_everything_the_page_does_not_embed(report):
+    page = report.html
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page)
+    directives = dict(d.strip().split(" ", 1) for d in policy.group(1).split(";"))
+    assert directives["default-src"] == "'none'" and directives["img-src"] == "data:"
+    for name in ("base-uri", "form-action", "frame-src", "connect-src", "object-src"):
+        assert directives[name] == "'none'", name
+    assert re.fullmatch(r"'sha256-[A-Za-z0-9+/=]+'", directives["script-src"])
+    assert re.fullmatch(r"'sha256-[A-Za-z0-9+/=]+'", directives["style-src"])
+    assert page.count("<meta ") == 3 and page.index("</head>") > page.rindex("<meta ")
+    assert page.count("<script") == 2 and "<base" not in page and "<form" not in page

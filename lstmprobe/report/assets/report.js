@@ -1,7 +1,7 @@
 function lstmprobeReport(root, D, page) {
   "use strict";
   // Data never becomes markup: every node is built with createElement and filled with
-  // textContent (el() below); no string of the payload reaches innerHTML or an attribute that
+  // textContent (el() below); no string of the payload is parsed as HTML or set as an attribute that
   // loads or runs anything. Units arrive parsed (layer, direction, quantity, index) from Python.
   var $ = function (sel) { return root.querySelector(sel); };
   var GLYPH = {" ": "\u00b7", "\t": "\u2192", "\n": "\u21b5", "\r": "\u240d"}, TAB = 4;
