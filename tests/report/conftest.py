@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +17,11 @@ from lstmprobe.store import ActivationStore
 from lstmprobe.text import Vocab
 from tests.conftest import make_model
 from tests.stores import BASE, build_store
+
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+)
+REQUIRED = os.environ.get("LSTMPROBE_REQUIRE_BROWSER") == "1"  # CI (.ci/run) sets it
 
 TEXT = (BASE + "\tif x:\n\t\treturn 'tab'\n") * 12  # about 1.6k chars, tabs included
 TASK = "".join(f"{c}{'a' * n}X{'b' * n}\n" for n in range(1, 6) for c in "pq")  # separator X
@@ -117,3 +125,15 @@ def causal_dir(tmp_path_factory):
     run("dynamics", "--store", store, "--model", model, "-q", "--json")
     assert (d / "acts.ablations.h5").exists() and (d / "acts.dynamics.json").exists()
     return {"dir": d, "store": store, "model": model, "corpus": corpus}
+
+
+@pytest.fixture
+def browser_page():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
+            yield context.new_page()
+        finally:
+            browser.close()

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
 from lstmprobe.report.html import build_report
 from lstmprobe.store import ActivationStore
+from tests.report.conftest import CHROMIUM, REQUIRED
 
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-)
-REQUIRED = os.environ.get("LSTMPROBE_REQUIRE_BROWSER") == "1"  # CI (.ci/run) sets it
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -29,18 +22,6 @@ def page_path(lstm_store, tmp_path_factory):
     with ActivationStore(lstm_store) as store:
         report = build_report(store, top=2, max_chars=600)
     return report.save(tmp_path_factory.mktemp("browser") / "acts.report.html")
-
-
-@pytest.fixture
-def browser_page():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
-            yield context.new_page()
-        finally:
-            browser.close()
 
 
 def styles(page, selector: str, n: int = 200) -> list[str]:

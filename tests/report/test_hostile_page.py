@@ -24,7 +24,7 @@ import pytest
 
 from lstmprobe.report.html import build_report, render
 from lstmprobe.store import ActivationStore
-from tests.report.test_browser import CHROMIUM, REQUIRED, browser_page  # noqa: F401 (a fixture)
+from tests.report.conftest import CHROMIUM, REQUIRED
 
 pytestmark = [
     pytest.mark.slow,
@@ -66,9 +66,10 @@ def hostile_files(causal_dir: dict[str, Path], where: Path) -> Path:
         ")", ""
     )  # a feature spec can say anything
     rankings = json.loads((folder / "acts.rankings.json").read_text(encoding="utf-8"))
-    rankings["features"] = {feature: {**s, "definition": HOSTILE, "warning": HOSTILE,
-                                      "probe_metric": HOSTILE}
-                            for s in rankings["features"].values()}  # fmt: skip
+    (summary,) = rankings["features"].values()
+    rankings["features"] = {
+        feature: {**summary, "definition": HOSTILE, "warning": HOSTILE, "probe_metric": HOSTILE}
+    }
     for r in rankings["rows"]:
         r.update(feature=feature, score_name=HOSTILE)
     (folder / "acts.rankings.json").write_text(json.dumps(rankings), encoding="utf-8")
@@ -132,7 +133,7 @@ def exercise(page: Any, frame: Any = None) -> None:
     where.locator(".lpr-goto").press("Enter")
     assert "type a unit such as" in where.locator(".lpr-msg").inner_text()
     where.locator(".lpr-explorer h2").click()
-    keys = list(string.printable.strip()) + ["Enter", "Escape", "Tab", "Backspace", "Delete",
+    keys = [*string.printable.strip(), "Enter", "Escape", "Tab", "Backspace", "Delete",
             "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "PageUp", "PageDown", "Home",
             "End", "F5", "Space"]  # fmt: skip
     for key in keys:
