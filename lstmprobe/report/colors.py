@@ -174,7 +174,8 @@ def cmap(kind: Kind):  # -> matplotlib.colors.ListedColormap
     from matplotlib.colors import ListedColormap
 
     palette = ListedColormap(lut(kind) / 255.0, name=f"lstmprobe-{kind}")
-    return palette.with_extremes(bad=np.array(MISSING_RGB) / 255.0)  # NaN: grey, as in text
+    grey = (MISSING_RGB[0] / 255.0, MISSING_RGB[1] / 255.0, MISSING_RGB[2] / 255.0)
+    return palette.with_extremes(bad=grey)  # NaN: grey, as in the coloured text
 
 
 def clipped(values: np.ndarray, scale: Scale) -> np.ndarray:

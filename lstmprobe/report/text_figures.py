@@ -79,6 +79,7 @@ def colored_text(
         Position of the first char in the corpus (stated in the title).
     """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     values = np.asarray(values, dtype=np.float64)
     cells = layout(text, width)
@@ -102,7 +103,7 @@ def colored_text(
     for r, c, i, _ in cells:
         if infinite[i]:
             ax.add_patch(
-                plt.Rectangle((c + 0.06, r + 0.06), 0.88, 0.88, fill=False, lw=0.8, ec="black")
+                Rectangle((c + 0.06, r + 0.06), 0.88, 0.88, fill=False, lw=0.8, ec="black")
             )
     for r, c, i, g in cells:
         if not g:

@@ -696,7 +696,7 @@ def _layout(path: Path, layout: Any) -> dict[str, int]:
     for entry in layout:
         name, n = entry if isinstance(entry, list) and len(entry) == 2 else (entry, None)
         try:
-            key = str(Key.parse(name))
+            key = str(Key.parse(name)) if isinstance(name, str) else None
         except UnitError:
             key = None
         if key is None or key != name or key in out:
