@@ -1,0 +1,136 @@
+"""mkdocs hooks of the documentation site (mkdocs.yml: ``hooks``).
+
+* The notebooks of ``notebooks/`` become the pages ``tutorials/NAME``, rendered with their
+  outputs by mkdocs-jupyter from the executed copies in ``build/notebooks/`` (what
+  ``python notebooks/run.py`` and CI's test run write). A copy that is missing or older than its
+  notebook is executed here first, at the quick size.
+* Docstrings written with Sphinx roles (``:class:`~lstmprobe.store.ActivationStore```) are
+  rendered as links by mkdocstrings' cross-references (see ``griffe_roles.py``).
+* The site must work offline: nbconvert's pages load MathJax and Mermaid from CDNs, so those
+  scripts are removed; after the build every page and stylesheet is scanned, and anything that
+  would load from the network (a script, a stylesheet, an image, a font, a frame) fails the
+  build.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
+from sitecheck import include_sections, network_fetches  # beside this file
+
+ROOT = Path(__file__).resolve().parents[2]
+TUTORIALS = "tutorials"
+STAGE = ROOT / "build" / "docs-notebooks"
+
+
+def _runner() -> Any:
+    """``notebooks/run.py`` as a module (it is a script, not part of the package)."""
+    if "lstmprobe_notebooks_run" in sys.modules:
+        return sys.modules["lstmprobe_notebooks_run"]
+    spec = importlib.util.spec_from_file_location(
+        "lstmprobe_notebooks_run", ROOT / "notebooks" / "run.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+def _executed() -> Path:
+    """Where the executed copies are: ``$LSTMPROBE_NOTEBOOKS_OUT`` or build/notebooks/."""
+    out = Path(os.environ.get("LSTMPROBE_NOTEBOOKS_OUT") or ROOT / "build" / "notebooks")
+    return out if out.is_absolute() else ROOT / out
+
+
+@event_priority(100)  # before mkdocs-jupyter's on_files, which wraps .ipynb files as pages
+def on_files(files: Files, config: Any) -> Files:
+    run = _runner()
+    out = _executed()
+    for source in run.notebook_paths():
+        if not run.is_current(source, out):
+            try:
+                done = run.execute(source, out, quick=True)
+            except run.NotebookError as exc:
+                raise PluginError(f"notebook {source.name} failed: {exc}") from None
+            print(f"INFO    -  executed {source.name} at the quick size: {done.seconds:.0f} s")
+        # mkdocs-jupyter reads a page's notebook from its file's src_dir, so each executed
+        # copy is staged as build/docs-notebooks/tutorials/NAME.ipynb, an ordinary source file
+        staged = STAGE / TUTORIALS / source.name
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run.executed_copy(source, out), staged)
+        files.append(
+            File(
+                f"{TUTORIALS}/{source.name}",
+                src_dir=str(STAGE),
+                dest_dir=config["site_dir"],
+                use_directory_urls=config["use_directory_urls"],
+            )
+        )
+    return files
+
+
+# nbconvert's lab template puts these into every notebook page; the notebooks use no maths
+# and no Mermaid diagrams, and a page must not load anything from the network
+_CDN_BLOCKS = [
+    re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S),
+    re.compile(
+        r"<script type=\"module\">\s*document\.addEventListener\(\"DOMContentLoaded\".*?</script>",
+        re.S,
+    ),
+    re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", re.S),
+]
+
+
+#: a notebook links to the documentation as the repository holds it, ../docs/PAGE.md, which
+#: works on GitHub and in Jupyter; on the site that is the page PAGE
+_DOC_LINK = re.compile(r'href="\.\./docs/([^"#]+\.md)(#[^"]*)?"')
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
+    if not page.file.src_uri.startswith(f"{TUTORIALS}/"):
+        return html
+    for block in _CDN_BLOCKS:
+        html = block.sub("", html)
+
+    def link(m: re.Match[str]) -> str:
+        target = files.get_file_from_path(m.group(1))
+        if target is None:
+            raise PluginError(
+                f"{page.file.src_uri} links to docs/{m.group(1)}, which is not a page"
+            )
+        return f'href="{target.url_relative_to(page.file)}{m.group(2) or ""}"'
+
+    return _DOC_LINK.sub(link, html)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    try:
+        return include_sections(markdown, ROOT)
+    except (KeyError, OSError) as exc:
+        raise PluginError(f"{page.file.src_uri}: cannot include a section: {exc}") from None
+
+
+def on_post_build(config: Any) -> None:
+    site = Path(config["site_dir"])
+    problems = []
+    for path in sorted(site.rglob("*")):
+        if path.suffix in (".html", ".css"):
+            problems += [f"{path.relative_to(site)}: {f}" for f in network_fetches(path)]
+    if problems:
+        shown = "; ".join(problems[:10]) + (
+            f"; ... ({len(problems)} in all)" if len(problems) > 10 else ""
+        )
+        raise PluginError(f"the site must work offline, but pages load from the network: {shown}")
