@@ -98,9 +98,20 @@ def committed_outputs(nb: Any) -> list[str]:
 
 
 def sources_digest(nb: Any) -> str:
-    """SHA-256 of the cells' types and sources: an executed copy is current when it matches."""
-    cells = [[c.cell_type, c.source] for c in nb.cells]
+    """SHA-256 of the code cells' sources: an executed copy is current when it matches (the
+    Markdown cells may have changed since: :func:`with_outputs` takes them from the notebook)."""
+    cells = [c.source for c in nb.cells if c.cell_type == "code"]
     return hashlib.sha256(json.dumps(cells).encode("utf-8")).hexdigest()
+
+
+def with_outputs(source: Path, out: Path = OUT) -> Any:
+    """The notebook as it is now, with the outputs of its current executed copy."""
+    nb, done = read(source), read(executed_copy(source, out))
+    ran = [c for c in done.cells if c.cell_type == "code"]
+    for cell, executed in zip((c for c in nb.cells if c.cell_type == "code"), ran):
+        cell.outputs, cell.execution_count = executed.outputs, executed.execution_count
+    nb.metadata["lstmprobe"] = done.metadata.get("lstmprobe", {})
+    return nb
 
 
 def executed_copy(source: Path, out: Path = OUT) -> Path:

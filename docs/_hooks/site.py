@@ -17,11 +17,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import shutil
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
+import nbformat
+from markdown.extensions import Extension
+from markdown.preprocessors import Preprocessor
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
@@ -66,11 +69,11 @@ def on_files(files: Files, config: Any) -> Files:
             except run.NotebookError as exc:
                 raise PluginError(f"notebook {source.name} failed: {exc}") from None
             print(f"INFO    -  executed {source.name} at the quick size: {done.seconds:.0f} s")
-        # mkdocs-jupyter reads a page's notebook from its file's src_dir, so each executed
-        # copy is staged as build/docs-notebooks/tutorials/NAME.ipynb, an ordinary source file
+        # mkdocs-jupyter reads a page's notebook from its file's src_dir, so each notebook, with
+        # the outputs of its executed copy, is staged as build/docs-notebooks/tutorials/NAME.ipynb
         staged = STAGE / TUTORIALS / source.name
         staged.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run.executed_copy(source, out), staged)
+        nbformat.write(run.with_outputs(source, out), staged)
         files.append(
             File(
                 f"{TUTORIALS}/{source.name}",
@@ -116,7 +119,50 @@ def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
     return _DOC_LINK.sub(link, html)
 
 
+# --------------------------------------------------------------------------- the CLI page
+
+_page: list[str] = [""]  # the page being rendered (pages render one at a time)
+
+
+class _ClickExamples(Preprocessor):
+    """On the CLI page: click's unwrapped examples as code blocks.
+
+    A command's help writes ``Examples:`` (any line ending in a colon) followed by indented
+    command lines in a ``\\b`` block, which click prints as they are; mkdocs-click hands them
+    over as Markdown, where they would run together into one paragraph.
+    """
+
+    def run(self, lines: list[str]) -> list[str]:
+        if _page[0] != "cli.md":
+            return lines
+        out: list[str] = []
+        i = 0
+        while i < len(lines):
+            out.append(lines[i])
+            j = i + 1
+            if lines[i].rstrip().endswith(":") and not lines[i].startswith(" "):
+                while j < len(lines) and lines[j].startswith("    ") and lines[j].strip():
+                    j += 1
+                if j > i + 1:
+                    body = textwrap.dedent("\n".join(lines[i + 1 : j]))
+                    out += ["", "```", *body.splitlines(), "```", ""]
+            i = j
+        # click 8.2's "no default" sentinel is not a default a reader can use
+        return [line.replace("`Sentinel.UNSET`", "") for line in out]
+
+
+class _ClickExamplesExtension(Extension):
+    def extendMarkdown(self, md: Any) -> None:
+        md.preprocessors.register(_ClickExamples(md), "lstmprobe_click_examples", 140)
+
+
+def on_config(config: Any) -> Any:
+    config["markdown_extensions"].append(_ClickExamplesExtension())  # after mkdocs-click (141)
+    return config
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    _page[0] = page.file.src_uri
     try:
         return include_sections(markdown, ROOT)
     except (KeyError, OSError) as exc:
