@@ -109,6 +109,33 @@ def test_the_reproduction_update_replaces_one_section(tmp_path: Path) -> None:
         run.update_reproduction("02-y", "| a |", "note", doc)
 
 
+def test_an_executed_copy_stays_current_while_the_code_is_the_same(tmp_path: Path) -> None:
+    """Prose may change without executing the notebook again; the site takes the prose from the
+    notebook and the outputs from the copy."""
+    source = tmp_path / "src" / "09-x.ipynb"
+    source.parent.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("old words"), nbformat.v4.new_code_cell("1 + 1")]
+    nbformat.write(nb, source)
+    done = copy.deepcopy(nb)
+    done.cells[1].outputs = [
+        nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)
+    ]
+    done.metadata["lstmprobe"] = {"sources": run.sources_digest(nb), "size": "quick"}
+    out = tmp_path / "out"
+    out.mkdir()
+    nbformat.write(done, out / source.name)
+    nb.cells[0].source = "new words"
+    nbformat.write(nb, source)
+    assert run.is_current(source, out)
+    merged = run.with_outputs(source, out)
+    assert merged.cells[0].source == "new words"
+    assert merged.cells[1].outputs[0]["data"]["text/plain"] == "2"
+    nb.cells[1].source = "1 + 2"
+    nbformat.write(nb, source)
+    assert not run.is_current(source, out)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_at_the_quick_size(path: Path, tmp_path: Path) -> None:
