@@ -2,19 +2,24 @@
 
 * The notebooks of ``notebooks/`` become the pages ``tutorials/NAME``, rendered with their
   outputs by mkdocs-jupyter from the executed copies in ``build/notebooks/`` (what
-  ``python notebooks/run.py`` and CI's test run write). A copy that is missing or older than its
-  notebook is executed here first, at the quick size.
+  ``python notebooks/run.py`` and CI's test run write). A notebook whose copy is missing, or
+  whose code cells changed since, is executed here first, at the quick size. Its links to
+  ``../docs/PAGE.md`` become links to the site's pages.
+* A page can include a section of another Markdown file, ``<!-- include README.md "Set-up" -->``,
+  so the README's commands and the guides' measured tables have one source (``sitecheck.py``).
+* On the CLI page (mkdocs-click), click's unwrapped ``Examples:`` blocks become code blocks.
 * Docstrings written with Sphinx roles (``:class:`~lstmprobe.store.ActivationStore```) are
-  rendered as links by mkdocstrings' cross-references (see ``griffe_roles.py``).
-* The site must work offline: nbconvert's pages load MathJax and Mermaid from CDNs, so those
-  scripts are removed; after the build every page and stylesheet is scanned, and anything that
-  would load from the network (a script, a stylesheet, an image, a font, a frame) fails the
-  build.
+  rendered as links by mkdocstrings' cross-references (``griffe_roles.py``).
+* The site must work offline: nbconvert's pages load MathJax and Mermaid from CDNs, and the
+  notebooks use neither, so those two blocks are removed; after the build every page and
+  stylesheet is scanned, and anything that would load from the network (a script, a
+  stylesheet, an image, a font, a frame) fails the build.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -33,6 +38,7 @@ from sitecheck import include_sections, network_fetches  # beside this file
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIALS = "tutorials"
 STAGE = ROOT / "build" / "docs-notebooks"
+log = logging.getLogger("mkdocs.hooks.site")
 
 
 def _runner() -> Any:
@@ -68,7 +74,7 @@ def on_files(files: Files, config: Any) -> Files:
                 done = run.execute(source, out, quick=True)
             except run.NotebookError as exc:
                 raise PluginError(f"notebook {source.name} failed: {exc}") from None
-            print(f"INFO    -  executed {source.name} at the quick size: {done.seconds:.0f} s")
+            log.info(f"executed {source.name} at the quick size: {done.seconds:.0f} s")
         # mkdocs-jupyter reads a page's notebook from its file's src_dir, so each notebook, with
         # the outputs of its executed copy, is staged as build/docs-notebooks/tutorials/NAME.ipynb
         staged = STAGE / TUTORIALS / source.name
@@ -93,7 +99,6 @@ _CDN_BLOCKS = [
         r"<script type=\"module\">\s*document\.addEventListener\(\"DOMContentLoaded\".*?</script>",
         re.S,
     ),
-    re.compile(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", re.S),
 ]
 
 
