@@ -35,6 +35,7 @@ from lstmprobe.errors import StoreError, UnitError
 from lstmprobe.report.data import KeyStats, Warn, check_unit, passage, top_spans
 from lstmprobe.report.feature_scan import pick_changes
 from lstmprobe.report.keep_write import state_unit
+from lstmprobe.report.output import unit_parts
 from lstmprobe.store import ActivationStore, parse_unit
 from lstmprobe.store.ablations import AblationCondition, SavedAblations
 from lstmprobe.store.dynamics import Dynamics, read_dynamics
@@ -74,12 +75,20 @@ def load_ablations(
 
     ours = {"model_sha256": store.model_sha256 or "", "corpus_sha256": store.corpus_sha256 or ""}
     try:
-        return read_ablations(
+        abl = read_ablations(
             path, positions=store.n_positions, recording=ours, lenient=True, warn=warn
         )
     except StoreError as exc:
         ignore(f"it {str(exc).removeprefix(f'{path} ')}")
         return None
+    for cond in abl.conditions:
+        for unit in cond.units:
+            try:  # a unit of another model is no unit of this recording
+                check_unit(store, str(unit))
+            except UnitError:
+                ignore(f"it names unit {unit}, which this recording lacks")
+                return None
+    return abl
 
 
 def _effect_windows(delta: np.ndarray, length: int, k: int) -> list[int]:
@@ -165,7 +174,7 @@ def ablation_sections(
         r = found.get("random", {})
         conditions.append(
             {
-                "units": [str(u) for u in cond.units],
+                "units": [unit_parts(u) for u in cond.units],
                 "mode": cond.mode,
                 "value": cond.value,
                 "feature": feature,
@@ -263,6 +272,9 @@ def dynamics_sections(
 ) -> dict[str, Any]:
     """The payload of the Dynamics section and of the unit cards (JSON-ready)."""
     units = {u: d.to_dict() for u, d in dyn.units.items()}
+    for d in units.values():  # a driver is a unit: its parts, parsed here; else its text
+        if isinstance(d.get("drivers"), list):
+            d["drivers"] = [_driver(store, x) for x in d["drivers"]]
     out: dict[str, Any] = {
         "layers": {
             layer: {"kind": info.kind, "timescales": info.timescales.to_dict()}
@@ -302,7 +314,7 @@ def dynamics_sections(
         out["figures"].append(
             {
                 "id": f"keepwrite-{u.replace('/', '-')}",
-                "unit": u,
+                "unit": unit_parts(u),
                 "title": f"Keep vs write: {u}",
                 "src": png_uri(fig),
                 "caption": f"{u} at positions {a}..{b} (where it is most active), timescale "
@@ -312,6 +324,15 @@ def dynamics_sections(
             }
         )
     return out
+
+
+def _driver(store: ActivationStore, driver: dict[str, Any]) -> dict[str, Any]:
+    """A recurrent driver with its ``from`` unit as parts when it is a unit of ``store``."""
+    try:
+        check_unit(store, driver.get("from"))  # type: ignore[arg-type]
+    except (UnitError, TypeError):
+        return {**driver, "from": str(driver.get("from"))}
+    return {**driver, "from": unit_parts(driver["from"])}
 
 
 def causal_payload(

@@ -9,7 +9,9 @@ recording. Only this package imports h5py.
 - :mod:`~lstmprobe.store.writer`: :class:`StoreWriter`.
 - :mod:`~lstmprobe.store.reader`: :class:`ActivationStore`.
 - :mod:`~lstmprobe.store.recording`: :class:`Recording`, every file of one recording.
-- :mod:`~lstmprobe.store.ablations`: the per-character results of ``lstmprobe ablate``.
+- :mod:`~lstmprobe.store.ablations`: the per-character results of ``lstmprobe ablate``, and
+  their conditions (:class:`~lstmprobe.store.ablations.AblationCondition`).
+- :mod:`~lstmprobe.store.dynamics`: the gate dynamics file read back, checked.
 - ``_format`` (constants, names, chunk sizes), ``_files`` (locks, exclusive creation, write
   errors) and ``_mapped`` (memory-mapped chunk views, read-ahead) hold what those share.
 """
