@@ -83,7 +83,7 @@ def recording(loaded: LoadedModel, text: str, options: RecordOptions, device: st
 
 
 def run_bench(
-    model_path: str | None = None,
+    model_path: str | LoadedModel | None = None,
     chars: int | None = None,
     repeat: int = 3,
     device: str = "cpu",
@@ -93,15 +93,16 @@ def run_bench(
 ) -> list[dict[str, Any]]:
     """Measure and return one row per model (see :func:`format_table`).
 
-    ``threads`` sets torch's intra-op threads for the run (default: torch's own choice), and
-    restores them afterwards.
+    ``model_path``: a model file, or a model loaded from one (default: the built-in 1x128 and
+    3x512 LSTMs). ``threads`` sets torch's intra-op threads for the run (default: torch's own
+    choice), and restores them afterwards.
     """
     with TorchThreads(threads):
         return _bench(model_path, chars, repeat, device, memory, progress)
 
 
 def _bench(
-    model_path: str | None,
+    model_path: str | LoadedModel | None,
     chars: int | None,
     repeat: int,
     device: str,
@@ -112,8 +113,9 @@ def _bench(
 
     options = RecordOptions()
     if model_path:
-        loaded = load_model(model_path)
-        models = [(Path(model_path).name, loaded, chars or 50_000)]
+        loaded = load_model(model_path) if isinstance(model_path, str) else model_path
+        name = Path(loaded.path).name if loaded.path else str(model_path)
+        models = [(name, loaded, chars or 50_000)]
     else:
         text = _corpus(max(size for *_, size in BUILTIN))
         vocab = Vocab.from_text(text)

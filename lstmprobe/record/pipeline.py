@@ -41,9 +41,9 @@ from lstmprobe.record.threads import TorchThreads, check_threads, default_thread
 from lstmprobe.store import (
     COMPRESSIONS,
     DTYPES,
+    Recording,
     RecordingSpec,
     StoreWriter,
-    partial_path,
     write_error,
 )
 from lstmprobe.text import RESETS, check_chars, sequences
@@ -186,7 +186,7 @@ def record_corpus(
         inside = int(np.searchsorted(seqs[:, 0], start_at, side="right")) - 1
         if seqs[inside, 0] < start_at:
             start_at = writer.rewind(int(seqs[inside, 0]))
-    state_file = _StateFile(partial_path(out))
+    state_file = _StateFile(Recording.at(out).resume_state)
     began = time.perf_counter()
     bar = progress_bar(
         len(tokens), initial=start_at, desc="record", unit="char", unit_scale=True, enabled=progress
@@ -419,8 +419,8 @@ class _StateFile:
     is committed after the state is saved: a kill between the two leaves either one current.
     """
 
-    def __init__(self, partial: Path) -> None:
-        self.path = partial.with_name(partial.name + ".state")
+    def __init__(self, path: Path) -> None:
+        self.path = path  # Recording.resume_state
         self._kept: dict[int, Any] = {}
 
     def save(self, position: int, state: Any) -> None:

@@ -35,16 +35,15 @@ from lstmprobe.store._format import (
     FORMAT_VERSION,
     RecordingSpec,
     check_contents,
-    compressing_path,
     dataset,
     default_chunk_positions,
     dumps,
     normalized,
-    partial_path,
 )
 from lstmprobe.store._resume import open_resume, partial_complete
 from lstmprobe.store.checksum import ATTR as CHECKSUM_ATTR
 from lstmprobe.store.checksum import checksummed, dataset_checksum
+from lstmprobe.store.recording import Recording
 from lstmprobe.text import Vocab
 
 
@@ -131,7 +130,8 @@ class StoreWriter:
         warn: Callable[[str], None] | None = None,
     ) -> None:
         self.path = Path(path)
-        self.partial = partial_path(self.path)
+        self.recording = Recording.at(self.path)
+        self.partial = self.recording.partial
         self._file: h5py.File | None = None
         self._finished = False
         self._failed = False
@@ -230,7 +230,7 @@ class StoreWriter:
         if self._lock_fd is not None:  # ours (locked): a stale partial, replaced
             self.partial.unlink(missing_ok=True)
             self._release()
-        compressing_path(self.partial).unlink(missing_ok=True)
+        self.recording.compressing.unlink(missing_ok=True)
         self._lock_fd = create_locked(self.partial)
         cp = (
             min(int(chunk_positions), self.n_positions)
@@ -461,7 +461,7 @@ class StoreWriter:
 
     def _compress(self, f: h5py.File) -> Path:
         """Write the complete, compressed copy of the partial file; returns its path."""
-        target = compressing_path(self.partial)
+        target = self.recording.compressing
         checksums = self._checksums(f)
         header: dict[str, Any] = {k: f.attrs[k] for k in f.attrs}
         header["complete"] = True
@@ -524,7 +524,7 @@ class StoreWriter:
         self._close_file()
         if not self._finished:
             self.partial.unlink(missing_ok=True)
-            compressing_path(self.partial).unlink(missing_ok=True)
+            self.recording.compressing.unlink(missing_ok=True)
         self._release()
 
     def __enter__(self) -> StoreWriter:
