@@ -69,6 +69,8 @@ class Intervention:
     mask : array of bool, shape (time,) or (batch, time), optional
         Where the intervention applies, per forward call (batch-major); None: every position.
 
+    Notes
+    -----
     Interventions are compared by identity (a mask is an array).
 
     Examples
