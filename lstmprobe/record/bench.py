@@ -9,6 +9,7 @@ medians are compared. Peak memory is measured in child processes recording two c
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -125,6 +126,7 @@ def _bench(
         ]
     rows = []
     for name, loaded, n in models:
+        load_before = _load_average()
         text = _corpus(n)
         if model_path:
             text = "".join(c for c in text if c in loaded.vocab) or text
@@ -145,6 +147,9 @@ def _bench(
             "ratio": round(p / r, 3),
             "dtype": options.dtype,
             "threads": torch.get_num_threads(),
+            # the 1-minute load average before and after: on a busy machine (above one per
+            # core) torch's multi-threaded forward slows down by far more than its share
+            "load_average": [load_before, _load_average()],
         }
         rows.append(row)
     if memory:
@@ -160,6 +165,14 @@ def _bench(
             }
         )
     return rows
+
+
+def _load_average() -> float:
+    """The system's 1-minute load average (NaN where the system does not tell)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return float("nan")
 
 
 def _child_peak_mb(chars: int, device: str) -> float:
@@ -198,14 +211,15 @@ def peak_rss_kb() -> int:
 def format_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         f"{'model':<20} {'device':<6} {'chars':>8} {'plain chars/s':>14} "
-        f"{'record chars/s':>15} {'ratio':>6}"
+        f"{'record chars/s':>15} {'ratio':>6} {'load':>11}"
     ]
     for row in rows:
         if "ratio" in row:
+            load = "{:.1f}-{:.1f}".format(*row["load_average"])
             lines.append(
                 f"{row['model']:<20} {row['device']:<6} {row['chars']:>8} "
                 f"{row['plain_chars_per_s']:>14,} {row['record_chars_per_s']:>15,} "
-                f"{row['ratio']:>6.2f}"
+                f"{row['ratio']:>6.2f} {load:>11}"
             )
         else:
             a, b = row["peak_rss_mb"]
