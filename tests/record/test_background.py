@@ -13,7 +13,7 @@ from lstmprobe.errors import StoreError
 from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.record.background import BackgroundWriter
 from lstmprobe.record.pipeline import _StateFile
-from lstmprobe.store import ActivationStore, RecordingSpec, StoreWriter, partial_path
+from lstmprobe.store import ActivationStore, Recording, RecordingSpec, StoreWriter, partial_path
 from lstmprobe.text import Vocab, sequences
 
 TEXT = "abcab\nbca\n" * 20
@@ -62,7 +62,7 @@ def test_a_round_syncs_saves_the_state_then_marks(tmp_path, monkeypatch, final):
     to the store's finish (a join)."""
     out = tmp_path / "acts.h5"
     writer = make_writer(out)
-    state_file = _StateFile(partial_path(out))
+    state_file = _StateFile(Recording.at(out).resume_state)
     marks = marks_of(writer, monkeypatch)
     background = BackgroundWriter(writer, state_file.save, interval=3600.0)
     background.put(chunk(0, 40))
@@ -94,7 +94,7 @@ def test_the_marker_of_a_recording_never_passes_the_saved_state(tmp_path, tiny, 
     mark = StoreWriter.mark
 
     def checked(self: StoreWriter, position: int) -> None:
-        kept = torch.load(partial_path(out).with_name("acts.h5.partial.state"), weights_only=True)
+        kept = torch.load(Recording.at(out).resume_state, weights_only=True)
         seen.append((position, self._synced, position in kept))
         mark(self, position)
 
@@ -115,7 +115,7 @@ def test_a_state_that_cannot_be_saved_stops_the_recording_with_one_error(tmp_pat
     """The syncing thread's failure reaches the caller (here a directory where the state file
     goes), and the partial file is kept, marked no further than it got."""
     out = tmp_path / "acts.h5"
-    partial_path(out).with_name("acts.h5.partial.state").mkdir()
+    Recording.at(out).resume_state.mkdir()
     with pytest.raises(StoreError, match=r"acts\.h5\.partial\.state"):
         record_corpus(tiny, corpus, out, RecordOptions(chunk_size=16))
     assert not out.exists() and partial_path(out).exists()
