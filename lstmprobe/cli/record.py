@@ -18,15 +18,15 @@ from lstmprobe.cli._common import (
 )
 from lstmprobe.cli.options import (
     DEFAULT_STORE,
+    ModelOptions,
     choice_option,
     dask_option,
     int_option,
     json_option,
+    model_options,
     reset_option,
     script_options,
     store_option,
-    trust_option,
-    unknown_option,
 )
 
 
@@ -36,15 +36,11 @@ from lstmprobe.cli.options import (
 @click.option(
     "-o",
     "--output",
+    "out",
     default=DEFAULT_STORE,
     show_default=True,
     type=click.Path(dir_okay=False),
     help="The HDF5 recording to write.",
-)
-@click.option(
-    "--vocab",
-    type=click.Path(dir_okay=False),
-    help="JSON vocabulary (list in index order or object char->index) for a plain state_dict.",
 )
 @click.option(
     "--embedding",
@@ -56,12 +52,16 @@ from lstmprobe.cli.options import (
     metavar="KEY",
     help="Which tensor is the decoder, when a state_dict has several candidates.",
 )
-@trust_option
 @reset_option(
     "none: the corpus is one stream; line: each line is a sequence from the zero state.",
     default="none",
 )
-@choice_option("--dtype", choices=("float16", "float32"), default="float16")
+@choice_option(
+    "--dtype",
+    choices=("float16", "float32"),
+    default="float16",
+    help="The stored values' type (float16 halves the file; values beyond ±65,504 become ±inf).",
+)
 @choice_option(
     "--compression", choices=("lzf", "gzip"), help="HDF5 compression (default none: fastest)."
 )
@@ -73,7 +73,6 @@ from lstmprobe.cli.options import (
     metavar="L,L",
     help="Record only these layers, e.g. 0,2 or layer1_reverse (default: all).",
 )
-@unknown_option()
 @int_option("--chunk-size", default=4096, minimum=1, help="Characters per forward call.")
 @int_option(
     "--parallel",
@@ -88,12 +87,7 @@ from lstmprobe.cli.options import (
 @click.option(
     "--device", default="cpu", show_default=True, help="torch device to run on, e.g. cuda."
 )
-@int_option(
-    "--threads",
-    minimum=1,
-    help="torch CPU threads while recording (default: 1 for small models, so that the "
-    "recomputation overlaps the forward pass; torch's choice for large ones).",
-)
+@model_options
 @dask_option
 @int_option(
     "--shard-chars",
@@ -112,22 +106,19 @@ from lstmprobe.cli.options import (
 def record(
     model: str,
     corpus: tuple[str, ...],
-    output: str,
-    vocab: str | None,
+    out: str,
     embedding: str | None,
     decoder: str | None,
-    trust_pickle: bool,
     reset: str,
     dtype: str,
     compression: str | None,
     quantities: str | None,
     layers: str | None,
-    unknown: str,
     chunk_size: int,
     parallel: int,
     warmup: int,
     device: str,
-    threads: int | None,
+    model_options: ModelOptions,
     dask: str | None,
     shard_chars: int | None,
     resume: bool,
@@ -153,9 +144,9 @@ def record(
     """
     import math
 
-    from lstmprobe.models import bits_per_char, load_model
+    from lstmprobe.models import bits_per_char
     from lstmprobe.record import RecordOptions, record_corpus
-    from lstmprobe.store import check_output, partial_path
+    from lstmprobe.store import check_output
 
     options = RecordOptions(
         reset=reset,
@@ -166,22 +157,15 @@ def record(
         chunk_size=chunk_size,
         parallel=parallel,
         warmup=warmup,
-        unknown=unknown,
+        unknown=model_options.unknown,
     )
-    check_output(output)
+    check_output(out)
     if dask is None and shard_chars is not None:
         fail("--shard-chars cuts a recording for --dask; give --dask ADDRESS too")
     files = resolve_corpora(corpus)
     text = files.text
-    loaded = load_model(
-        model,
-        vocab=vocab,
-        trust_pickle=trust_pickle,
-        embedding=embedding,
-        decoder=decoder,
-        force=force,
-    )
-    if vocab is not None and loaded.form != "checkpoint":
+    loaded = model_options.load(model, embedding=embedding, decoder=decoder, force=force)
+    if model_options.vocab is not None and loaded.form != "checkpoint":
         bits = bits_per_char(loaded.model, loaded.vocab, text)
         uniform = math.log2(len(loaded.vocab))
         if bits is not None and bits > uniform + 1:
@@ -191,24 +175,25 @@ def record(
                 "in another order than the model was trained with"
             )
     settings = {"force": force, "resume": resume, "progress": not quiet, "device": device,
-                "threads": threads, "warn": warn}  # fmt: skip
+                "threads": model_options.threads, "warn": warn}  # fmt: skip
     try:
         if dask is None:
-            result = record_corpus(loaded, files, output, options, **settings)
+            result = record_corpus(loaded, files, out, options, **settings)
         else:
             from lstmprobe.distributed import connect
             from lstmprobe.distributed import record_corpus as record_sharded
 
             with connect(dask) as client:
-                result = record_sharded(loaded, files, output, options, client=client,
+                result = record_sharded(loaded, files, out, options, client=client,
                                         shard_chars=shard_chars, **settings)  # fmt: skip
     except KeyboardInterrupt:
         from lstmprobe.store import Recording
 
+        recording = Recording.at(out)
         kept = (
-            f"the finished shards in {Recording.at(output).shards} are kept"
+            f"the finished shards in {recording.shards} are kept"
             if dask
-            else f"the partial recording {partial_path(output)} is kept"
+            else f"the partial recording {recording.partial} is kept"
         )
         fail(f"interrupted: {kept}; run the same command with --resume to continue it")
         return
@@ -230,20 +215,30 @@ def record(
 
 @click.command()
 @store_option
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Read every dataset and check it against the checksum stored when it was finished.",
+)
 @json_option
 @handle_errors
-def info(store: str, as_json: bool) -> None:
+def info(store: str, verify: bool, as_json: bool) -> None:
     """What a recording holds: model, positions, sequences, datasets, dtype, complete?
 
     \b
     Examples:
         lstmprobe info
         lstmprobe info --store run1.h5 --json
+        lstmprobe info --verify        # exit 1 if the file was changed after recording
     """
     from lstmprobe.store import ActivationStore
 
     with ActivationStore(store, require_complete=False) as s:
         summary = s.summary()
+        if verify:
+            checked = s.verify()
+            summary["verified"] = [name for name, ok in checked.items() if ok]
+            summary["unverified"] = [name for name, ok in checked.items() if not ok]
     if as_json:
         echo_json(summary)
         return
@@ -254,6 +249,14 @@ def info(store: str, as_json: bool) -> None:
                 click.echo(f"  {name:<28} {units} units")
         elif isinstance(value, dict):
             click.echo(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+        elif key == "verified":
+            click.echo(f"verified: {len(value)} datasets match their checksums")
+        elif key == "unverified":
+            if value:
+                click.echo(
+                    f"unverified: {', '.join(value)} (no checksum stored: an unfinished "
+                    "recording, or one made before lstmprobe stored checksums)"
+                )
         else:
             click.echo(f"{key}: {value}")
 
@@ -267,11 +270,7 @@ def info(store: str, as_json: bool) -> None:
 @int_option("--chars", minimum=1000, help="Corpus size per model (default: sized per model).")
 @int_option("--repeat", default=3, minimum=1, help="Runs per measurement (medians are reported).")
 @click.option("--device", default="cpu", show_default=True)
-@int_option(
-    "--threads",
-    minimum=1,
-    help="torch intra-op threads (default: torch's choice, usually one per core).",
-)
+@model_options
 @click.option(
     "--memory/--no-memory",
     default=True,
@@ -279,7 +278,13 @@ def info(store: str, as_json: bool) -> None:
     help="Also measure peak memory at two corpus sizes.",
 )
 @script_options
-def bench(quiet: bool, as_json: bool, **settings: Any) -> None:
+def bench(
+    quiet: bool,
+    as_json: bool,
+    model_path: str | None,
+    model_options: ModelOptions,
+    **settings: Any,
+) -> None:
     """Recording throughput vs the plain fused forward, measured on this machine in one run.
 
     \b
@@ -290,7 +295,8 @@ def bench(quiet: bool, as_json: bool, **settings: Any) -> None:
     """
     from lstmprobe.record.bench import format_table, run_bench
 
-    rows = run_bench(progress=not quiet, **settings)
+    loaded = model_options.load(model_path) if model_path else None
+    rows = run_bench(loaded, progress=not quiet, threads=model_options.threads, **settings)
     if as_json:
         echo_json(rows)
     else:
@@ -303,6 +309,7 @@ def bench(quiet: bool, as_json: bool, **settings: Any) -> None:
 @click.option(
     "-o",
     "--output",
+    "out",
     required=True,
     type=click.Path(dir_okay=False),
     help="The one ordinary HDF5 file to write.",
@@ -314,7 +321,7 @@ def bench(quiet: bool, as_json: bool, **settings: Any) -> None:
 def consolidate_command(
     source: str | None,
     store: str,
-    output: str,
+    out: str,
     compression: str | None,
     resume: bool,
     force: bool,
@@ -333,7 +340,7 @@ def consolidate_command(
     """
     from lstmprobe.store import ActivationStore, consolidate
 
-    path = consolidate(source or store, output, compression=compression, force=force,
+    path = consolidate(source or store, out, compression=compression, force=force,
                        resume=resume, progress=not quiet, warn=warn)  # fmt: skip
     with ActivationStore(path) as s:
         summary = {"path": str(path), "positions": s.n_positions, "file_size": path.stat().st_size}

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from lstmprobe.errors import StoreError, one_line
 from lstmprobe.store._format import FORMAT, attr_str, dataset
+from lstmprobe.store.checksum import PENDING, Checksum, stored, window_rows
+from lstmprobe.store.recording import SHARDS_SUFFIX
 
 #: The root attribute naming a sharded recording (the same in its store and its shards).
 RECORDING_ID = "recording_id"
@@ -34,7 +37,10 @@ class ShardFile:
 
     ``path`` is relative to the store's directory (POSIX); ``uid`` was drawn when the shard
     file was created and ``size`` is its length in bytes, so that a shard replaced or cut
-    short after the store was written is told apart from the one it names.
+    short after the store was written is told apart from the one it names. ``sha256`` holds
+    the checksum of each of the shard's datasets (:mod:`lstmprobe.store.checksum`), as the
+    shard stored it when it was finished: the store's virtual datasets are verified shard by
+    shard against them (:func:`verify_shards`).
     """
 
     index: int
@@ -43,6 +49,7 @@ class ShardFile:
     path: str
     uid: str
     size: int
+    sha256: dict[str, str]
 
     @property
     def positions(self) -> int:
@@ -63,12 +70,16 @@ def read_table(f: h5py.File) -> list[ShardFile]:
         for number in (s.index, s.start, s.stop, s.size):
             if isinstance(number, bool) or not isinstance(number, int):
                 raise ValueError("a shard's index, positions and size are integers")
+        if not isinstance(s.sha256, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in s.sha256.items()
+        ):
+            raise ValueError("a shard's checksums are text by dataset name")
         parts = Path(s.path).parts
         if (
             len(parts) != 2
-            or not parts[0].endswith(".shards")
+            or not parts[0].endswith(SHARDS_SUFFIX)
             or ".." in parts
-            or "/" in s.path[:1]
+            or Path(s.path).is_absolute()
         ):
             raise ValueError(f"shard path {s.path[:80]!r} is not FOLDER.shards/NAME")
         if s.start != stop or s.stop <= s.start:
@@ -134,7 +145,52 @@ def shard_identity(path: Path) -> dict[str, Any]:
         for name in SHARD_ATTRS:
             value = a.get(name)
             out[name] = attr_str(value) if isinstance(value, (str, bytes)) else value
+        out["sha256"] = shard_checksums(f)
     return out
+
+
+def shard_checksums(f: h5py.File) -> dict[str, str]:
+    """The checksums a shard file stored for its datasets (attributes only: nothing is read);
+    a dataset without one (an unfinished shard) is left out."""
+    found: dict[str, str] = {}
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            digest = stored(obj.attrs)
+            if digest is not None and digest != PENDING:
+                found[name] = digest
+
+    f.visititems(visit)
+    return found
+
+
+def verify_shards(store: Path, shards: list[ShardFile], name: str, ds: Any) -> bool:
+    """Check the values of the virtual dataset ``ds`` (``name`` of the sharded ``store``) shard
+    by shard against the checksum each shard stored when it was finished (the store's table
+    keeps them); False where a shard holds none. Read through ``ds`` itself, window by window
+    (:func:`~lstmprobe.store.checksum.window_rows`): the values are the shard's own.
+
+    Raises
+    ------
+    StoreError
+        A shard's values differ from its checksum: the shard was changed after it was recorded.
+    """
+    step = window_rows(tuple(ds.shape), np.dtype(ds.dtype).itemsize)
+    for s in shards:
+        expected = s.sha256.get(name)
+        if expected is None:
+            return False
+        check = Checksum()
+        for a in range(s.start, s.stop, step):
+            check.update(np.asarray(ds[a : min(a + step, s.stop)]))
+        if check.hexdigest() != expected:
+            raise StoreError(
+                f"shard {store.parent / s.path} of {store} was changed after it was recorded: "
+                f"the values of {name} do not match the checksum stored when the shard was "
+                "finished (docs/store-format.md); record the shard again with `resume=True`, "
+                "or restore it"
+            )
+    return True
 
 
 # the shards checked by this process: (path, size, mtime, inode) -> (recording, uid, start, stop)
@@ -208,7 +264,12 @@ def _check_shard(path: Path, store: Path, s: ShardFile, recording: str) -> None:
             f"{str(got['shard_of'])[:12]}, this store's {recording[:12]}); put this store's "
             "shard back, or record again"
         )
-    if (got["shard_uid"], got["shard_start"], got["shard_stop"]) != (s.uid, s.start, s.stop):
+    if (got["shard_uid"], got["shard_start"], got["shard_stop"], got["sha256"]) != (
+        s.uid,
+        s.start,
+        s.stop,
+        s.sha256,
+    ):
         raise StoreError(
             f"shard {path} of {store} is not the shard the store was made from (recorded "
             "again since?); make the store again from its shards with `resume=True`"

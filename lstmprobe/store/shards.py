@@ -32,7 +32,7 @@ import numpy as np
 
 from lstmprobe._io import atomic_path, progress_bar
 from lstmprobe.errors import StoreError, one_line
-from lstmprobe.names import layer_of
+from lstmprobe.names import Key
 from lstmprobe.store._files import check_output, write_files
 from lstmprobe.store._format import (
     Contents,
@@ -49,6 +49,8 @@ from lstmprobe.store._virtual import (
     shard_identity,
     table_text,
 )
+from lstmprobe.store.checksum import ATTR as CHECKSUM_ATTR
+from lstmprobe.store.checksum import Checksum
 from lstmprobe.store.reader import ActivationStore
 from lstmprobe.store.recording import Recording
 from lstmprobe.store.writer import StoreWriter
@@ -137,7 +139,7 @@ def finished_shard(store: str | os.PathLike[str], shard: Shard) -> ShardFile | N
         return None
     rel = path.relative_to(Path(store).parent).as_posix()
     return ShardFile(shard.index, shard.start, shard.stop, rel, str(got["shard_uid"]),
-                     path.stat().st_size)  # fmt: skip
+                     path.stat().st_size, got["sha256"])  # fmt: skip
 
 
 def write_sharded_store(
@@ -161,7 +163,12 @@ def write_sharded_store(
         )
     for s in shards:
         got = shard_identity(out.parent / s.path)
-        if (got["shard_of"], got["shard_uid"], got["complete"]) != (recording, s.uid, True):
+        if (got["shard_of"], got["shard_uid"], got["complete"], got["sha256"]) != (
+            recording,
+            s.uid,
+            True,
+            s.sha256,
+        ):
             raise StoreError(f"shard {s.path} is not the finished shard {s.index} of {out}")
     identity = {
         "model_sha256": str(spec.model_sha256),
@@ -183,8 +190,14 @@ def write_sharded_store(
 
 
 def _virtual_datasets(f: h5py.File, contents: Contents, shards: Sequence[ShardFile]) -> None:
-    f.create_dataset("tokens", data=contents.tokens, dtype=np.int32)
-    f.create_dataset("sequences", data=contents.sequences, dtype=np.int64)
+    # the ordinary datasets hold their checksums as a one-process recording's do; the virtual
+    # ones are verified shard by shard (the table holds each shard's checksums)
+    plain = (("tokens", contents.tokens, np.int32), ("sequences", contents.sequences, np.int64))
+    for name, values, dtype in plain:
+        ds = f.create_dataset(name, data=values, dtype=dtype)
+        check = Checksum()
+        check.update(ds[()])
+        ds.attrs.create(CHECKSUM_ATTR, np.bytes_(check.hexdigest().encode("ascii")))
     if contents.files:
         write_files(f, contents.files, contents.sequence_files)
     n = contents.n_positions
@@ -198,13 +211,13 @@ def _virtual_datasets(f: h5py.File, contents: Contents, shards: Sequence[ShardFi
         for s in shards:
             source = h5py.VirtualSource(s.path, key, shape=(s.positions, *shape[1:]))
             layout[s.start : s.stop] = source
-        if "/" in key:
-            layer = layer_of(key)
-            group = f[layer] if layer in f else f.create_group(layer, track_order=True)
-            target: Any = group
-            name = key.split("/", 1)[1]
-        else:
-            target, name = f, key
+        target: Any = f
+        name = key
+        if key in contents.layout:  # a layer's quantity: in its layer's group
+            parsed = Key.parse(key)
+            layer = parsed.layer_name
+            target = f[layer] if layer in f else f.create_group(layer, track_order=True)
+            name = parsed.quantity
         target.create_virtual_dataset(name, layout, fillvalue=np.nan)
 
 
@@ -252,7 +265,9 @@ def consolidate(
     Written by :class:`StoreWriter`: to ``out.partial``, fsynced, renamed when complete (a
     copy that was stopped continues with ``resume=True``). The values are copied as stored
     (bit for bit), chunk row by chunk row; ``compression`` (``"lzf"``, ``"gzip"``) compresses
-    the copy.
+    the copy. The source is verified against its checksums first (a sharded one shard by shard,
+    :meth:`ActivationStore.verify`; a damaged source is refused before anything is written),
+    and the copy stores the checksums of its values like any recording.
 
     Examples
     --------
@@ -263,6 +278,7 @@ def consolidate(
     if source.resolve() == out.resolve():
         raise StoreError(f"`out` must be another file than the recording {source}")
     with ActivationStore(source) as store:
+        store.verify()
         spec = store_spec(store)
         cp = store.chunk_positions
         writer = StoreWriter(out, spec, compression=compression, chunk_positions=cp,

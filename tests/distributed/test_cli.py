@@ -163,7 +163,7 @@ def test_a_killed_client_resumes_keeping_the_finished_shards(
     child = subprocess.Popen(
         [sys.executable, "-m", "lstmprobe.cli", *args, "--dask", cluster.scheduler_address],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     folder = Recording.at(out).shards
     deadline = time.monotonic() + 240

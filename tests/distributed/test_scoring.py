@@ -53,8 +53,9 @@ def test_a_ranking_on_the_cluster_equals_the_one_process_ranking(client, stores)
     with ActivationStore(stores["sharded"]) as store:
         want = rank_units(store, ["quote", "indent"], **options)
         got = rank_on_cluster(store, ["quote", "indent"], client=client, **options)
-    assert [r["unit"] for r in got.rows] == [r["unit"] for r in want.rows]
-    for a, b in zip(got.rows, want.rows):
+    assert [r.unit for r in got.rows] == [r.unit for r in want.rows]
+    for row_a, row_b in zip(got.rows, want.rows):
+        a, b = row_a.to_dict(), row_b.to_dict()
         assert a.keys() == b.keys()
         for key in a:
             if key == "pearson":

@@ -9,6 +9,7 @@ from lstmprobe.errors import ReportError, UnitError, for_cli
 from lstmprobe.probes import rank_units
 from lstmprobe.report import data, stat_figures
 from lstmprobe.store import ActivationStore
+from lstmprobe.store.dynamics import Dynamics, read_dynamics
 
 
 @pytest.fixture(autouse=True)
@@ -62,17 +63,18 @@ def test_a_gru_has_no_gate_to_saturate_when_none_was_recorded(gru_store):
 def test_probe_curve_draws_held_out_and_control_per_k(lstm_store):
     with ActivationStore(lstm_store) as store:
         ranking = rank_units(store, ["quote"], probe=True, n_boot=20, k_max=2)
-    curve = ranking.features["quote"]["curve"]
+    curve = ranking.features["quote"].curve or ()
     ax = stat_figures.probe_curve(ranking, "quote")
     held_out, control = ax.get_lines()
-    assert list(held_out.get_ydata()) == [c["test_metric"] for c in curve]
-    assert list(control.get_ydata()) == [c["control_metric"] for c in curve]
+    assert list(held_out.get_ydata()) == [c.test_metric for c in curve]
+    assert list(control.get_ydata()) == [c.control_metric for c in curve]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "all"]
 
 
 def test_timescales_count_the_units_of_each_bin(causal_dir):
-    dyn = json.loads((causal_dir["dir"] / "acts.dynamics.json").read_text())
-    fig = stat_figures.timescales(dyn)
+    saved = causal_dir["dir"] / "acts.dynamics.json"
+    dyn = json.loads(saved.read_text())
+    fig = stat_figures.timescales(read_dynamics(saved))
     ax = fig.axes[0]
     layers = dyn["layers"]
     bins = list(next(iter(layers.values()))["timescales"]["counts"])
@@ -80,4 +82,44 @@ def test_timescales_count_the_units_of_each_bin(causal_dir):
     expected = [layers[name]["timescales"]["counts"].get(b, 0) for name in layers for b in bins]
     assert heights == expected
     with pytest.raises(ReportError, match="no layer"):
-        stat_figures.timescales({"layers": {}})
+        stat_figures.timescales(Dynamics("", {}, {}))
+
+
+# --- recordings of the real world: mixed widths, float16 overflow (issue 17, breaks 3 and 4) ---
+
+
+def test_distributions_of_a_projected_lstm_draw_each_quantity_over_its_own_units(proj_store):
+    """proj_size: cell has 5 units, hidden 2; each is drawn over its own units."""
+    with ActivationStore(proj_store) as store:
+        assert store.n_units("layer0/cell") == 5 and store.n_units("layer0/hidden") == 2
+        fig = stat_figures.distributions(store, "layer0")
+        top = fig.axes[0]
+        legend = [t.get_text() for t in top.get_legend().get_texts()]
+        assert legend == [
+            "cell, 5 units (5–95%, 25–75%, median)",
+            "hidden, 2 units (5–95%, 25–75%, median)",
+        ]
+        medians = [c for c in top.collections if c.get_offsets().shape[0] in (2, 5)]
+        assert sorted(len(c.get_offsets()) for c in medians) == [2, 5]
+        stats = data.summarize(store)
+        assert len(stat_figures.saturation(stats).axes) == 6
+
+
+def test_an_overflowed_recording_is_drawn_with_its_infinities_counted(overflow_store):
+    with ActivationStore(overflow_store) as store:
+        hidden = store.read("layer0/hidden")
+        n_inf = int(np.isinf(hidden).sum())
+        assert n_inf > 1000  # the fixture overflows
+        fig = stat_figures.distributions(store, "layer0")
+        legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+        finite = hidden[np.isfinite(hidden)]
+        assert legend[1] == f"hidden: std {finite.std():.2f}; {n_inf:,} ±inf not in the histogram"
+        top = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert top[-1] == "holds +inf (▲) / -inf or NaN (▼)"
+        stats = data.summarize(store)
+        s = stats["layer0/hidden"]
+        assert int(s.posinf.sum() + s.neginf.sum()) == n_inf and not s.nan.any()
+        assert np.isfinite(s.mean).all() and np.isfinite(s.max_abs).all()
+        sep = data.separator_values(store, "layer0/hidden", "\n")
+        title = stat_figures.separator(sep).axes[0].get_title(loc="left")
+        assert "infinite" in title and "drawn at the ends of the scale" in title

@@ -200,3 +200,35 @@ def test_a_crafted_sharded_store_is_refused(recordings, tmp_path: Path, how: str
     with pytest.raises(StoreError, match="damaged lstmprobe recording") as info:
         ActivationStore(store)
     assert "\n" not in str(info.value)
+
+
+def test_a_sharded_store_is_verified_shard_by_shard(recordings, tmp_path: Path) -> None:
+    # each shard stores the checksums of its values; the store's table keeps them, and a pass
+    # over a whole dataset checks every shard's values against them (harden: checksums)
+    d, _ = recordings
+    with ActivationStore(d / "run" / "acts.h5") as s, ActivationStore(d / "one.h5") as ref:
+        assert s.has_checksums and ref.has_checksums
+        assert all(s.verify().values()) and set(s.verify()) == set(ref.verify())
+    out = consolidate(d / "run" / "acts.h5", tmp_path / "one-file.h5")
+    with h5py.File(out, "r") as copied, h5py.File(d / "one.h5", "r") as one:
+        for name in ("tokens", "sequences", "layer0/cell", "layer1/hidden", "next_logprob"):
+            assert copied[name].attrs["sha256"] == one[name].attrs["sha256"], name
+    store = sharded_copy(recordings, tmp_path / "changed")
+    shard = Recording.at(store).shards / "shard-00001.h5"
+    with h5py.File(shard, "r") as f:
+        offset = f["layer0/cell"].id.get_chunk_info(0).byte_offset  # uncompressed
+    size = shard.stat().st_size
+    with open(shard, "r+b") as fh:  # one value changed in place: same size, same attributes
+        fh.seek(offset + 2)
+        byte = fh.read(1)
+        fh.seek(offset + 2)
+        fh.write(bytes([byte[0] ^ 0x40]))
+    assert shard.stat().st_size == size
+    with ActivationStore(store) as s:  # opening checks identities, not values
+        s.read("layer0/cell", 0, 3)
+        with pytest.raises(StoreError, match="shard .*shard-00001.h5 .* was changed after"):
+            s.read("layer0/cell")
+        assert s.verify(["layer0/hidden"]) == {"layer0/hidden": True}
+    with pytest.raises(StoreError, match="layer0/cell do not match"):
+        consolidate(store, tmp_path / "again.h5")
+    assert not (tmp_path / "again.h5").exists() and not partial_path(tmp_path / "again.h5").exists()
