@@ -171,10 +171,12 @@ def table(result: dict[str, Any]) -> str:
         f"{result['shards']} shards; scoring: {len(FEATURES)} features; medians of "
         f"{len(result['times']['one'])}; {result['load']}",
         "",
-        "| run | record s | chars/s | ratio (1 process / this) | record CPU s | scoring s | ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| run | record wall s | chars/s | wall ratio (1 process / this) | record CPU s "
+        "| CPU ratio (this / 1 process) | scoring wall s | wall ratio |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     base = statistics.median(result["times"]["one"])
+    base_cpu = statistics.median(result["cpu"]["one"])
     base_score = statistics.median(result["scores"]["one"])
     for label in result["times"]:
         t = statistics.median(result["times"][label])
@@ -182,7 +184,7 @@ def table(result: dict[str, Any]) -> str:
         s = statistics.median(result["scores"][label])
         name = "1 process" if label == "one" else f"LocalCluster, {label}"
         lines.append(f"| {name} | {t:.2f} | {result['chars'] / t:,.0f} | {base / t:.2f} | "
-                     f"{c:.1f} | {s:.2f} | {base_score / s:.2f} |")  # fmt: skip
+                     f"{c:.1f} | {c / base_cpu:.2f} | {s:.2f} | {base_score / s:.2f} |")  # fmt: skip
     starts = ", ".join(
         f"{k}: {statistics.median(v):.1f} s" for k, v in result["cluster_start"].items()
     )
@@ -300,7 +302,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-projection", action="store_true", help="skip part 3")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
+    parser.add_argument("--table", type=Path, help="print the table of a run's JSON and stop")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.table.read_text())["rounds"]))
+        return
     if args.quick:
         args.copies, args.repeat = 1, 1
     tmp = Path(tempfile.mkdtemp(prefix="bench-dask-"))

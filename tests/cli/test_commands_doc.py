@@ -37,6 +37,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "dynamics": ("lstmprobe.causal", "gate_dynamics"),
     "export": ("lstmprobe.interop", "export_lstmvis"),
     "import lstmvis": ("lstmprobe.interop", "import_lstmvis"),
+    "consolidate": ("lstmprobe.store", "consolidate"),
 }
 #: more than one function, said in one line
 ALSO: dict[str, str] = {
@@ -47,8 +48,12 @@ ALSO: dict[str, str] = {
     "plot": "one function per KIND: `unit_internals`, `saturation`, "
     "`distributions`, `separator`, `heatmap`, `keep_write`",
     "info": "`lstmprobe.store.ActivationStore(store).summary()`",
-    "dynamics": "the drivers' model: `causal.drivers_model`",
+    "dynamics": "the drivers' model: `causal.drivers_model`; with `--dask`, "
+    "`distributed.gate_dynamics(..., client=)`",
+    "record": "with `--dask`, `distributed.record_corpus(..., client=connect(ADDRESS))`",
 }
+for _name in ("find-neurons", "ablate"):
+    ALSO[_name] += f"; with `--dask`, `distributed.{FUNCTIONS[_name][1]}(..., client=)`"
 #: more functions whose parameters a command's options set (beside FUNCTIONS[name])
 ALSO_TAKES: dict[str, tuple[tuple[str, str], ...]] = {
     "record": (("lstmprobe.record", "RecordOptions"), ("lstmprobe.models", "load_model")),
@@ -76,6 +81,13 @@ SETS: dict[tuple[str, str], str] = {
     ("find-neurons", "ablate_k"): "`k` of `with_causal_columns`",
     ("find-neurons", "no_save"): "*CLI* (no `save_ranking`)",
     ("ablate", "no_save"): "*CLI* (no saved per-char results)",
+    ("record", "shard_chars"): "`shard_chars` of `distributed.record_corpus`",
+    ("consolidate", "source"): "`source`",
+    ("consolidate", "store"): "`source` (when STORE is not given)",
+    **{
+        (name, "dask"): "`client` (`distributed.connect(ADDRESS)`)"
+        for name in ("record", "find-neurons", "ablate", "dynamics")
+    },
 }
 MODEL_OPTIONS = ("vocab", "unknown", "trust_pickle", "threads")
 
@@ -98,6 +110,9 @@ def parameters(name: str) -> set[str]:
 ARGUMENTS = {
     "model": "A model file or a bundled model's name (`lstmprobe models`).",
     "corpus": "A UTF-8 text file, or a bundled sample (sample:NAME).",
+    "corpora": "UTF-8 text files, directories or globs (each file one sequence), or a bundled "
+    "sample (sample:NAME).",
+    "source": "The recording to copy (default: --store).",
     "kind": "Which figure (see KIND above).",
     "name": "Which task.",
     "project": "The LSTMVis project folder (its lstm.yml).",
@@ -163,7 +178,8 @@ def page() -> str:
                 flags = p.human_readable_name
             else:
                 flags = ", ".join(f"`{o}`" for o in (*p.opts, *p.secondary_opts))
-            what = _cell(getattr(p, "help", None)) or ARGUMENTS.get(str(p.name), "")
+            argument = "corpora" if p.name == "corpus" and getattr(p, "nargs", 1) == -1 else p.name
+            what = _cell(getattr(p, "help", None)) or ARGUMENTS.get(str(argument), "")
             if p.name in MODEL_OPTIONS:
                 what = "a model option (above)"
                 cell = f"`{p.name}`" if p.name in known else "`load_model`'s, or the run's"
