@@ -37,6 +37,7 @@ def write_files(folder: Path, count: int = 10, repeat: int = 1) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_every_command_with_dask_gives_what_it_gives_without(
     cluster, client, model_file: Path, tmp_path: Path
 ) -> None:
@@ -53,7 +54,9 @@ def test_every_command_with_dask_gives_what_it_gives_without(
     assert raw(one).keys() - {"positions_written"} <= raw(sharded).keys()
     assert all(raw(one)[k] == raw(sharded)[k] for k in raw(one) if k != "positions_written")
     info = json.loads(cli("info", "--store", sharded, "--json").stdout)
-    assert info["shards"] == 2 and info["files"] == 10
+    assert info["shards"] == 2 and info["files"] == 10 and info["checksums"]
+    checked = json.loads(cli("info", "--store", sharded, "--verify", "--json").stdout)
+    assert checked["unverified"] == [] and "layer0/cell" in checked["verified"]
     # find-neurons: the same ranking (the same scores: from the same counts)
     rankings = []
     for store, extra in ((one, []), (sharded, ["--dask", address])):
@@ -67,7 +70,7 @@ def test_every_command_with_dask_gives_what_it_gives_without(
     verdicts = []
     for store, extra in ((one, []), (sharded, ["--dask", address])):
         result = cli("ablate", model_file, corpus, "--store", store, "-u", "layer0/cell/1",
-                     "-f", "quote", "--random", 2, "--no-save", "-q", *extra)  # fmt: skip
+                     "-f", "quote", "--n-random", 2, "--no-save", "-q", *extra)  # fmt: skip
         assert result.exit_code == 0, result.output
         verdicts.append(result.output)
     assert verdicts[0] == verdicts[1] and "layer0/cell/1" in verdicts[0]
