@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from lstmprobe.cli import causal, lm, neurons, record, report
+from lstmprobe.cli import causal, lm, neurons, patching, record, report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,5 +43,6 @@ for _command in (
     report.plot_command,
     causal.ablate_command,
     causal.dynamics_command,
+    patching.patch_command,
 ):
     main.add_command(_command)
