@@ -132,6 +132,14 @@ CLI_FLAGS: dict[str, str] = {
     "count": "--count",
     "min_n": "--min-n",
     "max_n": "--max-n",
+    "at": "--at",
+    "align": "--align",
+    "compare": "--compare",
+    "position": "--position",
+    "method": "--method",
+    "window": "--window",
+    "input_char": "--input",
+    "tolerance": "--tolerance",
 }
 #: The command that does what a library function named in a message does: ```rank_units(
 #: store=acts.h5, features=quote)``` reads ```lstmprobe find-neurons --store acts.h5 -f quote```.
@@ -140,6 +148,10 @@ CLI_COMMANDS: dict[str, str] = {
     "rank_units": "lstmprobe find-neurons",
     "run_ablation": "lstmprobe ablate",
     "gate_dynamics": "lstmprobe dynamics",
+    "patch": "lstmprobe patch",
+    "patch_pairs": "lstmprobe patch",
+    "attribute": "lstmprobe attribute",
+    "fixed_points": "lstmprobe dynamics --fixed-points",
     "tasks.write": "lstmprobe tasks",
     "known_features": "lstmprobe features",
 }
