@@ -100,7 +100,7 @@ def test_a_sweep_draws_the_heatmap_and_saves_it(setup):
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = read_results(s["store"].with_name("acts.patching.h5"), PATCHING)
-    sweep = [r for r in saved.results if r.meta["kind"] == "sweep"][0]
+    sweep = next(r for r in saved.results if r.meta["kind"] == "sweep")
     assert sweep.arrays["flip_rate"].shape == (6, len(sweep.meta["columns"]))
     assert sweep.meta["rows"][0] == ["layer0/cell/0"]
 

@@ -24,7 +24,7 @@ def test_results_round_trip_beside_the_store(tmp_path):
         Saved(
             {"kind": "condition", "units": ["layer0/cell/1"], "flip_rate": 0.25},
             {"flips": np.array([True, False, False, False])},
-        ),  # fmt: skip
+        ),
         Saved({"kind": "sweep"}, {"flip_rate": np.eye(2), "labels": np.arange(3)}),
     ]
     write_results(path, PATCHING, results, {"model_sha256": "ab", "settings": {"at": "last"}})
