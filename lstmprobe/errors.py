@@ -78,6 +78,16 @@ class AblationError(LstmprobeError, ValueError):
     """An ablation that cannot be measured as asked."""
 
 
+class AttributionError(LstmprobeError, ValueError):
+    """An attribution that cannot be computed as asked (a position beyond the text, a model
+    that is not a unidirectional char model, a bad method or step count)."""
+
+
+class DynamicsError(LstmprobeError, ValueError):
+    """A state-space analysis that cannot be done as asked (no state to project, a fixed-point
+    search that does not converge)."""
+
+
 class ReportError(LstmprobeError, ValueError):
     """A figure or report cannot be made or written (bad output path, nothing to show)."""
 

@@ -358,7 +358,7 @@ class PatchSweep:
             "labels": list(self.labels),
             "flip_rate": self.flip_rate.tolist(),
             "delta_bits": self.delta_bits.tolist(),
-            "pairs": self.pairs.tolist(),
+            "pairs_per_column": self.pairs.tolist(),
             "base_rate": self.base_rate,
             "align": self.align,
         }

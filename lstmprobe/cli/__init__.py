@@ -44,5 +44,6 @@ for _command in (
     causal.ablate_command,
     causal.dynamics_command,
     patching.patch_command,
+    patching.attribute_command,
 ):
     main.add_command(_command)

@@ -14,6 +14,7 @@ from lstmprobe.cli.options import (
     int_option,
     path_or_stdout_option,
     quiet_option,
+    reset_option,
     store_option,
     threads_option,
     trust_option,
@@ -421,3 +422,184 @@ def _sweep(
     arrays = {"flip_rate": sw.flip_rate, "delta_bits": sw.delta_bits}
     meta = {k: v for k, v in d.items() if k not in arrays}
     return d, Saved({"kind": "sweep", "pairs": len(pairs), **meta}, arrays)
+
+
+@click.command("attribute")
+@click.argument("model")
+@click.argument("corpus")
+@int_option("--position", "-p", required=True, help="Where the target is computed (a position).")
+@click.option("--unit", "-u", default=None, help="Attribute this unit's value there instead.")
+@click.option("--char", default=None, help="The next char whose log-prob is attributed.")
+@choice_option("--method", choices=("ig", "grad-input"), default="ig", help="The method.")
+@int_option("--steps", default=64, minimum=1, help="Integrated gradients' interpolation points.")
+@int_option("--window", default=60, minimum=1, help="Chars attributed, ending at --position.")
+@click.option(
+    "--state", "states", multiple=True, help="States attributed [each layer's cell (GRU: hidden)]."
+)
+@store_option
+@reset_option("How the corpus is read; default: as the store was recorded, else none.")
+@click.option("-o", "--output", default=None, help="Figure: .png, .svg or .html.")
+@click.option("--force", is_flag=True, help="Use a store recorded with other model weights.")
+@path_or_stdout_option("--json", "json_path", "Print the result as JSON, or write it to PATH.")
+@click.option("--no-save", is_flag=True, help="Do not add it to STORE.attributions.h5.")
+@model_options
+@quiet_option
+@handle_errors
+def attribute_command(
+    model: str,
+    corpus: str,
+    position: int,
+    unit: str | None,
+    char: str | None,
+    method: str,
+    steps: int,
+    window: int,
+    states: tuple[str, ...],
+    store: str,
+    reset: str | None,
+    output: str | None,
+    force: bool,
+    json_path: str | None,
+    no_save: bool,
+    vocab: str | None,
+    unknown: str,
+    trust_pickle: bool,
+    threads: int | None,
+    quiet: bool,
+) -> None:
+    """Which earlier chars, and which units at which steps, drove a prediction?
+
+    Attributes the log-probability of the next char after --position (or a unit's
+    value there, --unit) to the input chars of the --window before it and to each
+    state unit after each of them, by integrated gradients (--steps midpoints from a
+    zero baseline; the completeness gap is printed) or gradient x input. The state
+    before the window is the model's own, held fixed. -o draws the text coloured by
+    attribution (PNG, SVG, or an HTML page with the values on hover). Saved beside the
+    store (acts.attributions.h5), where the report's unit card shows it.
+
+    \b
+    Examples:
+        lstmprobe attribute ab.pt ab.txt --position 9 --reset line -o attr.png
+        lstmprobe attribute ab.pt ab.txt -p 9 --unit layer0/cell/10 --method grad-input --json
+        lstmprobe attribute code-lstm sample:code -p 500 --window 120 -o attr.html
+    """
+    from lstmprobe.causal.attribution import attribute
+    from lstmprobe.cli._common import resolve_corpus
+    from lstmprobe.errors import AttributionError, ReportError
+    from lstmprobe.store import Recording
+    from lstmprobe.text import check_chars, sequences
+
+    fmt = None
+    if output:
+        suffix = Path(output).suffix.lower()
+        fmt = {".png": "png", ".svg": "svg", ".html": "html", ".htm": "html"}.get(suffix)
+        if fmt is None:
+            raise ReportError(f"-o {output}: name the figure .png, .svg or .html")
+        require_writable(output)
+    if json_path not in (None, "-"):
+        require_writable(json_path)
+    saved_to = Recording.at(store).attributions
+    if not no_save:
+        require_writable(saved_to, "--no-save")
+    loaded = _load(model, vocab, trust_pickle, store, force)
+    text = check_chars(resolve_corpus(corpus), loaded.vocab, unknown)
+    if not 0 <= position < len(text):
+        raise AttributionError(
+            f"--position {position} is beyond the text ({len(text)} chars, positions "
+            f"0..{len(text) - 1})"
+        )
+    how = reset or _recorded_reset(store)
+    seqs = sequences(text, how)
+    start = int(seqs[(seqs[:, 0] <= position) & (position < seqs[:, 1])][0, 0])
+    end = int(seqs[(seqs[:, 0] <= position) & (position < seqs[:, 1])][0, 1])
+    a = attribute(
+        loaded.model,
+        loaded.vocab,
+        text[:end],
+        position,
+        unit=unit,
+        char=char,
+        method=method,  # type: ignore[arg-type]
+        steps=steps,
+        window=window,
+        states=list(states) or None,
+        start=start,
+        threads=threads,
+    )
+    d = a.to_dict()
+    d["settings"] = {"model": model, "corpus": corpus, "reset": how, "window": window}
+    if not no_save:
+        from lstmprobe.record import corpus_sha256
+        from lstmprobe.store.causal_results import ATTRIBUTIONS, Saved, add_result
+
+        arrays = {"inputs": a.inputs, **{f"states/{k}": v for k, v in a.states.items()}}
+        meta = {k: v for k, v in d.items() if k != "inputs"}
+        add_result(
+            saved_to,
+            ATTRIBUTIONS,
+            Saved(meta, arrays),
+            {"model_sha256": loaded.sha256, "corpus_sha256": corpus_sha256(text), "store": store},
+            same=("target", "method", "start"),
+        )
+        d["saved"] = str(saved_to)
+    if fmt is not None:
+        _attribution_figure(a, d, Path(output), fmt)  # type: ignore[arg-type]
+    if json_path == "-":
+        echo_json(d)
+        return
+    if json_path:
+        from lstmprobe.store import write_json_atomic
+
+        write_json_atomic(json_path, d)
+    click.echo(_attribution_text(a))
+    if not quiet:
+        if output:
+            click.echo(f"wrote {output}")
+        if not no_save:
+            click.echo(f"saved {saved_to}")
+
+
+def _recorded_reset(store: str) -> str:
+    if not Path(store).exists():
+        return "none"
+    from lstmprobe.causal.units import recorded_reset
+    from lstmprobe.store import ActivationStore
+
+    with ActivationStore(store) as s:
+        return recorded_reset(s)
+
+
+def _attribution_text(a: Any) -> str:
+    lines = [
+        f"{a.method} attribution of {a.target.describe()} over positions "
+        f"{a.start}..{a.start + len(a.text) - 1}: f = {a.value:.4f}"
+    ]
+    if a.baseline_value is not None:
+        gaps = ", ".join(f"{k} {v:.2%}" for k, v in a.state_gaps.items())
+        lines.append(
+            f"  f(zero input) = {a.baseline_value:.4f}; the chars' attributions sum to "
+            f"{a.inputs.sum():.4f} (completeness gap {a.input_gap:.2%} with {a.steps} steps; "
+            f"states: {gaps})"
+        )
+    lines.append("  chars: " + "  ".join(f"{c!r}@{p} {v:+.3f}" for p, c, v in a.top_chars()))
+    lines.append("  units: " + "  ".join(f"{u}@{p} {v:+.3f}" for u, p, v in a.top_units()))
+    return "\n".join(lines)
+
+
+def _attribution_figure(a: Any, d: dict[str, Any], path: Path, fmt: str) -> None:
+    if fmt == "html":
+        from lstmprobe.report.causal_depth import attribution_page
+        from lstmprobe.report.output import atomic_output
+
+        note = f"{a.method} over positions {a.start}..{a.start + len(a.text) - 1}" + (
+            f", {a.steps} steps from a zero input" if a.method == "ig" else ""
+        )
+        with atomic_output(path) as part:
+            part.write_text(attribution_page(d, note), encoding="utf-8")
+        return
+    from lstmprobe.report.causal_figures import attribution_view
+    from lstmprobe.report.output import save_figure
+
+    title = f"{a.method} attribution of {a.target.describe()}"
+    fig = attribution_view(a.text, a.start, a.inputs, a.states, title=title)
+    save_figure(fig, path, fmt)

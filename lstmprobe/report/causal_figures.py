@@ -221,3 +221,65 @@ def trajectories(
     if sc is not None:
         fig.colorbar(sc, ax=ax, shrink=0.8, label=feature)
     return ax
+
+
+@themed
+def attribution_view(
+    text: str,
+    start: int,
+    inputs: np.ndarray,
+    states: dict[str, np.ndarray],
+    *,
+    title: str = "",
+    top: int = 12,
+    width: int = 100,
+) -> Any:
+    """One attribution: the window's text coloured by each char's attribution (top), and the
+    ``top`` state units of largest attribution over the window's steps (bottom; chars on the
+    x axis). Both on symmetric scales ±max|attribution| of their own panel, stated. Returns the
+    Figure."""
+    import matplotlib.pyplot as plt
+
+    rows: list[tuple[str, np.ndarray]] = []
+    for key, a in states.items():
+        for j in range(a.shape[1]):
+            rows.append((f"{key}/{j}", a[:, j]))
+    rows.sort(key=lambda r: -float(np.max(np.abs(r[1]))) if len(r[1]) else 0.0)
+    rows = rows[:top]
+    n_text_rows = max(1, -(-len(text) // width) + text.count("\n"))
+    heights = [0.5 + 0.17 * n_text_rows, 0.6 + 0.18 * max(1, len(rows))]
+    cols = min(width, max(len(text), 10))
+    fig, (ax_text, ax_units) = plt.subplots(
+        2,
+        1,
+        figsize=(max(5.0, 0.085 * cols + 1.6), sum(heights) + 0.9),
+        height_ratios=heights,
+        layout="constrained",
+    )
+    attribution_text(
+        text, inputs, start=start, title=title or "input chars", width=width, ax=ax_text
+    )
+    if not rows:
+        ax_units.set_axis_off()
+        return fig
+    values = np.stack([r[1] for r in rows])
+    m = float(np.max(np.abs(values))) or 1.0
+    scale = Scale("diverging", -m, m, "±max|attribution| over these units and steps")
+    ax_units.imshow(
+        values, cmap=cmap("diverging"), vmin=-m, vmax=m, aspect="auto", interpolation="nearest"
+    )
+    ax_units.set_yticks(range(len(rows)))
+    ax_units.set_yticklabels([r[0] for r in rows], fontsize=6)
+    step = max(1, len(text) // 60)
+    ax_units.set_xticks(range(0, len(text), step))
+    ax_units.set_xticklabels([glyph(text[i]) for i in range(0, len(text), step)], fontsize=6)
+    ax_units.set_xlabel(
+        f"state after each char of positions {start}..{start + len(text) - 1}, as later steps read it"
+    )
+    ax_units.set_title(
+        f"the {len(rows)} state units of largest |attribution|\n{scale.describe()}",
+        loc="left",
+        fontsize=7,
+    )
+    add_colorbar(fig, ax_units, scale)
+    return fig

@@ -232,6 +232,10 @@ def build_report(
     from lstmprobe.report.causal_views import causal_payload
 
     causal = causal_payload(store, stats, sorted(top_units), figures=figures, warn=warn)
+    from lstmprobe.report.causal_depth import attributions_section, patching_section
+
+    causal["patching"] = patching_section(store, figures=figures, warn=warn)
+    causal["attributions"] = attributions_section(store, warn=warn)
     initial = top_rows[feats[0]][0]["unit"] if feats and top_rows[feats[0]] else f"{keys[0]}/0"
     model = store.model.get("config", store.model) if isinstance(store.model, dict) else {}
     payload = {
@@ -269,6 +273,10 @@ def build_report(
         "bytes": len(page.encode("utf-8")),
         "ablations": 0 if causal["ablations"] is None else len(causal["ablations"]["conditions"]),
         "dynamics": causal["dynamics"] is not None,
+        "patching": 0 if causal["patching"] is None else len(causal["patching"]["conditions"]),
+        "attributions": 0
+        if causal["attributions"] is None
+        else len(causal["attributions"]["entries"]),
     }
     return Report(page, fragment, manifest)
 
@@ -360,8 +368,8 @@ def text_page(store: ActivationStore, unit: str, start: int, stop: int, width: i
 def render(payload: dict[str, Any], title: str) -> tuple[str, str]:
     """The page and the notebook fragment for ``payload`` (one script, one style, the data)."""
     skeleton, script, style = asset("skeleton.html"), asset("report.js"), asset("report.css")
-    script += asset("causal.js")
-    style += asset("causal.css")
+    script += asset("causal.js") + asset("depth.js")
+    style += asset("causal.css") + asset("depth.css")
     rid = "lpr-" + uuid.uuid4().hex[:8]
     data = json.dumps(compact(payload), ensure_ascii=False, separators=(",", ":"))
     data = data.replace("<", "\\u003c")  # no </script> or <!-- inside the script element

@@ -121,3 +121,37 @@ def read_results(path: str | os.PathLike[str], fmt: str) -> ResultsFile:
 
 def _attr(value: Any) -> Any:
     return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+#: Results an attributions file keeps (the oldest go first).
+MAX_KEPT = 100
+
+
+def add_result(
+    path: str | os.PathLike[str],
+    fmt: str,
+    saved: Saved,
+    attrs: Mapping[str, Any],
+    *,
+    same: Sequence[str] = (),
+) -> Path:
+    """Add ``saved`` to the results file at ``path`` (atomically), keeping the results already
+    there when the file is of the same model and recording (``attrs``' ``model_sha256`` and
+    ``corpus_sha256``), except one whose ``meta`` agrees with ``saved``'s on every key of
+    ``same`` (it is replaced); at most :data:`MAX_KEPT` results, the newest."""
+    kept: list[Saved] = []
+    path = Path(path)
+    if path.exists():
+        try:
+            old = read_results(path, fmt)
+        except StoreError:
+            old = ResultsFile({}, ())
+        ours = all(old.attrs.get(k) == attrs.get(k) for k in ("model_sha256", "corpus_sha256"))
+        if ours:
+            kept = [
+                r
+                for r in old.results
+                if not same or any(r.meta.get(k) != saved.meta.get(k) for k in same)
+            ]
+    kept.append(saved)
+    return write_results(path, fmt, kept[-MAX_KEPT:], attrs)

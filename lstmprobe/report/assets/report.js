@@ -132,6 +132,7 @@ function lstmprobeReport(root, D, page) {
     if (t) Object.keys(t).forEach(function (f) { var x = t[f]; h += "<p>" + esc(f) + ": on when " + (x.sign > 0 ? "\u2265 " : "\u2264 ") + fmt(x.threshold) + " (ROC: TPR " + fmt(x.tpr, 2) + ", FPR " + fmt(x.fpr, 2) + ")</p>"; });
     if (causal) h += causal.card(u);
     root.querySelector(".lpr-card").innerHTML = h;
+    if (depth) depth.card(u, root.querySelector(".lpr-card"));  // patching and attribution (depth.js)
   }
 
   // all units of the dataset as a heatmap
@@ -246,6 +247,7 @@ function lstmprobeReport(root, D, page) {
 
   // ablations and dynamics (acts.ablations.h5, acts.dynamics.json), drawn when present
   var causal = typeof lstmprobeCausal === "function" ? lstmprobeCausal(root, D, {esc: esc, fmt: fmt, rgb: rgb, ink: ink, makeText: makeText}) : null;
+  var depth = typeof lstmprobeDepth === "function" ? lstmprobeDepth(root, D) : null;
 
   // keyboard
   var help = $(".lpr-help");
