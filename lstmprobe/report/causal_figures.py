@@ -138,6 +138,7 @@ def trajectories(
     key: str = "",
     fixed: np.ndarray | None = None,
     fixed_stable: Sequence[bool] = (),
+    fixed_input: str = "",
     ax: Any = None,
 ) -> Any:
     """Each sequence's states as a path in the plane of the first two principal components.
@@ -152,6 +153,7 @@ def trajectories(
     explained : the share of variance of PC1 and PC2 (on the axes)
     fixed : ndarray of shape (n_points, 2), optional
         Fixed points, projected the same way: filled if stable, open if not.
+    fixed_input : the input char held for the fixed points (in the legend)
     """
     import matplotlib.pyplot as plt
 
@@ -195,7 +197,7 @@ def trajectories(
             edgecolor="black",
             linewidths=0.6,
             zorder=4,
-            label="fixed point (stable)",
+            label=f"fixed point of input {fixed_input!r} (stable)",
         )
         if (~stable).any():
             ax.scatter(
@@ -207,7 +209,7 @@ def trajectories(
                 edgecolor="#d62728",
                 linewidths=1.0,
                 zorder=4,
-                label="fixed point (unstable)",
+                label=f"fixed point of input {fixed_input!r} (unstable)",
             )
         ax.legend(loc="best", frameon=False)
     ax.set_xlabel(f"PC1 ({explained[0]:.1%} of the variance)")
