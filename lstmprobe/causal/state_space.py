@@ -319,17 +319,22 @@ def _search(
     ids = torch.tensor([[vocab.index(char)]])
     with torch.no_grad():
         x = m64.embed(ids)  # type: ignore[operator]
-    s = torch.tensor(starts).requires_grad_(True)
-    opt = torch.optim.Adam([s], lr=1e-2)
+    s = torch.tensor(starts)
+    # Adam (lr 0.01, betas 0.9 and 0.999), written out: torch.optim costs seconds to import
+    m1, m2 = torch.zeros_like(s), torch.zeros_like(s)
     bar = progress_bar(iterations + newton, desc="fixed points", unit="step", enabled=progress)
     try:
         with torch.enable_grad():
             for it in range(iterations):
-                opt.zero_grad()
+                s.requires_grad_(True)
                 r = _step(m64, x, s, keys) - s
-                q = 0.5 * (r**2).sum()
-                q.backward()
-                opt.step()
+                (grad,) = torch.autograd.grad(0.5 * (r**2).sum(), [s])
+                s = s.detach()
+                m1.mul_(0.9).add_(grad, alpha=0.1)
+                m2.mul_(0.999).addcmul_(grad, grad, value=0.001)
+                unbiased = m1 / (1 - 0.9 ** (it + 1))
+                scale = (m2 / (1 - 0.999 ** (it + 1))).sqrt_().add_(1e-8)
+                s = s - 1e-2 * unbiased / scale
                 if it % 100 == 99:
                     bar.update(100)
                     if float(r.detach().abs().max()) < tolerance * 1e-2:

@@ -9,7 +9,8 @@ version 1)::
                       (store, model_sha256, corpus_sha256, ...; JSON where not a string)
     /{name}           one group per saved result (``0``, ``1``, ...)
         attrs: meta (JSON: what the result is: units, settings, summary numbers)
-        /{array}      its arrays (float32 unless they are bool or integer)
+        /{array}      its arrays (float32 unless they are bool or integer; a name with "/"
+                      is a path of groups, read back as the same name)
 
 The file is written to a temporary file in the same directory and renamed, so a crash leaves
 either the previous file or the new one. Reading checks the format and bounds what a file can
@@ -104,8 +105,10 @@ def read_results(path: str | os.PathLike[str], fmt: str) -> ResultsFile:
         out = []
         for name in sorted((n for n in f if n.isdecimal()), key=int):
             g = f[name]
+            found: list[tuple[str, Any]] = []
+            g.visititems(lambda key, obj: found.append((key, obj)))
             arrays = {}
-            for key, ds in g.items():
+            for key, ds in found:  # names with "/" are nested groups: read back by their path
                 if not isinstance(ds, h5py.Dataset):
                     continue
                 if ds.size * ds.dtype.itemsize > MAX_ARRAY_BYTES:

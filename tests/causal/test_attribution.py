@@ -74,7 +74,9 @@ def test_gradient_times_state_matches_finite_differences():
     later steps read it is nudged (the other quantity of that step held)."""
     model = _model(seed=2)
     pos, t, j, eps = 9, 5, 3, 1e-3
-    a = attribute(model, VOCAB, TEXT, pos, method="grad-input", states=["layer0/cell", "layer1/hidden"])
+    a = attribute(
+        model, VOCAB, TEXT, pos, method="grad-input", states=["layer0/cell", "layer1/hidden"]
+    )
     ids = torch.from_numpy(VOCAB.encode(TEXT[: pos + 1]))[None]
     x = model.embed(ids).detach()
     char = VOCAB.index(TEXT[pos + 1])
@@ -86,7 +88,9 @@ def test_gradient_times_state_matches_finite_differences():
             with torch.no_grad():
                 kept, _ = unroll(model.double(), x.double(), [(torch.zeros(1, 5, dtype=torch.float64),) * 2] * 2,
                                  probe={key: probe}, keep=["output", key])  # fmt: skip
-                values.append(float(torch.log_softmax(model.decoder(kept["output"][0, -1]), -1)[char]))
+                values.append(
+                    float(torch.log_softmax(model.decoder(kept["output"][0, -1]), -1)[char])
+                )
             state = kept[key][0, t, j]  # as computed, before the nudge
         model.float()
         fd = (values[0] - values[1]) / (2 * eps) * float(state)
@@ -97,7 +101,11 @@ def test_gradient_times_state_matches_finite_differences():
 @pytest.mark.parametrize("target", ["char", "unit"])
 def test_integrated_gradients_are_complete_within_one_percent_at_64_steps(name, target):
     model = _model(seed=3, **MODELS[name])
-    unit = {"lstm": "layer1/cell/2", "gru": "layer1/hidden/2", "one-hot lstm": "layer0/forget_gate/1"}[name]
+    unit = {
+        "lstm": "layer1/cell/2",
+        "gru": "layer1/hidden/2",
+        "one-hot lstm": "layer0/forget_gate/1",
+    }[name]
     kw = {"unit": unit} if target == "unit" else {}
     a = attribute(model, VOCAB, TEXT, 9, method="ig", steps=64, window=8, **kw)
     assert len(a.text) == 8 and a.start == 2 and a.steps == 64
