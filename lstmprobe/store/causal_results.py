@@ -105,10 +105,8 @@ def read_results(path: str | os.PathLike[str], fmt: str) -> ResultsFile:
         out = []
         for name in sorted((n for n in f if n.isdecimal()), key=int):
             g = f[name]
-            found: list[tuple[str, Any]] = []
-            g.visititems(lambda key, obj: found.append((key, obj)))
             arrays = {}
-            for key, ds in found:  # names with "/" are nested groups: read back by their path
+            for key, ds in _items(g):  # names with "/" are nested groups: read by their path
                 if not isinstance(ds, h5py.Dataset):
                     continue
                 if ds.size * ds.dtype.itemsize > MAX_ARRAY_BYTES:
@@ -120,6 +118,12 @@ def read_results(path: str | os.PathLike[str], fmt: str) -> ResultsFile:
                 raise StoreError(f"{path}: result {name} has unreadable metadata") from None
             out.append(Saved(meta if isinstance(meta, dict) else {}, arrays))
     return ResultsFile(attrs, tuple(out))
+
+
+def _items(group: Any) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    group.visititems(lambda key, obj: found.append((key, obj)))
+    return found
 
 
 def _attr(value: Any) -> Any:
