@@ -137,6 +137,24 @@ def trajectories(
 # --------------------------------------------------------------------------- fixed points
 
 
+def state_layout(model: torch.nn.Module) -> list[tuple[str, int]]:
+    """The parts of the model's flat state, in order: ``[("layer0/hidden", 10), ("layer0/cell",
+    10), ...]``."""
+    return _state_keys(model)
+
+
+def step_jacobian(model: torch.nn.Module, vocab: Vocab, char: str, state: np.ndarray) -> np.ndarray:
+    """``dF/ds`` of one step reading ``char`` at the flat ``state`` (:func:`state_layout`), in
+    float64: shape (dim, dim)."""
+    import copy
+
+    keys = _state_keys(model)
+    m64 = copy.deepcopy(model).cpu().double().eval()
+    with torch.no_grad():
+        x = m64.embed(torch.tensor([[vocab.index(char)]]))  # type: ignore[operator]
+    return _jacobian(m64, x, torch.as_tensor(np.asarray(state, dtype=np.float64)), keys)
+
+
 def _state_keys(model: torch.nn.Module) -> list[tuple[str, int]]:
     rnn: Any = model.rnn  # type: ignore[attr-defined]
     lstm = isinstance(rnn, torch.nn.LSTM)
