@@ -52,16 +52,40 @@ def _one_error_line(result) -> str:  # type: ignore[no-untyped-def]
 
 def test_one_pair_prints_the_distributions_and_json_has_every_char(setup):
     s = setup
-    result = run("patch", s["model"], "--source", "AxxY", "--target", "BxxxY", "--unit",
-                 "layer0/cell/1", "--compare", "a,b", "--store", s["store"])  # fmt: skip
+    result = run(
+        "patch",
+        s["model"],
+        "--source",
+        "AxxY",
+        "--target",
+        "BxxxY",
+        "--unit",
+        "layer0/cell/1",
+        "--compare",
+        "a,b",
+        "--store",
+        s["store"],
+    )
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "patched layer0/cell/1 at target position(s) [4] from source position(s) [3]" in out
     for word in ("before:", "after:", "source:", "KL(before || after)", "log2 p('a')"):
         assert word in out
     assert "saved" in out and read_results(s["store"].with_name("acts.patching.h5"), PATCHING)
-    result = run("patch", s["model"], "--source", "AxxY", "--target", "BxxxY", "-u",
-                 "layer0/hidden/2", "--store", s["store"], "--json", "--no-save")  # fmt: skip
+    result = run(
+        "patch",
+        s["model"],
+        "--source",
+        "AxxY",
+        "--target",
+        "BxxxY",
+        "-u",
+        "layer0/hidden/2",
+        "--store",
+        s["store"],
+        "--json",
+        "--no-save",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     vocab = "".join(Vocab.from_text(tasks.corpus("ab-memory", 60, seed=3, max_n=5)).chars)
@@ -72,8 +96,22 @@ def test_one_pair_prints_the_distributions_and_json_has_every_char(setup):
 
 def test_pairs_flip_rates_against_random_sets_and_the_top_units(setup):
     s = setup
-    result = run("patch", s["model"], "--pairs", s["pairs"], "-u", "layer0/cell/0", "-u",
-                 "layer0/cell/1", "--random", "3", "--store", s["store"], "--json", "-q")  # fmt: skip
+    result = run(
+        "patch",
+        s["model"],
+        "--pairs",
+        s["pairs"],
+        "-u",
+        "layer0/cell/0",
+        "-u",
+        "layer0/cell/1",
+        "--random",
+        "3",
+        "--store",
+        s["store"],
+        "--json",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     (cond,) = data["conditions"]
@@ -83,8 +121,22 @@ def test_pairs_flip_rates_against_random_sets_and_the_top_units(setup):
     saved = read_results(s["store"].with_name("acts.patching.h5"), PATCHING)
     assert saved.results[0].meta["kind"] == "condition"
     assert saved.results[0].arrays["flips"].shape == (12,)
-    result = run("patch", s["model"], "--pairs", s["pairs"], "--top", "2", "-f", "ab-state",
-                 "--random", "2", "--store", s["store"], "-q", "--no-save")  # fmt: skip
+    result = run(
+        "patch",
+        s["model"],
+        "--pairs",
+        s["pairs"],
+        "--top",
+        "2",
+        "-f",
+        "ab-state",
+        "--random",
+        "2",
+        "--store",
+        s["store"],
+        "-q",
+        "--no-save",
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 3 and "2 units together" in lines[2]
@@ -94,9 +146,25 @@ def test_pairs_flip_rates_against_random_sets_and_the_top_units(setup):
 def test_a_sweep_draws_the_heatmap_and_saves_it(setup):
     s = setup
     out = s["dir"] / "trace.png"
-    result = run("patch", s["model"], "--pairs", s["pairs"], "-u", "layer0/cell/0", "--random",
-                 "1", "--sweep", "units", "--sweep", "positions", "-o", out, "--store",
-                 s["store"], "-q")  # fmt: skip
+    result = run(
+        "patch",
+        s["model"],
+        "--pairs",
+        s["pairs"],
+        "-u",
+        "layer0/cell/0",
+        "--random",
+        "1",
+        "--sweep",
+        "units",
+        "--sweep",
+        "positions",
+        "-o",
+        out,
+        "--store",
+        s["store"],
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = read_results(s["store"].with_name("acts.patching.h5"), PATCHING)
@@ -111,25 +179,99 @@ def test_bad_input_is_one_line_and_writes_nothing(setup, tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("AxY\tBxY\ta\nAxY BxY a\n", encoding="utf-8")
     cases = [
-        (("--source", "AxY", "--target", "BxxY", "-u", "layer0/cell/0", "--at", "all"),
-         "different lengths"),
+        (
+            ("--source", "AxY", "--target", "BxxY", "-u", "layer0/cell/0", "--at", "all"),
+            "different lengths",
+        ),
         (("--source", "AxY", "--target", "BxY", "-u", "layer0/cell/9"), "does not exist"),
         (("--pairs", bad, "-u", "layer0/cell/0"), "line 2: expected 3 tab-separated fields"),
-        (("--source", "AxY", "--target", "BxY", "-u", "layer0/cell/0", "--at", "7"),
-         "position 7 is beyond the target"),
-        (("--source", "AxY", "--target", "BxY", "--pairs", bad, "-u", "layer0/cell/0"),
-         "not both"),
-        (("--source", "AxY", "--target", "BxY", "-u", "layer0/cell/0", "--compare", "z"),
-         "no such char"),
-        (("--source", "AxY", "--target", "BxY", "-u", "layer0/cell/0", "--at", "middle"),
-         "--at is last, all or a target position"),
+        (
+            ("--source", "AxY", "--target", "BxY", "-u", "layer0/cell/0", "--at", "7"),
+            "position 7 is beyond the target",
+        ),
+        (("--source", "AxY", "--target", "BxY", "--pairs", bad, "-u", "layer0/cell/0"), "not both"),
+        (
+            ("--source", "AxY", "--target", "BxY", "-u", "layer0/cell/0", "--compare", "z"),
+            "no such char",
+        ),
+        (
+            ("--source", "AxY", "--target", "BxY", "-u", "layer0/cell/0", "--at", "middle"),
+            "--at is last, all or a target position",
+        ),
         (("--pairs", s["pairs"], "-u", "layer0/cell/0", "--random", "9"), "--random 5 or fewer"),
-        (("--source", "AxY", "--target", "BxY", "--top", "2", "-f", "ab-state"),
-         "does not exist"),
-    ]  # fmt: skip
+        (("--source", "AxY", "--target", "BxY", "--top", "2", "-f", "ab-state"), "does not exist"),
+    ]
     for args, message in cases:
         line = _one_error_line(run("patch", s["model"], *args, "--store", store, "-q"))
         assert message in line, (args, line)
         if "different lengths" in message:
             assert "--align start" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tsv"]
+
+
+def test_a_plain_state_dict_with_a_vocab_file(setup, tmp_path):
+    """patch and attribute load a model as every command does: a bare state_dict plus --vocab."""
+    import json as _json
+
+    import torch
+
+    from lstmprobe.models import load_model
+
+    loaded = load_model(setup["model"])
+    weights = tmp_path / "weights.pt"
+    torch.save(loaded.model.state_dict(), weights)
+    vocab = tmp_path / "vocab.json"
+    vocab.write_text(_json.dumps(list(loaded.vocab.chars)), encoding="utf-8")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("AxxY\nBxY\n", encoding="utf-8")
+    for args in (
+        (
+            "patch",
+            weights,
+            "--vocab",
+            vocab,
+            "--source",
+            "AxxY",
+            "--target",
+            "BxY",
+            "-u",
+            "layer0/cell/0",
+            "--no-save",
+            "--store",
+            tmp_path / "none.h5",
+            "-q",
+        ),
+        (
+            "attribute",
+            weights,
+            corpus,
+            "--vocab",
+            vocab,
+            "-p",
+            2,
+            "--no-save",
+            "--store",
+            tmp_path / "none.h5",
+            "-q",
+            "--method",
+            "grad-input",
+            "--threads",
+            "1",
+        ),
+    ):
+        result = run(*args)
+        assert result.exit_code == 0, result.output
+    result = run(
+        "patch",
+        weights,
+        "--source",
+        "AxxY",
+        "--target",
+        "BxY",
+        "-u",
+        "layer0/cell/0",
+        "--no-save",
+        "--store",
+        tmp_path / "none.h5",
+    )
+    assert result.exit_code == 1 and "--vocab" in result.stderr
