@@ -297,13 +297,12 @@ def _unescape(field: str, line: int, path: str) -> str:
 
 
 def pairs_text(pairs: Sequence[Pair]) -> str:
-    """The text of a pairs file for ``pairs`` (header line, then one tab-separated line each).
+    r"""The text of a pairs file for ``pairs`` (header line, then one tab-separated line each).
 
     Examples
     --------
-    >>> print(pairs_text([Pair("AxxY", "BxY", "a")]), end="")
-    # lstmprobe pairs: source<TAB>target<TAB>expected (\\t \\n \\\\ escaped)
-    AxxY	BxY	a
+    >>> pairs_text([Pair("AxxY", "BxY", "a"), Pair("A\tY", "BY", "a")]).splitlines()[1:]
+    ['AxxY\tBxY\ta', 'A\\tY\tBY\ta']
     """
     lines = [PAIRS_HEADER]
     lines += [f"{_escape(p.source)}\t{_escape(p.target)}\t{_escape(p.expected)}" for p in pairs]
