@@ -34,11 +34,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     store = d / "acts.h5"
     for args in (
         ("record", path, corpus, "-o", store, "-q", "--reset", "line"),
-        ("find-neurons", "--store", store, "-f", "ab-state", "-q"),
         ("tasks", "ab-memory", "--pairs", "-n", "12", "--max-n", "5", "-o", d / "pairs.tsv", "-q"),
     ):
         result = run(*args)
         assert result.exit_code == 0, result.output
+    from lstmprobe.probes import rank_units
+    from lstmprobe.store import ActivationStore
+
+    with ActivationStore(store) as s:  # the ranking `--top` reads (no probe: faster)
+        rank_units(s, ["ab-state"], probe=False).to_json(s.sibling("rankings.json"))
     return {"dir": d, "model": path, "store": store, "pairs": d / "pairs.tsv"}
 
 
