@@ -217,7 +217,7 @@ class _Column:
     def weight(self, w: LayerWeights) -> torch.Tensor:
         if self.rows is not None:
             col = w.weight_ih.new_zeros(w.weight_ih.shape[0])
-            col[self.rows] = self.signs.to(col.dtype)  # type: ignore[union-attr]
+            col[self.rows] = self.signs.to(col.device, col.dtype)  # type: ignore[union-attr]
             return col
         return w.weight_hh[:, self.unit].clone()
 
