@@ -84,6 +84,8 @@ class Intervention:
         ``start`` (t from t), ``end`` (the last positions aligned: t from
         ``t - time + source_time``), or a map (t from ``align[t]``; -1: none).
 
+    Notes
+    -----
     Interventions are compared by identity (a mask is an array).
 
     Examples

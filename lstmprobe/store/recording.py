@@ -60,8 +60,9 @@ class Recording:
 
     Parameters
     ----------
-    path : str or PathLike
-        The store, ``acts.h5`` (its ``.partial`` path names the same recording).
+    store : Path
+        The store, ``acts.h5``. :meth:`at` takes any path of the recording: its ``.partial``
+        path names the same recording.
 
     Examples
     --------
