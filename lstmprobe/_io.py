@@ -9,6 +9,7 @@ a new file of the user normally gets (``0o666`` less the umask).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -101,9 +102,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename and exc.errno:
+            # a write error (a full disk) names no file: it is the one the caller asked for
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
         raise
     fsync_dir(path)
 
@@ -127,6 +131,22 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) 
     """
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
         yield fh
+
+
+def write_failed(path: str | os.PathLike[str] | None, exc: OSError) -> str:
+    """One line for an error while writing ``path``: a full disk (or quota) says so and names
+    the file; anything else says what the system said.
+
+    Examples
+    --------
+    >>> write_failed("acts.report.html", OSError(28, "No space left on device"))
+    'no space left on device while writing acts.report.html; free space (or write elsewhere) and run it again'
+    """
+    where = f" {os.fspath(path)}" if path else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = (exc.strerror or "no space left on device").lower()
+        return f"{what} while writing{where}; free space (or write elsewhere) and run it again"
+    return f"cannot write{where}: {exc.strerror or exc}; choose a directory you can write to"
 
 
 def json_default(obj: Any) -> Any:

@@ -96,7 +96,12 @@ class InteropError(LstmprobeError, ValueError):
     """A recording cannot be exported to, or a project imported from, another tool's format."""
 
 
-class PrecisionWarning(UserWarning):
+class LstmprobeWarning(UserWarning):
+    """Base class of the warnings lstmprobe issues; the command line prints each as one line
+    (warnings of other libraries -- numpy, matplotlib, torch -- it does not show)."""
+
+
+class PrecisionWarning(LstmprobeWarning):
     """Recorded values do not fit the store's dtype (beyond float16's ±65,504: stored as ±inf)."""
 
 

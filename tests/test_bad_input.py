@@ -99,7 +99,9 @@ def replace_dataset(path: Path, data: st.DataObject) -> None:
     with h5py.File(path, "r+") as f:
         old = f[key][()]
         del f[key]
-        how = data.draw(st.sampled_from(["shorter", "floats", "huge", "negative", "shuffled"]))
+        how = data.draw(
+            st.sampled_from(["shorter", "floats", "huge", "negative", "shuffled", "strings"])
+        )
         arr = np.asarray(old)
         if how == "shorter":
             arr = arr.reshape(-1)[: max(0, arr.size - 7)]
@@ -109,6 +111,8 @@ def replace_dataset(path: Path, data: st.DataObject) -> None:
             arr = np.full(arr.shape, 2**31 - 1, dtype=arr.dtype if arr.dtype.kind in "iu" else "i8")
         elif how == "negative":
             arr = -np.abs(arr) - 1
+        elif how == "strings":  # a dataset of strings (issue 17, break 7)
+            arr = np.full(arr.shape, b"x1", dtype="S2")
         else:
             arr = np.random.default_rng(0).permutation(arr.reshape(-1)).reshape(arr.shape)
         f[key] = arr
@@ -142,6 +146,23 @@ def test_a_damaged_recording_is_one_line_or_a_success(
     )
     probed = ["-f", "indent", "--no-save", "--max-positions", "100", "--blocks", "3", "-q"]
     assert_one_line_or_success(run("find-neurons", "--store", str(path), *probed))
+    shown = ["--no-figures", "--max-chars", "200", "-o", str(path.with_suffix(".html")), "-q"]
+    assert_one_line_or_success(run("report", "--store", str(path), *shown))
+    assert_one_line_or_success(
+        run(
+            "plot",
+            "text",
+            "--store",
+            str(path),
+            "-u",
+            "layer0/cell/1",
+            "--length",
+            "80",
+            "-o",
+            str(path.with_suffix(".png")),
+            "-q",
+        )
+    )
     for fmt in ("lstmvis", "explorer"):  # an export leaves a whole directory or none
         out = path.with_name(fmt)
         result = run("export", "--format", fmt, "-o", str(out), "--store", str(path), "-q")
@@ -219,3 +240,82 @@ def test_a_real_process_prints_one_line_for_a_damaged_recording(
         f"error: {path} is a damaged lstmprobe recording: position 5 has token 1000, outside "
         "its vocabulary of 38 characters; record it again"
     ]
+
+
+# --- ways a checkpoint's config gets damaged (issue 17, breaks 5 and 7) ------------------------
+
+CONFIG_FIELDS = ["vocab_size", "hidden_size", "num_layers", "cell", "embedding_dim", "dropout",
+                 "proj_size", "bidirectional", "bias", "decoder"]  # fmt: skip
+CONFIG_JUNK = st.one_of(
+    JUNK,
+    st.none(),
+    st.booleans(),
+    st.sampled_from([0, 1, 2, 3, 5, -1, 10**6, 10**9, 2**62, 10**30, 0.5, 1.0, "gru", "lstm"]),
+)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A real 2-layer LSTM checkpoint (a few KB) and a short corpus of its characters."""
+    import torch
+
+    from lstmprobe.models import CharLSTM, ModelConfig, save_checkpoint
+    from lstmprobe.text import Vocab
+
+    folder = tmp_path_factory.mktemp("checkpoint")
+    text = BASE * 2
+    vocab = Vocab.from_text(text)
+    torch.manual_seed(0)
+    model = CharLSTM(ModelConfig(len(vocab), 3, num_layers=2, embedding_dim=2))
+    corpus = folder / "corpus.txt"
+    corpus.write_text(text, encoding="utf-8")
+    return save_checkpoint(folder / "model.pt", model, vocab), corpus
+
+
+def _with_config(source: Path, target: Path, **changes: object) -> Path:
+    import torch
+
+    obj = torch.load(source, weights_only=True)
+    obj["config"] = {**obj["config"], **changes}
+    torch.save(obj, target)
+    return target
+
+
+@SETTINGS
+@given(data=st.data())
+def test_a_damaged_checkpoint_config_is_one_line_or_a_success(
+    checkpoint: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """One config field replaced by junk, huge or negative sizes included: one line, found from
+    the file's tensors before a module is built (a 3 KB file must not build a million layers)."""
+    model, corpus = checkpoint
+    folder = tmp_path_factory.mktemp("config")
+    field = data.draw(st.sampled_from(CONFIG_FIELDS), label="field")
+    damaged = _with_config(model, folder / "model.pt", **{field: data.draw(CONFIG_JUNK)})
+    out = folder / "acts.h5"
+    result = run("record", str(damaged), str(corpus), "-o", str(out), "-q")
+    assert_one_line_or_success(result)
+    if result.exit_code == 1:
+        assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"num_layers": 10**6}, ["num_layers=1000000", "holds", "damaged or was edited"]),
+        ({"proj_size": -1}, ["proj_size must be 0"]),
+        ({"proj_size": 2}, ["needs tensor rnn.weight_hh_l0 of shape (12, 2)", "has (12, 3)"]),
+        ({"hidden_size": 30}, ["hidden_size=30", "12,774 parameters", "holds 408 values"]),
+        ({"dropout": "x"}, ["dropout must be a number"]),
+    ],
+    ids=["a-million-layers", "negative-proj-size", "proj-size", "hidden-size", "dropout"],
+)
+def test_a_checkpoint_config_beyond_its_tensors_is_one_line(
+    checkpoint: tuple[Path, Path], tmp_path: Path, changes: dict, words: list[str]
+) -> None:
+    model, corpus = checkpoint
+    damaged = _with_config(model, tmp_path / "model.pt", **changes)
+    assert damaged.stat().st_size < 8_000
+    result = run("record", str(damaged), str(corpus), "-o", str(tmp_path / "acts.h5"), "-q")
+    assert_one_line_or_success(result)
+    assert result.exit_code == 1 and all(w in result.stderr for w in words), result.stderr

@@ -5,17 +5,20 @@ The options several commands take are in :mod:`lstmprobe.cli.options`.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from lstmprobe.errors import LstmprobeError, for_cli
+from lstmprobe._io import write_failed
+from lstmprobe.errors import LstmprobeError, LstmprobeWarning, for_cli
 
 
 def fail(message: str) -> None:
@@ -24,13 +27,25 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """Python's warnings on the command line: lstmprobe's own as one ``warning:`` line each;
+    those of other libraries (numpy's invalid values, matplotlib's missing glyphs, torch's
+    kernels) are not shown -- they say nothing the user can act on."""
+    if issubclass(category, LstmprobeWarning):
+        warn(str(message))
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors (and Ctrl-C, and a broken pipe) into one line and a non-zero exit."""
+    """Turn library errors (and Ctrl-C, and a broken pipe) into one line and a non-zero exit,
+    and warnings into one line each (:func:`_show_warning`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("default")  # each once per place, whatever -W says
+                warnings.showwarning = _show_warning
+                return func(*args, **kwargs)
         except LstmprobeError as exc:
             fail(for_cli(str(exc)))
         except KeyboardInterrupt:
@@ -40,6 +55,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
         except OSError as exc:  # a file the library could not write or read, said in one line
             where = f" {exc.filename}" if exc.filename else ""
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                fail(write_failed(exc.filename, exc))
             fail(f"cannot use{where}: {exc.strerror or exc}")
 
     return wrapper

@@ -588,7 +588,7 @@ def _attribution_text(a: Any) -> str:
 
 def _attribution_figure(a: Any, d: dict[str, Any], path: Path, fmt: str) -> None:
     if fmt == "html":
-        from lstmprobe.report.causal_depth import attribution_page
+        from lstmprobe.report.attribution_page import attribution_page
         from lstmprobe.report.output import atomic_output
 
         note = f"{a.method} over positions {a.start}..{a.start + len(a.text) - 1}" + (

@@ -210,20 +210,30 @@ def record(
 
 @click.command()
 @store_option
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Read every dataset and check it against the checksum stored when it was finished.",
+)
 @json_option
 @handle_errors
-def info(store: str, as_json: bool) -> None:
+def info(store: str, verify: bool, as_json: bool) -> None:
     """What a recording holds: model, positions, sequences, datasets, dtype, complete?
 
     \b
     Examples:
         lstmprobe info
         lstmprobe info --store run1.h5 --json
+        lstmprobe info --verify        # exit 1 if the file was changed after recording
     """
     from lstmprobe.store import ActivationStore
 
     with ActivationStore(store, require_complete=False) as s:
         summary = s.summary()
+        if verify:
+            checked = s.verify()
+            summary["verified"] = [name for name, ok in checked.items() if ok]
+            summary["unverified"] = [name for name, ok in checked.items() if not ok]
     if as_json:
         echo_json(summary)
         return
@@ -234,6 +244,14 @@ def info(store: str, as_json: bool) -> None:
                 click.echo(f"  {name:<28} {units} units")
         elif isinstance(value, dict):
             click.echo(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+        elif key == "verified":
+            click.echo(f"verified: {len(value)} datasets match their checksums")
+        elif key == "unverified":
+            if value:
+                click.echo(
+                    f"unverified: {', '.join(value)} (no checksum stored: an unfinished "
+                    "recording, or one made before lstmprobe stored checksums)"
+                )
         else:
             click.echo(f"{key}: {value}")
 

@@ -34,8 +34,16 @@ _RNN_KEY = re.compile(
 
 
 def check_tensors(state: Mapping[str, torch.Tensor], where: str) -> None:
-    """Refuse tensors whose declared size is beyond any char model, before using them."""
+    """Refuse tensors that hold no plain values (sparse, meta) or whose declared size is beyond
+    any char model, before using them."""
     for key, value in state.items():
+        if value.layout != torch.strided or value.is_meta or value.is_quantized:
+            kind = "a meta tensor (no values)" if value.is_meta else f"of layout {value.layout}"
+            kind = "quantized" if value.is_quantized else kind
+            raise ModelLoadError(
+                f"{where}: tensor {key} is {kind}; lstmprobe reads dense tensors of values: "
+                "save the state_dict of the trained model (`.to_dense()` a sparse one)"
+            )
         nbytes = value.numel() * value.element_size()
         if nbytes > MAX_TENSOR_BYTES:
             raise ModelLoadError(

@@ -24,7 +24,7 @@ import torch
 from lstmprobe._io import atomic_write
 from lstmprobe.errors import LstmprobeError, ModelLoadError, VocabError, one_line
 from lstmprobe.models import bundled
-from lstmprobe.models._torchscript import read_torchscript
+from lstmprobe.models._torchscript import check_archive, read_torchscript
 from lstmprobe.models.charlstm import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -111,6 +111,7 @@ def checkpoint_to_model(obj: dict[str, Any]) -> tuple[CharLSTM, Vocab]:
         raise ModelLoadError("the lstmprobe checkpoint has no state_dict of tensors")
     state = tensors_of(state)
     check_tensors(state, "the lstmprobe checkpoint")
+    _check_config_fits(config, state)
     model = CharLSTM(config)
     check_shapes(model, state, {k: k for k in state}, "the lstmprobe checkpoint")
     try:
@@ -120,6 +121,35 @@ def checkpoint_to_model(obj: dict[str, Any]) -> tuple[CharLSTM, Vocab]:
     check_finite(state, "the lstmprobe checkpoint")
     model.eval()
     return model, vocab
+
+
+def _check_config_fits(config: ModelConfig, state: Mapping[str, torch.Tensor]) -> None:
+    """Refuse a checkpoint whose ``config`` asks for more (or other) than its tensors hold,
+    before the model is built: a few kilobytes must not declare a million layers."""
+    dirs = 2 if config.bidirectional else 1
+    held = sum(t.numel() for t in state.values())
+    if 2 * dirs * config.num_layers > len(state) or config.parameter_count() > held:
+        raise ModelLoadError(
+            f"the lstmprobe checkpoint's config (num_layers={config.num_layers}, hidden_size="
+            f"{config.hidden_size}, vocab_size={config.vocab_size}) asks for "
+            f"{config.parameter_count():,} parameters in at least {2 * dirs * config.num_layers:,} "
+            f"tensors, but the file holds {held:,} values in {len(state):,} tensors; the file "
+            "is damaged or was edited"
+        )
+    expected = config.shapes()
+    for name, shape in expected.items():
+        if name not in state or tuple(state[name].shape) != shape:
+            found = "lacks it" if name not in state else f"has {tuple(state[name].shape)}"
+            raise ModelLoadError(
+                f"the lstmprobe checkpoint's config needs tensor {name} of shape {shape}, but "
+                f"the file {found}; the file is damaged or was edited"
+            )
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        raise ModelLoadError(
+            f"the lstmprobe checkpoint holds tensor {extra[0]}, which its config does not "
+            "describe; the file is damaged or was edited"
+        )
 
 
 def load_model(
@@ -482,6 +512,11 @@ def _read(path: Path, trust_pickle: bool) -> tuple[Any, Form]:
         return read_safetensors(path), "safetensors"
     if _is_torchscript(path):
         return read_torchscript(path), "torchscript"
+    if head.startswith(
+        b"PK"
+    ):  # torch.save's zip: its directory is checked before torch inflates it
+        with contextlib.suppress(zipfile.BadZipFile, OSError), zipfile.ZipFile(path) as zf:
+            check_archive(zf, path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lstmprobe.errors import FeatureError
+from lstmprobe.errors import FeatureError, LstmprobeWarning
 from lstmprobe.features import Feature, get_feature
 from lstmprobe.probes.controls import char_baseline, control_labels
 from lstmprobe.probes.labels import Labels, store_labels
@@ -105,7 +105,7 @@ def rank_units(
     >>> ranking.top(3)  # doctest: +SKIP
     ['layer1/cell/17', 'layer1/hidden/17', 'layer0/cell/4']
     """
-    warn = warn or (lambda msg: warnings.warn(msg, stacklevel=3))
+    warn = warn or (lambda msg: warnings.warn(msg, LstmprobeWarning, stacklevel=3))
     if isinstance(features, (str, Feature)):
         features = [features]
     if not features:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmprobe._io import atomic_write, json_text
+from lstmprobe._io import atomic_write, json_text, write_failed
 from lstmprobe.errors import FeatureError, StoreError, one_line
 
 FORMAT = "lstmprobe.rankings"
@@ -496,6 +496,4 @@ def _write_text(path: str | os.PathLike[str], text: str) -> None:
         with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
     except OSError as exc:
-        raise StoreError(
-            f"cannot write {path}: {exc.strerror or exc}; choose a directory you can write to"
-        ) from None
+        raise StoreError(write_failed(path, exc)) from None

@@ -10,22 +10,18 @@ it was made with another model than the recording's:
 * ``acts.attributions.h5`` -- in the card of a unit whose value was attributed: the window's text
   coloured by each char's attribution, and the earlier units that drove it (links).
 
-The page's script (``assets/depth.js``) puts every value into the page as text.
+The page's script (``assets/depth.js``) puts every value into the page as text. The standalone
+page of one attribution is :mod:`lstmprobe.report.attribution_page`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
-import json
 from pathlib import Path
 from typing import Any
 
 from lstmprobe.errors import StoreError
-from lstmprobe.report.colors import lut
 from lstmprobe.report.data import Warn
-from lstmprobe.report.output import asset, compact
+from lstmprobe.report.output import unit_parts
 from lstmprobe.store import ActivationStore, Recording
 from lstmprobe.store.causal_results import ATTRIBUTIONS, PATCHING, ResultsFile, read_results
 
@@ -143,33 +139,8 @@ def attributions_section(store: ActivationStore, warn: Warn = None) -> dict[str,
         unit = meta.get("unit")
         if unit:
             by_unit.setdefault(str(unit), []).append(len(entries))
+        meta["top_units"] = [
+            {**t, "unit": unit_parts(str(t["unit"]))} for t in meta.get("top_units") or []
+        ]
         entries.append(meta)
     return {"entries": entries, "by_unit": by_unit}
-
-
-def attribution_page(attribution: dict[str, Any], note: str = "") -> str:
-    """A self-contained page of one attribution (its coloured text, top chars and units): no
-    network, its own script only (a hash in its content security policy), data as text."""
-    payload = {
-        "palettes": {"diverging": lut("diverging").tolist()},
-        "attribution": attribution,
-        "note": note,
-    }
-    data = json.dumps(compact(payload), ensure_ascii=False, separators=(",", ":"))
-    data = data.replace("<", "\\u003c")
-    script = (
-        asset("depth.js") + "\nlstmprobeAttributionPage(document.getElementById('lpr-attr'), "
-        "JSON.parse(document.getElementById('lpr-attr-data').textContent));"
-    )
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    style = asset("report.css") + asset("depth.css")
-    title = html.escape(f"lstmprobe attribution: {attribution.get('target', '')}")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        f"style-src 'unsafe-inline'; script-src 'sha256-{digest}'\">\n"
-        f"<title>{title}</title>\n<style>{style}</style></head>\n<body>\n"
-        '<div class="lpr" id="lpr-attr"></div>\n'
-        f'<script type="application/json" id="lpr-attr-data">{data}</script>\n'
-        f"<script>{script}</script>\n</body></html>\n"
-    )

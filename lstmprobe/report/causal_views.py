@@ -35,6 +35,7 @@ from lstmprobe.errors import StoreError, UnitError
 from lstmprobe.report.data import KeyStats, Warn, check_unit, passage, top_spans
 from lstmprobe.report.feature_scan import pick_changes
 from lstmprobe.report.keep_write import state_unit
+from lstmprobe.report.output import unit_parts
 from lstmprobe.store import ActivationStore, parse_unit
 
 #: Chars per ablation passage, and passages per condition of each kind.
@@ -86,6 +87,13 @@ def load_ablations(
             f"it covers {len(abl['base_bits']):,} positions, the recording {store.n_positions:,}"
         )
         return None
+    for cond in abl["conditions"]:
+        for name in cond.get("units") or []:
+            try:  # a name the page could not show as a unit is no unit of this recording
+                check_unit(store, name)
+            except (UnitError, TypeError):
+                ignore(f"it names unit {ascii(name)[:60]}, which this recording lacks")
+                return None
     return abl
 
 
@@ -170,7 +178,7 @@ def ablation_sections(store: ActivationStore, abl: dict[str, Any]) -> dict[str, 
                 "bits", "base_bits")  # fmt: skip
         conditions.append(
             {
-                "units": list(cond["units"]),
+                "units": [unit_parts(u) for u in cond["units"]],
                 "mode": cond["mode"],
                 "value": cond.get("value"),
                 "feature": feature,
@@ -282,6 +290,9 @@ def dynamics_sections(
     units = {
         u: {k: d.get(k) for k in fields if k in d} for u, d in (dyn.get("units") or {}).items()
     }
+    for d in units.values():  # a driver is a unit: its parts, parsed here; else its text
+        if isinstance(d.get("drivers"), list):
+            d["drivers"] = [_driver(store, x) for x in d["drivers"] if isinstance(x, dict)]
     out: dict[str, Any] = {
         "layers": {
             layer: {"kind": info.get("kind"), "timescales": info.get("timescales")}
@@ -321,7 +332,7 @@ def dynamics_sections(
         out["figures"].append(
             {
                 "id": f"keepwrite-{u.replace('/', '-')}",
-                "unit": u,
+                "unit": unit_parts(u),
                 "title": f"Keep vs write: {u}",
                 "src": png_uri(fig),
                 "caption": f"{u} at positions {a}..{b} (where it is most active), timescale "
@@ -331,6 +342,15 @@ def dynamics_sections(
             }
         )
     return out
+
+
+def _driver(store: ActivationStore, driver: dict[str, Any]) -> dict[str, Any]:
+    """A recurrent driver with its ``from`` unit as parts when it is a unit of ``store``."""
+    try:
+        check_unit(store, driver.get("from"))  # type: ignore[arg-type]
+    except (UnitError, TypeError):
+        return {**driver, "from": str(driver.get("from"))}
+    return {**driver, "from": unit_parts(driver["from"])}
 
 
 def causal_payload(

@@ -52,6 +52,8 @@ SEQUENTIAL = (
     "#006d2c",
     "#00441b",
 )
+#: Where a value is NaN (not a number): grey, outside both palettes.
+MISSING_RGB = (189, 189, 189)
 #: Quantities that a tanh bounds to [-1, 1] (unless projected).
 TANH_BOUNDED = ("hidden", "candidate")
 
@@ -119,6 +121,29 @@ def scale_for(key: str, max_abs: float | None = None) -> Scale:
     return Scale("diverging", -m, m, "±max|value| of this unit over the whole recording")
 
 
+def nonfinite_note(values: np.ndarray, marked: str = ", outlined") -> str:
+    """How a figure drew ``values`` that are not finite (empty when all are finite).
+
+    Examples
+    --------
+    >>> nonfinite_note(np.array([1.0, np.inf, np.inf, -np.inf, np.nan]))
+    '; 3 infinite (2 +inf, 1 -inf): drawn at the ends of the scale, outlined; 1 NaN: grey'
+    >>> nonfinite_note(np.zeros(3))
+    ''
+    """
+    v = np.asarray(values, dtype=np.float64)
+    pos, neg, nan = int(np.sum(v == np.inf)), int(np.sum(v == -np.inf)), int(np.isnan(v).sum())
+    note = ""
+    if pos or neg:
+        note += (
+            f"; {pos + neg:,} infinite ({pos:,} +inf, {neg:,} -inf): drawn at the ends of the "
+            f"scale{marked}"
+        )
+    if nan:
+        note += f"; {nan:,} NaN: grey"
+    return note
+
+
 def _hex(colors: tuple[str, ...]) -> np.ndarray:
     return np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colors], dtype=np.float64)
 
@@ -148,4 +173,18 @@ def cmap(kind: Kind):  # -> matplotlib.colors.ListedColormap
     """The palette as a matplotlib colormap (imports matplotlib)."""
     from matplotlib.colors import ListedColormap
 
-    return ListedColormap(lut(kind) / 255.0, name=f"lstmprobe-{kind}")
+    palette = ListedColormap(lut(kind) / 255.0, name=f"lstmprobe-{kind}")
+    grey = (MISSING_RGB[0] / 255.0, MISSING_RGB[1] / 255.0, MISSING_RGB[2] / 255.0)
+    return palette.with_extremes(bad=grey)  # NaN: grey, as in the coloured text
+
+
+def clipped(values: np.ndarray, scale: Scale) -> np.ndarray:
+    """``values`` with ±inf at the ends of ``scale`` (NaN kept): what an image draws.
+
+    Examples
+    --------
+    >>> clipped(np.array([np.inf, -np.inf, 0.5, np.nan]), Scale("diverging", -2, 2, "")).tolist()
+    [2.0, -2.0, 0.5, nan]
+    """
+    v = np.asarray(values, dtype=np.float64)
+    return np.where(np.isinf(v), np.where(v > 0, scale.vmax, scale.vmin), v)

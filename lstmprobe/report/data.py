@@ -102,8 +102,10 @@ def require_quantities(store: ActivationStore, layer: str, wanted: Sequence[str]
 class KeyStats:
     """Summaries of every unit of one dataset over the whole recording.
 
-    Arrays are of shape (n_units,) unless stated. ``low``/``high`` are the fractions of positions
-    below :data:`SATURATION` / above ``1 - SATURATION`` (gates only; zero elsewhere);
+    Arrays are of shape (n_units,) unless stated. ``mean``, ``std``, ``min`` and ``max`` are of
+    each unit's finite values; ``posinf``, ``neginf`` and ``nan`` count its others (a float16
+    recording stores values beyond ±65,504 as ±inf). ``low``/``high`` are the fractions of
+    positions below :data:`SATURATION` / above ``1 - SATURATION`` (gates only; zero elsewhere);
     ``chunk_max`` and ``chunk_min`` (shape (n_chunks, n_units)) hold each unit's largest and
     smallest value in each chunk of ``chunk`` positions, from which the top-activating spans are
     picked (:func:`top_spans`).
@@ -117,13 +119,24 @@ class KeyStats:
     max: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    posinf: np.ndarray
+    neginf: np.ndarray
+    nan: np.ndarray
     chunk: int
     chunk_max: np.ndarray = field(repr=False)
     chunk_min: np.ndarray = field(repr=False)
 
     @property
     def max_abs(self) -> np.ndarray:
-        return np.maximum(np.abs(self.min), np.abs(self.max))
+        """Each unit's largest finite ``|value|`` (0 where it has none)."""
+        with np.errstate(invalid="ignore"):
+            m = np.maximum(np.abs(self.min), np.abs(self.max))
+        return np.where(np.isfinite(m), m, 0.0)
+
+    @property
+    def nonfinite(self) -> np.ndarray:
+        """Each unit's count of ±inf and NaN values."""
+        return self.posinf + self.neginf + self.nan
 
     def scale(self, index: int) -> Scale:
         """The fixed colour scale of unit ``index``."""
@@ -168,6 +181,7 @@ def summarize(
             "high": np.zeros(u, dtype=np.int64),
             "cmax": np.empty((n_chunks, u), dtype=np.float32),
             "cmin": np.empty((n_chunks, u), dtype=np.float32),
+            **{name: np.zeros(u, dtype=np.int64) for name in ("posinf", "neginf", "nan")},
         }
     with _bar(n, progress, "summaries") as bar:
         for c, (a, b, block) in enumerate(store.iter_chunks(keys, chunk_size=chunk, dtype=None)):
@@ -184,15 +198,18 @@ def summarize(
                     s["high"],
                     s["cmax"][c],
                     s["cmin"][c],
+                    (s["posinf"], s["neginf"], s["nan"]),
                 )
             bar.update(b - a)
     out = {}
     for key, s in acc.items():
-        mean = s["sum"] / n
-        std = np.sqrt(np.maximum(s["sq"] / n - mean**2, 0.0))
+        finite = n - s["posinf"] - s["neginf"] - s["nan"]
+        with np.errstate(invalid="ignore", divide="ignore"):  # no finite value: NaN
+            mean = np.where(finite > 0, s["sum"] / finite, np.nan)
+            std = np.sqrt(np.maximum(s["sq"] / finite - mean**2, 0.0))
         out[key] = KeyStats(
             key, n, mean, std, s["cmin"].min(0), s["cmax"].max(0), s["low"] / n, s["high"] / n,
-            chunk, s["cmax"], s["cmin"],
+            s["posinf"], s["neginf"], s["nan"], chunk, s["cmax"], s["cmin"],
         )  # fmt: skip
     return out
 
@@ -255,13 +272,16 @@ def read_unit(store: ActivationStore, name: str, start: int, stop: int) -> np.nd
 
 
 def unit_range(store: ActivationStore, name: str) -> tuple[float, float]:
-    """``(min, max)`` of one unit over the whole recording, read window by window."""
+    """``(min, max)`` of one unit's finite values over the whole recording, read window by
+    window (``(inf, -inf)`` where it has none)."""
     key, index = check_unit(store, name)
     lo, hi = np.inf, -np.inf
     step = store.chunk_positions * 16
     for a in range(0, store.n_positions, step):
         v = store.read(key, a, min(a + step, store.n_positions), units=[index])
-        lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+        v = v[np.isfinite(v)]
+        if v.size:
+            lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
     return lo, hi
 
 
@@ -272,7 +292,7 @@ def unit_scale(store: ActivationStore, name: str) -> Scale:
     if quantity in GATES:
         return scale_for(key)
     lo, hi = unit_range(store, name)
-    return scale_for(key, max(abs(lo), abs(hi)))
+    return scale_for(key, max(abs(lo), abs(hi)) if lo <= hi else None)
 
 
 def sample_windows(n: int, n_windows: int = 8, window: int = 2048) -> list[tuple[int, int]]:

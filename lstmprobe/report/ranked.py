@@ -12,7 +12,7 @@ import numpy as np
 from lstmprobe.probes.ranking import Ranking
 from lstmprobe.report.data import KeyStats, passage, top_spans
 from lstmprobe.report.feature_scan import FeatureScan, pick_changes, scan_features
-from lstmprobe.report.output import compact, png_uri, uint8_b64
+from lstmprobe.report.output import compact, png_uri, uint8_b64, unit_parts
 from lstmprobe.store import ActivationStore, parse_unit
 
 #: Chars per passage of the ranking sections.
@@ -28,9 +28,11 @@ def feature_sections(
     top_rows: dict[str, list[dict[str, Any]]],
     stats: dict[str, KeyStats],
     progress: bool = False,
+    figures: bool = True,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """The sections of the features in ``top_rows`` (feature -> its top rows, best first), and
-    the ROC thresholds of their units (unit -> feature -> threshold), from one streaming pass."""
+    the ROC thresholds of their units (unit -> feature -> threshold), from one streaming pass;
+    with ``figures``, each feature's probe curve too."""
     feats = list(top_rows)
     want = {
         f: [(r["unit"], int(r["sign"]) if r.get("sign") else 1) for r in top_rows[f]] for f in feats
@@ -46,7 +48,7 @@ def feature_sections(
                 "fpr": t.fpr,
                 "sign": t.sign,
             }
-    return _sections(store, ranking, feats, top_rows, stats, scans), thresholds
+    return _sections(store, ranking, feats, top_rows, stats, scans, figures), thresholds
 
 
 def _sections(
@@ -56,6 +58,7 @@ def _sections(
     top_rows: dict[str, list[dict[str, Any]]],
     stats: dict[str, KeyStats],
     scans: dict[str, FeatureScan],
+    figures: bool,
 ) -> list[dict[str, Any]]:
     out = []
     for f in feats:
@@ -96,7 +99,7 @@ def _sections(
                 }
             )
         curve = None
-        if ranking.features[f].get("curve"):
+        if figures and ranking.features[f].get("curve"):
             from lstmprobe.report.stat_figures import probe_curve
 
             curve = png_uri(probe_curve(ranking, f).figure)
@@ -126,6 +129,7 @@ def _sections(
                         else {"value": t.threshold, "tpr": t.tpr, "fpr": t.fpr, "sign": t.sign}
                     }
                 )
+                | {"unit": unit_parts(r["unit"])}  # parsed here: the page never parses names
             )
         summary = ranking.features[f]
         out.append(

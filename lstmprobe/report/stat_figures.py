@@ -6,13 +6,14 @@ Each function returns a matplotlib Figure (or draws into ``ax`` and returns the 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import GATES, Scale, cmap, scale_for
+from lstmprobe.report.colors import GATES, Scale, clipped, cmap, nonfinite_note, scale_for
 from lstmprobe.report.data import (
     KeyStats,
     Separator,
@@ -82,7 +83,13 @@ def distributions(
 ) -> Any:
     """Per-unit distributions of cell vs hidden ("hidden is a sharper cell"); GRU: candidate vs
     hidden. Quantiles per unit over sampled windows of positions, and all values pooled.
-    Returns the Figure."""
+    Returns the Figure.
+
+    The two quantities may have different widths (an LSTM with ``proj_size``: ``cell`` has H
+    units, ``hidden`` P): each is drawn over its own units. Quantiles and the histogram are of
+    the finite values; a unit that also holds ±inf (a float16 overflow) or NaN is marked by a
+    triangle at the edge of the panel, and the counts are in the legend.
+    """
     import matplotlib.pyplot as plt
 
     layer = layer or store.layers[0]
@@ -94,37 +101,61 @@ def distributions(
     windows = windows or sample_windows(store.n_positions)
     n_pos = sum(b - a for a, b in windows)
     data = [sample_values(store, f"{layer}/{q}", windows) for q in pair]
-    n_units = data[0].shape[1]
+    widths = [v.shape[1] for v in data]
+    n_units = max(widths)
     fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(min(12, 3 + 0.06 * n_units), 4.6), layout="constrained",
+        2, 1, figsize=(min(14, 6 + 0.06 * n_units), 4.6), layout="constrained",
         gridspec_kw={"height_ratios": [1.4, 1]},
     )  # fmt: skip
-    x = np.arange(n_units)
+    flagged = []
     for j, (q, v, color) in enumerate(zip(pair, data, PAIR_COLORS)):
-        off = (j - 0.5) * 0.35
-        q05, q25, q50, q75, q95 = np.percentile(v, [5, 25, 50, 75, 95], axis=0)
-        top.vlines(x + off, q05, q95, color=color, lw=0.6, alpha=0.6)
-        top.vlines(x + off, q25, q75, color=color, lw=2.0, label=f"{q} (5–95%, 25–75%, median)")
-        top.scatter(x + off, q50, s=3, color="black", zorder=3)
+        x = np.arange(v.shape[1]) + (j - 0.5) * 0.35
+        finite = np.isfinite(v)
+        shown = np.where(finite, v, np.nan)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a unit with no finite value
+            q05, q25, q50, q75, q95 = np.nanpercentile(shown, [5, 25, 50, 75, 95], axis=0)
+        width = f", {v.shape[1]} units" if len(set(widths)) > 1 else ""
+        top.vlines(x, q05, q95, color=color, lw=0.6, alpha=0.6)
+        top.vlines(x, q25, q75, color=color, lw=2.0, label=f"{q}{width} (5–95%, 25–75%, median)")
+        top.scatter(x, q50, s=3, color="black", zorder=3)
+        pos, neg, nan = (v == np.inf).sum(0), (v == -np.inf).sum(0), np.isnan(v).sum(0)
+        bad = ""
+        if (pos + neg + nan).any():
+            counts = [
+                f"{int(n):,} {w}"
+                for n, w in ((pos.sum() + neg.sum(), "±inf"), (nan.sum(), "NaN"))
+                if n
+            ]
+            bad = f"; {' and '.join(counts)} not in the histogram"
+            flagged.append((x, pos > 0, (neg > 0) | (nan > 0), color))
+        values = v[finite]
         bottom.hist(
-            v.ravel(), bins=120, histtype="step", density=True, color=color,
-            label=f"{q}: std {v.std():.2f}",
+            values, bins=120, histtype="step", density=True, color=color,
+            label=f"{q}: std {values.std() if values.size else float('nan'):.2f}{bad}",
         )  # fmt: skip
     top.axhline(0, color="0.7", lw=0.6, zorder=0)
     top.set_xlabel("unit")
     top.set_ylabel("value (symlog)")
     top.set_xlim(-1, n_units)
-    top.legend(loc="upper right", frameon=False)
+    top.set_yscale("symlog", linthresh=1.0)
+    for x, up, down, color in flagged:  # at the panel's edges, where ±inf would be
+        top.scatter(x[up], np.full(up.sum(), 1.0), marker="^", s=18, color=color, clip_on=False,
+                    transform=top.get_xaxis_transform(), zorder=4)  # fmt: skip
+        top.scatter(x[down], np.zeros(down.sum()), marker="v", s=18, color=color, clip_on=False,
+                    transform=top.get_xaxis_transform(), zorder=4)  # fmt: skip
+    if flagged:
+        top.scatter([], [], marker="^", s=18, color="0.3", label="holds +inf (▲) / -inf or NaN (▼)")
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     top.set_title(
         f"{layer}: {pair[0]} vs {pair[1]} per unit, over {n_pos:,} positions "
         f"({len(windows)} evenly spaced windows)",
         loc="left",
     )
-    top.set_yscale("symlog", linthresh=1.0)
     bottom.set_yscale("log")
     bottom.set_xlabel("value (all units pooled)")
     bottom.set_ylabel("density (log)")
-    bottom.legend(frameon=False)
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 
@@ -150,17 +181,21 @@ def separator(sep: Separator, max_units: int = 64) -> Any:
     """
     import matplotlib.pyplot as plt
 
-    eta = _eta_squared(sep.values, sep.groups)
+    with np.errstate(invalid="ignore", over="ignore"):  # ±inf: no share of variance (0)
+        eta = _eta_squared(sep.values, sep.groups)
     rows = np.argsort(-eta, kind="stable")[:max_units]
     order = sorted(range(len(sep.groups)), key=lambda i: (_group_key(sep.groups[i]), i))
     v = sep.values[np.asarray(order)][:, rows].T
     if sep.key.split("/")[1] in GATES:
         scale = scale_for(sep.key)
     else:
-        m = float(np.abs(v).max()) or 1.0
-        scale = Scale("diverging", -m, m, "±max|value| shown")
+        finite = np.abs(v[np.isfinite(v)])
+        m = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        scale = Scale("diverging", -m, m, "±max|finite value| shown")
+    note = nonfinite_note(v, marked="")
+    v = clipped(v, scale)
     fig, ax = plt.subplots(
-        figsize=(min(12, 3 + 0.02 * len(order)), 1.2 + 0.12 * len(rows)), layout="constrained"
+        figsize=(min(12, 4 + 0.02 * len(order)), 2.2 + 0.12 * len(rows)), layout="constrained"
     )
     img = ax.imshow(
         v, aspect="auto", interpolation="nearest", cmap=cmap(scale.kind), vmin=scale.vmin,
@@ -188,7 +223,7 @@ def separator(sep: Separator, max_units: int = 64) -> Any:
     ax.set_xlabel(f"{len(groups)} sequences, grouped by {how}")
     ax.set_ylabel("unit (best-separating first)")
     ax.set_title(
-        f"{sep.key} at the first {glyph(sep.char)!r} of each sequence\n{scale.describe()}",
+        f"{sep.key} at the first {glyph(sep.char)!r} of each sequence\n{scale.describe()}{note}",
         loc="left",
     )
     fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01)

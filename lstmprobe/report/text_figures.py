@@ -13,7 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from lstmprobe.report.colors import GATES, Scale, cmap, lut, scale_for, text_color
+from lstmprobe.report.colors import (
+    GATES,
+    MISSING_RGB,
+    Scale,
+    clipped,
+    cmap,
+    lut,
+    nonfinite_note,
+    scale_for,
+    text_color,
+)
 from lstmprobe.report.data import (
     KeyStats,
     check_unit,
@@ -69,6 +79,7 @@ def colored_text(
         Position of the first char in the corpus (stated in the title).
     """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     values = np.asarray(values, dtype=np.float64)
     cells = layout(text, width)
@@ -79,12 +90,21 @@ def colored_text(
         )
     fig = ax.figure
     palette = lut(scale.kind)
-    codes = np.rint(scale.normalize(values) * 255).astype(int) if len(values) else np.zeros(0, int)
+    missing = np.isnan(values)  # drawn grey; ±inf at the ends of the scale, outlined
+    infinite = np.isinf(values)
+    codes = np.rint(scale.normalize(np.where(missing, 0.0, values)) * 255).astype(int)
+    colors = palette[codes] if len(codes) else np.zeros((0, 3), np.uint8)
+    colors[missing] = MISSING_RGB
     grid = np.full((rows, cols, 3), 255, dtype=np.uint8)
-    ink = text_color(palette[codes]) if len(codes) else np.zeros((0, 3), np.uint8)
+    ink = text_color(colors) if len(codes) else np.zeros((0, 3), np.uint8)
     for r, c, i, _ in cells:
-        grid[r, c] = palette[codes[i]]
+        grid[r, c] = colors[i]
     ax.imshow(grid, aspect="auto", interpolation="nearest", extent=(0, cols, rows, 0))
+    for r, c, i, _ in cells:
+        if infinite[i]:
+            ax.add_patch(
+                Rectangle((c + 0.06, r + 0.06), 0.88, 0.88, fill=False, lw=0.8, ec="black")
+            )
     for r, c, i, g in cells:
         if not g:
             continue
@@ -103,7 +123,9 @@ def colored_text(
     head = title or ""
     end = start + len(text)
     ax.set_title(
-        f"{head}  positions {start}..{end}\n{scale.describe()}".strip(), loc="left", fontsize=7
+        f"{head}  positions {start}..{end}\n{scale.describe()}{nonfinite_note(values)}".strip(),
+        loc="left",
+        fontsize=7,
     )
     if colorbar:
         add_colorbar(fig, ax, scale)
@@ -214,8 +236,9 @@ def heatmap(
             layout="constrained",
         )
     fig = ax.figure
+    note = nonfinite_note(values, marked="")
     img = ax.imshow(
-        values.T, aspect="auto", interpolation="nearest", cmap=cmap(scale.kind),
+        clipped(values, scale).T, aspect="auto", interpolation="nearest", cmap=cmap(scale.kind),
         vmin=scale.vmin, vmax=scale.vmax, extent=(a - 0.5, b - 0.5, n_units - 0.5, -0.5),
     )  # fmt: skip
     text = store.read_text(a, b)
@@ -230,7 +253,7 @@ def heatmap(
         ax.set_yticks(np.arange(n_units))
         ax.set_yticklabels(labels)
     ax.set_ylabel("unit")
-    ax.set_title(f"{key}: all {n_units} units\n{scale.describe()}", loc="left")
+    ax.set_title(f"{key}: all {n_units} units\n{scale.describe()}{note}", loc="left")
     fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01)
     return ax
 
@@ -254,10 +277,19 @@ def keep_write(store: ActivationStore, unit: str, start: int = 0, length: int | 
     )  # fmt: skip
     keep_name, write_name = ("keep f⊙c(t−1)", "write i⊙g") if kw.kind == "lstm" else (
         "keep z⊙h(t−1)", "write (1−z)⊙n")  # fmt: skip
-    ax.bar(x, kw.keep, width=0.85, color=PAIR_COLORS[1], label=keep_name)
-    ax.bar(x, kw.write, width=0.85, bottom=kw.keep, color=PAIR_COLORS[0], label=write_name)
+    terms = np.stack([kw.keep, kw.write, kw.state])
+    bad = ~np.isfinite(terms).all(axis=0)  # a float16 overflow: clipped to the finite range, marked
+    finite = terms[np.isfinite(terms)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    keep, write, state_v = np.clip(np.nan_to_num(terms, nan=0.0, posinf=hi, neginf=lo), lo, hi)
+    ax.bar(x, keep, width=0.85, color=PAIR_COLORS[1], label=keep_name)
+    ax.bar(x, write, width=0.85, bottom=keep, color=PAIR_COLORS[0], label=write_name)
     state = "c(t)" if kw.kind == "lstm" else "h(t)"
-    ax.plot(x, kw.state, ".", color="k", ms=3, label=f"{state} = keep + write")
+    ax.plot(x, state_v, ".", color="k", ms=3, label=f"{state} = keep + write")
+    if bad.any():
+        ax.scatter(x[bad], np.ones(int(bad.sum())), marker="v", s=14, color="black", zorder=4,
+                   transform=ax.get_xaxis_transform(), clip_on=False,
+                   label=f"not finite (±inf, NaN) at {int(bad.sum())} chars: clipped")  # fmt: skip
     ax.axhline(0, color=".4", lw=0.5)
     ax.set_ylabel("value")
     ax.legend(frameon=False, ncol=3, loc="lower left", bbox_to_anchor=(0, 1.0), borderaxespad=0)

@@ -28,6 +28,8 @@ from lstmprobe.store._format import (
     cache_bytes,
     dataset,
 )
+from lstmprobe.store.checksum import ATTR as CHECKSUM_ATTR
+from lstmprobe.store.checksum import PENDING, checksummed
 
 _ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")
 
@@ -193,12 +195,15 @@ def new_recording_file(
     contents: Contents,
     cp: int,
     compression: str | None = None,
+    checksums: Mapping[str, str] | None = None,
 ) -> h5py.File:
     """Fill the empty file ``target`` (created exclusively, open as ``fd``) with a recording.
 
     Without compression every chunk is allocated now (and never filled: unwritten values
-    are whatever the file system gives, zeros), so later writes change no metadata. If
-    anything fails, ``target`` is removed again and the error is one line.
+    are whatever the file system gives, zeros), so later writes change no metadata. Each
+    checksummed dataset gets its ``sha256`` attribute now, from ``checksums`` or as
+    :data:`~lstmprobe.store.checksum.PENDING` (of the same size: finishing rewrites it in
+    place). If anything fails, ``target`` is removed again and the error is one line.
     """
     units = list(contents.layout.values())
     f: h5py.File | None = None
@@ -257,6 +262,9 @@ def new_recording_file(
                 dcpl=dcpl(),
                 **options,
             )
+        for name in checksummed(contents.layout, contents.has_next_logprob):
+            digest = (checksums or {}).get(name, PENDING)
+            dataset(f, name).attrs.create(CHECKSUM_ATTR, np.bytes_(digest.encode("ascii")))
         # rewritten in place after each write(): a kill cannot leave it half-updated
         f.create_dataset("positions_written", data=np.int64(0))
         f.flush()

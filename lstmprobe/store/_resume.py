@@ -28,7 +28,8 @@ class Resumed:
 
 
 def partial_complete(partial: Path) -> bool:
-    """Whether ``partial`` is a recording that finished but was not yet moved into place."""
+    """Whether ``partial`` is a finished recording: one not yet moved into place (a partial
+    path), or one that was (a final path)."""
     try:
         with h5py.File(partial, "r", locking=False) as f:
             return attr_str(f.attrs.get("format", "")) == FORMAT and bool(

@@ -43,6 +43,8 @@ from lstmprobe.store._format import (
     partial_path,
 )
 from lstmprobe.store._resume import open_resume, partial_complete
+from lstmprobe.store.checksum import ATTR as CHECKSUM_ATTR
+from lstmprobe.store.checksum import checksummed, dataset_checksum
 from lstmprobe.text import Vocab
 
 
@@ -182,6 +184,11 @@ class StoreWriter:
         resume: bool,
     ) -> None:
         partial_exists = self._lock_fd is not None
+        if resume and not partial_exists and not force and partial_complete(self.path):
+            raise StoreError(
+                f"{self.path} is a complete recording: there is nothing to resume; read it "
+                f"(`store={self.path}`), or pass `force=True` to record it again"
+            )
         if self.path.exists() and not force and not (resume and partial_exists):
             raise StoreError(
                 f"{self.path} already exists; pass `force=True` to overwrite or `out` to choose another path"
@@ -418,6 +425,10 @@ class StoreWriter:
         if self.compression is None:
             if not self._complete_on_disk:
                 try:
+                    # the checksums first, in place of their placeholders: a recording is
+                    # marked complete only with them (and a kill before that is resumed)
+                    for name, digest in self._checksums(f).items():
+                        dataset(f, name).attrs.modify(CHECKSUM_ATTR, np.bytes_(digest.encode()))
                     f.attrs.modify("complete", True)
                     f.flush()
                     self._sync()
@@ -439,9 +450,19 @@ class StoreWriter:
         self._finished = True
         return self.path
 
+    def _checksums(self, f: h5py.File) -> dict[str, str]:
+        """The checksum of every checksummed dataset, read back from the file (docs/store-format.md)."""
+        names = checksummed(self.layout, self.has_next_logprob)
+        try:
+            return {name: dataset_checksum(dataset(f, name)) for name in names}
+        except (OSError, RuntimeError) as exc:
+            self._failed = True
+            raise StoreError(write_error(exc, self.partial, "finishing")) from None
+
     def _compress(self, f: h5py.File) -> Path:
         """Write the complete, compressed copy of the partial file; returns its path."""
         target = compressing_path(self.partial)
+        checksums = self._checksums(f)
         header: dict[str, Any] = {k: f.attrs[k] for k in f.attrs}
         header["complete"] = True
         cp = self._chunk_positions
@@ -452,8 +473,9 @@ class StoreWriter:
             raise StoreError(write_error(exc, target, "compressing")) from None
         try:
             out = new_recording_file(
-                target, fd, header, contents=self._contents, cp=cp, compression=self.compression
-            )
+                target, fd, header, contents=self._contents, cp=cp, compression=self.compression,
+                checksums=checksums,
+            )  # fmt: skip
             try:
                 names = [*self.layout, *(["next_logprob"] if self.has_next_logprob else [])]
                 # several chunk rows at a time, each chunk compressed once

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from lstmprobe.cli import main
 from lstmprobe.report.causal_views import load_ablations, load_dynamics
 from lstmprobe.report.keep_write import keep_write
+from lstmprobe.report.output import unit_parts
 from lstmprobe.store import ActivationStore
 from lstmprobe.store.ablations import read_ablations
 from tests.report.conftest import TEXT
@@ -57,7 +58,9 @@ def test_the_report_shows_every_saved_condition_with_its_numbers(causal_dir, rep
     saved = read_ablations(causal_dir["dir"] / "acts.ablations.h5")
     abl = payload(html)["ablations"]
     assert abl["feature"] == "quote"
-    assert [c["units"] for c in abl["conditions"]] == [c["units"] for c in saved["conditions"]]
+    names = [[u["name"] for u in c["units"]] for c in abl["conditions"]]
+    assert names == [c["units"] for c in saved["conditions"]]  # parsed: parts and the name
+    assert abl["conditions"][0]["units"][0] == unit_parts(saved["conditions"][0]["units"][0])
     assert len(abl["conditions"]) == 3 and len(abl["conditions"][2]["units"]) == 2
     for shown, summary in zip(abl["conditions"], saved["summary"]):
         for key in ("delta_on", "delta_off", "positions_on", "positions_off"):
@@ -114,7 +117,7 @@ def test_dynamics_in_the_payload(causal_dir, report):
     assert set(dyn["units"]) == set(saved["units"])
     u = dyn["units"]["layer1/cell/2"]
     assert u["timescale"] == pytest.approx(saved["units"]["layer1/cell/2"]["timescale"], rel=1e-4)
-    assert [d["from"] for d in u["drivers"]] == [
+    assert [d["from"]["name"] for d in u["drivers"]] == [
         d["from"] for d in saved["units"]["layer1/cell/2"]["drivers"]
     ]
     assert dyn["figures"] == []  # --no-figures

@@ -23,7 +23,7 @@ def test_one_section_per_feature_in_the_order_asked(sections):
     top_rows, _, out, _ = sections
     assert [s["name"] for s in out] == ["indent", "quote"]
     for s in out:
-        assert [r["unit"] for r in s["rows"]] == [r["unit"] for r in top_rows[s["name"]]]
+        assert [r["unit"]["name"] for r in s["rows"]] == [r["unit"] for r in top_rows[s["name"]]]
         assert s["curve"] is None  # the ranking was made without probes: no curve to draw
         assert s["kind"] in s["summary"]
 
@@ -57,7 +57,7 @@ def test_thresholds_for_the_binary_features_units_only(sections):
     top_rows, _, out, thresholds = sections
     assert set(thresholds) == {r["unit"] for r in top_rows["quote"]}
     assert all(set(by_feature) == {"quote"} for by_feature in thresholds.values())
-    rows = {r["unit"]: r["threshold"] for r in out[1]["rows"]}
+    rows = {r["unit"]["name"]: r["threshold"] for r in out[1]["rows"]}
     for unit, t in thresholds.items():
         assert rows[unit]["value"] == pytest.approx(t["quote"]["threshold"], rel=1e-4)
         assert 0.0 <= t["quote"]["fpr"] <= t["quote"]["tpr"] <= 1.0

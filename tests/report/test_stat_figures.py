@@ -81,3 +81,43 @@ def test_timescales_count_the_units_of_each_bin(causal_dir):
     assert heights == expected
     with pytest.raises(ReportError, match="no layer"):
         stat_figures.timescales({"layers": {}})
+
+
+# --- recordings of the real world: mixed widths, float16 overflow (issue 17, breaks 3 and 4) ---
+
+
+def test_distributions_of_a_projected_lstm_draw_each_quantity_over_its_own_units(proj_store):
+    """proj_size: cell has 5 units, hidden 2; each is drawn over its own units."""
+    with ActivationStore(proj_store) as store:
+        assert store.n_units("layer0/cell") == 5 and store.n_units("layer0/hidden") == 2
+        fig = stat_figures.distributions(store, "layer0")
+        top = fig.axes[0]
+        legend = [t.get_text() for t in top.get_legend().get_texts()]
+        assert legend == [
+            "cell, 5 units (5–95%, 25–75%, median)",
+            "hidden, 2 units (5–95%, 25–75%, median)",
+        ]
+        medians = [c for c in top.collections if c.get_offsets().shape[0] in (2, 5)]
+        assert sorted(len(c.get_offsets()) for c in medians) == [2, 5]
+        stats = data.summarize(store)
+        assert len(stat_figures.saturation(stats).axes) == 6
+
+
+def test_an_overflowed_recording_is_drawn_with_its_infinities_counted(overflow_store):
+    with ActivationStore(overflow_store) as store:
+        hidden = store.read("layer0/hidden")
+        n_inf = int(np.isinf(hidden).sum())
+        assert n_inf > 1000  # the fixture overflows
+        fig = stat_figures.distributions(store, "layer0")
+        legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+        finite = hidden[np.isfinite(hidden)]
+        assert legend[1] == f"hidden: std {finite.std():.2f}; {n_inf:,} ±inf not in the histogram"
+        top = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert top[-1] == "holds +inf (▲) / -inf or NaN (▼)"
+        stats = data.summarize(store)
+        s = stats["layer0/hidden"]
+        assert int(s.posinf.sum() + s.neginf.sum()) == n_inf and not s.nan.any()
+        assert np.isfinite(s.mean).all() and np.isfinite(s.max_abs).all()
+        sep = data.separator_values(store, "layer0/hidden", "\n")
+        title = stat_figures.separator(sep).axes[0].get_title(loc="left")
+        assert "infinite" in title and "drawn at the ends of the scale" in title

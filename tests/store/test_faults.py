@@ -258,6 +258,41 @@ def test_a_full_disk_stops_with_one_line_and_resume_is_exact(
     assert_same_recording(out / "resumed.h5", reference)
 
 
+DERIVED_FULL = """
+set -u
+mount -t tmpfs -o size=$SIZE tmpfs "$DISK"
+cp "$STORE" "$DISK/acts.h5"
+head -c $FILL /dev/zero > "$DISK/filler" 2>/dev/null
+cd "$DISK"
+"$LSTMPROBE" find-neurons -f quote --no-probe -q 2> "$OUT/rankings.err"
+"$LSTMPROBE" report --no-figures -q 2> "$OUT/report.err"
+"$LSTMPROBE" plot text -u layer0/cell/1 -q 2> "$OUT/plot.err"
+ls -a > "$OUT/ls"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _namespace_works(), reason="needs unshare -rm and tmpfs mounts")
+def test_a_full_disk_names_the_derived_file_it_could_not_write(tmp_path):
+    """Issue 17, caveat 8: the rankings, the report and a figure said only "cannot use: No space
+    left on device"; each now names its file, and leaves nothing behind."""
+    from tests.stores import BASE, build_store
+
+    store = build_store(tmp_path / "acts.h5", BASE * 6)
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    size = store.stat().st_size + 12_000  # the store fits, with room for what it reads
+    env = {**os.environ, "SIZE": str(size), "DISK": str(disk), "OUT": str(out),
+           "STORE": str(store), "FILL": "8000", "LSTMPROBE": LSTMPROBE}  # fmt: skip
+    subprocess.run(["unshare", "-rm", "sh", "-c", DERIVED_FULL], env=env, check=True, timeout=300)
+    for name, target in (("rankings", "acts.rankings.json"), ("report", "acts.report.html"),
+                         ("plot", "acts.text.png")):  # fmt: skip
+        one_line((out / f"{name}.err").read_text(), "no space left on device while writing",
+                 f"writing {target};", "free space")  # fmt: skip
+    assert sorted((out / "ls").read_text().split()) == [".", "..", "acts.h5", "filler"]
+
+
 # --- two writers, a kill while finishing, leftovers of a failed creation ---
 
 

@@ -27,7 +27,10 @@ function lstmprobeDepthTools(D) {
     cells.forEach(function (c) { var td = el(head ? "th" : "td"); if (c instanceof Node) td.appendChild(c); else td.textContent = String(c); tr.appendChild(td); });
     return tr;
   }
-  function unitLink(name) { var a = el("a", "lpr-unit", name); a.dataset.unit = String(name); return a; }
+  // a unit: its parts from Python ({name, layer, direction, quantity, index}); the click is
+  // handled on the report's root
+  function unitLink(u) { var name = u && typeof u === "object" ? u.name : u; var a = el("a", "lpr-unit", name); a.dataset.unit = String(name); if (u && typeof u === "object") a._unit = u; return a; }
+  function unitName(u) { return String(u && typeof u === "object" ? u.name : u); }
   // the window's text, each char coloured by its attribution, the value in its tooltip
   function attributedText(a) {
     var pre = el("pre", "lpr-text lpr-attr-text"), vals = a.inputs || [], m = 0;
@@ -52,12 +55,12 @@ function lstmprobeDepthTools(D) {
     if (a.top_units && a.top_units.length) {
       var t = el("table", "lpr-attr-units");
       t.appendChild(row(["earlier unit", "after position", "attribution"], true));
-      a.top_units.forEach(function (u) { t.appendChild(row([withLinks ? unitLink(u.unit) : String(u.unit), String(u.position), sgn(u.attribution)])); });
+      a.top_units.forEach(function (u) { t.appendChild(row([withLinks ? unitLink(u.unit) : unitName(u.unit), String(u.position), sgn(u.attribution)])); });
       box.appendChild(t);
     }
     return box;
   }
-  return {el: el, num: num, pct: pct, sgn: sgn, row: row, unitLink: unitLink, attributionBlock: attributionBlock};
+  return {el: el, num: num, pct: pct, sgn: sgn, row: row, unitLink: unitLink, unitName: unitName, attributionBlock: attributionBlock};
 }
 
 function lstmprobeDepth(root, D) {
@@ -82,13 +85,13 @@ function lstmprobeDepth(root, D) {
       P.conditions.forEach(function (c) { box.appendChild(el("p", "lpr-note", c.verdict || "")); });
     }
     (P.pairs || []).forEach(function (r) {
-      box.appendChild(el("p", "lpr-note", "patched " + (r.units || []).join(", ") + " from " + JSON.stringify(r.source) + " into " + JSON.stringify(r.target) +
+      box.appendChild(el("p", "lpr-note", "patched " + (r.units || []).map(T.unitName).join(", ") + " from " + JSON.stringify(r.source) + " into " + JSON.stringify(r.target) +
         ": KL(before || after) = " + T.num(r.kl_bits, 4) + " bits; top after: " + (r.top_after || []).map(function (x) { return JSON.stringify(x[0]) + " " + T.num(x[1]); }).join(", ")));
     });
     (P.sweeps || []).forEach(function (f) {
       var fig = el("div", "lpr-fig lpr-patch-fig");
       fig.appendChild(el("h3", null, f.title));
-      if (typeof f.src === "string" && f.src.indexOf("data:image/png;base64,") === 0) { var img = el("img"); img.alt = String(f.title); img.src = f.src; fig.appendChild(img); }
+      if (typeof f.src === "string" && f.src.indexOf(["data", "image/png;base64,"].join(":")) === 0) { var img = el("img"); img.alt = String(f.title); img.src = f.src; fig.appendChild(img); }
       fig.appendChild(el("p", "lpr-note", f.caption));
       box.appendChild(fig);
     });
