@@ -61,6 +61,38 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def cannot_write(path: str | os.PathLike[str]) -> str | None:
+    """Why a file cannot be created at ``path`` (with the fix), or None when it can.
+
+    The one check of an output, made before long work so that nothing computed is thrown away:
+    the path is no directory, its directory exists, and a file can be created there (tried:
+    permissions, read-only file systems and ACLs leave no other true test).
+
+    Examples
+    --------
+    >>> cannot_write("/") is not None, cannot_write("no/such/dir/acts.h5")
+    (True, 'the directory no/such/dir does not exist; create it first')
+    """
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        return "it is a directory; give a file path"
+    if not parent.is_dir():
+        what = "does not exist" if not parent.exists() else "is not a directory"
+        return f"the directory {parent} {what}; create it first"
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".lstmprobe-write-test-")
+    except OSError as exc:
+        return (
+            f"the directory {parent} is not writable ({exc.strerror or type(exc).__name__}); "
+            "choose a directory you can write to"
+        )
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return None
+
+
 def create_exclusive(path: str | os.PathLike[str]) -> int:
     """Create ``path`` as a new, empty file and return a read-write descriptor to it.
 
@@ -178,7 +210,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     Parameters
     ----------
     path : str or PathLike
-        The JSON file to write, e.g. ``store.sibling("rankings.json")``.
+        The JSON file to write, e.g. ``store.recording.rankings``.
     obj : object
         Anything ``json`` can write, plus numpy scalars/arrays, paths and sets.
 

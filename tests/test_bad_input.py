@@ -144,7 +144,7 @@ def test_a_damaged_recording_is_one_line_or_a_success(
     assert_one_line_or_success(
         run("find-neurons", "--store", str(path), "-f", "quote", "--no-save", "--no-probe", "-q")
     )
-    probed = ["-f", "indent", "--no-save", "--max-positions", "100", "--blocks", "3", "-q"]
+    probed = ["-f", "indent", "--no-save", "--max-probe-positions", "100", "--n-blocks", "3", "-q"]
     assert_one_line_or_success(run("find-neurons", "--store", str(path), *probed))
     shown = ["--no-figures", "--max-chars", "200", "-o", str(path.with_suffix(".html")), "-q"]
     assert_one_line_or_success(run("report", "--store", str(path), *shown))
@@ -319,3 +319,258 @@ def test_a_checkpoint_config_beyond_its_tensors_is_one_line(
     result = run("record", str(damaged), str(corpus), "-o", str(tmp_path / "acts.h5"), "-q")
     assert_one_line_or_success(result)
     assert result.exit_code == 1 and all(w in result.stderr for w in words), result.stderr
+
+
+# --- side files: rankings, dynamics, ablations, one field at a time ---------------------------
+
+#: what a damaged field holds instead: a string where a number belongs, NaN, a lone surrogate,
+#: units stored as "null", a type of another kind
+WORDS = ["null", "x", "", "\ud800", "a\udfffb", "layer0/cell/-1", "layer0//cell/1",
+         "<img src=x onerror=alert(1)>", "NaN", "1e999", "layer9/cell/0", "0:h:1"]  # fmt: skip
+HOSTILE = st.one_of(
+    st.sampled_from(WORDS),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([None, True, False, [], {}, [None], {"x": 1}, 0, -1]),
+    st.text(st.characters(categories=["Cs", "Lo", "So", "Cc"]), max_size=4),
+)
+
+
+def _leaves(obj: object, path: tuple = ()) -> list[tuple]:
+    """Every path to a value of ``obj``, and to each key of its objects (as ("key", k))."""
+    out = [path]
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.append((*path, ("key", k)))
+            out += _leaves(v, (*path, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _leaves(v, (*path, i))
+    return out
+
+
+def edit_one_field(obj: object, data: st.DataObject) -> object:
+    """``obj`` (parsed JSON) with one value, or one key, replaced by a hostile one."""
+    paths = [p for p in _leaves(obj) if p]
+    path = data.draw(st.sampled_from(paths), label="field")
+    new = data.draw(HOSTILE, label="value")
+    obj = json.loads(json.dumps(obj))  # a copy
+    parent = obj
+    for step in path[:-1]:
+        parent = parent[step]  # type: ignore[index]
+    last = path[-1]
+    if isinstance(last, tuple):  # a key: renamed (a JSON key is a string)
+        value = parent.pop(last[1])  # type: ignore[union-attr]
+        parent[new if isinstance(new, str) else json.dumps(new)] = value  # type: ignore[index]
+    else:
+        parent[last] = new  # type: ignore[index]
+    return obj
+
+
+@pytest.fixture(scope="module")
+def side_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real recording of a tiny checkpoint with each side file beside it, made by the CLI:
+    acts.rankings.json (find-neurons), acts.ablations.h5 (ablate), acts.dynamics.json."""
+    from lstmprobe.models import save_checkpoint
+    from lstmprobe.text import Vocab
+    from tests.conftest import make_model
+
+    d = tmp_path_factory.mktemp("sides")
+    text = BASE * 4
+    (d / "corpus.txt").write_text(text, encoding="utf-8")
+    vocab = Vocab.from_text(text)
+    model = str(save_checkpoint(d / "model.pt", make_model(vocab), vocab))
+    store, corpus = str(d / "acts.h5"), str(d / "corpus.txt")
+    for args in (
+        ["record", model, corpus, "-o", store, "-q"],
+        ["find-neurons", "--store", store, "-f", "quote", "--no-probe", "-q"],
+        ["ablate", model, corpus, "--store", store, "--top", "2", "-f", "quote", "--n-random", "1",
+         "-q"],
+        ["dynamics", "--store", store, "--model", model, "-q"],
+    ):  # fmt: skip
+        result = run(*args)
+        assert result.exit_code == 0, result.output
+    return d / "acts.h5"
+
+
+def _sane(obj: object) -> None:
+    """A value read back is clean: it writes as UTF-8 JSON (no lone surrogate, no NaN)."""
+    json.dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+READ_SETTINGS = settings(SETTINGS, max_examples=150)
+
+
+@READ_SETTINGS
+@given(data=st.data())
+def test_a_rankings_file_with_one_field_edited_is_read_clean_or_refused(
+    side_files: Path, data: st.DataObject
+) -> None:
+    from lstmprobe.errors import StoreError
+    from lstmprobe.probes import Ranking
+
+    obj = edit_one_field(json.loads(side_files.with_name("acts.rankings.json").read_text()), data)
+    said: list[str] = []
+    try:
+        ranking = Ranking.from_dict(obj, lenient=True, warn=said.append)
+    except StoreError:
+        return  # not a rankings file at all: one line
+    assert len(said) <= 1
+    _sane(json.loads(ranking.to_json()))
+    assert Ranking.from_dict(json.loads(ranking.to_json())) == ranking  # strict: it is clean
+    ranking.format_table(3)
+    ranking.to_csv()
+
+
+@READ_SETTINGS
+@given(data=st.data())
+def test_a_dynamics_file_with_one_field_edited_is_read_clean_or_refused(
+    side_files: Path, data: st.DataObject
+) -> None:
+    from lstmprobe.errors import StoreError
+    from lstmprobe.store.dynamics import Dynamics
+
+    obj = edit_one_field(json.loads(side_files.with_name("acts.dynamics.json").read_text()), data)
+    said: list[str] = []
+    try:
+        dyn = Dynamics.from_dict(obj, lenient=True, warn=said.append)
+    except StoreError:
+        return
+    assert len(said) <= 1
+    _sane(dyn.to_dict())
+    assert Dynamics.from_dict(dyn.to_dict()) == dyn
+
+
+ABLATION_ATTRS = ["format", "format_version", "store", "model_sha256", "corpus_sha256", "reset",
+                  "feature", "created", "summary"]  # fmt: skip
+CONDITION_ATTRS = ["units", "mode", "value", "verdict"]
+
+
+def damage_ablations(path: Path, data: st.DataObject) -> None:
+    """One field of an ablations file: an attribute (a JSON one edited inside), or a dataset."""
+    how = data.draw(st.sampled_from(["attr", "condition", "summary", "dataset"]), label="how")
+    with h5py.File(path, "r+") as f:
+        group = f if how in ("attr", "summary") else f["conditions"][data.draw(
+            st.sampled_from(sorted(f["conditions"])), label="condition")]  # fmt: skip
+        if how == "summary":
+            summary = json.loads(f.attrs["summary"])
+            f.attrs["summary"] = json.dumps(edit_one_field(summary, data))
+            return
+        if how == "dataset":
+            names = ["base_bits", "feature_on"] if group is f else sorted(group)
+            name = data.draw(st.sampled_from([n for n in names if n in group]), label="dataset")
+            old = group[name][()]
+            del group[name]
+            kind = data.draw(st.sampled_from(["short", "2-d", "text", "nan", "ints"]))
+            group[name] = {
+                "short": old[:-3],
+                "2-d": np.stack([old, old]),
+                "text": np.array([b"x"] * len(old)),
+                "nan": np.full(len(old), np.nan, dtype=np.float32),
+                "ints": np.full(len(old), 7, dtype=np.int64),
+            }[kind]
+            return
+        names = ABLATION_ATTRS if group is f else CONDITION_ATTRS
+        name = data.draw(st.sampled_from(names), label="attr")
+        value = data.draw(HOSTILE, label="value")
+        if isinstance(value, str):  # h5py writes UTF-8: a lone surrogate as the bytes it would be
+            raw = value.encode("utf-8", "surrogatepass")
+            group.attrs[name] = np.void(raw) if b"\0" in raw else raw  # NUL: opaque bytes
+        elif value is None or isinstance(value, (list, dict)) or abs(value) > 2**62:
+            group.attrs[name] = json.dumps(value)
+        else:
+            group.attrs[name] = value
+
+
+@READ_SETTINGS
+@given(data=st.data())
+def test_an_ablations_file_with_one_field_edited_is_read_clean_or_refused(
+    side_files: Path, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    from lstmprobe.errors import StoreError
+    from lstmprobe.store.ablations import AblationCondition, read_ablations
+
+    path = tmp_path_factory.mktemp("abl") / "acts.ablations.h5"
+    shutil.copy(side_files.with_name("acts.ablations.h5"), path)
+    damage_ablations(path, data)
+    said: list[str] = []
+    try:
+        abl = read_ablations(path, positions=len(BASE * 4), lenient=True, warn=said.append)
+    except StoreError:
+        return
+    assert len(said) <= 1
+    for cond, summary in zip(abl.conditions, abl.summary):
+        assert len(cond.delta_bits) == len(abl.base_bits)
+        read = AblationCondition.from_dict(summary, "summary", [])
+        if read is not None:
+            _sane(read.to_dict())
+    _sane([abl.store, abl.reset, abl.feature, abl.created] + [c.verdict for c in abl.conditions])
+
+
+@pytest.mark.slow
+@settings(SETTINGS, max_examples=20)
+@given(data=st.data())
+@pytest.mark.parametrize("side", ["rankings", "dynamics", "ablations"])
+def test_the_report_skips_a_damaged_side_file_with_a_warning(
+    side_files: Path, tmp_path_factory: pytest.TempPathFactory, side: str, data: st.DataObject
+) -> None:
+    """`lstmprobe report` beside a side file with one field edited: the report is written,
+    with at most warnings on stderr -- never a traceback or an error."""
+    folder = tmp_path_factory.mktemp("report")
+    for name in ("acts.h5", "acts.rankings.json", "acts.ablations.h5", "acts.dynamics.json"):
+        shutil.copy(side_files.with_name(name), folder / name)
+    if side == "ablations":
+        damage_ablations(folder / "acts.ablations.h5", data)
+    else:
+        path = folder / f"acts.{side}.json"
+        path.write_text(json.dumps(edit_one_field(json.loads(path.read_text()), data)))
+    out = folder / "r.html"
+    result = run("report", "--store", str(folder / "acts.h5"), "-o", str(out), "--no-figures",
+                 "--max-chars", "200", "-q")  # fmt: skip
+    assert_one_line_or_success(result)
+    assert result.exit_code == 0, result.output
+    assert out.exists()
+
+
+@pytest.mark.parametrize(
+    ("side", "content", "said"),
+    [
+        ("rankings.json", "{not json", "not valid JSON"),
+        (
+            "rankings.json",
+            '{"format": "lstmprobe.rankings", "format_version": 1, "features": '
+            '{"quote": {"kind": "binary"}}, "rows": [{"feature": "quote", "rank": NaN, '
+            '"unit": "null"}]}',
+            "rows[0].unit: 'null' is not a unit name",
+        ),
+        (
+            "dynamics.json",
+            '{"format": "lstmprobe.dynamics", "format_version": 1, "layers": '
+            '{"layer0": {"kind": "lstm", "positions": "many"}}, "units": {}}',
+            "layers['layer0'].positions: 'many' is not an integer",
+        ),
+        (
+            "dynamics.json",
+            '{"format": "lstmprobe.dynamics", "format_version": 1, "layers": {},'
+            ' "units": {"\\ud800": {}}}',
+            "is not a unit name",
+        ),
+        ("ablations.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 64, "is not a readable ablations file"),
+    ],
+)
+def test_the_report_names_the_damaged_side_file_and_goes_on(
+    side_files: Path, tmp_path: Path, side: str, content: str | bytes, said: str
+) -> None:
+    for name in ("acts.h5", "acts.rankings.json", "acts.ablations.h5", "acts.dynamics.json"):
+        shutil.copy(side_files.with_name(name), tmp_path / name)
+    target = tmp_path / f"acts.{side}"
+    if isinstance(content, bytes):
+        target.write_bytes(content)
+    else:
+        target.write_text(content, encoding="utf-8")
+    result = run("report", "--store", str(tmp_path / "acts.h5"), "-o", str(tmp_path / "r.html"),
+                 "--no-figures", "--max-chars", "200", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    warnings = result.stderr.strip().splitlines()
+    assert all(line.startswith("warning: ") for line in warnings), warnings
+    assert any(str(target) in line and said in line for line in warnings), warnings

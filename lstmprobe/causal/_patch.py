@@ -14,6 +14,7 @@ import torch
 
 from lstmprobe.causal.units import Condition
 from lstmprobe.errors import CorpusError, InterventionError
+from lstmprobe.names import Key, Unit
 from lstmprobe.record import Intervention, Recorder
 from lstmprobe.record.threads import TorchThreads, check_threads, default_threads
 from lstmprobe.text import Pair
@@ -56,17 +57,17 @@ class Texts:
 
 
 def source_values(
-    model: torch.nn.Module, texts: Texts, keys: Sequence[str]
-) -> dict[str, np.ndarray]:
+    model: torch.nn.Module, texts: Texts, keys: Sequence[Key]
+) -> dict[Key, np.ndarray]:
     """Every unit of each dataset in ``keys`` over the source ``texts``: key -> array of shape
     (batch, longest, n_units), float32 (values past a text's end are padding)."""
-    layers = sorted({k.split("/")[0] for k in keys})
-    quantities = sorted({k.split("/")[1] for k in keys})
+    layers = sorted({k.layer_name for k in keys})
+    quantities = sorted({k.quantity for k in keys})
     dev = next(model.parameters()).device
     with torch.inference_mode(), Recorder(model, quantities, layers) as rec:
         model(texts.ids.to(dev))
         acts = rec.activations
-    return {k: acts[k].float().cpu().numpy() for k in keys}  # type: ignore[index]
+    return {k: acts[str(k)].float().cpu().numpy() for k in keys}  # type: ignore[index]
 
 
 @torch.inference_mode()
@@ -166,10 +167,10 @@ def pair_name(pairs: Sequence[Pair], i: int) -> str:
 
 
 def patch_interventions(
-    units: Sequence[str], values: dict[str, np.ndarray], where: Where, rows: slice
+    units: Sequence[Unit], values: dict[Key, np.ndarray], where: Where, rows: slice
 ) -> list[Intervention]:
     out = []
-    for key, idx in Condition(tuple(units)).by_key.items():
+    for key, idx in Condition.of(units).by_key.items():
         out.append(
             Intervention(
                 key,
@@ -192,7 +193,7 @@ class Run:
 
     targets: Texts
     sources: Texts
-    values: dict[str, np.ndarray]
+    values: dict[Key, np.ndarray]
     where: Where
     expected: np.ndarray  # (batch,) vocab ids
     before: np.ndarray  # (batch, vocab) log p without a patch
@@ -202,7 +203,7 @@ def prepare(
     model: torch.nn.Module,
     vocab: Vocab,
     pairs: Sequence[Pair],
-    keys: Sequence[str],
+    keys: Sequence[Key],
     at: At,
     align: Align | None,
     unknown: str,
@@ -225,7 +226,7 @@ def prepare(
     return Run(targets, sources, values, where, expected, before)
 
 
-def patched(model: torch.nn.Module, run: Run, units: Sequence[str], where: Where) -> np.ndarray:
+def patched(model: torch.nn.Module, run: Run, units: Sequence[Unit], where: Where) -> np.ndarray:
     """log p after each target, ``units`` patched at ``where``: (batch, vocab)."""
     out = []
     for a in range(0, len(run.expected), BATCH):
@@ -240,8 +241,8 @@ def patched(model: torch.nn.Module, run: Run, units: Sequence[str], where: Where
     return np.concatenate(out)
 
 
-def keys_of(units: Sequence[str]) -> list[str]:
-    return list(Condition(tuple(units)).by_key)
+def keys_of(units: Sequence[Unit]) -> list[Key]:
+    return list(Condition.of(units).by_key)
 
 
 def patch_threads(model: torch.nn.Module, threads: int | None) -> TorchThreads:

@@ -204,7 +204,7 @@ class Target:
 
     position: int
     char: str | None = None
-    unit: str | None = None
+    unit: Unit | None = None
 
     def describe(self) -> str:
         if self.unit is not None:
@@ -217,7 +217,7 @@ def _target_value(
 ) -> torch.Tensor:
     """The target per row, from the last step of an unroll."""
     if target.unit is not None:
-        u = Unit.parse(target.unit)
+        u = target.unit
         return kept[str(u.key)][:, -1, u.index]
     decoder: Any = model.decoder
     logits = decoder(kept["output"][:, -1])
@@ -289,7 +289,7 @@ class Attribution:
             "target": self.target.describe(),
             "position": self.target.position,
             "char": self.target.char,
-            "unit": self.target.unit,
+            "unit": None if self.target.unit is None else str(self.target.unit),
             "method": self.method,
             "steps": self.steps,
             "start": self.start,
@@ -321,12 +321,12 @@ def attribute(
     text: str,
     position: int,
     *,
-    unit: str | None = None,
+    unit: Unit | str | None = None,
     char: str | None = None,
     method: Method = "ig",
     steps: int = 64,
     window: int = 60,
-    states: Sequence[str] | None = None,
+    states: Sequence[Key | str] | None = None,
     start: int = 0,
     threads: int | None = None,
 ) -> Attribution:
@@ -341,7 +341,7 @@ def attribute(
         One sequence (read from the zero state at ``start``; the text before it is ignored).
     position : int
         Where the target is computed (after reading the char there).
-    unit : str, optional
+    unit : Unit or str, optional
         Attribute this unit's value at ``position`` (``layer0/cell/17``; gates too) instead of
         a log-probability.
     char : str, optional
@@ -352,7 +352,7 @@ def attribute(
         Integrated gradients' interpolation points (midpoints); completeness is reported.
     window : int
         Chars attributed, ending at ``position``.
-    states : sequence of str, optional
+    states : sequence of Key or str, optional
         State keys attributed (``layer0/cell``, ``layer1/hidden``); default: the cell of every
         LSTM layer, the hidden state of every GRU layer.
     """
@@ -371,8 +371,9 @@ def attribute(
     if unit is not None and char is not None:
         raise AttributionError("attribute a `unit` or a `char`'s log-probability, not both")
     keys = _state_keys(layers, states)
-    if unit is not None:
-        _check_unit(layers, unit, model)
+    parsed = None if unit is None else Unit.parse(unit)  # the name parsed once, here
+    if parsed is not None:
+        _check_unit(parsed, model)
     elif getattr(model, "decoder", None) is None:
         raise AttributionError(
             "this model has no decoder, so it predicts no char: attribute a unit's value "
@@ -398,7 +399,7 @@ def attribute(
                 kept, _ = unroll(model, x_actual, state0, keep=["output"])
                 char_id = int(model.decoder(kept["output"][0, -1]).argmax())  # type: ignore[attr-defined]
             char = vocab.chars[char_id]
-        target = Target(position, char, unit)
+        target = Target(position, char, parsed)
         run = _Runner(model, x_actual, state0, target, char_id, keys)
         if method == "grad-input":
             value, inputs, st = run.gradients()
@@ -408,10 +409,10 @@ def attribute(
         return Attribution(target, method, steps, win, start + a, value, inputs, st, base, deltas)
 
 
-def _state_keys(layers: list[_Layer], states: Sequence[str] | None) -> list[str]:
+def _state_keys(layers: list[_Layer], states: Sequence[Key | str] | None) -> list[str]:
     if states is None:
         return [
-            f"layer{k}/{'cell' if ly.kind == 'lstm' else 'hidden'}" for k, ly in enumerate(layers)
+            str(Key(k, "cell" if ly.kind == "lstm" else "hidden")) for k, ly in enumerate(layers)
         ]
     out = []
     for s in states:
@@ -429,17 +430,16 @@ def _state_keys(layers: list[_Layer], states: Sequence[str] | None) -> list[str]
     return out
 
 
-def _check_unit(layers: list[_Layer], unit: str, model: torch.nn.Module) -> None:
-    u = Unit.parse(unit)
+def _check_unit(u: Unit, model: torch.nn.Module) -> None:
     infos = {i.name: i for i in recurrent_layers(model)}
     info = infos.get(u.layer_name)
     from lstmprobe.record.cells import quantities_of
 
     if info is None or u.quantity not in quantities_of(info.kind):  # type: ignore[arg-type]
-        raise AttributionError(f"unit {unit} does not exist in this model")
+        raise AttributionError(f"unit {u} does not exist in this model")
     if u.index >= info.n_units(u.quantity):
         n = info.n_units(u.quantity)
-        raise AttributionError(f"unit {unit} does not exist: {u.key} has units 0..{n - 1}")
+        raise AttributionError(f"unit {u} does not exist: {u.key} has units 0..{n - 1}")
 
 
 class _Runner:
@@ -456,7 +456,7 @@ class _Runner:
     ) -> None:
         self.model, self.x, self.state0, self.target = model, x, state0, target
         self.char_id, self.keys = char_id, keys
-        self.keep = ["output"] if target.unit is None else [str(Unit.parse(target.unit).key)]
+        self.keep = ["output"] if target.unit is None else [str(target.unit.key)]
 
     def _state(self, rows: int) -> State:
         return [

@@ -47,6 +47,7 @@ from lstmprobe.causal._patch import (
 from lstmprobe.causal.effects import mean_sd, p_value
 from lstmprobe.causal.units import Condition, check_units, draw_random
 from lstmprobe.errors import InterventionError
+from lstmprobe.names import Key, Unit
 from lstmprobe.text import Pair
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class PatchResult:
     """One source patched into one target: the next-char log-probabilities after the target's
     last char, before and after (natural log, one per vocab char), and the source's own."""
 
-    units: tuple[str, ...]
+    units: tuple[Unit, ...]
     source: str
     target: str
     positions: tuple[int, ...]  # target positions patched
@@ -100,7 +101,7 @@ class PatchResult:
             return {c: float(v) for c, v in zip(self.chars, lp)}
 
         return {
-            "units": list(self.units),
+            "units": [str(u) for u in self.units],
             "source": self.source,
             "target": self.target,
             "positions": list(self.positions),
@@ -121,7 +122,7 @@ def patch(
     vocab: Vocab,
     source: str,
     target: str,
-    units: Sequence[str],
+    units: Sequence[Unit | str],
     *,
     at: At = "last",
     align: Align | None = None,
@@ -137,8 +138,9 @@ def patch(
     vocab : Vocab
     source, target : str
         Each read from the zero state.
-    units : sequence of str
-        Unit names (``layer0/cell/17``; cell, hidden or gate units), patched together.
+    units : sequence of Unit or str
+        Units (``Unit.parse("layer0/cell/17")`` or the name; cell, hidden or gate units),
+        patched together.
     at : "last", "all" or int
         The target positions patched: the last, every one that has a source position, or one
         (negative: from the end).
@@ -150,16 +152,17 @@ def patch(
     -------
     PatchResult
     """
-    check_units(model, units)
+    parsed = Condition.of(units).units
+    check_units(model, parsed)
     pair = [Pair(source, target, target[-1])]
     with patch_threads(model, threads):
-        run = prepare(model, vocab, pair, keys_of(units), at, align, unknown)
-        after = patched(model, run, units, run.where)
+        run = prepare(model, vocab, pair, keys_of(parsed), at, align, unknown)
+        after = patched(model, run, parsed, run.where)
         src = Texts.of([source], vocab, unknown)
         source_next = last_logprobs(model, src)[0]
     mask = run.where.mask[0]
     return PatchResult(
-        units=tuple(units),
+        units=parsed,
         source=source,
         target=target,
         positions=tuple(int(p) for p in np.flatnonzero(mask)),
@@ -178,11 +181,11 @@ def patch(
 class PairsCondition:
     """One set of units patched together over every pair, beside random same-size sets."""
 
-    units: tuple[str, ...]
+    units: tuple[Unit, ...]
     flip_rate: float  # share of pairs whose patched target's top char is the expected one
     delta_bits: float  # mean change of log2 p(expected)
     random_flip_rates: tuple[float, ...]
-    random_units: tuple[tuple[str, ...], ...]
+    random_units: tuple[tuple[Unit, ...], ...]
     flips: np.ndarray = field(repr=False)  # (pairs,) bool
 
     @property
@@ -201,7 +204,7 @@ class PairsCondition:
         return 1 / (1 + n) if n else None
 
     def verdict(self, base_rate: float) -> str:
-        units = self.units[0] if len(self.units) == 1 else f"{len(self.units)} units together"
+        units = str(self.units[0]) if len(self.units) == 1 else f"{len(self.units)} units together"
         line = (
             f"patching {units}: {self.flip_rate:.1%} of targets flip to the source's answer "
             f"(without a patch {base_rate:.1%}; mean change of log2 p {self.delta_bits:+.3f})"
@@ -218,7 +221,7 @@ class PairsCondition:
     def to_dict(self, base_rate: float) -> dict[str, Any]:
         mean, sd = self.random_mean_sd
         return {
-            "units": list(self.units),
+            "units": [str(u) for u in self.units],
             "flip_rate": self.flip_rate,
             "delta_bits": self.delta_bits,
             "random": {
@@ -228,7 +231,7 @@ class PairsCondition:
                 "p_value": self.p_value,
                 "p_floor": self.p_floor,
                 "draws": [
-                    {"units": list(u), "flip_rate": r}
+                    {"units": [str(x) for x in u], "flip_rate": r}
                     for u, r in zip(self.random_units, self.random_flip_rates)
                 ],
             },
@@ -266,17 +269,17 @@ def _score(run: Run, after: np.ndarray, rows: np.ndarray | None = None) -> tuple
     return flips, float(delta.mean()) if len(delta) else float("nan")
 
 
-def _pools(model: torch.nn.Module, conditions: Sequence[Condition]) -> dict[str, list[int]]:
+def _pools(model: torch.nn.Module, conditions: Sequence[Condition]) -> dict[Key, list[int]]:
     datasets = check_units(model, [u for c in conditions for u in c.units])
     chosen = {u for c in conditions for u in c.units}
-    return {key: [i for i in range(n) if f"{key}/{i}" not in chosen] for key, n in datasets.items()}
+    return {key: [i for i in range(n) if key.unit(i) not in chosen] for key, n in datasets.items()}
 
 
 def patch_pairs(
     model: torch.nn.Module,
     vocab: Vocab,
     pairs: Sequence[Pair],
-    conditions: Sequence[Sequence[str]],
+    conditions: Sequence[Sequence[Unit | str]],
     *,
     at: At = "last",
     align: Align | None = None,
@@ -295,12 +298,12 @@ def patch_pairs(
     """
     if not conditions:
         raise InterventionError("give at least one condition (`units`)")
-    conds = [Condition(tuple(dict.fromkeys(c))) for c in conditions]
+    conds = [Condition.of(c) for c in conditions]
     pools = _pools(model, conds)
     draws = [draw_random(c, pools, n_random, seed) for c in conds]
     keys = sorted({k for c in conds for k in c.by_key})
     todo = list(dict.fromkeys([c.units for c in conds] + [d for ds in draws for d in ds]))
-    scored: dict[tuple[str, ...], tuple[np.ndarray, float]] = {}
+    scored: dict[tuple[Unit, ...], tuple[np.ndarray, float]] = {}
     with patch_threads(model, threads):
         run = prepare(model, vocab, pairs, keys, at, align, unknown)
         bar = progress_bar(len(todo), desc="patch", unit="set", enabled=progress)
@@ -342,7 +345,7 @@ class PatchSweep:
     aligned, in the source).
     """
 
-    rows: tuple[tuple[str, ...], ...]
+    rows: tuple[tuple[Unit, ...], ...]
     columns: tuple[int, ...]
     labels: tuple[str, ...]  # the target char at each column, where all pairs agree
     flip_rate: np.ndarray  # (rows, columns)
@@ -353,7 +356,7 @@ class PatchSweep:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rows": [list(r) for r in self.rows],
+            "rows": [[str(u) for u in r] for r in self.rows],
             "columns": list(self.columns),
             "labels": list(self.labels),
             "flip_rate": self.flip_rate.tolist(),
@@ -381,7 +384,7 @@ def patch_sweep(
     model: torch.nn.Module,
     vocab: Vocab,
     pairs: Sequence[Pair],
-    rows: Sequence[Sequence[str]],
+    rows: Sequence[Sequence[Unit | str]],
     columns: Sequence[int],
     *,
     align: Align = "end",
@@ -393,7 +396,7 @@ def patch_sweep(
     (one position per run; :func:`sweep_columns` gives every shared position)."""
     if not rows or not columns:
         raise InterventionError("a sweep needs at least one unit and one position")
-    conds = [Condition(tuple(r)) for r in rows]
+    conds = [Condition.of(r) for r in rows]
     check_units(model, [u for c in conds for u in c.units])
     keys = sorted({k for c in conds for k in c.by_key})
     flip = np.zeros((len(rows), len(columns)))

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 class Components:
     """Principal components of one recorded state over a recording."""
 
-    key: str
+    key: Key
     mean: np.ndarray  # (units,)
     vectors: np.ndarray  # (units, units): one component per column, by decreasing variance
     variance: np.ndarray  # (units,) the variance along each
@@ -63,11 +63,12 @@ class Components:
         return (np.asarray(values, dtype=np.float64) - self.mean) @ self.vectors[:, :k]
 
 
-def principal_components(store: ActivationStore, key: str) -> Components:
+def principal_components(store: ActivationStore, key: Key | str) -> Components:
     """The principal components of ``key`` over the whole recording, streamed chunk by chunk
     (sums of values and of their outer products in float64, shifted by the first chunk's mean
     for accuracy)."""
-    store.n_units(key)
+    parsed = Key.parse(key)
+    key = str(parsed)
     n = store.n_units(key)
     total = np.zeros(n)
     outer = np.zeros((n, n))
@@ -91,7 +92,7 @@ def principal_components(store: ActivationStore, key: str) -> Components:
     # a sign convention: each component points where its largest loading is positive
     signs = np.sign(vectors[np.abs(vectors).argmax(0), np.arange(n)])
     vectors = vectors * np.where(signs == 0, 1, signs)
-    return Components(key, mean + shift, vectors, np.clip(variance[order], 0, None), count)
+    return Components(parsed, mean + shift, vectors, np.clip(variance[order], 0, None), count)
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,17 @@ class Trajectories:
 
 
 def trajectories(
-    store: ActivationStore, key: str, *, max_sequences: int = 200, max_positions: int = 20_000
+    store: ActivationStore,
+    key: Key | str,
+    *,
+    max_sequences: int = 200,
+    max_positions: int = 20_000,
 ) -> Trajectories:
     """The first ``max_sequences`` sequences of the recording (at most ``max_positions`` chars;
     a single long stream is cut into windows of 100 chars), projected on the first two principal
     components of ``key`` over the whole recording."""
     comps = principal_components(store, key)
+    key = str(comps.key)
     seqs = store.sequences
     spans: list[tuple[int, int]] = []
     if len(seqs) == 1:
@@ -161,9 +167,9 @@ def _state_keys(model: torch.nn.Module) -> list[tuple[str, int]]:
     out_size = int(rnn.proj_size) if lstm and getattr(rnn, "proj_size", 0) else int(rnn.hidden_size)
     keys = []
     for k in range(int(rnn.num_layers)):
-        keys.append((f"layer{k}/hidden", out_size))
+        keys.append((str(Key(k, "hidden")), out_size))
         if lstm:
-            keys.append((f"layer{k}/cell", int(rnn.hidden_size)))
+            keys.append((str(Key(k, "cell")), int(rnn.hidden_size)))
     return keys
 
 
@@ -173,8 +179,8 @@ def _split(s: torch.Tensor, keys: list[tuple[str, int]]) -> list[tuple[torch.Ten
     for key, n in keys:
         parts[key] = s[:, i : i + n]
         i += n
-    layers = sorted({int(k.split("/")[0][5:]) for k, _ in keys})
-    return [(parts[f"layer{k}/hidden"], parts.get(f"layer{k}/cell")) for k in layers]
+    layers = sorted({Key.parse(k).layer for k, _ in keys})
+    return [(parts[str(Key(k, "hidden"))], parts.get(str(Key(k, "cell")))) for k in layers]
 
 
 def _step(

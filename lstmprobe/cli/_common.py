@@ -10,7 +10,6 @@ import functools
 import json
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -65,24 +64,12 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 def require_writable(path: str | os.PathLike[str], alternative: str | None = None) -> None:
     """Fail with one line unless a file can be created at ``path`` (its directory exists and
     takes new files): checked before long work, so that no computation is thrown away."""
-    target = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(target))
-    other = f", or pass {alternative}" if alternative else ""
-    if os.path.isdir(target):
-        fail(f"cannot write {target}: it is a directory; give a file path{other}")
-    if not os.path.isdir(parent):
-        what = "does not exist" if not os.path.exists(parent) else "is not a directory"
-        fail(f"cannot write {target}: the directory {parent} {what}; create it first{other}")
-    try:  # permissions, read-only file systems, ACLs: creating a file is the only true test
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=".lstmprobe-write-test-")
-    except OSError as exc:
-        fail(
-            f"cannot write {target}: {exc.strerror or exc} in {parent}; choose a directory "
-            f"you can write to{other}"
-        )
-        return
-    os.close(fd)
-    os.unlink(probe)
+    from lstmprobe._io import cannot_write
+
+    reason = cannot_write(os.path.abspath(path))
+    if reason is not None:
+        other = f", or pass {alternative}" if alternative else ""
+        fail(f"cannot write {os.fspath(path)}: {reason}{other}")
 
 
 def warn(message: str) -> None:

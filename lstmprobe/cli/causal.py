@@ -7,29 +7,24 @@ from typing import Any
 
 import click
 
-from lstmprobe.cli._common import echo_json, handle_errors, require_writable, resolve_corpus
+from lstmprobe.cli._common import (
+    echo_json,
+    handle_errors,
+    require_writable,
+    resolve_corpus,
+    warn,
+)
 from lstmprobe.cli.options import (
+    ModelOptions,
     int_option,
+    model_options,
     path_or_stdout_option,
     quiet_option,
+    renamed_option,
     reset_option,
     script_options,
     store_option,
-    trust_option,
 )
-
-
-def _parse_mode(mode: str) -> tuple[str, float | None]:
-    from lstmprobe.causal import AblationError
-
-    if mode in ("zero", "mean"):
-        return mode, None
-    if mode.startswith("clamp:"):
-        try:
-            return "clamp", float(mode.split(":", 1)[1])
-        except ValueError:
-            pass
-    raise AblationError(f"--mode is zero, mean or clamp:V (e.g. clamp:0.5), got {mode!r}")
 
 
 @click.command("ablate")
@@ -47,18 +42,21 @@ def _parse_mode(mode: str) -> tuple[str, float | None]:
 @click.option("--feature", "-f", default=None, help="Where the units should matter (on vs off).")
 @click.option("--mode", default="zero", show_default=True, help="zero | mean | clamp:V.")
 @int_option(
-    "--random",
-    "n_random",
+    "--n-random",
     default=20,
     minimum=0,
     help="Random same-size unit sets of the same layer and quantity per condition.",
 )
+@renamed_option("--random", "--n-random", "n_random", type=int)
 @int_option("--seed", default=0, help="Seed of the random draws.")
 @reset_option("How the model reads the corpus; default: as the store was recorded, else none.")
 @click.option("--task", is_flag=True, help="Also measure exact greedy completion (task corpora).")
 @click.option("--force", is_flag=True, help="Use a store recorded with other model weights.")
-@trust_option
-@path_or_stdout_option("--json", "json_path", "Print the results as JSON, or write them to PATH.")
+@model_options
+@click.option(
+    "-o", "--output", default=None, metavar="PATH", help="Write the results as JSON to PATH."
+)
+@path_or_stdout_option("--json", "json_path", "Print the results as JSON instead of the verdicts.")
 @click.option("--no-save", is_flag=True, help="Do not write STORE.ablations.h5 beside the store.")
 @quiet_option
 @handle_errors
@@ -75,7 +73,8 @@ def ablate_command(
     reset: str | None,
     task: bool,
     force: bool,
-    trust_pickle: bool,
+    model_options: ModelOptions,
+    output: str | None,
     json_path: str | None,
     no_save: bool,
     quiet: bool,
@@ -85,27 +84,30 @@ def ablate_command(
     Runs MODEL over CORPUS as it is and with the units set to zero, their mean over the
     recording, or a constant, at every position; reports the change of the loss in bits
     per char where FEATURE is on and where it is off (read at the predicted char), the
-    same for --random sets of units of the same layer and quantity, and the p-value of
+    same for --n-random sets of units of the same layer and quantity, and the p-value of
     the chosen units' effect among them. The per-char loss differences are saved beside
     the store (acts.h5 -> acts.ablations.h5).
 
     \b
     Examples:
         lstmprobe ablate model.pt corpus.txt --unit layer0/cell/17 -f quote
-        lstmprobe ablate model.pt corpus.txt --top 4 -f quote --random 20 --json out.json
-        lstmprobe ablate counter.pt counter.txt --reset line --unit layer0/cell/7 --task --random 9
+        lstmprobe ablate model.pt corpus.txt --top 4 -f quote --n-random 20 -o out.json
+        lstmprobe ablate counter.pt counter.txt --reset line -u layer0/cell/7 --task --n-random 9
         lstmprobe ablate code-lstm sample:code --mode mean --unit layer1/hidden/3 -f indent
     """
     from lstmprobe.causal import AblationError, check_selection, plan_ablation, run_ablation
     from lstmprobe.features import get_feature
-    from lstmprobe.models import load_model
+    from lstmprobe.record.interventions import parse_mode
+    from lstmprobe.store import Recording
     from lstmprobe.store.ablations import write_ablations
+    from lstmprobe.text import check_chars
 
-    kind, clamp = _parse_mode(mode)
+    parse_mode(mode)  # a bad --mode before any work
     check_selection(units, top, feature)
     feat = get_feature(feature) if feature else None
     text = resolve_corpus(corpus)
-    loaded = load_model(model, trust_pickle=trust_pickle)
+    loaded = model_options.load(model, store=store)
+    text = check_chars(text, loaded.vocab, model_options.unknown)
     if loaded.model.decoder is None:
         raise AblationError(
             f"{model} has no decoder, so it predicts no next char: loss and task effects cannot "
@@ -113,7 +115,10 @@ def ablate_command(
             "interventions still change its states (Recorder(model, interventions=...))"
         )
     if json_path not in (None, "-"):
-        require_writable(json_path)  # before the work, not after it
+        warn("--json PATH is now spelled -o PATH")
+        output, json_path = output or json_path, None
+    if output is not None:
+        require_writable(output)  # before the work, not after it
     from lstmprobe.record import corpus_sha256
 
     plan = plan_ablation(
@@ -123,26 +128,26 @@ def ablate_command(
         units=units,
         top=top,
         feature=feat.name if feat else None,
-        mode=kind,
+        mode=mode,
         reset=reset,
         force=force,
         model=model,
     )
     if not no_save:
-        require_writable(plan.saved_to, "--no-save")
+        Recording.at(plan.saved_to).check_writable("ablations", instead="`save=False`")
     result = run_ablation(
         loaded.model,
         loaded.vocab,
         text,
         plan.conditions,
         feature=feat,
-        mode=kind,
-        clamp=clamp,
+        mode=mode,
         means=plan.means,
         reset=plan.reset,
         n_random=n_random,
         seed=seed,
         task=task,
+        threads=model_options.threads,
         progress=not quiet,
     )
     out = result.to_dict()
@@ -151,7 +156,7 @@ def ablate_command(
         write_ablations(
             plan.saved_to,
             base_bits=result.base_bits,
-            conditions=result.conditions,
+            conditions=[c.to_dict() for c in result.conditions],
             deltas=result.deltas,
             random_deltas=result.random_deltas,
             feature_on=result.feature_on,
@@ -164,27 +169,36 @@ def ablate_command(
             },
         )
         out["saved"] = str(plan.saved_to)
+    if output:
+        from lstmprobe.store import write_json_atomic
+
+        write_json_atomic(output, out)
     if json_path == "-":
         echo_json(out)
         return
-    if json_path:
-        from lstmprobe.store import write_json_atomic
-
-        write_json_atomic(json_path, out)
     for cond in result.conditions:
-        click.echo(cond["verdict"])
+        click.echo(cond.verdict)
     if not quiet and not no_save:
         click.echo(f"saved {plan.saved_to}")
 
 
 @click.command("dynamics")
 @store_option
-@click.option("--model", "model_path", default=None, help="The recorded model (adds drivers).")
+@click.option("--model", default=None, help="The recorded model (adds drivers).")
+@model_options
 @click.option(
     "--unit", "-u", "units", multiple=True, help="Units to show (default: longest timescales)."
 )
 @int_option("--top", default=10, minimum=1, help="Rows shown.")
 @click.option("--force", is_flag=True, help="Use a model whose weights are not the recorded ones.")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    metavar="PATH",
+    help="Where to write the dynamics [beside the store: acts.dynamics.json, or with "
+    "--fixed-points acts.fixedpoints.json].",
+)
 @click.option(
     "--fixed-points", is_flag=True, help="Find the states a step with --input held returns to."
 )
@@ -205,7 +219,8 @@ def ablate_command(
 @script_options
 def dynamics_command(
     store: str,
-    model_path: str | None,
+    model: str | None,
+    model_options: ModelOptions,
     units: tuple[str, ...],
     top: int,
     force: bool,
@@ -216,6 +231,7 @@ def dynamics_command(
     iterations: int,
     seed: int,
     slow_points: bool,
+    output: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -246,7 +262,8 @@ def dynamics_command(
     if fixed_points or input_char is not None:
         _fixed_points(
             store,
-            model_path,
+            model,
+            model_options,
             input_char,
             samples,
             tolerance,
@@ -254,15 +271,18 @@ def dynamics_command(
             seed,
             slow_points,
             force,
+            output,
             as_json,
             quiet,
         )
         return
 
+    loaded = model_options.load(model, store=store) if model else None
     with ActivationStore(store) as s:
-        model = drivers_model(s, model_path, force=force)
-        result = gate_dynamics(s, model, list(units) or None, progress=not quiet)
-        saved = s.sibling("dynamics.json")
+        saved = Path(output) if output else s.recording.dynamics
+        require_writable(saved)  # before the work
+        drivers = drivers_model(s, loaded, force=force, model_name=model)
+        result = gate_dynamics(s, drivers, list(units) or None, progress=not quiet)
     write_json_atomic(saved, result)
     if as_json:
         echo_json(result)
@@ -277,10 +297,12 @@ def _num(v: Any, fmt: str = ".2f") -> str:
 
 
 def format_dynamics(result: dict[str, Any], top: int) -> str:
+    from lstmprobe.names import Unit
+
     lines = []
     for layer, info in result["layers"].items():
         d = info["timescales"]
-        n = sum(1 for u in result["units"] if u.startswith(f"{layer}/"))
+        n = sum(1 for u in result["units"] if Unit.parse(u).layer_name == layer)
         lines.append(
             f"{layer} ({info['kind']}, {n} units): timescale median {_num(d['median'])} steps "
             f"[q25 {_num(d['q25'])}, q75 {_num(d['q75'])}, max {_num(d['max'])}], "
@@ -314,7 +336,8 @@ def format_dynamics(result: dict[str, Any], top: int) -> str:
 
 def _fixed_points(
     store: str,
-    model_path: str | None,
+    model: str | None,
+    model_options: ModelOptions,
     char: str | None,
     samples: int,
     tolerance: float,
@@ -322,27 +345,27 @@ def _fixed_points(
     seed: int,
     slow: bool,
     force: bool,
+    output: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
     from lstmprobe.causal.state_space import fixed_points, sample_states
     from lstmprobe.causal.units import check_model_matches
     from lstmprobe.errors import DynamicsError, ModelLoadError
-    from lstmprobe.models import load_model
     from lstmprobe.store import ActivationStore, Recording, write_json_atomic
 
     if char is None:
         raise DynamicsError("--fixed-points needs the input held fixed: --input C, e.g. --input a")
-    saved = Recording.at(store).fixed_points
+    saved = Path(output) if output else Recording.at(store).fixed_points
     require_writable(saved)
     with ActivationStore(store) as s:
-        path = model_path or (s.model or {}).get("path")
-        if not path or not Path(path).exists():
+        path = model or (s.model or {}).get("path")
+        if not path or (model is None and not Path(path).exists()):
             raise ModelLoadError(
                 f"--fixed-points runs the model: give it with --model (the recorded file "
                 f"{path or '(unknown)'} is not there)"
             )
-        loaded = load_model(path)
+        loaded = model_options.load(path, store=store)
         check_model_matches(s, loaded.sha256, force=force, model=path)
         if char not in loaded.vocab:
             raise DynamicsError(f"--input {char!r} is not in the model's vocabulary")

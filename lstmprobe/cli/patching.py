@@ -4,47 +4,35 @@ through time)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lstmprobe.cli._common import echo_json, handle_errors, require_writable
 from lstmprobe.cli.options import (
+    ModelOptions,
     choice_option,
     int_option,
+    model_options,
     path_or_stdout_option,
     quiet_option,
+    renamed_option,
     reset_option,
     store_option,
-    threads_option,
-    trust_option,
-    unknown_option,
 )
 
-vocab_option = click.option(
-    "--vocab",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="JSON vocabulary (list in index order or object char->index) for a plain state_dict.",
-)
+if TYPE_CHECKING:
+    from lstmprobe.names import Unit
 
 
-def model_options(func: Any) -> Any:
-    """The options of every command that loads a model: --vocab, --unknown, --trust-pickle,
-    --threads."""
-    for option in (threads_option, trust_option, unknown_option(), vocab_option):
-        func = option(func)
-    return func
-
-
-def _load(model: str, vocab: str | None, trust_pickle: bool, store: str, force: bool) -> Any:
+def _load(model: str, options: ModelOptions, store: str, force: bool) -> Any:
     """The model, checked against the recording at ``store`` when there is one."""
     from lstmprobe.causal import check_model_matches
-    from lstmprobe.models import load_model
     from lstmprobe.store import ActivationStore
 
-    loaded = load_model(model, vocab=vocab, trust_pickle=trust_pickle)
-    if Path(store).exists():
+    here = Path(store).exists()
+    loaded = options.load(model, store=store if here else None)
+    if here:
         with ActivationStore(store) as s:
             check_model_matches(s, loaded.sha256, force=force, model=model)
     return loaded
@@ -84,9 +72,7 @@ def _fmt_top(top: list[tuple[str, float]]) -> str:
 @int_option("--top", minimum=1, help="The top K units of -f FEATURE in STORE.rankings.json.")
 @click.option("--feature", "-f", default=None, help="The feature whose top units --top reads.")
 @store_option
-@click.option(
-    "--at", "at_text", default="last", show_default=True, help="Target positions: last|all|POS."
-)
+@click.option("--at", default="last", show_default=True, help="Target positions: last|all|POS.")
 @choice_option(
     "--align",
     choices=("start", "end"),
@@ -94,12 +80,12 @@ def _fmt_top(top: list[tuple[str, float]]) -> str:
 )
 @click.option("--compare", default=None, help="Chars whose log-prob change is shown, e.g. a,b.")
 @int_option(
-    "--random",
-    "n_random",
+    "--n-random",
     default=20,
     minimum=0,
     help="Random same-size unit sets of the same layer and quantity per condition (--pairs).",
 )
+@renamed_option("--random", "--n-random", "n_random", type=int)
 @int_option("--seed", default=0, help="Seed of the random draws.")
 @click.option(
     "--sweep",
@@ -124,7 +110,7 @@ def patch_command(
     top: int | None,
     feature: str | None,
     store: str,
-    at_text: str,
+    at: str,
     align: str | None,
     compare: str | None,
     n_random: int,
@@ -135,10 +121,7 @@ def patch_command(
     force: bool,
     json_path: str | None,
     no_save: bool,
-    vocab: str | None,
-    unknown: str,
-    trust_pickle: bool,
-    threads: int | None,
+    model_options: ModelOptions,
     quiet: bool,
 ) -> None:
     """Does a unit carry the information? Patch its state from a source into a target.
@@ -148,14 +131,14 @@ def patch_command(
     (aligned with the source's from the end by default), and shows the next-char
     distribution after the target, before and after, and the KL divergence. With
     --pairs, the share of pairs whose patched target now predicts the source's answer
-    (the flip rate), against --random sets of units of the same layer and quantity.
+    (the flip rate), against --n-random sets of units of the same layer and quantity.
     --sweep draws the causal-tracing heatmap: units x positions, each patched alone.
 
     \b
     Examples:
         lstmprobe patch ab.pt --source AxxxY --target BxxxxxY --unit layer0/cell/3
         lstmprobe tasks ab-memory --pairs -n 200 -o pairs.tsv
-        lstmprobe patch ab.pt --pairs pairs.tsv --unit layer0/cell/3 --random 20
+        lstmprobe patch ab.pt --pairs pairs.tsv --unit layer0/cell/3 --n-random 20
         lstmprobe patch ab.pt --pairs pairs.tsv --store ab.h5 --top 3 -f ab-state
         lstmprobe patch ab.pt --pairs pairs.tsv --unit layer0/cell/3 --sweep units --sweep positions -o trace.png
     """
@@ -176,7 +159,7 @@ def patch_command(
         raise InterventionError("say which units: --unit layer0/cell/3, or --top K -f FEATURE")
     if top and not feature:
         raise InterventionError("--top K reads the ranking of a feature: give -f FEATURE")
-    at = _at(at_text)
+    where = _at(at)
     if json_path not in (None, "-"):
         require_writable(json_path)
     saved_to = Recording.at(store).patching
@@ -184,32 +167,31 @@ def patch_command(
         require_writable(saved_to, "--no-save")
     figure = None
     if sweep:
-        figure = (
-            Path(output) if output else Recording.at(store).sidecar("patching").with_suffix(".png")
-        )
+        figure = Path(output) if output else Recording.at(store).figure("patching", "png")
         require_writable(figure)
-    loaded = _load(model, vocab, trust_pickle, store, force)
+    loaded = _load(model, model_options, store, force)
     conditions = _conditions(store, units, top, feature)
+    unknown, threads = model_options.unknown, model_options.threads
     pairs = read_pairs(pairs_path) if pairs_path else [Pair(source, target, "")]  # type: ignore[arg-type]
     if single:
         out, results, pairs = _single(
-            loaded, source, target, conditions, at, align, compare, unknown, threads, quiet
+            loaded, source, target, conditions, where, align, compare, unknown, threads, quiet
         )
     else:
         out, results = _pairs(
-            loaded, pairs, conditions, at, align, n_random, seed, unknown, threads, quiet
+            loaded, pairs, conditions, where, align, n_random, seed, unknown, threads, quiet
         )
     text = out.pop("_text")
     out["settings"] = {
         **out.get("settings", {}),
         "model": model,
         "store": store,
-        "at": at,
+        "at": where,
         "align": align or "end",
     }
     if sweep:
         sw, sresult = _sweep(
-            loaded, pairs, conditions, sweep, key, at, align, unknown, threads, quiet, figure
+            loaded, pairs, conditions, sweep, key, where, align, unknown, threads, quiet, figure
         )
         out["sweep"] = sw
         results.append(sresult)
@@ -239,9 +221,11 @@ def patch_command(
 
 def _conditions(
     store: str, units: tuple[str, ...], top: int | None, feature: str | None
-) -> list[list[str]]:
+) -> list[list[Unit]]:
+    from lstmprobe.causal.units import Condition
+
     if not top:
-        return [list(dict.fromkeys(units))]
+        return [list(Condition.of(units).units)]  # the names parsed once, here
     from lstmprobe.causal import top_conditions
     from lstmprobe.errors import StoreError
     from lstmprobe.features import get_feature
@@ -260,7 +244,7 @@ def _single(
     loaded: Any,
     source: Any,
     target: Any,
-    conditions: list[list[str]],
+    conditions: list[list[Unit]],
     at: Any,
     align: Any,
     compare: str | None,
@@ -291,7 +275,7 @@ def _single(
     )
     d = r.to_dict(chars)
     lines = [
-        f"patched {', '.join(r.units)} at target position(s) {list(r.positions)} from source "
+        f"patched {', '.join(map(str, r.units))} at target position(s) {list(r.positions)} from source "
         f"position(s) {list(r.source_positions)}",
         f"  before: {_fmt_top(r.top('before'))}",
         f"  after:  {_fmt_top(r.top('after'))}",
@@ -309,7 +293,7 @@ def _single(
 def _pairs(
     loaded: Any,
     pairs: Any,
-    conditions: list[list[str]],
+    conditions: list[list[Unit]],
     at: Any,
     align: Any,
     n_random: int,
@@ -349,7 +333,7 @@ def _pairs(
 def _sweep(
     loaded: Any,
     pairs: Any,
-    conditions: list[list[str]],
+    conditions: list[list[Unit]],
     sweep: tuple[str, ...],
     key: str | None,
     at: Any,
@@ -362,15 +346,15 @@ def _sweep(
     from lstmprobe.causal.patching import patch_sweep, sweep_columns
     from lstmprobe.causal.units import check_units
     from lstmprobe.errors import InterventionError
-    from lstmprobe.names import Key, Unit
+    from lstmprobe.names import Key
     from lstmprobe.store.causal_results import Saved
 
     side = align or "end"
     named = list(dict.fromkeys(u for c in conditions for u in c))
     if "units" in sweep:
-        k = Key.parse(key) if key else Unit.parse(named[0]).key
-        n = check_units(loaded.model, [str(k.unit(0))])[str(k)]
-        rows = [[str(k.unit(i))] for i in range(n)]
+        k = Key.parse(key) if key else named[0].key
+        n = check_units(loaded.model, [k.unit(0)])[k]
+        rows = [[k.unit(i)] for i in range(n)]
     else:
         rows = [[u] for u in named] + ([named] if len(named) > 1 else [])
     if "positions" in sweep:
@@ -403,7 +387,7 @@ def _sweep(
 
         metric = "flip_rate" if len(pairs) > 1 else "delta_bits"
         values = sw.flip_rate if metric == "flip_rate" else sw.delta_bits
-        names = [r[0] if len(r) == 1 else f"{len(r)} units" for r in sw.rows]
+        names = [str(r[0]) if len(r) == 1 else f"{len(r)} units" for r in sw.rows]
         title = (
             f"patching {len(pairs)} pair{'s' if len(pairs) > 1 else ''}, aligned from the {side}"
         )
@@ -461,10 +445,7 @@ def attribute_command(
     force: bool,
     json_path: str | None,
     no_save: bool,
-    vocab: str | None,
-    unknown: str,
-    trust_pickle: bool,
-    threads: int | None,
+    model_options: ModelOptions,
     quiet: bool,
 ) -> None:
     """Which earlier chars, and which units at which steps, drove a prediction?
@@ -501,8 +482,8 @@ def attribute_command(
     saved_to = Recording.at(store).attributions
     if not no_save:
         require_writable(saved_to, "--no-save")
-    loaded = _load(model, vocab, trust_pickle, store, force)
-    text = check_chars(resolve_corpus(corpus), loaded.vocab, unknown)
+    loaded = _load(model, model_options, store, force)
+    text = check_chars(resolve_corpus(corpus), loaded.vocab, model_options.unknown)
     if not 0 <= position < len(text):
         raise AttributionError(
             f"--position {position} is beyond the text ({len(text)} chars, positions "
@@ -524,7 +505,7 @@ def attribute_command(
         window=window,
         states=list(states) or None,
         start=start,
-        threads=threads,
+        threads=model_options.threads,
     )
     d = a.to_dict()
     d["settings"] = {"model": model, "corpus": corpus, "reset": how, "window": window}

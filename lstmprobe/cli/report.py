@@ -9,6 +9,7 @@ import click
 
 from lstmprobe.cli._common import echo_json, warn
 from lstmprobe.cli.options import choice_option, int_option, script_options, store_option
+from lstmprobe.names import Key
 
 KINDS = (
     "text",
@@ -118,7 +119,7 @@ def plot_command(
     if output and suffix in (".svg", ".html", ".htm", ".png") and suffix.lstrip(".")[:3] != fmt[:3]:
         raise ReportError(f"-o {output} ends in {suffix} but the figure is {fmt}; name it .{fmt}")
     with data.open_store(store) as s:
-        path = Path(output) if output else s.sibling(f"{kind}.{fmt}")
+        path = Path(output) if output else s.recording.figure(kind, fmt)
         check_writable(path)
         from lstmprobe.report import figures
 
@@ -149,7 +150,7 @@ def plot_command(
             for name in layers:
                 s.quantities(name)
             gate_keys = [
-                k for k in s.keys if k.split("/")[0] in layers and k.split("/")[1] in _gates()
+                k for k in s.keys if Key.parse(k).layer_name in layers and Key.parse(k).is_gate
             ]
             stats = data.summarize(s, gate_keys, progress=not quiet)
             fig = figures.saturation(stats, layers)
@@ -164,7 +165,7 @@ def plot_command(
         else:
             k = key or _default_key(s)
             stats = None
-            if k.split("/")[1] not in _gates():
+            if not Key.parse(k).is_gate:
                 stats = data.summarize(s, [k], progress=not quiet)[k]
             ax = figures.heatmap(s, k, start, length, stats=stats)
             fig = ax.figure
@@ -181,12 +182,6 @@ def plot_command(
         echo_json(manifest)
     elif not quiet:
         click.echo(f"wrote {path} ({_size(manifest['bytes'])})")
-
-
-def _gates() -> tuple[str, ...]:
-    from lstmprobe.report.colors import GATES
-
-    return GATES
 
 
 def _layer(value: str) -> str:
@@ -243,7 +238,7 @@ def _default_key(s: object, order: tuple[str, ...] = ("hidden", "cell")) -> str:
     keys = s.keys  # type: ignore[attr-defined]
     for q in order:
         for k in keys:
-            if k.endswith(f"/{q}"):
+            if Key.parse(k).quantity == q:
                 return k
     return keys[0]
 
@@ -267,6 +262,7 @@ def _size(n: int) -> str:
 @int_option("--top", default=5, minimum=1, maximum=50, help="Top units shown per feature.")
 @click.option(
     "--rankings",
+    "rankings_path",
     default=None,
     type=click.Path(dir_okay=False),
     help="Rankings file [beside the store: acts.rankings.json].",
@@ -298,7 +294,7 @@ def report_command(
     output: str | None,
     features: tuple[str, ...],
     top: int,
-    rankings: str | None,
+    rankings_path: str | None,
     no_rankings: bool,
     max_chars: int,
     max_units: int,
@@ -329,11 +325,11 @@ def report_command(
     from lstmprobe.report.output import check_writable
 
     with data.open_store(store) as s:
-        path = Path(output) if output else s.sibling("report.html")
+        path = Path(output) if output else s.recording.report
         check_writable(path)
         report = build_report(
             s,
-            rankings_path=rankings,
+            rankings_path=rankings_path,
             use_rankings=not no_rankings,
             features=list(features) or None,
             top=top,

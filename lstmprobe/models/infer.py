@@ -147,6 +147,11 @@ def tensors_of(obj: Mapping[Any, Any]) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
+def has_vocab(entries: dict[str, Any]) -> bool:
+    """Whether a model file's entries hold a vocabulary (:func:`vocab_from` reads it)."""
+    return any(key in entries for key in VOCAB_KEYS)
+
+
 def vocab_from(entries: dict[str, Any], path: Path) -> Vocab:
     for key in VOCAB_KEYS:
         if key not in entries:

@@ -36,10 +36,10 @@ from lstmprobe.models.charlstm import (
     file_sha256,
 )
 from lstmprobe.models.infer import (
-    VOCAB_KEYS,
     check_finite,
     check_shapes,
     check_tensors,
+    has_vocab,
     state_dict_to_model,
     tensors_of,
     unwrap,
@@ -161,6 +161,7 @@ def load_model(
     decoder: str | None = None,
     map_location: str | torch.device = "cpu",
     force: bool = False,
+    default_vocab: Vocab | None = None,
 ) -> LoadedModel:
     """Load a model file of any accepted form as a :class:`CharLSTM` in eval mode.
 
@@ -183,6 +184,10 @@ def load_model(
     force : bool
         Accept a ``vocab`` that differs from the one stored in a checkpoint (same size, other
         characters or order); without it that is refused, as it would scramble every input.
+    default_vocab : Vocab, optional
+        The vocabulary to use when neither ``vocab`` nor the file gives one (a plain
+        state_dict), e.g. the one a recording of this model stores; checked against the model's
+        size like any other. ``extra["vocab_from"]`` then says ``"default_vocab"``.
 
     Returns
     -------
@@ -229,16 +234,20 @@ def load_model(
     else:
         state, vocab_entries = unwrap(obj, path)
         found: list[Vocab] = []
+        used_default: list[bool] = []
 
         def check_vocab(size: int, size_of: str) -> None:
             # once the architecture is read, before the model is built: a wrong vocabulary is
             # one line, not an allocation
-            if given_vocab is None:
+            if given_vocab is None and default_vocab is not None and not has_vocab(vocab_entries):
+                found.append(default_vocab)
+                used_default.append(True)
+            elif given_vocab is None:
                 found.append(vocab_from(vocab_entries, path))
             else:
                 found.append(given_vocab)
                 stored = None
-                if any(k in vocab_entries for k in VOCAB_KEYS):
+                if has_vocab(vocab_entries):
                     with contextlib.suppress(LstmprobeError):
                         stored = vocab_from(vocab_entries, path)
                 if stored is not None:
@@ -251,6 +260,8 @@ def load_model(
 
         model, extra = state_dict_to_model(state, path, embedding, decoder, check_vocab)
         found_vocab = found[0]
+        if used_default:
+            extra["vocab_from"] = "default_vocab"
     model.to(device).eval()
     return LoadedModel(
         model=model,

@@ -22,7 +22,11 @@ from typing import Literal
 
 import numpy as np
 
-from lstmprobe.names import GATES  # the report's modules take it from here, with the scales
+from lstmprobe.names import (  # the report's modules take it from here, with the scales
+    GATES,
+    QUANTITIES,
+    parse_name,
+)
 
 Kind = Literal["diverging", "sequential"]
 
@@ -111,7 +115,7 @@ def scale_for(key: str, max_abs: float | None = None) -> Scale:
         The unit's largest ``|value|`` over the recording: needed for cells, and for hidden or
         candidate units that leave ``[-1, 1]``.
     """
-    quantity = key.split("/")[1] if "/" in key else key
+    quantity = key if key in QUANTITIES else parse_name(key).quantity
     if quantity in GATES:
         return Scale("sequential", 0.0, 1.0, "a gate's full range")
     if quantity in TANH_BOUNDED and (max_abs is None or max_abs <= 1.0 + 1e-3):

@@ -18,8 +18,9 @@ import numpy as np
 
 from lstmprobe._io import progress_bar
 from lstmprobe.errors import StoreError, UnitError
+from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import GATES, Scale, scale_for
+from lstmprobe.report.colors import Scale, scale_for
 from lstmprobe.store import ActivationStore, parse_unit
 
 #: What receives the report's warnings, one line each (None: they are dropped).
@@ -187,7 +188,7 @@ def summarize(
         for c, (a, b, block) in enumerate(store.iter_chunks(keys, chunk_size=chunk, dtype=None)):
             for key, raw in block.items():
                 s = acc[key]
-                gate = key.split("/")[1] in GATES
+                gate = Key.parse(key).is_gate
                 sweep(
                     raw,
                     gate,
@@ -288,8 +289,7 @@ def unit_range(store: ActivationStore, name: str) -> tuple[float, float]:
 def unit_scale(store: ActivationStore, name: str) -> Scale:
     """The fixed colour scale of one unit (reads its range when the quantity needs it)."""
     key, _ = check_unit(store, name)
-    quantity = key.split("/")[1]
-    if quantity in GATES:
+    if Key.parse(key).is_gate:
         return scale_for(key)
     lo, hi = unit_range(store, name)
     return scale_for(key, max(abs(lo), abs(hi)) if lo <= hi else None)
@@ -377,27 +377,33 @@ def load_rankings(
     """The ranking beside ``store`` (``acts.rankings.json``) or at ``path``, or None.
 
     The file is read leniently (:meth:`Ranking.read_json`): what an older, newer or partly
-    damaged file holds that cannot be used is left out with a warning. A ranking made from
+    damaged file holds that cannot be used is left out with a warning, and the file beside the
+    store that cannot be read at all (not JSON, not a rankings file) is ignored with a warning
+    (one named by ``path`` is a :class:`StoreError`). A ranking made from
     another recording is ignored with a warning: its ``store`` field names another existing
     file that is not a copy of this recording (same corpus and model hashes, positions and
     datasets), or the recording it names (``Ranking.recording``: corpus and model hashes,
     positions) is not this one, or it names units this recording lacks.
     """
     explicit = path is not None
-    path = Path(path) if explicit else store.sibling("rankings.json")
+    path = Path(path) if explicit else store.recording.rankings
     again = f"`rank_units(store={store.path}, features=FEATURE)`"
     if not path.exists():
         if explicit:
             raise StoreError(f"rankings file {path} does not exist; rank the recording: {again}")
         return None
-    try:
-        ranking = Ranking.read_json(path, lenient=True, warn=warn)
-    except StoreError as exc:
-        raise StoreError(f"{exc}; rank the recording again: {again}") from None
 
     def ignore(why: str) -> None:
         if warn is not None:
             warn(f"ignoring {path}: {why}; rank this recording: {again}")
+
+    try:
+        ranking = Ranking.read_json(path, lenient=True, warn=warn)
+    except StoreError as exc:
+        if explicit:  # asked for by name: one line
+            raise StoreError(f"{exc}; rank the recording again: {again}") from None
+        ignore(f"it cannot be used ({str(exc).removeprefix('rankings file ')})")
+        return None
 
     origin = Path(ranking.store) if ranking.store else None
     foreign = origin is not None and origin.exists() and not _same_file(origin, store.path)
@@ -416,10 +422,7 @@ def load_rankings(
         if theirs is not None and theirs != value:
             ignore(f"it ranks a recording {what}")
             return None
-    units = set()
-    for r in ranking.rows:
-        units.add(r["unit"])
-    for u in units:
+    for u in sorted({r.name for r in ranking.rows}):
         try:
             check_unit(store, u)
         except UnitError:

@@ -35,7 +35,7 @@ import numpy as np
 
 from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import GATES, lut, scale_for
+from lstmprobe.report.colors import lut, scale_for
 from lstmprobe.report.data import (
     KeyStats,
     Warn,
@@ -143,7 +143,7 @@ def build_report(
         ranking = load_rankings(store, rankings_path, warn)
     feats: list[str] = []
     if ranking is not None:
-        scored = [f for f, s in ranking.features.items() if "skipped" not in s]
+        scored = ranking.scored
         if features:
             missing = [f for f in features if f not in ranking.features]
             if missing:
@@ -154,7 +154,7 @@ def build_report(
             feats = [f for f in features if f in scored]
             for f in features:
                 if f not in scored and warn is not None:
-                    warn(f"feature {f} has no ranked units: {ranking.features[f].get('skipped')}")
+                    warn(f"feature {f} has no ranked units: {ranking.features[f].skipped}")
         else:
             feats = scored
     elif features:
@@ -163,7 +163,7 @@ def build_report(
             f"`rank_units(store={store.path}, features={features[0]})`"
         )
     top_rows = {f: ranking.for_feature(f)[:top] for f in feats} if ranking is not None else {}
-    top_units = {u["unit"] for rows in top_rows.values() for u in rows}
+    top_units = {r.name for rows in top_rows.values() for r in rows}
     keys = store.keys
     stats = summarize(store, keys, progress=progress)
     a, b = check_span(
@@ -229,9 +229,9 @@ def build_report(
     ranks: dict[str, list[list[Any]]] = {}
     if ranking is not None:
         for r in ranking.rows:
-            if r["feature"] in ranking.features and "skipped" not in ranking.features[r["feature"]]:
-                ranks.setdefault(r["unit"], []).append(
-                    [r["feature"], r["rank"], r.get("score"), r.get("sign"), r.get("score_name")]
+            if ranking.features[r.feature].scored:
+                ranks.setdefault(r.name, []).append(
+                    [r.feature, r.rank, r.score, r.sign, r.score_name]
                 )
     from lstmprobe.report.causal_views import causal_payload
 
@@ -241,7 +241,7 @@ def build_report(
     causal["patching"] = patching_section(store, figures=figures, warn=warn)
     causal["attributions"] = attributions_section(store, warn=warn)
     initial = unit_parts(
-        top_rows[feats[0]][0]["unit"] if feats and top_rows[feats[0]] else f"{keys[0]}/0"
+        top_rows[feats[0]][0].unit if feats and top_rows[feats[0]] else Key.parse(keys[0]).unit(0)
     )
     model = store.model.get("config", store.model) if isinstance(store.model, dict) else {}
     payload = {
@@ -275,7 +275,7 @@ def build_report(
         "units_total": sum(store.n_units(k) for k in keys),
         "datasets": keys,
         "features": feats,
-        "top_units": {f: [r["unit"] for r in rows] for f, rows in top_rows.items()},
+        "top_units": {f: [r.name for r in rows] for f, rows in top_rows.items()},
         "bytes": len(page.encode("utf-8")),
         "ablations": 0 if causal["ablations"] is None else len(causal["ablations"]["conditions"]),
         "dynamics": causal["dynamics"] is not None,
@@ -310,7 +310,7 @@ def _figures(
     from lstmprobe.report import figures as F
 
     out = []
-    gate_stats = {k: v for k, v in stats.items() if k.split("/")[1] in GATES}
+    gate_stats = {k: v for k, v in stats.items() if Key.parse(k).is_gate}
     if gate_stats:
         out.append(
             {

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lstmprobe._io import atomic_path
+from lstmprobe._io import atomic_path, cannot_write
 from lstmprobe.errors import ReportError
 from lstmprobe.names import Key, Unit
 
@@ -23,17 +23,9 @@ from lstmprobe.names import Key, Unit
 def check_writable(path: str | os.PathLike[str]) -> Path:
     """``path`` as a Path, or a ReportError saying why it cannot be written."""
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise ReportError(f"cannot write {path}: it is a directory; give a file name with -o")
-    if not parent.is_dir():
-        raise ReportError(
-            f"cannot write {path}: directory {parent} does not exist; create it first"
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ReportError(
-            f"cannot write {path}: directory {parent} is not writable; choose another -o"
-        )
+    reason = cannot_write(path)
+    if reason is not None:
+        raise ReportError(f"cannot write {path}: {reason}, or choose another `out`")
     return path
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import GATES, Scale, clipped, cmap, nonfinite_note, scale_for
+from lstmprobe.report.colors import Scale, clipped, cmap, nonfinite_note, scale_for
 from lstmprobe.report.data import (
     KeyStats,
     Separator,
@@ -24,6 +25,7 @@ from lstmprobe.report.data import (
 )
 from lstmprobe.report.theme import MONO, PAIR_COLORS, glyph, themed
 from lstmprobe.store import ActivationStore
+from lstmprobe.store.dynamics import Dynamics
 
 
 @themed
@@ -33,9 +35,9 @@ def saturation(stats: dict[str, KeyStats], layers: Sequence[str] | None = None) 
     Figure."""
     import matplotlib.pyplot as plt
 
-    gates = [k for k in stats if k.split("/")[1] in GATES]
+    gates = [k for k in stats if Key.parse(k).is_gate]
     if layers is not None:
-        gates = [k for k in gates if k.split("/")[0] in layers]
+        gates = [k for k in gates if Key.parse(k).layer_name in layers]
     if not gates:
         from lstmprobe.errors import UnitError
 
@@ -46,7 +48,7 @@ def saturation(stats: dict[str, KeyStats], layers: Sequence[str] | None = None) 
         )
     by_layer: dict[str, list[str]] = {}
     for k in gates:
-        by_layer.setdefault(k.split("/")[0], []).append(k)
+        by_layer.setdefault(Key.parse(k).layer_name, []).append(k)
     n_cols = max(len(v) for v in by_layer.values())
     fig, axes = plt.subplots(
         len(by_layer), n_cols, figsize=(2.3 * n_cols, 2.3 * len(by_layer)), squeeze=False,
@@ -186,7 +188,7 @@ def separator(sep: Separator, max_units: int = 64) -> Any:
     rows = np.argsort(-eta, kind="stable")[:max_units]
     order = sorted(range(len(sep.groups)), key=lambda i: (_group_key(sep.groups[i]), i))
     v = sep.values[np.asarray(order)][:, rows].T
-    if sep.key.split("/")[1] in GATES:
+    if Key.parse(sep.key).is_gate:
         scale = scale_for(sep.key)
     else:
         finite = np.abs(v[np.isfinite(v)])
@@ -244,21 +246,20 @@ def probe_curve(ranking: Ranking, feature: str, ax: Any = None) -> Any:
     import matplotlib.pyplot as plt
 
     summary = ranking.features[feature]
-    curve = summary.get("curve") or []
+    curve = summary.curve or ()
     if ax is None:
         _, ax = plt.subplots(figsize=(3.2, 2.2), layout="constrained")
-    labels = [str(c["k"]) for c in curve]
+    labels = [str(c.k) for c in curve]
     # the last point may be "all" units: drawn at twice the largest k, labelled "all"
-    numeric = [c["k"] for c in curve if isinstance(c["k"], (int, float))]
+    numeric = [c.k for c in curve if isinstance(c.k, int)]
     top_k = max(numeric) if numeric else 1
-    ks = [c["k"] if isinstance(c["k"], (int, float)) else 2 * top_k for c in curve]
-    metric = summary.get("probe_metric", "metric")
-    ax.plot(
-        ks, [c.get("test_metric") for c in curve], "o-", color="#1b9e77", ms=3, label="held-out"
-    )
-    ax.plot(
-        ks, [c.get("control_metric") for c in curve], "s--", color="0.5", ms=3, label="control task"
-    )
+    ks = [c.k if isinstance(c.k, int) else 2 * top_k for c in curve]
+    metric = summary.probe_metric or "metric"
+    nan = float("nan")
+    tests = [nan if c.test_metric is None else c.test_metric for c in curve]
+    controls = [nan if c.control_metric is None else c.control_metric for c in curve]
+    ax.plot(ks, tests, "o-", color="#1b9e77", ms=3, label="held-out")
+    ax.plot(ks, controls, "s--", color="0.5", ms=3, label="control task")
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks)
     ax.set_xticklabels(labels)
@@ -270,28 +271,28 @@ def probe_curve(ranking: Ranking, feature: str, ax: Any = None) -> Any:
 
 
 @themed
-def timescales(dynamics: dict[str, Any]) -> Any:
+def timescales(dynamics: Dynamics) -> Any:
     """Per layer, the number of units in each forget-gate timescale bin (``lstmprobe dynamics``:
     ``-1 / ln(mean f)`` steps; GRU: the update gate), with the median. Returns the Figure."""
     import matplotlib.pyplot as plt
 
-    layers = dynamics.get("layers") or {}
+    layers = dynamics.layers
     if not layers:
         from lstmprobe.errors import ReportError
 
         raise ReportError("the dynamics hold no layer; measure them: `gate_dynamics(store=PATH)`")
     fig, ax = plt.subplots(figsize=(5.2, 2.4), layout="constrained")
-    bins = list(next(iter(layers.values()))["timescales"]["counts"])
+    bins = list(dict.fromkeys(b for info in layers.values() for b in info.timescales.counts or {}))
     width = 0.8 / len(layers)
     colors = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
     for li, (layer, info) in enumerate(layers.items()):
-        d = info["timescales"]
-        counts = [d["counts"].get(b, 0) for b in bins]
+        d = info.timescales
+        counts = [(d.counts or {}).get(b, 0) for b in bins]
         x = np.arange(len(bins)) + (li - (len(layers) - 1) / 2) * width
-        median = "∞" if d.get("median") is None else f"{d['median']:.3g}"
+        median = "∞" if d.median is None else f"{d.median:.3g}"
         ax.bar(
             x, counts, width=width, color=colors[li % len(colors)],
-            label=f"{layer} ({info.get('kind', '')}): median {median}, {d.get('infinite', 0)} ∞",
+            label=f"{layer} ({info.kind}): median {median}, {d.infinite} ∞",
         )  # fmt: skip
     ax.set_xticks(np.arange(len(bins)))
     ax.set_xticklabels([_bin_label(b) for b in bins])

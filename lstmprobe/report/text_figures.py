@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.names import Key
 from lstmprobe.report.colors import (
-    GATES,
     MISSING_RGB,
     Scale,
     clipped,
@@ -178,7 +178,7 @@ def unit_internals(
     import matplotlib.pyplot as plt
 
     key, index = check_unit(store, unit)
-    layer = key.split("/")[0]
+    layer = Key.parse(key).layer_name
     kind = layer_kind(store, layer)
     wanted = QUANTITY_ORDER[kind]
     require_quantities(store, layer, wanted, "plot gates")
@@ -217,7 +217,7 @@ def heatmap(
     store.n_units(key)
     a, b = default_span(store, start, length, 200)
     values = store.read(key, a, b, units=units)
-    if key.split("/")[1] in GATES:
+    if Key.parse(key).is_gate:
         scale = scale_for(key)
     else:
         stats = stats or summarize(store, [key])[key]

@@ -27,12 +27,11 @@ from lstmprobe.store._format import (
     check_sequences,
     damaged,
     dataset,
-    final_path,
-    partial_path,
     short,
 )
 from lstmprobe.store._mapped import ChunkLayout, chunk_views, open_cached, prefetched, release
 from lstmprobe.store.checksum import checksummed, dataset_checksum, stored
+from lstmprobe.store.recording import Recording, final_path, partial_path
 from lstmprobe.text import Vocab
 
 
@@ -274,7 +273,7 @@ class ActivationStore:
 
     def quantities(self, layer: str) -> list[str]:
         """Recorded quantities of one layer, in order."""
-        found = [k.split("/", 1)[1] for k in self._layout if layer_of(k) == layer]
+        found = [k.quantity for k in map(Key.parse, self._layout) if k.layer_name == layer]
         if not found:
             raise UnitError(
                 f"layer {layer!r} was not recorded in {self.path}; layers: {', '.join(self.layers)}"
@@ -309,15 +308,17 @@ class ActivationStore:
         with damaged(self.path, "next_logprob"):
             return np.asarray(dataset(f, "next_logprob")[()], dtype=np.float32)
 
-    def sibling(self, suffix: str) -> Path:
-        """A path beside the store for derived results: ``acts.h5`` -> ``acts.<suffix>``.
+    @property
+    def recording(self) -> Recording:
+        """Every file of this recording: ``store.recording.rankings`` is ``acts.rankings.json``
+        beside ``acts.h5`` (a ``.partial`` file has the same). Derived results go there,
+        written atomically, never into the recording."""
+        return Recording.at(self.path)
 
-        ``sibling("rankings.json")`` of ``runs/acts.h5`` is ``runs/acts.rankings.json``; a
-        ``.partial`` file has the same siblings as its final path. Write derived results there
-        with :func:`write_json_atomic`, never into the recording.
-        """
-        final = final_path(self.path)
-        return final.with_name(f"{final.stem}.{suffix}")
+    def sibling(self, suffix: str) -> Path:
+        """A path beside the store: ``acts.h5`` -> ``acts.<suffix>`` (:meth:`Recording.beside`;
+        the files of later stages are named by :attr:`recording`)."""
+        return self.recording.beside(suffix)
 
     # -- data --
 

@@ -17,6 +17,7 @@ from lstmprobe.features import get_feature
 from lstmprobe.lm import task_completion
 from lstmprobe.lm.tasks import generate
 from lstmprobe.models import CharLSTM, LoadedModel, ModelConfig
+from lstmprobe.names import Key, Unit
 from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.store import ActivationStore
 from lstmprobe.text import Vocab, sequences
@@ -40,9 +41,9 @@ def test_chunked_fused_losses_equal_the_per_step_loop_over_the_whole_text(tiny, 
     tokens = tiny.vocab.encode(corpus)
     seqs = sequences(corpus)
     for iv in (
-        Intervention("layer0/hidden/1", "constant", value=0.3),
+        Intervention("layer0/hidden/1", "clamp", value=0.3),
         Intervention("layer1/cell/2", "zero"),
-        Intervention("layer0/forget_gate/0", "constant", value=0.9),
+        Intervention("layer0/forget_gate/0", "clamp", value=0.9),
     ):
         fused = next_char_bits(tiny.model, tokens, seqs, [iv], chunk_size=7, method="fused")
         steps = next_char_bits(tiny.model, tokens, seqs, [iv], chunk_size=10_000, method="steps")
@@ -62,11 +63,12 @@ def test_the_feature_is_read_at_the_predicted_char():
 
 def test_random_draws_are_distinct_seeded_and_exclude_the_chosen_units():
     cond = Condition(("layer0/cell/1", "layer0/cell/4"))
-    pools = {"layer0/cell": [0, 2, 3, 5, 6, 7]}
+    assert cond.units == (Unit.parse("layer0/cell/1"), Unit.parse("layer0/cell/4"))
+    pools = {Key.parse("layer0/cell"): [0, 2, 3, 5, 6, 7]}
     a = draw_random(cond, pools, 10, seed=3)
     assert a == draw_random(cond, pools, 10, seed=3)
     assert len({frozenset(d) for d in a}) == 10
-    assert all(len(d) == 2 and not {"layer0/cell/1", "layer0/cell/4"} & set(d) for d in a)
+    assert all(len(d) == 2 and not set(cond.units) & set(d) for d in a)
     assert a != draw_random(cond, pools, 10, seed=4)
     with pytest.raises(AblationError, match=r"only 6 other layer0/cell units exist \(15 sets\)"):
         draw_random(cond, pools, 16, seed=0)
@@ -83,7 +85,7 @@ def test_an_ablation_reports_every_field_against_random_units(tiny, corpus, reco
     with ActivationStore(recorded) as store:
         means = unit_means(store, ["layer0/cell", "layer1/hidden"])
         direct = store.read("layer0/cell").mean(0)
-    np.testing.assert_allclose(means["layer0/cell"], direct, atol=1e-6)
+    np.testing.assert_allclose(means[Key.parse("layer0/cell")], direct, atol=1e-6)
     result = run_ablation(
         tiny.model,
         tiny.vocab,
@@ -95,7 +97,7 @@ def test_an_ablation_reports_every_field_against_random_units(tiny, corpus, reco
         n_random=2,
         seed=1,
     )
-    for c in result.conditions:
+    for c in (c.to_dict() for c in result.conditions):
         for key in ("units", "mode", "feature", "bits_on", "bits_off", "delta_on", "delta_off",
                     "positions_on", "positions_off"):  # fmt: skip
             assert key in c
@@ -111,7 +113,7 @@ def test_an_ablation_reports_every_field_against_random_units(tiny, corpus, reco
         assert c["delta_on"] == pytest.approx(c["bits_on"] - c["base_bits_on"])
         assert c["verdict"].startswith("mean-ablating")
     # the second condition draws one random layer0/cell and one layer1/hidden unit
-    both = result.conditions[1]["random"]["draws"]
+    both = result.conditions[1].to_dict()["random"]["draws"]
     assert all(
         sorted(u.rsplit("/", 1)[0] for u in d["units"]) == ["layer0/cell", "layer1/hidden"]
         for d in both
@@ -120,14 +122,16 @@ def test_an_ablation_reports_every_field_against_random_units(tiny, corpus, reco
     with ActivationStore(recorded) as store:
         base = -store.next_logprob / math.log(2)
     np.testing.assert_allclose(result.base_bits, base, atol=1e-5, equal_nan=True)
-    iv = [Intervention("layer0/cell", "mean", value=[means["layer0/cell"][1]], units=[1])]
+    iv = [
+        Intervention("layer0/cell", "mean", value=[means[Key.parse("layer0/cell")][1]], units=[1])
+    ]
     ablated = next_char_bits(tiny.model, tiny.vocab.encode(corpus), sequences(corpus), iv)
     np.testing.assert_allclose(
         result.deltas[0], ablated - result.base_bits, atol=1e-5, equal_nan=True
     )
     on = result.feature_on == 1
-    assert result.conditions[0]["positions_on"] == int(on.sum())
-    assert result.conditions[0]["delta_on"] == pytest.approx(
+    assert result.conditions[0].positions_on == int(on.sum())
+    assert result.conditions[0].delta_on == pytest.approx(
         float(np.mean(result.deltas[0][on])), abs=1e-5
     )
 
@@ -163,7 +167,7 @@ def test_task_accuracy_with_and_without_the_units():
         model, vocab, text, [["layer0/cell/2"]], reset="line", n_random=3, task=True,
         feature=get_feature("count:a"),
     )  # fmt: skip
-    c = result.conditions[0]
+    c = result.conditions[0].to_dict()
     plain = task_completion(model, vocab, text.splitlines(keepends=True), "counter")
     assert c["base_task_accuracy"] == plain.accuracy
     with Recorder(model, interventions=[Intervention("layer0/cell/2")], keep=False):
@@ -179,7 +183,7 @@ def test_task_accuracy_with_and_without_the_units():
 def test_without_a_feature_the_overall_effect_is_tested(vocab, corpus):
     loaded = LoadedModel(make_model(vocab, seed=3), vocab, "checkpoint")
     result = run_ablation(loaded.model, vocab, corpus, [["layer1/hidden/2"]], n_random=2)
-    c = result.conditions[0]
+    c = result.conditions[0].to_dict()
     assert c["feature"] is None and "bits_on" not in c
     assert c["random"]["p_value_of"] == "delta"
     assert c["delta"] == pytest.approx(float(np.nanmean(result.deltas[0])), abs=1e-5)
@@ -192,7 +196,6 @@ def test_the_saved_random_mean_is_the_mean_of_the_draws_per_char(tiny, corpus):
     )
     base = next_char_bits(tiny.model, tokens, seqs)
     for c, mean_delta in zip(result.conditions, result.random_deltas):
-        (draw,) = c["random"]["draws"]
-        key, _, unit = draw["units"][0].rpartition("/")
-        bits = next_char_bits(tiny.model, tokens, seqs, [Intervention(key, units=[int(unit)])])
+        (draw,) = c.random.draws
+        bits = next_char_bits(tiny.model, tokens, seqs, [Intervention(draw.units[0])])
         np.testing.assert_allclose(mean_delta, bits - base, atol=1e-5, equal_nan=True)

@@ -109,7 +109,7 @@ def test_pairs_flip_rates_against_random_sets_and_the_top_units(setup):
         "layer0/cell/0",
         "-u",
         "layer0/cell/1",
-        "--random",
+        "--n-random",
         "3",
         "--store",
         s["store"],
@@ -134,7 +134,7 @@ def test_pairs_flip_rates_against_random_sets_and_the_top_units(setup):
         "2",
         "-f",
         "ab-state",
-        "--random",
+        "--n-random",
         "2",
         "--store",
         s["store"],
@@ -157,7 +157,7 @@ def test_a_sweep_draws_the_heatmap_and_saves_it(setup):
         s["pairs"],
         "-u",
         "layer0/cell/0",
-        "--random",
+        "--n-random",
         "1",
         "--sweep",
         "units",
@@ -202,7 +202,10 @@ def test_bad_input_is_one_line_and_writes_nothing(setup, tmp_path):
             ("--source", "AxY", "--target", "BxY", "-u", "layer0/cell/0", "--at", "middle"),
             "--at is last, all or a target position",
         ),
-        (("--pairs", s["pairs"], "-u", "layer0/cell/0", "--random", "9"), "--random 5 or fewer"),
+        (
+            ("--pairs", s["pairs"], "-u", "layer0/cell/0", "--n-random", "9"),
+            "--n-random 5 or fewer",
+        ),
         (("--source", "AxY", "--target", "BxY", "--top", "2", "-f", "ab-state"), "does not exist"),
     ]
     for args, message in cases:

@@ -162,6 +162,12 @@ def test_bench_measures_both_throughputs(tmp_path, files):
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["plain_chars_per_s"] > 0 and row["record_chars_per_s"] > 0 and row["ratio"] > 0
+    assert len(row["load_average"]) == 2 and all(a >= 0 for a in row["load_average"])
+    from lstmprobe.record.bench import format_table
+
+    header, line = format_table([row]).splitlines()
+    assert header.split()[-2:] == ["ratio", "load"]
+    assert line.split()[-1] == "{:.1f}-{:.1f}".format(*row["load_average"])
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ def test_only_lstmprobes_own_warnings_reach_stderr_one_line_each(tmp_path: Path)
     ):
         done = cli(*args, "-q", cwd=tmp_path)
         assert done.returncode == 0 and done.stderr == "", (args, done.stderr)
-    done = cli("find-neurons", "-f", "quote", "--blocks", "3", "-q", cwd=tmp_path)
+    done = cli("find-neurons", "-f", "quote", "--n-blocks", "3", "-q", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert [line[:60] for line in done.stderr.splitlines()] == [
         "warning: 1 unit (layer0/hidden/1) hold inf or NaN at 1159 of"

@@ -35,26 +35,26 @@ def test_which_edits_run_in_one_call():
     mask = np.arange(T) % 2 == 0
     one_call = [
         [Intervention("layer0/cell/1", "zero", mask=mask)],
-        [Intervention("layer0/forget_gate/1", "constant", value=1.0, mask=mask)],
-        [Intervention("layer0/candidate/1", "constant", value=-1.0, mask=mask)],
-        [Intervention("layer0/hidden/1", "constant", value=0.3, mask=mask)],
+        [Intervention("layer0/forget_gate/1", "clamp", value=1.0, mask=mask)],
+        [Intervention("layer0/candidate/1", "clamp", value=-1.0, mask=mask)],
+        [Intervention("layer0/hidden/1", "clamp", value=0.3, mask=mask)],
         [Intervention("layer0/hidden/1", "patch", source=np.ones(T) * 0.2)],
         [
-            Intervention("layer0/cell/0", "constant", value=0.4),  # everywhere: a weight edit
+            Intervention("layer0/cell/0", "clamp", value=0.4),  # everywhere: a weight edit
             Intervention("layer0/input_gate/2", "zero", mask=mask),
         ],
     ]
     for ivs in one_call:
         assert _plan(_inp(lstm), _edits(lstm, ivs)) is not None, ivs[0].describe()
     runs = [
-        [Intervention("layer0/cell/1", "constant", value=0.5, mask=mask)],  # no saturating form
-        [Intervention("layer0/forget_gate/1", "constant", value=0.5, mask=mask)],
+        [Intervention("layer0/cell/1", "clamp", value=0.5, mask=mask)],  # no saturating form
+        [Intervention("layer0/forget_gate/1", "clamp", value=0.5, mask=mask)],
         [Intervention("layer0/cell/1", "patch", source=np.ones(T))],  # a cell patch: stepped
         [
             Intervention("layer0/cell/1", "zero", mask=mask),  # both saturate forget gate 1
             Intervention("layer0/forget_gate/1", "zero", mask=~mask),
         ],
-        [Intervention("layer0/cell/1", "constant", value=0.5)],  # everywhere: one call already
+        [Intervention("layer0/cell/1", "clamp", value=0.5)],  # everywhere: one call already
     ]
     for ivs in runs:
         assert _plan(_inp(lstm), _edits(lstm, ivs)) is None, ivs[0].describe()
@@ -90,7 +90,7 @@ def test_the_one_call_form_equals_a_per_step_loop(name, everywhere):
     for k, (q, units, value) in enumerate(CASES[name]):
         # the first edit applies everywhere when asked (a weight edit beside the columns)
         mask = None if everywhere and k == 0 else rng.random((2, T)) < 0.5
-        ivs.append(Intervention(f"layer0/{q}", "constant", value=value, units=units, mask=mask))
+        ivs.append(Intervention(f"layer0/{q}", "clamp", value=value, units=units, mask=mask))
         edits.append((q, units, [value] * len(units), mask))
     with torch.no_grad(), Recorder(lstm, interventions=ivs, method="fused") as rec:
         out, (h_n, c_n) = lstm(x, (h0, c0))

@@ -56,7 +56,7 @@ def lstm_store(tmp_path_factory):
     path = record(tmp_path_factory.mktemp("lstm") / "acts.h5", TEXT)
     with ActivationStore(path) as store:
         ranking = rank_units(store, ["quote", "indent"], probe=False)
-        ranking.to_json(store.sibling("rankings.json"))
+        ranking.to_json(store.recording.rankings)
     return path
 
 
@@ -119,8 +119,8 @@ def causal_dir(tmp_path_factory):
     run("record", model, corpus, "-o", store, "-q", "--dtype", "float32")
     with ActivationStore(store) as s:
         ranking = rank_units(s, ["quote"], probe=False)
-        ranking.to_json(s.sibling("rankings.json"))
-    run("ablate", model, corpus, "--store", store, "--top", "2", "-f", "quote", "--random", "2",
+        ranking.to_json(s.recording.rankings)
+    run("ablate", model, corpus, "--store", store, "--top", "2", "-f", "quote", "--n-random", "2",
         "-q")  # fmt: skip
     run("dynamics", "--store", store, "--model", model, "-q", "--json")
     assert (d / "acts.ablations.h5").exists() and (d / "acts.dynamics.json").exists()

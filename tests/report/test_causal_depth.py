@@ -46,7 +46,7 @@ def depth_dir(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "layer0/cell/1",
             "-u",
             "layer0/cell/2",
-            "--random",
+            "--n-random",
             "2",
             "--sweep",
             "units",

@@ -198,7 +198,7 @@ def test_record_with_gru_then_report(tmp_path):
     result = run("report", "--store", str(path), "-q")
     assert result.exit_code == 0, result.output
     with ActivationStore(path) as store:
-        assert store.sibling("report.html").exists()
+        assert store.recording.report.exists()
 
 
 def test_an_empty_file_as_store_is_one_line(tmp_path):

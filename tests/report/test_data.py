@@ -149,8 +149,7 @@ def test_an_old_or_partial_rankings_file_is_read_as_far_as_it_goes(lstm_store, t
     assert ranking is not None and ranking.feature_names == ["quote", "indent"]
     assert len(ranking.rows) == len(saved["rows"]) - 1
     assert warnings == [
-        f"{path}: ignored what cannot be used: no format_version; row 1: rank None is not a "
-        "positive integer"
+        f"{path}: ignored what cannot be used: format_version: missing; rows[1].rank: missing"
     ]
     path.write_text("{not json")
     again = r"not valid JSON.*rank the recording again: `rank_units"
@@ -174,7 +173,6 @@ def test_the_report_command_opens_a_partial_rankings_file_and_says_what_it_left_
     result = CliRunner().invoke(main, [*args, "--no-figures", "--max-chars", "200", "--json", "-q"])
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == (
-        f"warning: {path}: ignored what cannot be used: row 0: rank 'first' is not a positive "
-        "integer"
+        f"warning: {path}: ignored what cannot be used: rows[0].rank: 'first' is not an integer"
     )
     assert json.loads(result.stdout)["features"] == ["quote", "indent"] and out.exists()

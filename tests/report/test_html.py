@@ -128,7 +128,7 @@ def test_no_figures_draws_no_probe_curve_either(lstm_store):
 
     with ActivationStore(lstm_store) as store:
         ranking = rank_units(store, ["quote"], n_blocks=5, n_boot=20)
-        assert ranking.features["quote"].get("curve")
+        assert ranking.features["quote"].curve
         without = build_report(store, ranking=ranking, max_chars=100, figures=False)
         assert "data:image/png" not in without.html
         assert payload(without.html)["features"][0]["curve"] is None

@@ -9,6 +9,7 @@ from lstmprobe.errors import ReportError, UnitError, for_cli
 from lstmprobe.probes import rank_units
 from lstmprobe.report import data, stat_figures
 from lstmprobe.store import ActivationStore
+from lstmprobe.store.dynamics import Dynamics, read_dynamics
 
 
 @pytest.fixture(autouse=True)
@@ -62,17 +63,18 @@ def test_a_gru_has_no_gate_to_saturate_when_none_was_recorded(gru_store):
 def test_probe_curve_draws_held_out_and_control_per_k(lstm_store):
     with ActivationStore(lstm_store) as store:
         ranking = rank_units(store, ["quote"], probe=True, n_boot=20, k_max=2)
-    curve = ranking.features["quote"]["curve"]
+    curve = ranking.features["quote"].curve or ()
     ax = stat_figures.probe_curve(ranking, "quote")
     held_out, control = ax.get_lines()
-    assert list(held_out.get_ydata()) == [c["test_metric"] for c in curve]
-    assert list(control.get_ydata()) == [c["control_metric"] for c in curve]
+    assert list(held_out.get_ydata()) == [c.test_metric for c in curve]
+    assert list(control.get_ydata()) == [c.control_metric for c in curve]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "all"]
 
 
 def test_timescales_count_the_units_of_each_bin(causal_dir):
-    dyn = json.loads((causal_dir["dir"] / "acts.dynamics.json").read_text())
-    fig = stat_figures.timescales(dyn)
+    saved = causal_dir["dir"] / "acts.dynamics.json"
+    dyn = json.loads(saved.read_text())
+    fig = stat_figures.timescales(read_dynamics(saved))
     ax = fig.axes[0]
     layers = dyn["layers"]
     bins = list(next(iter(layers.values()))["timescales"]["counts"])
@@ -80,7 +82,7 @@ def test_timescales_count_the_units_of_each_bin(causal_dir):
     expected = [layers[name]["timescales"]["counts"].get(b, 0) for name in layers for b in bins]
     assert heights == expected
     with pytest.raises(ReportError, match="no layer"):
-        stat_figures.timescales({"layers": {}})
+        stat_figures.timescales(Dynamics("", {}, {}))
 
 
 # --- recordings of the real world: mixed widths, float16 overflow (issue 17, breaks 3 and 4) ---

@@ -31,6 +31,7 @@ from lstmprobe.models import load_model, save_checkpoint
 from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.store import (
     ActivationStore,
+    Recording,
     RecordingSpec,
     StoreWriter,
     partial_path,
@@ -126,7 +127,7 @@ def test_ablations_and_figures_follow_the_umask(tmp_path, mask):
         write_ablations(
             tmp_path / "acts.ablations.h5",
             base_bits=np.ones(4),
-            conditions=[{"units": ["0:h:1"], "mode": "zero", "value": None}],
+            conditions=[{"units": ["layer0/cell/1"], "mode": "zero", "value": None}],
             deltas=[np.zeros(4)],
             random_deltas=[None],
         )
@@ -134,7 +135,7 @@ def test_ablations_and_figures_follow_the_umask(tmp_path, mask):
     for name in ("acts.ablations.h5", "unit.png"):
         assert mode(tmp_path / name) == expected, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acts.ablations.h5", "unit.png"]
-    assert read_ablations(tmp_path / "acts.ablations.h5")["base_bits"].tolist() == [1.0] * 4
+    assert read_ablations(tmp_path / "acts.ablations.h5").base_bits.tolist() == [1.0] * 4
 
 
 # --- write errors: one line, nothing marked written that is not on disk, exact resume ---
@@ -372,7 +373,7 @@ def test_a_bad_resume_state_file_is_one_line(tmp_path, model_and_corpus, vocab, 
     loaded.model.forward = interrupted
     with pytest.raises(KeyboardInterrupt):
         record_corpus(loaded, corpus_path.read_text(), out, RecordOptions(chunk_size=64))
-    state = partial_path(out).with_name("acts.h5.partial.state")
+    state = Recording.at(out).resume_state
     assert state.exists()
     if content == "text":
         state.write_text("hello\n")
