@@ -29,6 +29,7 @@ patch at one position about one forward.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -44,6 +45,12 @@ from lstmprobe.text import Vocab, sequences
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import corpus
+
+
+@torch.inference_mode()
+def load() -> str:
+    """The 1-minute load average now (a ratio measured on a busy machine says little)."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
 
 
 @torch.inference_mode()
@@ -108,6 +115,7 @@ def main() -> None:
         if steps:
             ivs = cases["zero layer0/cell/17"]
         reps = 1 if steps else repeat
+        before = load()
         for _ in range(reps):
             t = time.perf_counter()
             plain_forward(model, tokens)
@@ -117,8 +125,12 @@ def main() -> None:
             cond.append(time.perf_counter() - t)
         p, c = statistics.median(plain), statistics.median(cond)
         rows.append((name, p, c))
-        print(f"  {name:<36} plain {p:6.3f} s  condition {c:6.3f} s  ratio {c / p:5.2f}x")
+        print(
+            f"  {name:<36} plain {p:6.3f} s  condition {c:6.3f} s  ratio {c / p:5.2f}x  "
+            f"(load {before} -> {load()})"
+        )
         sys.stdout.flush()
+    before = load()
     t = time.perf_counter()
     result = run_ablation(
         model, vocab, text, [["layer0/cell/17"]], n_random=20, seed=0, threads=args.threads
@@ -134,7 +146,8 @@ def main() -> None:
     print(
         f"  21 conditions (target + 20 random) via run_ablation: {total:.2f} s for {runs} runs "
         f"(incl. the unablated baseline) = {total / runs:.3f} s/run, {total / runs / one:.2f}x "
-        f"a plain forward ({one:.3f} s, median of {repeat} right after)"
+        f"a plain forward ({one:.3f} s, median of {repeat} right after)  (load {before} -> "
+        f"{load()})"
     )
     depth(model, vocab, text, tokens, repeat)
 
@@ -187,6 +200,7 @@ def depth(model: CharLSTM, vocab: Vocab, text: str, tokens: np.ndarray, repeat: 
     for name, fn in cases.items():
         reps = 1 if "every position (steps)" in name or "fixed" in name or "ig" in name else repeat
         plain, cond = [], []
+        before = load()
         for _ in range(reps):
             t = time.perf_counter()
             one_call(model, ids, [])
@@ -196,7 +210,8 @@ def depth(model: CharLSTM, vocab: Vocab, text: str, tokens: np.ndarray, repeat: 
             cond.append(time.perf_counter() - t)
         p, c = statistics.median(plain), statistics.median(cond)
         print(
-            f"  {name:<46} plain {p:6.3f} s  this {c:7.3f} s  ratio {c / p:6.2f}x  ({reps} run(s))"
+            f"  {name:<46} plain {p:6.3f} s  this {c:7.3f} s  ratio {c / p:6.2f}x  ({reps} run(s), "
+            f"load {before} -> {load()})"
         )
         sys.stdout.flush()
 

@@ -16,11 +16,15 @@ page of one attribution is :mod:`lstmprobe.report.attribution_page`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-from lstmprobe.errors import StoreError
-from lstmprobe.report.data import Warn
+import numpy as np
+
+from lstmprobe._read import Fields, say_ignored, usable_text
+from lstmprobe.errors import StoreError, UnitError
+from lstmprobe.report.data import Warn, check_unit
 from lstmprobe.report.output import unit_parts
 from lstmprobe.store import ActivationStore, Recording
 from lstmprobe.store.causal_results import ATTRIBUTIONS, PATCHING, ResultsFile, read_results
@@ -48,52 +52,143 @@ def _read(store: ActivationStore, path: Path, fmt: str, warn: Warn) -> ResultsFi
     return found
 
 
+def _units(store: ActivationStore, f: Fields, key: str) -> list[dict[str, Any]] | None:
+    """The units at ``key``, each a unit of this recording, as the script receives them."""
+    units = f.units(key)
+    if units is None:
+        return None
+    for u in units:
+        try:
+            check_unit(store, str(u))
+        except UnitError:
+            f.problems.append(f"{f.where}.{key}: {u} is no unit of this recording")
+            return None
+    return [unit_parts(u) for u in units]
+
+
+def _random(f: Fields) -> dict[str, Any]:
+    return {
+        "n": f.integer("n", minimum=0),
+        **{k: f.number(k) for k in ("flip_rate_mean", "flip_rate_sd", "p_value", "p_floor")},
+    }
+
+
+def _top(f: Fields, key: str) -> list[list[Any]]:
+    """``[[char, probability], ...]`` with what does not fit left out."""
+    out = []
+    for i, item in enumerate(f.listing(key) or []):
+        if (
+            isinstance(item, list)
+            and len(item) == 2
+            and usable_text(item[0])
+            and isinstance(item[1], (int, float))
+            and not isinstance(item[1], bool)
+            and math.isfinite(item[1])
+        ):
+            out.append([item[0], float(item[1])])
+        else:
+            f.problems.append(f"{f.where}.{key}[{i}]: not a [char, probability] pair")
+    return out
+
+
 def patching_section(
     store: ActivationStore, figures: bool = True, warn: Warn = None
 ) -> dict[str, Any] | None:
-    """The payload of the Patching section (JSON-ready), or None without a patching file."""
-    found = _read(store, Recording.at(store.path).patching, PATCHING, warn)
+    """The payload of the Patching section (JSON-ready), or None without a patching file.
+
+    Each saved result is read field by field: what does not fit (a flip rate that is not a
+    number, a unit this recording lacks) is left out and said in one warning line."""
+    path = Recording.at(store.path).patching
+    found = _read(store, path, PATCHING, warn)
     if found is None:
         return None
+    problems: list[str] = []
     conditions: list[dict[str, Any]] = []
     by_unit: dict[str, list[int]] = {}
     sweeps, pairs = [], []
-    for r in found.results:
-        kind = r.meta.get("kind")
+    for i, r in enumerate(found.results):
+        f = Fields(r.meta, f"result {i}", problems)
+        kind = f.text("kind")
         if kind == "condition":
-            for u in r.meta.get("units", []):
-                by_unit.setdefault(str(u), []).append(len(conditions))
+            units = _units(store, f, "units")
+            if not units:
+                continue
+            for u in units:
+                by_unit.setdefault(u["name"], []).append(len(conditions))
             conditions.append(
                 {
-                    k: r.meta.get(k)
-                    for k in (
-                        "units",
-                        "flip_rate",
-                        "delta_bits",
-                        "random",
-                        "verdict",
-                        "base_rate",
-                        "pairs",
-                    )
+                    "units": units,
+                    "flip_rate": f.number("flip_rate"),
+                    "delta_bits": f.number("delta_bits"),
+                    "base_rate": f.number("base_rate"),
+                    "pairs": f.integer("pairs", minimum=0),
+                    "verdict": f.text("verdict"),
+                    "random": _random(f.child("random")),
                 }
             )
         elif kind == "pair":
+            units = _units(store, f, "units")
+            if not units:
+                continue
             pairs.append(
                 {
-                    k: r.meta.get(k)
-                    for k in ("units", "source", "target", "kl_bits", "top_before", "top_after")
+                    "units": units,
+                    "source": f.text("source"),
+                    "target": f.text("target"),
+                    "kl_bits": f.number("kl_bits"),
+                    "top_before": _top(f, "top_before"),
+                    "top_after": _top(f, "top_after"),
                 }
             )
         elif kind == "sweep":
-            sweeps.append(_sweep_figure(r.meta, r.arrays, figures))
+            sweep = _sweep_fields(store, f, r.arrays)
+            if sweep is not None:
+                sweeps.append(_sweep_figure(sweep, figures))
+        else:
+            problems.append(f"result {i}: an unknown kind {kind!r}")
+    say_ignored(problems, warn, prefix=f"{path}: ")
     return {"conditions": conditions, "by_unit": by_unit, "sweeps": sweeps, "pairs": pairs}
 
 
-def _sweep_figure(meta: dict[str, Any], arrays: dict[str, Any], figures: bool) -> dict[str, Any]:
-    n = int(meta.get("pairs", 0) or 0)
+def _sweep_fields(
+    store: ActivationStore, f: Fields, arrays: dict[str, Any]
+) -> dict[str, Any] | None:
+    """A sweep's rows, columns and the array of its metric, checked against each other."""
+    rows = []
+    for j, row in enumerate(f.listing("rows") or []):
+        units = _units(store, Fields({"units": row}, f"{f.where}.rows[{j}]", f.problems), "units")
+        if not units:
+            return None
+        rows.append(units[0]["name"] if len(units) == 1 else f"{len(units)} units")
+    columns = f.listing("columns") or []
+    if not all(isinstance(c, int) and not isinstance(c, bool) for c in columns):
+        f.problems.append(f"{f.where}.columns: not a list of positions")
+        return None
+    n = f.integer("pairs", minimum=0) or 0
     metric = "flip_rate" if n > 1 else "delta_bits"
-    rows = [r[0] if len(r) == 1 else f"{len(r)} units" for r in meta.get("rows", [])]
-    side = meta.get("align", "end")
+    values = arrays.get(metric)
+    if values is None or np.shape(values) != (len(rows), len(columns)) or not rows:
+        f.problems.append(f"{f.where}: its {metric} is not one value per row and column")
+        return None
+    labels = [x if usable_text(x) else "" for x in (f.listing("labels") or [])]
+    counts = [
+        x if isinstance(x, int) and not isinstance(x, bool) else 0
+        for x in (f.listing("pairs_per_column") or [])
+    ]
+    return {
+        "pairs": n,
+        "metric": metric,
+        "values": np.asarray(values, dtype=np.float64),
+        "rows": rows,
+        "columns": columns,
+        "labels": (labels + [""] * len(columns))[: len(columns)],
+        "counts": (counts + [0] * len(columns))[: len(columns)],
+        "align": f.text("align") or "end",
+    }
+
+
+def _sweep_figure(sweep: dict[str, Any], figures: bool) -> dict[str, Any]:
+    n, metric, side = sweep["pairs"], sweep["metric"], sweep["align"]
     title = f"Patching each unit at each position: {n} pair{'s' if n != 1 else ''}"
     out = {
         "title": title,
@@ -109,16 +204,16 @@ def _sweep_figure(meta: dict[str, Any], arrays: dict[str, Any], figures: bool) -
         ),
         "src": None,
     }
-    if figures and metric in arrays:
+    if figures:
         from lstmprobe.report.causal_figures import patch_heatmap
         from lstmprobe.report.output import png_uri
 
         ax = patch_heatmap(
-            arrays[metric],
-            rows,
-            meta.get("columns", []),
-            meta.get("labels", []),
-            counts=meta.get("pairs_per_column", []),
+            sweep["values"],
+            sweep["rows"],
+            sweep["columns"],
+            sweep["labels"],
+            counts=sweep["counts"],
             metric=metric,
             title=title,
         )
@@ -127,20 +222,57 @@ def _sweep_figure(meta: dict[str, Any], arrays: dict[str, Any], figures: bool) -
 
 
 def attributions_section(store: ActivationStore, warn: Warn = None) -> dict[str, Any] | None:
-    """The attributions beside ``store`` for the unit cards (JSON-ready), or None."""
-    found = _read(store, Recording.at(store.path).attributions, ATTRIBUTIONS, warn)
+    """The attributions beside ``store`` for the unit cards (JSON-ready), or None; read field
+    by field like :func:`patching_section`."""
+    path = Recording.at(store.path).attributions
+    found = _read(store, path, ATTRIBUTIONS, warn)
     if found is None:
         return None
-    entries, by_unit = [], {}
-    for r in found.results:
-        meta = dict(r.meta)
-        if "inputs" in r.arrays:
-            meta["inputs"] = [float(v) for v in r.arrays["inputs"]]
-        unit = meta.get("unit")
-        if unit:
-            by_unit.setdefault(str(unit), []).append(len(entries))
-        meta["top_units"] = [
-            {**t, "unit": unit_parts(str(t["unit"]))} for t in meta.get("top_units") or []
-        ]
-        entries.append(meta)
+    problems: list[str] = []
+    entries: list[dict[str, Any]] = []
+    by_unit: dict[str, list[int]] = {}
+    for i, r in enumerate(found.results):
+        f = Fields(r.meta, f"result {i}", problems)
+        text = f.text("text", required=True)
+        target = f.text("target", required=True)
+        inputs = r.arrays.get("inputs")
+        if text is None or target is None:
+            continue
+        if inputs is None or np.shape(inputs) != (len(text),):
+            problems.append(f"result {i}: its inputs are not one value per char of its text")
+            continue
+        entry: dict[str, Any] = {
+            "target": target,
+            "text": text,
+            "inputs": [float(v) if math.isfinite(v) else None for v in np.asarray(inputs, float)],
+            "method": f.text("method"),
+            "steps": f.integer("steps", minimum=1),
+            "start": f.integer("start", minimum=0),
+            "position": f.integer("position", minimum=0),
+            "value": f.number("value"),
+            "baseline_value": f.number("baseline_value"),
+            "input_gap": f.number("input_gap"),
+            "top_units": [],
+        }
+        for j, t in enumerate(f.listing("top_units") or []):
+            g = Fields(t, f"result {i}.top_units[{j}]", problems)
+            units = _units(
+                store, Fields({"units": [g.obj.get("unit")]}, g.where, problems), "units"
+            )
+            if units:
+                entry["top_units"].append(
+                    {
+                        "unit": units[0],
+                        "position": g.integer("position", minimum=0),
+                        "attribution": g.number("attribution"),
+                    }
+                )
+        if f.has("unit"):
+            unit = _units(store, Fields({"unit": [f.obj["unit"]]}, f.where, problems), "unit")
+            if not unit:
+                continue
+            entry["unit"] = unit[0]["name"]
+            by_unit.setdefault(unit[0]["name"], []).append(len(entries))
+        entries.append(entry)
+    say_ignored(problems, warn, prefix=f"{path}: ")
     return {"entries": entries, "by_unit": by_unit}

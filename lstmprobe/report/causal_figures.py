@@ -211,7 +211,7 @@ def trajectories(
                 zorder=4,
                 label=f"fixed point of input {fixed_input!r} (unstable)",
             )
-        ax.legend(loc="best", frameon=False)
+        ax.legend(loc="best", frameon=True, framealpha=0.9, edgecolor="0.6")  # not a data point
     ax.set_xlabel(f"PC1 ({explained[0]:.1%} of the variance)")
     ax.set_ylabel(f"PC2 ({explained[1]:.1%} of the variance)")
     ax.set_title(

@@ -136,3 +136,79 @@ def test_patching_and_attribution_in_a_browser(depth_dir, tmp_path):
             assert errors == []
         finally:
             browser.close()
+
+
+#: one field of a saved result, and what it is changed to
+DAMAGE = [
+    ("condition", "flip_rate", "x"),
+    ("condition", "units", "layer0/cell/1"),
+    ("condition", "units", ["layer9/cell/1"]),
+    ("condition", "random", [1, 2]),
+    ("pair", "top_after", [["a"], 3]),
+    ("pair", "kl_bits", float("inf")),
+    ("sweep", "rows", [["layer0/cell/1"]]),
+    ("sweep", "columns", ["x"]),
+    ("sweep", "pairs", "2"),
+    ("attribution", "text", 7),
+    ("attribution", "top_units", [{"unit": 3}, "x"]),
+    ("attribution", "unit", "layer0/cell/99"),
+    ("attribution", "value", "x"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,key,value", DAMAGE, ids=[f"{k}.{f}" for k, f, _ in DAMAGE])
+def test_a_damaged_result_is_left_out_with_one_warning(depth_dir, tmp_path, kind, key, value):
+    """One field of one saved result edited: the report still builds, says what it left out in
+    one warning, and keeps every other result."""
+    import shutil
+
+    from lstmprobe.report.causal_depth import attributions_section, patching_section
+    from lstmprobe.store import Recording
+    from lstmprobe.store.causal_results import (
+        ATTRIBUTIONS,
+        PATCHING,
+        Saved,
+        read_results,
+        write_results,
+    )
+
+    here = Recording.at(depth_dir["store"])
+    store = tmp_path / "acts.h5"
+    shutil.copy(depth_dir["store"], store)
+    fmt = ATTRIBUTIONS if kind == "attribution" else PATCHING
+    source = here.attributions if kind == "attribution" else here.patching
+    found = read_results(source, fmt)
+    pair = {
+        "kind": "pair",
+        "units": ["layer0/cell/1"],
+        "source": "A<b>",
+        "target": "B<b>",
+        "kl_bits": 0.1,
+        "top_before": [["a", 0.5]],
+        "top_after": [["b", 0.4]],
+    }
+    results = [*found.results, *([Saved(pair, {})] if kind == "pair" else [])]
+    edited, done = [], False
+    for r in results:
+        if not done and (kind == "attribution" or r.meta.get("kind") == kind):
+            r, done = Saved({**r.meta, key: value}, r.arrays), True
+        edited.append(r)
+    assert done
+    target = Recording.at(store)
+    write_results(
+        target.attributions if kind == "attribution" else target.patching,
+        fmt,
+        edited,
+        {k: v for k, v in found.attrs.items() if k not in ("format", "format_version", "created")},
+    )
+    warned: list[str] = []
+    with ActivationStore(store) as s:
+        if kind == "attribution":
+            section = attributions_section(s, warn=warned.append)
+        else:
+            section = patching_section(s, figures=False, warn=warned.append)
+        report = build_report(s, top=1, max_chars=200, figures=False, warn=warned.append)
+    assert section is not None, warned
+    assert len([w for w in warned if "ignored what cannot be used" in w]) >= 1, warned
+    assert report.html
