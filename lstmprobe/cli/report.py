@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -10,7 +11,16 @@ from lstmprobe.cli._common import echo_json, warn
 from lstmprobe.cli.options import choice_option, int_option, script_options, store_option
 from lstmprobe.names import Key
 
-KINDS = ("text", "gates", "saturation", "distributions", "separator", "heatmap", "dynamics")
+KINDS = (
+    "text",
+    "gates",
+    "saturation",
+    "distributions",
+    "separator",
+    "heatmap",
+    "dynamics",
+    "trajectories",
+)
 
 
 @click.command("plot")
@@ -19,7 +29,11 @@ KINDS = ("text", "gates", "saturation", "distributions", "separator", "heatmap",
 @click.option(
     "--unit", "-u", default=None, help="Unit to show (text, gates, dynamics), e.g. layer0/cell/17."
 )
-@click.option("--key", default=None, help="Dataset (heatmap, separator), e.g. layer0/hidden.")
+@click.option(
+    "--key", default=None, help="Dataset (heatmap, separator, trajectories), e.g. layer0/cell."
+)
+@click.option("--feature", "-f", default=None, help="Colour of the trajectories, e.g. count:a.")
+@int_option("--sequences", default=200, minimum=1, help="Sequences drawn (trajectories).")
 @click.option(
     "--layer", default=None, help="Layer (saturation, distributions; default: all / first)."
 )
@@ -50,6 +64,8 @@ def plot_command(
     store: str,
     unit: str | None,
     key: str | None,
+    feature: str | None,
+    sequences: int,
     layer: str | None,
     start: int,
     length: int | None,
@@ -74,6 +90,8 @@ def plot_command(
       separator      every unit's value at one char (--char) across sequences, grouped
       heatmap        every unit of one dataset (--key) over a span
       dynamics       a unit's state split into kept f*c(t-1) and written i*g, per char (--unit)
+      trajectories   a state (--key) on its first two principal components, each sequence a
+                     path, coloured by a feature (-f); fixed points (dynamics --fixed-points)
 
     \b
     Examples:
@@ -83,6 +101,7 @@ def plot_command(
         lstmprobe plot saturation -o sat.svg --svg
         lstmprobe plot separator --char X --key layer0/hidden --group-by first-char -o sep.png
         lstmprobe plot dynamics --unit layer0/cell/17 --start 1000 --length 80 -o keep.svg
+        lstmprobe plot trajectories --key layer0/cell -f count:a -o paths.png
     """
     from lstmprobe.errors import ReportError
     from lstmprobe.report import data
@@ -135,6 +154,8 @@ def plot_command(
             ]
             stats = data.summarize(s, gate_keys, progress=not quiet)
             fig = figures.saturation(stats, layers)
+        elif kind == "trajectories":
+            fig = _trajectories(s, key or _default_key(s, ("cell", "hidden")), feature, sequences)
         elif kind == "distributions":
             fig = figures.distributions(s, _layer(layer) if layer else None)
         elif kind == "separator":
@@ -167,9 +188,55 @@ def _layer(value: str) -> str:
     return f"layer{value}" if value.isdigit() else value
 
 
-def _default_key(s: object) -> str:
+def _trajectories(s: Any, key: str, feature: str | None, sequences: int) -> Any:
+    import json
+
+    import numpy as np
+
+    from lstmprobe.causal.state_space import trajectories
+    from lstmprobe.report.causal_figures import trajectories as draw
+    from lstmprobe.store import Recording
+
+    s.n_units(key)
+    tr = trajectories(s, key, max_sequences=sequences)
+    colour = None
+    if feature:
+        from lstmprobe.features import get_feature
+
+        feat = get_feature(feature)
+        colour = np.asarray(feat.labels(s.text, s.sequences), dtype=np.float64)[tr.positions]
+        feature = feat.name
+    fixed, stable, held = None, [], ""
+    path = Recording.at(s.path).fixed_points
+    if path.exists():
+        found = json.loads(path.read_text(encoding="utf-8"))
+        keys = [tuple(k) for k in found.get("keys", [])]
+        if found.get("model_sha256") in (None, s.model_sha256) and key in dict(keys):
+            from lstmprobe.causal.state_space import key_of
+
+            part = key_of(keys, key)  # type: ignore[arg-type]
+            states = np.array([p["state"] for p in found.get("points", [])], dtype=np.float64)
+            if len(states):
+                fixed = tr.components.project(states[:, part])
+                stable = [bool(p["stable"]) for p in found["points"]]
+                held = str(found.get("input", ""))
+    ax = draw(
+        tr.points,
+        tr.sequences,
+        colour,
+        tr.components.explained[:2].tolist(),
+        feature=feature or "",
+        key=key,
+        fixed=fixed,
+        fixed_stable=stable,
+        fixed_input=held,
+    )
+    return ax.figure
+
+
+def _default_key(s: object, order: tuple[str, ...] = ("hidden", "cell")) -> str:
     keys = s.keys  # type: ignore[attr-defined]
-    for q in ("hidden", "cell"):
+    for q in order:
         for k in keys:
             if Key.parse(k).quantity == q:
                 return k

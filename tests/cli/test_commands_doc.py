@@ -35,6 +35,8 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "plot": ("lstmprobe.report.figures", "unit_text"),
     "ablate": ("lstmprobe.causal", "run_ablation"),
     "dynamics": ("lstmprobe.causal", "gate_dynamics"),
+    "patch": ("lstmprobe.causal", "patch"),
+    "attribute": ("lstmprobe.causal", "attribute"),
     "export": ("lstmprobe.interop", "export_lstmvis"),
     "import lstmvis": ("lstmprobe.interop", "import_lstmvis"),
     "consolidate": ("lstmprobe.store", "consolidate"),
@@ -46,11 +48,16 @@ ALSO: dict[str, str] = {
     "ablate": "the recording's part (`--store`, `--top`, `--mode mean`) is `causal.plan_ablation`",
     "export": "`--format explorer` runs `interop.export_explorer`",
     "plot": "one function per KIND: `unit_internals`, `saturation`, "
-    "`distributions`, `separator`, `heatmap`, `keep_write`",
+    "`distributions`, `separator`, `heatmap`, `keep_write`, `trajectories` "
+    "(`report.causal_figures.trajectories` over `causal.trajectories`)",
     "info": "`lstmprobe.store.ActivationStore(store).summary()`",
-    "dynamics": "the drivers' model: `causal.drivers_model`; with `--dask`, "
+    "dynamics": "the drivers' model: `causal.drivers_model`; `--fixed-points` runs "
+    "`causal.fixed_points` from `causal.state_space.sample_states`; with `--dask`, "
     "`distributed.gate_dynamics(..., client=)`",
     "record": "with `--dask`, `distributed.record_corpus(..., client=connect(ADDRESS))`",
+    "patch": "`--pairs` runs `causal.patch_pairs` (pairs read by `text.read_pairs`), "
+    "`--sweep` `causal.patch_sweep`; `--top` reads `causal.top_conditions`",
+    "tasks": "`--pairs` runs `lm.tasks.write_pairs`",
 }
 for _name in ("find-neurons", "ablate"):
     ALSO[_name] += f"; with `--dask`, `distributed.{FUNCTIONS[_name][1]}(..., client=)`"
@@ -64,7 +71,8 @@ ALSO_TAKES: dict[str, tuple[tuple[str, str], ...]] = {
     "find-neurons": (("lstmprobe.causal", "with_causal_columns"),
                      ("lstmprobe.causal", "run_ablation")),
     "ablate": (("lstmprobe.causal", "plan_ablation"),),
-    "dynamics": (("lstmprobe.causal", "drivers_model"),),
+    "dynamics": (("lstmprobe.causal", "drivers_model"), ("lstmprobe.causal", "fixed_points")),
+    "patch": (("lstmprobe.causal", "patch_pairs"), ("lstmprobe.causal", "patch_sweep")),
     "export": (("lstmprobe.interop", "export_explorer"),),
 }  # fmt: skip
 #: an option that sets a parameter of another name, or its opposite
@@ -81,6 +89,12 @@ SETS: dict[tuple[str, str], str] = {
     ("find-neurons", "ablate_k"): "`k` of `with_causal_columns`",
     ("find-neurons", "no_save"): "*CLI* (no `save_ranking`)",
     ("ablate", "no_save"): "*CLI* (no saved per-char results)",
+    ("patch", "pairs_path"): "`pairs` (the file read by `text.read_pairs`)",
+    ("patch", "units"): "`units` (`patch`), `conditions` (`patch_pairs`), `rows` (`patch_sweep`)",
+    ("patch", "sweep"): "*CLI* (runs `patch_sweep`)",
+    ("patch", "no_save"): "*CLI* (no saved results)",
+    ("attribute", "corpus"): "`text` (the corpus read)",
+    ("attribute", "no_save"): "*CLI* (no saved attribution)",
     ("record", "shard_chars"): "`shard_chars` of `distributed.record_corpus`",
     ("consolidate", "source"): "`source`",
     ("consolidate", "store"): "`source` (when STORE is not given)",

@@ -226,7 +226,7 @@ def test_a_sharded_store_is_verified_shard_by_shard(recordings, tmp_path: Path) 
     assert shard.stat().st_size == size
     with ActivationStore(store) as s:  # opening checks identities, not values
         s.read("layer0/cell", 0, 3)
-        with pytest.raises(StoreError, match="shard .*shard-00001.h5 .* was changed after"):
+        with pytest.raises(StoreError, match=r"shard .*shard-00001\.h5 .* was changed after"):
             s.read("layer0/cell")
         assert s.verify(["layer0/hidden"]) == {"layer0/hidden": True}
     with pytest.raises(StoreError, match="layer0/cell do not match"):
