@@ -89,12 +89,15 @@ def condition_entry(
     *,
     settings: dict[str, Any],
     base_task: dict[str, Any] | None,
+    possible: int | None = None,
 ) -> dict[str, Any]:
     """One condition's JSON-ready result: its loss summary, its ``random`` draws' mean, spread
-    and the p-value of its effect among them (``delta_on`` with a feature, else ``delta``),
-    task accuracies with ``task=True``, and its :func:`verdict`.
+    and the p-value of its effect among them (``delta_on`` with a feature, else ``delta``) with
+    its floor ``1 / (1 + n)``, task accuracies with ``task=True``, and its :func:`verdict`.
 
-    ``settings`` holds ``mode``, ``value``, ``feature`` (its name or None) and ``seed``.
+    ``settings`` holds ``mode``, ``value``, ``feature`` (its name or None), ``feature_at`` and
+    ``on`` (how the feature was read: ``state``/``target``, and the rule, e.g. ``quote = 1``)
+    and ``seed``; ``possible`` is the number of distinct random sets there were to draw.
     """
     summary, _, comp = chosen
     with_feature = settings["feature"] is not None
@@ -104,6 +107,8 @@ def condition_entry(
         "mode": settings["mode"],
         "value": settings["value"] if settings["mode"] == "clamp" else None,
         "feature": settings["feature"],
+        "feature_at": settings.get("feature_at"),
+        "on": settings.get("on"),
         **summary,
     }
     r_on, r_on_sd = mean_sd([r[0].get(metric) for r in random])
@@ -119,6 +124,8 @@ def condition_entry(
         "delta_sd": r_all_sd,
         "p_value": p_value(summary.get(metric), [r[0].get(metric) for r in random]),
         "p_value_of": metric,
+        "p_floor": 1 / (1 + len(random)) if random else None,
+        "possible": possible,
         "seed": settings["seed"],
         "draws": [
             {
@@ -154,24 +161,52 @@ def _units_text(units: Sequence[str]) -> str:
     return units[0] if len(units) == 1 else f"{len(units)} units ({', '.join(units)})"
 
 
+_AT = {"state": "read at t, where the model predicts from", "target": "read at the predicted char"}
+
+
+def p_text(p: float, n: int, possible: int | None = None) -> str:
+    """A p-value with its floor: ``p = 0.100: the smallest possible with 9 random sets (all
+    there are)``.
+
+    Examples
+    --------
+    >>> p_text(0.1, 9, possible=9)
+    'p = 0.100: the smallest possible with 9 random sets (all there are)'
+    >>> p_text(1 / 21, 20)
+    'p = 0.048: the smallest possible with 20 random sets — `n_random=99` gives a finer test'
+    >>> p_text(0.5, 99)
+    'p = 0.500 (floor 0.010 with 99 random sets)'
+    """
+    floor = 1 / (1 + n)
+    if p > floor * (1 + 1e-9):
+        return f"p = {p:.3f} (floor {floor:.3f} with {n} random sets)"
+    line = f"p = {p:.3f}: the smallest possible with {n} random sets"
+    if possible is not None and possible <= n:
+        return line + " (all there are)"
+    if n < 99:
+        return line + " — `n_random=99` gives a finer test"
+    return line
+
+
 def verdict(c: dict[str, Any]) -> str:
-    """One readable line for a condition, e.g. ``ablating layer0/cell/34 (zero) costs ...``."""
+    """One readable line for a condition, e.g. ``zeroing layer0/cell/34 costs ... p = ...``."""
     how = {"zero": "zeroing", "mean": "mean-ablating", "clamp": f"clamping to {c.get('value')}"}
     what = f"{how.get(c['mode'], c['mode'])} {_units_text(c['units'])}"
     r = c["random"]
     if c.get("feature"):
+        rule = c.get("on") or f"{c['feature']} is on"
+        at = _AT.get(c.get("feature_at") or "", "")
         line = (
-            f"{what} costs {c['delta_on']:+.3f} bits/char where {c['feature']} is on "
-            f"({c['positions_on']:,} chars), {c['delta_off']:+.3f} where off; "
+            f"{what} costs {c['delta_on']:+.3f} bits/char where {rule} ({at}; "
+            f"{c['positions_on']:,} chars), {c['delta_off']:+.3f} elsewhere; "
         )
         rand_mean, rand_sd = r.get("delta_on_mean"), r.get("delta_on_sd")
     else:
         line = f"{what} costs {c['delta']:+.3f} bits/char ({c['positions']:,} chars); "
         rand_mean, rand_sd = r.get("delta_mean"), r.get("delta_sd")
     if r["n"]:
-        line += (
-            f"{r['n']} random same-size sets cost {rand_mean:+.3f} ± {rand_sd:.3f}; "
-            f"p = {r['p_value']:.3f}"
+        line += f"{r['n']} random same-size sets cost {rand_mean:+.3f} ± {rand_sd:.3f}; " + p_text(
+            r["p_value"], r["n"], r.get("possible")
         )
     else:
         line += "no random units compared (none drawn)"

@@ -8,6 +8,7 @@ import click
 
 from lstmprobe.cli._common import echo_json, handle_errors, require_writable, resolve_corpus
 from lstmprobe.cli.options import (
+    choice_option,
     int_option,
     path_or_stdout_option,
     quiet_option,
@@ -16,6 +17,7 @@ from lstmprobe.cli.options import (
     store_option,
     trust_option,
 )
+from lstmprobe.errors import for_cli
 
 
 def _parse_mode(mode: str) -> tuple[str, float | None]:
@@ -44,13 +46,27 @@ def _parse_mode(mode: str) -> tuple[str, float | None]:
     help="The top K units of -f FEATURE in STORE.rankings.json, each alone and all together.",
 )
 @click.option("--feature", "-f", default=None, help="Where the units should matter (on vs off).")
+@choice_option(
+    "--feature-at",
+    choices=("state", "target"),
+    default="state",
+    help="Read FEATURE at t, where the model stands when it predicts char t+1 (state), or at "
+    "the predicted char t+1 (target).",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="FEATURE is on above this value [default: 1 for a binary feature, not 0 for a "
+    "continuous one].",
+)
 @click.option("--mode", default="zero", show_default=True, help="zero | mean | clamp:V.")
 @int_option(
     "--random",
     "n_random",
-    default=20,
     minimum=0,
-    help="Random same-size unit sets of the same layer and quantity per condition.",
+    help="Random same-size unit sets of the same layer and quantity per condition [default: "
+    "99, so that p can reach 0.01; every distinct set where there are fewer].",
 )
 @int_option("--seed", default=0, help="Seed of the random draws.")
 @reset_option("How the model reads the corpus; default: as the store was recorded, else none.")
@@ -68,8 +84,10 @@ def ablate_command(
     units: tuple[str, ...],
     top: int | None,
     feature: str | None,
+    feature_at: str,
+    threshold: float | None,
     mode: str,
-    n_random: int,
+    n_random: int | None,
     seed: int,
     reset: str | None,
     task: bool,
@@ -83,16 +101,19 @@ def ablate_command(
 
     Runs MODEL over CORPUS as it is and with the units set to zero, their mean over the
     recording, or a constant, at every position; reports the change of the loss in bits
-    per char where FEATURE is on and where it is off (read at the predicted char), the
-    same for --random sets of units of the same layer and quantity, and the p-value of
-    the chosen units' effect among them. The per-char loss differences are saved beside
-    the store (acts.h5 -> acts.ablations.h5).
+    per char where FEATURE is on and where it is off, the same for --random sets of units
+    of the same layer and quantity, and the p-value of the chosen units' effect among
+    them, with its floor 1/(1 + random sets). The loss of predicting char t+1 counts as
+    on where FEATURE is on at t, where the model stands when it predicts (--feature-at
+    target: at t+1). The per-char loss differences are saved beside the store (acts.h5
+    -> acts.ablations.h5).
 
     \b
     Examples:
         lstmprobe ablate model.pt corpus.txt --unit layer0/cell/17 -f quote
         lstmprobe ablate model.pt corpus.txt --top 4 -f quote --random 20 --json out.json
-        lstmprobe ablate counter.pt counter.txt --reset line --unit layer0/cell/7 --task --random 9
+        lstmprobe ablate counter.pt counter.txt --reset line --unit layer0/cell/7 --task
+        lstmprobe ablate counter.pt counter.txt --unit layer0/cell/7 -f count:a --threshold 5
         lstmprobe ablate code-lstm sample:code --mode mean --unit layer1/hidden/3 -f indent
     """
     from lstmprobe.causal import AblationError, check_selection, plan_ablation, run_ablation
@@ -142,6 +163,8 @@ def ablate_command(
         n_random=n_random,
         seed=seed,
         task=task,
+        feature_at=feature_at,  # type: ignore[arg-type]
+        threshold=threshold,
         progress=not quiet,
     )
     out = result.to_dict()
@@ -160,6 +183,7 @@ def ablate_command(
                 "corpus_sha256": corpus_sha256(text),
                 "reset": plan.reset,
                 "feature": feature or "",
+                "feature_at": feature_at if feature else "",
             },
         )
         out["saved"] = str(plan.saved_to)
@@ -171,7 +195,7 @@ def ablate_command(
 
         write_json_atomic(json_path, out)
     for cond in result.conditions:
-        click.echo(cond["verdict"])
+        click.echo(for_cli(cond["verdict"]))
     if not quiet and not no_save:
         click.echo(f"saved {plan.saved_to}")
 

@@ -4,11 +4,14 @@
 Layout (format ``lstmprobe.ablations``, version 1)::
 
     /                      attrs: format, format_version, created, store, model_sha256,
-                           corpus_sha256, reset, feature (or ""), summary (JSON of the conditions)
+                           corpus_sha256, reset, feature (or ""), feature_at ("state": read at
+                           t, where the model predicts char t+1; "target": at t+1; "" without a
+                           feature), summary (JSON of the conditions)
     /base_bits             float32 (N,)  -log2 p(actual next char) without intervention; NaN where
                                          a position has no next char in its sequence
-    /feature_on            int8 (N,)     1 where the feature is on at the predicted char, 0 off,
-                                         -1 undefined (only with a feature)
+    /feature_on            int8 (N,)     at t: 1 where the feature is on for the loss of predicting
+                                         char t+1 (as feature_at reads it), 0 off, -1 undefined
+                                         (only with a feature)
     /conditions/{i}        attrs: units (JSON list), mode, value, verdict
     /conditions/{i}/delta_bits               float32 (N,) bits with minus bits without
     /conditions/{i}/random_mean_delta_bits   float32 (N,) the same, averaged over the random draws
