@@ -43,5 +43,6 @@ for _command in (
     report.plot_command,
     causal.ablate_command,
     causal.dynamics_command,
+    causal.profile_command,
 ):
     main.add_command(_command)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 import click
@@ -286,3 +288,107 @@ def format_dynamics(result: dict[str, Any], top: int) -> str:
             f"{writes} / {resets}{driver}"
         )
     return "\n".join(lines)
+
+
+@click.command("profile")
+@store_option
+@click.option(
+    "--unit", "-u", "unit", required=True, help="The unit, e.g. layer0/cell/4 (any quantity of it)."
+)
+@click.option(
+    "--by",
+    default="char",
+    show_default=True,
+    help="Group positions by the char just read, or by the value of a FEATURE there.",
+)
+@int_option("--top", default=30, minimum=1, help="Groups shown (the most frequent chars).")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    help="Also draw the profile (PNG, or SVG for a .svg name): bars of the means, ± sd.",
+)
+@script_options
+def profile_command(
+    store: str,
+    unit: str,
+    by: str,
+    top: int,
+    output: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """A unit's cell, hidden, gates and candidate per input char (or feature value).
+
+    For each char just read (or each value of --by FEATURE), the number of positions
+    and the mean ± sd of every quantity of the unit there, and the two parts of its
+    state's change: forgotten (f-1)*c(t-1) and written i*g, delta = forgotten + written.
+    "Does the input gate ignore the X's while the candidate fires on them?"
+
+    \b
+    Examples:
+        lstmprobe profile --unit layer0/cell/4
+        lstmprobe profile --unit layer0/cell/4 --by count:a@char:Y --json
+        lstmprobe profile --unit layer0/cell/4 -o profile.png
+    """
+    from lstmprobe.causal.profile import profile
+    from lstmprobe.report import data
+
+    with data.open_store(store) as s:
+        if output:
+            from lstmprobe.report.output import check_writable
+
+            check_writable(Path(output))
+        result = profile(s, unit, by, progress=not quiet)
+    shown = result.top(top)
+    if output:
+        from lstmprobe.report import figures
+        from lstmprobe.report.output import save_figure
+
+        fmt = "svg" if output.lower().endswith(".svg") else "png"
+        save_figure(figures.profile_figure(shown), Path(output), fmt, 150)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    click.echo(format_profile(shown, len(result.groups)))
+    if output and not quiet:
+        click.echo(f"wrote {output}")
+
+
+#: short column names of a profile's quantities
+_SHORT = {"input_gate": "input", "forget_gate": "forget", "output_gate": "output",
+          "reset_gate": "reset", "update_gate": "update"}  # fmt: skip
+
+
+def format_profile(p: Any, total_groups: int) -> str:
+    """The ``lstmprobe profile`` table: a row per group, ``mean ±sd`` per quantity, and one
+    line per column saying what it is."""
+    from lstmprobe.causal.profile import MEANINGS
+    from lstmprobe.report.theme import glyph
+
+    what = "the char just read" if p.by == "char" else f"the value of {p.by}"
+    lines = [f"{p.unit()} ({p.kind}) by {what}: {p.positions:,} positions"]
+    head = "value" if p.by != "char" else "char"
+    cols = [_SHORT.get(q, q) for q in p.quantities]
+    lines.append(f"  {head:<8} {'count':>8}" + "".join(f"  {c:>12}" for c in cols))
+    for gi, g in enumerate(p.groups):
+        label = repr(glyph(g)) if p.by == "char" else g
+        cells = "".join(
+            f"  {_mean_sd(p.mean[qi, gi, 0], p.sd[qi, gi, 0]):>12}"
+            for qi in range(len(p.quantities))
+        )
+        lines.append(f"  {label:<8} {int(p.counts[gi]):>8,}{cells}")
+    if total_groups > len(p.groups):
+        lines.append(f"  ({total_groups - len(p.groups)} rarer groups not shown; --top, --json)")
+    lines.append("  columns: mean ±sd over the positions of the group (population sd)")
+    for q, c in zip(("count", *p.quantities), ("count", *cols)):
+        lines.append(f"  {c:>10}: {MEANINGS.get(q, q)}")
+    for why in p.left_out:
+        lines.append(f"  not shown: {why}")
+    return "\n".join(lines)
+
+
+def _mean_sd(m: float, sd: float) -> str:
+    if not math.isfinite(m):
+        return "–"
+    return f"{m:+.2f} ±{sd:.2f}"
