@@ -32,7 +32,7 @@ from lstmprobe.report.text_figures import (
     unit_text,
 )
 from lstmprobe.report.theme import GLYPHS, MONO, THEME, glyph, layout, themed
-from lstmprobe.report.unit_figures import profile_figure, random_effects
+from lstmprobe.report.unit_figures import profile_figure, random_effects, random_effects_grid
 
 __all__ = [
     "GLYPHS",
@@ -48,6 +48,7 @@ __all__ = [
     "probe_curve",
     "profile_figure",
     "random_effects",
+    "random_effects_grid",
     "saturation",
     "separator",
     "themed",

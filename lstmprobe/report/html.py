@@ -6,7 +6,8 @@ else runs. What it embeds (docs/report.md):
 
 * the explorer's text: ``max_chars`` chars from ``start``, and for every shown unit its value at
   each of them, quantised to 8 bits along the unit's fixed colour scale
-  (:meth:`~lstmprobe.report.colors.Scale.quantize`: a step of ``(vmax - vmin) / 255``);
+  (:meth:`~lstmprobe.report.colors.Scale.quantize`: codes 1..253 inside the range, a step of
+  ``(vmax - vmin) / 252``; 0 and 255 beyond it, marked in the text);
 * per-unit summaries over the whole recording (mean, std, min, max, gate saturation);
 * with a ranking: per feature its summary, probe curve, top units with scores, intervals, held-out
   metrics, selectivity and an ROC-suggested threshold, and for each top unit its coloured text on
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import GATES, lut, scale_for
+from lstmprobe.report.colors import GATES, Range, code_palette, scale_for
 from lstmprobe.report.data import (
     KeyStats,
     Warn,
@@ -107,6 +108,7 @@ def build_report(
     figures: bool = True,
     progress: bool = False,
     warn: Warn = None,
+    rng: Range | str | None = None,
 ) -> Report:
     """Render the report of one recording (and its ranking, when there is one).
 
@@ -127,6 +129,9 @@ def build_report(
         Units embedded per dataset (the first ones, plus every top-ranked unit); default all.
     figures : bool
         Embed the saturation, distribution and probe-curve figures (matplotlib).
+    rng : Range or str, optional
+        How each unit's colour range is chosen: ``p99`` (default), ``pNN``, ``max`` or
+        ``LO,HI`` (:class:`~lstmprobe.report.colors.Range`).
 
     Examples
     --------
@@ -138,6 +143,7 @@ def build_report(
 
     if max_chars < 1:
         raise ReportError(f"`max_chars` must be at least 1, got {max_chars}")
+    rng = Range.parse(rng)
     if ranking is None and use_rankings:
         ranking = load_rankings(store, rankings_path, warn)
     feats: list[str] = []
@@ -179,7 +185,7 @@ def build_report(
         s = stats[key]
         idx = shown[key]
         values = store.read(key, a, b, units=idx)  # (L, units)
-        scales = [s.scale(i) for i in idx]
+        scales = [s.scale(i, rng) for i in idx]
         q = (
             np.stack([sc.quantize(values[:, j]) for j, sc in enumerate(scales)])
             if idx
@@ -213,7 +219,7 @@ def build_report(
         n_shown += len(idx)
 
     feature_data, thresholds = (
-        feature_sections(store, ranking, top_rows, stats, progress=progress)
+        feature_sections(store, ranking, top_rows, stats, progress=progress, rng=rng)
         if feats and ranking is not None
         else ([], {})
     )
@@ -232,6 +238,9 @@ def build_report(
     from lstmprobe.report.causal_views import causal_payload
 
     causal = causal_payload(store, stats, sorted(top_units), figures=figures, warn=warn)
+    from lstmprobe.report.profiles import profile_payload
+
+    profiles = profile_payload(store, sorted(top_units), warn=warn, progress=progress)
     initial = top_rows[feats[0]][0]["unit"] if feats and top_rows[feats[0]] else f"{keys[0]}/0"
     model = store.model.get("config", store.model) if isinstance(store.model, dict) else {}
     payload = {
@@ -246,7 +255,8 @@ def build_report(
             "corpus_sha256": store.corpus_sha256,
             "rankings": bool(feats),
         },
-        "palettes": {k: lut(k).tolist() for k in ("diverging", "sequential")},
+        "palettes": {k: code_palette(k).tolist() for k in ("diverging", "sequential")},
+        "range": str(rng),
         "window": {"start": a, "text": store.read_text(a, b)},
         "keys": key_data,
         "features": feature_data,
@@ -254,6 +264,7 @@ def build_report(
         "thresholds": thresholds,
         "figures": figs,
         "initial": initial,
+        "profiles": profiles,
         **causal,
     }
     page, fragment = render(payload, title=f"lstmprobe report: {store.path.name}")
@@ -321,15 +332,23 @@ def _figures(
     return out
 
 
-def text_page(store: ActivationStore, unit: str, start: int, stop: int, width: int = 100) -> str:
-    """A small self-contained page: one unit's coloured text over ``[start, stop)``, with hover."""
+def text_page(
+    store: ActivationStore,
+    unit: str,
+    start: int,
+    stop: int,
+    width: int = 100,
+    rng: Range | str | None = None,
+) -> str:
+    """A small self-contained page: one unit's coloured text over ``[start, stop)``, with hover
+    (``rng``: how its colour range is chosen)."""
     key, index = check_unit(store, unit)
-    scale = unit_scale(store, unit)
+    scale = unit_scale(store, unit, rng)
     values = store.read(key, start, stop, units=[index])[:, 0]
     payload = {
         "mode": "text",
         "meta": {"store": str(store.path), "positions": store.n_positions},
-        "palettes": {k: lut(k).tolist() for k in ("diverging", "sequential")},
+        "palettes": {k: code_palette(k).tolist() for k in ("diverging", "sequential")},
         "window": {"start": start, "text": store.read_text(start, stop)},
         "keys": [
             {
@@ -360,8 +379,8 @@ def text_page(store: ActivationStore, unit: str, start: int, stop: int, width: i
 def render(payload: dict[str, Any], title: str) -> tuple[str, str]:
     """The page and the notebook fragment for ``payload`` (one script, one style, the data)."""
     skeleton, script, style = asset("skeleton.html"), asset("report.js"), asset("report.css")
-    script += asset("causal.js")
-    style += asset("causal.css")
+    script += asset("causal.js") + asset("profile.js")
+    style += asset("causal.css") + asset("profile.css")
     rid = "lpr-" + uuid.uuid4().hex[:8]
     data = json.dumps(compact(payload), ensure_ascii=False, separators=(",", ":"))
     data = data.replace("<", "\\u003c")  # no </script> or <!-- inside the script element

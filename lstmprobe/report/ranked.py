@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from lstmprobe.probes.ranking import Ranking
+from lstmprobe.report.colors import Range
 from lstmprobe.report.data import KeyStats, passage, top_spans
 from lstmprobe.report.feature_scan import FeatureScan, pick_changes, scan_features
 from lstmprobe.report.output import compact, png_uri, uint8_b64
@@ -28,9 +29,11 @@ def feature_sections(
     top_rows: dict[str, list[dict[str, Any]]],
     stats: dict[str, KeyStats],
     progress: bool = False,
+    rng: Range | str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """The sections of the features in ``top_rows`` (feature -> its top rows, best first), and
-    the ROC thresholds of their units (unit -> feature -> threshold), from one streaming pass."""
+    the ROC thresholds of their units (unit -> feature -> threshold), from one streaming pass;
+    ``rng``: how the units' colour ranges are chosen (:class:`~lstmprobe.report.colors.Range`)."""
     feats = list(top_rows)
     want = {
         f: [(r["unit"], int(r["sign"]) if r.get("sign") else 1) for r in top_rows[f]] for f in feats
@@ -46,7 +49,7 @@ def feature_sections(
                 "fpr": t.fpr,
                 "sign": t.sign,
             }
-    return _sections(store, ranking, feats, top_rows, stats, scans), thresholds
+    return _sections(store, ranking, feats, top_rows, stats, scans, Range.parse(rng)), thresholds
 
 
 def _sections(
@@ -56,6 +59,7 @@ def _sections(
     top_rows: dict[str, list[dict[str, Any]]],
     stats: dict[str, KeyStats],
     scans: dict[str, FeatureScan],
+    rng: Range,
 ) -> list[dict[str, Any]]:
     out = []
     for f in feats:
@@ -82,7 +86,7 @@ def _sections(
             for u in s["units"]:
                 key, index = parse_unit(u)
                 v = store.read(key, s["start"], s["stop"], units=[index])[:, 0]
-                vals[u] = uint8_b64(stats[key].scale(index).quantize(v))
+                vals[u] = uint8_b64(stats[key].scale(index, rng).quantize(v))
             passages.append(
                 {
                     "kind": s["kind"],

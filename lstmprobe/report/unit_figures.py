@@ -134,12 +134,17 @@ def random_effects(condition: dict[str, Any], ax: Any = None) -> Any:
         else ""
     )
     p, floor = r.get("p_value"), r.get("p_floor")
+    every = " (all there are)" if r.get("possible") is not None and r["possible"] <= r["n"] else ""
     p_line = (
-        "no random sets" if p is None else f"p = {p:.3f} (floor {floor:.3f} with {r['n']} sets)"
+        "no random sets"
+        if p is None or floor is None
+        else f"p = {p:.3f}; its floor is {floor:.3f} with {r['n']} random sets{every}"
     )
     left = len(draws) - len(finite)
+    verb = {"zero": "zeroing", "mean": "mean-ablating", "clamp": "clamping"}
+    mode = verb.get(condition.get("mode", ""), condition.get("mode", ""))
     ax.set_title(
-        f"{condition.get('mode', '')} {name}: Δ bits/char{where}\n{p_line}"
+        f"{mode} {name}: Δ bits/char{where}\n{p_line}"
         + (f"; {left} non-finite draws left out" if left else ""),
         loc="left",
     )
@@ -147,3 +152,23 @@ def random_effects(condition: dict[str, Any], ax: Any = None) -> Any:
     ax.set_ylabel("random sets")
     ax.legend(frameon=False, loc="upper right", fontsize=6)
     return ax
+
+
+@themed
+def random_effects_grid(conditions: list[dict[str, Any]], columns: int = 2) -> Any:
+    """:func:`random_effects` for each condition of an ablation, in a grid. Returns the
+    Figure."""
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(conditions))
+    cols = min(columns, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5.2 * cols, 2.4 * rows), squeeze=False, layout="constrained"
+    )
+    for i, ax in enumerate(axes.ravel()):
+        if i < len(conditions):
+            random_effects(conditions[i], ax=ax)
+        else:
+            ax.set_visible(False)
+    return fig

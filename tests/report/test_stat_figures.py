@@ -35,10 +35,14 @@ def test_saturation_is_one_dot_per_unit_of_each_gate(lstm_store):
 def test_distributions_compare_cell_and_hidden(lstm_store):
     with ActivationStore(lstm_store) as store:
         fig = stat_figures.distributions(store, "layer1")
-        assert "cell vs hidden" in fig.axes[0].get_title(loc="left")
-        legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+        boxes, pooled = fig.axes
+        assert "cell vs hidden" in boxes.get_title(loc="left")
+        assert boxes.get_yscale() == "linear"  # a readable axis, no symlog
+        assert boxes.get_legend().get_bbox_to_anchor() is not None  # beside, not over, a unit
+        legend = [t.get_text() for t in pooled.get_legend().get_texts()]
         hidden = store.read("layer1/hidden")
-        assert legend[1] == f"hidden: std {hidden.std():.2f}"
+        assert legend[1] == f"hidden: sd {hidden.std():.2f}"
+        assert [t.get_text() for t in boxes.get_xticklabels()] == ["0", "1", "2"]
 
 
 def test_separator_sorts_sequences_by_group(task_store):
