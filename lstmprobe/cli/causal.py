@@ -287,6 +287,19 @@ def format_dynamics(result: dict[str, Any], top: int) -> str:
             f"{u['write_share']:>6.3f} {u['held']:>5.2f} {u['reset']:>5.2f}  "
             f"{writes} / {resets}{driver}"
         )
+    lines += [
+        "  columns:",
+        "    timescale  -1/ln(mean keep gate) in steps: how long the state lasts if the gate sat"
+        " at its mean (inf: mean keep gate 1)",
+        "    keep f     mean forget gate f in [0, 1] (GRU: update gate z); 1 keeps all of the state",
+        "    write      share of each update that is new, mean |i*g| / (|f*c(t-1)| + |i*g|), in"
+        " [0, 1]",
+        "    held       share of positions with f > 0.9 and i < 0.1 (the state kept untouched)",
+        "    reset      share of positions with f < 0.1 (the state thrown away)",
+        "    writes at / resets at  the chars after which the mean write is largest (signed) /"
+        " the keep gate lowest; strongest driver: the unit whose hidden state feeds it most"
+        " through W_hh, into which gate, with the weight",
+    ]
     return "\n".join(lines)
 
 

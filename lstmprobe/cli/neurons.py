@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from lstmprobe.cli._common import echo_json, fail, handle_errors, require_writable, warn
@@ -99,7 +101,12 @@ def features_command(as_json: bool, quiet: bool) -> None:
     "effect and p-value against random units as columns (docs/causal.md).",
 )
 @click.option("--model", "model_path", default=None, help="The recorded model, for --ablate.")
-@int_option("--ablate-random", default=20, minimum=0, help="Random units per ablated unit.")
+@int_option(
+    "--ablate-random",
+    minimum=0,
+    help="Random units per ablated unit [default: 99, so that p can reach 0.01; every other "
+    "unit of the layer where there are fewer].",
+)
 @trust_option
 @quiet_option
 @handle_errors
@@ -120,7 +127,7 @@ def find_neurons_command(
     no_save: bool,
     ablate_k: int | None,
     model_path: str | None,
-    ablate_random: int,
+    ablate_random: int | None,
     trust_pickle: bool,
     quiet: bool,
 ) -> None:
@@ -218,6 +225,8 @@ def find_neurons_command(
         click.echo(ranking.to_csv(), nl=False)
     if not json_stdout and not csv_stdout:
         click.echo(ranking.format_table(top), nl=False)
+        if not quiet:
+            click.echo(column_notes(ranking, top))
         if saved is not None and not quiet:
             kept = [f for f in merged.features if f not in ranking.features]
             more = f" (with the earlier {', '.join(kept)})" if kept else ""
@@ -232,3 +241,52 @@ def _output(flag: str, given: str | None, out: str | None) -> tuple[bool, str | 
     if len(files) > 1:
         fail(f"{flag} {given} and {flag}-out {out} name two files; give one")
     return stdout, files.pop() if files else None
+
+
+def column_notes(ranking: Any, top: int) -> str:
+    """One line per column the find-neurons table shows: what it is and its range."""
+    rows = [r for name in ranking.features for r in ranking.for_feature(name)[:top]]
+    if not rows:
+        return ""
+
+    def shown(column: str) -> bool:
+        return any(r.get(column) is not None for r in rows)
+
+    kinds = {s.get("kind") for s in ranking.features.values() if "skipped" not in s}
+    score = []
+    if "binary" in kinds:
+        score.append("binary feature: ROC AUC of the unit, folded to [0.5, 1] (0.5 = chance)")
+    if "continuous" in kinds:
+        score.append("continuous feature: |Spearman| in [0, 1] (0 = no monotone relation)")
+    lines = ["  columns:", f"    score     {'; '.join(score)}; on every position"]
+    lines.append("    sign      + the unit is higher where the feature is on (or larger), - lower")
+    if shown("test_metric"):
+        lines += [
+            "    held-out  the same metric on held-out contiguous test blocks, the sign fitted on"
+            " the train blocks (AUC: 0.5 chance, 1 perfect; Spearman: 0 chance, 1 perfect)",
+            "    control   the same on control labels: a random label per char type, with the"
+            " feature's values (Hewitt & Liang); high = the unit reacts to which char it read",
+            "    select.   held-out - control, in [-1, 1]: 0 = no better on the feature than on"
+            " the meaningless char-type control; > 0 = it tracks the feature beyond which char it"
+            " read; < 0 = it fits the char-type control better than the feature (a char detector)",
+            "    sample [95% interval]  the score on the probe's sampled positions, and a block"
+            " bootstrap interval of it",
+        ]
+    if shown("causal_p_value"):
+        lines += [
+            "    ablated   bits/char lost where the feature is on (read where the model"
+            " predicts) when the unit is zeroed; > 0: the model needs it there",
+            "    random    the same for random units of its layer and quantity (mean)",
+            "    p         the share of random units at least as costly, counting the unit: its"
+            " floor is 1/(1 + random units)",
+        ]
+    if any(
+        (s.get("probe") or {}).get("test_metric") is not None for s in ranking.features.values()
+    ):
+        lines.append(
+            "  the summary line's probe on many units can learn any per-char labelling, so its"
+            " control is near its held-out metric by design (selectivity near 0); 'beyond the"
+            " char' (its held-out metric minus a probe on the current char alone) says what the"
+            " units know beyond the char"
+        )
+    return "\n".join(lines)

@@ -120,8 +120,12 @@ def _predicted(values: np.ndarray | None, a: int, b: int) -> list[float | None] 
     return out
 
 
-def ablation_sections(store: ActivationStore, abl: dict[str, Any]) -> dict[str, Any]:
-    """The payload of the Ablations section and of the unit cards (JSON-ready)."""
+def ablation_sections(
+    store: ActivationStore, abl: dict[str, Any], figures: bool = False
+) -> dict[str, Any]:
+    """The payload of the Ablations section and of the unit cards (JSON-ready); with
+    ``figures``, each condition's random units behind its p-value as a PNG
+    (:func:`~lstmprobe.report.unit_figures.random_effects`)."""
     n = store.n_positions
     on = abl.get("feature_on")
     feature = abl.get("feature") or None
@@ -188,21 +192,33 @@ def ablation_sections(store: ActivationStore, abl: dict[str, Any]) -> dict[str, 
                         "delta_sd",
                         "p_value",
                         "p_value_of",
+                        "p_floor",
+                        "possible",
                     )
                 },
+                "on": summary.get("on"),
                 "range": m,
                 "passages": passages,
+                "figure": _random_figure(summary) if figures and r.get("draws") else None,
             }
         )
         for u in cond["units"]:
             by_unit.setdefault(u, []).append(ci)
     return {
         "feature": feature,
+        "feature_at": abl.get("feature_at") or ("target" if feature else None),
         "reset": abl.get("reset"),
         "created": abl.get("created"),
         "conditions": conditions,
         "by_unit": by_unit,
     }
+
+
+def _random_figure(summary: dict[str, Any]) -> str:
+    from lstmprobe.report.output import png_uri
+    from lstmprobe.report.unit_figures import random_effects
+
+    return png_uri(random_effects(summary).figure)
 
 
 # --------------------------------------------------------------------------- dynamics
@@ -344,7 +360,7 @@ def causal_payload(
     abl = load_ablations(store, warn=warn)
     dyn = load_dynamics(store, warn=warn)
     return {
-        "ablations": ablation_sections(store, abl) if abl is not None else None,
+        "ablations": ablation_sections(store, abl, figures) if abl is not None else None,
         "dynamics": dynamics_sections(store, dyn, stats, preferred, figures)
         if dyn is not None
         else None,

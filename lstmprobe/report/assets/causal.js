@@ -19,21 +19,26 @@ function lstmprobeCausal(root, D, api) {
       var r = c.random || {};
       h += "<div class='lpr-abl-cond' data-c='" + ci + "'><h3>" + esc(condName(c)) + "</h3><p class='lpr-note'>" + c.units.map(function (u) { return "<a class='lpr-unit' data-unit='" + esc(u) + "'>" + esc(u) + "</a>"; }).join(", ") + "</p><table class='lpr-abl-table'><tr><th></th><th>\u0394 bits/char</th><th>chars</th><th>random sets (n = " + count(r.n) + ")</th></tr>";
       if (c.feature) {
-        h += "<tr><td>" + esc(c.feature) + " on</td><td>" + sgn(c.delta_on) + "</td><td>" + count(c.positions_on) + "</td><td>" + (r.n ? sgn(r.delta_on_mean) + " \u00b1 " + fmt(r.delta_on_sd) : "\u2013") + "</td></tr>";
-        h += "<tr><td>" + esc(c.feature) + " off</td><td>" + sgn(c.delta_off) + "</td><td>" + count(c.positions_off) + "</td><td>" + (r.n ? sgn(r.delta_off_mean) + " \u00b1 " + fmt(r.delta_off_sd) : "\u2013") + "</td></tr>";
+        h += "<tr><td>" + esc(c.on || c.feature + " on") + "</td><td>" + sgn(c.delta_on) + "</td><td>" + count(c.positions_on) + "</td><td>" + (r.n ? sgn(r.delta_on_mean) + " \u00b1 " + fmt(r.delta_on_sd) : "\u2013") + "</td></tr>";
+        h += "<tr><td>elsewhere</td><td>" + sgn(c.delta_off) + "</td><td>" + count(c.positions_off) + "</td><td>" + (r.n ? sgn(r.delta_off_mean) + " \u00b1 " + fmt(r.delta_off_sd) : "\u2013") + "</td></tr>";
       } else {
         h += "<tr><td>all chars</td><td>" + sgn(c.delta) + "</td><td>" + count(c.positions) + "</td><td>" + (r.n ? sgn(r.delta_mean) + " \u00b1 " + fmt(r.delta_sd) : "\u2013") + "</td></tr>";
       }
-      h += "</table><p class='lpr-note lpr-abl-p'>p = " + (r.p_value === null || r.p_value === undefined ? "\u2013 (no random sets)" : fmt(r.p_value) + " (of " + esc(r.p_value_of || "") + ": the share of random sets at least as costly, counting the chosen one)") + "</p>" +
+      h += "</table><p class='lpr-note lpr-abl-p'>p = " + (r.p_value === null || r.p_value === undefined ? "\u2013 (no random sets)" : fmt(r.p_value) + " (of " + esc(r.p_value_of || "") + ": the share of random sets at least as costly, counting the chosen one; its floor with " + count(r.n) + " random sets is " + fmt(r.p_floor) + ")") + "</p>" +
         "<p class='lpr-note'>" + esc(c.verdict || "") + "</p><div class='lpr-scale'>" + bar(c.range) + "</div><div class='lpr-passages lpr-abl-passages'></div></div>";
     });
     box.innerHTML = h;
     A.conditions.forEach(function (c, ci) {
       var holder = box.querySelector(".lpr-abl-cond[data-c='" + ci + "'] .lpr-abl-passages");
+      if (c.figure && String(c.figure).indexOf("data:image/png;base64,") === 0) {  // the random units behind p
+        var img = document.createElement("img"); img.className = "lpr-abl-fig"; img.alt = "the random units behind the p-value"; img.src = c.figure;
+        holder.parentNode.insertBefore(img, holder);
+      }
       c.passages.forEach(function (p) {
         var div = document.createElement("div"), cap = document.createElement("div"), pre = document.createElement("pre");
         cap.className = "lpr-pcap"; pre.className = "lpr-text lpr-abl-text";
-        cap.textContent = (p.kind === "effect" ? "largest loss increase" : (c.feature || "feature") + " changes") + " \u00b7 positions " + p.start + ".." + (p.start + p.text.length) + (p.on ? " \u00b7 underlined: " + (c.feature || "feature") + " on at that char" : "");
+        var onWhere = A.feature_at === "state" ? " on where the model predicted that char (read at the char before)" : " on at that char";
+        cap.textContent = (p.kind === "effect" ? "largest loss increase" : (c.feature || "feature") + " changes") + " \u00b7 positions " + p.start + ".." + (p.start + p.text.length) + (p.on ? " \u00b7 underlined: " + (c.feature || "feature") + onWhere : "");
         var labels = p.on ? p.on.slice() : null; if (labels) labels.binary = true;
         var spans = api.makeText(pre, p.text, p.start, labels);
         for (var i = 0; i < spans.length; i++) {
