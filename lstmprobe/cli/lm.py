@@ -111,7 +111,7 @@ def describe(result: TrainResult | Evaluation) -> str:
             lines.append(f"  {c.key:>7}  sequences  exact")
             for key, (n, good) in sorted(c.by_key.items()):
                 lines.append(f"  {key:>7}  {n:>9}  {good / n:6.1%}")
-            what = {"n": "N (a's, b's)", "x_count": "the number of x's"}.get(c.key, c.key)
+            what = {"n": "N (a's, b's)", "x_count": "the number of x's"}.get(c.key or "", c.key)
             lines.append(
                 f"  columns: {c.key} = {what} of the line; sequences = lines with it; exact = "
                 "share completed exactly after the separator (0-100%)"
