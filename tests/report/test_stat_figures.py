@@ -85,3 +85,54 @@ def test_timescales_count_the_units_of_each_bin(causal_dir):
     assert heights == expected
     with pytest.raises(ReportError, match="no layer"):
         stat_figures.timescales({"layers": {}})
+
+
+def test_separators_grouped_by_any_feature_at_the_separator(task_store):
+    with ActivationStore(task_store) as store:
+        sep = data.separator_values(store, "layer0/cell", "X", group_by="count:a")
+        seqs = store.sequences
+        text = store.text
+        for p, g in zip(sep.positions, sep.groups):  # a's minus b's read up to the X
+            i = int(np.searchsorted(seqs[:, 0], p, side="right")) - 1
+            assert g == str(text[seqs[i, 0] : p + 1].count("a"))
+        fig = stat_figures.separator(sep)
+        heat, strips = fig.axes[0], fig.axes[1]
+        assert [t.get_text() for t in heat.get_xticklabels()] == ["1", "2", "3", "4", "5"]
+        assert "count:a at the 'X'" in heat.get_xlabel()
+        assert "best-separating units, one dot per sequence" in strips.get_title(loc="left")
+        first = data.separator_values(store, "layer0/cell", "X", group_by="first-char:p")
+        assert sorted(set(first.groups)) == ["0", "1"]
+
+
+def test_stat_figures_leave_out_infinite_values_and_say_so(tmp_path):
+    from tests.stores import BASE, build_store
+
+    path = build_store(tmp_path / "acts.h5", BASE * 4)
+    with ActivationStore(path) as store:
+        cell = store.read("layer0/cell")
+    import h5py
+
+    with h5py.File(path, "r+") as f:  # a recording whose values overflowed
+        cell[3, 0], cell[7, 2], cell[9, 2] = np.inf, -np.inf, np.nan
+        f["layer0/cell"][...] = cell
+    with ActivationStore(path) as store:
+        fig = stat_figures.distributions(store)
+        assert "3 non-finite values left out" in fig.axes[0].get_title(loc="left")
+        stops = data.separator_values(store, "layer0/cell", "\n", group_by="count")
+        sep = stat_figures.separator(stops)
+        assert np.isfinite(stat_figures._eta_squared(stops.values, stops.groups)).all()
+        assert sep.axes
+
+
+def test_a_projected_lstm_draws_cell_and_hidden_apart(tmp_path):
+    from tests.report.conftest import TEXT, record
+
+    path = record(tmp_path / "proj.h5", TEXT[:600], num_layers=1, hidden_size=4, proj_size=2)
+    with ActivationStore(path) as store:
+        assert store.n_units("layer0/cell") == 4 and store.n_units("layer0/hidden") == 2
+        fig = stat_figures.distributions(store)
+        cells, hidden, pooled = fig.axes[:3]
+        assert "projected: 2 hidden units, 4 cells" in cells.get_title(loc="left")
+        assert len(cells.get_xticklabels()) == 4 and len(hidden.get_xticklabels()) == 2
+        sep = data.separator_values(store, "layer0/hidden", "\n")
+        assert stat_figures.separator(sep).axes
