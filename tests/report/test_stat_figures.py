@@ -131,7 +131,7 @@ def test_a_projected_lstm_draws_cell_and_hidden_apart(tmp_path):
     with ActivationStore(path) as store:
         assert store.n_units("layer0/cell") == 4 and store.n_units("layer0/hidden") == 2
         fig = stat_figures.distributions(store)
-        cells, hidden, pooled = fig.axes[:3]
+        cells, hidden = fig.axes[:2]
         assert "projected: 2 hidden units, 4 cells" in cells.get_title(loc="left")
         assert len(cells.get_xticklabels()) == 4 and len(hidden.get_xticklabels()) == 2
         sep = data.separator_values(store, "layer0/hidden", "\n")

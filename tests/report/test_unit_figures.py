@@ -23,7 +23,7 @@ def test_the_profile_figure_draws_each_mean_with_its_spread(task_store):
     with ActivationStore(task_store) as store:
         p = profile(store, "layer0/cell/1")
     fig = unit_figures.profile_figure(p)
-    gates, values, change = fig.axes[:3]
+    gates, _values, change = fig.axes[:3]
     assert [g.get_text() for g in gates.get_xticklabels()] == [glyph(g) for g in p.groups]
     assert p.groups[:2] == ("a", "b")  # the most frequent chars first
     heights = [bar.get_height() for bar in gates.containers[0]]  # input gate, per char
