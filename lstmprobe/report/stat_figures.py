@@ -78,6 +78,8 @@ def saturation(stats: dict[str, KeyStats], layers: Sequence[str] | None = None) 
 #: Positions per unit the boxes of :func:`distributions` are drawn from, and units shown.
 BOX_POSITIONS = 2000
 BOX_UNITS = 128
+#: Up to this many units, cell and hidden boxes stand side by side in one panel.
+SIDE_BY_SIDE = 32
 
 
 @themed
@@ -88,7 +90,8 @@ def distributions(
 ) -> Any:
     """Per-unit distributions of cell vs hidden ("hidden is a sharper cell"); GRU: candidate vs
     hidden. Boxes per unit (25–75%, whiskers 5–95%, seaborn) over evenly spaced windows of the
-    recording, and the values of all units pooled below. Values that are not finite (±inf,
+    recording -- side by side for up to :data:`SIDE_BY_SIDE` units, else one panel each -- and
+    the values of all units pooled below. Values that are not finite (±inf,
     NaN) are left out and counted. With a projected LSTM (``proj_size``) hidden has other units
     than cell: each gets its own panel. Returns the Figure."""
     import matplotlib.pyplot as plt
@@ -107,7 +110,9 @@ def distributions(
     left_out = sum(int((~np.isfinite(v)).sum()) for v in data)
     rows = np.unique(np.linspace(0, n_pos - 1, min(n_pos, BOX_POSITIONS)).astype(int))
     widths = [v.shape[1] for v in data]
-    shared = widths[0] == widths[1]
+    # side by side per unit when few; else one panel each, so that the bounded quantity keeps a
+    # readable axis beside cells that reach ±50
+    shared = widths[0] == widths[1] and widths[0] <= SIDE_BY_SIDE
     panels = [list(pair)] if shared else [[q] for q in pair]
     n_units = max(widths)
     shown = min(n_units, BOX_UNITS)
@@ -143,7 +148,7 @@ def distributions(
         ax.set_xticklabels([str(int(t)) for t in ticks[::step]])
     more = f"; units 0..{shown - 1} of {n_units} shown" if shown < n_units else ""
     bad = f"; {left_out:,} non-finite values left out" if left_out else ""
-    proj = "" if shared else f" (projected: {widths[1]} hidden units, {widths[0]} cells)"
+    proj = f" (projected: {widths[1]} hidden units, {widths[0]} cells)" if widths[0] != widths[1] else ""
     axes[0, 0].set_title(
         f"{layer}: {pair[0]} vs {pair[1]} per unit{proj}, {len(rows):,} of {n_pos:,} sampled "
         f"positions ({len(windows)} evenly spaced windows){more}{bad}",
@@ -214,7 +219,8 @@ def separator(
     """Every unit's value at a separator char across sequences, grouped by a sequence property.
 
     Top: columns are sequences sorted by group; rows are the units that separate the groups
-    best (eta², the share of a unit's variance explained by the groups), best first. Below:
+    best (eta², the share of a unit's variance explained by the groups; ties by the spread of
+    the unit's values), best first. Below:
     the ``strips`` best units' values per group, one dot per sequence (seaborn). Values that
     are not finite are left out of both and counted. Returns the Figure.
     """
@@ -223,7 +229,12 @@ def separator(
     import seaborn as sns
 
     eta = _eta_squared(sep.values, sep.groups)
-    rows = np.argsort(-eta, kind="stable")[:max_units]
+    # ties (every unit at 1.00 on a counter) go to the unit whose value moves most between groups
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        finite = np.where(np.isfinite(sep.values), sep.values, np.nan)
+        spread = np.nan_to_num(np.nanstd(finite, 0))
+    rows = np.lexsort((-spread, -np.round(eta, 4)))[:max_units]
     order = sorted(range(len(sep.groups)), key=lambda i: (_group_key(sep.groups[i]), i))
     v = sep.values[np.asarray(order)][:, rows].T
     bad = int((~np.isfinite(v)).sum())
