@@ -33,6 +33,9 @@ _EXPORTS = {
     "unit_scores": "lstmprobe.probes",
     "LinearProbe": "lstmprobe.probes",
     "Ranking": "lstmprobe.probes",
+    "export_lstmvis": "lstmprobe.interop",
+    "import_lstmvis": "lstmprobe.interop",
+    "export_explorer": "lstmprobe.interop",
 }
 
 # built from the table (pyright cannot follow that; the names resolve through __getattr__)

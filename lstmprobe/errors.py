@@ -82,6 +82,10 @@ class ReportError(LstmprobeError, ValueError):
     """A figure or report cannot be made or written (bad output path, nothing to show)."""
 
 
+class InteropError(LstmprobeError, ValueError):
+    """A recording cannot be exported to, or a project imported from, another tool's format."""
+
+
 class PrecisionWarning(UserWarning):
     """Recorded values do not fit the store's dtype (beyond float16's ±65,504: stored as ±inf)."""
 
@@ -132,6 +136,9 @@ CLI_FLAGS: dict[str, str] = {
     "count": "--count",
     "min_n": "--min-n",
     "max_n": "--max-n",
+    "fmt": "--format",
+    "word_map": "--map",
+    "name": "--name",
 }
 #: The command that does what a library function named in a message does: ```rank_units(
 #: store=acts.h5, features=quote)``` reads ```lstmprobe find-neurons --store acts.h5 -f quote```.

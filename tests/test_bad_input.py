@@ -142,6 +142,11 @@ def test_a_damaged_recording_is_one_line_or_a_success(
     )
     probed = ["-f", "indent", "--no-save", "--max-positions", "100", "--blocks", "3", "-q"]
     assert_one_line_or_success(run("find-neurons", "--store", str(path), *probed))
+    for fmt in ("lstmvis", "explorer"):  # an export leaves a whole directory or none
+        out = path.with_name(fmt)
+        result = run("export", "--format", fmt, "-o", str(out), "--store", str(path), "-q")
+        assert_one_line_or_success(result)
+        assert out.exists() == (result.exit_code == 0)
 
 
 # --- ways a rankings file gets damaged --------------------------------------------------------

@@ -156,8 +156,19 @@ def check_model_matches(
     """Refuse a model whose weights are not the recorded ones (unless ``force``).
 
     ``sha256`` is the model file's (:attr:`LoadedModel.sha256`); ``model`` names it in the
-    message. A recording or a model without a hash is not checked.
+    message. A recording or a model without a hash is not checked. A store imported from another
+    tool (``lstmprobe import``: its ``model`` attribute is ``{"imported": {...}}``) records no
+    model at all and is refused, ``force`` or not.
     """
+    imported = store.model.get("imported") if isinstance(store.model, dict) else None
+    if imported:
+        where = imported.get("project", "") if isinstance(imported, dict) else ""
+        source = imported.get("format", "another tool") if isinstance(imported, dict) else ""
+        raise StoreError(
+            f"{store.path} was imported from {source} ({where}) and records no model: {model} "
+            "cannot be checked against it, nor its rankings and means trusted for it; record "
+            "the model over the corpus (`record_corpus(MODEL, CORPUS)`) and use that store"
+        )
     if store.model_sha256 and sha256 and store.model_sha256 != sha256 and not force:
         raise StoreError(
             f"{model} (sha256 {sha256[:12]}) is not the model recorded in {store.path} (sha256 "

@@ -285,6 +285,9 @@ def build_report(
 
 
 def _model_line(store: ActivationStore) -> str:
+    imported = store.model.get("imported") if isinstance(store.model, dict) else None
+    if isinstance(imported, dict):  # `lstmprobe import`: states of a model we do not have
+        return f"imported from {imported.get('format', '?')}: {imported.get('project', '?')}"
     cfg = store.model.get("config", {}) if isinstance(store.model, dict) else {}
     if not cfg:
         return ""
