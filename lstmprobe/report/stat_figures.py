@@ -6,6 +6,7 @@ Each function returns a matplotlib Figure (or draws into ``ax`` and returns the 
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -148,7 +149,11 @@ def distributions(
         ax.set_xticklabels([str(int(t)) for t in ticks[::step]])
     more = f"; units 0..{shown - 1} of {n_units} shown" if shown < n_units else ""
     bad = f"; {left_out:,} non-finite values left out" if left_out else ""
-    proj = f" (projected: {widths[1]} hidden units, {widths[0]} cells)" if widths[0] != widths[1] else ""
+    proj = (
+        f" (projected: {widths[1]} hidden units, {widths[0]} cells)"
+        if widths[0] != widths[1]
+        else ""
+    )
     axes[0, 0].set_title(
         f"{layer}: {pair[0]} vs {pair[1]} per unit{proj}, {len(rows):,} of {n_pos:,} sampled "
         f"positions ({len(windows)} evenly spaced windows){more}{bad}",
@@ -241,9 +246,11 @@ def separator(
     shown = np.where(np.isfinite(v), v, np.nan)
     scale = _separator_scale(sep, shown, rng)
     best = [int(r) for r in rows[: max(0, strips)]]
+    heat_h = 1.6 + 0.12 * len(rows)  # inches: title, ticks and labels, then a row per unit
+    width = min(12, 5.5 + 0.02 * len(order))
     fig, (ax, sx) = plt.subplots(
-        2, 1, figsize=(min(12, 4 + 0.02 * len(order)), 2.6 + 0.12 * len(rows)),
-        layout="constrained", gridspec_kw={"height_ratios": (max(2.0, 0.12 * len(rows)), 2.0)},
+        2, 1, figsize=(width, heat_h + 2.6),
+        layout="constrained", gridspec_kw={"height_ratios": (heat_h, 2.6)},
     )  # fmt: skip
     img = ax.imshow(
         shown, aspect="auto", interpolation="nearest", cmap=cmap(scale.kind), norm=norm(scale),
@@ -271,10 +278,8 @@ def separator(
     ax.set_xlabel(f"{len(groups)} sequences, grouped by {how}")
     ax.set_ylabel("unit (best-separating first)")
     note = f"; {bad} non-finite values left out" if bad else ""
-    ax.set_title(
-        f"{sep.key} at the first {glyph(sep.char)!r} of each sequence{note}\n{scale.describe()}",
-        loc="left",
-    )
+    head = f"{sep.key} at the first {glyph(sep.char)!r} of each sequence{note}"
+    ax.set_title("\n".join([head, *textwrap.wrap(scale.describe(), int(width * 14))]), loc="left")
     beyond = bool(np.any(scale.beyond(np.nan_to_num(shown))))
     fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01, extend="both" if beyond else "neither")
     records = [

@@ -141,7 +141,12 @@ def test_scores_only_table_has_no_empty_probe_columns(store_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_label_memory_zero_streams_the_labels_with_the_same_ranking(store_path: Path) -> None:
+def test_label_memory_zero_streams_the_labels_with_the_same_ranking(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lstmprobe import _io
+
+    monkeypatch.setattr(_io, "on_terminal", lambda stream: True)  # bars are drawn on a terminal
     args = ["find-neurons", "--store", str(store_path), "-f", "quote", "-f", "indent"]
     args += ["--json", "-", "--no-save"]
     in_memory = run(*args)
