@@ -6,7 +6,7 @@ state carried, under a ``Recorder`` applying the intervention, then log-softmax 
 of each next char). The plain forward is the same model over the same chunks with the state
 carried and nothing else (no loss, no hooks). Conditions and plain forwards alternate, so that
 load from other processes hits both alike; medians are compared. Then 21 conditions (a target
-unit and 20 random units of its layer and quantity, what ``ablate --random 20`` runs) are timed
+unit and 20 random units of its layer and quantity, what ``ablate --n-random 20`` runs) are timed
 end to end through ``run_ablation``.
 
     python benchmarks/bench_ablate.py            # 1x128 LSTM, 53,248 chars (13 x 4096), 5 repeats
@@ -73,7 +73,7 @@ def main() -> None:
         "zero layer0/hidden/17": [Intervention("layer0/hidden/17", "zero")],
         "mean layer0/hidden/17 (0.1)": [Intervention("layer0/hidden/17", "mean", value=0.1)],
         "clamp layer0/forget_gate/17=1": [
-            Intervention("layer0/forget_gate/17", "constant", value=1.0)
+            Intervention("layer0/forget_gate/17", "clamp", value=1.0)
         ],
         "zero layer0/cell/17, masked": [
             Intervention("layer0/cell/17", "zero", mask=np.arange(4096) % 64 < 32)
@@ -111,7 +111,7 @@ def main() -> None:
         plain_forward(model, tokens)
         plains.append(time.perf_counter() - t)
     one = statistics.median(plains)
-    runs = 1 + 1 + len(result.conditions[0]["random"]["draws"])
+    runs = 1 + 1 + len(result.conditions[0].random.draws)
     print(
         f"  21 conditions (target + 20 random) via run_ablation: {total:.2f} s for {runs} runs "
         f"(incl. the unablated baseline) = {total / runs:.3f} s/run, {total / runs / one:.2f}x "

@@ -9,6 +9,7 @@ a new file of the user normally gets (``0o666`` less the umask).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -60,6 +61,38 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def cannot_write(path: str | os.PathLike[str]) -> str | None:
+    """Why a file cannot be created at ``path`` (with the fix), or None when it can.
+
+    The one check of an output, made before long work so that nothing computed is thrown away:
+    the path is no directory, its directory exists, and a file can be created there (tried:
+    permissions, read-only file systems and ACLs leave no other true test).
+
+    Examples
+    --------
+    >>> cannot_write("/") is not None, cannot_write("no/such/dir/acts.h5")
+    (True, 'the directory no/such/dir does not exist; create it first')
+    """
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        return "it is a directory; give a file path"
+    if not parent.is_dir():
+        what = "does not exist" if not parent.exists() else "is not a directory"
+        return f"the directory {parent} {what}; create it first"
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".lstmprobe-write-test-")
+    except OSError as exc:
+        return (
+            f"the directory {parent} is not writable ({exc.strerror or type(exc).__name__}); "
+            "choose a directory you can write to"
+        )
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return None
+
+
 def create_exclusive(path: str | os.PathLike[str]) -> int:
     """Create ``path`` as a new, empty file and return a read-write descriptor to it.
 
@@ -101,9 +134,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename and exc.errno:
+            # a write error (a full disk) names no file: it is the one the caller asked for
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
         raise
     fsync_dir(path)
 
@@ -127,6 +163,22 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) 
     """
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
         yield fh
+
+
+def write_failed(path: str | os.PathLike[str] | None, exc: OSError) -> str:
+    """One line for an error while writing ``path``: a full disk (or quota) says so and names
+    the file; anything else says what the system said.
+
+    Examples
+    --------
+    >>> write_failed("acts.report.html", OSError(28, "No space left on device"))
+    'no space left on device while writing acts.report.html; free space (or write elsewhere) and run it again'
+    """
+    where = f" {os.fspath(path)}" if path else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = (exc.strerror or "no space left on device").lower()
+        return f"{what} while writing{where}; free space (or write elsewhere) and run it again"
+    return f"cannot write{where}: {exc.strerror or exc}; choose a directory you can write to"
 
 
 def json_default(obj: Any) -> Any:
@@ -158,7 +210,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     Parameters
     ----------
     path : str or PathLike
-        The JSON file to write, e.g. ``store.sibling("rankings.json")``.
+        The JSON file to write, e.g. ``store.recording.rankings``.
     obj : object
         Anything ``json`` can write, plus numpy scalars/arrays, paths and sets.
 

@@ -55,10 +55,12 @@ def run_demo(
     from lstmprobe.models import load_model
     from lstmprobe.models.bundled import SAMPLES
     from lstmprobe.probes import rank_units
+    from lstmprobe.probes.ranking import save_ranking
     from lstmprobe.record import RecordOptions, layout, record_corpus
     from lstmprobe.report.html import MAX_CHARS
     from lstmprobe.store import (
         ActivationStore,
+        Recording,
         default_chunk_positions,
         recording_bytes,
     )
@@ -92,14 +94,14 @@ def run_demo(
             "(`outdir=DIR` elsewhere, `chars=N` for less)"
         )
     outdir.mkdir(parents=True, exist_ok=True)
-    store_path = outdir / "acts.h5"
-    for earlier in ("acts.ablations.h5", "acts.dynamics.json"):  # of an earlier demo's store
-        (outdir / earlier).unlink(missing_ok=True)
+    files = Recording.at(outdir / "acts.h5")
+    store_path, rankings_path = files.store, files.rankings
+    for earlier in (files.rankings, files.ablations, files.dynamics):  # of an earlier demo's
+        earlier.unlink(missing_ok=True)
     result = record_corpus(loaded, text, store_path, RecordOptions(), force=True, progress=progress)
     with ActivationStore(store_path) as store:
         ranking = rank_units(store, list(DEMO_FEATURES), progress=progress, warn=warn)
-        rankings_path = store.sibling("rankings.json")
-    ranking.to_json(rankings_path)
+    save_ranking(ranking, files, warn=warn)
     summary = {
         "outdir": str(outdir),
         "bytes_estimated": needed,
@@ -117,7 +119,7 @@ def run_demo(
 
     with ActivationStore(store_path) as store:
         report = build_report(store, ranking=ranking, progress=progress, warn=warn)
-        report_path = report.save(store.sibling("report.html"))
+        report_path = report.save(files.report)
     summary["report"] = str(report_path)
     summary["report_bytes"] = report_path.stat().st_size
     summary["bytes_written"] = sum(

@@ -86,7 +86,12 @@ class InteropError(LstmprobeError, ValueError):
     """A recording cannot be exported to, or a project imported from, another tool's format."""
 
 
-class PrecisionWarning(UserWarning):
+class LstmprobeWarning(UserWarning):
+    """Base class of the warnings lstmprobe issues; the command line prints each as one line
+    (warnings of other libraries -- numpy, matplotlib, torch -- it does not show)."""
+
+
+class PrecisionWarning(LstmprobeWarning):
     """Recorded values do not fit the store's dtype (beyond float16's ±65,504: stored as ±inf)."""
 
 
@@ -94,6 +99,7 @@ class PrecisionWarning(UserWarning):
 #: ```force=True```, ```vocab```, ```dtype="float32"```); :func:`for_cli` rewrites them.
 CLI_FLAGS: dict[str, str] = {
     "force": "--force",
+    "save": "--save",
     "resume": "--resume",
     "vocab": "--vocab",
     "trust_pickle": "--trust-pickle",
@@ -113,7 +119,12 @@ CLI_FLAGS: dict[str, str] = {
     "units": "--unit",
     "top": "--top",
     "mode": "--mode",
-    "n_random": "--random",
+    "n_random": "--n-random",
+    "n_blocks": "--n-blocks",
+    "max_probe_positions": "--max-probe-positions",
+    "label_memory": "--label-memory",
+    "keys": "--key",
+    "probe": "--probe",
     "task": "--task",
     "start": "--start",
     "length": "--length",
@@ -149,6 +160,12 @@ CLI_COMMANDS: dict[str, str] = {
     "gate_dynamics": "lstmprobe dynamics",
     "tasks.write": "lstmprobe tasks",
     "known_features": "lstmprobe features",
+    "build_report": "lstmprobe report",
+    "run_demo": "lstmprobe demo",
+    "run_bench": "lstmprobe bench",
+    "sample": "lstmprobe sample",
+    "evaluate": "lstmprobe evaluate",
+    "train": "lstmprobe train",
 }
 _PARAMETER = re.compile(r"`([a-z_]+)(?:=([^`\s]+))?`")
 _CALL = re.compile(r"`([a-z_.]+)\(([^`()]*)\)`")
@@ -170,6 +187,8 @@ def for_cli(message: str) -> str:
     'record with --dtype float32; --vocab has 3 characters; see `lstmprobe models`'
     >>> for_cli("finish it: `record_corpus(MODEL, CORPUS, out=acts.h5, resume=True)`")
     'finish it: `lstmprobe record MODEL CORPUS -o acts.h5 --resume`'
+    >>> for_cli("move it away, or pass `save=False`")
+    'move it away, or pass --no-save'
     >>> for_cli('`known_features()` lists them; write `tasks.write("ab-memory", count=N)`')
     '`lstmprobe features` lists them; write `lstmprobe tasks ab-memory --count N`'
     """
@@ -199,7 +218,10 @@ def for_cli(message: str) -> str:
 
 
 def _spelled(flag: str, value: str | None) -> str:
-    """``--flag`` for a true switch, else ``--flag VALUE`` (unquoted)."""
+    """``--flag`` for a true switch, ``--no-flag`` for a false one, else ``--flag VALUE``
+    (unquoted)."""
     if value is None or value == "True":
         return flag
+    if value == "False" and flag.startswith("--"):
+        return f"--no-{flag[2:]}"
     return f"{flag} {value.strip(chr(34) + chr(39))}"

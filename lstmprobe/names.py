@@ -82,7 +82,7 @@ class Key:
     @property
     def layer_name(self) -> str:
         """``layer0`` or ``layer0_reverse``: the store's group of this layer and direction."""
-        return f"layer{self.layer}" + ("_reverse" if self.direction == "reverse" else "")
+        return layer_name(self.layer, self.direction)
 
     @property
     def is_gate(self) -> bool:
@@ -162,11 +162,37 @@ class Unit:
         return f"Unit.parse({str(self)!r})"
 
 
+def parse_name(text: str | Unit | Key) -> Unit | Key:
+    """A unit (``layer0/cell/17``) or a dataset key (``layer0/cell``), whichever ``text`` names.
+
+    Examples
+    --------
+    >>> parse_name("layer0/cell"), parse_name("layer0/cell/17")
+    (Key.parse('layer0/cell'), Unit.parse('layer0/cell/17'))
+    """
+    if isinstance(text, (Unit, Key)):
+        return text
+    if isinstance(text, str) and text.count("/") == 1:
+        return Key.parse(text)
+    return Unit.parse(text)
+
+
 def _parse_layer(text: str) -> tuple[int, Direction]:
     match = _LAYER_RE.fullmatch(text)
     if match is None:  # callers match first; kept for a direct call
         raise UnitError(f"a layer looks like layer0 or layer1_reverse, got {text!r}")
     return int(match[1]), ("reverse" if match[2] else "forward")
+
+
+def layer_name(layer: int, direction: Direction = "forward") -> str:
+    """The one spelling of a layer's name: ``layer_name(1, "reverse")`` is ``layer1_reverse``.
+
+    Examples
+    --------
+    >>> layer_name(0), layer_name(1, "reverse")
+    ('layer0', 'layer1_reverse')
+    """
+    return f"layer{layer}" + ("_reverse" if direction == "reverse" else "")
 
 
 def parse_layer(text: str) -> tuple[int, Direction]:

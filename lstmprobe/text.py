@@ -38,11 +38,17 @@ class Vocab:
         if len(set(self.chars)) != len(self.chars):
             dup = sorted({c for c in self.chars if self.chars.count(c) > 1})
             raise VocabError(f"vocabulary has duplicate characters {dup!r}; each must appear once")
-        for c in self.chars:
+        for i, c in enumerate(self.chars):
             if not isinstance(c, str) or len(c) != 1:
                 raise VocabError(
                     f"vocabulary entries must be single characters, got {c!r}; "
                     "lstmprobe models are character-level"
+                )
+            if "\ud800" <= c <= "\udfff":  # half of a UTF-16 pair: no text holds it alone
+                raise VocabError(
+                    f"vocabulary entry {i} is {c!r}, a lone surrogate, not a character; the "
+                    "vocabulary was saved from UTF-16 text split in the middle of a character "
+                    "(an emoji, say): rebuild it from the decoded text"
                 )
 
     def __len__(self) -> int:

@@ -10,6 +10,7 @@ look for, then on lstmprobe itself.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ STAGES = (
 #: evaluates models), and from features up it may be imported. ``top`` (cli, demo, the
 #: package's own ``__init__``) may import anything and nothing below imports it.
 RANK = {stage: float(i) for i, stage in enumerate(STAGES)} | {"lm": 3.5, "top": 99.0}
-BASICS = {"errors", "names", "text", "_io", "_lazy", "_version", "_float16"}
+BASICS = {"errors", "names", "text", "_io", "_lazy", "_version", "_float16", "_read"}
 TOP = {"cli", "demo", "__main__"}
 
 
@@ -191,6 +192,89 @@ def violations(root: Path, package: str) -> dict[str, list[str]]:
     return {rule: sorted(set(lines)) for rule, lines in out.items()}
 
 
+# --------------------------------------------------------------------------- one name for each thing
+
+#: The one module that parses unit names (``layer0/cell/17``), and the one that spells the files
+#: of a recording (``acts.rankings.json``, ``acts.h5.partial``, ...).
+NAMES_OWNER = "names.py"
+FILES_OWNER = "store/recording.py"
+_SPLITS = {"split", "rsplit", "partition", "rpartition"}
+_ENDS = {"startswith", "endswith", "removeprefix", "removesuffix"}
+_UNIT_REGEX = re.compile(r"layer(\\d|\[0-9|\(|\{)")
+
+
+def _docstrings(tree: ast.Module) -> set[int]:
+    """ids of the docstring nodes of a module and of its classes and functions."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                out.add(id(body[0].value))
+    return out
+
+
+def _text_parts(node: ast.AST) -> list[str]:
+    """The literal text of a string constant or of an f-string's constant parts."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.JoinedStr):
+        return [v.value for v in node.values if isinstance(v, ast.Constant)]
+    return []
+
+
+def _parses_a_name(node: ast.AST, quantities: tuple[str, ...]) -> bool:
+    """``x.split("/")``, ``x.endswith("/cell")``, ``x.startswith(f"{layer}/")``, ``"/" in x``,
+    a regex of layer names: the grammar of unit names, spelled again."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+        arg = node.args[0]
+        if node.func.attr in _SPLITS:
+            return _text_parts(arg) == ["/"]
+        if node.func.attr in _ENDS:
+            if isinstance(arg, ast.JoinedStr):
+                return any("/" in t for t in _text_parts(arg))
+            return any(t.strip("/") in quantities and "/" in t for t in _text_parts(arg))
+    if isinstance(node, ast.Compare) and isinstance(node.ops[0], (ast.In, ast.NotIn)):
+        return _text_parts(node.left) == ["/"]
+    return any(_UNIT_REGEX.search(t) for t in _text_parts(node))
+
+
+def naming(
+    root: Path, package: str, quantities: tuple[str, ...], files: tuple[str, ...]
+) -> dict[str, list[str]]:
+    """What breaks the naming rules, one line per offence: ``unit-parsing`` (a unit name parsed
+    outside ``names.py``) and ``file-names`` (a file of a recording spelled outside
+    ``store/recording.py``: a string that ends in one of ``files``)."""
+    out: dict[str, list[str]] = {"unit-parsing": [], "file-names": []}
+    ends = tuple(files)
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        skip = _docstrings(tree)  # and the parts of f-strings, read with their f-string
+        skip |= {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+        where = path.relative_to(root.parent).as_posix()
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            if rel != NAMES_OWNER and _parses_a_name(node, quantities):
+                out["unit-parsing"].append(f"{where}:{node.lineno}: {ast.unparse(node)[:70]}")
+            texts = _text_parts(node) if not isinstance(node, ast.JoinedStr) else []
+            if isinstance(node, ast.JoinedStr) and node.values:
+                last = node.values[-1]
+                texts = [last.value] if isinstance(last, ast.Constant) else []
+            module = f"{package}."  # a module's dotted name (lstmprobe.report.html) is no file
+            if rel != FILES_OWNER and any(
+                t.endswith(ends) and " " not in t and not t.startswith(module) for t in texts
+            ):
+                out["file-names"].append(f"{where}:{node.lineno}: {ast.unparse(node)[:70]}")
+
+    def line(offence: str) -> tuple[str, int]:
+        file, number, _ = offence.split(":", 2)
+        return file, int(number)
+
+    return {rule: sorted(set(lines), key=line) for rule, lines in out.items()}
+
+
 def _report(found: list[str]) -> str:
     return f"{len(found)} violation(s):\n" + "\n".join(found)
 
@@ -239,6 +323,37 @@ def test_the_checker_finds_cycles_upward_imports_private_names_and_strays(tmp_pa
     assert got["stage"] == [f"pkg.stray is in no stage ({', '.join(STAGES)}, lm, cli)"]
 
 
+def test_the_checker_finds_unit_names_parsed_and_file_names_spelled_outside_their_owners(
+    tmp_path,
+):
+    pkg = tmp_path / "pkg"
+    _write(
+        pkg,
+        {
+            "names.py": 'def parse(t):\n    return t.split("/")\n',
+            "store/recording.py": 'RANKINGS = "rankings.json"\n',
+            "report/data.py": (
+                '"""Reads acts.rankings.json beside the store."""\n'
+                "def f(key, name, layer, store):\n"
+                '    a = key.split("/")[1]\n'
+                '    b = name.rpartition("/")\n'
+                '    c = key.endswith("/cell")\n'
+                '    d = key.startswith(f"{layer}/")\n'
+                '    e = "/" in key\n'
+                '    g = re.compile(r"layer(\\d+)/(\\w+)")\n'
+                '    h = store.sibling("rankings.json")\n'
+                '    i = store.with_name(f"{store.stem}.ablations.h5")\n'
+                '    j = store.with_name(store.name + ".partial")\n'
+                '    ok = path.endswith("/data.pkl"), "see acts.rankings.json here", "a/b", "pkg.report.html"\n'
+            ),
+        },
+    )
+    got = naming(pkg, "pkg", ("cell", "hidden"), ("rankings.json", "ablations.h5", ".partial"))
+    lines = [line.split(":")[1] for line in got["unit-parsing"]]
+    assert lines == ["3", "4", "5", "6", "7", "8"], got["unit-parsing"]
+    assert [line.split(":")[1] for line in got["file-names"]] == ["9", "10", "11"], got
+
+
 # --------------------------------------------------------------------------- lstmprobe
 
 ROOT = Path(__file__).resolve().parents[1] / "lstmprobe"
@@ -251,4 +366,13 @@ def found() -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("rule", ["cycle", "upward", "private", "stage"])
 def test_lstmprobe_keeps_the_rule(found, rule):
+    assert not found[rule], _report(found[rule])
+
+
+@pytest.mark.parametrize("rule", ["unit-parsing", "file-names"])
+def test_lstmprobe_names_each_thing_in_one_place(rule):
+    from lstmprobe.names import QUANTITIES
+    from lstmprobe.store.recording import FILE_SUFFIXES
+
+    found = naming(ROOT, "lstmprobe", QUANTITIES, FILE_SUFFIXES)
     assert not found[rule], _report(found[rule])

@@ -3,7 +3,9 @@ gate dynamics of each unit (docs/causal.md).
 
 :mod:`.units` says which units (conditions, from a ranking or by name; random draws; what the
 recording gives: :func:`plan_ablation`), :mod:`.ablation` runs the model with and without them,
-:mod:`.effects` compares the effects with the random units', :mod:`.dynamics` describes gates.
+:mod:`.effects` compares the effects with the random units', :mod:`.dynamics` describes gates,
+:mod:`.profile` gives a unit's quantities per input char or feature value
+(:func:`lstmprobe.causal.profile.profile`).
 """
 
 from __future__ import annotations

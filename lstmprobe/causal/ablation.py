@@ -24,7 +24,7 @@ most the chosen one's). docs/causal.md has the definitions and the limits.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from lstmprobe._io import progress_bar
-from lstmprobe.causal.effects import Run, condition_entry, loss_summary
+from lstmprobe.causal.effects import AblationCondition, Run, condition_entry, loss_summary
 from lstmprobe.causal.units import (
     Condition,
     check_model_matches,
@@ -42,8 +42,10 @@ from lstmprobe.causal.units import (
     random_count,
     recorded_reset,
 )
-from lstmprobe.errors import AblationError, CorpusError, FeatureError
+from lstmprobe.errors import AblationError, CorpusError, FeatureError, InterventionError
+from lstmprobe.names import Key, Unit
 from lstmprobe.record import Intervention, Recorder
+from lstmprobe.record.interventions import parse_mode, unit_interventions
 from lstmprobe.record.threads import TorchThreads, check_threads, default_threads
 from lstmprobe.text import sequences as text_sequences
 
@@ -52,7 +54,6 @@ if TYPE_CHECKING:
     from lstmprobe.probes.ranking import Ranking
     from lstmprobe.store import ActivationStore
 
-MODES: tuple[str, ...] = ("zero", "mean", "clamp")
 LN2 = math.log(2.0)
 
 
@@ -219,29 +220,12 @@ _NO_MEANS = (
 )
 
 
-def _interventions(
-    units: Sequence[str], mode: str, clamp: float | None, means: dict[str, np.ndarray] | None
-) -> list[Intervention]:
-    out = []
-    for key, idx in Condition(tuple(units)).by_key.items():
-        if mode == "zero":
-            out.append(Intervention(key, "zero", units=idx))
-        elif mode == "mean":
-            if means is None:
-                raise AblationError(_NO_MEANS)
-            out.append(
-                Intervention(key, "mean", value=[float(means[key][i]) for i in idx], units=idx)
-            )
-        else:
-            out.append(Intervention(key, "constant", value=clamp, units=idx))
-    return out
-
-
 @dataclass
 class AblationResult:
-    """What :func:`run_ablation` measured: one JSON-ready dict per condition, and per char."""
+    """What :func:`run_ablation` measured: one :class:`~lstmprobe.causal.effects.AblationCondition`
+    per condition, and per char."""
 
-    conditions: list[dict[str, Any]]
+    conditions: list[AblationCondition]
     base_bits: np.ndarray
     deltas: list[np.ndarray]
     random_deltas: list[np.ndarray | None]
@@ -254,7 +238,7 @@ class AblationResult:
             "format": "lstmprobe.ablations",
             "settings": self.settings,
             "base_task_accuracy": None if self.base_task is None else self.base_task["accuracy"],
-            "conditions": self.conditions,
+            "conditions": [c.to_dict() for c in self.conditions],
         }
 
 
@@ -273,12 +257,12 @@ def run_ablation(
     model: torch.nn.Module,
     vocab: Any,
     text: str,
-    conditions: Sequence[Sequence[str]],
+    conditions: Sequence[Sequence[Unit | str]],
     *,
     feature: Any = None,
     mode: str = "zero",
     clamp: float | None = None,
-    means: dict[str, np.ndarray] | None = None,
+    means: Mapping[Key, np.ndarray] | Mapping[str, np.ndarray] | None = None,
     reset: str = "none",
     n_random: int | None = None,
     seed: int = 0,
@@ -298,12 +282,15 @@ def run_ablation(
     vocab : Vocab
     text : str
         The corpus.
-    conditions : list of lists of unit names
+    conditions : list of lists of Unit (or unit names)
         Each is one set of units intervened on together.
     feature : Feature, optional
         Splits the losses into on and off (:func:`feature_on_off`).
-    mode : {"zero", "mean", "clamp"}
-        ``mean`` needs ``means`` (:func:`unit_means`), ``clamp`` needs ``clamp``.
+    mode : {"zero", "mean", "clamp:V"}
+        As :class:`~lstmprobe.Intervention` (and ``--mode``) spell it; ``mean`` needs
+        ``means`` (:func:`unit_means`). ``clamp`` with ``clamp=V`` is ``clamp:V``.
+    clamp : float, optional
+        The constant of ``mode="clamp"`` (older spelling of ``clamp:V``).
     reset : {"none", "line"}
         How the model reads the corpus (as it was recorded).
     n_random : int, optional
@@ -331,16 +318,20 @@ def run_ablation(
             "cannot be measured; interventions still change its states (Recorder(model, "
             "interventions=...)) and `gate_dynamics()` still describes its gates"
         )
-    if mode not in MODES:
-        raise AblationError(f"`mode` is zero, mean or clamp, got {mode!r}")
-    if mode == "mean" and means is None:
+    try:
+        kind, clamp = parse_mode(mode, clamp)
+    except InterventionError as exc:
+        raise AblationError(str(exc)) from None
+    if kind == "mean" and means is None:
         raise AblationError(_NO_MEANS)
-    if mode == "clamp" and clamp is None:
-        raise AblationError('`mode="clamp"` needs a value: give `clamp`, e.g. clamp=0.5')
+    if kind == "clamp" and clamp is None:
+        raise AblationError('`mode="clamp"` needs a value: give `mode="clamp:V"`, e.g. clamp:0.5')
+    how = f"clamp:{clamp:g}" if kind == "clamp" else kind
+    unit_means = None if means is None else {Key.parse(k): v for k, v in means.items()}
     if not conditions:
         raise AblationError("give at least one condition (`conditions`: lists of unit names)")
     check_threads(threads, AblationError)
-    conds = [Condition(tuple(dict.fromkeys(c))) for c in conditions]
+    conds = [Condition.of(c) for c in conditions]
     datasets = check_units(model, [u for c in conds for u in c.units])
     tokens = vocab.encode(text)
     seqs = text_sequences(text, reset)
@@ -377,18 +368,20 @@ def run_ablation(
             )
     chosen_all = {u for c in conds for u in c.units}
     pools = {
-        key: [i for i in range(n) if f"{key}/{i}" not in chosen_all] for key, n in datasets.items()
+        key: [i for i in range(n) if key.unit(i) not in chosen_all] for key, n in datasets.items()
     }
     draws = [draw_random(c, pools, random_count(c, pools, n_random), seed) for c in conds]
-    if mode == "mean":
-        missing = {k for c in conds for k in c.by_key} - set(means or {})
+    if kind == "mean":
+        missing = {k for c in conds for k in c.by_key} - set(unit_means or {})
         if missing:
-            raise AblationError(f"no means for {', '.join(sorted(missing))} in the recording")
+            raise AblationError(
+                f"no means for {', '.join(str(k) for k in sorted(missing))} in the recording"
+            )
     todo = list(dict.fromkeys([c.units for c in conds] + [d for ds in draws for d in ds]))
     bar = _progress(len(todo) + 1, progress)
-    cache: dict[tuple[str, ...], Run] = {}
+    cache: dict[tuple[Unit, ...], Run] = {}
     chosen = {c.units for c in conds}
-    users: dict[tuple[str, ...], list[int]] = {}
+    users: dict[tuple[Unit, ...], list[int]] = {}
     for ci, ds in enumerate(draws):
         for d in ds:
             users.setdefault(d, []).append(ci)
@@ -401,7 +394,7 @@ def run_ablation(
             base_task = _completion(model, vocab, lines or [], spec, []) if task else None
             bar.update(1)
             for units in todo:
-                ivs = _interventions(units, mode, clamp, means)
+                ivs = unit_interventions(units, how, means=unit_means)
                 bits = next_char_bits(model, tokens, seqs, ivs, method=method)
                 comp = _completion(model, vocab, lines or [], spec, ivs) if task else None
                 delta = (bits - base).astype(np.float32)
@@ -419,7 +412,7 @@ def run_ablation(
         bar.close()
     results, deltas, rdeltas = [], [], []
     described = {
-        "mode": mode,
+        "mode": kind,
         "value": clamp,
         "feature": None if feature is None else feature.name,
         "feature_at": None if feature is None else feature_at,
@@ -448,7 +441,7 @@ def run_ablation(
         else:
             rdeltas.append(None)
     settings = {
-        "mode": mode,
+        "mode": kind,
         "value": clamp,
         "reset": reset,
         "n_random": n_random,
@@ -474,6 +467,7 @@ def ranking_effects(
     text: str,
     k: int,
     *,
+    features: Mapping[str, Any] | None = None,
     warn: Callable[[str], None] | None = None,
     **settings: Any,
 ) -> dict[tuple[str, str], dict[str, Any]]:
@@ -481,18 +475,25 @@ def ranking_effects(
     its effect where the feature is on, against random units (the causal columns of a ranking,
     :func:`with_causal_columns`); ``settings`` are :func:`run_ablation`'s (``reset``,
     ``n_random``, ``seed``, ``progress``). A feature that is never or always on is left out,
-    with a ``warn``-ing. Returns the columns to add, keyed by (feature, unit)."""
+    with a ``warn``-ing. Returns the columns to add, keyed by (feature, unit).
+
+    ``features`` (spec -> :class:`~lstmprobe.features.Feature`): the features the ranking was
+    made with, used as they are; a feature not given is rebuilt from its spec, the name the
+    ranking keeps (``quote``, ``regex:...``, ``file.py:func``)."""
     from lstmprobe.features import get_feature
 
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for name, summary in ranking.features.items():
-        if "skipped" in summary:
-            continue
+    for name in ranking.scored:
         units = ranking.top(k, feature=name)
         conditions = [[u] for u in units]
         try:
             result = run_ablation(
-                model, vocab, text, conditions, feature=get_feature(name), **settings
+                model,
+                vocab,
+                text,
+                conditions,
+                feature=(features or {}).get(name) or get_feature(name),
+                **settings,
             )
         except FeatureError as exc:
             if warn is not None:
@@ -500,10 +501,10 @@ def ranking_effects(
             continue
         for unit, c in zip(units, result.conditions):
             out[(name, unit)] = {
-                "causal_delta_on": c["delta_on"],
-                "causal_delta_off": c["delta_off"],
-                "causal_random_mean": c["random"]["delta_on_mean"],
-                "causal_p_value": c["random"]["p_value"],
+                "causal_delta_on": c.delta_on,
+                "causal_delta_off": c.delta_off,
+                "causal_random_mean": c.random.delta_on_mean,
+                "causal_p_value": c.random.p_value,
             }
     return out
 
@@ -521,8 +522,8 @@ def with_causal_columns(
     """``ranking`` with causal columns (:data:`~lstmprobe.probes.ranking.CAUSAL_COLUMNS`) for
     the top ``k`` units of each feature: :func:`ranking_effects` with ``loaded``, which must be
     the recorded model (:func:`check_model_matches`; ``model`` names it), over ``store``'s
-    corpus read as it was recorded; ``settings`` as there (``n_random``, ``seed``,
-    ``progress``)."""
+    corpus read as it was recorded; ``settings`` as there (``features``, ``n_random``,
+    ``seed``, ``progress``)."""
     check_model_matches(store, loaded.sha256, model=model)
     reset = recorded_reset(store)
     effects = ranking_effects(

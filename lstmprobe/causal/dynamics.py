@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,9 +35,10 @@ import numpy as np
 
 from lstmprobe._io import progress_bar
 from lstmprobe.errors import UnitError
-from lstmprobe.names import GATES, GRU_QUANTITIES, LSTM_QUANTITIES
+from lstmprobe.names import GATES, GRU_QUANTITIES, LSTM_QUANTITIES, Key, Unit, parse_layer
 
 if TYPE_CHECKING:
+    from lstmprobe.models import LoadedModel
     from lstmprobe.store import ActivationStore
 
 #: Each cell's gates and its candidate, in the cell's order.
@@ -68,15 +70,14 @@ def layer_dynamics(
     chunk_size: int | None = None,
 ) -> dict[str, Any]:
     """Sums over the recording for one layer, streamed; returns per-unit summaries."""
-    if kind == "lstm":
-        keys = [
-            f"{layer}/forget_gate",
-            f"{layer}/input_gate",
-            f"{layer}/candidate",
-            f"{layer}/cell",
-        ]
-    else:
-        keys = [f"{layer}/update_gate", f"{layer}/candidate", f"{layer}/hidden"]
+    index, direction = parse_layer(layer)
+    wanted = (
+        ("forget_gate", "input_gate", "candidate", "cell")
+        if kind == "lstm"
+        else ("update_gate", "candidate", "hidden")
+    )
+    typed = [Key(index, q, direction) for q in wanted]
+    keys = [str(k) for k in typed]
     state_key = keys[-1]
     n_units = store.n_units(state_key)
     vocab_size = len(store.vocab)
@@ -134,7 +135,7 @@ def layer_dynamics(
         ts = timescale(mf)
         w_order = [int(c) for c in np.argsort(-np.abs(mean_write[:, j])) if seen[c]][:3]
         f_order = [int(c) for c in np.argsort(mean_f[:, j]) if seen[c]][:3]
-        units[f"{state_key}/{j}"] = {
+        units[str(typed[-1].unit(j))] = {
             "mean_keep_gate": mf,
             "mean_write_gate": sums["i"][j] / n,
             "timescale": ts,
@@ -214,9 +215,10 @@ def drivers(
     for j in range(n_units):
         rows = np.stack([w_hh[g * h + j] for g in range(len(gates))])  # [gates, P]
         flat = np.argsort(-np.abs(rows), axis=None)[:top]
+        index, direction = parse_layer(layer)
         out[j] = [
             {
-                "from": f"{layer}/hidden/{int(k % rows.shape[1])}",
+                "from": str(Unit(index, "hidden", int(k % rows.shape[1]), direction)),
                 "gate": gates[int(k // rows.shape[1])],
                 "weight": float(rows.flat[k]),
             }
@@ -225,27 +227,35 @@ def drivers(
     return out
 
 
-def drivers_model(store: ActivationStore, model: str | None = None, *, force: bool = False) -> Any:
+def drivers_model(
+    store: ActivationStore,
+    model: str | LoadedModel | None = None,
+    *,
+    force: bool = False,
+    model_name: str | None = None,
+) -> Any:
     """The model whose recurrent weights give :func:`gate_dynamics` its drivers, or None.
 
-    ``model``, a model file given, must be the recorded one (:func:`check_model_matches`,
-    unless ``force``); without it, the recorded model's file is used when it is still there
-    and still holds the recorded weights.
+    ``model``, a model file (or a model loaded from one), must be the recorded one
+    (:func:`check_model_matches`, unless ``force``; ``model_name`` names it in the message);
+    without it, the recorded model's file is used when it is still there and still holds the
+    recorded weights.
     """
     from lstmprobe.causal.units import check_model_matches
-    from lstmprobe.errors import ModelLoadError
+    from lstmprobe.errors import ModelLoadError, VocabError
     from lstmprobe.models import load_model
 
     if model is not None:
-        loaded = load_model(model)
-        check_model_matches(store, loaded.sha256, force=force, model=model)
+        loaded = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+        name = model_name or (str(model) if isinstance(model, (str, os.PathLike)) else "the model")
+        check_model_matches(store, loaded.sha256, force=force, model=name)
         return loaded.model
     recorded = (store.model or {}).get("path")
     if not recorded or not Path(recorded).exists():
         return None
     try:  # the drivers are optional: a recorded file that needs more to load gives none
-        loaded = load_model(recorded)
-    except ModelLoadError:
+        loaded = load_model(recorded, default_vocab=store.vocab)
+    except (ModelLoadError, VocabError):
         return None
     return loaded.model if loaded.sha256 == store.model_sha256 else None
 
@@ -269,14 +279,13 @@ def gate_dynamics(
             f"{store.path} holds no layer with the gates and states dynamics needs "
             "(record all quantities: leave out `quantities`)"
         )
+    states = {layer: _state_key(layer, kind) for layer, kind in kinds.items()}
     known = {
-        f"{layer}/{'cell' if kind == 'lstm' else 'hidden'}/{j}": None
-        for layer, kind in kinds.items()
-        for j in range(store.n_units(f"{layer}/{'cell' if kind == 'lstm' else 'hidden'}"))
+        str(key.unit(j)): None for key in states.values() for j in range(store.n_units(str(key)))
     }
     selected = []
     for name in units or ():
-        found = name if name in known else _alias(name, known)
+        found = _alias(Unit.parse(name), known)
         if found not in known:
             some = ", ".join(list(known)[:3])
             raise UnitError(
@@ -296,8 +305,7 @@ def gate_dynamics(
         if model is not None:
             n_units = len(got["units"])
             for j, d in drivers(model, layer, kind, n_units).items():
-                name = f"{layer}/{'cell' if kind == 'lstm' else 'hidden'}/{j}"
-                got["units"][name]["drivers"] = d
+                got["units"][str(states[layer].unit(j))]["drivers"] = d
         result["units"].update(got.pop("units"))
         result["layers"][layer] = got
     if units:
@@ -305,13 +313,17 @@ def gate_dynamics(
     return result
 
 
-def _alias(name: str, known: Any = ()) -> str:
+def _state_key(layer: str, kind: str) -> Key:
+    """The state a layer's dynamics describe: its cell (LSTM) or hidden (GRU) dataset."""
+    index, direction = parse_layer(layer)
+    return Key(index, "cell" if kind == "lstm" else "hidden", direction)
+
+
+def _alias(unit: Unit, known: Any = ()) -> str:
     """``layer0/forget_gate/3`` -> ``layer0/cell/3`` (GRU: ``layer0/hidden/3``): a gate's
     dynamics are its unit's."""
-    parts = name.split("/")
-    if len(parts) == 3:
-        for state in ("cell", "hidden"):
-            candidate = f"{parts[0]}/{state}/{parts[2]}"
-            if candidate in known:
-                return candidate
-    return name
+    for state in ("cell", "hidden"):
+        candidate = str(Unit(unit.layer, state, unit.index, unit.direction))
+        if candidate in known:
+            return candidate
+    return str(unit)

@@ -10,9 +10,25 @@ measured.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+
+from lstmprobe.names import Unit
+from lstmprobe.store.ablations import SPLIT, AblationCondition, RandomDraw, RandomUnits
+
+__all__ = [
+    "AblationCondition",
+    "RandomDraw",
+    "RandomUnits",
+    "condition_entry",
+    "loss_summary",
+    "mean_sd",
+    "p_text",
+    "p_value",
+    "verdict",
+]
 
 #: one measured run: its loss summary, its per-char deltas (kept for the chosen units only)
 #: and its task completion (with ``task=True``)
@@ -82,18 +98,19 @@ def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]
 
 
 def condition_entry(
-    units: Sequence[str],
+    units: Sequence[Unit | str],
     chosen: Run,
-    draws: Sequence[tuple[str, ...]],
+    draws: Sequence[tuple[Unit | str, ...]],
     random: Sequence[Run],
     *,
     settings: dict[str, Any],
     base_task: dict[str, Any] | None,
     possible: int | None = None,
-) -> dict[str, Any]:
-    """One condition's JSON-ready result: its loss summary, its ``random`` draws' mean, spread
-    and the p-value of its effect among them (``delta_on`` with a feature, else ``delta``) with
-    its floor ``1 / (1 + n)``, task accuracies with ``task=True``, and its :func:`verdict`.
+) -> AblationCondition:
+    """One condition's result, built whole: its loss summary, its ``random`` draws' mean,
+    spread and the p-value of its effect among them (``delta_on`` with a feature, else
+    ``delta``) with its floor ``1 / (1 + n)``, task accuracies with ``task=True``, and its
+    :func:`verdict`.
 
     ``settings`` holds ``mode``, ``value``, ``feature`` (its name or None), ``feature_at`` and
     ``on`` (how the feature was read: ``state``/``target``, and the rule, e.g. ``quote = 1``)
@@ -102,63 +119,72 @@ def condition_entry(
     summary, _, comp = chosen
     with_feature = settings["feature"] is not None
     metric = "delta_on" if with_feature else "delta"
-    entry: dict[str, Any] = {
-        "units": list(units),
-        "mode": settings["mode"],
-        "value": settings["value"] if settings["mode"] == "clamp" else None,
-        "feature": settings["feature"],
-        "feature_at": settings.get("feature_at"),
-        "on": settings.get("on"),
-        **summary,
-    }
     r_on, r_on_sd = mean_sd([r[0].get(metric) for r in random])
     r_off, r_off_sd = mean_sd([r[0].get("delta_off") for r in random])
     r_all, r_all_sd = mean_sd([r[0]["delta"] for r in random])
-    random_part: dict[str, Any] = {
-        "n": len(random),
-        "delta_on_mean": r_on if with_feature else None,
-        "delta_on_sd": r_on_sd if with_feature else None,
-        "delta_off_mean": r_off,
-        "delta_off_sd": r_off_sd,
-        "delta_mean": r_all,
-        "delta_sd": r_all_sd,
-        "p_value": p_value(summary.get(metric), [r[0].get(metric) for r in random]),
-        "p_value_of": metric,
-        "p_floor": 1 / (1 + len(random)) if random else None,
-        "possible": possible,
-        "seed": settings["seed"],
-        "draws": [
-            {
-                "units": list(d),
-                "delta": r[0]["delta"],
-                "delta_on": r[0].get("delta_on"),
-                "delta_off": r[0].get("delta_off"),
-                **({"task_accuracy": r[2]["accuracy"]} if r[2] is not None else {}),
-            }
-            for d, r in zip(draws, random)
-        ],
-    }
+    task: dict[str, Any] = {}
     if comp is not None and base_task is not None:
-        entry["base_task_accuracy"] = base_task["accuracy"]
-        entry["base_task_accuracy_by_n"] = base_task["by_n"]
-        entry["task_accuracy"] = comp["accuracy"]
-        entry["task_accuracy_by_n"] = comp["by_n"]
         accs = [r[2]["accuracy"] for r in random if r[2] is not None]
         m, sd = mean_sd(accs)
-        random_part["task_accuracy_mean"] = m
-        random_part["task_accuracy_sd"] = sd
-        random_part["task_p_value"] = p_value(comp["accuracy"], accs, larger=False)
         keys = sorted({k for r in random if r[2] for k in r[2]["by_n"]}, key=int)
-        random_part["task_accuracy_by_n_mean"] = {
-            k: float(np.mean([r[2]["by_n"].get(k, np.nan) for r in random if r[2]])) for k in keys
+        task = {
+            "task_accuracy_mean": m,
+            "task_accuracy_sd": sd,
+            "task_p_value": p_value(comp["accuracy"], accs, larger=False),
+            "task_accuracy_by_n_mean": {
+                k: float(np.mean([r[2]["by_n"].get(k, np.nan) for r in random if r[2]]))
+                for k in keys
+            },
         }
-    entry["random"] = random_part
-    entry["verdict"] = verdict(entry)
-    return entry
+    random_units = RandomUnits(
+        n=len(random),
+        seed=settings["seed"],
+        p_value_of=metric,
+        p_value=p_value(summary.get(metric), [r[0].get(metric) for r in random]),
+        p_floor=1 / (1 + len(random)) if random else None,
+        possible=possible,
+        delta_on_mean=r_on if with_feature else None,
+        delta_on_sd=r_on_sd if with_feature else None,
+        delta_off_mean=r_off,
+        delta_off_sd=r_off_sd,
+        delta_mean=r_all,
+        delta_sd=r_all_sd,
+        draws=tuple(
+            RandomDraw(
+                tuple(Unit.parse(u) for u in d),
+                r[0]["delta"],
+                r[0].get("delta_on"),
+                r[0].get("delta_off"),
+                r[2]["accuracy"] if r[2] is not None else None,
+            )
+            for d, r in zip(draws, random)
+        ),
+        **task,
+    )
+    measured = AblationCondition(
+        units=tuple(Unit.parse(u) for u in units),
+        mode=settings["mode"],
+        random=random_units,
+        value=settings["value"] if settings["mode"] == "clamp" else None,
+        feature=settings["feature"],
+        feature_at=settings.get("feature_at") if with_feature else None,
+        on=settings.get("on") if with_feature else None,
+        **{k: v for k, v in summary.items() if k in _SUMMARY},
+        **(
+            {
+                "base_task_accuracy": base_task["accuracy"],
+                "base_task_accuracy_by_n": base_task["by_n"],
+                "task_accuracy": comp["accuracy"],
+                "task_accuracy_by_n": comp["by_n"],
+            }
+            if comp is not None and base_task is not None
+            else {}
+        ),
+    )
+    return replace(measured, verdict=verdict(measured))
 
 
-def _units_text(units: Sequence[str]) -> str:
-    return units[0] if len(units) == 1 else f"{len(units)} units ({', '.join(units)})"
+_SUMMARY = ("bits", "base_bits", "delta", "positions", *SPLIT)
 
 
 _AT = {"state": "read at t, where the model predicts from", "target": "read at the predicted char"}
@@ -188,33 +214,49 @@ def p_text(p: float, n: int, possible: int | None = None) -> str:
     return line
 
 
-def verdict(c: dict[str, Any]) -> str:
+def _units_text(units: Sequence[Unit]) -> str:
+    names = [str(u) for u in units]
+    return names[0] if len(names) == 1 else f"{len(names)} units ({', '.join(names)})"
+
+
+def verdict(c: AblationCondition) -> str:
     """One readable line for a condition, e.g. ``zeroing layer0/cell/34 costs ... p = ...``."""
-    how = {"zero": "zeroing", "mean": "mean-ablating", "clamp": f"clamping to {c.get('value')}"}
-    what = f"{how.get(c['mode'], c['mode'])} {_units_text(c['units'])}"
-    r = c["random"]
-    if c.get("feature"):
-        rule = c.get("on") or f"{c['feature']} is on"
-        at = _AT.get(c.get("feature_at") or "", "")
+    how = {"zero": "zeroing", "mean": "mean-ablating", "clamp": f"clamping to {c.value}"}
+    what = f"{how.get(c.mode, c.mode)} {_units_text(c.units)}"
+    r = c.random
+    if c.feature:
+        rule = c.on or f"{c.feature} is on"
+        at = _AT.get(c.feature_at or "", "")
         line = (
-            f"{what} costs {c['delta_on']:+.3f} bits/char where {rule} ({at}; "
-            f"{c['positions_on']:,} chars), {c['delta_off']:+.3f} elsewhere; "
+            f"{what} costs {_signed(c.delta_on)} bits/char where {rule} ({at}; "
+            f"{c.positions_on or 0:,} chars), {_signed(c.delta_off)} elsewhere; "
         )
-        rand_mean, rand_sd = r.get("delta_on_mean"), r.get("delta_on_sd")
+        rand_mean, rand_sd = r.delta_on_mean, r.delta_on_sd
     else:
-        line = f"{what} costs {c['delta']:+.3f} bits/char ({c['positions']:,} chars); "
-        rand_mean, rand_sd = r.get("delta_mean"), r.get("delta_sd")
-    if r["n"]:
-        line += f"{r['n']} random same-size sets cost {rand_mean:+.3f} ± {rand_sd:.3f}; " + p_text(
-            r["p_value"], r["n"], r.get("possible")
-        )
+        line = f"{what} costs {_signed(c.delta)} bits/char ({c.positions:,} chars); "
+        rand_mean, rand_sd = r.delta_mean, r.delta_sd
+    if r.n:
+        line += f"{r.n} random same-size sets cost {_signed(rand_mean)} ± {_plain(rand_sd)}; "
+        line += "p = n/a" if r.p_value is None else p_text(r.p_value, r.n, r.possible)
     else:
         line += "no random units compared (none drawn)"
-    if "task_accuracy" in c:
-        line += f"; task accuracy {c['base_task_accuracy']:.1%} -> {c['task_accuracy']:.1%}"
-        if r["n"]:
+    if c.task_accuracy is not None:
+        line += f"; task accuracy {_share(c.base_task_accuracy)} -> {_share(c.task_accuracy)}"
+        if r.n:
             line += (
-                f" (random sets: {r['task_accuracy_mean']:.1%} ± {r['task_accuracy_sd']:.1%}, "
-                f"p = {r['task_p_value']:.3f})"
+                f" (random sets: {_share(r.task_accuracy_mean)} ± "
+                f"{_share(r.task_accuracy_sd)}, p = {_plain(r.task_p_value)})"
             )
     return line
+
+
+def _signed(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:+.3f}"
+
+
+def _plain(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _share(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1%}"

@@ -10,7 +10,7 @@ checks that the recording is of the model's weights, reads the conditions and th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lstmprobe.errors import AblationError, StoreError, UnitError
-from lstmprobe.names import parse_unit
+from lstmprobe.names import Key, Unit
 from lstmprobe.record import layout
+from lstmprobe.record.interventions import parse_mode
 
 if TYPE_CHECKING:
     import torch
@@ -30,35 +31,51 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Condition:
-    """A set of units to intervene on together (names like ``layer0/cell/17``)."""
+    """A set of units to intervene on together.
 
-    units: tuple[str, ...]
+    Examples
+    --------
+    >>> c = Condition.of(["layer0/cell/17", "layer1/hidden/2", "layer0/cell/3"])
+    >>> {str(k): v for k, v in c.by_key.items()}
+    {'layer0/cell': [17, 3], 'layer1/hidden': [2]}
+    """
+
+    units: tuple[Unit, ...]
+
+    def __post_init__(self) -> None:  # names are parsed here, once
+        object.__setattr__(self, "units", tuple(Unit.parse(u) for u in self.units))
+
+    @classmethod
+    def of(cls, units: Iterable[Unit | str]) -> Condition:
+        """The condition of ``units`` (names parsed here, duplicates dropped, order kept)."""
+        return cls(tuple(dict.fromkeys(Unit.parse(u) for u in units)))
 
     @property
-    def by_key(self) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for name in self.units:
-            key, index = parse_unit(name)
-            out.setdefault(key, []).append(index)
+    def by_key(self) -> dict[Key, list[int]]:
+        out: dict[Key, list[int]] = {}
+        for unit in self.units:
+            out.setdefault(unit.key, []).append(unit.index)
         return out
 
+    @property
+    def names(self) -> list[str]:
+        return [str(u) for u in self.units]
 
-def check_units(model: torch.nn.Module, names: Sequence[str]) -> dict[str, int]:
+
+def check_units(model: torch.nn.Module, units: Sequence[Unit]) -> dict[Key, int]:
     """The model's datasets (``layer0/cell -> n_units``); unknown units raise a
     :class:`UnitError` listing what exists."""
-    datasets = layout(model)
-    for name in names:
-        try:
-            key, index = parse_unit(name)
-        except UnitError:
-            key, index = "", 0
-        if key not in datasets:
+    datasets = {Key.parse(k): n for k, n in layout(model).items()}
+    for unit in units:
+        if unit.key not in datasets:
             raise UnitError(
-                f"unit {name} does not exist in this model; it has "
+                f"unit {unit} does not exist in this model; it has "
                 + ", ".join(f"{k}/0..{n - 1}" for k, n in datasets.items())
             )
-        if index >= datasets[key]:
-            raise UnitError(f"unit {name} does not exist: {key} has units 0..{datasets[key] - 1}")
+        if unit.index >= datasets[unit.key]:
+            raise UnitError(
+                f"unit {unit} does not exist: {unit.key} has units 0..{datasets[unit.key] - 1}"
+            )
     return datasets
 
 
@@ -66,12 +83,12 @@ def check_units(model: torch.nn.Module, names: Sequence[str]) -> dict[str, int]:
 DEFAULT_RANDOM = 99
 
 
-def distinct_sets(condition: Condition, pools: dict[str, list[int]]) -> int:
+def distinct_sets(condition: Condition, pools: dict[Key, list[int]]) -> int:
     """How many distinct random unit sets of ``condition``'s sizes ``pools`` hold.
 
     Examples
     --------
-    >>> distinct_sets(Condition(("layer0/cell/0",)), {"layer0/cell": [1, 2, 3]})
+    >>> distinct_sets(Condition.of(["layer0/cell/0"]), {Key.parse("layer0/cell"): [1, 2, 3]})
     3
     """
     possible = 1
@@ -80,7 +97,7 @@ def distinct_sets(condition: Condition, pools: dict[str, list[int]]) -> int:
     return possible
 
 
-def random_count(condition: Condition, pools: dict[str, list[int]], n: int | None) -> int:
+def random_count(condition: Condition, pools: dict[Key, list[int]], n: int | None) -> int:
     """The random sets to draw: ``n``, or by default :data:`DEFAULT_RANDOM` or every distinct
     set when there are fewer (a 10-unit layer has 9 other single units: p cannot go below
     0.1 there)."""
@@ -91,10 +108,10 @@ def random_count(condition: Condition, pools: dict[str, list[int]], n: int | Non
 
 def draw_random(
     condition: Condition,
-    pools: dict[str, list[int]],
+    pools: dict[Key, list[int]],
     n: int,
     seed: int,
-) -> list[tuple[str, ...]]:
+) -> list[tuple[Unit, ...]]:
     """``n`` distinct random unit sets with ``condition``'s sizes per dataset, from ``pools``."""
     if n == 0:
         return []
@@ -116,36 +133,37 @@ def draw_random(
     rng = np.random.default_rng([seed, *(len(v) for v in condition.by_key.values())])
     if possible <= 4 * n:
         per_key = [
-            [tuple(f"{key}/{u}" for u in c) for c in combinations(pools[key], k)]
+            [tuple(key.unit(u) for u in c) for c in combinations(pools[key], k)]
             for key, k in sizes.items()
         ]
-        every: list[tuple[str, ...]] = [()]
+        every: list[tuple[Unit, ...]] = [()]
         for options in per_key:
             every = [a + b for a in every for b in options]
         picked = rng.choice(len(every), size=n, replace=False)
         return [every[i] for i in sorted(picked)]
-    seen: dict[frozenset[str], tuple[str, ...]] = {}
+    seen: dict[frozenset[Unit], tuple[Unit, ...]] = {}
     while len(seen) < n:
-        draw: tuple[str, ...] = ()
+        draw: tuple[Unit, ...] = ()
         for key, k in sizes.items():
             chosen = rng.choice(pools[key], size=k, replace=False)
-            draw += tuple(f"{key}/{int(u)}" for u in sorted(chosen))
+            draw += tuple(key.unit(int(u)) for u in sorted(chosen))
         seen.setdefault(frozenset(draw), draw)
     return list(seen.values())
 
 
-def unit_means(store: ActivationStore, keys: Sequence[str]) -> dict[str, np.ndarray]:
+def unit_means(store: ActivationStore, keys: Iterable[Key | str]) -> dict[Key, np.ndarray]:
     """Mean of every unit of each dataset over the whole recording, streamed chunk by chunk.
 
     Returns
     -------
-    dict of key -> ndarray of shape (n_units,), float64
+    dict of Key -> ndarray of shape (n_units,), float64
     """
-    out: dict[str, np.ndarray] = {}
-    for key in dict.fromkeys(keys):
-        total = np.zeros(store.n_units(key), dtype=np.float64)
-        for _, _, block in store.iter_chunks([key]):
-            total += block[key].sum(0, dtype=np.float64)
+    out: dict[Key, np.ndarray] = {}
+    for key in dict.fromkeys(Key.parse(k) for k in keys):
+        name = str(key)
+        total = np.zeros(store.n_units(name), dtype=np.float64)
+        for _, _, block in store.iter_chunks([name]):
+            total += block[name].sum(0, dtype=np.float64)
         out[key] = total / max(1, store.n_positions)
     return out
 
@@ -177,24 +195,24 @@ def check_model_matches(
         )
 
 
-def top_conditions(store: ActivationStore, feature: str, k: int) -> list[list[str]]:
+def top_conditions(store: ActivationStore, feature: str, k: int) -> list[list[Unit]]:
     """The top ``k`` units of ``feature`` in the ranking beside ``store``
     (``acts.rankings.json``): each alone, then all together (when more than one)."""
     from lstmprobe.probes import Ranking
 
-    path = store.sibling("rankings.json")
+    path = store.recording.rankings
     if not path.exists():
         raise StoreError(
             f"the top units are read from {path}, which does not exist; rank {feature} first: "
             f"`rank_units(store={store.path}, features={feature})`"
         )
     ranking = Ranking.read_json(path)
-    if feature not in ranking.features or "skipped" in ranking.features[feature]:
+    if feature not in ranking.scored:
         raise StoreError(
             f"{path} has no ranking for {feature!r} (it has {', '.join(ranking.features)}); rank "
             f"it first: `rank_units(store={store.path}, features={feature})`"
         )
-    best = ranking.top(k, feature=feature)
+    best = [Unit.parse(u) for u in ranking.top(k, feature=feature)]
     conditions = [[u] for u in best]
     if len(best) > 1:
         conditions.append(list(best))
@@ -206,7 +224,7 @@ def recorded_reset(store: ActivationStore) -> str:
     return str(store.run_config.get("reset", "none"))
 
 
-def check_selection(units: Sequence[str], top: int | None, feature: str | None) -> None:
+def check_selection(units: Sequence[Unit | str], top: int | None, feature: str | None) -> None:
     """Refuse a selection of units that is not either ``units`` or ``top`` with ``feature``."""
     if units and top:
         raise AblationError("give `units=U` or `top=K`, not both")
@@ -223,11 +241,11 @@ def check_selection(units: Sequence[str], top: int | None, feature: str | None) 
 class AblationPlan:
     """What :func:`plan_ablation` read from a recording for :func:`run_ablation`."""
 
-    conditions: list[list[str]]
+    conditions: list[list[Unit]]
     #: how the corpus is read: as asked, else as the recording was made, else ``"none"``
     reset: str
     #: the units' means over the recording, for ``mode="mean"``
-    means: dict[str, np.ndarray] | None
+    means: dict[Key, np.ndarray] | None
     #: where the per-char results go: beside the recording (``acts.ablations.h5``)
     saved_to: Path
     #: the recording's path and model hash, when one was read (for the results' settings)
@@ -238,7 +256,7 @@ def plan_ablation(
     store: str | Path,
     model_sha256: str,
     *,
-    units: Sequence[str] = (),
+    units: Sequence[Unit | str] = (),
     top: int | None = None,
     feature: str | None = None,
     mode: str = "zero",
@@ -257,13 +275,14 @@ def plan_ablation(
     than the recorded one is refused unless ``force``: the top units, the means and the saved
     per-char results would describe another text.
     """
-    check_selection(units, top, feature)
-    path = Path(store)
-    if not path.exists() and not top and mode != "mean":
-        saved = path.with_name(f"{path.stem}.ablations.h5")
-        return AblationPlan([list(units)], reset or "none", None, saved)
-    from lstmprobe.store import ActivationStore
+    from lstmprobe.store import ActivationStore, Recording
 
+    check_selection(units, top, feature)
+    chosen = [Unit.parse(u) for u in units]
+    path = Path(store)
+    if not path.exists() and not top and parse_mode(mode)[0] != "mean":
+        saved = Recording.at(path).ablations
+        return AblationPlan([chosen], reset or "none", None, saved)
     with ActivationStore(path) as s:
         check_model_matches(s, model_sha256, force=force, model=model)
         if corpus_sha256 and s.corpus_sha256 and corpus_sha256 != s.corpus_sha256 and not force:
@@ -272,14 +291,14 @@ def plan_ablation(
                 "top units, means and saved results describe that text; give the recorded "
                 "corpus, record this one, or pass `force=True`"
             )
-        conditions = top_conditions(s, feature, top) if top and feature else [list(units)]
+        conditions = top_conditions(s, feature, top) if top and feature else [chosen]
         means = None
-        if mode == "mean":
-            keys = {parse_unit(u)[0] for c in conditions for u in c}
+        if parse_mode(mode)[0] == "mean":
+            keys = sorted({u.key for c in conditions for u in c})
             for key in keys:
-                s.n_units(key)  # a clear error for a dataset the store lacks
-            means = unit_means(s, sorted(keys))
+                s.n_units(str(key))  # a clear error for a dataset the store lacks
+            means = unit_means(s, keys)
         info = {"store": str(s.path), "model_sha256": s.model_sha256}
         return AblationPlan(
-            conditions, reset or recorded_reset(s), means, s.sibling("ablations.h5"), info
+            conditions, reset or recorded_reset(s), means, s.recording.ablations, info
         )

@@ -5,17 +5,19 @@ The options several commands take are in :mod:`lstmprobe.cli.options`.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
 import sys
-import tempfile
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from lstmprobe.errors import LstmprobeError, for_cli
+from lstmprobe._io import write_failed
+from lstmprobe.errors import LstmprobeError, LstmprobeWarning, for_cli
 
 
 def fail(message: str) -> None:
@@ -24,13 +26,25 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """Python's warnings on the command line: lstmprobe's own as one ``warning:`` line each;
+    those of other libraries (numpy's invalid values, matplotlib's missing glyphs, torch's
+    kernels) are not shown -- they say nothing the user can act on."""
+    if issubclass(category, LstmprobeWarning):
+        warn(str(message))
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors (and Ctrl-C, and a broken pipe) into one line and a non-zero exit."""
+    """Turn library errors (and Ctrl-C, and a broken pipe) into one line and a non-zero exit,
+    and warnings into one line each (:func:`_show_warning`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("default")  # each once per place, whatever -W says
+                warnings.showwarning = _show_warning
+                return func(*args, **kwargs)
         except LstmprobeError as exc:
             fail(for_cli(str(exc)))
         except KeyboardInterrupt:
@@ -40,6 +54,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
         except OSError as exc:  # a file the library could not write or read, said in one line
             where = f" {exc.filename}" if exc.filename else ""
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                fail(write_failed(exc.filename, exc))
             fail(f"cannot use{where}: {exc.strerror or exc}")
 
     return wrapper
@@ -48,24 +64,12 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 def require_writable(path: str | os.PathLike[str], alternative: str | None = None) -> None:
     """Fail with one line unless a file can be created at ``path`` (its directory exists and
     takes new files): checked before long work, so that no computation is thrown away."""
-    target = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(target))
-    other = f", or pass {alternative}" if alternative else ""
-    if os.path.isdir(target):
-        fail(f"cannot write {target}: it is a directory; give a file path{other}")
-    if not os.path.isdir(parent):
-        what = "does not exist" if not os.path.exists(parent) else "is not a directory"
-        fail(f"cannot write {target}: the directory {parent} {what}; create it first{other}")
-    try:  # permissions, read-only file systems, ACLs: creating a file is the only true test
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=".lstmprobe-write-test-")
-    except OSError as exc:
-        fail(
-            f"cannot write {target}: {exc.strerror or exc} in {parent}; choose a directory "
-            f"you can write to{other}"
-        )
-        return
-    os.close(fd)
-    os.unlink(probe)
+    from lstmprobe._io import cannot_write
+
+    reason = cannot_write(os.path.abspath(path))
+    if reason is not None:
+        other = f", or pass {alternative}" if alternative else ""
+        fail(f"cannot write {os.fspath(path)}: {reason}{other}")
 
 
 def warn(message: str) -> None:

@@ -8,31 +8,26 @@ from typing import Any
 
 import click
 
-from lstmprobe.cli._common import echo_json, handle_errors, require_writable, resolve_corpus
+from lstmprobe.cli._common import (
+    echo_json,
+    handle_errors,
+    require_writable,
+    resolve_corpus,
+    warn,
+)
 from lstmprobe.cli.options import (
+    ModelOptions,
     choice_option,
     int_option,
+    model_options,
     path_or_stdout_option,
     quiet_option,
+    renamed_option,
     reset_option,
     script_options,
     store_option,
-    trust_option,
 )
 from lstmprobe.errors import for_cli
-
-
-def _parse_mode(mode: str) -> tuple[str, float | None]:
-    from lstmprobe.causal import AblationError
-
-    if mode in ("zero", "mean"):
-        return mode, None
-    if mode.startswith("clamp:"):
-        try:
-            return "clamp", float(mode.split(":", 1)[1])
-        except ValueError:
-            pass
-    raise AblationError(f"--mode is zero, mean or clamp:V (e.g. clamp:0.5), got {mode!r}")
 
 
 @click.command("ablate")
@@ -64,18 +59,22 @@ def _parse_mode(mode: str) -> tuple[str, float | None]:
 )
 @click.option("--mode", default="zero", show_default=True, help="zero | mean | clamp:V.")
 @int_option(
-    "--random",
+    "--n-random",
     "n_random",
     minimum=0,
     help="Random same-size unit sets of the same layer and quantity per condition [default: "
     "99, so that p can reach 0.01; every distinct set where there are fewer].",
 )
+@renamed_option("--random", "--n-random", "n_random", type=int)
 @int_option("--seed", default=0, help="Seed of the random draws.")
 @reset_option("How the model reads the corpus; default: as the store was recorded, else none.")
 @click.option("--task", is_flag=True, help="Also measure exact greedy completion (task corpora).")
 @click.option("--force", is_flag=True, help="Use a store recorded with other model weights.")
-@trust_option
-@path_or_stdout_option("--json", "json_path", "Print the results as JSON, or write them to PATH.")
+@model_options
+@click.option(
+    "-o", "--output", default=None, metavar="PATH", help="Write the results as JSON to PATH."
+)
+@path_or_stdout_option("--json", "json_path", "Print the results as JSON instead of the verdicts.")
 @click.option("--no-save", is_flag=True, help="Do not write STORE.ablations.h5 beside the store.")
 @quiet_option
 @handle_errors
@@ -94,7 +93,8 @@ def ablate_command(
     reset: str | None,
     task: bool,
     force: bool,
-    trust_pickle: bool,
+    model_options: ModelOptions,
+    output: str | None,
     json_path: str | None,
     no_save: bool,
     quiet: bool,
@@ -103,31 +103,34 @@ def ablate_command(
 
     Runs MODEL over CORPUS as it is and with the units set to zero, their mean over the
     recording, or a constant, at every position; reports the change of the loss in bits
-    per char where FEATURE is on and where it is off, the same for --random sets of units
-    of the same layer and quantity, and the p-value of the chosen units' effect among
-    them, with its floor 1/(1 + random sets). The loss of predicting char t+1 counts as
-    on where FEATURE is on at t, where the model stands when it predicts (--feature-at
-    target: at t+1). The per-char loss differences are saved beside the store (acts.h5
-    -> acts.ablations.h5).
+    per char where FEATURE is on and where it is off, the same for --n-random sets of
+    units of the same layer and quantity, and the p-value of the chosen units' effect
+    among them, with its floor 1/(1 + random sets). The loss of predicting char t+1
+    counts as on where FEATURE is on at t, where the model stands when it predicts
+    (--feature-at target: at t+1). The per-char loss differences are saved beside the
+    store (acts.h5 -> acts.ablations.h5).
 
     \b
     Examples:
         lstmprobe ablate model.pt corpus.txt --unit layer0/cell/17 -f quote
-        lstmprobe ablate model.pt corpus.txt --top 4 -f quote --random 20 --json out.json
-        lstmprobe ablate counter.pt counter.txt --reset line --unit layer0/cell/7 --task
-        lstmprobe ablate counter.pt counter.txt --unit layer0/cell/7 -f count:a --threshold 5
+        lstmprobe ablate model.pt corpus.txt --top 4 -f quote --n-random 20 -o out.json
+        lstmprobe ablate counter.pt counter.txt --reset line -u layer0/cell/7 --task
+        lstmprobe ablate counter.pt counter.txt -u layer0/cell/7 -f count:a --threshold 5
         lstmprobe ablate code-lstm sample:code --mode mean --unit layer1/hidden/3 -f indent
     """
     from lstmprobe.causal import AblationError, check_selection, plan_ablation, run_ablation
     from lstmprobe.features import get_feature
-    from lstmprobe.models import load_model
+    from lstmprobe.record.interventions import parse_mode
+    from lstmprobe.store import Recording
     from lstmprobe.store.ablations import write_ablations
+    from lstmprobe.text import check_chars
 
-    kind, clamp = _parse_mode(mode)
+    parse_mode(mode)  # a bad --mode before any work
     check_selection(units, top, feature)
     feat = get_feature(feature) if feature else None
     text = resolve_corpus(corpus)
-    loaded = load_model(model, trust_pickle=trust_pickle)
+    loaded = model_options.load(model, store=store)
+    text = check_chars(text, loaded.vocab, model_options.unknown)
     if loaded.model.decoder is None:
         raise AblationError(
             f"{model} has no decoder, so it predicts no next char: loss and task effects cannot "
@@ -135,7 +138,10 @@ def ablate_command(
             "interventions still change its states (Recorder(model, interventions=...))"
         )
     if json_path not in (None, "-"):
-        require_writable(json_path)  # before the work, not after it
+        warn("--json PATH is now spelled -o PATH")
+        output, json_path = output or json_path, None
+    if output is not None:
+        require_writable(output)  # before the work, not after it
     from lstmprobe.record import corpus_sha256
 
     plan = plan_ablation(
@@ -145,21 +151,20 @@ def ablate_command(
         units=units,
         top=top,
         feature=feat.name if feat else None,
-        mode=kind,
+        mode=mode,
         reset=reset,
         force=force,
         model=model,
     )
     if not no_save:
-        require_writable(plan.saved_to, "--no-save")
+        Recording.at(plan.saved_to).check_writable("ablations", instead="`save=False`")
     result = run_ablation(
         loaded.model,
         loaded.vocab,
         text,
         plan.conditions,
         feature=feat,
-        mode=kind,
-        clamp=clamp,
+        mode=mode,
         means=plan.means,
         reset=plan.reset,
         n_random=n_random,
@@ -167,6 +172,7 @@ def ablate_command(
         task=task,
         feature_at=feature_at,  # type: ignore[arg-type]
         threshold=threshold,
+        threads=model_options.threads,
         progress=not quiet,
     )
     out = result.to_dict()
@@ -175,7 +181,7 @@ def ablate_command(
         write_ablations(
             plan.saved_to,
             base_bits=result.base_bits,
-            conditions=result.conditions,
+            conditions=[c.to_dict() for c in result.conditions],
             deltas=result.deltas,
             random_deltas=result.random_deltas,
             feature_on=result.feature_on,
@@ -189,34 +195,44 @@ def ablate_command(
             },
         )
         out["saved"] = str(plan.saved_to)
+    if output:
+        from lstmprobe.store import write_json_atomic
+
+        write_json_atomic(output, out)
     if json_path == "-":
         echo_json(out)
         return
-    if json_path:
-        from lstmprobe.store import write_json_atomic
-
-        write_json_atomic(json_path, out)
     for cond in result.conditions:
-        click.echo(for_cli(cond["verdict"]))
+        click.echo(for_cli(cond.verdict))
     if not quiet and not no_save:
         click.echo(f"saved {plan.saved_to}")
 
 
 @click.command("dynamics")
 @store_option
-@click.option("--model", "model_path", default=None, help="The recorded model (adds drivers).")
+@click.option("--model", default=None, help="The recorded model (adds drivers).")
+@model_options
 @click.option(
     "--unit", "-u", "units", multiple=True, help="Units to show (default: longest timescales)."
 )
 @int_option("--top", default=10, minimum=1, help="Rows shown.")
 @click.option("--force", is_flag=True, help="Use a model whose weights are not the recorded ones.")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    metavar="PATH",
+    help="Where to write the dynamics [beside the store: acts.dynamics.json].",
+)
 @script_options
 def dynamics_command(
     store: str,
-    model_path: str | None,
+    model: str | None,
+    model_options: ModelOptions,
     units: tuple[str, ...],
     top: int,
     force: bool,
+    output: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -237,10 +253,12 @@ def dynamics_command(
     from lstmprobe.causal import drivers_model, gate_dynamics
     from lstmprobe.store import ActivationStore, write_json_atomic
 
+    loaded = model_options.load(model, store=store) if model else None
     with ActivationStore(store) as s:
-        model = drivers_model(s, model_path, force=force)
-        result = gate_dynamics(s, model, list(units) or None, progress=not quiet)
-        saved = s.sibling("dynamics.json")
+        saved = Path(output) if output else s.recording.dynamics
+        require_writable(saved)  # before the work
+        drivers = drivers_model(s, loaded, force=force, model_name=model)
+        result = gate_dynamics(s, drivers, list(units) or None, progress=not quiet)
     write_json_atomic(saved, result)
     if as_json:
         echo_json(result)
@@ -255,10 +273,12 @@ def _num(v: Any, fmt: str = ".2f") -> str:
 
 
 def format_dynamics(result: dict[str, Any], top: int) -> str:
+    from lstmprobe.names import Unit
+
     lines = []
     for layer, info in result["layers"].items():
         d = info["timescales"]
-        n = sum(1 for u in result["units"] if u.startswith(f"{layer}/"))
+        n = sum(1 for u in result["units"] if Unit.parse(u).layer_name == layer)
         lines.append(
             f"{layer} ({info['kind']}, {n} units): timescale median {_num(d['median'])} steps "
             f"[q25 {_num(d['q25'])}, q75 {_num(d['q75'])}, max {_num(d['max'])}], "

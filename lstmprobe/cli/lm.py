@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from lstmprobe.cli._common import echo_json, handle_errors, require_writable, resolve_corpus, warn
 from lstmprobe.cli.options import (
+    ModelOptions,
     choice_option,
     int_option,
+    model_options,
     quiet_option,
     reset_option,
     script_options,
-    threads_option,
-    trust_option,
-    unknown_option,
 )
 from lstmprobe.errors import TrainingError, for_cli
 
@@ -299,55 +295,21 @@ def train_command(
         sys.exit(130)
 
 
-@dataclass(frozen=True)
-class Reading:
-    """How a command runs a model over text: ``--trust-pickle``, ``--unknown``, ``--threads``."""
-
-    trust_pickle: bool
-    unknown: str
-    threads: int | None
-
-    def load(self, model: str) -> Any:
-        """The model file (or bundled name) ``model``, loaded as ``--trust-pickle`` allows."""
-        from lstmprobe.models import load_model
-
-        return load_model(model, trust_pickle=self.trust_pickle)
-
-
-def reading_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """What a command that runs a model over text takes: --trust-pickle, --unknown, --threads
-    (given to it as one :class:`Reading`, ``reading``), --quiet, --json; and its errors as one
-    line."""
-
-    @functools.wraps(func)
-    def command(
-        *args: Any, trust_pickle: bool, unknown: str, threads: int | None, **kw: Any
-    ) -> Any:
-        return func(*args, reading=Reading(trust_pickle, unknown, threads), **kw)
-
-    wrapped: Callable[..., Any] = command
-    for option in (script_options, threads_option, unknown_option(_UNKNOWN), trust_option):
-        wrapped = option(wrapped)
-    return wrapped
-
-
-_UNKNOWN = "What to do with characters not in the vocabulary (as in record)."
-
-
 @click.command("sample")
 @click.argument("model")
 @click.option("--prime", default="\n", help="Text to start from.  [default: newline]")
 @click.option("-n", "--length", default=500, show_default=True, help="Characters to generate.")
 @click.option("--temperature", default=0.8, show_default=True, help="0 = greedy.")
 @click.option("--seed", type=int, help="Random seed (same seed, same text).")
-@reading_options
+@model_options
+@script_options
 def sample_command(
     model: str,
     prime: str,
     length: int,
     temperature: float,
     seed: int | None,
-    reading: Reading,
+    model_options: ModelOptions,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -360,10 +322,10 @@ def sample_command(
     """
     from lstmprobe import lm
 
-    loaded = reading.load(model)
+    loaded = model_options.load(model)
     text = lm.sample(
         loaded.model, loaded.vocab, prime, length, temperature, seed,
-        unknown=reading.unknown, threads=reading.threads,
+        unknown=model_options.unknown, threads=model_options.threads,
     )  # fmt: skip
     if as_json:
         echo_json({"prime": prime, "text": text, "temperature": temperature, "seed": seed})
@@ -381,13 +343,14 @@ def sample_command(
     default="auto",
     help="Score greedy completion as this task (auto: recognise it by the lines' form).",
 )
-@reading_options
+@model_options
+@script_options
 def evaluate_command(
     model: str,
     corpus: str,
     reset: str | None,
     task: str,
-    reading: Reading,
+    model_options: ModelOptions,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -405,11 +368,11 @@ def evaluate_command(
     """
     from lstmprobe import lm
 
-    loaded = reading.load(model)
+    loaded = model_options.load(model)
     text = resolve_corpus(corpus)
     result = lm.evaluate(
         loaded.model, loaded.vocab, text, reset, None if task == "none" else task,
-        unknown=reading.unknown, threads=reading.threads,
+        unknown=model_options.unknown, threads=model_options.threads,
     )  # fmt: skip
     if as_json:
         echo_json(result.to_dict())

@@ -8,14 +8,16 @@ import click
 
 from lstmprobe.cli._common import echo_json, fail, handle_errors, require_writable, warn
 from lstmprobe.cli.options import (
+    SIZE,
+    ModelOptions,
     int_option,
+    model_options,
     path_or_stdout_option,
     quiet_option,
+    renamed_option,
     script_options,
     store_option,
-    trust_option,
 )
-from lstmprobe.errors import LstmprobeError
 
 
 @click.command("features")
@@ -53,21 +55,20 @@ def features_command(as_json: bool, quiet: bool) -> None:
     help="Feature to rank units for (repeatable): a built-in, char:X, regex:P, FILE.py:FUNC.",
 )
 @int_option("--top", default=10, minimum=1, help="Rows shown.")
-@path_or_stdout_option(
-    "--json",
-    "json_flag",
-    help="Print the ranking as JSON instead of the table (as everywhere); --json PATH, the "
-    "older spelling, writes it to PATH like --json-out.",
-)
 @click.option(
-    "--json-out", "-o", "json_out", default=None, metavar="PATH", help="Write the JSON to PATH."
+    "-o",
+    "--output",
+    "outputs",
+    multiple=True,
+    metavar="PATH",
+    help="Also write the ranking to PATH: CSV when PATH ends in .csv, else JSON (repeatable).",
 )
 @path_or_stdout_option(
-    "--csv",
-    "csv_flag",
-    help="Print the ranking as CSV instead of the table; --csv PATH writes it to PATH.",
+    "--json", "json_flag", help="Print the ranking as JSON instead of the table."
 )
-@click.option("--csv-out", "csv_out", default=None, metavar="PATH", help="Write the CSV to PATH.")
+@path_or_stdout_option("--csv", "csv_flag", help="Print the ranking as CSV instead of the table.")
+@renamed_option("--json-out", "-o", "json_out", metavar="PATH")
+@renamed_option("--csv-out", "-o PATH.csv", "csv_out", metavar="PATH")
 @click.option(
     "--probe/--no-probe",
     default=True,
@@ -76,20 +77,29 @@ def features_command(as_json: bool, quiet: bool) -> None:
 )
 @click.option("--key", "keys", multiple=True, help="Only these datasets, e.g. layer0/cell.")
 @int_option(
-    "--max-positions",
+    "--max-probe-positions",
     default=50_000,
     minimum=100,
     help="Positions used for probes (contiguous windows).",
 )
-@int_option("--blocks", default=20, minimum=3, help="Blocks.")
-@int_option("--seed", default=0, help="Seed of splits/controls.")
+@renamed_option("--max-positions", "--max-probe-positions", "max_probe_positions", type=int)
 @int_option(
+    "--n-blocks",
+    default=20,
+    minimum=3,
+    help="Contiguous blocks of the train/validation/test split and the bootstrap.",
+)
+@renamed_option("--blocks", "--n-blocks", "n_blocks", type=int)
+@int_option("--seed", default=0, help="Seed of splits/controls.")
+@click.option(
     "--label-memory",
-    default=256,
-    minimum=0,
-    metavar="MB",
-    help="Keep the labels in memory up to this size; beyond, compute them again from the "
-    "stored text for each pass (same results, bounded memory, one more pass).",
+    type=SIZE,
+    default="256MB",
+    show_default=True,
+    metavar="SIZE",
+    help="Keep the labels in memory up to this size (bytes, or with a unit: 256MB, 1GB); "
+    "beyond, compute them again from the stored text for each pass (same results, bounded "
+    "memory, one more pass).",
 )
 @click.option("--no-save", is_flag=True, help="Do not write STORE.rankings.json beside the store.")
 @int_option(
@@ -100,36 +110,38 @@ def features_command(as_json: bool, quiet: bool) -> None:
     help="Zero each of the top K units of every feature (needs --model) and add its causal "
     "effect and p-value against random units as columns (docs/causal.md).",
 )
-@click.option("--model", "model_path", default=None, help="The recorded model, for --ablate.")
+@click.option("--model", default=None, help="The recorded model, for --ablate.")
+@model_options
 @int_option(
-    "--ablate-random",
+    "--n-random",
     minimum=0,
-    help="Random units per ablated unit [default: 99, so that p can reach 0.01; every other "
-    "unit of the layer where there are fewer].",
+    help="Random same-size unit sets per ablated unit [default: 99, so that p can reach 0.01; "
+    "every other unit of the layer where there are fewer].",
 )
-@trust_option
+@renamed_option("--ablate-random", "--n-random", "n_random", type=int)
 @quiet_option
 @handle_errors
 def find_neurons_command(
     store: str,
     features: tuple[str, ...],
     top: int,
+    outputs: tuple[str, ...],
     json_flag: str | None,
-    json_out: str | None,
     csv_flag: str | None,
-    csv_out: str | None,
     probe: bool,
     keys: tuple[str, ...],
-    max_positions: int,
-    blocks: int,
+    max_probe_positions: int,
+    n_blocks: int,
     seed: int,
     label_memory: int,
     no_save: bool,
     ablate_k: int | None,
-    model_path: str | None,
-    ablate_random: int | None,
-    trust_pickle: bool,
+    model: str | None,
+    model_options: ModelOptions,
+    n_random: int | None,
     quiet: bool,
+    json_out: str | None = None,
+    csv_out: str | None = None,
 ) -> None:
     """Rank every unit of every recorded quantity by how well it tracks each feature.
 
@@ -144,25 +156,25 @@ def find_neurons_command(
         lstmprobe find-neurons --feature quote
         lstmprobe find-neurons --store run1.h5 -f indent -f bracket-depth --top 20 -o out.json
         lstmprobe find-neurons -f quote --json | jq '.rows[0]'
-        lstmprobe find-neurons -f 'regex:https?://\\S+' -f 'next-char:b' --csv-out ranks.csv
+        lstmprobe find-neurons -f 'regex:https?://\\S+' -f 'next-char:b' -o ranks.csv
         lstmprobe find-neurons -f quote --ablate 4 --model model.pt
     """
-    from lstmprobe.probes import Ranking, rank_units
+    from lstmprobe.features import get_feature
+    from lstmprobe.probes import rank_units
+    from lstmprobe.probes.ranking import save_ranking, saved_ranking
     from lstmprobe.store import ActivationStore
 
-    json_stdout, json_path = _output("--json", json_flag, json_out)
-    csv_stdout, csv_path = _output("--csv", csv_flag, csv_out)
-    for path in (json_path, csv_path):
-        if path is not None:
-            require_writable(path)
+    files = _outputs(outputs, json_flag, json_out, csv_flag, csv_out)
+    resolved = [get_feature(f) for f in dict.fromkeys(features)]  # each spec built once
+    json_stdout, csv_stdout = json_flag == "-", csv_flag == "-"
+    for path in files:
+        require_writable(path)
 
     loaded = None
-    if ablate_k and not model_path:
+    if ablate_k and not model:
         fail("--ablate runs the model again: give it with --model MODEL")
-    if ablate_k and model_path:
-        from lstmprobe.models import load_model
-
-        loaded = load_model(model_path, trust_pickle=trust_pickle)  # before the ranking
+    if ablate_k and model:
+        loaded = model_options.load(model, store=store)  # before the ranking
 
     with ActivationStore(store) as s:
         for key in keys:
@@ -170,28 +182,21 @@ def find_neurons_command(
         if loaded is not None:
             from lstmprobe.causal import check_model_matches
 
-            check_model_matches(s, loaded.sha256, model=str(model_path))
-        saved = None if no_save else s.sibling("rankings.json")
-        earlier = None
-        if saved is not None:
-            require_writable(saved, "--no-save")  # before the work, not after it
-            if saved.exists():
-                try:
-                    earlier = Ranking.read_json(saved)
-                except LstmprobeError as exc:
-                    fail(
-                        f"{exc}; find-neurons merges its ranking into that file: move it away, "
-                        "or pass --no-save"
-                    )
+            check_model_matches(s, loaded.sha256, model=str(model))
+        recording = s.recording
+        saved = None if no_save else recording.rankings
+        if saved is not None:  # before the work, not after it
+            recording.check_writable("rankings", instead="`save=False`")
+            saved_ranking(recording)  # one that cannot be merged into is refused now
         ranking = rank_units(
             s,
-            list(features),
+            resolved,
             keys=list(keys) or None,
             probe=probe,
-            max_probe_positions=max_positions,
-            n_blocks=blocks,
+            max_probe_positions=max_probe_positions,
+            n_blocks=n_blocks,
             seed=seed,
-            label_memory=label_memory << 20,
+            label_memory=label_memory,
             progress=not quiet,
             warn=warn,
         )
@@ -203,22 +208,21 @@ def find_neurons_command(
                 s,
                 loaded,
                 ablate_k,
-                model=str(model_path),
-                n_random=ablate_random,
+                model=str(model),
+                features={f.name: f for f in resolved},  # as ranked: a user's file read once
+                n_random=n_random,
                 seed=seed,
+                threads=model_options.threads,
                 progress=not quiet,
                 warn=warn,
             )
-    if not any("skipped" not in f for f in ranking.features.values()):
+    if not ranking.scored:
         fail("no feature could be scored on this corpus (see the warnings above)")
     merged = ranking
     if saved is not None:
-        merged = ranking.merged_with_saved(earlier, path=saved, warn=warn)
-        merged.to_json(saved)
-    if json_path:
-        ranking.to_json(json_path)
-    if csv_path:
-        ranking.to_csv(csv_path)
+        merged = save_ranking(ranking, recording, warn=warn)
+    for path, fmt in files.items():
+        ranking.to_csv(path) if fmt == "csv" else ranking.to_json(path)
     if json_stdout:
         click.echo(ranking.to_json(), nl=False)
     if csv_stdout:
@@ -233,26 +237,33 @@ def find_neurons_command(
             click.echo(f"saved {saved}{more}")
 
 
-def _output(flag: str, given: str | None, out: str | None) -> tuple[bool, str | None]:
-    """Where one format goes: (to stdout?, file or None). ``--json`` alone (or ``--json -``) is
-    stdout, ``--json PATH`` (the older spelling) and ``--json-out PATH`` a file."""
-    stdout = given == "-" or out == "-"
-    files = {p for p in (given, out) if p not in (None, "-")}
-    if len(files) > 1:
-        fail(f"{flag} {given} and {flag}-out {out} name two files; give one")
-    return stdout, files.pop() if files else None
+def _outputs(
+    outputs: tuple[str, ...],
+    json_flag: str | None,
+    json_out: str | None,
+    csv_flag: str | None,
+    csv_out: str | None,
+) -> dict[str, str]:
+    """The files to write, each with its format: ``-o PATH`` (CSV for ``.csv``, else JSON),
+    and the older spellings ``--json PATH``, ``--json-out PATH``, ``--csv PATH``,
+    ``--csv-out PATH`` (each said once)."""
+    files = {p: "csv" if p.lower().endswith(".csv") else "json" for p in outputs}
+    for flag, path, fmt in (("--json", json_flag, "json"), ("--csv", csv_flag, "csv")):
+        if path not in (None, "-"):
+            warn(f"{flag} PATH is now spelled -o PATH")
+            files[path] = fmt  # type: ignore[index]
+    for path, fmt in ((json_out, "json"), (csv_out, "csv")):
+        if path is not None:
+            files[path] = fmt
+    return files
 
 
 def column_notes(ranking: Any, top: int) -> str:
     """One line per column the find-neurons table shows: what it is and its range."""
-    rows = [r for name in ranking.features for r in ranking.for_feature(name)[:top]]
+    rows = [r for name in ranking.scored for r in ranking.for_feature(name)[:top]]
     if not rows:
         return ""
-
-    def shown(column: str) -> bool:
-        return any(r.get(column) is not None for r in rows)
-
-    kinds = {s.get("kind") for s in ranking.features.values() if "skipped" not in s}
+    kinds = {s.kind for s in ranking.features.values() if s.scored}
     score = []
     if "binary" in kinds:
         score.append("binary feature: ROC AUC of the unit, folded to [0.5, 1] (0.5 = chance)")
@@ -260,7 +271,7 @@ def column_notes(ranking: Any, top: int) -> str:
         score.append("continuous feature: |Spearman| in [0, 1] (0 = no monotone relation)")
     lines = ["  columns:", f"    score     {'; '.join(score)}; on every position"]
     lines.append("    sign      + the unit is higher where the feature is on (or larger), - lower")
-    if shown("test_metric"):
+    if any(r.test_metric is not None for r in rows):
         lines += [
             "    held-out  the same metric on held-out contiguous test blocks, the sign fitted on"
             " the train blocks (AUC: 0.5 chance, 1 perfect; Spearman: 0 chance, 1 perfect)",
@@ -272,7 +283,7 @@ def column_notes(ranking: Any, top: int) -> str:
             "    sample [95% interval]  the score on the probe's sampled positions, and a block"
             " bootstrap interval of it",
         ]
-    if shown("causal_p_value"):
+    if any(r.causal is not None and r.causal.causal_p_value is not None for r in rows):
         lines += [
             "    ablated   bits/char lost where the feature is on (read where the model"
             " predicts) when the unit is zeroed; > 0: the model needs it there",
@@ -281,7 +292,7 @@ def column_notes(ranking: Any, top: int) -> str:
             " floor is 1/(1 + random units)",
         ]
     if any(
-        (s.get("probe") or {}).get("test_metric") is not None for s in ranking.features.values()
+        s.probe is not None and s.probe.test_metric is not None for s in ranking.features.values()
     ):
         lines.append(
             "  the summary line's probe on many units can learn any per-char labelling, so its"

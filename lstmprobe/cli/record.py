@@ -18,14 +18,14 @@ from lstmprobe.cli._common import (
 )
 from lstmprobe.cli.options import (
     DEFAULT_STORE,
+    ModelOptions,
     choice_option,
     int_option,
     json_option,
+    model_options,
     reset_option,
     script_options,
     store_option,
-    trust_option,
-    unknown_option,
 )
 
 
@@ -35,15 +35,11 @@ from lstmprobe.cli.options import (
 @click.option(
     "-o",
     "--output",
+    "out",
     default=DEFAULT_STORE,
     show_default=True,
     type=click.Path(dir_okay=False),
     help="The HDF5 recording to write.",
-)
-@click.option(
-    "--vocab",
-    type=click.Path(dir_okay=False),
-    help="JSON vocabulary (list in index order or object char->index) for a plain state_dict.",
 )
 @click.option(
     "--embedding",
@@ -55,12 +51,16 @@ from lstmprobe.cli.options import (
     metavar="KEY",
     help="Which tensor is the decoder, when a state_dict has several candidates.",
 )
-@trust_option
 @reset_option(
     "none: the corpus is one stream; line: each line is a sequence from the zero state.",
     default="none",
 )
-@choice_option("--dtype", choices=("float16", "float32"), default="float16")
+@choice_option(
+    "--dtype",
+    choices=("float16", "float32"),
+    default="float16",
+    help="The stored values' type (float16 halves the file; values beyond ±65,504 become ±inf).",
+)
 @choice_option(
     "--compression", choices=("lzf", "gzip"), help="HDF5 compression (default none: fastest)."
 )
@@ -72,7 +72,6 @@ from lstmprobe.cli.options import (
     metavar="L,L",
     help="Record only these layers, e.g. 0,2 or layer1_reverse (default: all).",
 )
-@unknown_option()
 @int_option("--chunk-size", default=4096, minimum=1, help="Characters per forward call.")
 @int_option(
     "--parallel",
@@ -87,12 +86,7 @@ from lstmprobe.cli.options import (
 @click.option(
     "--device", default="cpu", show_default=True, help="torch device to run on, e.g. cuda."
 )
-@int_option(
-    "--threads",
-    minimum=1,
-    help="torch CPU threads while recording (default: 1 for small models, so that the "
-    "recomputation overlaps the forward pass; torch's choice for large ones).",
-)
+@model_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted recording (same arguments).")
 @click.option(
     "--force",
@@ -104,22 +98,19 @@ from lstmprobe.cli.options import (
 def record(
     model: str,
     corpus: str,
-    output: str,
-    vocab: str | None,
+    out: str,
     embedding: str | None,
     decoder: str | None,
-    trust_pickle: bool,
     reset: str,
     dtype: str,
     compression: str | None,
     quantities: str | None,
     layers: str | None,
-    unknown: str,
     chunk_size: int,
     parallel: int,
     warmup: int,
     device: str,
-    threads: int | None,
+    model_options: ModelOptions,
     resume: bool,
     force: bool,
     quiet: bool,
@@ -139,7 +130,7 @@ def record(
     """
     import math
 
-    from lstmprobe.models import bits_per_char, load_model
+    from lstmprobe.models import bits_per_char
     from lstmprobe.record import RecordOptions, record_corpus
     from lstmprobe.store import check_output, partial_path
 
@@ -152,19 +143,12 @@ def record(
         chunk_size=chunk_size,
         parallel=parallel,
         warmup=warmup,
-        unknown=unknown,
+        unknown=model_options.unknown,
     )
-    check_output(output)
+    check_output(out)
     text = resolve_corpus(corpus)
-    loaded = load_model(
-        model,
-        vocab=vocab,
-        trust_pickle=trust_pickle,
-        embedding=embedding,
-        decoder=decoder,
-        force=force,
-    )
-    if vocab is not None and loaded.form != "checkpoint":
+    loaded = model_options.load(model, embedding=embedding, decoder=decoder, force=force)
+    if model_options.vocab is not None and loaded.form != "checkpoint":
         bits = bits_per_char(loaded.model, loaded.vocab, text)
         uniform = math.log2(len(loaded.vocab))
         if bits is not None and bits > uniform + 1:
@@ -177,18 +161,18 @@ def record(
         result = record_corpus(
             loaded,
             text,
-            output,
+            out,
             options,
             force=force,
             resume=resume,
             progress=not quiet,
             device=device,
-            threads=threads,
+            threads=model_options.threads,
             warn=warn,
         )
     except KeyboardInterrupt:
         fail(
-            f"interrupted: the partial recording {partial_path(output)} is kept; run the same "
+            f"interrupted: the partial recording {partial_path(out)} is kept; run the same "
             "command with --resume to continue it"
         )
         return
@@ -210,20 +194,30 @@ def record(
 
 @click.command()
 @store_option
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Read every dataset and check it against the checksum stored when it was finished.",
+)
 @json_option
 @handle_errors
-def info(store: str, as_json: bool) -> None:
+def info(store: str, verify: bool, as_json: bool) -> None:
     """What a recording holds: model, positions, sequences, datasets, dtype, complete?
 
     \b
     Examples:
         lstmprobe info
         lstmprobe info --store run1.h5 --json
+        lstmprobe info --verify        # exit 1 if the file was changed after recording
     """
     from lstmprobe.store import ActivationStore
 
     with ActivationStore(store, require_complete=False) as s:
         summary = s.summary()
+        if verify:
+            checked = s.verify()
+            summary["verified"] = [name for name, ok in checked.items() if ok]
+            summary["unverified"] = [name for name, ok in checked.items() if not ok]
     if as_json:
         echo_json(summary)
         return
@@ -234,6 +228,14 @@ def info(store: str, as_json: bool) -> None:
                 click.echo(f"  {name:<28} {units} units")
         elif isinstance(value, dict):
             click.echo(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+        elif key == "verified":
+            click.echo(f"verified: {len(value)} datasets match their checksums")
+        elif key == "unverified":
+            if value:
+                click.echo(
+                    f"unverified: {', '.join(value)} (no checksum stored: an unfinished "
+                    "recording, or one made before lstmprobe stored checksums)"
+                )
         else:
             click.echo(f"{key}: {value}")
 
@@ -247,11 +249,7 @@ def info(store: str, as_json: bool) -> None:
 @int_option("--chars", minimum=1000, help="Corpus size per model (default: sized per model).")
 @int_option("--repeat", default=3, minimum=1, help="Runs per measurement (medians are reported).")
 @click.option("--device", default="cpu", show_default=True)
-@int_option(
-    "--threads",
-    minimum=1,
-    help="torch intra-op threads (default: torch's choice, usually one per core).",
-)
+@model_options
 @click.option(
     "--memory/--no-memory",
     default=True,
@@ -259,7 +257,13 @@ def info(store: str, as_json: bool) -> None:
     help="Also measure peak memory at two corpus sizes.",
 )
 @script_options
-def bench(quiet: bool, as_json: bool, **settings: Any) -> None:
+def bench(
+    quiet: bool,
+    as_json: bool,
+    model_path: str | None,
+    model_options: ModelOptions,
+    **settings: Any,
+) -> None:
     """Recording throughput vs the plain fused forward, measured on this machine in one run.
 
     \b
@@ -270,7 +274,8 @@ def bench(quiet: bool, as_json: bool, **settings: Any) -> None:
     """
     from lstmprobe.record.bench import format_table, run_bench
 
-    rows = run_bench(progress=not quiet, **settings)
+    loaded = model_options.load(model_path) if model_path else None
+    rows = run_bench(loaded, progress=not quiet, threads=model_options.threads, **settings)
     if as_json:
         echo_json(rows)
     else:

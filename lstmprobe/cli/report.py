@@ -11,6 +11,7 @@ import click
 
 from lstmprobe.cli._common import echo_json, warn
 from lstmprobe.cli.options import int_option, script_options, store_option
+from lstmprobe.names import Key
 
 KINDS = (
     "text", "gates", "saturation", "distributions", "separator", "heatmap", "dynamics", "ablation",
@@ -88,7 +89,7 @@ def _draw(
             f"-o {out.output} ends in {suffix} but the figure is {fmt}; name it .{fmt}"
         )
     with data.open_store(out.store) as s:
-        path = Path(out.output) if out.output else s.sibling(f"{kind}.{fmt}")
+        path = Path(out.output) if out.output else s.recording.figure(kind, fmt)
         check_writable(path)
         fig, units = draw(s, path)
         if fig is not None:
@@ -252,7 +253,9 @@ def plot_saturation(layer: str | None, **out: Any) -> None:
         layers = [_layer(layer)] if layer else s.layers
         for name in layers:
             s.quantities(name)
-        gate_keys = [k for k in s.keys if k.split("/")[0] in layers and k.split("/")[1] in _gates()]
+        gate_keys = [
+            k for k in s.keys if Key.parse(k).layer_name in layers and Key.parse(k).is_gate
+        ]
         stats = data.summarize(s, gate_keys, progress=not o.quiet)
         return figures.saturation(stats, layers), []
 
@@ -341,7 +344,7 @@ def plot_heatmap(key: str | None, start: int, length: int | None, rng: str, **ou
 
         k = key or _default_key(s)
         stats = None
-        if k.split("/")[1] not in _gates():
+        if not Key.parse(k).is_gate:
             stats = data.summarize(s, [k], progress=not o.quiet)[k]
         return figures.heatmap(s, k, start, length, stats=stats, rng=rng).figure, []
 
@@ -369,23 +372,26 @@ def plot_ablation(**out: Any) -> None:
         from lstmprobe.report.causal_views import load_ablations
 
         abl = load_ablations(s, warn=warn)
-        if abl is None or not abl.get("summary"):
+        if abl is None or not abl.conditions:
             raise ReportError(
                 f"no ablations beside {s.path}; run `lstmprobe ablate MODEL CORPUS --store "
                 f"{s.path} --unit UNIT` first"
             )
-        conditions = abl["summary"]
+        from lstmprobe.store.ablations import AblationCondition
+
+        problems: list[str] = []
+        read = [
+            AblationCondition.from_dict(summary, f"summary[{i}]", problems)
+            for i, summary in enumerate(abl.summary)
+        ]
+        conditions = [c for c in read if c is not None]
+        if not conditions:
+            raise ReportError(f"{abl.path} holds no condition that can be drawn")
         return figures.random_effects_grid(conditions), sorted(
-            {u for c in conditions for u in c.get("units", [])}
+            {u for c in conditions for u in c.names}
         )
 
     _draw("ablation", _Output(**out), draw)
-
-
-def _gates() -> tuple[str, ...]:
-    from lstmprobe.report.colors import GATES
-
-    return GATES
 
 
 def _layer(value: str) -> str:
@@ -396,7 +402,7 @@ def _default_key(s: object) -> str:
     keys = s.keys  # type: ignore[attr-defined]
     for q in ("hidden", "cell"):
         for k in keys:
-            if k.endswith(f"/{q}"):
+            if Key.parse(k).quantity == q:
                 return k
     return keys[0]
 
@@ -420,6 +426,7 @@ def _size(n: int) -> str:
 @int_option("--top", default=5, minimum=1, maximum=50, help="Top units shown per feature.")
 @click.option(
     "--rankings",
+    "rankings_path",
     default=None,
     type=click.Path(dir_okay=False),
     help="Rankings file [beside the store: acts.rankings.json].",
@@ -452,7 +459,7 @@ def report_command(
     output: str | None,
     features: tuple[str, ...],
     top: int,
-    rankings: str | None,
+    rankings_path: str | None,
     no_rankings: bool,
     max_chars: int,
     max_units: int,
@@ -485,11 +492,11 @@ def report_command(
     from lstmprobe.report.output import check_writable
 
     with data.open_store(store) as s:
-        path = Path(output) if output else s.sibling("report.html")
+        path = Path(output) if output else s.recording.report
         check_writable(path)
         report = build_report(
             s,
-            rankings_path=rankings,
+            rankings_path=rankings_path,
             use_rankings=not no_rankings,
             features=list(features) or None,
             top=top,

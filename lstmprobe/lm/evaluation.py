@@ -19,7 +19,7 @@ from lstmprobe.errors import CorpusError, TrainingError
 from lstmprobe.lm import tasks
 from lstmprobe.lm.sampling import check_prime, complete_greedy
 from lstmprobe.models import CharLSTM
-from lstmprobe.record.threads import TorchThreads
+from lstmprobe.record.threads import TorchThreads, default_threads
 from lstmprobe.text import RESETS, Vocab, check_chars, sequences
 
 LN2 = math.log(2.0)
@@ -196,12 +196,14 @@ def evaluate(
     ``task="auto"`` recognises a task corpus by the form of its lines, ``None`` skips completion.
     ``reset=None`` is ``"line"`` for a task corpus, else ``"none"``. ``unknown`` says what to do
     with characters the vocabulary lacks (``error``: one line naming them, ``skip``, ``map:C``,
-    as for ``record``); ``threads`` sets torch's CPU threads for the call.
+    as for ``record``); ``threads`` sets torch's CPU threads for the call
+    (default as ``record``'s: 1 for a small model on the CPU).
     """
     text = check_chars(text, vocab, unknown)
     if not text:
         raise CorpusError("nothing is left to evaluate once unknown characters are skipped")
-    with TorchThreads(threads, TrainingError):
+    device = next(model.parameters()).device
+    with TorchThreads(default_threads(model, threads, device), TrainingError):
         return _evaluate(model, vocab, text, reset, task)
 
 

@@ -12,7 +12,7 @@ import torch
 
 from lstmprobe.errors import CorpusError, TrainingError
 from lstmprobe.models import CharLSTM
-from lstmprobe.record.threads import TorchThreads, check_threads
+from lstmprobe.record.threads import TorchThreads, check_threads, default_threads
 from lstmprobe.text import Vocab, check_chars
 
 
@@ -45,7 +45,8 @@ def sample(
 
     ``temperature`` 0 picks the most likely character each time (greedy). ``unknown`` says
     what to do with prime characters the vocabulary lacks (``error``, ``skip``, ``map:C``, as
-    for ``record``); ``threads`` sets torch's CPU threads for the call.
+    for ``record``); ``threads`` sets torch's CPU threads for the call (default as
+    ``record``'s: 1 for a small model on the CPU).
 
     Examples
     --------
@@ -61,7 +62,8 @@ def sample(
         raise CorpusError(f"`temperature` must be 0 (greedy) or positive, got {temperature}")
     if length < 0:
         raise CorpusError(f"the length must be 0 or more, got {length}")
-    with TorchThreads(threads, TrainingError):
+    device = next(model.parameters()).device
+    with TorchThreads(default_threads(model, threads, device), TrainingError):
         return _sample(model, vocab, prime, length, temperature, seed)
 
 

@@ -16,7 +16,11 @@ from typing import Any
 import torch
 
 from lstmprobe.errors import ModelLoadError, one_line
-from lstmprobe.models.charlstm import MAX_TENSOR_BYTES
+from lstmprobe.models.charlstm import (
+    MAX_ARCHIVE_BYTES,
+    MAX_COMPRESSION_RATIO,
+    MAX_TENSOR_BYTES,
+)
 from lstmprobe.models.infer import VOCAB_KEYS
 
 _STORAGE_DTYPES: dict[str, torch.dtype] = {
@@ -150,6 +154,28 @@ class _ArchiveUnpickler(pickle.Unpickler):
         return storage
 
 
+def check_archive(zf: zipfile.ZipFile, path: Path, limit: int = MAX_ARCHIVE_BYTES) -> None:
+    """Refuse a zip archive that declares more than ``limit`` bytes uncompressed in all, or a
+    record that would inflate more than :data:`MAX_COMPRESSION_RATIO` times, from its
+    directory alone: before anything is inflated (a few MB must not become gigabytes)."""
+    total = 0
+    for info in zf.infolist():
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size >= 1 << 20 and ratio > MAX_COMPRESSION_RATIO:
+            raise ModelLoadError(
+                f"model file {path}: record {info.filename} would inflate from "
+                f"{info.compress_size:,} to {info.file_size:,} bytes ({ratio:,.0f} times; torch "
+                f"stores records uncompressed, lstmprobe reads at most {MAX_COMPRESSION_RATIO} "
+                "times); the file is damaged or crafted"
+            )
+    if total > limit:
+        raise ModelLoadError(
+            f"model file {path} declares {total:,} bytes uncompressed, more than the {limit:,} "
+            "bytes of the largest model lstmprobe reads; the file is damaged or crafted"
+        )
+
+
 def _script_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor], depth: int = 0) -> None:
     """Collect the tensor attributes of a placeholder tree as ``state_dict`` keys."""
     if depth > 64 or not isinstance(obj, _ScriptObject) or not isinstance(obj.state, dict):
@@ -185,6 +211,7 @@ def read_torchscript(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
+            check_archive(zf, path)
             names = zf.namelist()
             data_names = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
             if len(data_names) != 1:

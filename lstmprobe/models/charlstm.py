@@ -33,6 +33,14 @@ MAX_PARAMETERS = 1 << 30
 #: before anything is allocated.
 MAX_TENSOR_BYTES = 4 << 30
 
+#: The most a model file that is a zip archive (``torch.save``, TorchScript) may declare in all,
+#: uncompressed: every parameter of the largest model as float64, and 1 GiB for the rest.
+MAX_ARCHIVE_BYTES = 8 * MAX_PARAMETERS + (1 << 30)
+
+#: The most a record of 1 MiB or more in such an archive may inflate, relative to its stored size.
+#: torch writes records uncompressed (a ratio of 1); weights deflate by less than 2.
+MAX_COMPRESSION_RATIO = 100
+
 #: The metadata entry of a ``.safetensors`` model file that holds its vocabulary: a JSON list of
 #: the characters in index order (or a JSON object char -> index).
 SAFETENSORS_VOCAB_KEY = "vocab"
@@ -67,6 +75,20 @@ class ModelConfig:
         for name in ("vocab_size", "hidden_size", "num_layers"):
             if int(getattr(self, name)) < 1:
                 raise ModelLoadError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.proj_size < self.hidden_size:
+            raise ModelLoadError(
+                f"proj_size must be 0 (no projection) or between 1 and hidden_size - 1 = "
+                f"{self.hidden_size - 1}, got {self.proj_size}"
+            )
+        for name in ("bidirectional", "bias", "decoder"):
+            if not isinstance(getattr(self, name), bool):
+                raise ModelLoadError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if (
+            isinstance(self.dropout, bool)
+            or not isinstance(self.dropout, (int, float))
+            or not 0 <= self.dropout < 1
+        ):
+            raise ModelLoadError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
         if self.embedding_dim is not None and (
             isinstance(self.embedding_dim, bool) or not isinstance(self.embedding_dim, int)
         ):
@@ -94,14 +116,46 @@ class ModelConfig:
         h, p = self.hidden_size, self.proj_size or self.hidden_size
         dirs = 2 if self.bidirectional else 1
         total = self.vocab_size * (self.embedding_dim or 0)
-        for layer in range(self.num_layers):
-            inputs = self.input_size if layer == 0 else p * dirs
+
+        def per_layer(inputs: int) -> int:
             per = gates * h * (inputs + p) + (2 * gates * h if self.bias else 0)
-            per += p * h if self.proj_size else 0
-            total += dirs * per
+            return dirs * (per + (p * h if self.proj_size else 0))
+
+        # the first layer reads the input, every later one the layer below: no loop over layers
+        total += per_layer(self.input_size) + (self.num_layers - 1) * per_layer(p * dirs)
         if self.decoder:
             total += (p * dirs + 1) * self.vocab_size
         return total
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """The ``state_dict`` of the :class:`CharLSTM` of this configuration: name -> shape,
+        computed without building it (a file's tensors are checked against it first).
+
+        Examples
+        --------
+        >>> c = ModelConfig(vocab_size=5, hidden_size=3, embedding_dim=2, proj_size=2)
+        >>> c.shapes() == {k: tuple(v.shape) for k, v in CharLSTM(c).state_dict().items()}
+        True
+        """
+        gates = 4 if self.cell == "lstm" else 3
+        h, p = self.hidden_size, self.proj_size or self.hidden_size
+        out: dict[str, tuple[int, ...]] = {}
+        if self.embedding_dim is not None:
+            out["embedding.weight"] = (self.vocab_size, self.embedding_dim)
+        for layer in range(self.num_layers):
+            inputs = self.input_size if layer == 0 else self.output_size
+            for suffix in ("", "_reverse") if self.bidirectional else ("",):
+                out[f"rnn.weight_ih_l{layer}{suffix}"] = (gates * h, inputs)
+                out[f"rnn.weight_hh_l{layer}{suffix}"] = (gates * h, p)
+                if self.bias:
+                    out[f"rnn.bias_ih_l{layer}{suffix}"] = (gates * h,)
+                    out[f"rnn.bias_hh_l{layer}{suffix}"] = (gates * h,)
+                if self.proj_size:
+                    out[f"rnn.weight_hr_l{layer}{suffix}"] = (p, h)
+        if self.decoder:
+            out["decoder.weight"] = (self.vocab_size, self.output_size)
+            out["decoder.bias"] = (self.vocab_size,)
+        return out
 
     @property
     def output_size(self) -> int:

@@ -34,8 +34,16 @@ _RNN_KEY = re.compile(
 
 
 def check_tensors(state: Mapping[str, torch.Tensor], where: str) -> None:
-    """Refuse tensors whose declared size is beyond any char model, before using them."""
+    """Refuse tensors that hold no plain values (sparse, meta) or whose declared size is beyond
+    any char model, before using them."""
     for key, value in state.items():
+        if value.layout != torch.strided or value.is_meta or value.is_quantized:
+            kind = "a meta tensor (no values)" if value.is_meta else f"of layout {value.layout}"
+            kind = "quantized" if value.is_quantized else kind
+            raise ModelLoadError(
+                f"{where}: tensor {key} is {kind}; lstmprobe reads dense tensors of values: "
+                "save the state_dict of the trained model (`.to_dense()` a sparse one)"
+            )
         nbytes = value.numel() * value.element_size()
         if nbytes > MAX_TENSOR_BYTES:
             raise ModelLoadError(
@@ -137,6 +145,11 @@ def unwrap(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
 
 def tensors_of(obj: Mapping[Any, Any]) -> dict[str, torch.Tensor]:
     return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def has_vocab(entries: dict[str, Any]) -> bool:
+    """Whether a model file's entries hold a vocabulary (:func:`vocab_from` reads it)."""
+    return any(key in entries for key in VOCAB_KEYS)
 
 
 def vocab_from(entries: dict[str, Any], path: Path) -> Vocab:

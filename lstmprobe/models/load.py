@@ -24,7 +24,7 @@ import torch
 from lstmprobe._io import atomic_write
 from lstmprobe.errors import LstmprobeError, ModelLoadError, VocabError, one_line
 from lstmprobe.models import bundled
-from lstmprobe.models._torchscript import read_torchscript
+from lstmprobe.models._torchscript import check_archive, read_torchscript
 from lstmprobe.models.charlstm import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -36,10 +36,10 @@ from lstmprobe.models.charlstm import (
     file_sha256,
 )
 from lstmprobe.models.infer import (
-    VOCAB_KEYS,
     check_finite,
     check_shapes,
     check_tensors,
+    has_vocab,
     state_dict_to_model,
     tensors_of,
     unwrap,
@@ -111,6 +111,7 @@ def checkpoint_to_model(obj: dict[str, Any]) -> tuple[CharLSTM, Vocab]:
         raise ModelLoadError("the lstmprobe checkpoint has no state_dict of tensors")
     state = tensors_of(state)
     check_tensors(state, "the lstmprobe checkpoint")
+    _check_config_fits(config, state)
     model = CharLSTM(config)
     check_shapes(model, state, {k: k for k in state}, "the lstmprobe checkpoint")
     try:
@@ -122,6 +123,35 @@ def checkpoint_to_model(obj: dict[str, Any]) -> tuple[CharLSTM, Vocab]:
     return model, vocab
 
 
+def _check_config_fits(config: ModelConfig, state: Mapping[str, torch.Tensor]) -> None:
+    """Refuse a checkpoint whose ``config`` asks for more (or other) than its tensors hold,
+    before the model is built: a few kilobytes must not declare a million layers."""
+    dirs = 2 if config.bidirectional else 1
+    held = sum(t.numel() for t in state.values())
+    if 2 * dirs * config.num_layers > len(state) or config.parameter_count() > held:
+        raise ModelLoadError(
+            f"the lstmprobe checkpoint's config (num_layers={config.num_layers}, hidden_size="
+            f"{config.hidden_size}, vocab_size={config.vocab_size}) asks for "
+            f"{config.parameter_count():,} parameters in at least {2 * dirs * config.num_layers:,} "
+            f"tensors, but the file holds {held:,} values in {len(state):,} tensors; the file "
+            "is damaged or was edited"
+        )
+    expected = config.shapes()
+    for name, shape in expected.items():
+        if name not in state or tuple(state[name].shape) != shape:
+            found = "lacks it" if name not in state else f"has {tuple(state[name].shape)}"
+            raise ModelLoadError(
+                f"the lstmprobe checkpoint's config needs tensor {name} of shape {shape}, but "
+                f"the file {found}; the file is damaged or was edited"
+            )
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        raise ModelLoadError(
+            f"the lstmprobe checkpoint holds tensor {extra[0]}, which its config does not "
+            "describe; the file is damaged or was edited"
+        )
+
+
 def load_model(
     source: str | os.PathLike[str],
     *,
@@ -131,6 +161,7 @@ def load_model(
     decoder: str | None = None,
     map_location: str | torch.device = "cpu",
     force: bool = False,
+    default_vocab: Vocab | None = None,
 ) -> LoadedModel:
     """Load a model file of any accepted form as a :class:`CharLSTM` in eval mode.
 
@@ -153,6 +184,10 @@ def load_model(
     force : bool
         Accept a ``vocab`` that differs from the one stored in a checkpoint (same size, other
         characters or order); without it that is refused, as it would scramble every input.
+    default_vocab : Vocab, optional
+        The vocabulary to use when neither ``vocab`` nor the file gives one (a plain
+        state_dict), e.g. the one a recording of this model stores; checked against the model's
+        size like any other. ``extra["vocab_from"]`` then says ``"default_vocab"``.
 
     Returns
     -------
@@ -199,16 +234,20 @@ def load_model(
     else:
         state, vocab_entries = unwrap(obj, path)
         found: list[Vocab] = []
+        used_default: list[bool] = []
 
         def check_vocab(size: int, size_of: str) -> None:
             # once the architecture is read, before the model is built: a wrong vocabulary is
             # one line, not an allocation
-            if given_vocab is None:
+            if given_vocab is None and default_vocab is not None and not has_vocab(vocab_entries):
+                found.append(default_vocab)
+                used_default.append(True)
+            elif given_vocab is None:
                 found.append(vocab_from(vocab_entries, path))
             else:
                 found.append(given_vocab)
                 stored = None
-                if any(k in vocab_entries for k in VOCAB_KEYS):
+                if has_vocab(vocab_entries):
                     with contextlib.suppress(LstmprobeError):
                         stored = vocab_from(vocab_entries, path)
                 if stored is not None:
@@ -221,6 +260,8 @@ def load_model(
 
         model, extra = state_dict_to_model(state, path, embedding, decoder, check_vocab)
         found_vocab = found[0]
+        if used_default:
+            extra["vocab_from"] = "default_vocab"
     model.to(device).eval()
     return LoadedModel(
         model=model,
@@ -482,6 +523,11 @@ def _read(path: Path, trust_pickle: bool) -> tuple[Any, Form]:
         return read_safetensors(path), "safetensors"
     if _is_torchscript(path):
         return read_torchscript(path), "torchscript"
+    if head.startswith(
+        b"PK"
+    ):  # torch.save's zip: its directory is checked before torch inflates it
+        with contextlib.suppress(zipfile.BadZipFile, OSError), zipfile.ZipFile(path) as zf:
+            check_archive(zf, path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from lstmprobe.probes.labels import Labels, make_labels, store_labels
     from lstmprobe.probes.linear import LinearProbe, LinearProbeCV
     from lstmprobe.probes.rank import rank_units
-    from lstmprobe.probes.ranking import CAUSAL_COLUMNS, COLUMNS, Ranking
+    from lstmprobe.probes.ranking import CAUSAL_COLUMNS, COLUMNS, Ranking, save_ranking
+    from lstmprobe.probes.rows import CurvePoint, FeatureSummary, ProbeSummary, RankingRow
     from lstmprobe.probes.scores import UnitScores, unit_scores
     from lstmprobe.probes.splits import BlockSplit, block_split, sample_positions
     from lstmprobe.probes.store_probe import ProbeStoreWarning, StoreProbe, gather_units
@@ -52,6 +53,11 @@ _EXPORTS = {
     "Ranking": "ranking",
     "COLUMNS": "ranking",
     "CAUSAL_COLUMNS": "ranking",
+    "save_ranking": "ranking",
+    "RankingRow": "rows",
+    "FeatureSummary": "rows",
+    "ProbeSummary": "rows",
+    "CurvePoint": "rows",
     "rank_units": "rank",
 }
 
@@ -59,11 +65,15 @@ __all__ = [
     "CAUSAL_COLUMNS",
     "COLUMNS",
     "BlockSplit",
+    "CurvePoint",
+    "FeatureSummary",
     "Labels",
     "LinearProbe",
     "LinearProbeCV",
     "ProbeStoreWarning",
+    "ProbeSummary",
     "Ranking",
+    "RankingRow",
     "StoreProbe",
     "UnitScores",
     "block_split",
@@ -72,6 +82,7 @@ __all__ = [
     "make_labels",
     "rank_units",
     "sample_positions",
+    "save_ranking",
     "store_labels",
     "unit_scores",
 ]

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lstmprobe.errors import FeatureError
+from lstmprobe.errors import FeatureError, LstmprobeWarning
 from lstmprobe.features import Feature, get_feature
+from lstmprobe.names import Unit
 from lstmprobe.probes.controls import char_baseline, control_labels
 from lstmprobe.probes.labels import Labels, store_labels
 from lstmprobe.probes.linear import LinearProbeCV
 from lstmprobe.probes.ranking import Ranking, is_missing
+from lstmprobe.probes.rows import CurvePoint, FeatureSummary, ProbeSummary, RankingRow
 from lstmprobe.probes.scores import N_BINS, unit_heldout, unit_interval, unit_scores
 from lstmprobe.probes.splits import BlockSplit, block_ids, runs, sample_positions
 from lstmprobe.probes.store_probe import gather_units
@@ -105,7 +107,7 @@ def rank_units(
     >>> ranking.top(3)  # doctest: +SKIP
     ['layer1/cell/17', 'layer1/hidden/17', 'layer0/cell/4']
     """
-    warn = warn or (lambda msg: warnings.warn(msg, stacklevel=3))
+    warn = warn or (lambda msg: warnings.warn(msg, LstmprobeWarning, stacklevel=3))
     if isinstance(features, (str, Feature)):
         features = [features]
     if not features:
@@ -124,43 +126,44 @@ def rank_units(
         if lab.skip:
             warn(lab.skip + "; skipped")
     scores = unit_scores(store, [], keys=keys, progress=progress, labels=labels)
-    summaries = {lab.name: lab.summary() for lab in labels}
-    rows: list[dict[str, Any]] = []
-    detail_rows: dict[str, list[dict[str, Any]]] = {}
+    summaries = {lab.name: FeatureSummary(**lab.summary()) for lab in labels}
+    detail_rows: dict[str, list[RankingRow]] = {}
     for lab in labels:
         sc = scores.get(lab.name)
         if sc is None:
             continue
         order = np.lexsort((np.arange(len(sc.units)), -sc.score))
-        feature_rows = []
-        for rank, i in enumerate(order, start=1):
-            row = {
-                "feature": lab.name,
-                "rank": rank,
-                "unit": sc.units[i],
-                "score": float(sc.score[i]),
-                "score_name": sc.score_name,
-                "sign": int(sc.sign[i]),
-                "auc": None if sc.auc is None else float(sc.auc[i]),
-                "pearson": float(sc.pearson[i]),
-                "spearman": float(sc.spearman[i]),
-                "mi": float(sc.mi[i]),
-                "test_metric": None,
-                "control_metric": None,
-                "selectivity": None,
-                "interval_low": None,
-                "interval_high": None,
-                "interval_score": None,
-            }
-            feature_rows.append(row)
-        rows.extend(feature_rows)
-        detail_rows[lab.name] = feature_rows
-        summaries[lab.name]["score_name"] = sc.score_name
-        summaries[lab.name]["probe_metric"] = "auc" if lab.kind == "binary" else "r2"
-        summaries[lab.name]["unit_metric"] = "auc" if lab.kind == "binary" else "spearman"
+        detail_rows[lab.name] = [
+            RankingRow(
+                feature=lab.name,
+                rank=rank,
+                unit=Unit.parse(sc.units[i]),
+                score=_number(sc.score[i]),
+                score_name=sc.score_name,
+                sign=int(sc.sign[i]),
+                auc=None if sc.auc is None else _number(sc.auc[i]),
+                pearson=_number(sc.pearson[i]),
+                spearman=_number(sc.spearman[i]),
+                mi=_number(sc.mi[i]),
+            )
+            for rank, i in enumerate(order, start=1)
+        ]
+        summaries[lab.name] = replace(
+            summaries[lab.name],
+            score_name=sc.score_name,
+            probe_metric="auc" if lab.kind == "binary" else "r2",
+            unit_metric="auc" if lab.kind == "binary" else "spearman",
+        )
     if probe and detail_rows:
         plan = _ProbePlan(keys, detail, k_max, max_probe_positions, n_blocks, n_boot, seed)
-        _probe_features(store, labels, detail_rows, summaries, plan, warn)
+        probed = _probe_features(store, labels, detail_rows, plan, warn)
+        for name, (held_out, more) in probed.items():
+            detail_rows[name] = [
+                replace(r, **held_out[r.name]) if r.name in held_out else r
+                for r in detail_rows[name]
+            ]
+            summaries[name] = replace(summaries[name], **more)
+    rows = tuple(r for feature_rows in detail_rows.values() for r in feature_rows)
     settings = {
         "keys": list(store.keys if keys is None else keys),
         "probe": probe,
@@ -174,7 +177,7 @@ def rank_units(
     }
     recording = {k: getattr(store, k, None) for k in ("model_sha256", "corpus_sha256", "created")}
     recording["positions"] = int(store.n_positions)
-    return Ranking(tuple(rows), summaries, str(store.path), settings, recording)
+    return Ranking(rows, summaries, str(store.path), settings, recording)
 
 
 @dataclass(frozen=True)
@@ -190,16 +193,23 @@ class _ProbePlan:
     seed: int
 
 
+def _number(value: Any) -> float | None:
+    """A score as a row holds it: a float, or None where it is undefined (NaN)."""
+    v = float(value)
+    return None if np.isnan(v) else v
+
+
 def _probe_features(
     store: ActivationStore,
     labels: list[Labels],
-    detail_rows: dict[str, list[dict[str, Any]]],
-    summaries: dict[str, dict[str, Any]],
+    detail_rows: dict[str, list[RankingRow]],
     plan: _ProbePlan,
     warn: Callable[[str], None],
-) -> None:
+) -> dict[str, tuple[dict[str, dict[str, Any]], dict[str, Any]]]:
     """Held-out metrics, controls and intervals of each feature's top units, and its top-k
-    curve, into ``detail_rows`` and ``summaries``."""
+    curve: per feature, the held-out columns of its top rows (by unit name) and what its
+    summary gains."""
+    out: dict[str, tuple[dict[str, dict[str, Any]], dict[str, Any]]] = {}
     rows_idx = sample_positions(store.n_positions, plan.max_positions, plan.n_blocks, plan.seed)
     all_units = store.units(plan.keys)
     # the all-units probe: at most 64M values, and only with enough positions for its weights
@@ -208,7 +218,7 @@ def _probe_features(
     needed: list[str] = []
     for lab in labels:
         if lab.name in detail_rows:
-            needed += [r["unit"] for r in detail_rows[lab.name][: max(plan.detail, plan.k_max)]]
+            needed += [r.name for r in detail_rows[lab.name][: max(plan.detail, plan.k_max)]]
     cols = all_units if use_all else list(dict.fromkeys(needed))
     X = gather_units(store, cols, rows_idx)
     _finite(X, cols, warn)
@@ -234,7 +244,6 @@ def _probe_features(
         ctrl_block = control_labels(y_all, "block", n_blocks=plan.n_blocks, seed=plan.seed + 2)[
             keep
         ]
-        summary = summaries[lab.name]
         if lab.kind == "binary" and (
             len(np.unique(y[part == 2])) < 2 or len(np.unique(y[part == 0])) < 2
         ):
@@ -242,22 +251,27 @@ def _probe_features(
                 f"feature {lab.name!r}: the test or train blocks hold only one class; "
                 "no held-out metrics (use a longer corpus or more blocks)"
             )
-            summary["warning"] = msg
+            out[lab.name] = ({}, {"warning": msg})
             warn(msg)
             continue
+        held_out: dict[str, dict[str, Any]] = {}
         for r in frows[: plan.detail]:
-            x = Xk[:, col_of[r["unit"]]].astype(np.float64)
+            x = Xk[:, col_of[r.name]].astype(np.float64)
             task = unit_heldout(lab.kind, x, y, part)
             control = unit_heldout(lab.kind, x, ctrl, part)
-            r["test_metric"] = task
-            r["control_metric"] = control
-            r["selectivity"] = None if is_missing(task) or is_missing(control) else task - control
             lo, hi, at_sample = unit_interval(
-                lab.kind, x, y, blocks, plan.n_boot, plan.seed, r["sign"]
+                lab.kind, x, y, blocks, plan.n_boot, plan.seed, r.sign or 1
             )
-            r["interval_low"], r["interval_high"] = lo, hi
-            r["interval_score"] = at_sample
-        summary["interval_positions"] = len(y)
+            held_out[r.name] = {
+                "test_metric": _optional(task),
+                "control_metric": _optional(control),
+                "selectivity": None
+                if is_missing(task) or is_missing(control)
+                else float(task - control),
+                "interval_low": _optional(lo),
+                "interval_high": _optional(hi),
+                "interval_score": _optional(at_sample),
+            }
         # the top-k curve
         ks = []
         k = 1
@@ -265,7 +279,7 @@ def _probe_features(
             ks.append(k)
             k *= 2
         curve = []
-        sets: list[tuple[Any, list[str]]] = [(k, [r["unit"] for r in frows[:k]]) for k in ks]
+        sets: list[tuple[Any, list[str]]] = [(k, [r.name for r in frows[:k]]) for k in ks]
         if use_all:
             sets.append(("all", all_units))
         for k, units in sets:
@@ -295,21 +309,45 @@ def _probe_features(
             entry["selectivity"] = (
                 None if tm is None or cm is None or is_missing(tm) or is_missing(cm) else tm - cm
             )
-            curve.append(entry)
-        summary["curve"] = curve
-        last = curve[-1] if curve else {}
+            curve.append(_point(entry))
+        last = curve[-1] if curve else CurvePoint(0)
         chars = char_baseline(lab.kind, tokens[keep], y, plan.n_blocks, plan.seed, metric)
-        tm = last.get("test_metric")
-        summary["probe"] = {
-            "units": "all" if use_all else last.get("k"),
-            "test_metric": tm,
-            "control_metric": last.get("control_metric"),
-            "control": "char-type",
-            "control_block_metric": last.get("control_block_metric"),
-            "selectivity": last.get("selectivity"),
-            "char_baseline_metric": chars,
-            "over_char_baseline": (
-                None if tm is None or chars is None or is_missing(tm) else float(tm) - chars
-            ),
-            "positions": len(y),
-        }
+        tm = last.test_metric
+        probe = ProbeSummary(
+            units="all" if use_all else last.k,
+            test_metric=tm,
+            control_metric=last.control_metric,
+            control="char-type",
+            control_block_metric=last.control_block_metric,
+            selectivity=last.selectivity,
+            char_baseline_metric=_optional(chars),
+            over_char_baseline=None if tm is None or chars is None else float(tm) - chars,
+            positions=len(y),
+        )
+        more = {"interval_positions": len(y), "curve": tuple(curve), "probe": probe}
+        out[lab.name] = (held_out, more)
+    return out
+
+
+def _optional(value: Any) -> float | None:
+    """A metric as a result holds it: a float, or None where it is missing (None or NaN)."""
+    return None if is_missing(value) else float(value)
+
+
+def _point(entry: dict[str, Any]) -> CurvePoint:
+    """One measured point of the top-k curve, as a value."""
+    metrics = entry.get("test_metrics")
+    return CurvePoint(
+        k=entry["k"],
+        test_metric=_optional(entry.get("test_metric")),
+        control_metric=_optional(entry.get("control_metric")),
+        control_block_metric=_optional(entry.get("control_block_metric")),
+        selectivity=_optional(entry.get("selectivity")),
+        test_metrics=None
+        if metrics is None
+        else {str(k): _optional(v) for k, v in metrics.items()},
+        l1=_optional(entry.get("l1")),
+        nonzero=entry.get("nonzero"),
+        top_units=tuple(Unit.parse(u) for u in entry.get("top_units", ())),
+        error=entry.get("error"),
+    )

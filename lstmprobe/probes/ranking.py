@@ -10,60 +10,39 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lstmprobe._io import atomic_write, json_text
-from lstmprobe.errors import FeatureError, StoreError, one_line
+from lstmprobe._io import atomic_write, json_text, write_failed
+from lstmprobe._read import json_file, open_file, say_ignored, usable_text
+from lstmprobe.errors import FeatureError, StoreError
+from lstmprobe.names import Unit
+from lstmprobe.probes.rows import CAUSAL_COLUMNS, COLUMNS, FeatureSummary, RankingRow
+
+if TYPE_CHECKING:
+    from lstmprobe.store.recording import Recording
 
 FORMAT = "lstmprobe.rankings"
 FORMAT_VERSION = 1
-
-
-COLUMNS = (
-    "feature",
-    "rank",
-    "unit",
-    "score",
-    "score_name",
-    "sign",
-    "auc",
-    "pearson",
-    "spearman",
-    "mi",
-    "test_metric",
-    "control_metric",
-    "selectivity",
-    "interval_low",
-    "interval_high",
-    "interval_score",
-)
-#: Optional columns that :func:`~lstmprobe.causal.with_causal_columns` adds (docs/causal.md):
-#: the loss change in bits/char where the feature is on when the unit is zeroed, the same for
-#: random units of its layer and quantity, and the empirical p-value. Written to CSV only when
-#: present.
-CAUSAL_COLUMNS = ("causal_delta_on", "causal_delta_off", "causal_random_mean", "causal_p_value")
 
 
 @dataclass(frozen=True)
 class Ranking:
     """Units ranked per feature: one row per (feature, unit), sorted by feature then rank.
 
-    ``rows`` holds dicts with :data:`COLUMNS`; the held-out columns (``test_metric``,
-    ``control_metric``, ``selectivity``, ``interval_*``) are filled for the top units only
-    (None elsewhere). ``features`` holds one summary per feature: kind, base rate, the
-    probe's held-out metrics, control and selectivity, the top-k curve, or why it was skipped.
+    ``rows`` holds :class:`~lstmprobe.probes.rows.RankingRow` values (:data:`COLUMNS`); the
+    held-out columns are filled for the top units only (None elsewhere). ``features`` holds one
+    :class:`~lstmprobe.probes.rows.FeatureSummary` per feature: kind, base rate, the probe's
+    held-out metrics, control and selectivity, the top-k curve, or why it was skipped.
     """
 
-    rows: tuple[dict[str, Any], ...]
-    features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rows: tuple[RankingRow, ...]
+    features: dict[str, FeatureSummary] = field(default_factory=dict)
     store: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     #: which recording was ranked (model and corpus hashes, creation time, positions): rankings
@@ -77,12 +56,17 @@ class Ranking:
     def feature_names(self) -> list[str]:
         return list(self.features)
 
-    def for_feature(self, feature: str | None = None) -> list[dict[str, Any]]:
+    @property
+    def scored(self) -> list[str]:
+        """The features whose units were ranked (not skipped), in order."""
+        return [f for f, s in self.features.items() if s.scored]
+
+    def for_feature(self, feature: str | None = None) -> list[RankingRow]:
         name = self._feature(feature)
-        return [r for r in self.rows if r["feature"] == name]
+        return [r for r in self.rows if r.feature == name]
 
     def _feature(self, feature: str | None) -> str:
-        scored = [f for f, s in self.features.items() if "skipped" not in s]
+        scored = self.scored
         if feature is None:
             if len(scored) != 1:
                 raise FeatureError(
@@ -98,19 +82,27 @@ class Ranking:
 
     def top(self, k: int = 10, feature: str | None = None) -> list[str]:
         """Names of the ``k`` best units for ``feature`` (needed when several are ranked)."""
-        return [r["unit"] for r in self.for_feature(feature)[:k]]
+        return [r.name for r in self.for_feature(feature)[:k]]
+
+    def top_units(self, k: int = 10, feature: str | None = None) -> list[Unit]:
+        """The ``k`` best units for ``feature``, as :class:`~lstmprobe.names.Unit` values."""
+        return [r.unit for r in self.for_feature(feature)[:k]]
 
     def with_columns(self, values: dict[tuple[str, str], dict[str, Any]]) -> Ranking:
-        """A copy whose rows ``(feature, unit)`` in ``values`` gain those columns."""
-        rows = tuple({**r, **values.get((r["feature"], r["unit"]), {})} for r in self.rows)
+        """A copy whose rows ``(feature, unit name)`` in ``values`` gain those causal columns
+        (:data:`CAUSAL_COLUMNS`)."""
+        rows = tuple(
+            r.with_causal(values[(r.feature, r.name)]) if (r.feature, r.name) in values else r
+            for r in self.rows
+        )
         return dataclasses.replace(self, rows=rows)
 
     def _columns(self) -> list[str]:
-        extra = [c for c in CAUSAL_COLUMNS if any(c in r for r in self.rows)]
-        return [*COLUMNS, *extra]
+        causal = any(r.causal is not None for r in self.rows)
+        return [*COLUMNS, *(CAUSAL_COLUMNS if causal else ())]
 
     def to_records(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.rows]
+        return [r.to_dict() for r in self.rows]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,7 +111,7 @@ class Ranking:
             "store": self.store,
             "recording": self.recording,
             "settings": self.settings,
-            "features": self.features,
+            "features": {name: s.to_dict() for name, s in self.features.items()},
             "rows": self.to_records(),
         }
 
@@ -135,8 +127,8 @@ class Ranking:
 
         Examples
         --------
-        >>> a = Ranking(({"feature": "x", "unit": "u"},), {"x": {}}, settings={"seed": 0})
-        >>> b = Ranking(({"feature": "y", "unit": "u"},), {"y": {}}, settings={"seed": 1})
+        >>> a = Ranking(_example_rows("x"), _example_features("x"), settings={"seed": 0})
+        >>> b = Ranking(_example_rows("y"), _example_features("y"), settings={"seed": 1})
         >>> b.merged_into(a).feature_names, b.merged_into(a).settings["by_feature"]["x"]
         (['x', 'y'], {'seed': 0})
         """
@@ -152,7 +144,7 @@ class Ranking:
         for name in names:
             source = self if name in self.features else earlier
             features[name] = source.features[name]
-            rows += [r for r in source.rows if r.get("feature") == name]
+            rows += [r for r in source.rows if r.feature == name]
             by_feature[name] = mine if source is self else by_feature[name]
         settings = {**mine, "by_feature": {n: by_feature[n] for n in names}}
         return Ranking(tuple(rows), features, self.store, settings, self.recording)
@@ -170,11 +162,11 @@ class Ranking:
 
         Examples
         --------
-        >>> a = Ranking(({"feature": "x", "unit": "u"},), {"x": {}}, recording={"positions": 5})
-        >>> b = Ranking(({"feature": "y", "unit": "u"},), {"y": {}}, recording={"positions": 5})
+        >>> a = Ranking(_example_rows("x"), _example_features("x"), recording={"positions": 5})
+        >>> b = Ranking(_example_rows("y"), _example_features("y"), recording={"positions": 5})
         >>> b.merged_with_saved(a).feature_names, b.merged_with_saved(None).feature_names
         (['x', 'y'], ['y'])
-        >>> c = Ranking(({"feature": "y", "unit": "u"},), {"y": {}}, recording={"positions": 6})
+        >>> c = Ranking(_example_rows("y"), _example_features("y"), recording={"positions": 6})
         >>> c.merged_with_saved(a, path="acts.rankings.json", warn=print).feature_names
         acts.rankings.json held rankings of another recording (x); it is replaced by this ranking
         ['y']
@@ -207,7 +199,7 @@ class Ranking:
         columns = self._columns()
         writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        for r in self.rows:
+        for r in self.to_records():
             writer.writerow({k: "" if is_missing(r.get(k)) else r.get(k) for k in columns})
         text = buf.getvalue()
         if path is not None:
@@ -218,7 +210,8 @@ class Ranking:
     def from_dict(
         cls, obj: Any, *, lenient: bool = False, warn: Callable[[str], None] | None = None
     ) -> Ranking:
-        """A ranking from its :meth:`to_dict` form; :class:`StoreError` naming what is wrong.
+        """A ranking from its :meth:`to_dict` form, every field checked (:mod:`lstmprobe._read`);
+        :class:`StoreError` naming what is wrong.
 
         With ``lenient`` (what the report reads), an older, newer or partly damaged file is read
         as far as it goes: rows, features and fields that cannot be used are left out and said
@@ -228,74 +221,43 @@ class Ranking:
         Examples
         --------
         >>> obj = {"format": "lstmprobe.rankings", "features": {"x": {}},
-        ...        "rows": [{"feature": "x", "unit": "u", "rank": 2}, {"feature": "x", "rank": 1}]}
+        ...        "rows": [{"feature": "x", "unit": "layer0/cell/1", "rank": 2},
+        ...                 {"feature": "x", "unit": "null", "rank": 1}]}
         >>> Ranking.from_dict(obj)
         Traceback (most recent call last):
         ...
-        lstmprobe.errors.StoreError: a damaged rankings file (format_version None)
+        lstmprobe.errors.StoreError: a damaged rankings file: format_version: missing
         >>> Ranking.from_dict(obj, lenient=True, warn=print).top(5, "x")
-        ignored what cannot be used: no format_version; row 1: unit None is not a unit name
-        ['u']
+        ignored what cannot be used: format_version: missing; rows[1].unit: 'null' is not a unit name
+        ['layer0/cell/1']
         """
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-            raise StoreError("not an lstmprobe rankings file (no 'format': 'lstmprobe.rankings')")
-        ignored: list[str] = []
-
-        def damaged(message: str, what: str) -> None:
-            if not lenient:
-                raise StoreError(message)
-            ignored.append(what)
-
-        version = obj.get("format_version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            what = "no format_version" if version is None else f"format_version {version!r}"
-            damaged(f"a damaged rankings file (format_version {version!r})", what)
-        elif version > FORMAT_VERSION:
-            damaged(
-                f"a rankings file of format version {version}; this lstmprobe reads version "
-                f"{FORMAT_VERSION}: upgrade lstmprobe",
-                f"what format version {version} adds (this lstmprobe reads {FORMAT_VERSION})",
-            )
-        rows, features = obj.get("rows", []), obj.get("features", {})
-        store, settings = obj.get("store", ""), obj.get("settings", {})
-        recording = obj.get("recording", {})
-        if not isinstance(features, dict) or not all(
-            isinstance(k, str) and isinstance(v, dict) for k, v in features.items()
-        ):
-            damaged(
-                "a damaged rankings file ('features' is not an object of objects)",
-                "features that are not objects",
-            )
-            kept = features.items() if isinstance(features, dict) else ()
-            features = {k: v for k, v in kept if isinstance(k, str) and isinstance(v, dict)}
-        if not isinstance(settings, dict) or not isinstance(recording, dict):
-            damaged(
-                "a damaged rankings file ('settings' or 'recording' not an object)",
-                "'settings' or 'recording' (not an object)",
-            )
-            settings = settings if isinstance(settings, dict) else {}
-            recording = recording if isinstance(recording, dict) else {}
-        if not isinstance(store, str) or not isinstance(rows, list):
-            damaged(
-                "a damaged rankings file ('store' or 'rows' of the wrong type)",
-                "'store' or 'rows' (of the wrong type)",
-            )
-            store = store if isinstance(store, str) else ""
-            rows = rows if isinstance(rows, list) else []
-        good = []
-        for i, row in enumerate(rows):
-            problem = _row_problem(row, features)
-            if problem is None:
-                good.append(row)
+        problems: list[str] = []
+        top = open_file(
+            obj, FORMAT, "an lstmprobe rankings file", FORMAT_VERSION, problems, lenient=lenient
+        )
+        store = top.text("store") or ""
+        settings = top.free("settings") or {}
+        recording = top.free("recording") or {}
+        features: dict[str, FeatureSummary] = {}
+        for name, summary in (top.mapping("features") or {}).items():
+            if not usable_text(name) or not isinstance(summary, dict):
+                problems.append(f"features[{name!r}]: {summary!r:.40} is not an object")
                 continue
-            damaged(f"a damaged rankings file (row {i}: {problem})", f"row {i}: {problem}")
-        if lenient:
-            order = {name: n for n, name in enumerate(features)}
-            good.sort(key=lambda r: (order[r["feature"]], r["rank"]))
-            if ignored and warn is not None:
-                more = f" (and {len(ignored) - 3} more)" if len(ignored) > 3 else ""
-                warn(f"ignored what cannot be used: {'; '.join(ignored[:3])}{more}")
-        return cls(tuple(good), dict(features), store, dict(settings), dict(recording))
+            features[name] = FeatureSummary.from_dict(
+                name, summary, f"features[{name!r}]", problems
+            )
+        rows = []
+        for i, row in enumerate(top.listing("rows") or []):
+            got = RankingRow.from_dict(row, f"rows[{i}]", problems, features)
+            if got is not None:
+                rows.append(got)
+        problems = [p.removeprefix(".") for p in problems]
+        if problems and not lenient:
+            raise StoreError(f"a damaged rankings file: {problems[0]}")
+        order = {name: n for n, name in enumerate(features)}
+        rows.sort(key=lambda r: (order[r.feature], r.rank))
+        say_ignored(problems, warn)
+        return cls(tuple(rows), features, store, dict(settings), dict(recording))
 
     @classmethod
     def read_json(
@@ -307,15 +269,7 @@ class Ranking:
     ) -> Ranking:
         """A rankings file (``acts.rankings.json``); ``lenient`` and ``warn`` as in
         :meth:`from_dict` (the ``warn`` line starts with ``path``)."""
-        try:
-            obj = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise StoreError(f"rankings file {path} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            detail = one_line(exc)
-            raise StoreError(f"rankings file {path} is not valid JSON: {detail}") from None
-        except (IsADirectoryError, PermissionError, OSError) as exc:
-            raise StoreError(f"cannot read rankings file {path}: {exc.strerror or exc}") from None
+        obj = json_file(path, "rankings")
         said = None if warn is None else (lambda line: warn(f"{path}: {line}"))
         try:
             return cls.from_dict(obj, lenient=lenient, warn=said)
@@ -327,19 +281,19 @@ class Ranking:
         lines: list[str] = []
         for name, summary in self.features.items():
             lines.append(_summary_line(name, summary))
-            if "skipped" in summary:
+            if not summary.scored:
                 continue
             rows = self.for_feature(name)[:top]
-            probed = any(not is_missing(r.get("test_metric")) for r in rows)
+            probed = any(not is_missing(r.test_metric) for r in rows)
             header = f"  {'rank':>4}  {'unit':<28} {'score':>6} {'sign':>4}"
             if not probed:  # scores only (probe=False): no empty held-out columns
-                causal = any(not is_missing(r.get("causal_p_value")) for r in rows)
+                causal = any(r.causal is not None for r in rows)
                 lines.append(
                     header + (f"  {'ablated':>8}  {'random':>7}  {'p':>5}" if causal else "")
                 )
                 lines.extend(
                     (
-                        f"  {r['rank']:>4}  {r['unit']:<28} {_score_sign(r)}"
+                        f"  {r.rank:>4}  {r.name:<28} {_score_sign(r)}"
                         + (_causal_cells(r) if causal else "")
                     ).rstrip()
                     for r in rows
@@ -349,32 +303,30 @@ class Ranking:
                 lines.append("")
                 continue
             header += f"  {'held-out':>8}  {'control':>7}  {'select.':>7}  sample [95% interval]"
-            unit_metric = summary.get("unit_metric")
-            causal = any(not is_missing(r.get("causal_p_value")) for r in rows)
+            unit_metric = summary.unit_metric
+            causal = any(r.causal is not None for r in rows)
             width = len(header) + 2  # the interval column: "0.912 [0.900, 0.930]"
             if causal:
                 header = f"{header:<{width}}  {'ablated':>8}  {'random':>7}  {'p':>5}"
             lines.append(header)
             for r in rows:
                 interval = (
-                    f"{_fmt(r.get('interval_score'))} "
-                    f"[{r['interval_low']:.3f}, {r['interval_high']:.3f}]"
-                    if not is_missing(r.get("interval_low"))
-                    and not is_missing(r.get("interval_high"))
+                    f"{_fmt(r.interval_score)} [{r.interval_low:.3f}, {r.interval_high:.3f}]"
+                    if r.interval_low is not None and r.interval_high is not None
                     else ""
                 )
                 line = (
-                    f"  {r['rank']:>4}  {r['unit']:<28} {_score_sign(r)}  "
-                    f"{_fmt(r.get('test_metric')):>8}  {_fmt(r.get('control_metric')):>7}  "
-                    f"{_fmt(r.get('selectivity')):>7}  {interval}"
+                    f"  {r.rank:>4}  {r.name:<28} {_score_sign(r)}  "
+                    f"{_fmt(r.test_metric):>8}  {_fmt(r.control_metric):>7}  "
+                    f"{_fmt(r.selectivity):>7}  {interval}"
                 )
                 if causal:
                     line = (f"{line:<{width}}" + _causal_cells(r)).rstrip()
                 lines.append(line)
-            n_interval = summary.get("interval_positions")
+            n_interval = summary.interval_positions
             if n_interval is not None:
                 lines.append(
-                    f"  score: on all {summary.get('n_defined', 0):,} positions; sample [95% "
+                    f"  score: on all {summary.n_defined:,} positions; sample [95% "
                     f"interval]: the score on the {n_interval:,} probe positions and its block "
                     "bootstrap there"
                 )
@@ -385,46 +337,91 @@ class Ranking:
                     f"  held-out: {_UNIT_METRICS.get(unit_metric, unit_metric)} of the unit on test "
                     "blocks, its sign fitted on train blocks; control: the same on char-type labels"
                 )
-            curve = summary.get("curve") or []
+            curve = summary.curve or ()
             if curve:
-                pts = ", ".join(f"{c['k']}: {_fmt(c['test_metric'])}" for c in curve)
-                lines.append(f"  top-k probe ({summary.get('probe_metric', '')}) {pts}")
+                pts = ", ".join(f"{c.k}: {_fmt(c.test_metric)}" for c in curve)
+                lines.append(f"  top-k probe ({summary.probe_metric or ''}) {pts}")
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
 
-def _score_sign(r: dict[str, Any]) -> str:
-    sign = r.get("sign")
-    mark = "" if sign is None or is_missing(sign) else "+" if sign > 0 else "-"
-    return f"{_fmt(r.get('score')):>6} {mark:>4}"
+def saved_ranking(recording: Recording | str | os.PathLike[str]) -> Ranking | None:
+    """The ranking saved beside a recording (``acts.rankings.json``), or None if there is none.
+
+    A file that cannot be read is a :class:`StoreError` saying how to go on: a ranking saved
+    there is merged into it (:func:`save_ranking`), so it is checked before any work.
+    """
+    from lstmprobe.store.recording import Recording  # the store's h5py only when saving
+
+    path = recording if isinstance(recording, Recording) else Recording.at(recording)
+    if not path.rankings.exists():
+        return None
+    try:
+        return Ranking.read_json(path.rankings)
+    except StoreError as exc:
+        raise StoreError(
+            f"{exc}; a ranking is saved by merging into that file: move it away, or pass "
+            "`save=False`"
+        ) from None
 
 
-#: columns a rankings file must hold as numbers (or null) for the table and the report
-_NUMERIC = (
-    "score", "sign", "auc", "pearson", "spearman", "mi", "test_metric", "control_metric",
-    "selectivity", "interval_low", "interval_high", "interval_score",
-)  # fmt: skip
+def save_ranking(
+    ranking: Ranking,
+    recording: Recording | str | os.PathLike[str],
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> Ranking:
+    """Save ``ranking`` beside its recording, merged with what is saved there; returns what
+    was written.
+
+    The one rule for the rankings file (``acts.rankings.json``, :attr:`Recording.rankings`):
+    a feature ranked again replaces its earlier rows, the others stay, when both rank the same
+    recording (:meth:`Ranking.merged_into`); another recording's ranking is replaced, with a
+    ``warn``-ing (:meth:`Ranking.merged_with_saved`). Written atomically.
+
+    Parameters
+    ----------
+    ranking : Ranking
+        What :func:`~lstmprobe.probes.rank_units` returned.
+    recording : Recording, or the path of its store (``acts.h5``)
+    warn : callable, optional
+        Hears one line when another recording's ranking is replaced.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> d = tempfile.TemporaryDirectory()
+    >>> a = Ranking(_example_rows("x"), _example_features("x"), recording={"positions": 5})
+    >>> b = Ranking(_example_rows("y"), _example_features("y"), recording={"positions": 5})
+    >>> _ = save_ranking(a, Path(d.name) / "acts.h5")
+    >>> save_ranking(b, Path(d.name) / "acts.h5").feature_names
+    ['x', 'y']
+    >>> sorted(p.name for p in Path(d.name).iterdir())
+    ['acts.rankings.json']
+    >>> d.cleanup()
+    """
+    from lstmprobe.store.recording import Recording
+
+    rec = recording if isinstance(recording, Recording) else Recording.at(recording)
+    earlier = saved_ranking(rec)
+    merged = ranking.merged_with_saved(earlier, path=rec.rankings, warn=warn)
+    merged.to_json(rec.rankings)
+    return merged
 
 
-def _is_number(v: Any) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+def _score_sign(r: RankingRow) -> str:
+    mark = "" if r.sign is None else "+" if r.sign > 0 else "-"
+    return f"{_fmt(r.score):>6} {mark:>4}"
 
 
-def _row_problem(row: Any, features: dict[str, Any]) -> str | None:
-    """Why a row of a rankings file cannot be used, or None."""
-    if not isinstance(row, dict):
-        return "not an object"
-    if not isinstance(row.get("feature"), str) or row["feature"] not in features:
-        return f"feature {row.get('feature')!r} is not among the file's features"
-    if not isinstance(row.get("unit"), str):
-        return f"unit {row.get('unit')!r} is not a unit name"
-    rank = row.get("rank")
-    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
-        return f"rank {rank!r} is not a positive integer"
-    bad = [k for k in _NUMERIC if not _is_number(row.get(k))]
-    if bad:
-        return f"{bad[0]} {row.get(bad[0])!r} is not a number"
-    return None
+def _example_rows(feature: str) -> tuple[RankingRow, ...]:
+    """One row of ``feature`` (the examples of the docstrings)."""
+    return (RankingRow(feature, 1, Unit.parse("layer0/cell/0")),)
+
+
+def _example_features(feature: str) -> dict[str, FeatureSummary]:
+    return {feature: FeatureSummary(feature, "binary")}
 
 
 _UNIT_METRICS = {"auc": "AUC (0.5 chance)", "spearman": "Spearman (0 chance)"}
@@ -435,36 +432,34 @@ _CAUSAL_NOTE = (
 )
 
 
-def _causal_cells(r: dict[str, Any]) -> str:
+def _causal_cells(r: RankingRow) -> str:
+    c = r.causal
+    if c is None:
+        return ""
     return (
-        f"  {_fmt(r.get('causal_delta_on')):>8}  {_fmt(r.get('causal_random_mean')):>7}  "
-        f"{_fmt(r.get('causal_p_value')):>5}"
+        f"  {_fmt(c.causal_delta_on):>8}  {_fmt(c.causal_random_mean):>7}  "
+        f"{_fmt(c.causal_p_value):>5}"
     )
 
 
-def _summary_line(name: str, s: dict[str, Any]) -> str:
-    if "skipped" in s:
-        return f"{name}: skipped: {s['skipped']}"
-    bits = [f"{name} ({s['kind']}"]
-    if "base_rate" in s:
-        bits.append(f", base rate {s['base_rate']:.3f}")
-    bits.append(f", {s['n_defined']} positions)")
-    probe = s.get("probe") or {}
-    if probe.get("test_metric") is not None:
-        which = "all units" if probe.get("units") == "all" else f"top {probe.get('units')} units"
-        bits.append(
-            f"  probe on {which}: held-out {s.get('probe_metric')} {_fmt(probe['test_metric'])}, "
-            f"control {_fmt(probe.get('control_metric')) or 'n/a'}, selectivity "
-            f"{_fmt(probe.get('selectivity')) or 'n/a'}"
-        )
-        if probe.get("char_baseline_metric") is not None:
+def _summary_line(name: str, s: FeatureSummary) -> str:
+    if not s.scored:
+        return f"{name}: skipped: {s.skipped}"
+    bits = [f"{name} ({s.kind}"]
+    if s.base_rate is not None:
+        bits.append(f", base rate {s.base_rate:.3f}")
+    bits.append(f", {s.n_defined} positions)")
+    probe, said = s.probe, s.probe_text()
+    if probe is not None and said is not None:
+        bits.append(f"  {said}")
+        if probe.char_baseline_metric is not None and probe.over_char_baseline is not None:
             bits.append(
-                f"; current char alone {_fmt(probe['char_baseline_metric'])} "
-                f"({probe['over_char_baseline']:+.3f} beyond the char), block-shuffled labels "
-                f"{_fmt(probe.get('control_block_metric')) or 'n/a'}"
+                f"; current char alone {_fmt(probe.char_baseline_metric)} "
+                f"({probe.over_char_baseline:+.3f} beyond the char), block-shuffled labels "
+                f"{_fmt(probe.control_block_metric) or 'n/a'}"
             )
-    if s.get("warning"):
-        bits.append(f"  note: {s['warning']}")
+    if s.warning:
+        bits.append(f"  note: {s.warning}")
     return "".join(bits)
 
 
@@ -496,6 +491,4 @@ def _write_text(path: str | os.PathLike[str], text: str) -> None:
         with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
     except OSError as exc:
-        raise StoreError(
-            f"cannot write {path}: {exc.strerror or exc}; choose a directory you can write to"
-        ) from None
+        raise StoreError(write_failed(path, exc)) from None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lstmprobe.errors import FeatureError, UnitError
+from lstmprobe.errors import FeatureError, LstmprobeWarning, UnitError
 from lstmprobe.features import Feature
 from lstmprobe.probes.labels import store_labels
 from lstmprobe.probes.linear import LinearProbe, LinearProbeCV
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from lstmprobe.store import ActivationStore
 
 
-class ProbeStoreWarning(UserWarning):
+class ProbeStoreWarning(LstmprobeWarning):
     """A probe is applied to a recording of another model than the one it was fitted on."""
 
 

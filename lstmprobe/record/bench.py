@@ -9,6 +9,7 @@ medians are compared. Peak memory is measured in child processes recording two c
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -83,7 +84,7 @@ def recording(loaded: LoadedModel, text: str, options: RecordOptions, device: st
 
 
 def run_bench(
-    model_path: str | None = None,
+    model_path: str | LoadedModel | None = None,
     chars: int | None = None,
     repeat: int = 3,
     device: str = "cpu",
@@ -93,15 +94,16 @@ def run_bench(
 ) -> list[dict[str, Any]]:
     """Measure and return one row per model (see :func:`format_table`).
 
-    ``threads`` sets torch's intra-op threads for the run (default: torch's own choice), and
-    restores them afterwards.
+    ``model_path``: a model file, or a model loaded from one (default: the built-in 1x128 and
+    3x512 LSTMs). ``threads`` sets torch's intra-op threads for the run (default: torch's own
+    choice), and restores them afterwards.
     """
     with TorchThreads(threads):
         return _bench(model_path, chars, repeat, device, memory, progress)
 
 
 def _bench(
-    model_path: str | None,
+    model_path: str | LoadedModel | None,
     chars: int | None,
     repeat: int,
     device: str,
@@ -112,8 +114,9 @@ def _bench(
 
     options = RecordOptions()
     if model_path:
-        loaded = load_model(model_path)
-        models = [(Path(model_path).name, loaded, chars or 50_000)]
+        loaded = load_model(model_path) if isinstance(model_path, str) else model_path
+        name = Path(loaded.path).name if loaded.path else str(model_path)
+        models = [(name, loaded, chars or 50_000)]
     else:
         text = _corpus(max(size for *_, size in BUILTIN))
         vocab = Vocab.from_text(text)
@@ -123,6 +126,7 @@ def _bench(
         ]
     rows = []
     for name, loaded, n in models:
+        load_before = _load_average()
         text = _corpus(n)
         if model_path:
             text = "".join(c for c in text if c in loaded.vocab) or text
@@ -143,6 +147,9 @@ def _bench(
             "ratio": round(p / r, 3),
             "dtype": options.dtype,
             "threads": torch.get_num_threads(),
+            # the 1-minute load average before and after: on a busy machine (above one per
+            # core) torch's multi-threaded forward slows down by far more than its share
+            "load_average": [load_before, _load_average()],
         }
         rows.append(row)
     if memory:
@@ -158,6 +165,14 @@ def _bench(
             }
         )
     return rows
+
+
+def _load_average() -> float:
+    """The system's 1-minute load average (NaN where the system does not tell)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return float("nan")
 
 
 def _child_peak_mb(chars: int, device: str) -> float:
@@ -196,14 +211,15 @@ def peak_rss_kb() -> int:
 def format_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         f"{'model':<20} {'device':<6} {'chars':>8} {'plain chars/s':>14} "
-        f"{'record chars/s':>15} {'ratio':>6}"
+        f"{'record chars/s':>15} {'ratio':>6} {'load':>11}"
     ]
     for row in rows:
         if "ratio" in row:
+            load = "{:.1f}-{:.1f}".format(*row["load_average"])
             lines.append(
                 f"{row['model']:<20} {row['device']:<6} {row['chars']:>8} "
                 f"{row['plain_chars_per_s']:>14,} {row['record_chars_per_s']:>15,} "
-                f"{row['ratio']:>6.2f}"
+                f"{row['ratio']:>6.2f} {load:>11}"
             )
         else:
             a, b = row["peak_rss_mb"]

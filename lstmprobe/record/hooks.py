@@ -33,7 +33,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from lstmprobe import names
 from lstmprobe.errors import InterventionError
+from lstmprobe.names import Direction, Key, parse_layer
 from lstmprobe.record.cells import LayerEdit, LayerInput, layer_internals
 from lstmprobe.record.fused import FusedLayer
 from lstmprobe.record.interventions import (
@@ -192,16 +194,16 @@ class Recorder:
             self.sink(current)  # type: ignore[arg-type]
 
     def _instrument(self, module: nn.LSTM | nn.GRU, offset: int) -> None:
-        wanted = {
-            name.split("/")[0] for name in self.layout
-        }  # layer names (with _reverse) to compute
+        wanted = {Key.parse(name).layer_name for name in self.layout}  # layers (with _reverse)
         singles = (
             [single_layer(module, k) for k in range(module.num_layers)]
             if module.num_layers > 1
             else None
         )
         recorder = self
-        intervened = any(f"layer{offset + k}" in self._edits for k in range(module.num_layers))
+        intervened = any(
+            names.layer_name(offset + k) in self._edits for k in range(module.num_layers)
+        )
 
         def forward(input: Any, hx: Any = None) -> Any:
             if intervened:
@@ -225,7 +227,9 @@ class Recorder:
         cls_forward: Callable[..., Any] = type(module).forward
         if singles is None:
             output, state = cls_forward(module, input, hx)
-            self._record_layer(_LayerCall(module, 0, f"layer{offset}", input, output, hx), wanted)
+            self._record_layer(
+                _LayerCall(module, 0, names.layer_name(offset), input, output, hx), wanted
+            )
             return output, state
         # several layers: run them one at a time so that each layer's output is seen
         dirs = 2 if module.bidirectional else 1
@@ -235,7 +239,9 @@ class Recorder:
         for k, single in enumerate(singles):
             layer_hx = _slice_state(hx, k, dirs, is_lstm)
             output, state = single(layer_input, layer_hx)
-            call = _LayerCall(module, k, f"layer{offset + k}", layer_input, output, layer_hx)
+            call = _LayerCall(
+                module, k, names.layer_name(offset + k), layer_input, output, layer_hx
+            )
             self._record_layer(call, wanted)
             if is_lstm:
                 h_parts.append(state[0])
@@ -282,7 +288,7 @@ class Recorder:
         layer_input = x
         h_parts, c_parts = [], []
         for k in range(layers):
-            name = f"layer{offset + k}"
+            name = names.layer_name(offset + k)
             ivs = self._edits.get(name, [])
             w = layer_weights(module, k, False)
             edits = layer_edits(ivs, batch, steps, x.device, x.dtype)
@@ -319,12 +325,13 @@ class Recorder:
     ) -> None:
         if name not in wanted or (not self.keep and self.sink is None):
             return
-        qs = tuple(q.split("/")[1] for q in self.layout if q.split("/")[0] == name)
+        layer, direction = parse_layer(name)
+        qs = _quantities(self.layout, name)
 
         def compute() -> Activations:
             with torch.no_grad():
                 got = layer_internals(inp, output, qs, edits)
-            return {f"{name}/{q}": v for q, v in got.items()}
+            return {str(Key(layer, q, direction)): v for q, v in got.items()}
 
         self._pending.append(compute)
 
@@ -332,7 +339,8 @@ class Recorder:
         dirs = (False, True) if call.module.bidirectional else (False,)
         if not self.keep and self.sink is None:
             return
-        if not any((call.name + ("_reverse" if r else "")) in wanted for r in dirs):
+        offset, _ = parse_layer(call.name)
+        if not any(names.layer_name(offset, _direction(r)) in wanted for r in dirs):
             return
         if isinstance(call.input, PackedSequence):
             self.lengths = _packed_lengths(call.input)
@@ -403,11 +411,12 @@ def _internals(call: _LayerCall, wanted: set[str], layout: dict[str, int]) -> Ac
     batch = x.shape[0]
     kind = "lstm" if isinstance(module, nn.LSTM) else "gru"
     out_size = output_size(module)
+    offset, _ = parse_layer(name)
     for d, reverse in enumerate(dirs):
-        layer_name = name + ("_reverse" if reverse else "")
+        layer_name = names.layer_name(offset, _direction(reverse))
         if layer_name not in wanted:
             continue
-        qs = tuple(q.split("/")[1] for q in layout if q.split("/")[0] == layer_name)
+        qs = _quantities(layout, layer_name)
         h0, c0 = _initial_state(call.hx, d, batch, module, x, unbatched)
         h_out = y[..., d * out_size : (d + 1) * out_size]
         xi = x
@@ -418,8 +427,18 @@ def _internals(call: _LayerCall, wanted: set[str], layout: dict[str, int]) -> Ac
         )
         got = layer_internals(inp, h_out, qs)
         for q, v in got.items():
-            values[f"{layer_name}/{q}"] = _flip(v, lengths) if reverse else v
+            values[str(Key(offset, q, _direction(reverse)))] = _flip(v, lengths) if reverse else v
     return values
+
+
+def _direction(reverse: bool) -> Direction:
+    return "reverse" if reverse else "forward"
+
+
+def _quantities(layout: dict[str, int], layer_name: str) -> tuple[str, ...]:
+    """The quantities of ``layer_name`` (``layer0``, ``layer0_reverse``) that ``layout`` records."""
+    keys = [Key.parse(k) for k in layout]
+    return tuple(k.quantity for k in keys if k.layer_name == layer_name)
 
 
 def _slice_state(hx: Any, k: int, dirs: int, is_lstm: bool) -> Any:

@@ -2,7 +2,7 @@
 
 An :class:`Intervention` is a small value: which unit(s) (``layer0/cell/17``, or a dataset key
 ``layer0/forget_gate`` with ``units=(3, 5)``), what value (``zero``, the unit's ``mean`` over a
-corpus, a ``constant``), and where (every position, or where a mask is true). The
+corpus, ``clamp:V``), and where (every position, or where a mask is true). The
 :class:`~lstmprobe.record.hooks.Recorder` applies it for one ``with`` block::
 
     with Recorder(model, interventions=[Intervention("layer0/cell/17", "zero")]) as rec:
@@ -31,8 +31,9 @@ Interventions on bidirectional layers and on ``PackedSequence`` inputs are not s
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,14 +41,60 @@ import numpy as np
 import torch
 
 from lstmprobe.errors import InterventionError, UnitError
-from lstmprobe.names import GRU_QUANTITIES, LSTM_QUANTITIES, QUANTITIES
+from lstmprobe.names import GRU_QUANTITIES, LSTM_QUANTITIES, Key, Unit, parse_name
 from lstmprobe.record.cells import LayerEdit, LayerInput, apply_edit
 from lstmprobe.record.fused import FusedLayer, fusable, fused_layer
 
-Mode = Literal["zero", "mean", "constant"]
-MODES: tuple[str, ...] = ("zero", "mean", "constant")
+#: What an intervention sets a unit to, as the command line and the Python API spell it:
+#: ``zero``, ``mean`` (the unit's mean over a corpus, given as ``value``) or ``clamp:V`` (the
+#: constant V; ``clamp`` with ``value=V`` is the same).
+Mode = Literal["zero", "mean", "clamp"]
+MODES: tuple[str, ...] = ("zero", "mean", "clamp")
+MODE_FORMS = "zero, mean or clamp:V (e.g. clamp:0.5)"
+#: Older spellings of a mode, still read: ``constant`` (with ``value``) is ``clamp``.
+_OLD_MODES = {"constant": "clamp"}
+_warned: set[str] = set()
 
-_KEY = re.compile(r"(layer\d+(?:_reverse)?)/([a-z_]+)")
+
+def parse_mode(mode: str, value: float | None = None) -> tuple[Mode, float | None]:
+    """``"clamp:0.5"`` -> ``("clamp", 0.5)``: the one reading of an intervention's mode.
+
+    ``value`` is the constant of ``clamp`` given apart (``mode="clamp", value=0.5``); a mode
+    that names its constant and a different ``value`` is refused. ``constant``, an older
+    spelling of ``clamp``, is read with a warning (once).
+
+    Examples
+    --------
+    >>> parse_mode("zero"), parse_mode("clamp:-1.5"), parse_mode("clamp", 2.0)
+    (('zero', None), ('clamp', -1.5), ('clamp', 2.0))
+    """
+    if not isinstance(mode, str):
+        raise InterventionError(f"`mode` is {MODE_FORMS}, got {mode!r}")
+    name, colon, constant = mode.partition(":")
+    if name in _OLD_MODES and not colon:
+        if name not in _warned:
+            _warned.add(name)
+            warnings.warn(
+                f"mode {name!r} is now spelled {_OLD_MODES[name]!r} (or 'clamp:V')",
+                FutureWarning,
+                stacklevel=3,
+            )
+        name = _OLD_MODES[name]
+    if name not in MODES or (colon and name != "clamp"):
+        raise InterventionError(f"`mode` is {MODE_FORMS}, got {mode!r}")
+    if colon:
+        try:
+            given = float(constant)
+        except ValueError:
+            raise InterventionError(
+                f"the constant of {mode!r} is not a number; give {MODE_FORMS}"
+            ) from None
+        if not math.isfinite(given):
+            raise InterventionError(f"the constant of {mode!r} must be finite")
+        if value is not None and np.ndim(value) == 0 and float(value) != given:  # type: ignore[arg-type]
+            raise InterventionError(f"mode {mode!r} and `value={value}` disagree; give one")
+        return "clamp", given
+    return name, value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,12 +103,15 @@ class Intervention:
 
     Parameters
     ----------
-    target : str
+    target : Unit, Key or str
         A unit, ``"layer0/cell/17"`` (or a gate: ``"layer0/forget_gate/17"``), or a dataset key
-        ``"layer0/cell"`` together with ``units``.
-    mode : {"zero", "mean", "constant"}
-        ``zero`` sets 0; ``mean`` and ``constant`` set ``value`` (for ``mean``, the unit's mean
-        over a corpus: :func:`lstmprobe.causal.unit_means` reads it from a recording).
+        ``"layer0/cell"`` together with ``units``. Parsed once, by :class:`~lstmprobe.names.Unit`
+        and :class:`~lstmprobe.names.Key`.
+    mode : {"zero", "mean", "clamp:V"}
+        ``zero`` sets 0; ``mean`` sets ``value``, the unit's mean over a corpus
+        (:func:`lstmprobe.causal.unit_means` reads it from a recording); ``clamp:V`` sets the
+        constant V (``clamp`` with ``value=V`` is the same). The command line's ``--mode``
+        takes the same strings.
     value : float or sequence of float, optional
         One value for every unit, or one per unit.
     units : sequence of int, optional
@@ -69,74 +119,52 @@ class Intervention:
     mask : array of bool, shape (time,) or (batch, time), optional
         Where the intervention applies, per forward call (batch-major); None: every position.
 
+    Notes
+    -----
     Interventions are compared by identity (a mask is an array).
 
     Examples
     --------
     >>> Intervention("layer0/cell/17").units
     (17,)
-    >>> Intervention("layer1/hidden", "constant", value=0.5, units=[2, 4]).values
-    (0.5, 0.5)
+    >>> iv = Intervention("layer1/hidden", "clamp:0.5", units=[2, 4])
+    >>> iv.mode, iv.values, str(iv.key)
+    ('clamp', (0.5, 0.5), 'layer1/hidden')
+    >>> Intervention(Unit.parse("layer0/forget_gate/3"), "mean", value=0.2).describe()
+    'layer0/forget_gate/3 = mean 0.2'
     """
 
-    target: str
-    mode: Mode = "zero"
+    target: Unit | Key | str
+    mode: str = "zero"
     value: float | Sequence[float] | None = None
     units: Sequence[int] | None = None
     mask: Any = None
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise InterventionError(
-                f"an intervention's mode is one of {', '.join(MODES)}, got {self.mode!r}"
-            )
-        if not isinstance(self.target, str):
-            raise UnitError(f"an intervention's target is a unit name, got {self.target!r}")
-        parts = self.target.split("/")
-        if len(parts) == 3:
-            if self.units is not None:
-                raise UnitError(
-                    f"{self.target!r} names one unit already; give units= with a dataset key "
-                    "such as 'layer0/cell'"
-                )
-            if not parts[2].isdecimal():
-                raise UnitError(f"a unit name looks like layer0/cell/17, got {self.target!r}")
-            key, units = "/".join(parts[:2]), (int(parts[2]),)
-        elif len(parts) == 2 and _KEY.fullmatch(self.target):
-            if self.units is None or len(list(self.units)) == 0:
-                raise UnitError(
-                    f"{self.target!r} is a dataset key: say which units with units=[...], or "
-                    "name one unit as layer0/cell/17"
-                )
-            key, units = self.target, tuple(int(u) for u in self.units)
-        else:
-            raise UnitError(f"a unit name looks like layer0/cell/17, got {self.target!r}")
-        match = _KEY.fullmatch(key)
-        if match is None or match[2] not in QUANTITIES:
-            raise UnitError(
-                f"a unit name looks like layer0/cell/17 with a quantity of "
-                f"{', '.join(QUANTITIES)}; got {self.target!r}"
-            )
-        if len(set(units)) != len(units) or min(units) < 0:
+        mode, value = parse_mode(self.mode, self.value)  # type: ignore[arg-type]
+        key, units = _target(self.target, self.units)
+        if len(set(units)) != len(units):
             raise UnitError(f"units must be distinct non-negative indices, got {list(units)}")
+        object.__setattr__(self, "mode", mode)
+        object.__setattr__(self, "value", value)
         object.__setattr__(self, "units", units)
         object.__setattr__(self, "_key", key)
-        if self.mode == "zero":
-            if self.value not in (None, 0, 0.0):
-                raise InterventionError("mode 'zero' takes no value; use mode 'constant'")
+        if mode == "zero":
+            if value not in (None, 0, 0.0):
+                raise InterventionError("mode 'zero' takes no value; use mode 'clamp:V'")
             values: tuple[float, ...] = (0.0,) * len(units)
         else:
-            if self.value is None:
+            if value is None:
                 hint = (
                     " (its mean over a corpus: lstmprobe.causal.unit_means(store, units))"
-                    if self.mode == "mean"
-                    else ""
+                    if mode == "mean"
+                    else " (e.g. mode='clamp:0.5')"
                 )
-                raise InterventionError(f"mode {self.mode!r} needs a value{hint}")
-            raw = np.atleast_1d(np.asarray(self.value, dtype=np.float64))
+                raise InterventionError(f"mode {mode!r} needs a value{hint}")
+            raw = np.atleast_1d(np.asarray(value, dtype=np.float64))
             if raw.ndim != 1 or len(raw) not in (1, len(units)):
                 raise InterventionError(
-                    f"give one value, or one per unit ({len(units)}), got {self.value!r}"
+                    f"give one value, or one per unit ({len(units)}), got {value!r}"
                 )
             if not np.isfinite(raw).all():
                 raise InterventionError(f"an intervention's value must be finite, got {raw}")
@@ -144,17 +172,18 @@ class Intervention:
         object.__setattr__(self, "_values", values)
 
     @property
-    def key(self) -> str:
-        """The dataset the units belong to, e.g. ``"layer0/cell"``."""
+    def key(self) -> Key:
+        """The dataset the units belong to, e.g. ``Key.parse("layer0/cell")``."""
         return self._key  # type: ignore[attr-defined,no-any-return]
 
     @property
-    def layer(self) -> str:
-        return self.key.split("/")[0]
+    def layer_name(self) -> str:
+        """``layer0``: the layer's name in a model's layout."""
+        return self.key.layer_name
 
     @property
     def quantity(self) -> str:
-        return self.key.split("/")[1]
+        return self.key.quantity
 
     @property
     def values(self) -> tuple[float, ...]:
@@ -162,9 +191,14 @@ class Intervention:
         return self._values  # type: ignore[attr-defined,no-any-return]
 
     @property
+    def targets(self) -> tuple[Unit, ...]:
+        """The units set, e.g. ``(Unit.parse("layer0/cell/17"),)``."""
+        return tuple(self.key.unit(u) for u in self.units)  # type: ignore[union-attr]
+
+    @property
     def names(self) -> list[str]:
         """The unit names, e.g. ``["layer0/cell/17"]``."""
-        return [f"{self.key}/{u}" for u in self.units]  # type: ignore[union-attr]
+        return [str(u) for u in self.targets]
 
     def describe(self) -> str:
         """``"layer0/cell/17 = 0"`` (one line, for messages)."""
@@ -177,6 +211,69 @@ class Intervention:
             what = f"{'mean ' if self.mode == 'mean' else ''}{what}"
         where = "" if self.mask is None else " where masked"
         return f"{units} = {what}{where}"
+
+
+def _target(target: Any, units: Sequence[int] | None) -> tuple[Key, tuple[int, ...]]:
+    """The dataset and unit indices an intervention's ``target`` (and ``units``) name."""
+    if isinstance(target, str):
+        target = parse_name(target)
+    if isinstance(target, Key):
+        if units is None or len(list(units)) == 0:
+            raise UnitError(
+                f"{str(target)!r} is a dataset key: say which units with units=[...], or "
+                "name one unit as layer0/cell/17"
+            )
+        picked = []
+        for u in units:
+            if isinstance(u, bool) or not isinstance(u, (int, np.integer)) or u < 0:
+                raise UnitError(f"units must be distinct non-negative indices, got {list(units)}")
+            picked.append(int(u))
+        return target, tuple(picked)
+    if not isinstance(target, Unit):
+        raise UnitError(f"an intervention's target is a unit name, got {target!r}")
+    unit = target
+    if units is not None:
+        raise UnitError(
+            f"{str(unit)!r} names one unit already; give units= with a dataset key such as "
+            f"{str(unit.key)!r}"
+        )
+    return unit.key, (unit.index,)
+
+
+def unit_interventions(
+    units: Iterable[Unit | str],
+    mode: str = "zero",
+    *,
+    means: Mapping[Key, np.ndarray] | None = None,
+    mask: Any = None,
+) -> list[Intervention]:
+    """One :class:`Intervention` per dataset for a set of units intervened on together.
+
+    ``mode`` is ``zero``, ``clamp:V``, or ``mean`` with ``means`` (per dataset, the mean of
+    each of its units: :func:`lstmprobe.causal.unit_means`).
+
+    Examples
+    --------
+    >>> [iv.describe() for iv in unit_interventions(["layer0/cell/1", "layer0/cell/4"], "clamp:2")]
+    ['layer0/cell/1, layer0/cell/4 = 2']
+    """
+    by_key: dict[Key, list[int]] = {}
+    for u in units:
+        unit = Unit.parse(u)
+        by_key.setdefault(unit.key, []).append(unit.index)
+    kind, _ = parse_mode(mode)
+    out = []
+    for key, idx in by_key.items():
+        value: Any = None
+        if kind == "mean":
+            if means is None or key not in means:
+                raise InterventionError(
+                    f'`mode="mean"` needs the means of {key}\'s units: give `means` '
+                    "(unit_means of the recording)"
+                )
+            value = [float(means[key][i]) for i in idx]
+        out.append(Intervention(key, mode, value=value, units=idx, mask=mask))
+    return out
 
 
 # --------------------------------------------------------------------------- resolving
@@ -195,7 +292,7 @@ def check_interventions(
             raise InterventionError(
                 f"interventions are Intervention values, got {type(iv).__name__}"
             )
-        info = by_name.get(iv.layer)
+        info = by_name.get(iv.layer_name)
         if info is None:
             raise UnitError(
                 f"{iv.names[0]} does not exist: the model has layers {', '.join(by_name)}"
@@ -214,8 +311,8 @@ def check_interventions(
         n = info.n_units(iv.quantity)
         bad = [u for u in iv.units if u >= n]  # type: ignore[union-attr]
         if bad:
-            raise UnitError(f"{iv.key}/{bad[0]} does not exist: {iv.key} has units 0..{n - 1}")
-        grouped.setdefault(iv.layer, []).append(iv)
+            raise UnitError(f"{iv.key.unit(bad[0])} does not exist: {iv.key} has units 0..{n - 1}")
+        grouped.setdefault(iv.layer_name, []).append(iv)
     for name in grouped:
         if f"{name}_reverse" in by_name:
             raise InterventionError(

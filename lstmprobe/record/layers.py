@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from lstmprobe.errors import NoRecurrentLayerError, UnitError
+from lstmprobe.names import Key, layer_name, parse_layer
 from lstmprobe.record.cells import LayerWeights, quantities_of
 
 
@@ -32,6 +33,11 @@ class LayerInfo:
 
     def n_units(self, quantity: str) -> int:
         return self.output_size if quantity == "hidden" else self.hidden_size
+
+    def key(self, quantity: str) -> Key:
+        """The dataset of ``quantity`` of this layer direction, e.g. ``layer0/cell``."""
+        index, direction = parse_layer(self.name)
+        return Key(index, quantity, direction)
 
 
 def output_size(module: nn.LSTM | nn.GRU) -> int:
@@ -57,7 +63,7 @@ def recurrent_layers(model: nn.Module) -> list[LayerInfo]:
             for reverse in (False, True) if module.bidirectional else (False,):
                 infos.append(
                     LayerInfo(
-                        name=f"layer{offset + layer}" + ("_reverse" if reverse else ""),
+                        name=layer_name(offset + layer, "reverse" if reverse else "forward"),
                         module_name=module_name,
                         kind=kind,
                         layer=layer,
@@ -112,7 +118,7 @@ def layout(
             continue
         for q in quantities_of(info.kind):  # type: ignore[arg-type]
             if wanted_q is None or q in wanted_q:
-                out[f"{info.name}/{q}"] = info.n_units(q)
+                out[str(info.key(q))] = info.n_units(q)
     if not out:
         raise UnitError("the selected `layers` and `quantities` leave nothing to record")
     return out

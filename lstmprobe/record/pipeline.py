@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import queue
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,15 +33,16 @@ import torch
 from lstmprobe._io import atomic_write, progress_bar
 from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError, one_line
 from lstmprobe.models import CharLSTM, LoadedModel, map_state
+from lstmprobe.record.background import BackgroundWriter, Chunk, Job
 from lstmprobe.record.hooks import PendingActivations, Recorder
 from lstmprobe.record.layers import layout
 from lstmprobe.record.threads import TorchThreads, check_threads, default_threads
 from lstmprobe.store import (
     COMPRESSIONS,
     DTYPES,
+    Recording,
     RecordingSpec,
     StoreWriter,
-    partial_path,
     write_error,
 )
 from lstmprobe.text import RESETS, check_chars, sequences
@@ -186,12 +185,12 @@ def record_corpus(
         inside = int(np.searchsorted(seqs[:, 0], start_at, side="right")) - 1
         if seqs[inside, 0] < start_at:
             start_at = writer.rewind(int(seqs[inside, 0]))
-    state_file = _StateFile(partial_path(out))
+    state_file = _StateFile(Recording.at(out).resume_state)
     began = time.perf_counter()
     bar = progress_bar(
         len(tokens), initial=start_at, desc="record", unit="char", unit_scale=True, enabled=progress
     )
-    background = _BackgroundWriter(writer, state_file)
+    background = BackgroundWriter(writer, state_file.save)
     try:
         with TorchThreads(default_threads(model, threads, dev)):
             model.eval()
@@ -234,13 +233,6 @@ def record_corpus(
         raise
     state_file.remove()
     return RecordResult(path, len(tokens), time.perf_counter() - began, start_at)
-
-
-# A chunk of work: (start, length, job, state). ``job()`` recomputes the chunk's internals and
-# returns ({key: values}, next_logprob or None); it runs on the writer thread, overlapping the
-# next forward call. ``state`` is (stop, exact state) to save before the write, or None.
-Job = Callable[[], tuple[dict[str, np.ndarray], np.ndarray | None]]
-Chunk = tuple[int, int, Job, tuple[int, Any] | None]
 
 
 def _numpy(values: torch.Tensor, dtype: str) -> np.ndarray:
@@ -412,19 +404,21 @@ def _sequence_batches(run: _Run, seqs: np.ndarray, start_at: int) -> Iterator[Ch
 
 
 class _StateFile:
-    """The exact recurrent state at the last two chunk boundaries, beside a partial recording.
+    """The exact recurrent state at the last two positions marked written, beside a partial
+    recording.
 
     A stream recording resumed at position p needs the float32 state after p characters; the
-    store holds it only rounded to its dtype. Two boundaries are kept because the store's progress
-    is committed after the state is saved: a kill between the two leaves either one current.
+    store holds it only rounded to its dtype. The state is saved just before the progress marker
+    moves (:class:`~lstmprobe.record.background.Syncer`), and two positions are kept: a kill
+    between the two leaves either one current.
     """
 
-    def __init__(self, partial: Path) -> None:
-        self.path = partial.with_name(partial.name + ".state")
+    def __init__(self, path: Path) -> None:
+        self.path = path  # Recording.resume_state
         self._kept: dict[int, Any] = {}
 
     def save(self, position: int, state: Any) -> None:
-        """Keep ``state`` (already on the CPU) for ``position`` and the previous boundary."""
+        """Keep ``state`` (already on the CPU) for ``position`` and the previous position saved."""
         last = max(self._kept) if self._kept else None
         self._kept = (
             {position: state} if last is None else {last: self._kept[last], position: state}
@@ -496,54 +490,3 @@ def _to_device(state: Any, dev: torch.device) -> Any:
 def _detach(state: Any) -> Any:
     """A copy of ``state`` on the CPU, kept apart from the model's own tensors."""
     return map_state(state, lambda s: s.detach().cpu().clone())
-
-
-class _BackgroundWriter:
-    """Writes chunks to the store on a thread, so that HDF5 writes overlap the next forward.
-
-    A chunk's exact end state is saved before its data is committed (see :class:`_StateFile`).
-    """
-
-    def __init__(self, writer: StoreWriter, state_file: _StateFile) -> None:
-        self.writer = writer
-        self.state_file = state_file
-        self.queue: queue.Queue[Chunk | None] = queue.Queue(maxsize=2)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        # One intra-op thread here (OpenMP's setting is per thread): the forward pass on the
-        # main thread keeps its own threads, and the two overlap instead of fighting.
-        torch.set_num_threads(1)
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            if self.error is None:
-                try:
-                    start, _, job, state = item
-                    with torch.inference_mode():
-                        arrays, logprob = job()
-                    if state is not None:
-                        self.state_file.save(*state)
-                    self.writer.write(start, arrays, logprob)
-                except BaseException as exc:
-                    self.error = exc
-
-    def put(self, chunk: Chunk) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(chunk)
-
-    def join(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def stop(self) -> None:
-        """Finish what is queued (so the partial file is consistent), then end the thread."""
-        if self.thread.is_alive():
-            self.queue.put(None)
-            self.thread.join()

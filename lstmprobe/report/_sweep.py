@@ -5,9 +5,12 @@ Float16 values are read as their 16-bit patterns and widened in the loop
 they are. Sums run in float32 over blocks of :data:`SUM_ROWS` positions and
 are then added to float64 totals, so their rounding does not grow with the corpus.
 
-The same sweep counts each unit's values into log-spaced bins of ``|value|``, one set for each
-sign (:func:`abs_bins`: 16 per octave, read from the float32 bits), from which a unit's colour
-range, a percentile of ``|value|`` on each side of 0, is read (:func:`level`);
+Non-finite values (a float16 overflow records ±inf) are counted per unit and left out of the
+sums and the extremes, branch-free (selects), so the loop stays vectorised.
+
+The same sweep counts each finite value of a unit into log-spaced bins of ``|value|``, one set
+for each sign (:func:`abs_bins`: 16 per octave, read from the float32 bits), from which a unit's
+colour range, a percentile of ``|value|`` on each side of 0, is read (:func:`level`);
 :func:`abs_bins` is the plain NumPy reference.
 """
 
@@ -23,7 +26,7 @@ from lstmprobe._float16 import float32_bits, kernel_view
 SUM_ROWS = 512
 #: |value| bins: the float32 exponent and the first 4 bits of the mantissa (16 bins per
 #: octave, each at most 1/16 = 6.25% wider than its start), from 2**-20 to 2**16; smaller
-#: values count in the first bin, larger ones (and inf, NaN) in the last.
+#: values count in the first bin, larger ones in the last (the sweep leaves out inf and NaN).
 BIN_SHIFT = 19
 BIN_LOW = (127 - 20) << 4
 N_BINS = 36 << 4
@@ -85,14 +88,21 @@ def level(hist: np.ndarray, q: float, low: float, high: float) -> tuple[float, f
 
 
 @njit(nogil=True, cache=True)
-def _sweep(x, gate, sat, total, squares, low, high, cmax, cmin, hist):  # pragma: no cover
+def _sweep(
+    x, gate, sat, total, squares, low, high, cmax, cmin, hist, posinf, neginf, nan
+):  # pragma: no cover
     rows, units = x.shape
     top = np.float32(1.0) - sat
+    inf = np.float32(np.inf)
+    zero = np.float32(0.0)
     last = N_BINS - 1
     s = np.zeros(units, dtype=np.float32)
     q = np.zeros(units, dtype=np.float32)
     lo = np.zeros(units, dtype=np.int32)
     hi = np.zeros(units, dtype=np.int32)
+    pi = np.zeros(units, dtype=np.int32)
+    ni = np.zeros(units, dtype=np.int32)
+    na = np.zeros(units, dtype=np.int32)
     for j in range(units):
         cmax[j] = -np.inf
         cmin[j] = np.inf
@@ -102,14 +112,19 @@ def _sweep(x, gate, sat, total, squares, low, high, cmax, cmin, hist):  # pragma
         for i in range(r0, min(rows, r0 + SUM_ROWS)):
             for j in range(units):
                 v = _widen(x[i, j])  # type: ignore[call-arg]
-                s[j] += v
-                q[j] += v * v
-                cmax[j] = max(cmax[j], v)
-                cmin[j] = min(cmin[j], v)
+                finite = abs(v) < inf  # false for ±inf and NaN
+                w = v if finite else zero
+                s[j] += w
+                q[j] += w * w
+                cmax[j] = max(cmax[j], v if finite else -inf)
+                cmin[j] = min(cmin[j], v if finite else inf)
+                pi[j] += v == inf
+                ni[j] += v == -inf
+                na[j] += v != v
                 if gate:  # branch-free counts: the loop stays vectorised
                     lo[j] += v < sat
                     hi[j] += v > top
-                else:  # the bin of |value| from its float32 bits (:func:`abs_bins`)
+                elif finite:  # the bin of |value| from its float32 bits (:func:`abs_bins`)
                     bits = float32_bits(v)  # type: ignore[call-arg]
                     b = np.int64((bits & 0x7FFFFFFF) >> BIN_SHIFT) - BIN_LOW
                     hist[min(max(b, 0), last) + N_BINS * np.int64(bits >> 31 == 0), j] += 1
@@ -119,6 +134,9 @@ def _sweep(x, gate, sat, total, squares, low, high, cmax, cmin, hist):  # pragma
     for j in range(units):
         low[j] += lo[j]
         high[j] += hi[j]
+        posinf[j] += pi[j]
+        neginf[j] += ni[j]
+        nan[j] += na[j]
 
 
 def sweep(
@@ -131,15 +149,17 @@ def sweep(
     high: np.ndarray,
     cmax: np.ndarray,
     cmin: np.ndarray,
+    nonfinite: tuple[np.ndarray, np.ndarray, np.ndarray],
     hist: np.ndarray | None = None,
 ) -> None:
     """Add one chunk ``raw`` (positions x units, float16 or float32) into per-unit accumulators.
 
-    ``total``/``squares`` (float64) gain the sums of values and squares; ``low``/``high`` (int64)
-    the counts below ``sat`` / above ``1 - sat`` when ``gate``; ``cmax``/``cmin`` (float32) are
-    set to the chunk's per-unit extremes; ``hist`` (int64, 2 * :data:`N_BINS` x units) gains
-    the counts of each unit's values per bin (:func:`abs_bins`) unless ``gate`` (a gate's range
-    is [0, 1]).
+    ``total``/``squares`` (float64) gain the sums of the finite values and their squares;
+    ``low``/``high`` (int64) the counts below ``sat`` / above ``1 - sat`` when ``gate``;
+    ``cmax``/``cmin`` (float32) are set to the chunk's per-unit finite extremes (-inf/+inf
+    where a unit has none); ``nonfinite`` (three int64 arrays) gain the counts of +inf, -inf
+    and NaN; ``hist`` (int64, 2 * :data:`N_BINS` x units) gains the counts of each unit's
+    finite values per bin (:func:`abs_bins`) unless ``gate`` (a gate's range is [0, 1]).
 
     Examples
     --------
@@ -147,11 +167,16 @@ def sweep(
     >>> t, q = np.zeros(2), np.zeros(2)
     >>> lo, hi = np.zeros(2, np.int64), np.zeros(2, np.int64)
     >>> mx, mn = np.empty(2, np.float32), np.empty(2, np.float32)
-    >>> sweep(x, True, 0.1, t, q, lo, hi, mx, mn)
+    >>> bad = (np.zeros(2, np.int64), np.zeros(2, np.int64), np.zeros(2, np.int64))
+    >>> sweep(x, True, 0.1, t, q, lo, hi, mx, mn, bad)
     >>> t.round(3).tolist(), lo.tolist(), hi.tolist(), mx.tolist(), mn.tolist()
     ([1.0, 1.0], [1, 1], [1, 1], [0.9501953125, 2.0], [0.04998779296875, -1.0])
+    >>> y = np.array([[np.inf, np.nan], [-np.inf, 3.0]], dtype=np.float16)
+    >>> sweep(y, False, 0.1, t, q, lo, hi, mx, mn, bad)
+    >>> [b.tolist() for b in bad], mx.tolist(), mn.tolist()
+    ([[1, 0], [1, 0], [0, 1]], [-inf, 3.0], [inf, 3.0])
     """
     x = kernel_view(np.ascontiguousarray(raw))
     if hist is None:
         hist = np.zeros((2 * N_BINS, x.shape[1]), dtype=np.int64)
-    _sweep(x, gate, np.float32(sat), total, squares, low, high, cmax, cmin, hist)
+    _sweep(x, gate, np.float32(sat), total, squares, low, high, cmax, cmin, hist, *nonfinite)

@@ -23,7 +23,6 @@ and condition, twice, and one for the baseline).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,11 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe._read import say_ignored
 from lstmprobe.errors import StoreError, UnitError
 from lstmprobe.report.data import KeyStats, Warn, check_unit, passage, top_spans
 from lstmprobe.report.feature_scan import pick_changes
 from lstmprobe.report.keep_write import state_unit
+from lstmprobe.report.output import unit_parts
 from lstmprobe.store import ActivationStore, parse_unit
+from lstmprobe.store.ablations import AblationCondition, SavedAblations
+from lstmprobe.store.dynamics import Dynamics, read_dynamics
 
 #: Chars per ablation passage, and passages per condition of each kind.
 PASSAGE = 160
@@ -51,7 +54,7 @@ DYNAMICS_PASSAGE = 100
 
 def load_ablations(
     store: ActivationStore, path: str | os.PathLike[str] | None = None, warn: Warn = None
-) -> dict[str, Any] | None:
+) -> SavedAblations | None:
     """The ablations beside ``store`` (``acts.ablations.h5``, or ``path``), or None.
 
     A file of another recording -- its model or corpus hash differs from the store's, or it
@@ -59,33 +62,32 @@ def load_ablations(
     """
     from lstmprobe.store.ablations import read_ablations
 
-    path = Path(path) if path is not None else store.sibling("ablations.h5")
+    path = Path(path) if path is not None else store.recording.ablations
     if not path.exists():
         return None
 
     def ignore(why: str) -> None:
         if warn is not None:
             warn(
-                f"ignoring {path}: {why}; run `lstmprobe ablate MODEL CORPUS --store {store.path}` "
-                "with the recorded model and corpus"
+                f"ignoring {path}: {why}; measure them again with the recorded model and corpus: "
+                f"`run_ablation(MODEL, CORPUS, store={store.path})`"
             )
 
+    ours = {"model_sha256": store.model_sha256 or "", "corpus_sha256": store.corpus_sha256 or ""}
     try:
-        abl = read_ablations(path)
-    except (StoreError, OSError, KeyError, ValueError) as exc:
-        ignore(f"it cannot be read ({exc})")
-        return None
-    if abl.get("model_sha256") and abl["model_sha256"] != store.model_sha256:
-        ignore("its model hash differs from this recording's")
-        return None
-    if abl.get("corpus_sha256") != store.corpus_sha256:
-        ignore("its corpus hash differs from this recording's")
-        return None
-    if len(abl["base_bits"]) != store.n_positions:
-        ignore(
-            f"it covers {len(abl['base_bits']):,} positions, the recording {store.n_positions:,}"
+        abl = read_ablations(
+            path, positions=store.n_positions, recording=ours, lenient=True, warn=warn
         )
+    except StoreError as exc:
+        ignore(f"it {str(exc).removeprefix(f'{path} ')}")
         return None
+    for cond in abl.conditions:
+        for unit in cond.units:
+            try:  # a unit of another model is no unit of this recording
+                check_unit(store, str(unit))
+            except UnitError:
+                ignore(f"it names unit {unit}, which this recording lacks")
+                return None
     return abl
 
 
@@ -121,26 +123,27 @@ def _predicted(values: np.ndarray | None, a: int, b: int) -> list[float | None] 
 
 
 def ablation_sections(
-    store: ActivationStore, abl: dict[str, Any], figures: bool = False
+    store: ActivationStore, abl: SavedAblations, warn: Warn = None, figures: bool = False
 ) -> dict[str, Any]:
-    """The payload of the Ablations section and of the unit cards (JSON-ready); with
+    """The payload of the Ablations section and of the unit cards (JSON-ready); a condition's
+    summary that cannot be used is shown without its numbers, said in one ``warn`` line. With
     ``figures``, each condition's random units behind its p-value as a PNG
     (:func:`~lstmprobe.report.unit_figures.random_effects`)."""
     n = store.n_positions
-    on = abl.get("feature_on")
-    feature = abl.get("feature") or None
+    on = abl.feature_on
+    feature = abl.feature or None
     changes: list[int] = []
     if on is not None and feature:
         o = np.asarray(on, dtype=np.int8)
         flip = np.flatnonzero((o[1:] != o[:-1]) & (o[1:] >= 0) & (o[:-1] >= 0)) + 1
         changes = [int(t) + 1 for t in pick_changes(flip, N_CHANGE_PASSAGES)]  # the char t+1
-    summaries = abl.get("summary") or []
+    problems: list[str] = []
     conditions = []
     by_unit: dict[str, list[int]] = {}
-    for ci, cond in enumerate(abl["conditions"]):
-        summary = summaries[ci] if ci < len(summaries) else {}
-        delta = cond["delta_bits"]
-        rand = cond.get("random_mean_delta_bits")
+    for ci, cond in enumerate(abl.conditions):
+        summary = AblationCondition.from_dict(abl.summary[ci], f"summary[{ci}]", problems)
+        delta = cond.delta_bits
+        rand = cond.random_mean_delta_bits
         spans: list[tuple[str, int, int]] = []
         for a in _effect_windows(delta, PASSAGE, N_EFFECT_PASSAGES):
             # the window [a, a+L) of losses colours the chars [a+1, a+L+1)
@@ -169,56 +172,49 @@ def ablation_sections(
                 }
             )
         m = float(f"{biggest:.3g}") if biggest >= 1e-3 else 1e-3
-        r = summary.get("random", {}) if isinstance(summary, dict) else {}
-        keys = ("delta", "delta_on", "delta_off", "positions", "positions_on", "positions_off",
-                "bits", "base_bits")  # fmt: skip
+        found = {} if summary is None else summary.to_dict()
+        r = found.get("random", {})
         conditions.append(
             {
-                "units": list(cond["units"]),
-                "mode": cond["mode"],
-                "value": cond.get("value"),
+                "units": [unit_parts(u) for u in cond.units],
+                "mode": cond.mode,
+                "value": cond.value,
                 "feature": feature,
-                "verdict": cond.get("verdict", ""),
-                **{k: summary.get(k) for k in keys},
-                "random": {
-                    k: r.get(k)
-                    for k in (
-                        "n",
-                        "delta_on_mean",
-                        "delta_on_sd",
-                        "delta_off_mean",
-                        "delta_off_sd",
-                        "delta_mean",
-                        "delta_sd",
-                        "p_value",
-                        "p_value_of",
-                        "p_floor",
-                        "possible",
-                    )
-                },
-                "on": summary.get("on"),
+                "verdict": cond.verdict,
+                **{k: found.get(k) for k in _SHOWN},
+                "random": {k: r.get(k) for k in _SHOWN_RANDOM},
                 "range": m,
                 "passages": passages,
-                "figure": _random_figure(summary) if figures and r.get("draws") else None,
+                "figure": _random_figure(summary)
+                if figures and summary is not None and summary.random.draws
+                else None,
             }
         )
-        for u in cond["units"]:
-            by_unit.setdefault(u, []).append(ci)
+        for u in cond.units:
+            by_unit.setdefault(str(u), []).append(ci)
+    say_ignored(problems, warn, f"{abl.path}: ")
     return {
         "feature": feature,
-        "feature_at": abl.get("feature_at") or ("target" if feature else None),
-        "reset": abl.get("reset"),
-        "created": abl.get("created"),
+        "feature_at": (abl.feature_at or "target") if feature else None,
+        "reset": abl.reset or None,
+        "created": abl.created or None,
         "conditions": conditions,
         "by_unit": by_unit,
     }
 
 
-def _random_figure(summary: dict[str, Any]) -> str:
+def _random_figure(summary: AblationCondition) -> str:
     from lstmprobe.report.output import png_uri
     from lstmprobe.report.unit_figures import random_effects
 
     return png_uri(random_effects(summary).figure)
+
+
+#: What the report shows of a condition's summary, and of its random units.
+_SHOWN = ("delta", "delta_on", "delta_off", "positions", "positions_on", "positions_off", "bits",
+          "base_bits", "on", "feature_at")  # fmt: skip
+_SHOWN_RANDOM = ("n", "delta_on_mean", "delta_on_sd", "delta_off_mean", "delta_off_sd",
+                 "delta_mean", "delta_sd", "p_value", "p_value_of", "p_floor", "possible")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- dynamics
@@ -226,13 +222,13 @@ def _random_figure(summary: dict[str, Any]) -> str:
 
 def load_dynamics(
     store: ActivationStore, path: str | os.PathLike[str] | None = None, warn: Warn = None
-) -> dict[str, Any] | None:
+) -> Dynamics | None:
     """The gate dynamics beside ``store`` (``acts.dynamics.json``, or ``path``), or None.
 
     Ignored with a warning when it is not a dynamics file, names units the store lacks, or was
     computed over another number of positions.
     """
-    path = Path(path) if path is not None else store.sibling("dynamics.json")
+    path = Path(path) if path is not None else store.recording.dynamics
     if not path.exists():
         return None
 
@@ -241,18 +237,15 @@ def load_dynamics(
             warn(f"ignoring {path}: {why}; measure them again: `gate_dynamics(store={store.path})`")
 
     try:
-        dyn = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        ignore(f"it cannot be read ({exc})")
+        dyn = read_dynamics(path, lenient=True, warn=warn)
+    except StoreError as exc:
+        ignore(f"it cannot be used ({str(exc).removeprefix(f'{path}: ')})")
         return None
-    if not isinstance(dyn, dict) or dyn.get("format") != "lstmprobe.dynamics":
-        ignore("it is not an lstmprobe dynamics file")
-        return None
-    for layer, info in (dyn.get("layers") or {}).items():
-        if info.get("positions") != store.n_positions:
-            ignore(f"its {layer} covers {info.get('positions')} positions, not {store.n_positions}")
+    for layer, info in dyn.layers.items():
+        if info.positions != store.n_positions:
+            ignore(f"its {layer} covers {info.positions} positions, not {store.n_positions}")
             return None
-    for name in dyn.get("units") or {}:
+    for name in dyn.units:
         try:
             check_unit(store, name)
         except UnitError:
@@ -262,10 +255,10 @@ def load_dynamics(
 
 
 def _dynamics_units(
-    store: ActivationStore, dyn: dict[str, Any], preferred: Sequence[str], k: int
+    store: ActivationStore, dyn: Dynamics, preferred: Sequence[str], k: int
 ) -> list[str]:
     """Up to ``k`` state units to draw: the ranked ones first, then the longest timescales."""
-    units = dyn.get("units") or {}
+    units = dyn.units
     out: list[str] = []
     for u in preferred:
         try:
@@ -274,9 +267,7 @@ def _dynamics_units(
             continue
         if s in units and s not in out:
             out.append(s)
-    by_scale = sorted(
-        units, key=lambda u: -(units[u].get("timescale") or float("inf"))
-    )  # infinite first
+    by_scale = sorted(units, key=lambda u: -(units[u].timescale or float("inf")))  # infinite first
     for u in by_scale:
         if len(out) >= k:
             break
@@ -287,21 +278,20 @@ def _dynamics_units(
 
 def dynamics_sections(
     store: ActivationStore,
-    dyn: dict[str, Any],
+    dyn: Dynamics,
     stats: dict[str, KeyStats],
     preferred: Sequence[str] = (),
     figures: bool = True,
 ) -> dict[str, Any]:
     """The payload of the Dynamics section and of the unit cards (JSON-ready)."""
-    fields = ("timescale", "mean_keep_gate", "mean_write_gate", "write_share", "mean_abs_keep",
-              "mean_abs_write", "held", "reset", "writes_at", "resets_at", "drivers")  # fmt: skip
-    units = {
-        u: {k: d.get(k) for k in fields if k in d} for u, d in (dyn.get("units") or {}).items()
-    }
+    units = {u: d.to_dict() for u, d in dyn.units.items()}
+    for d in units.values():  # a driver is a unit: its parts, parsed here; else its text
+        if isinstance(d.get("drivers"), list):
+            d["drivers"] = [_driver(store, x) for x in d["drivers"]]
     out: dict[str, Any] = {
         "layers": {
-            layer: {"kind": info.get("kind"), "timescales": info.get("timescales")}
-            for layer, info in (dyn.get("layers") or {}).items()
+            layer: {"kind": info.kind, "timescales": info.timescales.to_dict()}
+            for layer, info in dyn.layers.items()
         },
         "units": units,
         "figures": [],
@@ -333,11 +323,11 @@ def dynamics_sections(
             fig = F.keep_write(store, u, a, b - a)
         except UnitError:
             continue
-        ts = units.get(u, {}).get("timescale")
+        ts = dyn.units[u].timescale if u in dyn.units else None
         out["figures"].append(
             {
                 "id": f"keepwrite-{u.replace('/', '-')}",
-                "unit": u,
+                "unit": unit_parts(u),
                 "title": f"Keep vs write: {u}",
                 "src": png_uri(fig),
                 "caption": f"{u} at positions {a}..{b} (where it is most active), timescale "
@@ -347,6 +337,15 @@ def dynamics_sections(
             }
         )
     return out
+
+
+def _driver(store: ActivationStore, driver: dict[str, Any]) -> dict[str, Any]:
+    """A recurrent driver with its ``from`` unit as parts when it is a unit of ``store``."""
+    try:
+        check_unit(store, driver.get("from"))  # type: ignore[arg-type]
+    except (UnitError, TypeError):
+        return {**driver, "from": str(driver.get("from"))}
+    return {**driver, "from": unit_parts(driver["from"])}
 
 
 def causal_payload(
@@ -360,7 +359,7 @@ def causal_payload(
     abl = load_ablations(store, warn=warn)
     dyn = load_dynamics(store, warn=warn)
     return {
-        "ablations": ablation_sections(store, abl, figures) if abl is not None else None,
+        "ablations": ablation_sections(store, abl, warn, figures) if abl is not None else None,
         "dynamics": dynamics_sections(store, dyn, stats, preferred, figures)
         if dyn is not None
         else None,

@@ -27,7 +27,11 @@ from typing import Literal
 
 import numpy as np
 
-from lstmprobe.names import GATES  # the report's modules take it from here, with the scales
+from lstmprobe.names import (  # the report's modules take it from here, with the scales
+    GATES,
+    QUANTITIES,
+    parse_name,
+)
 
 Kind = Literal["diverging", "sequential"]
 
@@ -57,6 +61,8 @@ SEQUENTIAL = (
     "#006d2c",
     "#00441b",
 )
+#: Where a value is NaN (not a number): grey, outside both palettes.
+MISSING_RGB = (189, 189, 189)
 #: Quantities that a tanh bounds to [-1, 1] (unless projected).
 TANH_BOUNDED = ("hidden", "candidate")
 #: The codes a value inside its range takes (1..253; 0 and 255 are beyond it).
@@ -236,7 +242,7 @@ def scale_for(
     (-2.0, 8.0)
     """
     rng = Range.parse(rng)
-    quantity = key.split("/")[1] if "/" in key else key
+    quantity = key if key in QUANTITIES else parse_name(key).quantity
     if rng.how == "given":
         kind: Kind = "sequential" if quantity in GATES else "diverging"
         return Scale(kind, rng.lo, rng.hi, f"the range given ({rng}); values beyond are marked")
@@ -258,6 +264,29 @@ def scale_for(
         f"each side of 0: the {rng} of this unit's |values| there over the whole recording "
         "(at least ¼ of the other side; beyond: the end colour, marked)",
     )  # fmt: skip
+
+
+def nonfinite_note(values: np.ndarray, marked: str = ", outlined") -> str:
+    """How a figure drew ``values`` that are not finite (empty when all are finite).
+
+    Examples
+    --------
+    >>> nonfinite_note(np.array([1.0, np.inf, np.inf, -np.inf, np.nan]))
+    '; 3 infinite (2 +inf, 1 -inf): drawn at the ends of the scale, outlined; 1 NaN: grey'
+    >>> nonfinite_note(np.zeros(3))
+    ''
+    """
+    v = np.asarray(values, dtype=np.float64)
+    pos, neg, nan = int(np.sum(v == np.inf)), int(np.sum(v == -np.inf)), int(np.isnan(v).sum())
+    note = ""
+    if pos or neg:
+        note += (
+            f"; {pos + neg:,} infinite ({pos:,} +inf, {neg:,} -inf): drawn at the ends of the "
+            f"scale{marked}"
+        )
+    if nan:
+        note += f"; {nan:,} NaN: grey"
+    return note
 
 
 def _hex(colors: tuple[str, ...]) -> np.ndarray:
@@ -312,4 +341,18 @@ def cmap(kind: Kind):  # -> matplotlib.colors.ListedColormap
     """The palette as a matplotlib colormap (imports matplotlib)."""
     from matplotlib.colors import ListedColormap
 
-    return ListedColormap(lut(kind) / 255.0, name=f"lstmprobe-{kind}")
+    palette = ListedColormap(lut(kind) / 255.0, name=f"lstmprobe-{kind}")
+    grey = (MISSING_RGB[0] / 255.0, MISSING_RGB[1] / 255.0, MISSING_RGB[2] / 255.0)
+    return palette.with_extremes(bad=grey)  # NaN: grey, as in the coloured text
+
+
+def clipped(values: np.ndarray, scale: Scale) -> np.ndarray:
+    """``values`` with ±inf at the ends of ``scale`` (NaN kept): what an image draws.
+
+    Examples
+    --------
+    >>> clipped(np.array([np.inf, -np.inf, 0.5, np.nan]), Scale("diverging", -2, 2, "")).tolist()
+    [2.0, -2.0, 0.5, nan]
+    """
+    v = np.asarray(values, dtype=np.float64)
+    return np.where(np.isinf(v), np.where(v > 0, scale.vmax, scale.vmin), v)

@@ -18,8 +18,9 @@ import numpy as np
 
 from lstmprobe._io import progress_bar
 from lstmprobe.errors import StoreError, UnitError
+from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import GATES, Range, Scale, scale_for
+from lstmprobe.report.colors import Range, Scale, scale_for
 from lstmprobe.store import ActivationStore, parse_unit
 
 #: What receives the report's warnings, one line each (None: they are dropped).
@@ -102,8 +103,10 @@ def require_quantities(store: ActivationStore, layer: str, wanted: Sequence[str]
 class KeyStats:
     """Summaries of every unit of one dataset over the whole recording.
 
-    Arrays are of shape (n_units,) unless stated. ``low``/``high`` are the fractions of positions
-    below :data:`SATURATION` / above ``1 - SATURATION`` (gates only; zero elsewhere);
+    Arrays are of shape (n_units,) unless stated. ``mean``, ``std``, ``min`` and ``max`` are of
+    each unit's finite values; ``posinf``, ``neginf`` and ``nan`` count its others (a float16
+    recording stores values beyond ±65,504 as ±inf). ``low``/``high`` are the fractions of
+    positions below :data:`SATURATION` / above ``1 - SATURATION`` (gates only; zero elsewhere);
     ``chunk_max`` and ``chunk_min`` (shape (n_chunks, n_units)) hold each unit's largest and
     smallest value in each chunk of ``chunk`` positions, from which the top-activating spans are
     picked (:func:`top_spans`); ``abs_hist`` (shape (N_BINS, n_units)) counts each unit's
@@ -118,6 +121,9 @@ class KeyStats:
     max: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    posinf: np.ndarray
+    neginf: np.ndarray
+    nan: np.ndarray
     chunk: int
     chunk_max: np.ndarray = field(repr=False)
     chunk_min: np.ndarray = field(repr=False)
@@ -125,7 +131,15 @@ class KeyStats:
 
     @property
     def max_abs(self) -> np.ndarray:
-        return np.maximum(np.abs(self.min), np.abs(self.max))
+        """Each unit's largest finite ``|value|`` (0 where it has none)."""
+        with np.errstate(invalid="ignore"):
+            m = np.maximum(np.abs(self.min), np.abs(self.max))
+        return np.where(np.isfinite(m), m, 0.0)
+
+    @property
+    def nonfinite(self) -> np.ndarray:
+        """Each unit's count of ±inf and NaN values."""
+        return self.posinf + self.neginf + self.nan
 
     def level(self, index: int, percentile: float) -> tuple[float, float] | None:
         """Unit ``index``'s ``percentile`` of ``|value|`` over the recording, of its negative
@@ -184,12 +198,13 @@ def summarize(
             "cmax": np.empty((n_chunks, u), dtype=np.float32),
             "cmin": np.empty((n_chunks, u), dtype=np.float32),
             "hist": np.zeros((2 * N_BINS, u), dtype=np.int64),
+            **{name: np.zeros(u, dtype=np.int64) for name in ("posinf", "neginf", "nan")},
         }
     with _bar(n, progress, "summaries") as bar:
         for c, (a, b, block) in enumerate(store.iter_chunks(keys, chunk_size=chunk, dtype=None)):
             for key, raw in block.items():
                 s = acc[key]
-                gate = key.split("/")[1] in GATES
+                gate = Key.parse(key).is_gate
                 sweep(
                     raw,
                     gate,
@@ -200,16 +215,20 @@ def summarize(
                     s["high"],
                     s["cmax"][c],
                     s["cmin"][c],
+                    (s["posinf"], s["neginf"], s["nan"]),
                     s["hist"],
                 )
             bar.update(b - a)
     out = {}
     for key, s in acc.items():
-        mean = s["sum"] / n
-        std = np.sqrt(np.maximum(s["sq"] / n - mean**2, 0.0))
+        finite = n - s["posinf"] - s["neginf"] - s["nan"]
+        with np.errstate(invalid="ignore", divide="ignore"):  # no finite value: NaN
+            mean = np.where(finite > 0, s["sum"] / finite, np.nan)
+            std = np.sqrt(np.maximum(s["sq"] / finite - mean**2, 0.0))
         out[key] = KeyStats(
             key, n, mean, std, s["cmin"].min(0), s["cmax"].max(0), s["low"] / n, s["high"] / n,
-            chunk, s["cmax"], s["cmin"], None if key.split("/")[1] in GATES else s["hist"],
+            s["posinf"], s["neginf"], s["nan"], chunk, s["cmax"], s["cmin"],
+            None if Key.parse(key).is_gate else s["hist"],
         )  # fmt: skip
     return out
 
@@ -272,13 +291,15 @@ def read_unit(store: ActivationStore, name: str, start: int, stop: int) -> np.nd
 
 
 def unit_range(store: ActivationStore, name: str) -> tuple[float, float]:
-    """``(min, max)`` of one unit over the whole recording, read window by window."""
+    """``(min, max)`` of one unit's finite values over the whole recording, read window by
+    window (``(inf, -inf)`` where it has none)."""
     return _unit_pass(store, name)[:2]
 
 
 def _unit_pass(store: ActivationStore, name: str) -> tuple[float, float, np.ndarray]:
-    """``(min, max, bins)`` of one unit over the whole recording, read window by window;
-    ``bins`` counts its ``|value|`` per bin (:func:`~lstmprobe.report._sweep.abs_bins`)."""
+    """``(min, max, bins)`` of one unit's finite values over the whole recording, read window
+    by window; ``bins`` counts their ``|value|`` per bin
+    (:func:`~lstmprobe.report._sweep.abs_bins`)."""
     from lstmprobe.report._sweep import N_BINS, abs_bins
 
     key, index = check_unit(store, name)
@@ -287,8 +308,10 @@ def _unit_pass(store: ActivationStore, name: str) -> tuple[float, float, np.ndar
     step = store.chunk_positions * 16
     for a in range(0, store.n_positions, step):
         v = store.read(key, a, min(a + step, store.n_positions), units=[index])[:, 0]
-        lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
-        hist += np.bincount(abs_bins(v), minlength=2 * N_BINS)
+        v = v[np.isfinite(v)]
+        if v.size:
+            lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
+            hist += np.bincount(abs_bins(v), minlength=2 * N_BINS)
     return lo, hi, hist
 
 
@@ -299,12 +322,11 @@ def unit_scale(store: ActivationStore, name: str, rng: Range | str | None = None
 
     rng = Range.parse(rng)
     key, _ = check_unit(store, name)
-    quantity = key.split("/")[1]
-    if quantity in GATES or rng.how == "given":
+    if Key.parse(key).is_gate or rng.how == "given":
         return scale_for(key, rng=rng)
     lo, hi, hist = _unit_pass(store, name)
-    max_abs = max(abs(lo), abs(hi))
-    at = level(hist, rng.percentile, lo, hi) if rng.how == "percentile" else None
+    max_abs = max(abs(lo), abs(hi)) if lo <= hi else None
+    at = level(hist, rng.percentile, lo, hi) if rng.how == "percentile" and lo <= hi else None
     return scale_for(key, max_abs, rng=rng, level=at)
 
 
@@ -410,27 +432,33 @@ def load_rankings(
     """The ranking beside ``store`` (``acts.rankings.json``) or at ``path``, or None.
 
     The file is read leniently (:meth:`Ranking.read_json`): what an older, newer or partly
-    damaged file holds that cannot be used is left out with a warning. A ranking made from
+    damaged file holds that cannot be used is left out with a warning, and the file beside the
+    store that cannot be read at all (not JSON, not a rankings file) is ignored with a warning
+    (one named by ``path`` is a :class:`StoreError`). A ranking made from
     another recording is ignored with a warning: its ``store`` field names another existing
     file that is not a copy of this recording (same corpus and model hashes, positions and
     datasets), or the recording it names (``Ranking.recording``: corpus and model hashes,
     positions) is not this one, or it names units this recording lacks.
     """
     explicit = path is not None
-    path = Path(path) if explicit else store.sibling("rankings.json")
+    path = Path(path) if explicit else store.recording.rankings
     again = f"`rank_units(store={store.path}, features=FEATURE)`"
     if not path.exists():
         if explicit:
             raise StoreError(f"rankings file {path} does not exist; rank the recording: {again}")
         return None
-    try:
-        ranking = Ranking.read_json(path, lenient=True, warn=warn)
-    except StoreError as exc:
-        raise StoreError(f"{exc}; rank the recording again: {again}") from None
 
     def ignore(why: str) -> None:
         if warn is not None:
             warn(f"ignoring {path}: {why}; rank this recording: {again}")
+
+    try:
+        ranking = Ranking.read_json(path, lenient=True, warn=warn)
+    except StoreError as exc:
+        if explicit:  # asked for by name: one line
+            raise StoreError(f"{exc}; rank the recording again: {again}") from None
+        ignore(f"it cannot be used ({str(exc).removeprefix('rankings file ')})")
+        return None
 
     origin = Path(ranking.store) if ranking.store else None
     foreign = origin is not None and origin.exists() and not _same_file(origin, store.path)
@@ -449,10 +477,7 @@ def load_rankings(
         if theirs is not None and theirs != value:
             ignore(f"it ranks a recording {what}")
             return None
-    units = set()
-    for r in ranking.rows:
-        units.add(r["unit"])
-    for u in units:
+    for u in sorted({r.name for r in ranking.rows}):
         try:
             check_unit(store, u)
         except UnitError:

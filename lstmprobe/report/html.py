@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import GATES, Range, code_palette, scale_for
+from lstmprobe.report.colors import Range, code_palette, scale_for
 from lstmprobe.report.data import (
     KeyStats,
     Warn,
@@ -45,7 +46,7 @@ from lstmprobe.report.data import (
     summarize,
     unit_scale,
 )
-from lstmprobe.report.output import asset, compact, png_uri, uint8_b64
+from lstmprobe.report.output import asset, compact, key_parts, png_uri, uint8_b64, unit_parts
 from lstmprobe.report.ranked import feature_sections
 from lstmprobe.store import ActivationStore, parse_unit
 
@@ -148,7 +149,7 @@ def build_report(
         ranking = load_rankings(store, rankings_path, warn)
     feats: list[str] = []
     if ranking is not None:
-        scored = [f for f, s in ranking.features.items() if "skipped" not in s]
+        scored = ranking.scored
         if features:
             missing = [f for f in features if f not in ranking.features]
             if missing:
@@ -159,7 +160,7 @@ def build_report(
             feats = [f for f in features if f in scored]
             for f in features:
                 if f not in scored and warn is not None:
-                    warn(f"feature {f} has no ranked units: {ranking.features[f].get('skipped')}")
+                    warn(f"feature {f} has no ranked units: {ranking.features[f].skipped}")
         else:
             feats = scored
     elif features:
@@ -168,7 +169,7 @@ def build_report(
             f"`rank_units(store={store.path}, features={features[0]})`"
         )
     top_rows = {f: ranking.for_feature(f)[:top] for f in feats} if ranking is not None else {}
-    top_units = {u["unit"] for rows in top_rows.values() for u in rows}
+    top_units = {r.name for rows in top_rows.values() for r in rows}
     keys = store.keys
     stats = summarize(store, keys, progress=progress)
     a, b = check_span(
@@ -191,13 +192,15 @@ def build_report(
             if idx
             else np.zeros((0, b - a), np.uint8)
         )
-        layer, quantity = key.split("/")
-        gate = quantity in GATES
+        gate = Key.parse(key).is_gate
+        nonfinite = {
+            name: getattr(s, name)[idx].tolist()
+            for name in ("posinf", "neginf", "nan")
+            if getattr(s, name)[idx].any()
+        }
         key_data.append(
             {
-                "key": key,
-                "layer": layer,
-                "quantity": quantity,
+                **key_parts(key),
                 "n": store.n_units(key),
                 "units": idx,
                 "kind": scales[0].kind if scales else scale_for(key).kind,
@@ -212,6 +215,7 @@ def build_report(
                     "max": _r(s.max[idx]),
                     "low": _r(s.low[idx]) if gate else None,
                     "high": _r(s.high[idx]) if gate else None,
+                    **nonfinite,  # counts of +inf, -inf, NaN where a shown unit has any
                 },
                 "values": uint8_b64(q),
             }
@@ -219,7 +223,9 @@ def build_report(
         n_shown += len(idx)
 
     feature_data, thresholds = (
-        feature_sections(store, ranking, top_rows, stats, progress=progress, rng=rng)
+        feature_sections(
+            store, ranking, top_rows, stats, progress=progress, figures=figures, rng=rng
+        )
         if feats and ranking is not None
         else ([], {})
     )
@@ -231,9 +237,9 @@ def build_report(
     ranks: dict[str, list[list[Any]]] = {}
     if ranking is not None:
         for r in ranking.rows:
-            if r["feature"] in ranking.features and "skipped" not in ranking.features[r["feature"]]:
-                ranks.setdefault(r["unit"], []).append(
-                    [r["feature"], r["rank"], r.get("score"), r.get("sign"), r.get("score_name")]
+            if ranking.features[r.feature].scored:
+                ranks.setdefault(r.name, []).append(
+                    [r.feature, r.rank, r.score, r.sign, r.score_name]
                 )
     from lstmprobe.report.causal_views import causal_payload
 
@@ -241,7 +247,9 @@ def build_report(
     from lstmprobe.report.profiles import profile_payload
 
     profiles = profile_payload(store, sorted(top_units), warn=warn, progress=progress)
-    initial = top_rows[feats[0]][0]["unit"] if feats and top_rows[feats[0]] else f"{keys[0]}/0"
+    initial = unit_parts(
+        top_rows[feats[0]][0].unit if feats and top_rows[feats[0]] else Key.parse(keys[0]).unit(0)
+    )
     model = store.model.get("config", store.model) if isinstance(store.model, dict) else {}
     payload = {
         "meta": {
@@ -276,7 +284,7 @@ def build_report(
         "units_total": sum(store.n_units(k) for k in keys),
         "datasets": keys,
         "features": feats,
-        "top_units": {f: [r["unit"] for r in rows] for f, rows in top_rows.items()},
+        "top_units": {f: [r.name for r in rows] for f, rows in top_rows.items()},
         "bytes": len(page.encode("utf-8")),
         "ablations": 0 if causal["ablations"] is None else len(causal["ablations"]["conditions"]),
         "dynamics": causal["dynamics"] is not None,
@@ -307,7 +315,7 @@ def _figures(
     from lstmprobe.report import figures as F
 
     out = []
-    gate_stats = {k: v for k, v in stats.items() if k.split("/")[1] in GATES}
+    gate_stats = {k: v for k, v in stats.items() if Key.parse(k).is_gate}
     if gate_stats:
         out.append(
             {
@@ -355,9 +363,7 @@ def text_page(
         "window": {"start": start, "text": store.read_text(start, stop)},
         "keys": [
             {
-                "key": key,
-                "layer": key.split("/")[0],
-                "quantity": key.split("/")[1],
+                **key_parts(key),
                 "n": store.n_units(key),
                 "units": [index],
                 "kind": scale.kind,
@@ -373,43 +379,62 @@ def text_page(
         "ranks": {},
         "thresholds": {},
         "figures": [],
-        "initial": unit,
+        "initial": unit_parts(unit),
         "width": width,
     }
     return render(payload, title=f"{unit} — positions {start}..{stop}")[0]
 
 
+#: What the page may load and do: nothing but its own script (by hash), its own style (by hash)
+#: and the images it embeds (``data:``); no base URL, no form, no frame, no connection.
+CSP = (
+    "default-src 'none'; img-src data:; style-src '{style}'; script-src '{script}'; "
+    "base-uri 'none'; form-action 'none'; frame-src 'none'; child-src 'none'; "
+    "object-src 'none'; connect-src 'none'; font-src 'none'; media-src 'none'; "
+    "manifest-src 'none'; worker-src 'none'"
+)
+#: The notebook fragment's frame: scripts run in it, nothing else (no same origin, no top
+#: navigation, no forms, no popups).
+SANDBOX = "allow-scripts"
+
+
+def _sha256(text: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode()
+
+
 def render(payload: dict[str, Any], title: str) -> tuple[str, str]:
-    """The page and the notebook fragment for ``payload`` (one script, one style, the data)."""
+    """The page and the notebook fragment for ``payload`` (one script, one style, the data).
+
+    The page's policy (:data:`CSP`) lets its own script and style run (by their hashes) and
+    embedded images show, and nothing else: no network, no other script, no form, no base URL.
+    The data goes in as JSON text (``<`` escaped), which the script reads and shows as text,
+    never as markup. The fragment (:meth:`Report._repr_html_`) is the same page in a sandboxed
+    ``<iframe srcdoc>`` (:data:`SANDBOX`): a notebook's own page gains no script, style or
+    navigation from it, and the page keeps its policy there.
+    """
     skeleton, script, style = asset("skeleton.html"), asset("report.js"), asset("report.css")
     script += asset("causal.js") + asset("profile.js")
     style += asset("causal.css") + asset("profile.css")
     rid = "lpr-" + uuid.uuid4().hex[:8]
     data = json.dumps(compact(payload), ensure_ascii=False, separators=(",", ":"))
     data = data.replace("<", "\\u003c")  # no </script> or <!-- inside the script element
-
-    def run(page: bool) -> str:
-        return (
-            f"{script}\nlstmprobeReport(document.getElementById({json.dumps(rid)}), "
-            f"JSON.parse(document.getElementById({json.dumps(rid + '-data')}).textContent), "
-            f"{'true' if page else 'false'});"
-        )
-
-    def body(page: bool) -> str:
-        return (
-            f'<div class="lpr" id="{rid}">{skeleton}</div>\n'
-            f'<script type="application/json" id="{rid}-data">{data}</script>\n'
-            f"<script>{run(page)}</script>"
-        )
-
-    # the page runs its own script and nothing else: no inline handler, no other script
-    digest = base64.b64encode(hashlib.sha256(run(True).encode("utf-8")).digest()).decode("ascii")
-
-    fragment = f"<style>{style}</style>\n{body(False)}"
+    run = (
+        f"{script}\nlstmprobeReport(document.getElementById({json.dumps(rid)}), "
+        f"JSON.parse(document.getElementById({json.dumps(rid + '-data')}).textContent), true);"
+    )
+    policy = CSP.format(style=_sha256(style), script=_sha256(run))
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        f"img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{digest}'\">\n"
-        f"<title>{html.escape(title)}</title>\n<style>{style}</style></head>\n<body>\n{body(True)}\n</body></html>\n"
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{style}</style></head>\n<body>\n"
+        f'<div class="lpr" id="{rid}">{skeleton}</div>\n'
+        f'<script type="application/json" id="{rid}-data">{data}</script>\n'
+        f"<script>{run}</script>\n</body></html>\n"
+    )
+    fragment = (
+        f'<iframe class="lstmprobe-report" sandbox="{SANDBOX}" referrerpolicy="no-referrer" '
+        f'title="{html.escape(title)}" width="100%" height="900" frameborder="0" '
+        f'srcdoc="{html.escape(page, quote=True)}"></iframe>'
     )
     return page, fragment

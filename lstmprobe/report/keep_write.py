@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstmprobe.names import Key, Unit
 from lstmprobe.report.data import check_span, check_unit, require_quantities
 from lstmprobe.store import ActivationStore
 
@@ -18,9 +19,9 @@ def state_unit(store: ActivationStore, name: str) -> str:
     """The state unit whose dynamics a unit shares: ``layer0/forget_gate/3`` -> ``layer0/cell/3``
     (GRU: ``layer0/hidden/3``)."""
     key, index = check_unit(store, name)
-    layer = key.split("/")[0]
-    state = "cell" if "cell" in store.quantities(layer) else "hidden"
-    return f"{layer}/{state}/{index}"
+    k = Key.parse(key)
+    state = "cell" if "cell" in store.quantities(k.layer_name) else "hidden"
+    return str(Unit(k.layer, state, index, k.direction))
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,8 @@ def keep_write(store: ActivationStore, unit: str, start: int, stop: int) -> Keep
     >>> np.allclose(kw.keep + kw.write, kw.state, atol=1e-3)  # doctest: +SKIP
     True
     """
-    name = state_unit(store, unit)
-    layer, state_q, index_s = name.split("/")
-    index = int(index_s)
+    state_of = Unit.parse(state_unit(store, unit))
+    layer, state_q, index = state_of.layer_name, state_of.quantity, state_of.index
     kind = "lstm" if state_q == "cell" else "gru"
     wanted = (
         ("forget_gate", "input_gate", "candidate", "cell")
@@ -79,4 +79,4 @@ def keep_write(store: ActivationStore, unit: str, start: int, stop: int) -> Keep
     else:
         f = read("update_gate")
         write = (1.0 - f) * read("candidate")
-    return KeepWrite(name, kind, a, b, store.read_text(a, b), f * prev, write, state, f)
+    return KeepWrite(str(state_of), kind, a, b, store.read_text(a, b), f * prev, write, state, f)

@@ -10,28 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lstmprobe._io import atomic_path
+from lstmprobe._io import atomic_path, cannot_write
 from lstmprobe.errors import ReportError
+from lstmprobe.names import Key, Unit
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
     """``path`` as a Path, or a ReportError saying why it cannot be written."""
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise ReportError(f"cannot write {path}: it is a directory; give a file name with -o")
-    if not parent.is_dir():
-        raise ReportError(
-            f"cannot write {path}: directory {parent} does not exist; create it first"
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ReportError(
-            f"cannot write {path}: directory {parent} is not writable; choose another -o"
-        )
+    reason = cannot_write(path)
+    if reason is not None:
+        raise ReportError(f"cannot write {path}: {reason}, or choose another `out`")
     return path
 
 
@@ -62,6 +56,16 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield part
 
 
+@contextlib.contextmanager
+def _no_glyph_warnings() -> Iterator[None]:
+    """A char the figure's font lacks (an emoji, CJK) is drawn as a box: no warning per char."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Glyph .* missing from font", category=UserWarning
+        )
+        yield
+
+
 def save_figure(
     fig: object, path: str | os.PathLike[str], fmt: str = "png", dpi: int = 150
 ) -> Path:
@@ -72,7 +76,7 @@ def save_figure(
 
     path = Path(path)
     try:
-        with atomic_output(path) as part, plt.rc_context(THEME):
+        with atomic_output(path) as part, plt.rc_context(THEME), _no_glyph_warnings():
             fig.savefig(part, format=fmt, dpi=dpi)  # type: ignore[attr-defined]
     finally:
         plt.close(fig)  # type: ignore[arg-type]
@@ -99,7 +103,7 @@ def png_uri(fig: object, dpi: int = 110) -> str:
 
     buf = io.BytesIO()
     try:
-        with plt.rc_context(THEME):
+        with plt.rc_context(THEME), _no_glyph_warnings():
             fig.savefig(buf, format="png", dpi=dpi, bbox_inches=None)  # type: ignore[attr-defined]
     finally:
         plt.close(fig)  # type: ignore[arg-type]
@@ -119,6 +123,43 @@ def uint8_b64(arr: object) -> str:
     import numpy as np
 
     return base64.b64encode(np.ascontiguousarray(arr, dtype=np.uint8).tobytes()).decode("ascii")
+
+
+def unit_parts(unit: str | Unit) -> dict[str, Any]:
+    """A unit as the page's script receives it: its name and its parts, parsed here once
+    (:class:`~lstmprobe.names.Unit`), so the script never parses a name.
+
+    Examples
+    --------
+    >>> unit_parts("layer1_reverse/cell/7")
+    {'name': 'layer1_reverse/cell/7', 'layer': 1, 'direction': 'reverse', 'quantity': 'cell', 'index': 7}
+    """
+    u = Unit.parse(unit)
+    return {
+        "name": str(u),
+        "layer": u.layer,
+        "direction": u.direction,
+        "quantity": u.quantity,
+        "index": u.index,
+    }
+
+
+def key_parts(key: str | Key) -> dict[str, Any]:
+    """A dataset as the page's script receives it (:class:`~lstmprobe.names.Key`).
+
+    Examples
+    --------
+    >>> key_parts("layer0/forget_gate")
+    {'key': 'layer0/forget_gate', 'layer': 0, 'direction': 'forward', 'layer_name': 'layer0', 'quantity': 'forget_gate'}
+    """
+    k = Key.parse(key)
+    return {
+        "key": str(k),
+        "layer": k.layer,
+        "direction": k.direction,
+        "layer_name": k.layer_name,
+        "quantity": k.quantity,
+    }
 
 
 def compact(obj: Any) -> Any:

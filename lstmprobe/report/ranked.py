@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 
 from lstmprobe.probes.ranking import Ranking
+from lstmprobe.probes.rows import FeatureSummary, RankingRow
 from lstmprobe.report.colors import Range
 from lstmprobe.report.data import KeyStats, passage, top_spans
 from lstmprobe.report.feature_scan import FeatureScan, pick_changes, scan_features
-from lstmprobe.report.output import compact, png_uri, uint8_b64
+from lstmprobe.report.output import compact, png_uri, uint8_b64, unit_parts
 from lstmprobe.store import ActivationStore, parse_unit
 
 #: Chars per passage of the ranking sections.
@@ -26,19 +27,19 @@ N_TOP_PASSAGES = 2
 def feature_sections(
     store: ActivationStore,
     ranking: Ranking,
-    top_rows: dict[str, list[dict[str, Any]]],
+    top_rows: dict[str, list[RankingRow]],
     stats: dict[str, KeyStats],
     progress: bool = False,
+    figures: bool = True,
     rng: Range | str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """The sections of the features in ``top_rows`` (feature -> its top rows, best first), and
     the ROC thresholds of their units (unit -> feature -> threshold), from one streaming pass;
-    ``rng``: how the units' colour ranges are chosen (:class:`~lstmprobe.report.colors.Range`)."""
+    with ``figures``, each feature's probe curve too; ``rng``: how the units' colour ranges are
+    chosen (:class:`~lstmprobe.report.colors.Range`)."""
     feats = list(top_rows)
-    want = {
-        f: [(r["unit"], int(r["sign"]) if r.get("sign") else 1) for r in top_rows[f]] for f in feats
-    }
-    kinds = {f: ranking.features[f].get("kind", "continuous") for f in feats}
+    want = {f: [(r.name, r.sign or 1) for r in top_rows[f]] for f in feats}
+    kinds = {f: ranking.features[f].kind or "continuous" for f in feats}
     scans = scan_features(store, want, stats, kinds, progress=progress)
     thresholds: dict[str, dict[str, Any]] = {}
     for f, sc in scans.items():
@@ -49,22 +50,25 @@ def feature_sections(
                 "fpr": t.fpr,
                 "sign": t.sign,
             }
-    return _sections(store, ranking, feats, top_rows, stats, scans, Range.parse(rng)), thresholds
+    return _sections(
+        store, ranking, feats, top_rows, stats, scans, figures, Range.parse(rng)
+    ), thresholds
 
 
 def _sections(
     store: ActivationStore,
     ranking: Ranking,
     feats: list[str],
-    top_rows: dict[str, list[dict[str, Any]]],
+    top_rows: dict[str, list[RankingRow]],
     stats: dict[str, KeyStats],
     scans: dict[str, FeatureScan],
+    figures: bool,
     rng: Range,
 ) -> list[dict[str, Any]]:
     out = []
     for f in feats:
         rows = top_rows[f]
-        units = [r["unit"] for r in rows]
+        units = [r.name for r in rows]
         scan = scans.get(f)
         spans: list[dict[str, Any]] = []
         centers = pick_changes(scan.changes, N_CHANGE_PASSAGES) if scan is not None else []
@@ -72,12 +76,12 @@ def _sections(
             pa, pb = passage(store, c, PASSAGE, before=0.5)
             spans.append({"kind": "change", "start": pa, "stop": pb, "at": c, "units": units})
         for r in rows:
-            key, index = parse_unit(r["unit"])
+            key, index = str(r.unit.key), r.unit.index
             for pa, pb, peak in top_spans(
-                store, stats[key], index, r.get("sign") or 1, N_TOP_PASSAGES, PASSAGE
+                store, stats[key], index, r.sign or 1, N_TOP_PASSAGES, PASSAGE
             ):
                 spans.append(
-                    {"kind": "top", "start": pa, "stop": pb, "at": peak, "units": [r["unit"]]}
+                    {"kind": "top", "start": pa, "stop": pb, "at": peak, "units": [r.name]}
                 )
         labels = _passage_labels(store, f, [(s["start"], s["stop"]) for s in spans])
         passages = []
@@ -100,17 +104,18 @@ def _sections(
                 }
             )
         curve = None
-        if ranking.features[f].get("curve"):
+        if figures and ranking.features[f].curve:
             from lstmprobe.report.stat_figures import probe_curve
 
             curve = png_uri(probe_curve(ranking, f).figure)
         table = []
         for r in rows:
-            t = scan.thresholds.get(r["unit"]) if scan is not None else None
+            t = scan.thresholds.get(r.name) if scan is not None else None
+            values = r.to_dict()
             table.append(
                 compact(
                     {
-                        k: r.get(k)
+                        k: values[k]
                         for k in (
                             "rank",
                             "unit",
@@ -130,13 +135,14 @@ def _sections(
                         else {"value": t.threshold, "tpr": t.tpr, "fpr": t.fpr, "sign": t.sign}
                     }
                 )
+                | {"unit": unit_parts(r.unit)}  # parsed here: the page never parses names
             )
         summary = ranking.features[f]
         out.append(
             {
                 "name": f,
-                "kind": summary.get("kind"),
-                "definition": summary.get("definition", ""),
+                "kind": summary.kind,
+                "definition": summary.definition,
                 "summary": _summary_text(summary),
                 "curve": curve,
                 "rows": table,
@@ -146,28 +152,21 @@ def _sections(
     return out
 
 
-def _summary_text(s: dict[str, Any]) -> str:
+def _summary_text(s: FeatureSummary) -> str:
     """One line about a ranked feature: kind, base rate, positions, the probe's held-out result."""
 
-    def num(v: Any) -> str:
-        return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
+    def num(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
 
-    bits = [str(s.get("kind", ""))]
-    if s.get("base_rate") is not None:
-        bits.append(f"base rate {num(s['base_rate'])}")
-    if s.get("n_defined") is not None:
-        bits.append(f"{s['n_defined']:,} positions")
-    probe = s.get("probe") or {}
-    if probe.get("test_metric") is not None:
-        which = (
-            "all units" if probe.get("units") == "all" else f"the top {probe.get('units')} units"
-        )
-        bits.append(
-            f"a probe on {which}: held-out {s.get('probe_metric', '')} {num(probe['test_metric'])}, "
-            f"control {num(probe.get('control_metric'))}, selectivity {num(probe.get('selectivity'))}"
-        )
-    if s.get("warning"):
-        bits.append(f"note: {s['warning']}")
+    bits = [s.kind or ""]
+    if s.base_rate is not None:
+        bits.append(f"base rate {num(s.base_rate)}")
+    bits.append(f"{s.n_defined:,} positions")
+    probe = s.probe_text()
+    if probe is not None:
+        bits.append(f"a {probe}")
+    if s.warning:
+        bits.append(f"note: {s.warning}")
     return "; ".join(bits)
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import GATES, Range, Scale, cmap, norm, scale_for
+from lstmprobe.report.colors import Range, Scale, clipped, cmap, nonfinite_note, norm, scale_for
 from lstmprobe.report.data import (
     KeyStats,
     Separator,
@@ -25,6 +26,7 @@ from lstmprobe.report.data import (
 )
 from lstmprobe.report.theme import MONO, PAIR_COLORS, glyph, themed
 from lstmprobe.store import ActivationStore
+from lstmprobe.store.dynamics import Dynamics
 
 
 @themed
@@ -34,9 +36,9 @@ def saturation(stats: dict[str, KeyStats], layers: Sequence[str] | None = None) 
     Figure."""
     import matplotlib.pyplot as plt
 
-    gates = [k for k in stats if k.split("/")[1] in GATES]
+    gates = [k for k in stats if Key.parse(k).is_gate]
     if layers is not None:
-        gates = [k for k in gates if k.split("/")[0] in layers]
+        gates = [k for k in gates if Key.parse(k).layer_name in layers]
     if not gates:
         from lstmprobe.errors import UnitError
 
@@ -47,7 +49,7 @@ def saturation(stats: dict[str, KeyStats], layers: Sequence[str] | None = None) 
         )
     by_layer: dict[str, list[str]] = {}
     for k in gates:
-        by_layer.setdefault(k.split("/")[0], []).append(k)
+        by_layer.setdefault(Key.parse(k).layer_name, []).append(k)
     n_cols = max(len(v) for v in by_layer.values())
     fig, axes = plt.subplots(
         len(by_layer), n_cols, figsize=(2.3 * n_cols, 2.3 * len(by_layer)), squeeze=False,
@@ -202,7 +204,7 @@ def _separator_scale(sep: Separator, v: np.ndarray, rng: Range | str | None) -> 
     """The colour range of the values shown (every unit alike): gates [0, 1], ``LO,HI`` as
     given, ``max`` ±max|value|, ``pNN`` each side's NN-th percentile of |value| there."""
     rng = Range.parse(rng)
-    if sep.key.split("/")[1] in GATES or rng.how == "given":
+    if Key.parse(sep.key).is_gate or rng.how == "given":
         return scale_for(sep.key, rng=rng)
     finite = v[np.isfinite(v)]
     big = float(np.abs(finite).max()) if finite.size else 1.0
@@ -233,18 +235,19 @@ def separator(
     import pandas as pd
     import seaborn as sns
 
-    eta = _eta_squared(sep.values, sep.groups)
+    with np.errstate(invalid="ignore", over="ignore"):  # ±inf: no share of variance (0)
+        eta = _eta_squared(sep.values, sep.groups)
     # ties (every unit at 1.00 on a counter) go to the unit whose value moves most between groups
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         finite = np.where(np.isfinite(sep.values), sep.values, np.nan)
         spread = np.nan_to_num(np.nanstd(finite, 0))
     rows = np.lexsort((-spread, -np.round(eta, 4)))[:max_units]
     order = sorted(range(len(sep.groups)), key=lambda i: (_group_key(sep.groups[i]), i))
     v = sep.values[np.asarray(order)][:, rows].T
-    bad = int((~np.isfinite(v)).sum())
-    shown = np.where(np.isfinite(v), v, np.nan)
-    scale = _separator_scale(sep, shown, rng)
+    scale = _separator_scale(sep, np.where(np.isfinite(v), v, np.nan), rng)
+    note = nonfinite_note(v, marked="")
+    shown = clipped(v, scale)  # ±inf at the ends of the scale, NaN grey
     best = [int(r) for r in rows[: max(0, strips)]]
     heat_h = 1.6 + 0.12 * len(rows)  # inches: title, ticks and labels, then a row per unit
     width = min(12, 5.5 + 0.02 * len(order))
@@ -277,7 +280,6 @@ def separator(
         how = f"{sep.group_by} at the {glyph(sep.char)!r}"
     ax.set_xlabel(f"{len(groups)} sequences, grouped by {how}")
     ax.set_ylabel("unit (best-separating first)")
-    note = f"; {bad} non-finite values left out" if bad else ""
     head = f"{sep.key} at the first {glyph(sep.char)!r} of each sequence{note}"
     ax.set_title("\n".join([head, *textwrap.wrap(scale.describe(), int(width * 14))]), loc="left")
     beyond = bool(np.any(scale.beyond(np.nan_to_num(shown))))
@@ -329,21 +331,20 @@ def probe_curve(ranking: Ranking, feature: str, ax: Any = None) -> Any:
     import matplotlib.pyplot as plt
 
     summary = ranking.features[feature]
-    curve = summary.get("curve") or []
+    curve = summary.curve or ()
     if ax is None:
         _, ax = plt.subplots(figsize=(3.2, 2.2), layout="constrained")
-    labels = [str(c["k"]) for c in curve]
+    labels = [str(c.k) for c in curve]
     # the last point may be "all" units: drawn at twice the largest k, labelled "all"
-    numeric = [c["k"] for c in curve if isinstance(c["k"], (int, float))]
+    numeric = [c.k for c in curve if isinstance(c.k, int)]
     top_k = max(numeric) if numeric else 1
-    ks = [c["k"] if isinstance(c["k"], (int, float)) else 2 * top_k for c in curve]
-    metric = summary.get("probe_metric", "metric")
-    ax.plot(
-        ks, [c.get("test_metric") for c in curve], "o-", color="#1b9e77", ms=3, label="held-out"
-    )
-    ax.plot(
-        ks, [c.get("control_metric") for c in curve], "s--", color="0.5", ms=3, label="control task"
-    )
+    ks = [c.k if isinstance(c.k, int) else 2 * top_k for c in curve]
+    metric = summary.probe_metric or "metric"
+    nan = float("nan")
+    tests = [nan if c.test_metric is None else c.test_metric for c in curve]
+    controls = [nan if c.control_metric is None else c.control_metric for c in curve]
+    ax.plot(ks, tests, "o-", color="#1b9e77", ms=3, label="held-out")
+    ax.plot(ks, controls, "s--", color="0.5", ms=3, label="control task")
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks)
     ax.set_xticklabels(labels)
@@ -355,28 +356,28 @@ def probe_curve(ranking: Ranking, feature: str, ax: Any = None) -> Any:
 
 
 @themed
-def timescales(dynamics: dict[str, Any]) -> Any:
+def timescales(dynamics: Dynamics) -> Any:
     """Per layer, the number of units in each forget-gate timescale bin (``lstmprobe dynamics``:
     ``-1 / ln(mean f)`` steps; GRU: the update gate), with the median. Returns the Figure."""
     import matplotlib.pyplot as plt
 
-    layers = dynamics.get("layers") or {}
+    layers = dynamics.layers
     if not layers:
         from lstmprobe.errors import ReportError
 
         raise ReportError("the dynamics hold no layer; measure them: `gate_dynamics(store=PATH)`")
     fig, ax = plt.subplots(figsize=(5.2, 2.4), layout="constrained")
-    bins = list(next(iter(layers.values()))["timescales"]["counts"])
+    bins = list(dict.fromkeys(b for info in layers.values() for b in info.timescales.counts or {}))
     width = 0.8 / len(layers)
     colors = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
     for li, (layer, info) in enumerate(layers.items()):
-        d = info["timescales"]
-        counts = [d["counts"].get(b, 0) for b in bins]
+        d = info.timescales
+        counts = [(d.counts or {}).get(b, 0) for b in bins]
         x = np.arange(len(bins)) + (li - (len(layers) - 1) / 2) * width
-        median = "∞" if d.get("median") is None else f"{d['median']:.3g}"
+        median = "∞" if d.median is None else f"{d.median:.3g}"
         ax.bar(
             x, counts, width=width, color=colors[li % len(colors)],
-            label=f"{layer} ({info.get('kind', '')}): median {median}, {d.get('infinite', 0)} ∞",
+            label=f"{layer} ({info.kind}): median {median}, {d.infinite} ∞",
         )  # fmt: skip
     ax.set_xticks(np.arange(len(bins)))
     ax.set_xticklabels([_bin_label(b) for b in bins])

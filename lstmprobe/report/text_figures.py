@@ -14,12 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from lstmprobe.names import Key
 from lstmprobe.report.colors import (
-    GATES,
+    MISSING_RGB,
     Range,
     Scale,
+    clipped,
     cmap,
     code_palette,
+    nonfinite_note,
     norm,
     scale_for,
     text_color,
@@ -79,6 +82,7 @@ def colored_text(
         Position of the first char in the corpus (stated in the title).
     """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
     values = np.asarray(values, dtype=np.float64)
     cells = layout(text, width)
@@ -89,13 +93,23 @@ def colored_text(
         )
     fig = ax.figure
     palette = code_palette(scale.kind)
+    missing = np.isnan(values)  # drawn grey; ±inf at the ends of the scale, outlined
+    infinite = np.isinf(values)
     codes = scale.quantize(values).astype(int) if len(values) else np.zeros(0, int)
-    outside = scale.beyond(values) if len(values) else np.zeros(0, np.int8)
+    colors = palette[codes] if len(codes) else np.zeros((0, 3), np.uint8)
+    colors[missing] = MISSING_RGB
+    # finite values beyond the range (an infinite one is outlined instead)
+    outside = np.where(infinite, 0, scale.beyond(values)) if len(values) else np.zeros(0, np.int8)
     grid = np.full((rows, cols, 3), 255, dtype=np.uint8)
-    ink = text_color(palette[codes]) if len(codes) else np.zeros((0, 3), np.uint8)
+    ink = text_color(colors) if len(codes) else np.zeros((0, 3), np.uint8)
     for r, c, i, _ in cells:
-        grid[r, c] = palette[codes[i]]
+        grid[r, c] = colors[i]
     ax.imshow(grid, aspect="auto", interpolation="nearest", extent=(0, cols, rows, 0))
+    for r, c, i, _ in cells:
+        if infinite[i]:
+            ax.add_patch(
+                Rectangle((c + 0.06, r + 0.06), 0.88, 0.88, fill=False, lw=0.8, ec="black")
+            )
     marked = set()
     for r, c, i, g in cells:
         if outside[i] and i not in marked:  # beyond the range: a small triangle in the corner
@@ -125,7 +139,8 @@ def colored_text(
         f"here {n_up + n_down} char(s) beyond it, marked ▴ above / ▾ below" if n_up + n_down else ""
     )
     lines = textwrap.wrap(
-        f"{scale.describe()}; {note}" if note else scale.describe(), max(60, int(cols * 1.15))
+        (f"{scale.describe()}; {note}" if note else scale.describe()) + nonfinite_note(values),
+        max(60, int(cols * 1.15)),
     )
     ax.set_title(
         "\n".join([f"{head}  positions {start}..{end}".strip(), *lines]), loc="left", fontsize=7
@@ -186,7 +201,7 @@ def unit_internals(
     import matplotlib.pyplot as plt
 
     key, index = check_unit(store, unit)
-    layer = key.split("/")[0]
+    layer = Key.parse(key).layer_name
     kind = layer_kind(store, layer)
     wanted = QUANTITY_ORDER[kind]
     require_quantities(store, layer, wanted, "plot gates")
@@ -229,7 +244,7 @@ def heatmap(
     store.n_units(key)
     a, b = default_span(store, start, length, 200)
     values = store.read(key, a, b, units=units)
-    if key.split("/")[1] in GATES or rng.how == "given":
+    if Key.parse(key).is_gate or rng.how == "given":
         scale = scale_for(key, rng=rng)
     else:
         stats = stats or summarize(store, [key])[key]
@@ -252,8 +267,9 @@ def heatmap(
             layout="constrained",
         )
     fig = ax.figure
+    note = nonfinite_note(values, marked="")
     img = ax.imshow(
-        values.T, aspect="auto", interpolation="nearest", cmap=cmap(scale.kind),
+        clipped(values, scale).T, aspect="auto", interpolation="nearest", cmap=cmap(scale.kind),
         norm=norm(scale), extent=(a - 0.5, b - 0.5, n_units - 0.5, -0.5),
     )  # fmt: skip
     text = store.read_text(a, b)
@@ -268,8 +284,8 @@ def heatmap(
         ax.set_yticks(np.arange(n_units))
         ax.set_yticklabels(labels)
     ax.set_ylabel("unit")
-    ax.set_title(f"{key}: all {n_units} units\n{scale.describe()}", loc="left")
-    beyond = bool(np.any(scale.beyond(values)))
+    ax.set_title(f"{key}: all {n_units} units\n{scale.describe()}{note}", loc="left")
+    beyond = bool(np.any(scale.beyond(values[np.isfinite(values)])))
     fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01, extend="both" if beyond else "neither")
     return ax
 
@@ -293,10 +309,19 @@ def keep_write(store: ActivationStore, unit: str, start: int = 0, length: int | 
     )  # fmt: skip
     keep_name, write_name = ("keep f⊙c(t−1)", "write i⊙g") if kw.kind == "lstm" else (
         "keep z⊙h(t−1)", "write (1−z)⊙n")  # fmt: skip
-    ax.bar(x, kw.keep, width=0.85, color=PAIR_COLORS[1], label=keep_name)
-    ax.bar(x, kw.write, width=0.85, bottom=kw.keep, color=PAIR_COLORS[0], label=write_name)
+    terms = np.stack([kw.keep, kw.write, kw.state])
+    bad = ~np.isfinite(terms).all(axis=0)  # a float16 overflow: clipped to the finite range, marked
+    finite = terms[np.isfinite(terms)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    keep, write, state_v = np.clip(np.nan_to_num(terms, nan=0.0, posinf=hi, neginf=lo), lo, hi)
+    ax.bar(x, keep, width=0.85, color=PAIR_COLORS[1], label=keep_name)
+    ax.bar(x, write, width=0.85, bottom=keep, color=PAIR_COLORS[0], label=write_name)
     state = "c(t)" if kw.kind == "lstm" else "h(t)"
-    ax.plot(x, kw.state, ".", color="k", ms=3, label=f"{state} = keep + write")
+    ax.plot(x, state_v, ".", color="k", ms=3, label=f"{state} = keep + write")
+    if bad.any():
+        ax.scatter(x[bad], np.ones(int(bad.sum())), marker="v", s=14, color="black", zorder=4,
+                   transform=ax.get_xaxis_transform(), clip_on=False,
+                   label=f"not finite (±inf, NaN) at {int(bad.sum())} chars: clipped")  # fmt: skip
     ax.axhline(0, color=".4", lw=0.5)
     ax.set_ylabel("value")
     ax.legend(frameon=False, ncol=3, loc="lower left", bbox_to_anchor=(0, 1.0), borderaxespad=0)

@@ -51,8 +51,17 @@ def themed(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         import matplotlib
 
-        with matplotlib.rc_context(THEME):
+        # Only the theme's own parameters are set and restored. (matplotlib.rc_context restores
+        # every parameter: when the first figure of a Jupyter session sets the inline backend
+        # up inside it, the interactive mode that set-up turns on was turned off again on the
+        # way out, and no later cell showed its figures.)
+        params = matplotlib.rcParams
+        saved = {key: params[key] for key in THEME}
+        params.update(THEME)
+        try:
             return func(*args, **kwargs)
+        finally:
+            params.update(saved)
 
     return wrapper  # type: ignore[return-value]
 

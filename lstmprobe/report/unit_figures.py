@@ -7,6 +7,7 @@ that are not finite (±inf, NaN) are left out and counted in the title, never dr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from lstmprobe.report.theme import MONO, glyph, themed
 
 if TYPE_CHECKING:
     from lstmprobe.causal.profile import Profile
+    from lstmprobe.store.ablations import AblationCondition
 
 #: The panels of a profile: gates in [0, 1], the values, the change of the state.
 PANELS = (
@@ -100,20 +102,20 @@ def profile_figure(profile: Profile, j: int = 0, max_groups: int = 24) -> Any:
 
 
 @themed
-def random_effects(condition: dict[str, Any], ax: Any = None) -> Any:
+def random_effects(condition: AblationCondition, ax: Any = None) -> Any:
     """The random unit sets behind an ablation's p-value: the effect of each random set (a
     strip of dots, their histogram behind) and the chosen units' effect (a red line), with
-    the p-value and its floor. ``condition`` is one entry of ``run_ablation(...).conditions``.
+    the p-value and its floor. ``condition`` is one of ``run_ablation(...).conditions``.
     Returns the Axes."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    r = condition["random"]
-    metric = r.get("p_value_of") or ("delta_on" if condition.get("feature") else "delta")
-    raw = [d.get(metric) for d in r.get("draws", [])]
+    r = condition.random
+    metric = r.p_value_of or ("delta_on" if condition.feature else "delta")
+    raw = [getattr(d, metric, None) for d in r.draws]
     draws = np.array([np.nan if v is None else v for v in raw], dtype=np.float64)
     finite = draws[np.isfinite(draws)]
-    chosen = condition.get(metric)
+    chosen = getattr(condition, metric, None)
     if ax is None:
         _, ax = plt.subplots(figsize=(5.2, 2.2), layout="constrained")
     if len(finite):
@@ -126,23 +128,20 @@ def random_effects(condition: dict[str, Any], ax: Any = None) -> Any:
                    zorder=3, label=f"{len(finite)} random same-size sets")  # fmt: skip
     if chosen is not None and np.isfinite(chosen):
         ax.axvline(chosen, color="#b2182b", lw=1.6, label="the chosen units")
-    units = condition.get("units", [])
+    units = condition.names
     name = units[0] if len(units) == 1 else f"{len(units)} units"
-    where = (
-        f" where {condition.get('on') or condition.get('feature')}"
-        if condition.get("feature")
-        else ""
-    )
-    p, floor = r.get("p_value"), r.get("p_floor")
-    every = " (all there are)" if r.get("possible") is not None and r["possible"] <= r["n"] else ""
+    where = f" where {condition.on or condition.feature}" if condition.feature else ""
+    p = r.p_value
+    floor = r.p_floor if r.p_floor is not None else (1 / (1 + r.n) if r.n else None)
+    every = " (all there are)" if r.possible is not None and r.possible <= r.n else ""
     p_line = (
         "no random sets"
         if p is None or floor is None
-        else f"p = {p:.3f}; its floor is {floor:.3f} with {r['n']} random sets{every}"
+        else f"p = {p:.3f}; its floor is {floor:.3f} with {r.n} random sets{every}"
     )
     left = len(draws) - len(finite)
     verb = {"zero": "zeroing", "mean": "mean-ablating", "clamp": "clamping"}
-    mode = verb.get(condition.get("mode", ""), condition.get("mode", ""))
+    mode = verb.get(condition.mode, condition.mode)
     ax.set_title(
         f"{mode} {name}: Δ bits/char{where}\n{p_line}"
         + (f"; {left} non-finite draws left out" if left else ""),
@@ -150,12 +149,13 @@ def random_effects(condition: dict[str, Any], ax: Any = None) -> Any:
     )
     ax.set_xlabel("Δ bits/char (intervened − plain); right: the intervention hurts more")
     ax.set_ylabel("random sets")
-    ax.legend(frameon=False, loc="upper right", fontsize=6)
+    if ax.get_legend_handles_labels()[0]:  # nothing finite to draw: no legend
+        ax.legend(frameon=False, loc="upper right", fontsize=6)
     return ax
 
 
 @themed
-def random_effects_grid(conditions: list[dict[str, Any]], columns: int = 2) -> Any:
+def random_effects_grid(conditions: Sequence[AblationCondition], columns: int = 2) -> Any:
     """:func:`random_effects` for each condition of an ablation, in a grid. Returns the
     Figure."""
     import matplotlib.pyplot as plt

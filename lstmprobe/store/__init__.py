@@ -9,7 +9,9 @@ recording. Only this package imports h5py.
 - :mod:`~lstmprobe.store.writer`: :class:`StoreWriter`.
 - :mod:`~lstmprobe.store.reader`: :class:`ActivationStore`.
 - :mod:`~lstmprobe.store.recording`: :class:`Recording`, every file of one recording.
-- :mod:`~lstmprobe.store.ablations`: the per-character results of ``lstmprobe ablate``.
+- :mod:`~lstmprobe.store.ablations`: the per-character results of ``lstmprobe ablate``, and
+  their conditions (:class:`~lstmprobe.store.ablations.AblationCondition`).
+- :mod:`~lstmprobe.store.dynamics`: the gate dynamics file read back, checked.
 - ``_format`` (constants, names, chunk sizes), ``_files`` (locks, exclusive creation, write
   errors) and ``_mapped`` (memory-mapped chunk views, read-ahead) hold what those share.
 """
@@ -26,16 +28,20 @@ from lstmprobe.store._format import (
     FORMAT_VERSION,
     MAX_CHUNK_POSITIONS,
     MIN_CHUNK_POSITIONS,
-    PARTIAL_SUFFIX,
     TARGET_CHUNK_BYTES,
     UNIT_BLOCK,
     RecordingSpec,
     default_chunk_positions,
-    partial_path,
     recording_bytes,
 )
 from lstmprobe.store.reader import ActivationStore
-from lstmprobe.store.recording import SIDECARS, Recording
+from lstmprobe.store.recording import (
+    PARTIAL_SUFFIX,
+    SIDECARS,
+    Recording,
+    final_path,
+    partial_path,
+)
 from lstmprobe.store.writer import StoreWriter
 
 __all__ = [
@@ -58,6 +64,7 @@ __all__ = [
     "StoreWriter",
     "check_output",
     "default_chunk_positions",
+    "final_path",
     "parse_unit",
     "partial_path",
     "recording_bytes",

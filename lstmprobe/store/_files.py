@@ -8,7 +8,6 @@ import errno
 import fcntl
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lstmprobe._io import create_exclusive
+from lstmprobe._io import cannot_write, create_exclusive
 from lstmprobe.errors import StoreError, one_line
-from lstmprobe.names import layer_of
+from lstmprobe.names import Key
 from lstmprobe.store._format import (
     FORMAT,
     GZIP_LEVEL,
@@ -28,6 +27,8 @@ from lstmprobe.store._format import (
     cache_bytes,
     dataset,
 )
+from lstmprobe.store.checksum import ATTR as CHECKSUM_ATTR
+from lstmprobe.store.checksum import PENDING, checksummed
 
 _ERRNO_IN_TEXT = re.compile(r"errno = (\d+)")
 
@@ -41,27 +42,9 @@ def check_output(path: str | os.PathLike[str]) -> Path:
         ``path`` is a directory, or its directory does not exist or is not writable.
     """
     path = Path(path)
-    if path.is_dir():
-        raise StoreError(f"{path} is a directory; give a file path such as acts.h5")
-    parent = path.parent
-    if not parent.is_dir():
-        raise StoreError(
-            f"directory {parent} does not exist; create it or choose another `out` path"
-        )
-    probe = None
-    try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
-        os.close(fd)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise StoreError(
-            f"cannot write in directory {parent} ({reason}); choose another `out` path or fix "
-            "its permissions"
-        ) from None
-    finally:
-        if probe is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(probe)
+    reason = cannot_write(path)
+    if reason is not None:
+        raise StoreError(f"cannot write {path}: {reason}, or choose another `out` path")
     return path
 
 
@@ -193,12 +176,15 @@ def new_recording_file(
     contents: Contents,
     cp: int,
     compression: str | None = None,
+    checksums: Mapping[str, str] | None = None,
 ) -> h5py.File:
     """Fill the empty file ``target`` (created exclusively, open as ``fd``) with a recording.
 
     Without compression every chunk is allocated now (and never filled: unwritten values
-    are whatever the file system gives, zeros), so later writes change no metadata. If
-    anything fails, ``target`` is removed again and the error is one line.
+    are whatever the file system gives, zeros), so later writes change no metadata. Each
+    checksummed dataset gets its ``sha256`` attribute now, from ``checksums`` or as
+    :data:`~lstmprobe.store.checksum.PENDING` (of the same size: finishing rewrites it in
+    place). If anything fails, ``target`` is removed again and the error is one line.
     """
     units = list(contents.layout.values())
     f: h5py.File | None = None
@@ -236,12 +222,13 @@ def new_recording_file(
         f.create_dataset("tokens", data=contents.tokens, dtype=np.int32)
         f.create_dataset("sequences", data=contents.sequences, dtype=np.int64)
         for key, n in contents.layout.items():
-            layer = layer_of(key)
+            parsed = Key.parse(key)
+            layer = parsed.layer_name
             group = (
                 f.require_group(layer) if layer in f else f.create_group(layer, track_order=True)
             )
             group.create_dataset(
-                key.split("/", 1)[1],
+                parsed.quantity,
                 shape=(contents.n_positions, n),
                 dtype=contents.dtype,
                 chunks=(cp, min(n, UNIT_BLOCK)),
@@ -257,6 +244,9 @@ def new_recording_file(
                 dcpl=dcpl(),
                 **options,
             )
+        for name in checksummed(contents.layout, contents.has_next_logprob):
+            digest = (checksums or {}).get(name, PENDING)
+            dataset(f, name).attrs.create(CHECKSUM_ATTR, np.bytes_(digest.encode("ascii")))
         # rewritten in place after each write(): a kill cannot leave it half-updated
         f.create_dataset("positions_written", data=np.int64(0))
         f.flush()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,6 @@ FORMAT_VERSION = 1
 
 DTYPES: tuple[str, ...] = ("float16", "float32")
 COMPRESSIONS: tuple[str | None, ...] = (None, "lzf", "gzip")
-PARTIAL_SUFFIX = ".partial"
 
 #: Units per HDF5 chunk along the unit axis: one unit across all positions reads at most this
 #: many units' worth of data, while a window of positions reads ``ceil(n_units / 64)`` chunks.
@@ -35,29 +33,6 @@ TARGET_CHUNK_BYTES = 512 * 1024
 MIN_CHUNK_POSITIONS = 512
 MAX_CHUNK_POSITIONS = 65536
 GZIP_LEVEL = 4
-
-
-def partial_path(path: str | os.PathLike[str]) -> Path:
-    """Where the unfinished recording for ``path`` lives: ``path`` + ``".partial"``.
-
-    Examples
-    --------
-    >>> partial_path("runs/acts.h5").as_posix()
-    'runs/acts.h5.partial'
-    """
-    path = Path(path)
-    return path.with_name(path.name + PARTIAL_SUFFIX)
-
-
-def final_path(path: Path) -> Path:
-    """``acts.h5.partial`` -> ``acts.h5``; other paths unchanged."""
-    if path.name.endswith(PARTIAL_SUFFIX) and len(path.name) > len(PARTIAL_SUFFIX):
-        return path.with_name(path.name[: -len(PARTIAL_SUFFIX)])
-    return path
-
-
-def compressing_path(partial: Path) -> Path:
-    return partial.with_name(partial.name + ".compressing")
 
 
 def short(value: Any) -> str:

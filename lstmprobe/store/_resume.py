@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from lstmprobe.errors import StoreError, one_line
-from lstmprobe.names import GATES
+from lstmprobe.names import Key
 from lstmprobe.store._files import quiet_close
 from lstmprobe.store._format import FORMAT, attr_str, dataset, short
 
@@ -28,7 +28,8 @@ class Resumed:
 
 
 def partial_complete(partial: Path) -> bool:
-    """Whether ``partial`` is a recording that finished but was not yet moved into place."""
+    """Whether ``partial`` is a finished recording: one not yet moved into place (a partial
+    path), or one that was (a final path)."""
     try:
         with h5py.File(partial, "r", locking=False) as f:
             return attr_str(f.attrs.get("format", "")) == FORMAT and bool(
@@ -110,7 +111,7 @@ def row_was_written(f: h5py.File, keys: list[str], position: int) -> bool:
     unit was never written. Without a gate dataset (values written through the API, say)
     nothing can be told, and the row is taken as written.
     """
-    gates = [k for k in keys if k.split("/", 1)[1] in GATES]
+    gates = [k for k in keys if Key.parse(k).is_gate]
     if not gates:
         return True
     return any(np.any(dataset(f, key)[position] != 0) for key in gates)

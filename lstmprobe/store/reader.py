@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from lstmprobe.errors import StoreError, UnitError
-from lstmprobe.names import check_key, layer_of, parse_unit
+from lstmprobe.names import Key, check_key, layer_of, parse_unit
 from lstmprobe.store._format import (
     FORMAT,
     FORMAT_VERSION,
@@ -27,10 +27,11 @@ from lstmprobe.store._format import (
     check_sequences,
     damaged,
     dataset,
-    final_path,
-    partial_path,
+    short,
 )
 from lstmprobe.store._mapped import ChunkLayout, chunk_views, open_cached, prefetched, release
+from lstmprobe.store.checksum import checksummed, dataset_checksum, stored
+from lstmprobe.store.recording import Recording, final_path, partial_path
 from lstmprobe.text import Vocab
 
 
@@ -62,6 +63,7 @@ class ActivationStore:
         self._mmap: mmap.mmap | None = None
         self._bytes: np.ndarray | None = None
         self._map_failed = False
+        self._verified: dict[str, bool] = {}
         path = self.path
         if not path.exists():
             if partial_path(path).exists():
@@ -135,8 +137,7 @@ class ActivationStore:
             self.created = attr_str(a["created"])
             self.lstmprobe_version = attr_str(a["lstmprobe_version"])
             self.run_config: dict = json.loads(attr_str(a.get("run_config", "{}")))
-            layout = json.loads(attr_str(a["layout"]))
-            self._layout: dict[str, int] = {str(k): int(n) for k, n in layout}
+            self._layout: dict[str, int] = _layout(self.path, json.loads(attr_str(a["layout"])))
             self.n_positions = int(dataset(f, "tokens").shape[0])
             self.chunk_positions = int(a.get("chunk_positions", MIN_CHUNK_POSITIONS))
             self.positions_written = (
@@ -149,10 +150,19 @@ class ActivationStore:
                  self.created, self.lstmprobe_version, self.run_config],
                 ensure_ascii=False,
             ).encode("utf-8")  # fmt: skip
+        except StoreError:
+            raise
         except (KeyError, ValueError, TypeError) as exc:
             raise StoreError(
                 f"{self.path} is a damaged lstmprobe recording ({exc}); record it again"
             ) from None
+        for name, value in (("model", self.model), ("run_config", self.run_config),
+                            ("model's config", self.model.get("config", {}) if isinstance(self.model, dict) else None)):  # fmt: skip
+            if not isinstance(value, dict):
+                raise StoreError(
+                    f"{self.path} is a damaged lstmprobe recording (its {name} attribute is a "
+                    f"JSON {type(value).__name__}, not an object); record it again"
+                )
         if not self._layout:
             raise StoreError(
                 f"{self.path} is a damaged lstmprobe recording (no datasets in its "
@@ -164,6 +174,14 @@ class ActivationStore:
                     f"{self.path} is a damaged lstmprobe recording (dataset {key} missing or of "
                     "the wrong shape); record it again"
                 )
+        for key in ["tokens", *self._layout, *(["next_logprob"] if "next_logprob" in f else [])]:
+            kind = dataset(f, key).dtype.kind
+            if kind not in ("iu" if key == "tokens" else "f"):
+                raise StoreError(
+                    f"{self.path} is a damaged lstmprobe recording (dataset {key} holds "
+                    f"{dataset(f, key).dtype} values, not {'integers' if key == 'tokens' else 'floats'}); "
+                    "record it again"
+                )
         if not 0 <= self.positions_written <= self.n_positions or self.chunk_positions < 1:
             raise StoreError(
                 f"{self.path} is a damaged lstmprobe recording (positions_written "
@@ -171,6 +189,7 @@ class ActivationStore:
                 f"{self.chunk_positions}); record it again"
             )
         check_sequences(self.path, self.sequences, self.n_positions)
+        self.verify(["sequences"])
         self._cache = cache_bytes(self.chunk_positions, list(self._layout.values()), itemsize)
 
     @property
@@ -210,6 +229,8 @@ class ActivationStore:
                 f"token {int(tokens[bad])}, outside its vocabulary of {len(self.vocab)} "
                 "characters; record it again"
             )
+        if stop - start == self.n_positions:  # what damage cannot tell, the checksum does
+            self.verify(["tokens"])
         return tokens
 
     @property
@@ -252,7 +273,7 @@ class ActivationStore:
 
     def quantities(self, layer: str) -> list[str]:
         """Recorded quantities of one layer, in order."""
-        found = [k.split("/", 1)[1] for k in self._layout if layer_of(k) == layer]
+        found = [k.quantity for k in map(Key.parse, self._layout) if k.layer_name == layer]
         if not found:
             raise UnitError(
                 f"layer {layer!r} was not recorded in {self.path}; layers: {', '.join(self.layers)}"
@@ -283,17 +304,21 @@ class ActivationStore:
         with damaged(self.path, "next_logprob"):
             if "next_logprob" not in f:
                 return None
+        self.verify(["next_logprob"])
+        with damaged(self.path, "next_logprob"):
             return np.asarray(dataset(f, "next_logprob")[()], dtype=np.float32)
 
-    def sibling(self, suffix: str) -> Path:
-        """A path beside the store for derived results: ``acts.h5`` -> ``acts.<suffix>``.
+    @property
+    def recording(self) -> Recording:
+        """Every file of this recording: ``store.recording.rankings`` is ``acts.rankings.json``
+        beside ``acts.h5`` (a ``.partial`` file has the same). Derived results go there,
+        written atomically, never into the recording."""
+        return Recording.at(self.path)
 
-        ``sibling("rankings.json")`` of ``runs/acts.h5`` is ``runs/acts.rankings.json``; a
-        ``.partial`` file has the same siblings as its final path. Write derived results there
-        with :func:`write_json_atomic`, never into the recording.
-        """
-        final = final_path(self.path)
-        return final.with_name(f"{final.stem}.{suffix}")
+    def sibling(self, suffix: str) -> Path:
+        """A path beside the store: ``acts.h5`` -> ``acts.<suffix>`` (:meth:`Recording.beside`;
+        the files of later stages are named by :attr:`recording`)."""
+        return self.recording.beside(suffix)
 
     # -- data --
 
@@ -343,6 +368,8 @@ class ActivationStore:
         ds = self._dataset(key)
         start, stop = self._check_range(start, stop)
         if units is None:
+            if stop - start == self.n_positions:
+                self.verify([key])
             with damaged(self.path, key):
                 return np.asarray(ds[start:stop], dtype=np.float32)
         idx = self._check_units(key, units)
@@ -510,7 +537,67 @@ class ActivationStore:
         elif isinstance(keys, str):
             keys = [keys]
         datasets = {k: self._dataset(k) for k in keys}
-        return (datasets, *self._check_range(start, stop))
+        start, stop = self._check_range(start, stop)
+        if stop - start == self.n_positions:  # a pass over whole datasets: checked first
+            self.verify(list(datasets))
+        return datasets, start, stop
+
+    @property
+    def has_checksums(self) -> bool:
+        """Whether every recorded quantity holds the checksum of its values (a recording
+        finished by an lstmprobe that stores them); nothing is read or checked."""
+        with damaged(self.path):
+            return self.complete and all(stored(self._dataset(k).attrs) for k in self.keys)
+
+    def verify(self, names: Sequence[str] | None = None) -> dict[str, bool]:
+        """Check datasets against the checksums stored when the recording was finished.
+
+        Every pass that reads a dataset in full (:meth:`iter_chunks`, :meth:`iter_blocks`,
+        :meth:`read` of all positions, :attr:`tokens`) checks it first, once per open store.
+
+        Parameters
+        ----------
+        names : sequence of str, optional
+            Datasets to check (default: every checksummed one: tokens, sequences, each
+            recorded quantity, next_logprob).
+
+        Returns
+        -------
+        dict of str to bool
+            True where the values match their checksum, False where the recording holds none
+            (written before checksums existed, or unfinished).
+
+        Raises
+        ------
+        StoreError
+            A dataset's values differ from its checksum: the file was changed after it was
+            recorded.
+        """
+        if names is None:
+            names = checksummed(self.keys, "next_logprob" in self._h5)
+        out = {}
+        for name in names:
+            if name not in self._verified:
+                self._verified[name] = self._verify(name)
+            out[name] = self._verified[name]
+        return out
+
+    def _verify(self, name: str) -> bool:
+        if not self.complete:  # its checksums are written when it is finished
+            return False
+        with damaged(self.path, name):
+            ds = self._dataset(name) if name in self._layout else dataset(self._h5, name)
+            expected = stored(ds.attrs)
+            if expected is None:
+                return False
+            actual = dataset_checksum(ds)
+        if actual != expected:
+            raise StoreError(
+                f"{self.path} was changed after it was recorded: the values of {name} do not "
+                "match the checksum stored when the recording was finished (docs/store-format.md); "
+                "record it again, or restore the file"
+            )
+        return True
 
     def _chunk_layout(self, key: str, ds: h5py.Dataset) -> ChunkLayout:
         layout = self._chunk_layouts.get(key)
@@ -563,6 +650,7 @@ class ActivationStore:
             "created": self.created,
             "lstmprobe_version": self.lstmprobe_version,
             "format_version": FORMAT_VERSION,
+            "checksums": self.has_checksums,
             "file_size": size,
         }
 
@@ -594,3 +682,34 @@ class ActivationStore:
             f"<ActivationStore {self.path}: {self.n_positions:,} positions, "
             f"{len(self.layers)} layers, {len(self._layout)} datasets ({self.dtype}), {state}>"
         )
+
+
+def _layout(path: Path, layout: Any) -> dict[str, int]:
+    """The stored layout (``[[key, n_units], ...]``) as ``{key: n_units}``, each key checked
+    against the unit grammar (:meth:`Key.parse`): a name a recording cannot hold is damage (or
+    a crafted file) and is refused in one line, never passed on to a figure or a page."""
+    if not isinstance(layout, list):
+        raise StoreError(
+            f"{path} is a damaged lstmprobe recording (its layout is a "
+            f"{type(layout).__name__}, not a list of [dataset, units] pairs); record it again"
+        )
+    out: dict[str, int] = {}
+    for entry in layout:
+        name, n = entry if isinstance(entry, list) and len(entry) == 2 else (entry, None)
+        try:
+            key = str(Key.parse(name)) if isinstance(name, str) else None
+        except UnitError:
+            key = None
+        if key is None or key != name or key in out:
+            what = "names twice" if key is not None and key in out else "names"
+            raise StoreError(
+                f"{path} is a damaged lstmprobe recording (its layout {what} the dataset "
+                f"{short(ascii(name))}, not a key such as layer0/cell); record it again"
+            )
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise StoreError(
+                f"{path} is a damaged lstmprobe recording (its layout gives {key} "
+                f"{short(ascii(n))} units, not a positive count); record it again"
+            )
+        out[key] = n
+    return out

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from lstmprobe._io import cannot_write
+from lstmprobe.errors import StoreError
 from lstmprobe.store._files import check_output
-from lstmprobe.store._format import PARTIAL_SUFFIX, final_path
 
 #: The results a later stage keeps beside a store: name -> file suffix after the store's stem.
 SIDECARS: dict[str, str] = {
@@ -45,9 +46,39 @@ SIDECARS: dict[str, str] = {
 }
 Sidecar = Literal["rankings", "ablations", "dynamics", "patching", "attributions", "report"]
 
+PARTIAL_SUFFIX = ".partial"
 STATE_SUFFIX = ".state"
 COMPRESSING_SUFFIX = ".compressing"
 SHARDS_SUFFIX = ".shards"
+#: Every ending of a file name of a recording, spelled here only (tests/test_architecture.py
+#: fails on a string that ends in one of them anywhere else in the package).
+FILE_SUFFIXES: tuple[str, ...] = (
+    *SIDECARS.values(),
+    PARTIAL_SUFFIX,
+    STATE_SUFFIX,
+    COMPRESSING_SUFFIX,
+    SHARDS_SUFFIX,
+)
+
+
+def partial_path(path: str | os.PathLike[str]) -> Path:
+    """Where the unfinished recording for ``path`` lives (:attr:`Recording.partial`).
+
+    Examples
+    --------
+    >>> partial_path("runs/acts.h5").as_posix()
+    'runs/acts.h5.partial'
+    """
+    path = Path(path)
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def final_path(path: str | os.PathLike[str]) -> Path:
+    """``acts.h5.partial`` -> ``acts.h5``; other paths unchanged (:attr:`Recording.store`)."""
+    path = Path(path)
+    if path.name.endswith(PARTIAL_SUFFIX) and len(path.name) > len(PARTIAL_SUFFIX):
+        return path.with_name(path.name[: -len(PARTIAL_SUFFIX)])
+    return path
 
 
 @dataclass(frozen=True)
@@ -56,8 +87,9 @@ class Recording:
 
     Parameters
     ----------
-    path : str or PathLike
-        The store, ``acts.h5`` (its ``.partial`` path names the same recording).
+    store : Path
+        The store, ``acts.h5``. :meth:`at` takes any path of the recording: its ``.partial``
+        path names the same recording.
 
     Examples
     --------
@@ -92,6 +124,14 @@ class Recording:
         """The compressed copy of the partial store being written before the final rename."""
         return self.partial.with_name(self.partial.name + COMPRESSING_SUFFIX)
 
+    def figure(self, kind: str, fmt: str) -> Path:
+        """Where ``lstmprobe plot KIND`` writes by default: ``acts.KIND.FMT`` beside the store."""
+        return self.beside(f"{kind}.{fmt}")
+
+    def beside(self, suffix: str) -> Path:
+        """A file beside the store, ``acts.<suffix>`` (a ``.partial`` store has the same)."""
+        return self.store.with_name(f"{self.store.stem}.{suffix}")
+
     @property
     def shards(self) -> Path:
         """The folder of per-shard stores of a distributed recording."""
@@ -99,7 +139,7 @@ class Recording:
 
     def sidecar(self, name: Sidecar) -> Path:
         """The file beside the store that holds a later stage's results (see :data:`SIDECARS`)."""
-        return self.store.with_name(f"{self.store.stem}.{SIDECARS[name]}")
+        return self.beside(SIDECARS[name])
 
     @property
     def rankings(self) -> Path:
@@ -125,13 +165,22 @@ class Recording:
     def report(self) -> Path:
         return self.sidecar("report")
 
-    def check_writable(self) -> Recording:
-        """Check, before any work, that files can be written beside the store; returns self.
+    def check_writable(self, *sidecars: Sidecar, instead: str = "") -> Recording:
+        """Check, before any work, that the store (or the ``sidecars`` named, ``"rankings"``,
+        ...) can be written; returns self. ``instead`` (``"`save=False`"``) is what the
+        message offers besides fixing the path.
 
         Raises
         ------
         StoreError
-            The store's path is a directory, or its directory is missing or not writable.
+            A path is a directory, or its directory is missing or not writable.
         """
-        check_output(self.store)
+        if not sidecars:
+            check_output(self.store)
+            return self
+        for path in (self.sidecar(s) for s in sidecars):
+            reason = cannot_write(path)
+            if reason is not None:
+                other = f", or pass {instead}" if instead else ""
+                raise StoreError(f"cannot write {path}: {reason}{other}")
         return self

@@ -17,6 +17,7 @@ from lstmprobe.features import get_feature
 from lstmprobe.lm import task_completion
 from lstmprobe.lm.tasks import generate
 from lstmprobe.models import CharLSTM, LoadedModel, ModelConfig
+from lstmprobe.names import Key, Unit
 from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.store import ActivationStore
 from lstmprobe.text import Vocab, sequences
@@ -40,9 +41,9 @@ def test_chunked_fused_losses_equal_the_per_step_loop_over_the_whole_text(tiny, 
     tokens = tiny.vocab.encode(corpus)
     seqs = sequences(corpus)
     for iv in (
-        Intervention("layer0/hidden/1", "constant", value=0.3),
+        Intervention("layer0/hidden/1", "clamp", value=0.3),
         Intervention("layer1/cell/2", "zero"),
-        Intervention("layer0/forget_gate/0", "constant", value=0.9),
+        Intervention("layer0/forget_gate/0", "clamp", value=0.9),
     ):
         fused = next_char_bits(tiny.model, tokens, seqs, [iv], chunk_size=7, method="fused")
         steps = next_char_bits(tiny.model, tokens, seqs, [iv], chunk_size=10_000, method="steps")
@@ -84,36 +85,39 @@ def test_the_rule_is_named_in_the_result_and_the_verdict(tiny, corpus):
         n_random=2,
     )  # fmt: skip
     c = got.conditions[0]
-    assert got.settings["feature_at"] == c["feature_at"] == "state"
-    assert c["on"] == "quote = 1" and "where quote = 1 (read at t, where the model" in c["verdict"]
-    assert c["random"]["p_floor"] == pytest.approx(1 / 3)
+    assert got.settings["feature_at"] == c.feature_at == "state"
+    assert c.on == "quote = 1" and "where quote = 1 (read at t, where the model" in c.verdict
+    assert c.random.p_floor == pytest.approx(1 / 3)
+    assert (
+        c.to_dict()["feature_at"] == "state"
+        and c.to_dict()["random"]["p_floor"] == c.random.p_floor
+    )
     other = run_ablation(
         tiny.model, tiny.vocab, corpus, [["layer0/cell/1"]], feature=get_feature("indent"),
         n_random=2, feature_at="target", threshold=3,
     )  # fmt: skip
     c = other.conditions[0]
-    assert c["feature_at"] == "target" and c["on"] == "indent > 3"
-    assert "read at the predicted char" in c["verdict"]
+    assert c.feature_at == "target" and c.on == "indent > 3"
+    assert "read at the predicted char" in c.verdict
 
 
 def test_by_default_p_can_reach_001_or_every_distinct_set_is_drawn(tiny, corpus):
     # the tiny model's layer0/cell has 3 units: 2 other single units exist
     got = run_ablation(tiny.model, tiny.vocab, corpus, [["layer0/cell/1"]])
-    r = got.conditions[0]["random"]
-    assert r["n"] == r["possible"] == 2 and r["p_floor"] == pytest.approx(1 / 3)
-    assert (
-        "(all there are)" in got.conditions[0]["verdict"]
-        or "floor 0.333" in (got.conditions[0]["verdict"])
-    )
+    r = got.conditions[0].random
+    assert r.n == r.possible == 2 and r.p_floor == pytest.approx(1 / 3)
+    verdict = got.conditions[0].verdict
+    assert "(all there are)" in verdict or "floor 0.333" in verdict
 
 
 def test_random_draws_are_distinct_seeded_and_exclude_the_chosen_units():
     cond = Condition(("layer0/cell/1", "layer0/cell/4"))
-    pools = {"layer0/cell": [0, 2, 3, 5, 6, 7]}
+    assert cond.units == (Unit.parse("layer0/cell/1"), Unit.parse("layer0/cell/4"))
+    pools = {Key.parse("layer0/cell"): [0, 2, 3, 5, 6, 7]}
     a = draw_random(cond, pools, 10, seed=3)
     assert a == draw_random(cond, pools, 10, seed=3)
     assert len({frozenset(d) for d in a}) == 10
-    assert all(len(d) == 2 and not {"layer0/cell/1", "layer0/cell/4"} & set(d) for d in a)
+    assert all(len(d) == 2 and not set(cond.units) & set(d) for d in a)
     assert a != draw_random(cond, pools, 10, seed=4)
     with pytest.raises(AblationError, match=r"only 6 other layer0/cell units exist \(15 sets\)"):
         draw_random(cond, pools, 16, seed=0)
@@ -130,7 +134,7 @@ def test_an_ablation_reports_every_field_against_random_units(tiny, corpus, reco
     with ActivationStore(recorded) as store:
         means = unit_means(store, ["layer0/cell", "layer1/hidden"])
         direct = store.read("layer0/cell").mean(0)
-    np.testing.assert_allclose(means["layer0/cell"], direct, atol=1e-6)
+    np.testing.assert_allclose(means[Key.parse("layer0/cell")], direct, atol=1e-6)
     result = run_ablation(
         tiny.model,
         tiny.vocab,
@@ -142,7 +146,7 @@ def test_an_ablation_reports_every_field_against_random_units(tiny, corpus, reco
         n_random=2,
         seed=1,
     )
-    for c in result.conditions:
+    for c in (c.to_dict() for c in result.conditions):
         for key in ("units", "mode", "feature", "bits_on", "bits_off", "delta_on", "delta_off",
                     "positions_on", "positions_off"):  # fmt: skip
             assert key in c
@@ -158,7 +162,7 @@ def test_an_ablation_reports_every_field_against_random_units(tiny, corpus, reco
         assert c["delta_on"] == pytest.approx(c["bits_on"] - c["base_bits_on"])
         assert c["verdict"].startswith("mean-ablating")
     # the second condition draws one random layer0/cell and one layer1/hidden unit
-    both = result.conditions[1]["random"]["draws"]
+    both = result.conditions[1].to_dict()["random"]["draws"]
     assert all(
         sorted(u.rsplit("/", 1)[0] for u in d["units"]) == ["layer0/cell", "layer1/hidden"]
         for d in both
@@ -167,14 +171,16 @@ def test_an_ablation_reports_every_field_against_random_units(tiny, corpus, reco
     with ActivationStore(recorded) as store:
         base = -store.next_logprob / math.log(2)
     np.testing.assert_allclose(result.base_bits, base, atol=1e-5, equal_nan=True)
-    iv = [Intervention("layer0/cell", "mean", value=[means["layer0/cell"][1]], units=[1])]
+    iv = [
+        Intervention("layer0/cell", "mean", value=[means[Key.parse("layer0/cell")][1]], units=[1])
+    ]
     ablated = next_char_bits(tiny.model, tiny.vocab.encode(corpus), sequences(corpus), iv)
     np.testing.assert_allclose(
         result.deltas[0], ablated - result.base_bits, atol=1e-5, equal_nan=True
     )
     on = result.feature_on == 1
-    assert result.conditions[0]["positions_on"] == int(on.sum())
-    assert result.conditions[0]["delta_on"] == pytest.approx(
+    assert result.conditions[0].positions_on == int(on.sum())
+    assert result.conditions[0].delta_on == pytest.approx(
         float(np.mean(result.deltas[0][on])), abs=1e-5
     )
 
@@ -210,7 +216,7 @@ def test_task_accuracy_with_and_without_the_units():
         model, vocab, text, [["layer0/cell/2"]], reset="line", n_random=3, task=True,
         feature=get_feature("count:a"),
     )  # fmt: skip
-    c = result.conditions[0]
+    c = result.conditions[0].to_dict()
     plain = task_completion(model, vocab, text.splitlines(keepends=True), "counter")
     assert c["base_task_accuracy"] == plain.accuracy
     with Recorder(model, interventions=[Intervention("layer0/cell/2")], keep=False):
@@ -226,7 +232,7 @@ def test_task_accuracy_with_and_without_the_units():
 def test_without_a_feature_the_overall_effect_is_tested(vocab, corpus):
     loaded = LoadedModel(make_model(vocab, seed=3), vocab, "checkpoint")
     result = run_ablation(loaded.model, vocab, corpus, [["layer1/hidden/2"]], n_random=2)
-    c = result.conditions[0]
+    c = result.conditions[0].to_dict()
     assert c["feature"] is None and "bits_on" not in c
     assert c["random"]["p_value_of"] == "delta"
     assert c["delta"] == pytest.approx(float(np.nanmean(result.deltas[0])), abs=1e-5)
@@ -239,7 +245,6 @@ def test_the_saved_random_mean_is_the_mean_of_the_draws_per_char(tiny, corpus):
     )
     base = next_char_bits(tiny.model, tokens, seqs)
     for c, mean_delta in zip(result.conditions, result.random_deltas):
-        (draw,) = c["random"]["draws"]
-        key, _, unit = draw["units"][0].rpartition("/")
-        bits = next_char_bits(tiny.model, tokens, seqs, [Intervention(key, units=[int(unit)])])
+        (draw,) = c.random.draws
+        bits = next_char_bits(tiny.model, tokens, seqs, [Intervention(draw.units[0])])
         np.testing.assert_allclose(mean_delta, bits - base, atol=1e-5, equal_nan=True)

@@ -53,7 +53,7 @@ def _one_error_line(result) -> str:  # type: ignore[no-untyped-def]
 def test_ablate_units_json_and_the_saved_per_char_losses(setup) -> None:
     s = setup
     result = run("ablate", s["model"], s["corpus"], "--store", s["store"], "--unit",
-                 "layer0/cell/1", "-f", "quote", "--random", "2", "-q", "--json")  # fmt: skip
+                 "layer0/cell/1", "-f", "quote", "--n-random", "2", "-q", "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     (cond,) = data["conditions"]
@@ -62,11 +62,11 @@ def test_ablate_units_json_and_the_saved_per_char_losses(setup) -> None:
         assert key in cond
     assert set(cond["random"]) >= {"n", "delta_on_mean", "delta_on_sd", "delta_off_mean", "p_value"}
     saved = read_ablations(s["dir"] / "acts.ablations.h5")
-    assert saved["conditions"][0]["units"] == ["layer0/cell/1"]
-    assert len(saved["base_bits"]) == len(CORPUS) * 2
+    assert [str(u) for u in saved.conditions[0].units] == ["layer0/cell/1"]
+    assert len(saved.base_bits) == len(CORPUS) * 2
     assert data["saved"] == str(s["dir"] / "acts.ablations.h5")
     table = run("ablate", s["model"], s["corpus"], "--store", s["store"], "-u", "layer0/cell/1",
-                "-u", "layer1/hidden/0", "-f", "quote", "--random", "2", "--mode", "mean")  # fmt: skip
+                "-u", "layer1/hidden/0", "-f", "quote", "--n-random", "2", "--mode", "mean")  # fmt: skip
     assert table.exit_code == 0, table.output
     assert table.stdout.startswith("mean-ablating 2 units (layer0/cell/1, layer1/hidden/0) costs")
     assert "p = " in table.stdout and "saved" in table.stdout
@@ -75,7 +75,7 @@ def test_ablate_units_json_and_the_saved_per_char_losses(setup) -> None:
 def test_ablate_top_units_from_the_rankings(setup) -> None:
     s = setup
     args = ("ablate", s["model"], s["corpus"], "--store", s["store"], "--top", "2", "-f", "quote",
-            "--random", "1", "--json", "-", "-q", "--no-save")  # fmt: skip
+            "--n-random", "1", "--json", "-q", "--no-save")  # fmt: skip
     line = _one_error_line(run(*args))
     assert "find-neurons" in line and "rankings.json" in line
     found = run("find-neurons", "--store", s["store"], "-f", "quote", "--no-probe", "-q")
@@ -100,7 +100,7 @@ def test_bad_input_is_one_line_and_writes_nothing(setup, tmp_path) -> None:
     )
     assert "is not the model recorded in" in line and "--force" in line
     assert "only 2 other layer0/cell units" in _one_error_line(
-        run(*base, "-u", "layer0/cell/0", "--random", "3")
+        run(*base, "-u", "layer0/cell/0", "--n-random", "3")
     )
     assert "never on" in _one_error_line(run(*base, "-u", "layer0/cell/0", "-f", "char:Q"))
     assert "clamp:V" in _one_error_line(run(*base, "-u", "layer0/cell/0", "--mode", "half"))
@@ -120,11 +120,11 @@ def test_bad_input_is_one_line_and_writes_nothing(setup, tmp_path) -> None:
     other_text.write_text(CORPUS, encoding="utf-8")
     line = _one_error_line(run(*base[:2], other_text, *base[3:], "-u", "layer0/cell/0"))
     assert "the corpus is not the one recorded in" in line and "--force" in line
-    line = _one_error_line(run(*base, "-u", "layer0/cell/0", "--json", tmp_path))
+    line = _one_error_line(run(*base, "-u", "layer0/cell/0", "-o", tmp_path))
     assert f"cannot write {tmp_path}: it is a directory" in line  # before the work
     assert sorted(p.name for p in s["dir"].iterdir()) == before
     forced = run("ablate", s["other"], s["corpus"], "--store", s["store"], "-u", "layer0/cell/0",
-                 "--random", "1", "--force", "--no-save", "-q")  # fmt: skip
+                 "--n-random", "1", "--force", "--no-save", "-q")  # fmt: skip
     assert forced.exit_code == 0, forced.output
 
 
@@ -164,11 +164,11 @@ def test_find_neurons_ablate_adds_causal_columns(setup) -> None:
     )
     assert "--model" in line
     args = ("find-neurons", "--store", s["store"], "-f", "quote", "-f", "indent", "--no-probe",
-            "--no-save", "-q", "--ablate", "2", "--model", s["model"], "--ablate-random", "2")  # fmt: skip
+            "--no-save", "-q", "--ablate", "2", "--model", s["model"], "--n-random", "2")  # fmt: skip
     table = run(*args)
     assert table.exit_code == 0, table.output
     assert "ablated" in table.stdout and "p: its rank" in table.stdout
-    data = json.loads(run(*args, "--json", "-").stdout)
+    data = json.loads(run(*args, "--json").stdout)
     rows = [r for r in data["rows"] if r["feature"] == "quote"]
     assert all(r["causal_p_value"] is not None for r in rows[:2])
     assert all("causal_p_value" not in r for r in rows[2:])
@@ -184,7 +184,7 @@ def test_find_neurons_ablate_adds_causal_columns(setup) -> None:
     ]
     # the effect equals what `ablate` measures for the same unit
     single = run("ablate", s["model"], s["corpus"], "--store", s["store"], "-u", rows[0]["unit"],
-                 "-f", "quote", "--random", "2", "--json", "-", "-q", "--no-save")  # fmt: skip
+                 "-f", "quote", "--n-random", "2", "--json", "-q", "--no-save")  # fmt: skip
     cond = json.loads(single.stdout)["conditions"][0]
     assert rows[0]["causal_delta_on"] == pytest.approx(cond["delta_on"])
 
@@ -196,18 +196,18 @@ def test_ablate_reads_the_corpus_as_the_store_was_recorded(setup, tmp_path) -> N
         run("record", s["model"], s["corpus"], "-o", store, "-q", "--reset", "line").exit_code == 0
     )
     result = run("ablate", s["model"], s["corpus"], "--store", store, "-u", "layer0/cell/0",
-                 "--random", "1", "--json", "-", "-q", "--mode", "mean")  # fmt: skip
+                 "--n-random", "1", "--json", "-q", "--mode", "mean")  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["settings"]["reset"] == "line" and data["saved"] == str(
         tmp_path / "lines.ablations.h5"
     )
     saved = read_ablations(tmp_path / "lines.ablations.h5")
-    assert saved["reset"] == "line"
+    assert saved.reset == "line"
     # every line's last char predicts nothing: NaN there, as in the recording
     text = s["corpus"].read_text()
     ends = [i for i, ch in enumerate(text) if ch == "\n"]
-    assert all(np.isnan(saved["base_bits"][i]) for i in ends)
+    assert all(np.isnan(saved.base_bits[i]) for i in ends)
 
 
 def test_find_neurons_ablate_checks_the_model_before_it_ranks(setup, tmp_path) -> None:

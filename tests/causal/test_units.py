@@ -19,7 +19,9 @@ from lstmprobe.causal import (
 from lstmprobe.cli import main
 from lstmprobe.errors import StoreError
 from lstmprobe.models import save_checkpoint
+from lstmprobe.names import Key, Unit
 from lstmprobe.probes import Ranking
+from lstmprobe.probes.rows import FeatureSummary, RankingRow
 from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.store import ActivationStore
 
@@ -43,23 +45,26 @@ def ablate(tmp_path, tiny, corpus, recorded):
 
 def _write_ranking(store_path, units):
     rows = tuple(
-        {"feature": "quote", "rank": i + 1, "unit": u, "score": 1.0 - i / 10}
-        for i, u in enumerate(units)
+        RankingRow("quote", i + 1, Unit.parse(u), score=1.0 - i / 10) for i, u in enumerate(units)
     )
-    ranking = Ranking(rows, {"quote": {"kind": "binary"}, "indent": {"skipped": "constant"}})
+    features = {
+        "quote": FeatureSummary("quote", "binary"),
+        "indent": FeatureSummary("indent", skipped="constant"),
+    }
+    ranking = Ranking(rows, features)
     with ActivationStore(store_path) as s:
-        ranking.to_json(s.sibling("rankings.json"))
+        ranking.to_json(s.recording.rankings)
 
 
 def test_the_top_units_of_a_feature_each_alone_then_together(recorded):
     _write_ranking(recorded, ["layer0/cell/2", "layer1/hidden/0", "layer0/cell/0"])
     with ActivationStore(recorded) as s:
-        assert top_conditions(s, "quote", 2) == [
+        assert _names(top_conditions(s, "quote", 2)) == [
             ["layer0/cell/2"],
             ["layer1/hidden/0"],
             ["layer0/cell/2", "layer1/hidden/0"],
         ]
-        assert top_conditions(s, "quote", 1) == [["layer0/cell/2"]]
+        assert _names(top_conditions(s, "quote", 1)) == [["layer0/cell/2"]]
         with pytest.raises(StoreError, match=r"no ranking for 'indent' \(it has quote, indent\)"):
             top_conditions(s, "indent", 2)
 
@@ -78,12 +83,12 @@ def test_a_plan_reads_the_recording_reset_means_and_where_results_go(recorded, t
         sha = s.model_sha256
         direct = s.read("layer0/cell").mean(0)
     plan = plan_ablation(recorded, sha, units=["layer0/cell/1", "layer0/cell/2"], mode="mean")
-    assert plan.conditions == [["layer0/cell/1", "layer0/cell/2"]]
+    assert _names(plan.conditions) == [["layer0/cell/1", "layer0/cell/2"]]
     assert plan.reset == "line"  # as recorded
     assert plan.saved_to == recorded.with_name("acts.ablations.h5")
     assert plan.store == {"store": str(recorded), "model_sha256": sha}
-    assert plan.means is not None and list(plan.means) == ["layer0/cell"]
-    np.testing.assert_allclose(plan.means["layer0/cell"], direct, atol=1e-6)
+    assert plan.means is not None and list(plan.means) == [Key.parse("layer0/cell")]
+    np.testing.assert_allclose(plan.means[Key.parse("layer0/cell")], direct, atol=1e-6)
     asked = plan_ablation(recorded, sha, units=["layer0/cell/1"], reset="none")
     assert asked.reset == "none" and asked.means is None
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -92,7 +97,7 @@ def test_a_plan_reads_the_recording_reset_means_and_where_results_go(recorded, t
 
 def test_without_a_recording_a_plan_is_the_units_as_given(tmp_path):
     plan = plan_ablation(tmp_path / "none.h5", "", units=["layer0/cell/1"])
-    assert plan.conditions == [["layer0/cell/1"]] and plan.reset == "none"
+    assert _names(plan.conditions) == [["layer0/cell/1"]] and plan.reset == "none"
     assert plan.saved_to == tmp_path / "none.ablations.h5" and plan.store == {}
     for needs_store in (
         {"top": 2, "feature": "quote"},
@@ -141,18 +146,22 @@ def test_unit_means_stream_over_the_recording(recorded):
     with ActivationStore(recorded) as s:
         means = unit_means(s, ["layer1/hidden", "layer1/hidden"])
         np.testing.assert_allclose(
-            means["layer1/hidden"], s.read("layer1/hidden").mean(0), atol=1e-6
+            means[Key.parse("layer1/hidden")], s.read("layer1/hidden").mean(0), atol=1e-6
         )
 
 
 def test_too_many_random_sets_name_the_parameter_or_the_flag(recorded, ablate):
     from lstmprobe.causal.units import Condition, draw_random
 
-    pools = {"layer0/cell": [1, 2]}
+    pools = {Key.parse("layer0/cell"): [1, 2]}
     with pytest.raises(AblationError) as caught:
         draw_random(Condition(("layer0/cell/0",)), pools, 3, seed=0)
     assert str(caught.value).endswith("(2 sets); use `n_random=2` or fewer")
-    result = ablate("-u", "layer0/cell/0", "--random", "3")
+    result = ablate("-u", "layer0/cell/0", "--n-random", "3")
     assert result.exit_code == 1
-    assert result.stderr.strip().endswith("(2 sets); use --random 2 or fewer")
-    assert "asks for 3 distinct random sets" in result.stderr and "--random 3" in result.stderr
+    assert result.stderr.strip().endswith("(2 sets); use --n-random 2 or fewer")
+    assert "asks for 3 distinct random sets" in result.stderr and "--n-random 3" in result.stderr
+
+
+def _names(conditions):
+    return [[str(u) for u in c] for c in conditions]

@@ -122,6 +122,20 @@ def test_an_existing_recording_needs_force(tmp_path, files):
     assert run(["record", model, text, "-q", "--force"], tmp_path).exit_code == 0
 
 
+def test_resuming_a_finished_recording_says_it_is_complete(tmp_path, files):
+    """Issue 17, caveat 8: it said "already exists; pass --force to overwrite"."""
+    model, text = files
+    assert run(["record", model, text, "-q"], tmp_path).exit_code == 0
+    before = (tmp_path / "acts.h5").stat().st_mtime_ns
+    result = run(["record", model, text, "-q", "--resume"], tmp_path)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: acts.h5 is a complete recording: there is nothing to resume; read it "
+        "(--store acts.h5), or pass --force to record it again"
+    ]
+    assert (tmp_path / "acts.h5").stat().st_mtime_ns == before
+
+
 def test_help_explains_with_examples():
     for command in ("record", "info", "bench"):
         result = CliRunner().invoke(main, [command, "--help"])
@@ -148,6 +162,12 @@ def test_bench_measures_both_throughputs(tmp_path, files):
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["plain_chars_per_s"] > 0 and row["record_chars_per_s"] > 0 and row["ratio"] > 0
+    assert len(row["load_average"]) == 2 and all(a >= 0 for a in row["load_average"])
+    from lstmprobe.record.bench import format_table
+
+    header, line = format_table([row]).splitlines()
+    assert header.split()[-2:] == ["ratio", "load"]
+    assert line.split()[-1] == "{:.1f}-{:.1f}".format(*row["load_average"])
 
 
 @pytest.mark.slow

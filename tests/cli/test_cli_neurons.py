@@ -148,7 +148,7 @@ def test_label_memory_zero_streams_the_labels_with_the_same_ranking(
 
     monkeypatch.setattr(_io, "on_terminal", lambda stream: True)  # bars are drawn on a terminal
     args = ["find-neurons", "--store", str(store_path), "-f", "quote", "-f", "indent"]
-    args += ["--json", "-", "--no-save"]
+    args += ["--json", "--no-save"]
     in_memory = run(*args)
     streamed = run(*args, "--label-memory", "0")
     assert in_memory.exit_code == 0 and streamed.exit_code == 0, streamed.output
@@ -156,7 +156,7 @@ def test_label_memory_zero_streams_the_labels_with_the_same_ranking(
     assert "labelling" in streamed.stderr and "labelling" not in in_memory.stderr
 
 
-# --- output options: --json is a flag as everywhere, files go to --json-out / -o ------------
+# --- output options: --json is a flag as everywhere, files go to -o ---------------------------
 
 
 @pytest.fixture
@@ -176,19 +176,30 @@ def test_json_alone_prints_and_does_not_swallow_the_next_option(own_store: Path)
     assert result.stdout.splitlines()[1].startswith("quote,1,layer0/cell/4,")
 
 
-def test_json_out_and_the_older_spelling_write_files(own_store: Path, tmp_path: Path) -> None:
-    base = ["find-neurons", "--store", str(own_store), "-f", "quote", "--no-probe", "--no-save"]
-    for option in (["--json-out"], ["-o"], ["--json"]):
-        out = tmp_path / f"out{len(option[0])}.json"
-        result = run(*base, *option, str(out))
+def test_o_writes_json_or_csv_by_name_and_the_older_spellings_say_so(
+    own_store: Path, tmp_path: Path
+) -> None:
+    base = ["find-neurons", "--store", str(own_store), "-f", "quote", "--no-probe", "--no-save",
+            "-q"]  # fmt: skip
+    both = run(*base, "-o", str(tmp_path / "r.json"), "--output", str(tmp_path / "r.csv"))
+    assert both.exit_code == 0 and both.stderr == "", both.output
+    assert "layer0/cell/4" in both.stdout  # files were asked for: the table is printed
+    assert json.loads((tmp_path / "r.json").read_text())["rows"][0]["unit"] == "layer0/cell/4"
+    assert (tmp_path / "r.csv").read_text().startswith("feature,rank,unit,")
+    for option, new, fmt in (
+        ("--json-out", "-o", "json"),
+        ("--json", "-o PATH", "json"),
+        ("--csv-out", "-o PATH.csv", "csv"),
+        ("--csv", "-o PATH", "csv"),
+    ):
+        out = tmp_path / f"old{option}.txt"
+        result = run(*base, option, str(out))
         assert result.exit_code == 0, result.output
-        assert "layer0/cell/4" in result.stdout  # a file was asked for: the table is printed
-        assert json.loads(out.read_text())["rows"][0]["unit"] == "layer0/cell/4"
-    out = tmp_path / "ranks.csv"
-    assert run(*base, "--csv-out", str(out)).exit_code == 0
-    assert out.read_text().startswith("feature,rank,unit,")
-    clash = run(*base, "--json", str(tmp_path / "a.json"), "--json-out", str(tmp_path / "b.json"))
-    assert clash.exit_code == 1 and "name two files" in clash.stderr
+        assert result.stderr.splitlines() == [
+            f"warning: {option}{' PATH' if option in ('--json', '--csv') else ''} is now spelled {new}"
+        ]
+        text = out.read_text()
+        assert text.startswith("feature,rank,unit,") if fmt == "csv" else json.loads(text)["rows"]
 
 
 def _counting_feature(tmp_path: Path) -> tuple[Path, Path]:
@@ -203,7 +214,7 @@ def _counting_feature(tmp_path: Path) -> tuple[Path, Path]:
     return feats, log
 
 
-@pytest.mark.parametrize("flag", ["--json", "--json-out", "--csv", "--csv-out"])
+@pytest.mark.parametrize("flag", ["-o", "--json", "--json-out", "--csv", "--csv-out"])
 def test_an_output_in_a_missing_directory_fails_before_any_work(
     store_path: Path, tmp_path: Path, flag: str
 ) -> None:
@@ -212,7 +223,8 @@ def test_an_output_in_a_missing_directory_fails_before_any_work(
     result = run("find-neurons", "--store", str(store_path), "-f", f"{feats}:q", "--no-save",
                  flag, str(target))  # fmt: skip
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == [
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("warning: ")]
+    assert errors == [
         f"error: cannot write {target}: the directory {target.parent} does not exist; "
         "create it first"
     ]
@@ -294,12 +306,12 @@ def test_rankings_of_another_recording_are_replaced(own_store: Path) -> None:
         ('{"format": "something else"}', "not an lstmprobe rankings file"),
         (
             '{"format": "lstmprobe.rankings", "format_version": 1, "features": [], "rows": []}',
-            "'features' is not an object",
+            "features: [] is not an object",
         ),
         (
             '{"format": "lstmprobe.rankings", "format_version": 1, "features": {"q": {}}, '
-            '"rows": [{"feature": "q", "unit": "u", "rank": 1, "score": "high"}]}',
-            "row 0: score 'high' is not a number",
+            '"rows": [{"feature": "q", "unit": "layer0/cell/1", "rank": 1, "score": "high"}]}',
+            "rows[0].score: 'high' is not a number",
         ),
     ],
 )
@@ -353,7 +365,7 @@ def test_an_output_in_a_directory_that_takes_no_files(store_path: Path, tmp_path
     feats, log = _counting_feature(tmp_path)
     target = folder / "ranks.json"
     result = run("find-neurons", "--store", str(store_path), "-f", f"{feats}:q", "--no-save",
-                 "--json-out", str(target))  # fmt: skip
+                 "-o", str(target))  # fmt: skip
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {target}: ")
@@ -363,7 +375,7 @@ def test_an_output_in_a_directory_that_takes_no_files(store_path: Path, tmp_path
 def test_json_to_stdout_and_to_a_file_at_once(store_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     result = run("find-neurons", "--store", str(store_path), "-f", "quote", "--no-probe",
-                 "--no-save", "--json", "--json-out", str(out))  # fmt: skip
+                 "--no-save", "--json", "-o", str(out))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows"] == json.loads(out.read_text())["rows"]
 

@@ -90,3 +90,63 @@ def test_the_tasks_the_cli_offers_are_the_library_tasks():
     for name in ("tasks", "evaluate"):
         shown = CliRunner().invoke(main, [name, "--help"]).output
         assert "selective-counter" in shown
+
+
+def test_older_spellings_still_work_and_say_once_what_replaced_them(tmp_path):
+    from tests.stores import BASE, build_store
+
+    store = build_store(tmp_path / "acts.h5", BASE * 8)
+    base = [
+        "find-neurons",
+        "--store",
+        str(store),
+        "-f",
+        "quote",
+        "--no-save",
+        "--json",
+        "-q",
+        "--no-probe",
+    ]
+    new = CliRunner().invoke(main, [*base, "--n-blocks", "3", "--max-probe-positions", "200",
+                                    "--label-memory", "1MB"])  # fmt: skip
+    old = CliRunner().invoke(main, [*base, "--blocks", "3", "--max-positions", "200",
+                                    "--label-memory", "1"])  # fmt: skip
+    assert new.exit_code == 0 and old.exit_code == 0, old.output
+    assert json.loads(new.stdout)["settings"] == json.loads(old.stdout)["settings"]
+    assert json.loads(old.stdout)["settings"]["n_blocks"] == 3
+    assert new.stderr == ""
+    assert sorted(old.stderr.splitlines()) == [
+        "warning: --blocks is now spelled --n-blocks",
+        "warning: --label-memory 1 (megabytes) is now spelled --label-memory 1MB",
+        "warning: --max-positions is now spelled --max-probe-positions",
+    ]
+    both = CliRunner().invoke(main, [*base, "--blocks", "3", "--n-blocks", "4"])
+    assert both.exit_code == 2 and "older spelling of --n-blocks" in both.stderr
+
+
+def test_the_renamed_options_are_hidden_and_each_names_its_replacement():
+    renamed = {
+        "find-neurons": {"--blocks", "--max-positions", "--ablate-random", "--json-out",
+                         "--csv-out"},
+        "ablate": {"--random"},
+    }  # fmt: skip
+    for name, old in renamed.items():
+        hidden = {
+            o for p in main.commands[name].params if getattr(p, "hidden", False) for o in p.opts
+        }
+        assert hidden == old, name
+        shown = CliRunner().invoke(main, [name, "--help"]).output
+        assert not any(f"{o} " in shown for o in old), name
+
+
+def test_a_size_takes_units_and_refuses_what_is_not_one():
+    from lstmprobe.cli.options import SIZE
+
+    assert SIZE.convert("0", None, None) == 0
+    assert SIZE.convert("2GB", None, None) == 2 << 30
+    assert SIZE.convert("100000", None, None) == 100_000  # large enough to be bytes
+    cmd = _command(click.option("--label-memory", type=SIZE, default="256MB"))
+    runner = CliRunner()
+    assert json.loads(runner.invoke(cmd, []).output) == {"label_memory": 256 << 20}
+    bad = runner.invoke(cmd, ["--label-memory", "lots"])
+    assert bad.exit_code == 2 and "is not a size" in bad.output

@@ -949,3 +949,87 @@ def test_a_reordered_vocab_for_a_checkpoint_needs_force(tmp_path: Path) -> None:
     loaded = load_model(path, vocab=reordered, force=True)
     assert loaded.vocab.chars == tuple(reversed(CHARS))
     assert load_model(path, vocab=vocab_file(tmp_path)).vocab == VOCAB  # the same: fine
+
+
+# --- bounded loading: a zip's directory is checked before anything inflates (issue 17, 5) ---
+
+
+def _deflated(src: Path, dst: Path) -> Path:
+    """The same archive, each record deflated (torch writes them stored)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zi, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED, 9) as zo:
+        for info in zi.infolist():
+            zo.writestr(info.filename, zi.read(info.filename))
+    return dst
+
+
+def test_a_highly_compressed_checkpoint_is_refused_before_torch_inflates_it(tmp_path: Path) -> None:
+    """32 MiB of zeros deflate to 32 KB: the ratio is read from the zip's directory."""
+    model = CharLSTM(ModelConfig(vocab_size=V, hidden_size=4, embedding_dim=3))
+    plain = save_checkpoint(tmp_path / "plain.pt", model, VOCAB, {"junk": torch.zeros(8 << 20)})
+    load_model(plain)  # stored records: loads
+    bomb = _deflated(plain, tmp_path / "bomb.pt")
+    assert bomb.stat().st_size < 200_000
+    fails(ModelLoadError, "would inflate", "data/", "damaged or crafted", source=bomb)
+
+
+def test_a_highly_compressed_torchscript_archive_is_refused(tmp_path: Path) -> None:
+    original = seeded(ScriptableModel)
+    original.register_buffer("junk", torch.zeros(8 << 20))
+    path = tmp_path / "m.ts"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(original), str(path))
+    assert load_model(path).form == "torchscript"
+    bomb = _deflated(path, tmp_path / "bomb.ts")
+    fails(ModelLoadError, "would inflate", "times", source=bomb)
+
+
+def test_an_archive_declaring_more_than_the_largest_model_is_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    from lstmprobe.models._torchscript import check_archive
+
+    model = CharLSTM(ModelConfig(vocab_size=V, hidden_size=4, embedding_dim=3))
+    path = save_checkpoint(tmp_path / "m.pt", model, VOCAB)
+    with zipfile.ZipFile(path) as zf:
+        check_archive(zf, path)  # within the limit
+        declared = sum(i.file_size for i in zf.infolist())
+        with pytest.raises(ModelLoadError, match=f"declares {declared:,} bytes uncompressed"):
+            check_archive(zf, path, limit=declared - 1)
+
+
+@pytest.mark.parametrize(
+    ("how", "words"),
+    [("sparse", ["torch.sparse_coo", "dense"]), ("meta", ["meta tensor"])],
+)
+def test_sparse_and_meta_tensors_are_refused(tmp_path: Path, how: str, words: list[str]) -> None:
+    sd = dict(seeded(UserModel).state_dict())
+    key = next(k for k in sd if k.endswith("weight_hh_l0"))
+    sd[key] = sd[key].to_sparse() if how == "sparse" else torch.empty(sd[key].shape, device="meta")
+    path = save({"state_dict": sd, "chars": list(CHARS)}, tmp_path / "m.pt")
+    fails(ModelLoadError, key, *words, source=path)
+    checkpoint = save_checkpoint(
+        tmp_path / "c.pt", CharLSTM(ModelConfig(V, 4, embedding_dim=3)), VOCAB
+    )
+    obj = torch.load(checkpoint, weights_only=True)
+    w = obj["state_dict"]["rnn.weight_hh_l0"]
+    obj["state_dict"]["rnn.weight_hh_l0"] = (
+        w.to_sparse() if how == "sparse" else torch.empty(w.shape, device="meta")
+    )
+    fails(ModelLoadError, "rnn.weight_hh_l0", *words, source=save(obj, checkpoint))
+
+
+def test_a_vocabulary_with_a_lone_surrogate_is_refused(tmp_path: Path) -> None:
+    checkpoint = save_checkpoint(
+        tmp_path / "c.pt", CharLSTM(ModelConfig(4, 4, embedding_dim=3)), Vocab(tuple("abcd"))
+    )
+    obj = torch.load(checkpoint, weights_only=True)
+    obj["vocab"] = ["a", "b", "c", "\ud83d"]  # half of an emoji
+    fails(ModelLoadError, "lone surrogate", source=save(obj, checkpoint))
+    vocab = tmp_path / "vocab.json"
+    vocab.write_text(json.dumps(["a", "b", "\udc00", "d"]), encoding="utf-8")
+    fails(
+        VocabError, "vocabulary file", "entry 2", "lone surrogate", source=checkpoint, vocab=vocab
+    )

@@ -28,26 +28,26 @@ def test_planted_units_rank_first(store) -> None:  # type: ignore[no-untyped-def
     assert ranking.top(1, "quote") == ["layer0/cell/4"]
     assert ranking.top(1, "indent") == ["layer0/hidden/1"]
     first = ranking.for_feature("quote")[0]
-    assert first["rank"] == 1 and first["sign"] == 1 and first["score"] > 0.95
-    assert first["test_metric"] > 0.95
-    assert first["selectivity"] > 0.2
-    assert first["interval_low"] <= first["score"] + 0.01 <= first["interval_high"] + 0.02
+    assert first.rank == 1 and first.sign == 1 and first.score > 0.95  # type: ignore[operator]
+    assert first.test_metric > 0.95  # type: ignore[operator]
+    assert first.selectivity > 0.2  # type: ignore[operator]
+    assert first.interval_low <= first.score + 0.01 <= first.interval_high + 0.02  # type: ignore[operator]
     summary = ranking.features["quote"]
-    assert [c["k"] for c in summary["curve"]] == [1, 2, 4, 8, "all"]
-    assert summary["probe"]["test_metric"] > 0.95
-    assert summary["probe"]["selectivity"] > 0.2
+    assert [c.k for c in summary.curve or ()] == [1, 2, 4, 8, "all"]
+    assert summary.probe is not None and summary.probe.test_metric > 0.95  # type: ignore[operator]
+    assert summary.probe.selectivity > 0.2  # type: ignore[operator]
     indent_row = ranking.for_feature("indent")[0]
-    assert indent_row["sign"] == -1 and indent_row["test_metric"] > 0.9
+    assert indent_row.sign == -1 and indent_row.test_metric > 0.9  # type: ignore[operator]
     # the whole ordering: every unit of every dataset, once per feature
     assert len(ranking) == 2 * 12
-    assert [r["rank"] for r in ranking.for_feature("indent")] == list(range(1, 13))
+    assert [r.rank for r in ranking.for_feature("indent")] == list(range(1, 13))
 
 
 def test_constant_feature_is_skipped_with_a_warning(store) -> None:  # type: ignore[no-untyped-def]
     lines: list[str] = []
     ranking = rank_units(store, ["quote", "char:Z"], probe=False, warn=lines.append)
     assert "constant" in lines[0] and "char:Z" in lines[0]
-    assert "skipped" in ranking.features["char:Z"]
+    assert not ranking.features["char:Z"].scored
     assert ranking.top(1) == ["layer0/cell/4"]  # the one scored feature
     with pytest.raises(FeatureError, match="not in this ranking"):
         ranking.top(1, "indent")
@@ -131,12 +131,12 @@ def test_hand_built_lstm_planted_units_rank_first(tmp_path: Path) -> None:
             ranking = rank_units(s, ["count:x", "char:y"], n_boot=20, k_max=4)
     assert ranking.top(1, "count:x") == ["layer0/cell/0"]
     best = ranking.for_feature("count:x")[0]
-    assert best["spearman"] > 0.99 and best["test_metric"] > 0.95
+    assert best.spearman > 0.99 and best.test_metric > 0.95  # type: ignore[operator]
     # a char detector: every gate of a unit without recurrence is a function of the char, so
     # several units separate y perfectly; the planted cell is among the perfect ones
-    rows = {r["unit"]: r for r in ranking.for_feature("char:y")}
-    assert rows["layer0/cell/1"]["auc"] > 0.999
-    assert rows["layer0/cell/1"]["score"] == ranking.for_feature("char:y")[0]["score"]
+    rows = {r.name: r for r in ranking.for_feature("char:y")}
+    assert rows["layer0/cell/1"].auc > 0.999  # type: ignore[operator]
+    assert rows["layer0/cell/1"].score == ranking.for_feature("char:y")[0].score
 
 
 def test_the_interval_holds_the_score_it_is_an_interval_of(store) -> None:  # type: ignore[no-untyped-def]
@@ -145,17 +145,17 @@ def test_the_interval_holds_the_score_it_is_an_interval_of(store) -> None:  # ty
     everything = rank_units(store, ["quote", "indent"], n_boot=100)
     for ranking, n in ((sampled, 500), (everything, store.n_positions)):
         for name in ("quote", "indent"):
-            assert 0.8 * n <= ranking.features[name]["interval_positions"] <= n
+            assert 0.8 * n <= ranking.features[name].interval_positions <= n  # type: ignore[operator]
             for r in ranking.for_feature(name)[:10]:
-                assert r["interval_low"] <= r["interval_score"] <= r["interval_high"], r
+                assert r.interval_low <= r.interval_score <= r.interval_high, r  # type: ignore[operator]
     for r in everything.for_feature("quote")[:10]:  # all positions: the same score, binned
-        assert abs(r["interval_score"] - r["score"]) < 0.01, r
+        assert abs(r.interval_score - r.score) < 0.01, r  # type: ignore[operator]
     table = sampled.format_table(3)
     assert "sample [95% interval]" in table
     assert "score: on all" in table and "the score on the" in table
     row = next(line for line in table.splitlines() if "layer0/cell/4" in line)
     r = sampled.for_feature("quote")[0]
-    assert f"{r['interval_score']:.3f} [{r['interval_low']:.3f}, {r['interval_high']:.3f}]" in row
+    assert f"{r.interval_score:.3f} [{r.interval_low:.3f}, {r.interval_high:.3f}]" in row
 
 
 def test_extreme_and_non_finite_units_rank_without_numpy_warnings(tmp_path: Path) -> None:
@@ -189,17 +189,16 @@ def test_extreme_and_non_finite_units_rank_without_numpy_warnings(tmp_path: Path
 
 def test_the_wide_probe_is_compared_with_the_current_char_alone(store) -> None:  # type: ignore[no-untyped-def]
     ranking = rank_units(store, ["quote", "char:y"], n_boot=20, k_max=4)
-    quote = ranking.features["quote"]["probe"]
-    assert quote["control"] == "char-type"
+    quote = ranking.features["quote"].probe
+    assert quote is not None and quote.control == "char-type"
+    assert quote.test_metric is not None and quote.char_baseline_metric is not None
     # in this small code sample many chars occur only inside strings, so the char alone does
     # well; the planted unit still knows more than the char
-    assert quote["test_metric"] > quote["char_baseline_metric"]
-    assert quote["over_char_baseline"] == pytest.approx(
-        quote["test_metric"] - quote["char_baseline_metric"]
-    )
+    assert quote.test_metric > quote.char_baseline_metric
+    assert quote.over_char_baseline == pytest.approx(quote.test_metric - quote.char_baseline_metric)
     # char:y is the current char: the char alone already knows it, nothing is left beyond it
-    chars = ranking.features["char:y"]["probe"]
-    assert chars["char_baseline_metric"] > 0.99
-    assert ranking.features["quote"]["unit_metric"] == "auc"
+    chars = ranking.features["char:y"].probe
+    assert chars is not None and chars.char_baseline_metric > 0.99  # type: ignore[operator]
+    assert ranking.features["quote"].unit_metric == "auc"
     line = ranking.format_table(2)
     assert "current char alone" in line and "sign fitted on train blocks" in line

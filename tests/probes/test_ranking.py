@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from lstmprobe.names import Unit
 from lstmprobe.probes import (
     Ranking,
     rank_units,
 )
+from lstmprobe.probes.rows import FeatureSummary, RankingRow
+
+
+def _rows(feature: str, **columns: object) -> tuple[RankingRow, ...]:
+    return (RankingRow(feature, 1, Unit.parse("layer0/cell/0"), **columns),)  # type: ignore[arg-type]
 
 
 def test_ranking_serialises(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -26,7 +33,7 @@ def test_ranking_serialises(store, tmp_path: Path) -> None:  # type: ignore[no-u
 
 
 def test_to_json_returns_the_text_it_writes(tmp_path: Path) -> None:
-    ranking = Ranking(({"feature": "x", "unit": "u", "score": float("nan")},), {"x": {}})
+    ranking = Ranking(_rows("x", score=None), {"x": FeatureSummary("x")})
     text = ranking.to_json(tmp_path / "r.json")
     assert (tmp_path / "r.json").read_text(encoding="utf-8") == text == ranking.to_json()
     assert text.endswith("}\n") and json.loads(text)["rows"][0]["score"] is None
@@ -35,20 +42,22 @@ def test_to_json_returns_the_text_it_writes(tmp_path: Path) -> None:
 def test_to_json_into_a_missing_directory_is_a_store_error(tmp_path: Path) -> None:
     from lstmprobe.errors import StoreError
 
-    ranking = Ranking(({"feature": "x", "unit": "u"},), {"x": {}})
+    ranking = Ranking(_rows("x"), {"x": FeatureSummary("x")})
     with pytest.raises(StoreError, match=r"cannot write .*choose a directory you can write to"):
         ranking.to_json(tmp_path / "absent" / "r.json")
 
 
 def test_summary_line_names_the_units_the_probe_used() -> None:
     from lstmprobe.probes.ranking import _summary_line
+    from lstmprobe.probes.rows import ProbeSummary
 
-    base = {"kind": "binary", "base_rate": 0.3, "n_defined": 100, "probe_metric": "auc"}
-    probe = {"test_metric": 0.9, "control_metric": 0.5, "selectivity": 0.4}
-    assert "probe on all units" in _summary_line(
-        "quote", {**base, "probe": {**probe, "units": "all"}}
+    base = FeatureSummary("quote", "binary", n_defined=100, base_rate=0.3, probe_metric="auc")
+    probe = ProbeSummary(test_metric=0.9, control_metric=0.5, selectivity=0.4)
+    everything = dataclasses.replace(base, probe=dataclasses.replace(probe, units="all"))
+    assert "probe on all units" in _summary_line("quote", everything)
+    top = _summary_line(
+        "quote", dataclasses.replace(base, probe=dataclasses.replace(probe, units=32))
     )
-    top = _summary_line("quote", {**base, "probe": {**probe, "units": 32}})
     assert "probe on top 32 units: held-out auc 0.900" in top
 
 
@@ -95,14 +104,17 @@ def test_a_strict_read_refuses_what_a_lenient_one_leaves_out(tmp_path: Path) -> 
     del old["format_version"]
     path = tmp_path / "acts.rankings.json"
     path.write_text(json.dumps(old))
-    with pytest.raises(StoreError, match=r"acts.rankings.json: a damaged rankings file \(format_v"):
+    with pytest.raises(StoreError, match=r"acts.rankings.json: a damaged rankings file: format_v"):
         Ranking.read_json(path)
     said: list[str] = []
     ranking = Ranking.read_json(path, lenient=True, warn=said.append)
     assert ranking.feature_names == ["quote", "indent"]
     assert ranking.top(5, "quote") == ["layer0/cell/0", "layer0/cell/1"]  # in rank order
     assert len(said) == 1 and said[0].startswith(f"{path}: ignored what cannot be used: ")
-    assert "no format_version; features that are not objects; row 2: rank '3'" in said[0]
+    assert (
+        "format_version: missing; features['broken']: [1, 2] is not an object; "
+        "rows[2].rank: '3' is not an integer" in said[0]
+    )
     assert said[0].endswith("(and 1 more)")
     assert Ranking.read_json(path, lenient=True).rows == ranking.rows  # no warn: quiet
 
@@ -114,7 +126,8 @@ def test_a_lenient_read_of_a_good_or_newer_file(tmp_path: Path) -> None:
 
     said: list[str] = []
     good = Ranking.from_dict(_file(), lenient=True, warn=said.append)
-    assert said == [] and good.rows == Ranking.from_dict(_file()).rows[::-1]
+    assert said == [] and good.rows == Ranking.from_dict(_file()).rows  # in rank order
+    assert [r.rank for r in good.rows] == [1, 2]
     newer = _file(format_version=99, rows=_file()["rows"][:1], settings=[])
     with pytest.raises(StoreError, match="format version 99; this lstmprobe reads version 1"):
         Ranking.from_dict(newer)
@@ -122,7 +135,7 @@ def test_a_lenient_read_of_a_good_or_newer_file(tmp_path: Path) -> None:
     assert read.top(5, "quote") == ["layer0/cell/1"] and read.settings == {}
     assert said == [
         "ignored what cannot be used: what format version 99 adds (this lstmprobe reads 1); "
-        "'settings' or 'recording' (not an object)"
+        "settings: [] is not an object"
     ]
     for not_rankings in ([], {"format": "other"}):
         with pytest.raises(StoreError, match="not an lstmprobe rankings file"):
@@ -131,8 +144,8 @@ def test_a_lenient_read_of_a_good_or_newer_file(tmp_path: Path) -> None:
 
 def test_merging_with_the_saved_ranking_of_another_recording_replaces_it() -> None:
     same = {"model_sha256": "a", "positions": 10}
-    earlier = Ranking(({"feature": "x", "unit": "u", "rank": 1},), {"x": {}}, recording=same)
-    mine = Ranking(({"feature": "y", "unit": "u", "rank": 1},), {"y": {}}, recording=same)
+    earlier = Ranking(_rows("x"), {"x": FeatureSummary("x")}, recording=same)
+    mine = Ranking(_rows("y"), {"y": FeatureSummary("y")}, recording=same)
     said: list[str] = []
     assert mine.merged_with_saved(earlier, warn=said.append).feature_names == ["x", "y"]
     assert said == []
@@ -142,3 +155,30 @@ def test_merging_with_the_saved_ranking_of_another_recording_replaces_it() -> No
         "r.json held rankings of an unnamed recording (x); it is replaced by this ranking"
     ]
     assert mine.merged_with_saved(Ranking((), {}), warn=said.append) is mine and len(said) == 1
+
+
+def test_save_ranking_merges_by_feature_replaces_another_recording_and_refuses_damage(
+    tmp_path: Path,
+) -> None:
+    from lstmprobe.errors import StoreError, for_cli
+    from lstmprobe.probes.ranking import save_ranking, saved_ranking
+    from lstmprobe.store import Recording
+
+    rec = Recording.at(tmp_path / "acts.h5")
+    assert saved_ranking(rec) is None
+
+    def one(feature: str, positions: int) -> Ranking:
+        summary = {feature: FeatureSummary(feature)}
+        return Ranking(_rows(feature), summary, recording={"positions": positions})
+
+    assert save_ranking(one("x", 5), rec).feature_names == ["x"]
+    assert save_ranking(one("y", 5), tmp_path / "acts.h5").feature_names == ["x", "y"]
+    said: list[str] = []
+    assert save_ranking(one("z", 6), rec, warn=said.append).feature_names == ["z"]
+    assert len(said) == 1 and "another recording (x, y)" in said[0]
+    assert Ranking.read_json(rec.rankings).feature_names == ["z"]
+    rec.rankings.write_text("{not json", encoding="utf-8")
+    with pytest.raises(StoreError, match=r"move it away, or pass `save=False`") as info:
+        save_ranking(one("y", 6), rec)
+    assert for_cli(str(info.value)).endswith("move it away, or pass --no-save")
+    assert rec.rankings.read_text(encoding="utf-8") == "{not json"  # left as it was

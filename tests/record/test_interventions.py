@@ -57,7 +57,7 @@ CASES = [
     (cls, q, mode, masked, layer)
     for cls, qs in ((nn.LSTM, LSTM_QS), (nn.GRU, GRU_QS))
     for q, mode, masked, layer in itertools.product(
-        qs, ("zero", "mean", "constant"), (False, True), (0, 1)
+        qs, ("zero", "mean", "clamp"), (False, True), (0, 1)
     )
 ]
 
@@ -112,7 +112,7 @@ def test_an_intervention_that_never_applies_changes_nothing_exactly(cls):
             expected, expected_state = module(x)
             with Recorder(module) as plain:
                 module(x)
-            never = Intervention("layer0/hidden/2", "constant", value=0.7, mask=np.zeros(8, bool))
+            never = Intervention("layer0/hidden/2", "clamp", value=0.7, mask=np.zeros(8, bool))
             with Recorder(module, interventions=[never]) as rec:
                 out, state = module(x)
         assert torch.equal(out, expected)
@@ -151,14 +151,14 @@ def test_a_hand_checkable_two_unit_lstm():
             # unit 0's hidden is 0 at every step, so unit 1 reads 0 and stays at 0
             assert ablated[0].abs().max().item() == pytest.approx(0.0, abs=1e-6), q
             assert rec.activations["layer0/candidate"][0, :, 1].abs().max() < 1e-6
-        with Recorder(lstm, interventions=[Intervention("layer0/cell/0", "constant", value=1.0)]):
+        with Recorder(lstm, interventions=[Intervention("layer0/cell/0", "clamp", value=1.0)]):
             clamped, _ = lstm(x)
         assert clamped[0, :, 0].tolist() == pytest.approx([math.tanh(1.0)] * 4, abs=1e-6)
         expected_1 = [0.0] + [math.tanh(math.tanh(math.tanh(1.0)))] * 3
         assert clamped[0, :, 1].tolist() == pytest.approx(expected_1, abs=1e-6)
         # clamping the forget gate open keeps the cell adding 0.5 each step
         with Recorder(
-            lstm, interventions=[Intervention("layer0/forget_gate/0", "constant", value=1.0)]
+            lstm, interventions=[Intervention("layer0/forget_gate/0", "clamp", value=1.0)]
         ) as rec:
             lstm(x)
         assert rec.activations["layer0/cell"][0, :, 0].tolist() == pytest.approx(
@@ -170,7 +170,7 @@ def test_the_change_reaches_the_decoder_of_a_char_model():
     torch.manual_seed(2)
     model = CharLSTM(ModelConfig(vocab_size=6, hidden_size=4, num_layers=2, embedding_dim=3)).eval()
     ids = torch.randint(0, 6, (2, 10))
-    iv = Intervention("layer0/cell/2", "constant", value=0.4)
+    iv = Intervention("layer0/cell/2", "clamp", value=0.4)
     with torch.no_grad():
         with Recorder(model, interventions=[iv]) as rec:
             logits, _ = model(ids)
@@ -196,7 +196,7 @@ def test_step_by_step_calls_carry_the_intervened_state():
     model = CharLSTM(ModelConfig(vocab_size=5, hidden_size=4, embedding_dim=3)).eval()
     ids = torch.randint(0, 5, (1, 12))
     for q, mode, value in (
-        ("hidden", "constant", 0.3),
+        ("hidden", "clamp", 0.3),
         ("cell", "mean", -0.2),
         ("forget_gate", "zero", None),
     ):
@@ -216,7 +216,7 @@ def test_projected_lstm_hidden_and_cell():
     module = nn.LSTM(3, 5, num_layers=2, proj_size=2, batch_first=True).eval()
     x = torch.randn(1, 7, 3)
     for q, units in (("hidden", [1]), ("cell", [0, 4])):
-        iv = Intervention(f"layer0/{q}", "constant", value=0.25, units=units)
+        iv = Intervention(f"layer0/{q}", "clamp", value=0.25, units=units)
         with torch.no_grad(), Recorder(module, interventions=[iv]) as rec:
             out, _ = module(x)
         values, layer_input = {}, x[0]
@@ -242,13 +242,13 @@ def test_a_gate_set_outside_its_range_runs_the_per_step_loop():
     torch.manual_seed(6)
     module = nn.LSTM(2, 3, batch_first=True).eval()
     x = torch.randn(1, 6, 2)
-    iv = Intervention("layer0/forget_gate/0", "constant", value=1.5)
+    iv = Intervention("layer0/forget_gate/0", "clamp", value=1.5)
     edits = layer_edits([iv], 1, 6, x.device, x.dtype)
     assert not fusable("lstm", edits)
     assert fusable(
         "lstm",
         layer_edits(
-            [Intervention("layer0/forget_gate/0", "constant", value=0.9)], 1, 6, x.device, x.dtype
+            [Intervention("layer0/forget_gate/0", "clamp", value=0.9)], 1, 6, x.device, x.dtype
         ),
     )
     with torch.no_grad(), Recorder(module, interventions=[iv]) as rec:
@@ -270,9 +270,9 @@ def test_several_interventions_on_several_layers_at_once():
     x = torch.randn(T, 2, 3)  # time-major
     mask = np.arange(T) % 3 == 0
     ivs = [
-        Intervention("layer0/update_gate/2", "constant", value=0.9, mask=mask),
+        Intervention("layer0/update_gate/2", "clamp", value=0.9, mask=mask),
         Intervention("layer0/hidden/0", "zero"),
-        Intervention("layer2/candidate", "constant", value=[0.1, -0.2], units=[0, 3]),
+        Intervention("layer2/candidate", "clamp", value=[0.1, -0.2], units=[0, 3]),
     ]
     with torch.no_grad(), Recorder(module, interventions=ivs) as rec:
         out, _ = module(x)
@@ -329,7 +329,7 @@ def test_a_recorder_entered_again_uses_the_weights_as_they_are_now():
     torch.manual_seed(9)
     module = nn.LSTM(2, 3, batch_first=True).eval()
     x = torch.randn(1, 5, 2)
-    rec = Recorder(module, interventions=[Intervention("layer0/hidden/1", "constant", value=0.5)])
+    rec = Recorder(module, interventions=[Intervention("layer0/hidden/1", "clamp", value=0.5)])
     with torch.no_grad():
         with rec:
             module(x)
@@ -344,3 +344,31 @@ def test_a_recorder_entered_again_uses_the_weights_as_they_are_now():
         edits=[("hidden", [1], [0.5], None)],
     )
     torch.testing.assert_close(out[0], ref["hidden"], atol=1e-5, rtol=0)
+
+
+def test_one_mode_vocabulary_from_the_command_line_to_the_forward():
+    from lstmprobe.names import Key, Unit
+    from lstmprobe.record import interventions as ivs
+
+    unit = Unit.parse("layer0/cell/2")
+    spelled = Intervention("layer0/cell/2", "clamp:0.5")
+    assert (spelled.mode, spelled.values, spelled.key) == ("clamp", (0.5,), unit.key)
+    assert Intervention(unit, "clamp", value=0.5).values == spelled.values
+    assert Intervention(unit.key, "clamp:-1", units=[2]).targets == (unit,)
+    assert Intervention(Key.parse("layer0/cell"), units=[1, 3]).names == [
+        "layer0/cell/1",
+        "layer0/cell/3",
+    ]
+    ivs._warned.discard("constant")
+    with pytest.warns(FutureWarning, match="'clamp'"):
+        old = Intervention("layer0/cell/2", "constant", value=0.5)
+    assert (old.mode, old.values) == ("clamp", (0.5,))
+    for bad in ("clamp:x", "clamp:nan", "zero:1", "mean:2", "clamp:", "Zero", ""):
+        with pytest.raises(InterventionError, match=r"mode|constant"):
+            Intervention("layer0/cell/2", bad)
+    with pytest.raises(InterventionError, match="disagree"):
+        Intervention("layer0/cell/2", "clamp:1", value=2.0)
+    with pytest.raises(UnitError, match="one unit already"):
+        Intervention(unit, units=[1])
+    with pytest.raises(UnitError, match="non-negative"):
+        Intervention("layer0/cell", units=[-1])

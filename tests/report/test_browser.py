@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
 from lstmprobe.report.html import build_report
 from lstmprobe.store import ActivationStore
+from tests.report.conftest import CHROMIUM, REQUIRED
 
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-)
-REQUIRED = os.environ.get("LSTMPROBE_REQUIRE_BROWSER") == "1"  # CI (.ci/run) sets it
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -29,18 +22,6 @@ def page_path(lstm_store, tmp_path_factory):
     with ActivationStore(lstm_store) as store:
         report = build_report(store, top=2, max_chars=600)
     return report.save(tmp_path_factory.mktemp("browser") / "acts.report.html")
-
-
-@pytest.fixture
-def browser_page():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
-            yield context.new_page()
-        finally:
-            browser.close()
 
 
 def styles(page, selector: str, n: int = 200) -> list[str]:
@@ -141,19 +122,28 @@ def test_the_demo_report_shows_quote_and_indent_units_in_colour(browser_page, tm
     assert errors == []
 
 
-def test_inline_fragment_takes_keys_only_when_focused(lstm_store, browser_page):
+def test_inline_fragment_is_a_sandboxed_frame_that_takes_keys_only_when_focused(
+    lstm_store, browser_page
+):
+    """In a notebook the report is the same page in an <iframe sandbox=allow-scripts srcdoc>:
+    its own policy holds there, and the notebook's page is another origin it cannot reach."""
     with ActivationStore(lstm_store) as store:
         fragment = build_report(store, max_chars=200, figures=False)._repr_html_()
     page = browser_page
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.set_content(f"<html><body><p>notebook</p>{fragment}</body></html>")
-    start = page.input_value(".lpr-index")
+    page.set_content(f"<html><body><p>notebook</p><input id='cell'>{fragment}</body></html>")
+    frame = page.frame_locator("iframe.lstmprobe-report")
+    frame.locator(".lpr-window span").first.wait_for()
+    start = frame.locator(".lpr-index").input_value()
+    page.focus("#cell")
     page.keyboard.press("j")  # a notebook's own keys are left alone
-    assert page.input_value(".lpr-index") == start
-    page.focus(".lpr")
+    assert page.input_value("#cell") == "j" and frame.locator(".lpr-index").input_value() == start
+    frame.locator(".lpr-explorer h2").click()
     page.keyboard.press("j")
-    assert page.input_value(".lpr-index") != start
+    assert frame.locator(".lpr-index").input_value() != start
+    assert page.evaluate("document.querySelector('iframe').contentDocument === null")
+    assert page.evaluate("document.querySelector('iframe').sandbox.value") == "allow-scripts"
     assert errors == []
 
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from lstmprobe.cli import main
 from lstmprobe.report.causal_views import load_ablations, load_dynamics
 from lstmprobe.report.keep_write import keep_write
+from lstmprobe.report.output import unit_parts
 from lstmprobe.store import ActivationStore
 from lstmprobe.store.ablations import read_ablations
 from tests.report.conftest import TEXT
@@ -57,9 +58,11 @@ def test_the_report_shows_every_saved_condition_with_its_numbers(causal_dir, rep
     saved = read_ablations(causal_dir["dir"] / "acts.ablations.h5")
     abl = payload(html)["ablations"]
     assert abl["feature"] == "quote"
-    assert [c["units"] for c in abl["conditions"]] == [c["units"] for c in saved["conditions"]]
+    names = [[u["name"] for u in c["units"]] for c in abl["conditions"]]
+    assert names == [[str(u) for u in c.units] for c in saved.conditions]  # parts and the name
+    assert abl["conditions"][0]["units"][0] == unit_parts(saved.conditions[0].units[0])
     assert len(abl["conditions"]) == 3 and len(abl["conditions"][2]["units"]) == 2
-    for shown, summary in zip(abl["conditions"], saved["summary"]):
+    for shown, summary in zip(abl["conditions"], saved.summary):
         for key in ("delta_on", "delta_off", "positions_on", "positions_off"):
             assert shown[key] == pytest.approx(summary[key], rel=1e-4)
         r = summary["random"]
@@ -69,7 +72,7 @@ def test_the_report_shows_every_saved_condition_with_its_numbers(causal_dir, rep
         assert shown["random"]["p_value"] == pytest.approx(r["p_value"])
         assert shown["verdict"] == summary["verdict"]
     by_unit = abl["by_unit"]
-    both = saved["conditions"][2]["units"]
+    both = [str(u) for u in saved.conditions[2].units]
     assert by_unit[both[0]] == [0, 2] and by_unit[both[1]] == [1, 2]
 
 
@@ -77,10 +80,10 @@ def test_each_char_is_coloured_by_the_loss_change_of_predicting_it(causal_dir, r
     _, html = report
     saved = read_ablations(causal_dir["dir"] / "acts.ablations.h5")
     starts = set(ActivationStore(causal_dir["store"]).sequences[:, 0].tolist())
-    for cond, file_cond in zip(payload(html)["ablations"]["conditions"], saved["conditions"]):
+    for cond, file_cond in zip(payload(html)["ablations"]["conditions"], saved.conditions):
         kinds = [p["kind"] for p in cond["passages"]]
         assert kinds.count("effect") == 2 and kinds.count("change") >= 1
-        delta, rand = file_cond["delta_bits"], file_cond["random_mean_delta_bits"]
+        delta, rand = file_cond.delta_bits, file_cond.random_mean_delta_bits
         shown_max = 0.0
         for p in cond["passages"]:
             assert p["text"] == TEXT[p["start"] : p["start"] + len(p["text"])]
@@ -91,9 +94,7 @@ def test_each_char_is_coloured_by_the_loss_change_of_predicting_it(causal_dir, r
                     continue
                 assert d == pytest.approx(float(delta[t]), rel=1e-3, abs=1e-6)
                 assert p["random"][i] == pytest.approx(float(rand[t]), rel=1e-3, abs=1e-6)
-                assert p["on"][i] == (
-                    None if saved["feature_on"][t] < 0 else saved["feature_on"][t]
-                )
+                assert p["on"][i] == (None if saved.feature_on[t] < 0 else saved.feature_on[t])
                 shown_max = max(shown_max, abs(d))
         # the symmetric range is max |delta| over the shown passages
         assert cond["range"] == pytest.approx(max(shown_max, 1e-3), rel=1e-2)
@@ -114,7 +115,7 @@ def test_dynamics_in_the_payload(causal_dir, report):
     assert set(dyn["units"]) == set(saved["units"])
     u = dyn["units"]["layer1/cell/2"]
     assert u["timescale"] == pytest.approx(saved["units"]["layer1/cell/2"]["timescale"], rel=1e-4)
-    assert [d["from"] for d in u["drivers"]] == [
+    assert [d["from"]["name"] for d in u["drivers"]] == [
         d["from"] for d in saved["units"]["layer1/cell/2"]["drivers"]
     ]
     assert dyn["figures"] == []  # --no-figures

@@ -212,7 +212,7 @@ def test_record_with_gru_then_report(tmp_path):
     result = run("report", "--store", str(path), "-q")
     assert result.exit_code == 0, result.output
     with ActivationStore(path) as store:
-        assert store.sibling("report.html").exists()
+        assert store.recording.report.exists()
 
 
 def test_an_empty_file_as_store_is_one_line(tmp_path):
@@ -236,3 +236,23 @@ def test_the_output_name_and_the_format_agree(lstm_store, tmp_path):
         assert result.exit_code == 1 and said in result.output
         assert len(result.output.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["unit.html"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["proj_store", "overflow_store"])
+def test_report_and_every_figure_of_a_projected_or_overflowed_recording(which, request, tmp_path):
+    """Issue 17, breaks 3 and 4: `report` and `plot distributions` ended in a traceback on a
+    proj_size LSTM (cell H units, hidden P) and on a float16 recording with ±inf."""
+    store = str(request.getfixturevalue(which))
+    out = tmp_path / "report.html"
+    result = run("report", "--store", store, "-o", str(out), "-q")
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    assert out.stat().st_size > 10_000
+    kinds = [("distributions", []), ("saturation", []), ("text", ["-u", "layer0/hidden/1"]),
+             ("gates", ["-u", "layer0/cell/1"]), ("heatmap", ["--key", "layer0/hidden"]),
+             ("dynamics", ["-u", "layer0/cell/1"]), ("separator", ["--char", "\n"])]  # fmt: skip
+    for kind, extra in kinds:
+        png = tmp_path / f"{kind}.png"
+        result = run("plot", kind, "--store", store, "-o", str(png), "-q", *extra)
+        assert result.exit_code == 0 and result.stderr == "", (kind, result.output)
+        assert png.read_bytes().startswith(PNG)

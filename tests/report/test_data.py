@@ -149,8 +149,7 @@ def test_an_old_or_partial_rankings_file_is_read_as_far_as_it_goes(lstm_store, t
     assert ranking is not None and ranking.feature_names == ["quote", "indent"]
     assert len(ranking.rows) == len(saved["rows"]) - 1
     assert warnings == [
-        f"{path}: ignored what cannot be used: no format_version; row 1: rank None is not a "
-        "positive integer"
+        f"{path}: ignored what cannot be used: format_version: missing; rows[1].rank: missing"
     ]
     path.write_text("{not json")
     again = r"not valid JSON.*rank the recording again: `rank_units"
@@ -174,8 +173,7 @@ def test_the_report_command_opens_a_partial_rankings_file_and_says_what_it_left_
     result = CliRunner().invoke(main, [*args, "--no-figures", "--max-chars", "200", "--json", "-q"])
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == (
-        f"warning: {path}: ignored what cannot be used: row 0: rank 'first' is not a positive "
-        "integer"
+        f"warning: {path}: ignored what cannot be used: rows[0].rank: 'first' is not an integer"
     )
     assert json.loads(result.stdout)["features"] == ["quote", "indent"] and out.exists()
 
@@ -191,14 +189,17 @@ def test_the_sweeps_bins_equal_the_plain_reference(dtype):
     u = x.shape[1]
     acc = [np.zeros(u), np.zeros(u), np.zeros(u, np.int64), np.zeros(u, np.int64),
            np.empty(u, np.float32), np.empty(u, np.float32)]  # fmt: skip
+    bad = (np.zeros(u, np.int64), np.zeros(u, np.int64), np.zeros(u, np.int64))
     hist = np.zeros((2 * N_BINS, u), dtype=np.int64)
-    sweep(x[:700], False, 0.1, *acc, hist)  # two chunks
-    sweep(x[700:], False, 0.1, *acc, hist)
-    for j in range(u):
-        want = np.bincount(abs_bins(x[:, j].astype(np.float32)), minlength=2 * N_BINS)
+    sweep(x[:700], False, 0.1, *acc, bad, hist)  # two chunks
+    sweep(x[700:], False, 0.1, *acc, bad, hist)
+    for j in range(u):  # the finite values only: ±inf and NaN are counted apart
+        v = x[:, j].astype(np.float32)
+        want = np.bincount(abs_bins(v[np.isfinite(v)]), minlength=2 * N_BINS)
         np.testing.assert_array_equal(hist[:, j], want)
+    assert [b.sum() for b in bad] == [1, 1, 1]
     gates = np.zeros((2 * N_BINS, u), dtype=np.int64)
-    sweep(x, True, 0.1, *acc, gates)
+    sweep(x, True, 0.1, *acc, bad, gates)
     assert gates.sum() == 0  # a gate's range is [0, 1]: no bins
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 
@@ -33,8 +34,10 @@ def test_the_page_is_self_contained(report):
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     assert "fetch(" not in page and "XMLHttpRequest" not in page
     assert "j</kbd>" in page and "?</kbd>" in page  # shortcuts listed on the page
-    assert report._repr_html_().startswith("<style>")  # the notebook fragment
-    assert "<html" not in report._repr_html_()
+    fragment = report._repr_html_()  # the notebook's: the same page in a sandboxed frame
+    assert fragment.startswith('<iframe class="lstmprobe-report" sandbox="allow-scripts" ')
+    assert "<html" not in fragment and "<script" not in fragment and "<style" not in fragment
+    assert html.unescape(fragment.split(' srcdoc="', 1)[1].rsplit('"></iframe>', 1)[0]) == page
 
 
 def test_embedded_values_decode_to_the_recording_within_one_step(report, lstm_store):
@@ -70,14 +73,15 @@ def test_ranked_features_get_tables_thresholds_and_passages(report, lstm_store):
             assert p["text"] == store.read_text(p["start"], p["start"] + len(p["text"]))
             assert len(p["labels"]) == len(p["text"])
     top = quote["rows"][0]["unit"]
-    assert [r[0] for r in d["ranks"][top]] == ["quote", "indent"]  # the unit card's scores
+    assert top == {**top, "layer": int(top["name"][5]), "direction": "forward"}  # parts
+    assert [r[0] for r in d["ranks"][top["name"]]] == ["quote", "indent"]  # the unit card's scores
 
 
 def test_without_a_ranking_every_unit_is_shown_in_layer_order(bare_store):
     with ActivationStore(bare_store) as store:
         rep = build_report(store, max_chars=100, figures=False)
         d = payload(rep.html)
-        assert d["features"] == [] and d["initial"] == "layer0/input_gate/0"
+        assert d["features"] == [] and d["initial"]["name"] == "layer0/input_gate/0"
         assert rep.manifest["units_shown"] == rep.manifest["units_total"] == 36
         with pytest.raises(ReportError, match=r"rank it first: `rank_units\(store=") as info:
             build_report(store, features=["quote"])
@@ -122,3 +126,46 @@ def test_the_package_exports_figures_and_the_report_lazily():
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
         == "False"
     )
+
+
+def test_no_figures_draws_no_probe_curve_either(lstm_store):
+    """Issue 17, caveat 8: `--no-figures` still drew each feature's top-k probe curve."""
+    from lstmprobe.probes import rank_units
+
+    with ActivationStore(lstm_store) as store:
+        ranking = rank_units(store, ["quote"], n_blocks=5, n_boot=20)
+        assert ranking.features["quote"].curve
+        without = build_report(store, ranking=ranking, max_chars=100, figures=False)
+        assert "data:image/png" not in without.html
+        assert payload(without.html)["features"][0]["curve"] is None
+        drawn = build_report(store, ranking=ranking, max_chars=100, figures=True)
+        assert payload(drawn.html)["features"][0]["curve"].startswith("data:image/png;base64,")
+
+
+def test_the_pages_scripts_never_write_markup():
+    """Issue 17, break 1: data reached innerHTML. Every script of the page (each .js asset,
+    those added later included) builds nodes with textContent, never markup or a loader."""
+    from importlib.resources import files
+
+    scripts = sorted(p for p in files("lstmprobe.report").joinpath("assets").iterdir()
+                     if p.name.endswith(".js"))  # fmt: skip
+    assert {p.name for p in scripts} >= {"report.js", "causal.js"}
+    sinks = ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "setAttribute",
+             "eval(", "Function(", "srcdoc", ".href", "location", "fetch(", "XMLHttpRequest",
+             "import(", "createContextualFragment", "DOMParser", "open(")  # fmt: skip
+    for script in scripts:
+        text = script.read_text(encoding="utf-8")
+        assert [s for s in sinks if s in text] == [], script.name
+
+
+def test_the_policy_denies_everything_the_page_does_not_embed(report):
+    page = report.html
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page)
+    directives = dict(d.strip().split(" ", 1) for d in policy.group(1).split(";"))
+    assert directives["default-src"] == "'none'" and directives["img-src"] == "data:"
+    for name in ("base-uri", "form-action", "frame-src", "connect-src", "object-src"):
+        assert directives[name] == "'none'", name
+    assert re.fullmatch(r"'sha256-[A-Za-z0-9+/=]+'", directives["script-src"])
+    assert re.fullmatch(r"'sha256-[A-Za-z0-9+/=]+'", directives["style-src"])
+    assert page.count("<meta ") == 3 and page.index("</head>") > page.rindex("<meta ")
+    assert page.count("<script") == 2 and "<base" not in page and "<form" not in page

@@ -9,6 +9,7 @@ from lstmprobe.errors import ReportError, UnitError, for_cli
 from lstmprobe.probes import rank_units
 from lstmprobe.report import data, stat_figures
 from lstmprobe.store import ActivationStore
+from lstmprobe.store.dynamics import Dynamics, read_dynamics
 
 
 @pytest.fixture(autouse=True)
@@ -66,17 +67,18 @@ def test_a_gru_has_no_gate_to_saturate_when_none_was_recorded(gru_store):
 def test_probe_curve_draws_held_out_and_control_per_k(lstm_store):
     with ActivationStore(lstm_store) as store:
         ranking = rank_units(store, ["quote"], probe=True, n_boot=20, k_max=2)
-    curve = ranking.features["quote"]["curve"]
+    curve = ranking.features["quote"].curve or ()
     ax = stat_figures.probe_curve(ranking, "quote")
     held_out, control = ax.get_lines()
-    assert list(held_out.get_ydata()) == [c["test_metric"] for c in curve]
-    assert list(control.get_ydata()) == [c["control_metric"] for c in curve]
+    assert list(held_out.get_ydata()) == [c.test_metric for c in curve]
+    assert list(control.get_ydata()) == [c.control_metric for c in curve]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "all"]
 
 
 def test_timescales_count_the_units_of_each_bin(causal_dir):
-    dyn = json.loads((causal_dir["dir"] / "acts.dynamics.json").read_text())
-    fig = stat_figures.timescales(dyn)
+    saved = causal_dir["dir"] / "acts.dynamics.json"
+    dyn = json.loads(saved.read_text())
+    fig = stat_figures.timescales(read_dynamics(saved))
     ax = fig.axes[0]
     layers = dyn["layers"]
     bins = list(next(iter(layers.values()))["timescales"]["counts"])
@@ -84,7 +86,7 @@ def test_timescales_count_the_units_of_each_bin(causal_dir):
     expected = [layers[name]["timescales"]["counts"].get(b, 0) for name in layers for b in bins]
     assert heights == expected
     with pytest.raises(ReportError, match="no layer"):
-        stat_figures.timescales({"layers": {}})
+        stat_figures.timescales(Dynamics("", {}, {}))
 
 
 def test_separators_grouped_by_any_feature_at_the_separator(task_store):
@@ -104,26 +106,6 @@ def test_separators_grouped_by_any_feature_at_the_separator(task_store):
         assert sorted(set(first.groups)) == ["0", "1"]
 
 
-def test_stat_figures_leave_out_infinite_values_and_say_so(tmp_path):
-    from tests.stores import BASE, build_store
-
-    path = build_store(tmp_path / "acts.h5", BASE * 4)
-    with ActivationStore(path) as store:
-        cell = store.read("layer0/cell")
-    import h5py
-
-    with h5py.File(path, "r+") as f:  # a recording whose values overflowed
-        cell[3, 0], cell[7, 2], cell[9, 2] = np.inf, -np.inf, np.nan
-        f["layer0/cell"][...] = cell
-    with ActivationStore(path) as store:
-        fig = stat_figures.distributions(store)
-        assert "3 non-finite values left out" in fig.axes[0].get_title(loc="left")
-        stops = data.separator_values(store, "layer0/cell", "\n", group_by="count")
-        sep = stat_figures.separator(stops)
-        assert np.isfinite(stat_figures._eta_squared(stops.values, stops.groups)).all()
-        assert sep.axes
-
-
 def test_a_projected_lstm_draws_cell_and_hidden_apart(tmp_path):
     from tests.report.conftest import TEXT, record
 
@@ -136,3 +118,24 @@ def test_a_projected_lstm_draws_cell_and_hidden_apart(tmp_path):
         assert len(cells.get_xticklabels()) == 4 and len(hidden.get_xticklabels()) == 2
         sep = data.separator_values(store, "layer0/hidden", "\n")
         assert stat_figures.separator(sep).axes
+
+
+# --- recordings of the real world: float16 overflow (issue 17, break 4) ---
+
+
+def test_an_overflowed_recording_is_drawn_with_its_infinities_counted(overflow_store):
+    with ActivationStore(overflow_store) as store:
+        hidden = store.read("layer0/hidden")
+        n_inf = int(np.isinf(hidden).sum())
+        assert n_inf > 1000  # the fixture overflows
+        fig = stat_figures.distributions(store, "layer0")
+        assert "non-finite values left out" in fig.axes[0].get_title(loc="left")
+        stops = data.separator_values(store, "layer0/hidden", "\n", group_by="count")
+        assert np.isfinite(stat_figures._eta_squared(stops.values, stops.groups)).all()
+        stats = data.summarize(store)
+        s = stats["layer0/hidden"]
+        assert int(s.posinf.sum() + s.neginf.sum()) == n_inf and not s.nan.any()
+        assert np.isfinite(s.mean).all() and np.isfinite(s.max_abs).all()
+        sep = data.separator_values(store, "layer0/hidden", "\n")
+        title = stat_figures.separator(sep).axes[0].get_title(loc="left")
+        assert "infinite" in title and "drawn at the ends of the scale" in title

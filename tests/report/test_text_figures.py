@@ -110,3 +110,64 @@ def test_keep_write_stacks_the_two_terms_over_the_chars(lstm_store):
             glyph(c) for c in store.read_text(5, 8)
         ]
         assert "positions 5..45" in fig.get_suptitle()
+
+
+# --- values that are not finite are drawn and counted, never a crash (issue 17, 3 and 7) ---
+
+
+def test_nan_is_grey_and_infinities_are_clipped_and_outlined():
+    from lstmprobe.report.colors import MISSING_RGB
+
+    scale = scale_for("layer0/cell", max_abs=2.0)
+    values = np.array([np.nan, np.inf, -np.inf, 1.0])
+    ax = text_figures.colored_text("abcd", values, scale, width=10)
+    grid = ax.images[0].get_array()
+    pal = lut("diverging")
+    np.testing.assert_array_equal(grid[0, 0], MISSING_RGB)
+    np.testing.assert_array_equal(grid[0, 1], pal[255])
+    np.testing.assert_array_equal(grid[0, 2], pal[0])
+    assert len(ax.patches) == 2  # the two infinite chars outlined
+    assert (
+        ax.get_title(loc="left")
+        .replace("\n", " ")
+        .endswith(  # wrapped to the width
+            "; 2 infinite (1 +inf, 1 -inf): drawn at the ends of the scale, outlined; 1 NaN: grey"
+        )
+    )
+
+
+def test_an_all_nan_unit_is_drawn_grey(tmp_path):
+    """A unit whose every value is NaN (a damaged or diverged recording): `plot text` draws it."""
+    from click.testing import CliRunner
+
+    from lstmprobe.cli import main
+    from lstmprobe.store import RecordingSpec, StoreWriter
+    from lstmprobe.text import Vocab, sequences
+
+    text = "a quiet line\n" * 30
+    vocab = Vocab.from_text(text)
+    values = np.random.default_rng(0).normal(size=(len(text), 3)).astype(np.float32)
+    values[:, 1] = np.nan
+    spec = RecordingSpec(vocab.encode(text), sequences(text), vocab, {"layer0/cell": 3}, {},
+                         "0" * 64, "0" * 64, False, {})  # fmt: skip
+    writer = StoreWriter(tmp_path / "acts.h5", spec)
+    writer.write(0, {"layer0/cell": values})
+    path = writer.finish()
+    with ActivationStore(path) as store:
+        ax = text_figures.unit_text(store, "layer0/cell/1", length=100).axes[0]
+        assert ax.get_title(loc="left").endswith("; 100 NaN: grey")
+    out = tmp_path / "unit.png"
+    result = CliRunner().invoke(main, ["plot", "text", "--store", str(path), "-u",
+                                       "layer0/cell/1", "-o", str(out), "-q"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 1000
+
+
+def test_overflowed_units_in_heatmap_and_keep_write(overflow_store):
+    with ActivationStore(overflow_store) as store:
+        stats = data.summarize(store, ["layer0/hidden"])["layer0/hidden"]
+        ax = text_figures.heatmap(store, "layer0/hidden", 0, 200, stats=stats)
+        assert "infinite" in ax.get_title(loc="left")
+        assert np.isfinite(ax.images[0].get_array()).all()
+        fig = text_figures.keep_write(store, "layer0/cell/1", 0, 60)
+        assert fig is not None

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from lstmprobe.report.colors import scale_for
 from lstmprobe.report.theme import THEME, add_colorbar, glyph, grid_shape, layout, themed
@@ -41,3 +44,36 @@ def test_figures_draw_under_the_theme_and_leave_the_defaults_alone():
     np.testing.assert_allclose(bar.mappable.get_clim(), (-3.0, 3.0))
     assert bar.ax.get_ylabel() == "value"
     plt.close(fig)
+
+
+@pytest.mark.slow
+def test_a_notebook_shows_the_figures_of_every_cell(tmp_path) -> None:
+    """In Jupyter the first figure sets the inline backend up, which turns interactive mode on;
+    the theme must leave it on, or no cell after the first shows its figures (it did not:
+    ``matplotlib.rc_context`` restored every parameter, interactive mode included)."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = Path(__file__).resolve().parents[2]
+    draw = (
+        "from lstmprobe.report.theme import themed\n"
+        "@themed\n"
+        "def draw():\n"
+        "    import matplotlib.pyplot as plt\n"
+        "    return plt.subplots(figsize=(1, 1))[0]\n"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(draw),
+        *(nbformat.v4.new_code_cell("draw();") for _ in range(3)),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute(env=env, cwd=str(tmp_path))
+    shown = [sum("image/png" in o.get("data", {}) for o in c.outputs) for c in nb.cells[1:]]
+    assert shown == [1, 1, 1]

@@ -34,7 +34,14 @@ def test_the_profile_figure_draws_each_mean_with_its_spread(task_store):
 
 
 def condition(draws, chosen=0.5, n=None):  # type: ignore[no-untyped-def]
+    """An ablation condition as ``ablate --json`` writes it, read back."""
+    from lstmprobe.store.ablations import AblationCondition
+
     n = len(draws) if n is None else n
+    return AblationCondition.from_dict(_condition(draws, chosen, n), "c", [])
+
+
+def _condition(draws, chosen, n):  # type: ignore[no-untyped-def]
     return {
         "units": ["layer0/cell/7"],
         "mode": "zero",

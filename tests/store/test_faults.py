@@ -31,6 +31,7 @@ from lstmprobe.models import load_model, save_checkpoint
 from lstmprobe.record import RecordOptions, record_corpus
 from lstmprobe.store import (
     ActivationStore,
+    Recording,
     RecordingSpec,
     StoreWriter,
     partial_path,
@@ -126,7 +127,7 @@ def test_ablations_and_figures_follow_the_umask(tmp_path, mask):
         write_ablations(
             tmp_path / "acts.ablations.h5",
             base_bits=np.ones(4),
-            conditions=[{"units": ["0:h:1"], "mode": "zero", "value": None}],
+            conditions=[{"units": ["layer0/cell/1"], "mode": "zero", "value": None}],
             deltas=[np.zeros(4)],
             random_deltas=[None],
         )
@@ -134,7 +135,7 @@ def test_ablations_and_figures_follow_the_umask(tmp_path, mask):
     for name in ("acts.ablations.h5", "unit.png"):
         assert mode(tmp_path / name) == expected, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acts.ablations.h5", "unit.png"]
-    assert read_ablations(tmp_path / "acts.ablations.h5")["base_bits"].tolist() == [1.0] * 4
+    assert read_ablations(tmp_path / "acts.ablations.h5").base_bits.tolist() == [1.0] * 4
 
 
 # --- write errors: one line, nothing marked written that is not on disk, exact resume ---
@@ -258,6 +259,41 @@ def test_a_full_disk_stops_with_one_line_and_resume_is_exact(
     assert_same_recording(out / "resumed.h5", reference)
 
 
+DERIVED_FULL = """
+set -u
+mount -t tmpfs -o size=$SIZE tmpfs "$DISK"
+cp "$STORE" "$DISK/acts.h5"
+head -c $FILL /dev/zero > "$DISK/filler" 2>/dev/null
+cd "$DISK"
+"$LSTMPROBE" find-neurons -f quote --no-probe -q 2> "$OUT/rankings.err"
+"$LSTMPROBE" report --no-figures -q 2> "$OUT/report.err"
+"$LSTMPROBE" plot text -u layer0/cell/1 -q 2> "$OUT/plot.err"
+ls -a > "$OUT/ls"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _namespace_works(), reason="needs unshare -rm and tmpfs mounts")
+def test_a_full_disk_names_the_derived_file_it_could_not_write(tmp_path):
+    """Issue 17, caveat 8: the rankings, the report and a figure said only "cannot use: No space
+    left on device"; each now names its file, and leaves nothing behind."""
+    from tests.stores import BASE, build_store
+
+    store = build_store(tmp_path / "acts.h5", BASE * 6)
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    size = store.stat().st_size + 12_000  # the store fits, with room for what it reads
+    env = {**os.environ, "SIZE": str(size), "DISK": str(disk), "OUT": str(out),
+           "STORE": str(store), "FILL": "8000", "LSTMPROBE": LSTMPROBE}  # fmt: skip
+    subprocess.run(["unshare", "-rm", "sh", "-c", DERIVED_FULL], env=env, check=True, timeout=300)
+    for name, target in (("rankings", "acts.rankings.json"), ("report", "acts.report.html"),
+                         ("plot", "acts.text.png")):  # fmt: skip
+        one_line((out / f"{name}.err").read_text(), "no space left on device while writing",
+                 f"writing {target};", "free space")  # fmt: skip
+    assert sorted((out / "ls").read_text().split()) == [".", "..", "acts.h5", "filler"]
+
+
 # --- two writers, a kill while finishing, leftovers of a failed creation ---
 
 
@@ -337,7 +373,7 @@ def test_a_bad_resume_state_file_is_one_line(tmp_path, model_and_corpus, vocab, 
     loaded.model.forward = interrupted
     with pytest.raises(KeyboardInterrupt):
         record_corpus(loaded, corpus_path.read_text(), out, RecordOptions(chunk_size=64))
-    state = partial_path(out).with_name("acts.h5.partial.state")
+    state = Recording.at(out).resume_state
     assert state.exists()
     if content == "text":
         state.write_text("hello\n")

@@ -942,3 +942,46 @@ def test_the_space_reserved_holds_the_whole_uncompressed_file(tmp_path: Path) ->
     bound = recording_bytes(list(layout.values()), "float16", len(text), cp,
                             n_sequences=len(sequences(text, "line")))  # fmt: skip
     assert path.stat().st_size <= bound
+
+
+def test_the_finite_check_of_float16_agrees_with_numpy_on_every_value() -> None:
+    from lstmprobe.store.writer import all_finite_float16
+
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    finite = np.isfinite(every)
+    assert finite.sum() == (1 << 16) - 2 * 1024  # ±inf and 2046 NaNs are the others
+    for bits in range(0, 1 << 16, 7):  # one value in a row of finite ones, 9,363 of them
+        row = np.ones((3, 5), dtype=np.float16)
+        row[1, 2] = every[bits]
+        assert all_finite_float16(row) == bool(finite[bits]), hex(bits)
+    for bits in (0x7BFF, 0x7C00, 0x7C01, 0x7FFF, 0xFBFF, 0xFC00, 0xFE00, 0xFFFF, 0x8000):
+        assert all_finite_float16(every[bits : bits + 1]) == bool(finite[bits]), hex(bits)
+        column = np.zeros((4, 3), dtype=np.float16)
+        column[2, 1] = every[bits]
+        assert all_finite_float16(column[:, 1]) == bool(finite[bits])  # not contiguous
+    assert all_finite_float16(np.zeros((0, 4), dtype=np.float16))
+
+
+def test_writes_without_commit_count_only_once_synced_and_marked(tmp_path: Path) -> None:
+    """``commit=False`` leaves the progress marker where it was: a resume continues from the
+    last mark, which never passes what a sync made durable."""
+    text = corpus(900)
+    path = tmp_path / "acts.h5"
+    w = writer(path, text)
+    w.write(0, values(LAYOUT, 0, 300), logprob(0, 300), commit=False)
+    assert (w.written, w.committed) == (300, 0)
+    with pytest.raises(StoreError, match="0 are durable"):
+        w.mark(300)  # not synced yet
+    assert w.sync() == 300
+    w.write(300, values(LAYOUT, 300, 600), logprob(300, 600), commit=False)
+    with pytest.raises(StoreError, match="300 are durable"):
+        w.mark(600)
+    w.mark(300)
+    w.close()
+    with ActivationStore(partial_path(path), require_complete=False) as store:
+        assert store.positions_written == 300
+    w = writer(path, text, resume=True)
+    assert (w.written, w.committed) == (300, 300)
+    w.write(300, values(LAYOUT, 300, 900), logprob(300, 900), commit=False)
+    assert w.finish() == path  # finishing makes the rest durable and marks it first
+    assert_same_contents(path, record(tmp_path / "ref.h5", text, step=300))

@@ -7,7 +7,7 @@ function lstmprobeProfile(root, D, api) {
   function num(x) { return x === null || x === undefined || isNaN(x) ? "\u2013" : (x >= 0 ? "+" : "\u2212") + Math.abs(+x).toFixed(2); }
   function card(u, box) {
     if (!P || !box) return;
-    var L = P[u.key.layer]; if (!L) return;
+    var L = Object.prototype.hasOwnProperty.call(P, u.key.layer_name) ? P[u.key.layer_name] : null; if (!L) return;
     var j = L.indices.indexOf(u.index); if (j < 0) return;
     var wrap = el("div", undefined, "lpr-profile");
     wrap.appendChild(el("h4", "Profile of unit " + u.index + " by the char just read"));
