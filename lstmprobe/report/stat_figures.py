@@ -120,7 +120,7 @@ def distributions(
     n_units = max(widths)
     shown = min(n_units, BOX_UNITS)
     fig, axes = plt.subplots(
-        len(panels) + 1, 1, figsize=(min(14, 3.5 + 0.09 * shown * (2 if shared else 1)),
+        len(panels) + 1, 1, figsize=(min(14, 6 + 0.09 * shown * (2 if shared else 1)),
                                      2.6 * len(panels) + 2.2),
         layout="constrained", squeeze=False,
     )  # fmt: skip
@@ -156,11 +156,12 @@ def distributions(
         if widths[0] != widths[1]
         else ""
     )
-    axes[0, 0].set_title(
+    title = (
         f"{layer}: {pair[0]} vs {pair[1]} per unit{proj}, {len(rows):,} of {n_pos:,} sampled "
-        f"positions ({len(windows)} evenly spaced windows){more}{bad}",
-        loc="left",
+        f"positions ({len(windows)} evenly spaced windows){more}{bad}"
     )
+    wide = int(fig.get_size_inches()[0] * 12)  # chars: the title keeps to the figure's width
+    axes[0, 0].set_title("\n".join(textwrap.wrap(title, wide)), loc="left")
     pooled = axes[-1, 0]
     everything = []
     for q, v in zip(pair, data):
@@ -281,7 +282,9 @@ def separator(
     ax.set_xlabel(f"{len(groups)} sequences, grouped by {how}")
     ax.set_ylabel("unit (best-separating first)")
     head = f"{sep.key} at the first {glyph(sep.char)!r} of each sequence{note}"
-    ax.set_title("\n".join([head, *textwrap.wrap(scale.describe(), int(width * 14))]), loc="left")
+    wide = int(width * 13)  # chars: the title keeps to the figure's width
+    ax.set_title("\n".join([*textwrap.wrap(head, wide), *textwrap.wrap(scale.describe(), wide)]),
+                 loc="left")  # fmt: skip
     beyond = bool(np.any(scale.beyond(np.nan_to_num(shown))))
     fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01, extend="both" if beyond else "neither")
     records = [

@@ -263,7 +263,7 @@ def heatmap(
     n_units = values.shape[1]
     if ax is None:
         fig, ax = plt.subplots(
-            figsize=(min(12, 2 + 0.06 * (b - a)), min(8, 1.5 + 0.03 * n_units)),
+            figsize=(min(12, 2 + 0.06 * (b - a)), min(8, 2.2 + 0.1 * n_units)),  # rows readable
             layout="constrained",
         )
     fig = ax.figure
@@ -284,7 +284,9 @@ def heatmap(
         ax.set_yticks(np.arange(n_units))
         ax.set_yticklabels(labels)
     ax.set_ylabel("unit")
-    ax.set_title(f"{key}: all {n_units} units\n{scale.describe()}{note}", loc="left")
+    wide = max(60, int(ax.get_position().width * fig.get_size_inches()[0] * 14))  # chars
+    lines = textwrap.wrap(f"{scale.describe()}{note}", wide)  # the figure keeps its width
+    ax.set_title("\n".join([f"{key}: all {n_units} units", *lines]), loc="left")
     beyond = bool(np.any(scale.beyond(values[np.isfinite(values)])))
     fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01, extend="both" if beyond else "neither")
     return ax

@@ -37,7 +37,7 @@ def test_distributions_compare_cell_and_hidden(lstm_store):
     with ActivationStore(lstm_store) as store:
         fig = stat_figures.distributions(store, "layer1")
         boxes, pooled = fig.axes
-        assert "cell vs hidden" in boxes.get_title(loc="left")
+        assert "cell vs hidden" in boxes.get_title(loc="left").replace("\n", " ")
         assert boxes.get_yscale() == "linear"  # a readable axis, no symlog
         assert boxes.get_legend().get_bbox_to_anchor() is not None  # beside, not over, a unit
         legend = [t.get_text() for t in pooled.get_legend().get_texts()]
@@ -114,7 +114,9 @@ def test_a_projected_lstm_draws_cell_and_hidden_apart(tmp_path):
         assert store.n_units("layer0/cell") == 4 and store.n_units("layer0/hidden") == 2
         fig = stat_figures.distributions(store)
         cells, hidden = fig.axes[:2]
-        assert "projected: 2 hidden units, 4 cells" in cells.get_title(loc="left")
+        assert "projected: 2 hidden units, 4 cells" in cells.get_title(loc="left").replace(
+            "\n", " "
+        )
         assert len(cells.get_xticklabels()) == 4 and len(hidden.get_xticklabels()) == 2
         sep = data.separator_values(store, "layer0/hidden", "\n")
         assert stat_figures.separator(sep).axes
@@ -129,7 +131,7 @@ def test_an_overflowed_recording_is_drawn_with_its_infinities_counted(overflow_s
         n_inf = int(np.isinf(hidden).sum())
         assert n_inf > 1000  # the fixture overflows
         fig = stat_figures.distributions(store, "layer0")
-        assert "non-finite values left out" in fig.axes[0].get_title(loc="left")
+        assert "non-finite values left out" in fig.axes[0].get_title(loc="left").replace("\n", " ")
         stops = data.separator_values(store, "layer0/hidden", "\n", group_by="count")
         assert np.isfinite(stat_figures._eta_squared(stops.values, stops.groups)).all()
         stats = data.summarize(store)
@@ -137,5 +139,5 @@ def test_an_overflowed_recording_is_drawn_with_its_infinities_counted(overflow_s
         assert int(s.posinf.sum() + s.neginf.sum()) == n_inf and not s.nan.any()
         assert np.isfinite(s.mean).all() and np.isfinite(s.max_abs).all()
         sep = data.separator_values(store, "layer0/hidden", "\n")
-        title = stat_figures.separator(sep).axes[0].get_title(loc="left")
+        title = stat_figures.separator(sep).axes[0].get_title(loc="left").replace("\n", " ")
         assert "infinite" in title and "drawn at the ends of the scale" in title

@@ -83,7 +83,7 @@ def test_heatmap_colours_each_cell_row_by_its_units_own_range(lstm_store):
         stats = data.summarize(store)
         ax = text_figures.heatmap(store, "layer1/cell", 10, 60, stats=stats["layer1/cell"])
         assert ax.images[0].get_array().shape == (3, 60)
-        assert "range end on its side of 0" in ax.get_title(loc="left")
+        assert "range end on its side of 0" in ax.get_title(loc="left").replace("\n", " ")
         raw = store.read("layer1/cell", 10, 70)
         scales = [stats["layer1/cell"].scale(j) for j in range(3)]
         top = np.array([sc.vmax for sc in scales])
@@ -155,7 +155,7 @@ def test_an_all_nan_unit_is_drawn_grey(tmp_path):
     path = writer.finish()
     with ActivationStore(path) as store:
         ax = text_figures.unit_text(store, "layer0/cell/1", length=100).axes[0]
-        assert ax.get_title(loc="left").endswith("; 100 NaN: grey")
+        assert ax.get_title(loc="left").replace("\n", " ").endswith("; 100 NaN: grey")
     out = tmp_path / "unit.png"
     result = CliRunner().invoke(main, ["plot", "text", "--store", str(path), "-u",
                                        "layer0/cell/1", "-o", str(out), "-q"])  # fmt: skip
@@ -167,7 +167,7 @@ def test_overflowed_units_in_heatmap_and_keep_write(overflow_store):
     with ActivationStore(overflow_store) as store:
         stats = data.summarize(store, ["layer0/hidden"])["layer0/hidden"]
         ax = text_figures.heatmap(store, "layer0/hidden", 0, 200, stats=stats)
-        assert "infinite" in ax.get_title(loc="left")
+        assert "infinite" in ax.get_title(loc="left").replace("\n", " ")
         assert np.isfinite(ax.images[0].get_array()).all()
         fig = text_figures.keep_write(store, "layer0/cell/1", 0, 60)
         assert fig is not None
