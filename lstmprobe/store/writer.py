@@ -42,7 +42,7 @@ from lstmprobe.store._format import (
 )
 from lstmprobe.store._resume import open_resume, partial_complete
 from lstmprobe.store.checksum import ATTR as CHECKSUM_ATTR
-from lstmprobe.store.checksum import checksummed, dataset_checksum
+from lstmprobe.store.checksum import Checksum, checksummed, dataset_checksum
 from lstmprobe.store.recording import Recording
 from lstmprobe.text import Vocab
 
@@ -166,6 +166,9 @@ class StoreWriter:
         self._warn = warn
         self._overflowed: set[str] = set()  # datasets already warned about
         self._datasets: dict[str, h5py.Dataset] = {}  # of the open file, by name
+        # the checksums of the values written, fed as they are written from position 0; None
+        # after a resume or a rewind (finish then reads the datasets back)
+        self._running: dict[str, Checksum] | None = None
 
         contents = check_contents(spec, compression, chunk_positions)
         dtype = spec.dtype
@@ -286,6 +289,9 @@ class StoreWriter:
             self.partial, self._lock_fd, header, contents=self._contents, cp=cp
         )
         self._chunk_positions = cp
+        self._running = {
+            name: Checksum() for name in checksummed(self.layout, self.has_next_logprob)[2:]
+        }
 
     def _open_resume(self, identity: dict) -> None:
         resumed = open_resume(self.partial, identity, self._tokens, self.n_positions)
@@ -371,11 +377,17 @@ class StoreWriter:
             return
         self._check_writable()
         stop = start + n
+        running = self._running
         try:
             for k, v in values.items():
-                self._dataset(f, k)[start:stop] = self._cast(k, v, start)
+                cast = self._cast(k, v, start)
+                self._dataset(f, k)[start:stop] = cast
+                if running is not None:
+                    running[k].update(cast)
             if lp is not None:
                 self._dataset(f, "next_logprob")[start:stop] = lp
+                if running is not None:
+                    running["next_logprob"].update(lp)
             f.flush()  # to the operating system, so that a sync() covers them
         except (OSError, RuntimeError) as exc:
             self._failed = True
@@ -477,6 +489,7 @@ class StoreWriter:
             self._failed = True
             raise StoreError(write_error(exc, self.partial)) from None
         self.written = self.committed = self._synced = position
+        self._running = None  # the values before `position` are read back at finish
         return position
 
     def _sync(self) -> None:
@@ -536,10 +549,18 @@ class StoreWriter:
         return self.path
 
     def _checksums(self, f: h5py.File) -> dict[str, str]:
-        """The checksum of every checksummed dataset, read back from the file (docs/store-format.md)."""
+        """The checksum of every checksummed dataset (docs/store-format.md): the recorded
+        values' as they were written (a recording written in one go), the others read back
+        from the file (the tokens and sequences; every dataset after a resume or a rewind)."""
         names = checksummed(self.layout, self.has_next_logprob)
+        running = self._running or {}
         try:
-            return {name: dataset_checksum(dataset(f, name)) for name in names}
+            return {
+                name: running[name].hexdigest()
+                if name in running
+                else dataset_checksum(dataset(f, name))
+                for name in names
+            }
         except (OSError, RuntimeError) as exc:
             self._failed = True
             raise StoreError(write_error(exc, self.partial, "finishing")) from None

@@ -148,3 +148,28 @@ def test_an_unfinished_recording_has_placeholders_of_the_final_size(tmp_path: Pa
         for name in checksummed(LAYOUT, False):
             assert f[name].attrs[ATTR] == PENDING.encode()
             assert f[name].attrs.get_id(ATTR).dtype.itemsize == 64
+
+
+@pytest.mark.parametrize("how", ["resumed", "rewound"])
+def test_the_checksums_of_a_resumed_or_rewound_recording_are_its_values(
+    tmp_path: Path, how: str
+) -> None:
+    """A recording written in one go hashes its values as they are written; after a resume or
+    a rewind the values before it were not seen by this writer, and are read back instead."""
+    from tests.store.test_store import logprob, values, writer
+
+    text = "ab\ncd\n" * 300
+    path, n = tmp_path / "acts.h5", len(text)
+    w = writer(path, text)
+    w.write(0, values(LAYOUT, 0, 500), logprob(0, 500))
+    if how == "resumed":
+        w.close()
+        w = writer(path, text, resume=True)
+    else:
+        w.write(500, values(LAYOUT, 500, 900, seed=1), logprob(500, 900))  # then taken back
+        w.rewind(500)
+    w.write(500, values(LAYOUT, 500, n), logprob(500, n))
+    w.finish()
+    with h5py.File(path, "r") as f:
+        for name in checksummed(LAYOUT, True):
+            assert f[name].attrs[ATTR].decode() == dataset_checksum(f[name]), name
