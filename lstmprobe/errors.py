@@ -78,6 +78,16 @@ class AblationError(LstmprobeError, ValueError):
     """An ablation that cannot be measured as asked."""
 
 
+class AttributionError(LstmprobeError, ValueError):
+    """An attribution that cannot be computed as asked (a position beyond the text, a model
+    that is not a unidirectional char model, a bad method or step count)."""
+
+
+class DynamicsError(LstmprobeError, ValueError):
+    """A state-space analysis that cannot be done as asked (no state to project, a fixed-point
+    search that does not converge)."""
+
+
 class ReportError(LstmprobeError, ValueError):
     """A figure or report cannot be made or written (bad output path, nothing to show)."""
 
@@ -147,6 +157,14 @@ CLI_FLAGS: dict[str, str] = {
     "count": "--count",
     "min_n": "--min-n",
     "max_n": "--max-n",
+    "at": "--at",
+    "align": "--align",
+    "compare": "--compare",
+    "position": "--position",
+    "method": "--method",
+    "window": "--window",
+    "input_char": "--input",
+    "tolerance": "--tolerance",
     "fmt": "--format",
     "word_map": "--map",
     "name": "--name",
@@ -158,6 +176,10 @@ CLI_COMMANDS: dict[str, str] = {
     "rank_units": "lstmprobe find-neurons",
     "run_ablation": "lstmprobe ablate",
     "gate_dynamics": "lstmprobe dynamics",
+    "patch": "lstmprobe patch",
+    "patch_pairs": "lstmprobe patch",
+    "attribute": "lstmprobe attribute",
+    "fixed_points": "lstmprobe dynamics --fixed-points",
     "tasks.write": "lstmprobe tasks",
     "known_features": "lstmprobe features",
     "build_report": "lstmprobe report",

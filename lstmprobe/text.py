@@ -256,3 +256,95 @@ def sequences(text: str, reset: str = "none") -> np.ndarray:
         ends = np.append(ends, np.int64(n))
     starts = np.concatenate([np.zeros(1, dtype=np.int64), ends[:-1]])
     return np.stack([starts, ends], axis=1)
+
+
+# --------------------------------------------------------------------------- pairs of texts
+
+#: The first line of a pairs file: what its columns are.
+PAIRS_HEADER = "# lstmprobe pairs: source<TAB>target<TAB>expected (\\t \\n \\\\ escaped)"
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One line of a pairs file: a source text, a target text, and the char the target should
+    predict next once a source's state is patched into it (the source's answer).
+
+    ``line`` is where it came from in its file (1-based; 0 when made in code).
+    """
+
+    source: str
+    target: str
+    expected: str
+    line: int = 0
+
+
+def _escape(text: str) -> str:
+    return "".join(_ESCAPES.get(ch, ch) for ch in text)
+
+
+def _unescape(field: str, line: int, path: str) -> str:
+    out, i = [], 0
+    while i < len(field):
+        ch = field[i]
+        if ch == "\\":
+            nxt = field[i + 1] if i + 1 < len(field) else ""
+            if nxt not in _UNESCAPES:
+                raise CorpusError(
+                    f"{path}, line {line}: unknown escape \\{nxt} (write \\t, \\n, \\r or \\\\)"
+                )
+            out.append(_UNESCAPES[nxt])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def pairs_text(pairs: Sequence[Pair]) -> str:
+    r"""The text of a pairs file for ``pairs`` (header line, then one tab-separated line each).
+
+    Examples
+    --------
+    >>> pairs_text([Pair("AxxY", "BxY", "a"), Pair("A\tY", "BY", "a")]).splitlines()[1:]
+    ['AxxY\tBxY\ta', 'A\\tY\tBY\ta']
+    """
+    lines = [PAIRS_HEADER]
+    lines += [f"{_escape(p.source)}\t{_escape(p.target)}\t{_escape(p.expected)}" for p in pairs]
+    return "\n".join(lines) + "\n"
+
+
+def read_pairs(path: str | os.PathLike[str]) -> list[Pair]:
+    """The pairs of a pairs file: one ``source<TAB>target<TAB>expected`` a line (tabs, newlines
+    and backslashes inside a text escaped as ``\\t``, ``\\n``, ``\\\\``); lines starting with #
+    and empty lines are skipped. A malformed line is a :class:`~lstmprobe.errors.CorpusError`
+    that names it."""
+    text = read_corpus(path)
+    where = str(path)
+    pairs = []
+    for number, raw in enumerate(text.split("\n"), 1):
+        line = raw.rstrip("\r")
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise CorpusError(
+                f"{where}, line {number}: expected 3 tab-separated fields (source, target, "
+                f"expected char), got {len(fields)}: {line[:60]!r}"
+            )
+        source, target, expected = (_unescape(f, number, where) for f in fields)
+        if not source or not target:
+            raise CorpusError(
+                f"{where}, line {number}: the source and the target must not be empty"
+            )
+        if len(expected) != 1:
+            raise CorpusError(
+                f"{where}, line {number}: the expected answer is one char, got {expected!r}"
+            )
+        pairs.append(Pair(source, target, expected, number))
+    if not pairs:
+        raise CorpusError(
+            f"{where} holds no pairs; write one source<TAB>target<TAB>expected a line"
+        )
+    return pairs

@@ -9,12 +9,15 @@ import torch
 
 
 def _set(v, t, edits, quantity):
-    """v with the units of every edit of ``quantity`` set where its mask holds at step t."""
+    """v with the units of every edit of ``quantity`` set where its mask holds at step t.
+
+    ``values`` is one value per unit, or a per-step table of shape (time, units) (a patch)."""
     for q, units, values, mask in edits:
         if q != quantity or (mask is not None and not bool(mask[t])):
             continue
         v = v.clone()
-        for u, value in zip(units, values):
+        row = values[t] if getattr(values, "ndim", 1) == 2 else values
+        for u, value in zip(units, row):
             v[u] = value
     return v
 

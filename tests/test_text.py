@@ -86,3 +86,41 @@ def test_sequences_equal_the_loop_on_any_text(text, reset):
 
 def test_sequences_end_with_their_newline():
     assert sequences("ab\n\ncd", "line").tolist() == [[0, 3], [3, 4], [4, 6]]
+
+
+# --------------------------------------------------------------------------- pairs files
+
+
+def test_pairs_files_round_trip_with_escapes(tmp_path):
+    from lstmprobe.text import Pair, pairs_text, read_pairs
+
+    pairs = [Pair("a\tb\\", "c\nd", "\t"), Pair("AxxY", "BxY", "a")]
+    path = tmp_path / "p.tsv"
+    path.write_text(pairs_text(pairs) + "\n# a comment\n", encoding="utf-8")
+    back = read_pairs(path)
+    assert [(p.source, p.target, p.expected) for p in back] == [
+        (p.source, p.target, p.expected) for p in pairs
+    ]
+    assert [p.line for p in back] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("AxY\tBxY", "line 2: expected 3 tab-separated fields"),
+        ("AxY\tBxY\tab", "line 2: the expected answer is one char"),
+        ("\tBxY\ta", "line 2: the source and the target must not be empty"),
+        ("Ax\\qY\tBxY\ta", r"line 2: unknown escape \\q"),
+    ],
+)
+def test_a_malformed_pairs_line_is_named(tmp_path, line, message):
+    from lstmprobe.errors import CorpusError
+    from lstmprobe.text import read_pairs
+
+    path = tmp_path / "p.tsv"
+    path.write_text(f"AY\tBY\ta\n{line}\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=message):
+        read_pairs(path)
+    path.write_text("# only a comment\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="holds no pairs"):
+        read_pairs(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from lstmprobe.cli import causal, interop, lm, neurons, record, report
+from lstmprobe.cli import causal, interop, lm, neurons, patching, record, report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,6 +44,8 @@ for _command in (
     causal.ablate_command,
     causal.dynamics_command,
     causal.profile_command,
+    patching.patch_command,
+    patching.attribute_command,
     interop.export_command,
     interop.import_group,
 ):

@@ -145,10 +145,23 @@ def describe_bundled(entries: list[dict[str, Any]]) -> str:
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same corpus).")
 @click.option("--min-n", default=1, show_default=True, help="Smallest N (x's for ab-memory).")
 @click.option("--max-n", default=10, show_default=True, help="Largest N (x's for ab-memory).")
+@click.option(
+    "--pairs",
+    "as_pairs",
+    is_flag=True,
+    help="Write source/target pairs for `lstmprobe patch --pairs` instead (ab-memory, copy).",
+)
 @quiet_option
 @handle_errors
 def tasks_command(
-    name: str, count: int, output: str, seed: int, min_n: int, max_n: int, quiet: bool
+    name: str,
+    count: int,
+    output: str,
+    seed: int,
+    min_n: int,
+    max_n: int,
+    as_pairs: bool,
+    quiet: bool,
 ) -> None:
     """Write a corpus of one of the "Exploring LSTMs" tasks, one sequence per line.
 
@@ -162,9 +175,24 @@ def tasks_command(
     Example (does counting extrapolate past N = 10?):
         lstmprobe tasks counter -n 2000 -o counter.txt
         lstmprobe tasks counter -n 500 --min-n 11 --max-n 20 --seed 1 -o far.txt
+
+    \b
+    With --pairs, -n pairs of prefixes whose answers differ, one source<TAB>target<TAB>
+    expected a line (the expected char is the source's answer), for `lstmprobe patch`:
+        lstmprobe tasks ab-memory --pairs -n 200 --seed 1 -o pairs.tsv
     """
     from lstmprobe.lm import tasks
 
+    if as_pairs:
+        if output == "-":
+            from lstmprobe.text import pairs_text
+
+            click.echo(pairs_text(tasks.pairs(name, count, seed, min_n, max_n)), nl=False)
+            return
+        tasks.write_pairs(name, count, output, seed, min_n, max_n)
+        if not quiet:
+            click.echo(f"wrote {count} {name} pairs to {output}", err=True)
+        return
     if output == "-":
         click.echo(tasks.corpus(name, count, seed, min_n, max_n), nl=False)
         return

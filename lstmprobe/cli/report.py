@@ -14,7 +14,8 @@ from lstmprobe.cli.options import int_option, script_options, store_option
 from lstmprobe.names import Key
 
 KINDS = (
-    "text", "gates", "saturation", "distributions", "separator", "heatmap", "dynamics", "ablation",
+    "text", "gates", "saturation", "distributions", "separator", "heatmap", "dynamics",
+    "trajectories", "ablation",
 )  # fmt: skip
 
 range_option = click.option(
@@ -128,6 +129,8 @@ def plot_command() -> None:
       separator      every unit's value at one char (--char) across sequences, grouped
       heatmap        every unit of one dataset (--key) over a span
       dynamics       a unit's state split into kept f*c(t-1) and written i*g, per char (--unit)
+      trajectories   a state (--key) on its first two principal components, each sequence a
+                     path, coloured by a feature (-f); fixed points (dynamics --fixed-points)
       ablation       the random units behind each p-value of `lstmprobe ablate`
 
     \b
@@ -351,6 +354,28 @@ def plot_heatmap(key: str | None, start: int, length: int | None, rng: str, **ou
     _draw("heatmap", o, draw)
 
 
+@plot_command.command("trajectories")
+@click.option("--key", default=None, help="The state, e.g. layer0/cell [default: a cell].")
+@click.option("--feature", "-f", default=None, help="Colour of the paths, e.g. count:a.")
+@int_option("--sequences", default=200, minimum=1, help="Sequences drawn.")
+@_figure_options
+def plot_trajectories(key: str | None, feature: str | None, sequences: int, **out: Any) -> None:
+    """A state on its first two principal components, each sequence a path.
+
+    Coloured by a feature's value; the fixed points that `lstmprobe dynamics
+    --fixed-points` found (STORE.fixed_points.json) are drawn on it.
+
+    \b
+    Example:
+        lstmprobe plot trajectories --key layer0/cell -f count:a -o paths.png
+    """
+
+    def draw(s: Any, path: Path) -> tuple[Any, list[str]]:
+        return _trajectories(s, key or _default_key(s, ("cell", "hidden")), feature, sequences), []
+
+    _draw("trajectories", _Output(**out), draw)
+
+
 @plot_command.command("ablation")
 @_figure_options
 def plot_ablation(**out: Any) -> None:
@@ -398,9 +423,55 @@ def _layer(value: str) -> str:
     return f"layer{value}" if value.isdigit() else value
 
 
-def _default_key(s: object) -> str:
+def _trajectories(s: Any, key: str, feature: str | None, sequences: int) -> Any:
+    import json
+
+    import numpy as np
+
+    from lstmprobe.causal.state_space import trajectories
+    from lstmprobe.report.causal_figures import trajectories as draw
+    from lstmprobe.store import Recording
+
+    s.n_units(key)
+    tr = trajectories(s, key, max_sequences=sequences)
+    colour = None
+    if feature:
+        from lstmprobe.features import get_feature
+
+        feat = get_feature(feature)
+        colour = np.asarray(feat.labels(s.text, s.sequences), dtype=np.float64)[tr.positions]
+        feature = feat.name
+    fixed, stable, held = None, [], ""
+    path = Recording.at(s.path).fixed_points
+    if path.exists():
+        found = json.loads(path.read_text(encoding="utf-8"))
+        keys = [tuple(k) for k in found.get("keys", [])]
+        if found.get("model_sha256") in (None, s.model_sha256) and key in dict(keys):
+            from lstmprobe.causal.state_space import key_of
+
+            part = key_of(keys, key)  # type: ignore[arg-type]
+            states = np.array([p["state"] for p in found.get("points", [])], dtype=np.float64)
+            if len(states):
+                fixed = tr.components.project(states[:, part])
+                stable = [bool(p["stable"]) for p in found["points"]]
+                held = str(found.get("input", ""))
+    ax = draw(
+        tr.points,
+        tr.sequences,
+        colour,
+        tr.components.explained[:2].tolist(),
+        feature=feature or "",
+        key=key,
+        fixed=fixed,
+        fixed_stable=stable,
+        fixed_input=held,
+    )
+    return ax.figure
+
+
+def _default_key(s: object, order: tuple[str, ...] = ("hidden", "cell")) -> str:
     keys = s.keys  # type: ignore[attr-defined]
-    for q in ("hidden", "cell"):
+    for q in order:
         for k in keys:
             if Key.parse(k).quantity == q:
                 return k

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from lstmprobe._io import atomic_write
 from lstmprobe.errors import CorpusError
+from lstmprobe.text import Pair, pairs_text
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,70 @@ def write(
     except OSError as exc:
         raise CorpusError(f"cannot write {path}: {exc.strerror or exc}") from None
     return text
+
+
+#: The tasks whose answer depends on the free part, so that patching a source's state into a
+#: target can change it: what :func:`pairs` writes.
+PAIR_TASKS = ("ab-memory", "copy")
+
+
+def _pair(name: str, rng: random.Random, lo: int, hi: int) -> Pair:
+    if name == "ab-memory":
+        first = rng.choice("AB")
+        other = "B" if first == "A" else "A"
+        source = first + "x" * rng.randint(lo, hi) + "Y"
+        return Pair(source, other + "x" * rng.randint(lo, hi) + "Y", first.lower())
+    chars = "".join(rng.choice("abc") for _ in range(3))
+    other = rng.choice([c for c in "abc" if c != chars[0]]) + "".join(
+        rng.choice("abc") for _ in range(2)
+    )
+    return Pair(chars + "X", other + "X", chars[0])
+
+
+def pairs(name: str, count: int, seed: int = 0, min_n: int = 1, max_n: int = 10) -> list[Pair]:
+    """``count`` source/target pairs of task ``name`` for ``lstmprobe patch --pairs``.
+
+    Each pair is two prefixes that end where the deterministic part starts, whose answers
+    differ; ``expected`` is the source's answer (what the target predicts when the patched units
+    carry the whole difference). ``ab-memory``: ``AxxxY`` and ``BxxxxxY`` (x counts drawn
+    independently), expected ``a``; ``copy``: ``abcX`` and ``bcaX`` (first chars differ),
+    expected the source's first char.
+
+    Examples
+    --------
+    >>> [(p.source, p.target, p.expected) for p in pairs("ab-memory", 2, seed=3, max_n=3)]
+    [('AxxxY', 'BxxxY', 'a'), ('AxxY', 'BxxxY', 'a')]
+    """
+    get_task(name)
+    if name not in PAIR_TASKS:
+        raise CorpusError(
+            f"pairs are written for {' and '.join(PAIR_TASKS)} (whose answer depends on the "
+            f"first chars); {name}'s answer does not, so patching cannot change it"
+        )
+    generate(name, 1, seed, min_n, max_n)  # the same checks of count-free arguments
+    if count < 1:
+        raise CorpusError(f"`count` (pairs) must be at least 1, got {count}")
+    rng = random.Random(seed)
+    return [_pair(name, rng, min_n, max_n) for _ in range(count)]
+
+
+def write_pairs(
+    name: str,
+    count: int,
+    output: str | os.PathLike[str],
+    seed: int = 0,
+    min_n: int = 1,
+    max_n: int = 10,
+) -> list[Pair]:
+    """Write :func:`pairs` as a pairs file (:func:`lstmprobe.text.read_pairs` reads it), atomically."""
+    made = pairs(name, count, seed, min_n, max_n)
+    path = Path(output)
+    try:
+        with atomic_write(path, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(pairs_text(made))
+    except OSError as exc:
+        raise CorpusError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return made
 
 
 def detect(lines: Iterable[str]) -> Task | None:

@@ -37,8 +37,10 @@ class LayerEdit:
     """One intervention resolved for one layer direction: set ``units`` of ``quantity`` to
     ``values`` at the positions where ``mask`` is true (everywhere when ``mask`` is None).
 
-    ``units`` is a long Tensor of shape (n,), ``values`` a Tensor of shape (n,) and ``mask`` a bool
-    Tensor of shape (batch, time) or None (:mod:`lstmprobe.record.interventions` builds these).
+    ``units`` is a long Tensor of shape (n,); ``values`` a Tensor of shape (n,) (one value per
+    unit, at every position) or (batch, time, n) (a value per position: a patch); ``mask`` a
+    bool Tensor of shape (batch, time) or None (:mod:`lstmprobe.record.interventions` builds
+    these).
     """
 
     quantity: str
@@ -46,18 +48,37 @@ class LayerEdit:
     values: torch.Tensor
     mask: torch.Tensor | None = None
 
+    @property
+    def per_position(self) -> bool:
+        """Whether the values vary by position (a patch) rather than being one per unit."""
+        return self.values.dim() == 3
+
+    def window(self, start: int, stop: int, rows: torch.Tensor | None = None) -> LayerEdit:
+        """This edit for positions ``[start, stop)`` (and the batch ``rows``, when given)."""
+        values, mask = self.values, self.mask
+        if self.per_position:
+            values = values[:, start:stop] if rows is None else values[rows, start:stop]
+        if mask is not None:
+            mask = mask[:, start:stop] if rows is None else mask[rows, start:stop]
+        return LayerEdit(self.quantity, self.units, values, mask)
+
 
 def apply_edit(values: torch.Tensor, edit: LayerEdit, step: int | None = None) -> None:
     """Set ``edit``'s units of ``values`` in place where its mask holds.
 
-    ``values`` is (batch, time, units), or (batch, units) for one ``step`` of the mask.
+    ``values`` is (batch, time, units), or (batch, units) for one ``step`` of the mask (and of
+    per-position values).
     """
+    new = edit.values
+    if edit.per_position and step is not None:
+        new = new[:, step]
+    new = new.to(values.dtype)
     if edit.mask is None:
-        values[..., edit.units] = edit.values.to(values.dtype)
+        values[..., edit.units] = new
         return
     mask = edit.mask if step is None else edit.mask[:, step]
     old = values[..., edit.units]
-    values[..., edit.units] = torch.where(mask.unsqueeze(-1), edit.values.to(values.dtype), old)
+    values[..., edit.units] = torch.where(mask.unsqueeze(-1), new, old)
 
 
 @dataclass(frozen=True)

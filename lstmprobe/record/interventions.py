@@ -46,14 +46,18 @@ from lstmprobe.record.cells import LayerEdit, LayerInput, apply_edit
 from lstmprobe.record.fused import FusedLayer, fusable, fused_layer
 
 #: What an intervention sets a unit to, as the command line and the Python API spell it:
-#: ``zero``, ``mean`` (the unit's mean over a corpus, given as ``value``) or ``clamp:V`` (the
-#: constant V; ``clamp`` with ``value=V`` is the same).
-Mode = Literal["zero", "mean", "clamp"]
-MODES: tuple[str, ...] = ("zero", "mean", "clamp")
+#: ``zero``, ``mean`` (the unit's mean over a corpus, given as ``value``), ``clamp:V`` (the
+#: constant V; ``clamp`` with ``value=V`` is the same), or ``patch`` (the values of a source run
+#: of the same model, given as ``source``: an interchange intervention; ``lstmprobe patch``).
+Mode = Literal["zero", "mean", "clamp", "patch"]
+MODES: tuple[str, ...] = ("zero", "mean", "clamp", "patch")
 MODE_FORMS = "zero, mean or clamp:V (e.g. clamp:0.5)"
 #: Older spellings of a mode, still read: ``constant`` (with ``value``) is ``clamp``.
 _OLD_MODES = {"constant": "clamp"}
 _warned: set[str] = set()
+#: How a patch's source positions line up with the target's: ``start`` (target t <- source t),
+#: ``end`` (the last positions together), or an integer map (target t <- source ``map[t]``).
+Align = Literal["start", "end"]
 
 
 def parse_mode(mode: str, value: float | None = None) -> tuple[Mode, float | None]:
@@ -107,17 +111,28 @@ class Intervention:
         A unit, ``"layer0/cell/17"`` (or a gate: ``"layer0/forget_gate/17"``), or a dataset key
         ``"layer0/cell"`` together with ``units``. Parsed once, by :class:`~lstmprobe.names.Unit`
         and :class:`~lstmprobe.names.Key`.
-    mode : {"zero", "mean", "clamp:V"}
+    mode : {"zero", "mean", "clamp:V", "patch"}
         ``zero`` sets 0; ``mean`` sets ``value``, the unit's mean over a corpus
         (:func:`lstmprobe.causal.unit_means` reads it from a recording); ``clamp:V`` sets the
         constant V (``clamp`` with ``value=V`` is the same). The command line's ``--mode``
-        takes the same strings.
+        takes the same strings. ``patch`` sets the values of a source run of the same model
+        (``source``), position by position (an interchange intervention; ``lstmprobe patch``).
     value : float or sequence of float, optional
         One value for every unit, or one per unit.
     units : sequence of int, optional
         Unit indices when ``target`` is a dataset key.
     mask : array of bool, shape (time,) or (batch, time), optional
-        Where the intervention applies, per forward call (batch-major); None: every position.
+        Where the intervention applies, per forward call (batch-major); None: every position
+        (for a patch: every target position that has a source position).
+    source : array of float, shape (source_time,), (source_time, n_units) or
+        (batch, source_time, n_units), optional
+        ``patch`` only: the units' values in a source run, after reading each source char
+        (what :class:`~lstmprobe.record.hooks.Recorder` records); one source for every sequence
+        of the target batch, or one per sequence.
+    align : {"start", "end"} or array of int, shape (time,) or (batch, time)
+        ``patch`` only: which source position each target position takes its value from:
+        ``start`` (t from t), ``end`` (the last positions aligned: t from
+        ``t - time + source_time``), or a map (t from ``align[t]``; -1: none).
 
     Notes
     -----
@@ -132,6 +147,8 @@ class Intervention:
     ('clamp', (0.5, 0.5), 'layer1/hidden')
     >>> Intervention(Unit.parse("layer0/forget_gate/3"), "mean", value=0.2).describe()
     'layer0/forget_gate/3 = mean 0.2'
+    >>> Intervention("layer0/cell/3", "patch", source=[0.1, 0.7], align="end").describe()
+    'layer0/cell/3 = patched from a source run (2 positions, aligned from the end)'
     """
 
     target: Unit | Key | str
@@ -139,6 +156,8 @@ class Intervention:
     value: float | Sequence[float] | None = None
     units: Sequence[int] | None = None
     mask: Any = None
+    source: Any = None
+    align: Any = "start"
 
     def __post_init__(self) -> None:
         mode, value = parse_mode(self.mode, self.value)  # type: ignore[arg-type]
@@ -149,6 +168,12 @@ class Intervention:
         object.__setattr__(self, "value", value)
         object.__setattr__(self, "units", units)
         object.__setattr__(self, "_key", key)
+        if mode == "patch":
+            self._check_patch(len(units))
+            object.__setattr__(self, "_values", ())
+            return
+        if self.source is not None:
+            raise InterventionError(f"`source` is for mode 'patch', not {mode!r}")
         if mode == "zero":
             if value not in (None, 0, 0.0):
                 raise InterventionError("mode 'zero' takes no value; use mode 'clamp:V'")
@@ -171,6 +196,45 @@ class Intervention:
             values = tuple(float(v) for v in np.broadcast_to(raw, (len(units),)))
         object.__setattr__(self, "_values", values)
 
+    def _check_patch(self, n_units: int) -> None:
+        if self.value is not None:
+            raise InterventionError("mode 'patch' takes its values from `source`, not `value`")
+        if self.source is None:
+            raise InterventionError(
+                "mode 'patch' needs `source`: the units' values in a source run, shape "
+                "(source_time, n_units) (lstmprobe.causal.source_values records them)"
+            )
+        src = np.asarray(self.source, dtype=np.float64)
+        if src.ndim == 1 and n_units == 1:
+            src = src[:, None]
+        if src.ndim == 2:
+            src = src[None]
+        if src.ndim != 3 or src.shape[2] != n_units or src.shape[1] == 0:
+            raise InterventionError(
+                f"a patch's `source` has shape (source_time, {n_units}) or (batch, source_time, "
+                f"{n_units}) for {n_units} unit(s), got {np.shape(self.source)}"
+            )
+        if not np.isfinite(src).all():
+            raise InterventionError("a patch's `source` values must be finite")
+        object.__setattr__(self, "_source", src)
+        if isinstance(self.align, str):
+            if self.align not in ("start", "end"):
+                raise InterventionError(
+                    f"`align` is 'start', 'end' or a map of source positions, got {self.align!r}"
+                )
+        else:
+            amap = np.asarray(self.align)
+            if amap.ndim not in (1, 2) or not np.issubdtype(amap.dtype, np.integer):
+                raise InterventionError(
+                    "an `align` map is integers of shape (time,) or (batch, time): the source "
+                    "position of each target position, -1 for none"
+                )
+            if amap.size and (amap.min() < -1 or amap.max() >= src.shape[1]):
+                raise InterventionError(
+                    f"an `align` map names source positions -1..{src.shape[1] - 1} (the source "
+                    f"has {src.shape[1]}), got {int(amap.min())}..{int(amap.max())}"
+                )
+
     @property
     def key(self) -> Key:
         """The dataset the units belong to, e.g. ``Key.parse("layer0/cell")``."""
@@ -186,8 +250,13 @@ class Intervention:
         return self.key.quantity
 
     @property
+    def source_array(self) -> np.ndarray | None:
+        """A patch's source values as (batch or 1, source_time, n_units); None otherwise."""
+        return getattr(self, "_source", None)
+
+    @property
     def values(self) -> tuple[float, ...]:
-        """The value set for each unit."""
+        """The value set for each unit (empty for a patch: its values are per position)."""
         return self._values  # type: ignore[attr-defined,no-any-return]
 
     @property
@@ -203,6 +272,12 @@ class Intervention:
     def describe(self) -> str:
         """``"layer0/cell/17 = 0"`` (one line, for messages)."""
         units = ", ".join(self.names)
+        if self.mode == "patch":
+            src = self.source_array
+            how = f"aligned from the {self.align}" if isinstance(self.align, str) else "by a map"
+            n = 0 if src is None else src.shape[1]
+            where = "" if self.mask is None else ", where masked"
+            return f"{units} = patched from a source run ({n} positions, {how}{where})"
         if self.mode == "zero":
             what = "0"
         else:
@@ -262,6 +337,10 @@ def unit_interventions(
         unit = Unit.parse(u)
         by_key.setdefault(unit.key, []).append(unit.index)
     kind, _ = parse_mode(mode)
+    if kind == "patch":
+        raise InterventionError(
+            "mode 'patch' takes a source run's values: use lstmprobe.causal.patch (lstmprobe patch)"
+        )
     out = []
     for key, idx in by_key.items():
         value: Any = None
@@ -329,30 +408,71 @@ def layer_edits(
     dtype: torch.dtype,
 ) -> tuple[LayerEdit, ...]:
     """The interventions of one layer as :class:`~lstmprobe.record.cells.LayerEdit` for one call of
-    ``batch`` sequences of ``steps`` positions (masks checked and broadcast here)."""
+    ``batch`` sequences of ``steps`` positions (masks checked and broadcast, patches aligned)."""
     edits = []
     for iv in interventions:
         mask = None
         if iv.mask is not None:
-            m = torch.as_tensor(np.asarray(iv.mask, dtype=bool), device=device)
-            if m.dim() == 1:
-                m = m.unsqueeze(0).expand(batch, -1)
-            if tuple(m.shape) != (batch, steps):
-                raise InterventionError(
-                    f"the mask of {iv.describe()} has shape {tuple(np.shape(iv.mask))}; this "
-                    f"forward call has {batch} sequence(s) of {steps} positions: give shape "
-                    f"({steps},) or ({batch}, {steps})"
-                )
-            mask = m
-        edits.append(
-            LayerEdit(
-                iv.quantity,
-                torch.tensor(iv.units, dtype=torch.long, device=device),
-                torch.tensor(iv.values, dtype=dtype, device=device),
-                mask,
-            )
-        )
+            mask = _batch_major(iv.mask, batch, steps, device, f"the mask of {iv.describe()}")
+        units = torch.tensor(iv.units, dtype=torch.long, device=device)
+        if iv.mode == "patch":
+            values, mask = _patch_values(iv, mask, batch, steps, device, dtype)
+        else:
+            values = torch.tensor(iv.values, dtype=dtype, device=device)
+        edits.append(LayerEdit(iv.quantity, units, values, mask))
     return tuple(edits)
+
+
+def _batch_major(
+    array: Any, batch: int, steps: int, device: torch.device, what: str
+) -> torch.Tensor:
+    """A per-position array of shape (time,) or (batch, time) as a (batch, time) Tensor."""
+    m = torch.as_tensor(np.asarray(array), device=device)
+    if m.dim() == 1:
+        m = m.unsqueeze(0).expand(batch, -1)
+    if tuple(m.shape) != (batch, steps):
+        raise InterventionError(
+            f"{what} has shape {tuple(np.shape(array))}; this forward call has {batch} "
+            f"sequence(s) of {steps} positions: give shape ({steps},) or ({batch}, {steps})"
+        )
+    return m
+
+
+def _patch_values(
+    iv: Intervention,
+    mask: torch.Tensor | None,
+    batch: int,
+    steps: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A patch's values at each target position, (batch, steps, n_units), and where it applies."""
+    src = torch.as_tensor(iv.source_array, dtype=dtype, device=device)
+    if src.shape[0] not in (1, batch):
+        raise InterventionError(
+            f"{iv.describe()}: the source has {src.shape[0]} sequences, this forward call "
+            f"{batch}; give one source, or one per sequence"
+        )
+    length = src.shape[1]
+    if isinstance(iv.align, str):
+        t = torch.arange(steps, device=device)
+        index = (t if iv.align == "start" else t - steps + length).unsqueeze(0).expand(batch, -1)
+    else:
+        index = _batch_major(iv.align, batch, steps, device, f"the `align` map of {iv.describe()}")
+        index = index.long()
+    known = (index >= 0) & (index < length)
+    if mask is None:
+        mask = known
+    elif bool((mask & ~known).any()):
+        b, t = (int(v) for v in (mask & ~known).nonzero()[0])
+        raise InterventionError(
+            f"{iv.describe()} applies at target position {t} (sequence {b}), which has no "
+            f"source position ({steps} target positions, {length} source positions); say how "
+            "to align them (`align='start'`, `'end'` or a map) or patch fewer positions"
+        )
+    gather = index.clamp(0, length - 1).unsqueeze(-1).expand(-1, -1, src.shape[2])
+    values = src.expand(batch, -1, -1).gather(1, gather)
+    return values, (None if bool(mask.all()) else mask)
 
 
 # --------------------------------------------------------------------------- the reference loop
@@ -442,4 +562,4 @@ def run_layer(
         raise InterventionError(f"method is 'auto', 'fused' or 'steps', got {method!r}")
     if method == "steps" or (method == "auto" and not fusable(inp.kind, edits)):
         return step_layer(inp, edits)
-    return fused_layer(inp, edits, ids=ids, modules=fused)
+    return fused_layer(inp, edits, ids=ids, modules=fused, stepper=step_layer)

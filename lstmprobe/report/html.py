@@ -244,6 +244,10 @@ def build_report(
     from lstmprobe.report.causal_views import causal_payload
 
     causal = causal_payload(store, stats, sorted(top_units), figures=figures, warn=warn)
+    from lstmprobe.report.causal_depth import attributions_section, patching_section
+
+    causal["patching"] = patching_section(store, figures=figures, warn=warn)
+    causal["attributions"] = attributions_section(store, warn=warn)
     from lstmprobe.report.profiles import profile_payload
 
     profiles = profile_payload(store, sorted(top_units), warn=warn, progress=progress)
@@ -288,6 +292,10 @@ def build_report(
         "bytes": len(page.encode("utf-8")),
         "ablations": 0 if causal["ablations"] is None else len(causal["ablations"]["conditions"]),
         "dynamics": causal["dynamics"] is not None,
+        "patching": 0 if causal["patching"] is None else len(causal["patching"]["conditions"]),
+        "attributions": 0
+        if causal["attributions"] is None
+        else len(causal["attributions"]["entries"]),
     }
     return Report(page, fragment, manifest)
 
@@ -413,8 +421,8 @@ def render(payload: dict[str, Any], title: str) -> tuple[str, str]:
     navigation from it, and the page keeps its policy there.
     """
     skeleton, script, style = asset("skeleton.html"), asset("report.js"), asset("report.css")
-    script += asset("causal.js") + asset("profile.js")
-    style += asset("causal.css") + asset("profile.css")
+    script += asset("causal.js") + asset("depth.js") + asset("profile.js")
+    style += asset("causal.css") + asset("depth.css") + asset("profile.css")
     rid = "lpr-" + uuid.uuid4().hex[:8]
     data = json.dumps(compact(payload), ensure_ascii=False, separators=(",", ":"))
     data = data.replace("<", "\\u003c")  # no </script> or <!-- inside the script element

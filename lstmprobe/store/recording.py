@@ -15,6 +15,7 @@ shards (Dask)             ``runs/acts.h5.shards/``         ``record --dask``
 rankings                  ``runs/acts.rankings.json``      ``find-neurons``
 ablations                 ``runs/acts.ablations.h5``       ``ablate``
 dynamics                  ``runs/acts.dynamics.json``      ``dynamics``
+fixed points              ``runs/acts.fixedpoints.json``   ``dynamics --fixed-points``
 patching                  ``runs/acts.patching.h5``        ``patch``
 attributions              ``runs/acts.attributions.h5``    ``attribute``
 the report                ``runs/acts.report.html``        ``report``
@@ -40,11 +41,14 @@ SIDECARS: dict[str, str] = {
     "rankings": "rankings.json",
     "ablations": "ablations.h5",
     "dynamics": "dynamics.json",
+    "fixed_points": "fixedpoints.json",
     "patching": "patching.h5",
     "attributions": "attributions.h5",
     "report": "report.html",
 }
-Sidecar = Literal["rankings", "ablations", "dynamics", "patching", "attributions", "report"]
+Sidecar = Literal[
+    "rankings", "ablations", "dynamics", "fixed_points", "patching", "attributions", "report"
+]
 
 PARTIAL_SUFFIX = ".partial"
 STATE_SUFFIX = ".state"
@@ -152,6 +156,10 @@ class Recording:
     @property
     def dynamics(self) -> Path:
         return self.sidecar("dynamics")
+
+    @property
+    def fixed_points(self) -> Path:
+        return self.sidecar("fixed_points")
 
     @property
     def patching(self) -> Path:

@@ -39,10 +39,13 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "plot separator": ("lstmprobe.report.figures", "separator"),
     "plot heatmap": ("lstmprobe.report.figures", "heatmap"),
     "plot dynamics": ("lstmprobe.report.figures", "keep_write"),
+    "plot trajectories": ("lstmprobe.report.causal_figures", "trajectories"),
     "plot ablation": ("lstmprobe.report.figures", "random_effects_grid"),
     "profile": ("lstmprobe.causal.profile", "profile"),
     "ablate": ("lstmprobe.causal", "run_ablation"),
     "dynamics": ("lstmprobe.causal", "gate_dynamics"),
+    "patch": ("lstmprobe.causal", "patch"),
+    "attribute": ("lstmprobe.causal", "attribute"),
     "export": ("lstmprobe.interop", "export_lstmvis"),
     "import lstmvis": ("lstmprobe.interop", "import_lstmvis"),
 }
@@ -55,10 +58,15 @@ ALSO: dict[str, str] = {
     "plot text": "`--html` writes `report.html.text_page(store, unit, start, stop, width, rng)`",
     "plot saturation": "of `report.data.summarize(store, keys)`",
     "plot separator": "of `report.data.separator_values(store, key, char, group_by)`",
+    "plot trajectories": "over `causal.trajectories(store, key, max_sequences)`",
     "plot ablation": "of the conditions `report.causal_views.load_ablations(store)` reads",
     "profile": "`-o` draws `report.figures.profile_figure(profile)`",
     "info": "`lstmprobe.store.ActivationStore(store).summary()`",
-    "dynamics": "the drivers' model: `causal.drivers_model`",
+    "dynamics": "the drivers' model: `causal.drivers_model`; `--fixed-points` runs "
+    "`causal.fixed_points` from `causal.state_space.sample_states`",
+    "patch": "`--pairs` runs `causal.patch_pairs` (pairs read by `text.read_pairs`), "
+    "`--sweep` `causal.patch_sweep`; `--top` reads `causal.top_conditions`",
+    "tasks": "`--pairs` runs `lm.tasks.write_pairs`",
 }
 #: more functions whose parameters a command's options set (beside FUNCTIONS[name])
 ALSO_TAKES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -70,7 +78,8 @@ ALSO_TAKES: dict[str, tuple[tuple[str, str], ...]] = {
     "find-neurons": (("lstmprobe.causal", "with_causal_columns"),
                      ("lstmprobe.causal", "run_ablation")),
     "ablate": (("lstmprobe.causal", "plan_ablation"),),
-    "dynamics": (("lstmprobe.causal", "drivers_model"),),
+    "dynamics": (("lstmprobe.causal", "drivers_model"), ("lstmprobe.causal", "fixed_points")),
+    "patch": (("lstmprobe.causal", "patch_pairs"), ("lstmprobe.causal", "patch_sweep")),
     "export": (("lstmprobe.interop", "export_explorer"),),
 }  # fmt: skip
 #: an option that sets a parameter of another name, or its opposite
@@ -90,7 +99,14 @@ SETS: dict[tuple[str, str], str] = {
     ("plot saturation", "layer"): "`layers` (of `saturation`)",
     ("plot saturation", "store"): "`store` (of `summarize`)",
     ("plot ablation", "store"): "`store` (of `load_ablations`)",
+    ("plot trajectories", "sequences"): "`max_sequences` (of `causal.trajectories`)",
     ("profile", "output"): "*CLI* (`profile_figure` drawn)",
+    ("patch", "pairs_path"): "`pairs` (the file read by `text.read_pairs`)",
+    ("patch", "units"): "`units` (`patch`), `conditions` (`patch_pairs`), `rows` (`patch_sweep`)",
+    ("patch", "sweep"): "*CLI* (runs `patch_sweep`)",
+    ("patch", "no_save"): "*CLI* (no saved results)",
+    ("attribute", "corpus"): "`text` (the corpus read)",
+    ("attribute", "no_save"): "*CLI* (no saved attribution)",
 }
 MODEL_OPTIONS = ("vocab", "unknown", "trust_pickle", "threads")
 

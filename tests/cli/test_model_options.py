@@ -26,6 +26,8 @@ LOADERS = {
     "bench": "--model",
     "dynamics": "--model",
     "find-neurons": "--model",
+    "patch": "MODEL",
+    "attribute": "MODEL",
 }
 MODEL_FLAGS = ("--vocab", "--unknown", "--trust-pickle", "--threads")
 
@@ -94,10 +96,18 @@ def _command(name: str, f: dict[str, Path], out: Path) -> list[object]:
         "dynamics": ["dynamics", "--store", store, "--model", model],
         "find-neurons": ["find-neurons", "--store", store, "-f", "quote", "--no-probe",
                          "--no-save", "--ablate", "1", "--n-random", "1", "--model", model],
+        "patch": ["patch", model, "--source", "def f(", "--target", "class A", "--store", store,
+                  "-u", "layer0/cell/1", "--no-save"],
+        "attribute": ["attribute", model, corpus, "--store", store, "-p", "12",
+                      "--method", "grad-input", "--no-save"],
+        "dynamics --fixed-points": ["dynamics", "--store", store, "--model", model,
+                                    "--fixed-points", "--input", "e", "--samples", "4",
+                                    "--iterations", "20", "--slow-points",
+                                    "-o", out / "fixedpoints.json"],
     }[name]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", sorted(LOADERS))
+@pytest.mark.parametrize("name", [*sorted(LOADERS), "dynamics --fixed-points"])
 def test_a_plain_state_dict_loads_with_vocab_in_every_command(
     name: str, plain: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -117,7 +127,9 @@ def test_without_vocab_and_without_a_recording_the_error_says_vocab(
     assert len(lines) == 1 and "stores no vocabulary" in lines[0] and "--vocab" in lines[0]
 
 
-@pytest.mark.parametrize("name", ["ablate", "dynamics", "find-neurons"])
+@pytest.mark.parametrize(
+    "name", ["ablate", "dynamics", "find-neurons", "patch", "attribute", "dynamics --fixed-points"]
+)
 def test_beside_a_recording_its_vocabulary_is_used(
     name: str, plain: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -155,3 +155,25 @@ def test_cli_tasks_bad_range_is_one_line_and_exit_1(tmp_path):
     result = CliRunner().invoke(main, ["tasks", "counter", "--min-n", "0"])
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "--min-n" in result.stderr
+
+
+def test_pairs_of_the_memory_tasks_have_different_answers(tmp_path):
+    from lstmprobe.text import read_pairs
+
+    for p in tasks.pairs("ab-memory", 50, seed=2, min_n=2, max_n=6):
+        assert tasks.get_task("ab-memory").pattern.fullmatch(p.source)
+        assert tasks.get_task("ab-memory").pattern.fullmatch(p.target)
+        assert p.expected == p.source[0].lower() != p.target[0].lower()
+        assert 2 <= p.source.count("x") <= 6 and p.source.endswith("Y")
+    for p in tasks.pairs("copy", 50, seed=2):
+        assert p.source.endswith("X") and len(p.source) == len(p.target) == 4
+        assert p.expected == p.source[0] != p.target[0]
+    made = tasks.write_pairs("copy", 5, tmp_path / "p.tsv", seed=1)
+    assert [(p.source, p.target, p.expected) for p in read_pairs(tmp_path / "p.tsv")] == [
+        (p.source, p.target, p.expected) for p in made
+    ]
+    assert tasks.pairs("copy", 5, seed=1) == made  # seeded
+    with pytest.raises(CorpusError, match="pairs are written for ab-memory and copy"):
+        tasks.pairs("counter", 5)
+    with pytest.raises(CorpusError, match="`count`"):
+        tasks.pairs("copy", 0)

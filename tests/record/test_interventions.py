@@ -346,6 +346,154 @@ def test_a_recorder_entered_again_uses_the_weights_as_they_are_now():
     torch.testing.assert_close(out[0], ref["hidden"], atol=1e-5, rtol=0)
 
 
+# --------------------------------------------------------------------------- patches
+
+PATCH_CASES = [
+    (cls, q, align, masked, layer)
+    for cls, qs in ((nn.LSTM, LSTM_QS), (nn.GRU, GRU_QS))
+    for q, align, masked, layer in itertools.product(
+        qs, ("start", "end", "map"), (False, True), (0, 1)
+    )
+]
+
+
+def _source_index(align, steps, length, rng):
+    """The source position of each target position (-1: none), as the patch aligns them."""
+    t = np.arange(steps)
+    if align == "start":
+        return np.where(t < length, t, -1)
+    if align == "end":
+        s = t - steps + length
+        return np.where(s >= 0, s, -1)
+    out = rng.integers(-1, length, size=(2, steps))
+    out[:, 0] = 0  # every row has at least one patched position
+    return out
+
+
+@pytest.mark.parametrize("method", ["fused", "steps"])
+@pytest.mark.parametrize(
+    "cls,q,align,masked,layer",
+    PATCH_CASES,
+    ids=[f"{c.__name__}-{q}-{a}-{'mask' if m else 'all'}-l{la}" for c, q, a, m, la in PATCH_CASES],
+)
+def test_a_patch_equals_a_per_step_loop_that_sets_the_source_values(
+    cls, q, align, masked, layer, method
+):
+    """The source run's recorded values of the units replace the target's at every aligned
+    position (a source shorter than the target for 'end'), through the recurrence and layer 1."""
+    torch.manual_seed(11)
+    rng = np.random.default_rng(5)
+    module = cls(3, 4, num_layers=2, batch_first=True).eval()
+    is_lstm = cls is nn.LSTM
+    length = T if align == "start" else T - 3
+    source_x, x = torch.randn(2, length, 3), torch.randn(2, T, 3)
+    with torch.no_grad(), Recorder(module) as src_rec:
+        module(source_x)
+    units = [0, 2]
+    source = src_rec.activations[f"layer{layer}/{q}"][..., units].numpy()
+    index = _source_index(align, T, length, rng)
+    known = np.broadcast_to(index >= 0, (2, T))
+    mask = (rng.random((2, T)) < 0.5) & known if masked else None
+    iv = Intervention(
+        f"layer{layer}/{q}",
+        "patch",
+        units=units,
+        source=source,
+        align=index if align == "map" else align,
+        mask=mask,
+    )
+    with torch.no_grad(), Recorder(module, interventions=[iv], method=method) as rec:
+        out, state = module(x)
+    for b in range(2):
+        row = index if index.ndim == 1 else index[b]
+        table = torch.as_tensor(source[b][np.clip(row, 0, None)])  # (T, units)
+        where = known[b] if mask is None else mask[b]
+        ref = _reference(
+            module, x[b], torch.zeros(2, 4), torch.zeros(2, 4), {layer: [(q, units, table, where)]}
+        )
+        for key, values in ref.items():
+            torch.testing.assert_close(rec.activations[key][b], values, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(out[b], ref["layer1/hidden"], rtol=1e-5, atol=1e-5)
+        h_n = state[0] if is_lstm else state
+        torch.testing.assert_close(
+            h_n[layer, b], ref[f"layer{layer}/hidden"][-1], atol=1e-5, rtol=0
+        )
+
+
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU])
+def test_patching_every_hidden_unit_of_layer0_makes_layer1_run_as_on_the_source(cls):
+    """Layer 1 reads only layer 0's hidden state: patched in whole at every position, the target
+    then gives the source's outputs exactly (an end-to-end check of what a patch means)."""
+    torch.manual_seed(12)
+    module = cls(3, 5, num_layers=2, batch_first=True).eval()
+    source_x, x = torch.randn(1, 8, 3), torch.randn(1, 8, 3)
+    with torch.no_grad(), Recorder(module) as src_rec:
+        expected, _ = module(source_x)
+    iv = Intervention(
+        "layer0/hidden",
+        "patch",
+        units=range(5),
+        source=src_rec.activations["layer0/hidden"].numpy(),
+    )
+    with torch.no_grad(), Recorder(module, interventions=[iv]):
+        out, _ = module(x)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+
+
+def test_a_patch_from_the_run_itself_changes_nothing():
+    torch.manual_seed(13)
+    model = CharLSTM(ModelConfig(vocab_size=6, hidden_size=4, num_layers=2, embedding_dim=3)).eval()
+    ids = torch.randint(0, 6, (1, 12))
+    with torch.no_grad(), Recorder(model) as rec:
+        plain, _ = model(ids)
+    for q in ("cell", "hidden", "forget_gate"):
+        own = rec.activations[f"layer0/{q}"][0, :, [1, 3]].numpy()
+        iv = Intervention(f"layer0/{q}", "patch", units=[1, 3], source=own)
+        with torch.no_grad(), Recorder(model, interventions=[iv]):
+            patched, _ = model(ids)
+        torch.testing.assert_close(patched, plain, atol=1e-5, rtol=0)
+
+
+def test_a_patch_at_one_position_of_a_long_text_reaches_only_later_positions():
+    torch.manual_seed(14)
+    model = CharLSTM(ModelConfig(vocab_size=6, hidden_size=4, embedding_dim=3)).eval()
+    ids = torch.randint(0, 6, (1, 300))
+    mask = np.zeros(300, bool)
+    mask[200] = True
+    iv = Intervention("layer0/cell/2", "patch", source=np.full((300, 1), 0.9), mask=mask)
+    with torch.no_grad():
+        plain, _ = model(ids)
+        with Recorder(model, interventions=[iv]) as rec:
+            patched, _ = model(ids)
+    assert torch.equal(patched[0, :200], plain[0, :200])
+    assert (patched[0, 200:] - plain[0, 200:]).abs().max() > 1e-4
+    assert rec.activations["layer0/cell"][0, 200, 2].item() == pytest.approx(0.9)
+
+
+def test_bad_patches_say_what_to_do():
+    with pytest.raises(InterventionError, match="needs `source`"):
+        Intervention("layer0/cell/0", "patch")
+    with pytest.raises(InterventionError, match="not `value`"):
+        Intervention("layer0/cell/0", "patch", value=1.0, source=[1.0])
+    with pytest.raises(InterventionError, match="shape"):
+        Intervention("layer0/cell", "patch", units=[0, 1], source=np.zeros((4, 3)))
+    with pytest.raises(InterventionError, match="`source` is for mode 'patch'"):
+        Intervention("layer0/cell/0", "zero", source=[1.0])
+    with pytest.raises(InterventionError, match="align"):
+        Intervention("layer0/cell/0", "patch", source=[1.0], align="middle")
+    with pytest.raises(InterventionError, match=r"source positions -1\.\.1"):
+        Intervention("layer0/cell/0", "patch", source=[1.0, 2.0], align=np.array([0, 2]))
+    model = CharLSTM(ModelConfig(vocab_size=5, hidden_size=4, embedding_dim=3)).eval()
+    mask = np.ones(6, bool)
+    iv = Intervention("layer0/cell/0", "patch", source=np.zeros(4), align="end", mask=mask)
+    with (
+        pytest.raises(InterventionError, match=r"no source position.*align"),
+        Recorder(model, interventions=[iv]),
+    ):
+        model(torch.zeros(1, 6, dtype=torch.long))
+    _no_instrumentation_left(model)
+
+
 def test_one_mode_vocabulary_from_the_command_line_to_the_forward():
     from lstmprobe.names import Key, Unit
     from lstmprobe.record import interventions as ivs

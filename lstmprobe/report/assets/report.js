@@ -209,6 +209,7 @@ function lstmprobeReport(root, D, page) {
     if (causal) parts = parts.concat(causal.card(u));
     fill($(".lpr-card"), parts);
     if (profiles) profiles.card(u, $(".lpr-card"));
+    if (depth) depth.card(u, $(".lpr-card"));  // patching and attribution (depth.js)
   }
 
   // all units of the dataset as a heatmap
@@ -328,6 +329,7 @@ function lstmprobeReport(root, D, page) {
   var causal = typeof lstmprobeCausal === "function" ? lstmprobeCausal(root, D, {el: el, row: row, table: table, fill: fill, fmt: fmt, count: count, rgb: rgb, ink: ink, chars: chars, codepoint: codepoint, image: image, gradient: gradient, unitLink: unitLink, makeText: makeText}) : null;
   // the unit card's profile by input char (profile.js), built from DOM nodes
   var profiles = typeof lstmprobeProfile === "function" ? lstmprobeProfile(root, D, {glyph: glyph}) : null;
+  var depth = typeof lstmprobeDepth === "function" ? lstmprobeDepth(root, D) : null;
 
   // keyboard
   var help = $(".lpr-help");
