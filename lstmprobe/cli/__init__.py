@@ -44,6 +44,7 @@ for _command in (
     report.plot_command,
     causal.ablate_command,
     causal.dynamics_command,
+    causal.profile_command,
     patching.patch_command,
     patching.attribute_command,
     interop.export_command,
