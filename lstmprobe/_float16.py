@@ -52,6 +52,19 @@ decode_finite = float16_decoder(clamp=True)
 decode_exact = float16_decoder(clamp=False)
 
 
+@intrinsic
+def float32_bits(typingctx, v):  # type: ignore[no-untyped-def]
+    """A numba intrinsic: the bits of a float32 as a uint32 (a register bitcast, no memory),
+    what ``np.float32(v).view(np.uint32)`` is in NumPy."""
+    if v != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(v), codegen
+
+
 def reference_decode(bits: np.ndarray, finite: bool) -> np.ndarray:
     """What :data:`decode_finite` (``finite``) or :data:`decode_exact` computes, in NumPy: the
     float32 values of float16 bit patterns ``bits`` (uint16).

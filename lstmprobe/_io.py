@@ -246,6 +246,14 @@ def json_text(obj: Any) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False, default=json_default) + "\n"
 
 
+def on_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is an interactive terminal (False for a file, a pipe, a closed one)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def progress_bar(
     total: int,
     *,
@@ -257,7 +265,9 @@ def progress_bar(
     leave: bool = True,
 ) -> Any:
     """The progress bar of long work: a ``tqdm`` on stderr (stdout stays for results), hidden
-    when ``enabled`` is false. Every stage's bar is made here, so that all of them look alike."""
+    when ``enabled`` is false or stderr is not a terminal (a log file or a pipe would collect
+    thousands of ``\r``-separated fragments). Every stage's bar is made here, so that all of
+    them look alike."""
     from tqdm import tqdm
 
     return tqdm(
@@ -267,7 +277,7 @@ def progress_bar(
         unit=unit,
         unit_scale=unit_scale,
         leave=leave,
-        disable=not enabled,
+        disable=not (enabled and on_terminal(sys.stderr)),
         file=sys.stderr,
         dynamic_ncols=True,
     )

@@ -71,6 +71,18 @@ def test_the_checks_see_links_and_names() -> None:
     assert DOC.findall("the contract (DESIGN.md) and README.md") == ["DESIGN.md", "README.md"]
 
 
+def python_blocks(page: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+
+
+@pytest.mark.parametrize("i", range(len(python_blocks(ROOT / "README.md"))))
+def test_the_readmes_python_works_when_pasted(i: int) -> None:
+    """Each python block of the README runs as it is, in a fresh namespace (the bundled model;
+    no file of the reader's), and hands no grad-tracking tensor to NumPy."""
+    code = python_blocks(ROOT / "README.md")[i]
+    exec(compile(code, f"README.md block {i}", "exec"), {"__name__": "readme"})
+
+
 # --------------------------------------------------------------------------- the site's own checks
 
 _spec = importlib.util.spec_from_file_location(

@@ -8,6 +8,8 @@ recording gives: :func:`plan_ablation`), :mod:`.ablation` runs the model with an
 :mod:`.patching` patches units from a source run into a target (flip rates against random
 units, sweeps), :mod:`.attribution` attributes a prediction to earlier chars and states, and
 :mod:`.state_space` gives trajectories and fixed points.
+:mod:`.profile` gives a unit's quantities per input char or feature value
+(:func:`lstmprobe.causal.profile.profile`).
 """
 
 from __future__ import annotations

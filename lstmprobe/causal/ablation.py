@@ -2,16 +2,21 @@
 
 For a set of units (a *condition*) the model reads the corpus twice -- as it is, and with the
 units set to zero, their mean or a constant at every position (:class:`~lstmprobe.Intervention`)
--- and the loss in bits of each next char is compared. Position t predicts char t+1, so the
-feature that says where the units should matter is read at the predicted char: the loss at t
-counts as *on* where the feature is on at t+1 (binary: 1; continuous: any value but 0), *off*
-where it is 0, and not at all where it is undefined or t has no next char in its sequence.
+-- and the loss in bits of each next char is compared. Position t predicts char t+1. The feature
+that says where the units should matter is read where the model stands when it predicts
+(``feature_at="state"``, the default): the loss of predicting char t+1 counts as *on* where the
+feature is on at t, after reading char t -- "predicting the closing quote" is inside the string,
+"predicting the opening quote" is not. ``feature_at="target"`` reads it at the predicted char
+t+1 instead. *On* is 1 for a binary feature and any value but 0 for a continuous one (or above
+``threshold`` when one is given), *off* is the rest, and a loss counts nowhere where the feature
+is undefined or t has no next char in its sequence. The rule is named in every result.
 
 Every condition is run again on ``n_random`` random sets of units of the same layers and
-quantities and of the same sizes (seeded, drawn from the units of no condition, distinct sets).
-The p-value is the rank of the condition's effect among them:
-``(1 + #{random delta >= chosen delta}) / (1 + n_random)`` -- with 20 draws the smallest possible
-value is 1/21 = 0.048. With ``task=True`` (a corpus of the synthetic tasks) the exact greedy
+quantities and of the same sizes (seeded, drawn from the units of no condition, distinct sets;
+by default 99, or every distinct set when there are fewer). The p-value is the rank of the
+condition's effect among them: ``(1 + #{random delta >= chosen delta}) / (1 + n_random)`` -- its
+floor is ``1 / (1 + n_random)``: 0.01 with 99 draws, 0.1 with the 9 other units of a 10-unit
+layer. With ``task=True`` (a corpus of the synthetic tasks) the exact greedy
 completion accuracy is measured the same way (p: the share of random sets whose accuracy is at
 most the chosen one's). docs/causal.md has the definitions and the limits.
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -32,7 +37,9 @@ from lstmprobe.causal.units import (
     Condition,
     check_model_matches,
     check_units,
+    distinct_sets,
     draw_random,
+    random_count,
     recorded_reset,
 )
 from lstmprobe.errors import AblationError, CorpusError, FeatureError, InterventionError
@@ -123,21 +130,88 @@ def next_char_bits(
     return out
 
 
-def feature_on_off(feature: Any, text: str, seqs: np.ndarray) -> np.ndarray:
-    """Where the feature is on at the predicted char: int8 per position, 1 on, 0 off, -1 where
-    it is undefined or the position has no next char in its sequence."""
+FeatureAt = Literal["state", "target"]
+#: Where the feature splitting a loss is read: ``state`` at t (where the model stands when it
+#: predicts char t+1), ``target`` at t+1 (the predicted char).
+FEATURE_AT: tuple[FeatureAt, ...] = ("state", "target")
+
+
+def on_rule(name: str, kind: str, threshold: float | None = None) -> str:
+    """How "on" is decided for a feature, in words: ``quote = 1``, ``count:a ≠ 0``,
+    ``count:a > 3``.
+
+    Examples
+    --------
+    >>> on_rule("quote", "binary"), on_rule("count:a", "continuous", 3.0)
+    ('quote = 1', 'count:a > 3')
+    """
+    if threshold is not None:
+        return f"{name} > {threshold:g}"
+    return f"{name} = 1" if kind == "binary" else f"{name} ≠ 0"
+
+
+@dataclass(frozen=True)
+class FeatureSplit:
+    """Where a feature is on for the loss of predicting each next char, and the rule.
+
+    ``on``: int8 per position t (the loss of predicting char t+1), 1 on, 0 off, -1 where the
+    feature is undefined or t has no next char in its sequence. ``at`` and ``rule``
+    (:func:`on_rule`) say how it was read.
+    """
+
+    on: np.ndarray
+    at: FeatureAt
+    rule: str
+
+
+def split_by_feature(
+    feature: Any,
+    text: str,
+    seqs: np.ndarray,
+    *,
+    at: FeatureAt = "state",
+    threshold: float | None = None,
+) -> FeatureSplit:
+    """Where ``feature`` is on for the loss of predicting each next char.
+
+    ``at="state"`` reads the feature at t (after reading char t: where the model stands when
+    it predicts char t+1), ``at="target"`` at t+1 (the predicted char). On: above ``threshold``
+    when given, else 1 for a binary feature and not 0 for a continuous one (:func:`on_rule`).
+
+    Examples
+    --------
+    >>> from lstmprobe.features import get_feature
+    >>> seqs = np.array([[0, 5]])
+    >>> split_by_feature(get_feature("quote"), 'a"b"c', seqs).on.tolist()  # predicting b, "
+    [0, 1, 1, 0, -1]
+    >>> split_by_feature(get_feature("quote"), 'a"b"c', seqs, at="target").on.tolist()
+    [1, 1, 0, 0, -1]
+    """
+    if at not in FEATURE_AT:
+        raise AblationError(f"`feature_at` is state or target, got {at!r}")
     labels = feature.labels(text, seqs)
     kind = feature.infer_kind(labels)
-    nxt = np.full(len(text), np.nan, dtype=np.float64)
-    nxt[:-1] = labels[1:]
+    read = np.full(len(text), np.nan, dtype=np.float64)
+    if at == "state":
+        read[:] = labels
+    else:
+        read[:-1] = labels[1:]
     for _, end in seqs:
-        nxt[end - 1] = np.nan
+        read[end - 1] = np.nan  # nothing to predict after a sequence's last char
     out = np.full(len(text), -1, dtype=np.int8)
-    defined = ~np.isnan(nxt)
-    on = nxt > 0.5 if kind == "binary" else nxt != 0
+    defined = ~np.isnan(read)
+    if threshold is not None:
+        on = read > threshold
+    else:
+        on = read > 0.5 if kind == "binary" else read != 0
     out[defined & on] = 1
     out[defined & ~on] = 0
-    return out
+    return FeatureSplit(out, at, on_rule(feature.name, kind, threshold))
+
+
+def feature_on_off(feature: Any, text: str, seqs: np.ndarray, **how: Any) -> np.ndarray:
+    """:func:`split_by_feature`'s ``on`` array alone (``how``: ``at``, ``threshold``)."""
+    return split_by_feature(feature, text, seqs, **how).on
 
 
 _NO_MEANS = (
@@ -190,9 +264,11 @@ def run_ablation(
     clamp: float | None = None,
     means: Mapping[Key, np.ndarray] | Mapping[str, np.ndarray] | None = None,
     reset: str = "none",
-    n_random: int = 20,
+    n_random: int | None = None,
     seed: int = 0,
     task: bool = False,
+    feature_at: FeatureAt = "state",
+    threshold: float | None = None,
     method: str = "auto",
     threads: int | None = None,
     progress: bool = False,
@@ -209,7 +285,7 @@ def run_ablation(
     conditions : list of lists of Unit (or unit names)
         Each is one set of units intervened on together.
     feature : Feature, optional
-        Splits the positions into on and off (at the predicted char).
+        Splits the losses into on and off (:func:`feature_on_off`).
     mode : {"zero", "mean", "clamp:V"}
         As :class:`~lstmprobe.Intervention` (and ``--mode``) spell it; ``mean`` needs
         ``means`` (:func:`unit_means`). ``clamp`` with ``clamp=V`` is ``clamp:V``.
@@ -217,10 +293,17 @@ def run_ablation(
         The constant of ``mode="clamp"`` (older spelling of ``clamp:V``).
     reset : {"none", "line"}
         How the model reads the corpus (as it was recorded).
-    n_random : int
-        Random unit sets per condition.
+    n_random : int, optional
+        Random unit sets per condition; default :data:`~lstmprobe.causal.units.DEFAULT_RANDOM`
+        (99), or every distinct set where there are fewer.
     task : bool
         Also measure exact greedy completion on a synthetic-task corpus.
+    feature_at : {"state", "target"}
+        Read the feature at t, where the model stands when it predicts char t+1 (default), or
+        at the predicted char t+1.
+    threshold : float, optional
+        The feature is on above it (default: 1 for a binary feature, not 0 for a continuous
+        one).
     threads : int, optional
         torch threads while measuring (default: 1 for a model under ``SMALL_MODEL_MACS``
         multiply-adds per char, see :mod:`lstmprobe.record.threads`; else torch's setting).
@@ -256,14 +339,18 @@ def run_ablation(
         raise CorpusError(
             "no char of this corpus has a next char to predict; give a corpus of at least 2 chars"
         )
-    on = None
+    on, rule = None, None
     if feature is not None:
-        on = feature_on_off(feature, text, seqs)
+        split = split_by_feature(feature, text, seqs, at=feature_at, threshold=threshold)
+        on, rule = split.on, split.rule
         n_on, n_off = int((on == 1).sum()), int((on == 0).sum())
         if n_on == 0 or n_off == 0:
             which = "never" if n_on == 0 else "always"
+            where = (
+                "at the chars predicted" if feature_at == "target" else "where the model predicts"
+            )
             raise FeatureError(
-                f"feature {feature.name!r} is {which} on at the predicted chars of this corpus, "
+                f"feature {feature.name!r} is {which} on {where} in this corpus, "
                 "so its on and off positions cannot be compared; pick a feature that varies "
                 "here (or leave out `feature` for the overall effect)"
             )
@@ -283,7 +370,7 @@ def run_ablation(
     pools = {
         key: [i for i in range(n) if key.unit(i) not in chosen_all] for key, n in datasets.items()
     }
-    draws = [draw_random(c, pools, n_random, seed) for c in conds]
+    draws = [draw_random(c, pools, random_count(c, pools, n_random), seed) for c in conds]
     if kind == "mean":
         missing = {k for c in conds for k in c.by_key} - set(unit_means or {})
         if missing:
@@ -328,6 +415,8 @@ def run_ablation(
         "mode": kind,
         "value": clamp,
         "feature": None if feature is None else feature.name,
+        "feature_at": None if feature is None else feature_at,
+        "on": rule,
         "seed": seed,
     }
     for cond, ds in zip(conds, draws):
@@ -335,7 +424,13 @@ def run_ablation(
         delta = cache[cond.units][1]
         results.append(
             condition_entry(
-                cond.units, cache[cond.units], ds, rand, settings=described, base_task=base_task
+                cond.units,
+                cache[cond.units],
+                ds,
+                rand,
+                settings=described,
+                base_task=base_task,
+                possible=distinct_sets(cond, pools),
             )
         )
         deltas.append(delta)
@@ -352,6 +447,9 @@ def run_ablation(
         "n_random": n_random,
         "seed": seed,
         "feature": described["feature"],
+        "feature_at": described["feature_at"],
+        "on": rule,
+        "threshold": threshold,
         "positions": len(tokens),
         "task": None if spec is None else spec.name,
     }

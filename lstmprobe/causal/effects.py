@@ -25,6 +25,7 @@ __all__ = [
     "condition_entry",
     "loss_summary",
     "mean_sd",
+    "p_text",
     "p_value",
     "verdict",
 ]
@@ -104,12 +105,16 @@ def condition_entry(
     *,
     settings: dict[str, Any],
     base_task: dict[str, Any] | None,
+    possible: int | None = None,
 ) -> AblationCondition:
     """One condition's result, built whole: its loss summary, its ``random`` draws' mean,
     spread and the p-value of its effect among them (``delta_on`` with a feature, else
-    ``delta``), task accuracies with ``task=True``, and its :func:`verdict`.
+    ``delta``) with its floor ``1 / (1 + n)``, task accuracies with ``task=True``, and its
+    :func:`verdict`.
 
-    ``settings`` holds ``mode``, ``value``, ``feature`` (its name or None) and ``seed``.
+    ``settings`` holds ``mode``, ``value``, ``feature`` (its name or None), ``feature_at`` and
+    ``on`` (how the feature was read: ``state``/``target``, and the rule, e.g. ``quote = 1``)
+    and ``seed``; ``possible`` is the number of distinct random sets there were to draw.
     """
     summary, _, comp = chosen
     with_feature = settings["feature"] is not None
@@ -136,6 +141,8 @@ def condition_entry(
         seed=settings["seed"],
         p_value_of=metric,
         p_value=p_value(summary.get(metric), [r[0].get(metric) for r in random]),
+        p_floor=1 / (1 + len(random)) if random else None,
+        possible=possible,
         delta_on_mean=r_on if with_feature else None,
         delta_on_sd=r_on_sd if with_feature else None,
         delta_off_mean=r_off,
@@ -160,6 +167,8 @@ def condition_entry(
         random=random_units,
         value=settings["value"] if settings["mode"] == "clamp" else None,
         feature=settings["feature"],
+        feature_at=settings.get("feature_at") if with_feature else None,
+        on=settings.get("on") if with_feature else None,
         **{k: v for k, v in summary.items() if k in _SUMMARY},
         **(
             {
@@ -178,30 +187,57 @@ def condition_entry(
 _SUMMARY = ("bits", "base_bits", "delta", "positions", *SPLIT)
 
 
+_AT = {"state": "read at t, where the model predicts from", "target": "read at the predicted char"}
+
+
+def p_text(p: float, n: int, possible: int | None = None) -> str:
+    """A p-value with its floor: ``p = 0.100: the smallest possible with 9 random sets (all
+    there are)``.
+
+    Examples
+    --------
+    >>> p_text(0.1, 9, possible=9)
+    'p = 0.100: the smallest possible with 9 random sets (all there are)'
+    >>> p_text(1 / 21, 20)
+    'p = 0.048: the smallest possible with 20 random sets — `n_random=99` gives a finer test'
+    >>> p_text(0.5, 99)
+    'p = 0.500 (floor 0.010 with 99 random sets)'
+    """
+    floor = 1 / (1 + n)
+    if p > floor * (1 + 1e-9):
+        return f"p = {p:.3f} (floor {floor:.3f} with {n} random sets)"
+    line = f"p = {p:.3f}: the smallest possible with {n} random sets"
+    if possible is not None and possible <= n:
+        return line + " (all there are)"
+    if n < 99:
+        return line + " — `n_random=99` gives a finer test"
+    return line
+
+
 def _units_text(units: Sequence[Unit]) -> str:
     names = [str(u) for u in units]
     return names[0] if len(names) == 1 else f"{len(names)} units ({', '.join(names)})"
 
 
 def verdict(c: AblationCondition) -> str:
-    """One readable line for a condition, e.g. ``ablating layer0/cell/34 (zero) costs ...``."""
+    """One readable line for a condition, e.g. ``zeroing layer0/cell/34 costs ... p = ...``."""
     how = {"zero": "zeroing", "mean": "mean-ablating", "clamp": f"clamping to {c.value}"}
     what = f"{how.get(c.mode, c.mode)} {_units_text(c.units)}"
     r = c.random
     if c.feature:
+        rule = c.on or f"{c.feature} is on"
+        at = _AT.get(c.feature_at or "", "")
         line = (
-            f"{what} costs {_signed(c.delta_on)} bits/char where {c.feature} is on "
-            f"({c.positions_on or 0:,} chars), {_signed(c.delta_off)} where off; "
+            f"{what} costs {_signed(c.delta_on)} bits/char where {rule} ({at}; "
+            f"{c.positions_on or 0:,} chars), {_signed(c.delta_off)} elsewhere; "
         )
         rand_mean, rand_sd = r.delta_on_mean, r.delta_on_sd
     else:
         line = f"{what} costs {_signed(c.delta)} bits/char ({c.positions:,} chars); "
         rand_mean, rand_sd = r.delta_mean, r.delta_sd
     if r.n:
-        line += (
-            f"{r.n} random same-size sets cost {_signed(rand_mean)} ± {_plain(rand_sd)}; "
-            f"p = {_plain(r.p_value)}"
-        )
+        line += f"{r.n} random same-size sets cost {_signed(rand_mean)} ± {_plain(rand_sd)}; "
+        line += "p = n/a" if r.p_value is None else p_text(r.p_value, r.n, r.possible)
     else:
         line += "no random units compared (none drawn)"
     if c.task_accuracy is not None:

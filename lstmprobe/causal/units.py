@@ -79,6 +79,33 @@ def check_units(model: torch.nn.Module, units: Sequence[Unit]) -> dict[Key, int]
     return datasets
 
 
+#: Random sets drawn per condition by default: p can then reach 1/100 = 0.01.
+DEFAULT_RANDOM = 99
+
+
+def distinct_sets(condition: Condition, pools: dict[Key, list[int]]) -> int:
+    """How many distinct random unit sets of ``condition``'s sizes ``pools`` hold.
+
+    Examples
+    --------
+    >>> distinct_sets(Condition.of(["layer0/cell/0"]), {Key.parse("layer0/cell"): [1, 2, 3]})
+    3
+    """
+    possible = 1
+    for key, idx in condition.by_key.items():
+        possible *= math.comb(len(pools[key]), len(idx))
+    return possible
+
+
+def random_count(condition: Condition, pools: dict[Key, list[int]], n: int | None) -> int:
+    """The random sets to draw: ``n``, or by default :data:`DEFAULT_RANDOM` or every distinct
+    set when there are fewer (a 10-unit layer has 9 other single units: p cannot go below
+    0.1 there)."""
+    if n is not None:
+        return n
+    return min(DEFAULT_RANDOM, distinct_sets(condition, pools))
+
+
 def draw_random(
     condition: Condition,
     pools: dict[Key, list[int]],
@@ -89,10 +116,9 @@ def draw_random(
     if n == 0:
         return []
     sizes = {k: len(v) for k, v in condition.by_key.items()}
-    possible = 1
+    possible = distinct_sets(condition, pools)
     for key, k in sizes.items():
         m = len(pools[key])
-        possible *= math.comb(m, k)
         if math.comb(m, k) < n and len(sizes) == 1:
             raise AblationError(
                 f"`n_random={n}` asks for {n} distinct random sets of {k} {key} unit"

@@ -45,6 +45,7 @@ for _command in (
     causal.dynamics_command,
     patching.patch_command,
     patching.attribute_command,
+    causal.profile_command,
     interop.export_command,
     interop.import_group,
 ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from lstmprobe.cli._common import (
 )
 from lstmprobe.cli.options import (
     ModelOptions,
+    choice_option,
     int_option,
     model_options,
     path_or_stdout_option,
@@ -25,6 +27,7 @@ from lstmprobe.cli.options import (
     script_options,
     store_option,
 )
+from lstmprobe.errors import for_cli
 
 
 @click.command("ablate")
@@ -40,12 +43,27 @@ from lstmprobe.cli.options import (
     help="The top K units of -f FEATURE in STORE.rankings.json, each alone and all together.",
 )
 @click.option("--feature", "-f", default=None, help="Where the units should matter (on vs off).")
+@choice_option(
+    "--feature-at",
+    choices=("state", "target"),
+    default="state",
+    help="Read FEATURE at t, where the model stands when it predicts char t+1 (state), or at "
+    "the predicted char t+1 (target).",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="FEATURE is on above this value [default: 1 for a binary feature, not 0 for a "
+    "continuous one].",
+)
 @click.option("--mode", default="zero", show_default=True, help="zero | mean | clamp:V.")
 @int_option(
     "--n-random",
-    default=20,
+    "n_random",
     minimum=0,
-    help="Random same-size unit sets of the same layer and quantity per condition.",
+    help="Random same-size unit sets of the same layer and quantity per condition [default: "
+    "99, so that p can reach 0.01; every distinct set where there are fewer].",
 )
 @renamed_option("--random", "--n-random", "n_random", type=int)
 @int_option("--seed", default=0, help="Seed of the random draws.")
@@ -67,8 +85,10 @@ def ablate_command(
     units: tuple[str, ...],
     top: int | None,
     feature: str | None,
+    feature_at: str,
+    threshold: float | None,
     mode: str,
-    n_random: int,
+    n_random: int | None,
     seed: int,
     reset: str | None,
     task: bool,
@@ -83,16 +103,19 @@ def ablate_command(
 
     Runs MODEL over CORPUS as it is and with the units set to zero, their mean over the
     recording, or a constant, at every position; reports the change of the loss in bits
-    per char where FEATURE is on and where it is off (read at the predicted char), the
-    same for --n-random sets of units of the same layer and quantity, and the p-value of
-    the chosen units' effect among them. The per-char loss differences are saved beside
-    the store (acts.h5 -> acts.ablations.h5).
+    per char where FEATURE is on and where it is off, the same for --n-random sets of
+    units of the same layer and quantity, and the p-value of the chosen units' effect
+    among them, with its floor 1/(1 + random sets). The loss of predicting char t+1
+    counts as on where FEATURE is on at t, where the model stands when it predicts
+    (--feature-at target: at t+1). The per-char loss differences are saved beside the
+    store (acts.h5 -> acts.ablations.h5).
 
     \b
     Examples:
         lstmprobe ablate model.pt corpus.txt --unit layer0/cell/17 -f quote
         lstmprobe ablate model.pt corpus.txt --top 4 -f quote --n-random 20 -o out.json
-        lstmprobe ablate counter.pt counter.txt --reset line -u layer0/cell/7 --task --n-random 9
+        lstmprobe ablate counter.pt counter.txt --reset line -u layer0/cell/7 --task
+        lstmprobe ablate counter.pt counter.txt -u layer0/cell/7 -f count:a --threshold 5
         lstmprobe ablate code-lstm sample:code --mode mean --unit layer1/hidden/3 -f indent
     """
     from lstmprobe.causal import AblationError, check_selection, plan_ablation, run_ablation
@@ -147,6 +170,8 @@ def ablate_command(
         n_random=n_random,
         seed=seed,
         task=task,
+        feature_at=feature_at,  # type: ignore[arg-type]
+        threshold=threshold,
         threads=model_options.threads,
         progress=not quiet,
     )
@@ -166,6 +191,7 @@ def ablate_command(
                 "corpus_sha256": corpus_sha256(text),
                 "reset": plan.reset,
                 "feature": feature or "",
+                "feature_at": feature_at if feature else "",
             },
         )
         out["saved"] = str(plan.saved_to)
@@ -177,7 +203,7 @@ def ablate_command(
         echo_json(out)
         return
     for cond in result.conditions:
-        click.echo(cond.verdict)
+        click.echo(for_cli(cond.verdict))
     if not quiet and not no_save:
         click.echo(f"saved {plan.saved_to}")
 
@@ -331,6 +357,19 @@ def format_dynamics(result: dict[str, Any], top: int) -> str:
             f"{u['write_share']:>6.3f} {u['held']:>5.2f} {u['reset']:>5.2f}  "
             f"{writes} / {resets}{driver}"
         )
+    lines += [
+        "  columns:",
+        "    timescale  -1/ln(mean keep gate) in steps: how long the state lasts if the gate sat"
+        " at its mean (inf: mean keep gate 1)",
+        "    keep f     mean forget gate f in [0, 1] (GRU: update gate z); 1 keeps all of the state",
+        "    write      share of each update that is new, mean |i*g| / (|f*c(t-1)| + |i*g|), in"
+        " [0, 1]",
+        "    held       share of positions with f > 0.9 and i < 0.1 (the state kept untouched)",
+        "    reset      share of positions with f < 0.1 (the state thrown away)",
+        "    writes at / resets at  the chars after which the mean write is largest (signed) /"
+        " the keep gate lowest; strongest driver: the unit whose hidden state feeds it most"
+        " through W_hh, into which gate, with the weight",
+    ]
     return "\n".join(lines)
 
 
@@ -421,3 +460,107 @@ def format_fixed_points(found: Any) -> str:
         lines.append("  no fixed point: the slowest points reached (not fixed):")
     lines += [describe(p, f"slow point {i}") for i, p in enumerate(found.slow_points[:3])]
     return "\n".join(lines)
+
+
+@click.command("profile")
+@store_option
+@click.option(
+    "--unit", "-u", "unit", required=True, help="The unit, e.g. layer0/cell/4 (any quantity of it)."
+)
+@click.option(
+    "--by",
+    default="char",
+    show_default=True,
+    help="Group positions by the char just read, or by the value of a FEATURE there.",
+)
+@int_option("--top", default=30, minimum=1, help="Groups shown (the most frequent chars).")
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    help="Also draw the profile (PNG, or SVG for a .svg name): bars of the means, ± sd.",
+)
+@script_options
+def profile_command(
+    store: str,
+    unit: str,
+    by: str,
+    top: int,
+    output: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """A unit's cell, hidden, gates and candidate per input char (or feature value).
+
+    For each char just read (or each value of --by FEATURE), the number of positions
+    and the mean ± sd of every quantity of the unit there, and the two parts of its
+    state's change: forgotten (f-1)*c(t-1) and written i*g, delta = forgotten + written.
+    "Does the input gate ignore the X's while the candidate fires on them?"
+
+    \b
+    Examples:
+        lstmprobe profile --unit layer0/cell/4
+        lstmprobe profile --unit layer0/cell/4 --by count:a@char:Y --json
+        lstmprobe profile --unit layer0/cell/4 -o profile.png
+    """
+    from lstmprobe.causal.profile import profile
+    from lstmprobe.report import data
+
+    with data.open_store(store) as s:
+        if output:
+            from lstmprobe.report.output import check_writable
+
+            check_writable(Path(output))
+        result = profile(s, unit, by, progress=not quiet)
+    shown = result.top(top)
+    if output:
+        from lstmprobe.report import figures
+        from lstmprobe.report.output import save_figure
+
+        fmt = "svg" if output.lower().endswith(".svg") else "png"
+        save_figure(figures.profile_figure(shown), Path(output), fmt, 150)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    click.echo(format_profile(shown, len(result.groups)))
+    if output and not quiet:
+        click.echo(f"wrote {output}")
+
+
+#: short column names of a profile's quantities
+_SHORT = {"input_gate": "input", "forget_gate": "forget", "output_gate": "output",
+          "reset_gate": "reset", "update_gate": "update"}  # fmt: skip
+
+
+def format_profile(p: Any, total_groups: int) -> str:
+    """The ``lstmprobe profile`` table: a row per group, ``mean ±sd`` per quantity, and one
+    line per column saying what it is."""
+    from lstmprobe.causal.profile import MEANINGS
+    from lstmprobe.report.theme import glyph
+
+    what = "the char just read" if p.by == "char" else f"the value of {p.by}"
+    lines = [f"{p.unit()} ({p.kind}) by {what}: {p.positions:,} positions"]
+    head = "value" if p.by != "char" else "char"
+    cols = [_SHORT.get(q, q) for q in p.quantities]
+    lines.append(f"  {head:<8} {'count':>8}" + "".join(f"  {c:>12}" for c in cols))
+    for gi, g in enumerate(p.groups):
+        label = repr(glyph(g)) if p.by == "char" else g
+        cells = "".join(
+            f"  {_mean_sd(p.mean[qi, gi, 0], p.sd[qi, gi, 0]):>12}"
+            for qi in range(len(p.quantities))
+        )
+        lines.append(f"  {label:<8} {int(p.counts[gi]):>8,}{cells}")
+    if total_groups > len(p.groups):
+        lines.append(f"  ({total_groups - len(p.groups)} rarer groups not shown; --top, --json)")
+    lines.append("  columns: mean ±sd over the positions of the group (population sd)")
+    for q, c in zip(("count", *p.quantities), ("count", *cols)):
+        lines.append(f"  {c:>10}: {MEANINGS.get(q, q)}")
+    for why in p.left_out:
+        lines.append(f"  not shown: {why}")
+    return "\n".join(lines)
+
+
+def _mean_sd(m: float, sd: float) -> str:
+    if not math.isfinite(m):
+        return "–"
+    return f"{m:+.2f} ±{sd:.2f}"

@@ -107,6 +107,11 @@ def describe(result: TrainResult | Evaluation) -> str:
             lines.append(f"  {c.key:>7}  sequences  exact")
             for key, (n, good) in sorted(c.by_key.items()):
                 lines.append(f"  {key:>7}  {n:>9}  {good / n:6.1%}")
+            what = {"n": "N (a's, b's)", "x_count": "the number of x's"}.get(c.key or "", c.key)
+            lines.append(
+                f"  columns: {c.key} = {what} of the line; sequences = lines with it; exact = "
+                "share completed exactly after the separator (0-100%)"
+            )
     return "\n".join(lines)
 
 
@@ -227,7 +232,12 @@ def tasks_command(
     help="Also write the weights and vocab beside the checkpoint as OUTPUT's name with "
     ".safetensors: the safe form to share (loading it cannot run code).",
 )
-@click.option("--threads", type=int, help="CPU threads for torch (1 is best on a busy machine).")
+@click.option(
+    "--threads",
+    type=int,
+    help="CPU threads for torch [default: 1 for a small model, as record runs it; else torch's "
+    "choice].",
+)
 @script_options
 def train_command(
     corpus: str,
@@ -269,8 +279,8 @@ def train_command(
     require_writable(output)  # before the training, not after it
     if shared is not None:
         require_writable(shared)
-    if threads is not None:
-        lm.set_threads(threads)
+    if threads is not None and threads < 1:
+        raise TrainingError(f"--threads must be at least 1, got {threads}")
     config = lm.resolve_config(settings, resume)
     text = resolve_corpus(corpus)
     metadata = {
@@ -281,7 +291,14 @@ def train_command(
     if not corpus.startswith("sample:"):
         metadata["corpus_sha256"] = file_sha256(corpus)
     result = lm.train(
-        text, output, config, resume=resume, slim=slim, progress=not quiet, metadata=metadata
+        text,
+        output,
+        config,
+        resume=resume,
+        slim=slim,
+        progress=not quiet,
+        metadata=metadata,
+        threads=threads,
     )
     summary = result.to_dict()
     if shared is not None:
@@ -292,9 +309,9 @@ def train_command(
         summary["safetensors"] = str(shared)
     if as_json:
         echo_json(summary)
-    elif not quiet:
+    else:  # the result line even with --quiet, as evaluate prints its result
         click.echo(describe(result))
-        if shared is not None:
+        if shared is not None and not quiet:
             click.echo(f"weights and vocab for sharing: {shared}")
     if result.interrupted:
         click.secho(

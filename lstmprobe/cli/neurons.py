@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from lstmprobe.cli._common import echo_json, fail, handle_errors, require_writable, warn
@@ -111,7 +113,10 @@ def features_command(as_json: bool, quiet: bool) -> None:
 @click.option("--model", default=None, help="The recorded model, for --ablate.")
 @model_options
 @int_option(
-    "--n-random", default=20, minimum=0, help="Random same-size unit sets per ablated unit."
+    "--n-random",
+    minimum=0,
+    help="Random same-size unit sets per ablated unit [default: 99, so that p can reach 0.01; "
+    "every other unit of the layer where there are fewer].",
 )
 @renamed_option("--ablate-random", "--n-random", "n_random", type=int)
 @quiet_option
@@ -133,7 +138,7 @@ def find_neurons_command(
     ablate_k: int | None,
     model: str | None,
     model_options: ModelOptions,
-    n_random: int,
+    n_random: int | None,
     quiet: bool,
     json_out: str | None = None,
     csv_out: str | None = None,
@@ -224,6 +229,8 @@ def find_neurons_command(
         click.echo(ranking.to_csv(), nl=False)
     if not json_stdout and not csv_stdout:
         click.echo(ranking.format_table(top), nl=False)
+        if not quiet:
+            click.echo(column_notes(ranking, top))
         if saved is not None and not quiet:
             kept = [f for f in merged.features if f not in ranking.features]
             more = f" (with the earlier {', '.join(kept)})" if kept else ""
@@ -249,3 +256,48 @@ def _outputs(
         if path is not None:
             files[path] = fmt
     return files
+
+
+def column_notes(ranking: Any, top: int) -> str:
+    """One line per column the find-neurons table shows: what it is and its range."""
+    rows = [r for name in ranking.scored for r in ranking.for_feature(name)[:top]]
+    if not rows:
+        return ""
+    kinds = {s.kind for s in ranking.features.values() if s.scored}
+    score = []
+    if "binary" in kinds:
+        score.append("binary feature: ROC AUC of the unit, folded to [0.5, 1] (0.5 = chance)")
+    if "continuous" in kinds:
+        score.append("continuous feature: |Spearman| in [0, 1] (0 = no monotone relation)")
+    lines = ["  columns:", f"    score     {'; '.join(score)}; on every position"]
+    lines.append("    sign      + the unit is higher where the feature is on (or larger), - lower")
+    if any(r.test_metric is not None for r in rows):
+        lines += [
+            "    held-out  the same metric on held-out contiguous test blocks, the sign fitted on"
+            " the train blocks (AUC: 0.5 chance, 1 perfect; Spearman: 0 chance, 1 perfect)",
+            "    control   the same on control labels: a random label per char type, with the"
+            " feature's values (Hewitt & Liang); high = the unit reacts to which char it read",
+            "    select.   held-out - control, in [-1, 1]: 0 = no better on the feature than on"
+            " the meaningless char-type control; > 0 = it tracks the feature beyond which char it"
+            " read; < 0 = it fits the char-type control better than the feature (a char detector)",
+            "    sample [95% interval]  the score on the probe's sampled positions, and a block"
+            " bootstrap interval of it",
+        ]
+    if any(r.causal is not None and r.causal.causal_p_value is not None for r in rows):
+        lines += [
+            "    ablated   bits/char lost where the feature is on (read where the model"
+            " predicts) when the unit is zeroed; > 0: the model needs it there",
+            "    random    the same for random units of its layer and quantity (mean)",
+            "    p         the share of random units at least as costly, counting the unit: its"
+            " floor is 1/(1 + random units)",
+        ]
+    if any(
+        s.probe is not None and s.probe.test_metric is not None for s in ranking.features.values()
+    ):
+        lines.append(
+            "  the summary line's probe on many units can learn any per-char labelling, so its"
+            " control is near its held-out metric by design (selectivity near 0); 'beyond the"
+            " char' (its held-out metric minus a probe on the current char alone) says what the"
+            " units know beyond the char"
+        )
+    return "\n".join(lines)

@@ -82,11 +82,16 @@ class Feature:
             return out
         return self._call(text, np.asarray(sequences, dtype=np.int64))
 
-    def scanner(self) -> Scanner:
-        """A fresh :class:`~lstmprobe.features.stream.Scanner` for one sequence."""
-        if self.stream is not None:
-            return self.stream()
-        return WholeScanner(lambda text: self._call(text, None))
+    def scanner(self, length: int | None = None) -> Scanner:
+        """A fresh :class:`~lstmprobe.features.stream.Scanner` for one sequence (of ``length``
+        chars, when known: :meth:`~lstmprobe.features.stream.Scanner.expect`)."""
+        made = self.stream() if self.stream is not None else WholeScanner(self._whole)
+        if length is not None:
+            made.expect(length)
+        return made
+
+    def _whole(self, text: str) -> np.ndarray:
+        return self._call(text, None)
 
     def _call(self, text: str, sequences: np.ndarray | None) -> np.ndarray:
         try:

@@ -365,7 +365,9 @@ for _plain in (_indent_family("indent", ""), _line_position_family("line-positio
 _CHAR_NAMES = {"space": " ", "tab": "\t", "newline": "\n", "\\n": "\n", "\\t": "\t", "\\\\": "\\"}
 
 
-def _char_arg(spec: str, arg: str) -> str:
+def char_arg(spec: str, arg: str) -> str:
+    """The one char an argument names: itself, or ``space``, ``tab``, ``newline``, ``\\n``,
+    ``\\t``; a FeatureError naming ``spec`` otherwise."""
     char = _CHAR_NAMES.get(arg, arg)
     if len(char) != 1:
         raise FeatureError(
@@ -412,7 +414,7 @@ def _char_feature(spec: str, char: str, ahead: int) -> Feature:
     "char", "1 where the char just read is X, else 0 (char:space, char:tab, char:\\n work)."
 )
 def _char_family(spec: str, arg: str) -> Feature:
-    return _char_feature(spec, _char_arg(spec, arg), 0)
+    return _char_feature(spec, char_arg(spec, arg), 0)
 
 
 @_TABLE.family(
@@ -421,7 +423,7 @@ def _char_family(spec: str, arg: str) -> Feature:
     "each sequence.",
 )
 def _next_char_family(spec: str, arg: str) -> Feature:
-    return _char_feature(spec, _char_arg(spec, arg), 1)
+    return _char_feature(spec, char_arg(spec, arg), 1)
 
 
 def _steps(text: str, up: str, down: str | None) -> np.ndarray:
@@ -458,7 +460,7 @@ def _count_family(spec: str, arg: str) -> Feature:
     elif len(arg) == 1:
         up, down = arg, None
     else:
-        up, down = _char_arg(spec, arg), None
+        up, down = char_arg(spec, arg), None
     what = f"{up}'s seen" + (f" minus {down}'s seen" if down else "")
     return Feature(
         spec,

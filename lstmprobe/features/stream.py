@@ -32,7 +32,7 @@ class Labelling(Protocol):
 
     def labels(self, text: str, sequences: np.ndarray | None = None) -> np.ndarray: ...
 
-    def scanner(self) -> Scanner: ...
+    def scanner(self, length: int | None = None) -> Scanner: ...
 
 
 #: Characters read per block; a sequence no longer than this is labelled in one call.
@@ -49,6 +49,14 @@ class Scanner:
     def __init__(self) -> None:
         self._buf = ""
         self._ctx = 0  # chars at the start of _buf already labelled, kept as context
+        #: the sequence's length when it is known before its text (:meth:`expect`), else None
+        self.expected: int | None = None
+
+    def expect(self, length: int) -> None:
+        """Say that the sequence has ``length`` chars (before feeding it): a feature of the
+        whole sequence (``seq-length``) can then label each char as it arrives instead of at
+        the end. Scanners that do not need it ignore it."""
+        self.expected = length
 
     def feed(self, text: str) -> np.ndarray:
         """Append ``text``; return float32 labels of the next chars whose labels are final."""
@@ -133,6 +141,64 @@ class Resumable(Scanner):
         else:
             self._state = self._next(buf[:cut], labels, self._state)
         return labels, cut, 0
+
+
+class Paired(Scanner):
+    """Two scanners over the same sequence, their labels combined position by position as
+    both have given them (a condition ``FEATURE@WHERE``): what one has labelled ahead of the
+    other waits here, so memory is bounded by the lag between the two.
+
+    ``combine(first, second) -> labels`` gets equally long float32 arrays.
+    """
+
+    def __init__(
+        self,
+        first: Scanner,
+        second: Scanner,
+        combine: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    ) -> None:
+        super().__init__()
+        self._pair = (first, second)
+        self._combine = combine
+        self._waiting = (np.empty(0, np.float32), np.empty(0, np.float32))
+
+    def expect(self, length: int) -> None:
+        super().expect(length)
+        for part in self._pair:
+            part.expect(length)
+
+    def _advance(self, text: str, final: bool) -> np.ndarray:
+        got = [
+            np.concatenate([wait, part._advance(text, final)]).astype(np.float32, copy=False)
+            for wait, part in zip(self._waiting, self._pair)
+        ]
+        k = min(len(got[0]), len(got[1]))
+        if final and len(got[0]) != len(got[1]):
+            raise FeatureError(
+                f"two scanners labelled {len(got[0])} and {len(got[1])} chars of one sequence; "
+                "a scanner must label each char exactly once"
+            )
+        self._waiting = (got[0][k:], got[1][k:])
+        return np.asarray(self._combine(got[0][:k], got[1][:k]), dtype=np.float32)
+
+
+class LengthScanner(Scanner):
+    """Labels that depend only on the sequence's length (``seq-length``): every char as it
+    arrives when the length was given (:meth:`Scanner.expect`), else all of them at the end,
+    keeping only a count meanwhile (never the text)."""
+
+    def __init__(self, label: Callable[[int, int], np.ndarray]) -> None:
+        super().__init__()
+        self._label = label  # label(n_chars, length) -> n_chars labels
+        self._seen = 0
+
+    def _advance(self, text: str, final: bool) -> np.ndarray:
+        self._seen += len(text)
+        if self.expected is not None:
+            return np.asarray(self._label(len(text), self.expected), dtype=np.float32)
+        if not final:
+            return np.empty(0, dtype=np.float32)
+        return np.asarray(self._label(self._seen, self._seen), dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- reading a store
@@ -230,7 +296,7 @@ def _short(
 def _long(
     feature: Labelling, text: Callable[[int, int], str], s: int, e: int
 ) -> Iterator[tuple[int, np.ndarray]]:
-    scanner = feature.scanner()
+    scanner = feature.scanner(e - s)
     pos = s
     for a in range(s, e, BLOCK):
         b = min(e, a + BLOCK)

@@ -47,6 +47,7 @@ from lstmprobe.models import (
     load_model,
     save_checkpoint,
 )
+from lstmprobe.record.threads import TorchThreads, default_threads
 from lstmprobe.text import RESETS, Vocab, sequences
 
 ARCHITECTURE = ("layers", "hidden", "embedding", "cell")
@@ -341,6 +342,7 @@ def train(
     slim: bool = False,
     progress: bool = True,
     metadata: dict[str, Any] | None = None,
+    threads: int | None = None,
 ) -> TrainResult:
     """Train a :class:`~lstmprobe.models.CharLSTM` on ``text`` and write it to ``output``.
 
@@ -350,6 +352,9 @@ def train(
     ``config`` is then usually :func:`resolve_config` of it. ``slim`` leaves the optimizer state
     out of the final checkpoint (a third of the size; it cannot be resumed). ``metadata`` (the
     command line, the corpus path) is stored in the checkpoint's ``training`` entry.
+    ``threads`` sets torch's CPU threads for the run; by default a small model (under
+    ``SMALL_MODEL_MACS`` multiply-adds per char, :mod:`lstmprobe.record.threads`) trains on one,
+    as ``record`` runs it, and a larger one on torch's setting.
 
     Examples
     --------
@@ -437,7 +442,9 @@ def train(
         total, desc="train", unit="step", initial=step, leave=False, enabled=progress
     )
     running, running_n, shown = 0.0, 0, started
-    with _StopOnSigint() as stop, bar:
+    device = next(model.parameters()).device
+    threads_used = TorchThreads(default_threads(model, threads, device), TrainingError)
+    with threads_used, _StopOnSigint() as stop, bar:
         while step < total:
             x, y, fresh = batches.get(step)
             state = _carry(state, fresh or not batches.carry_state)

@@ -24,6 +24,8 @@ _EXPORTS = {
     "distributions": "lstmprobe.report.stat_figures",
     "separator": "lstmprobe.report.stat_figures",
     "probe_curve": "lstmprobe.report.stat_figures",
+    "profile_figure": "lstmprobe.report.unit_figures",
+    "random_effects": "lstmprobe.report.unit_figures",
     "build_report": "lstmprobe.report.html",
     "text_page": "lstmprobe.report.html",
     "Report": "lstmprobe.report.html",

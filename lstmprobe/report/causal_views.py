@@ -123,10 +123,12 @@ def _predicted(values: np.ndarray | None, a: int, b: int) -> list[float | None] 
 
 
 def ablation_sections(
-    store: ActivationStore, abl: SavedAblations, warn: Warn = None
+    store: ActivationStore, abl: SavedAblations, warn: Warn = None, figures: bool = False
 ) -> dict[str, Any]:
     """The payload of the Ablations section and of the unit cards (JSON-ready); a condition's
-    summary that cannot be used is shown without its numbers, said in one ``warn`` line."""
+    summary that cannot be used is shown without its numbers, said in one ``warn`` line. With
+    ``figures``, each condition's random units behind its p-value as a PNG
+    (:func:`~lstmprobe.report.unit_figures.random_effects`)."""
     n = store.n_positions
     on = abl.feature_on
     feature = abl.feature or None
@@ -183,6 +185,9 @@ def ablation_sections(
                 "random": {k: r.get(k) for k in _SHOWN_RANDOM},
                 "range": m,
                 "passages": passages,
+                "figure": _random_figure(summary)
+                if figures and summary is not None and summary.random.draws
+                else None,
             }
         )
         for u in cond.units:
@@ -190,6 +195,7 @@ def ablation_sections(
     say_ignored(problems, warn, f"{abl.path}: ")
     return {
         "feature": feature,
+        "feature_at": (abl.feature_at or "target") if feature else None,
         "reset": abl.reset or None,
         "created": abl.created or None,
         "conditions": conditions,
@@ -197,11 +203,18 @@ def ablation_sections(
     }
 
 
+def _random_figure(summary: AblationCondition) -> str:
+    from lstmprobe.report.output import png_uri
+    from lstmprobe.report.unit_figures import random_effects
+
+    return png_uri(random_effects(summary).figure)
+
+
 #: What the report shows of a condition's summary, and of its random units.
 _SHOWN = ("delta", "delta_on", "delta_off", "positions", "positions_on", "positions_off", "bits",
-          "base_bits")  # fmt: skip
+          "base_bits", "on", "feature_at")  # fmt: skip
 _SHOWN_RANDOM = ("n", "delta_on_mean", "delta_on_sd", "delta_off_mean", "delta_off_sd",
-                 "delta_mean", "delta_sd", "p_value", "p_value_of")  # fmt: skip
+                 "delta_mean", "delta_sd", "p_value", "p_value_of", "p_floor", "possible")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- dynamics
@@ -346,7 +359,7 @@ def causal_payload(
     abl = load_ablations(store, warn=warn)
     dyn = load_dynamics(store, warn=warn)
     return {
-        "ablations": ablation_sections(store, abl, warn) if abl is not None else None,
+        "ablations": ablation_sections(store, abl, warn, figures) if abl is not None else None,
         "dynamics": dynamics_sections(store, dyn, stats, preferred, figures)
         if dyn is not None
         else None,

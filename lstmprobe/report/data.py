@@ -20,7 +20,7 @@ from lstmprobe._io import progress_bar
 from lstmprobe.errors import StoreError, UnitError
 from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import Scale, scale_for
+from lstmprobe.report.colors import Range, Scale, scale_for
 from lstmprobe.store import ActivationStore, parse_unit
 
 #: What receives the report's warnings, one line each (None: they are dropped).
@@ -109,7 +109,8 @@ class KeyStats:
     positions below :data:`SATURATION` / above ``1 - SATURATION`` (gates only; zero elsewhere);
     ``chunk_max`` and ``chunk_min`` (shape (n_chunks, n_units)) hold each unit's largest and
     smallest value in each chunk of ``chunk`` positions, from which the top-activating spans are
-    picked (:func:`top_spans`).
+    picked (:func:`top_spans`); ``abs_hist`` (shape (N_BINS, n_units)) counts each unit's
+    ``|value|`` in log-spaced bins (not for gates), from which its percentile ranges are read.
     """
 
     key: str
@@ -126,6 +127,7 @@ class KeyStats:
     chunk: int
     chunk_max: np.ndarray = field(repr=False)
     chunk_min: np.ndarray = field(repr=False)
+    abs_hist: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def max_abs(self) -> np.ndarray:
@@ -139,9 +141,22 @@ class KeyStats:
         """Each unit's count of ±inf and NaN values."""
         return self.posinf + self.neginf + self.nan
 
-    def scale(self, index: int) -> Scale:
-        """The fixed colour scale of unit ``index``."""
-        return scale_for(self.key, float(self.max_abs[index]))
+    def level(self, index: int, percentile: float) -> tuple[float, float] | None:
+        """Unit ``index``'s ``percentile`` of ``|value|`` over the recording, of its negative
+        values and of the others (from its bins, at most one bin -- 6.25% -- above the exact
+        value), None without bins."""
+        from lstmprobe.report._sweep import level
+
+        if self.abs_hist is None:
+            return None
+        lo, hi = float(self.min[index]), float(self.max[index])
+        return level(self.abs_hist[:, index], percentile, lo, hi)
+
+    def scale(self, index: int, rng: Range | str | None = None) -> Scale:
+        """The fixed colour scale of unit ``index`` (``rng``: how its range is chosen)."""
+        rng = Range.parse(rng)
+        at = self.level(index, rng.percentile) if rng.how == "percentile" else None
+        return scale_for(self.key, float(self.max_abs[index]), rng=rng, level=at)
 
 
 def _bar(total: int, enabled: bool, desc: str) -> Any:
@@ -166,7 +181,7 @@ def summarize(
     ...     stats = summarize(store)
     ...     stats["layer0/forget_gate"].high[:3]  # fraction of positions > 0.9
     """
-    from lstmprobe.report._sweep import sweep
+    from lstmprobe.report._sweep import N_BINS, sweep
 
     keys = list(store.keys if keys is None else keys)
     n = store.n_positions
@@ -182,6 +197,7 @@ def summarize(
             "high": np.zeros(u, dtype=np.int64),
             "cmax": np.empty((n_chunks, u), dtype=np.float32),
             "cmin": np.empty((n_chunks, u), dtype=np.float32),
+            "hist": np.zeros((2 * N_BINS, u), dtype=np.int64),
             **{name: np.zeros(u, dtype=np.int64) for name in ("posinf", "neginf", "nan")},
         }
     with _bar(n, progress, "summaries") as bar:
@@ -200,6 +216,7 @@ def summarize(
                     s["cmax"][c],
                     s["cmin"][c],
                     (s["posinf"], s["neginf"], s["nan"]),
+                    s["hist"],
                 )
             bar.update(b - a)
     out = {}
@@ -211,6 +228,7 @@ def summarize(
         out[key] = KeyStats(
             key, n, mean, std, s["cmin"].min(0), s["cmax"].max(0), s["low"] / n, s["high"] / n,
             s["posinf"], s["neginf"], s["nan"], chunk, s["cmax"], s["cmin"],
+            None if Key.parse(key).is_gate else s["hist"],
         )  # fmt: skip
     return out
 
@@ -275,24 +293,41 @@ def read_unit(store: ActivationStore, name: str, start: int, stop: int) -> np.nd
 def unit_range(store: ActivationStore, name: str) -> tuple[float, float]:
     """``(min, max)`` of one unit's finite values over the whole recording, read window by
     window (``(inf, -inf)`` where it has none)."""
+    return _unit_pass(store, name)[:2]
+
+
+def _unit_pass(store: ActivationStore, name: str) -> tuple[float, float, np.ndarray]:
+    """``(min, max, bins)`` of one unit's finite values over the whole recording, read window
+    by window; ``bins`` counts their ``|value|`` per bin
+    (:func:`~lstmprobe.report._sweep.abs_bins`)."""
+    from lstmprobe.report._sweep import N_BINS, abs_bins
+
     key, index = check_unit(store, name)
     lo, hi = np.inf, -np.inf
+    hist = np.zeros(2 * N_BINS, dtype=np.int64)
     step = store.chunk_positions * 16
     for a in range(0, store.n_positions, step):
-        v = store.read(key, a, min(a + step, store.n_positions), units=[index])
+        v = store.read(key, a, min(a + step, store.n_positions), units=[index])[:, 0]
         v = v[np.isfinite(v)]
         if v.size:
             lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
-    return lo, hi
+            hist += np.bincount(abs_bins(v), minlength=2 * N_BINS)
+    return lo, hi, hist
 
 
-def unit_scale(store: ActivationStore, name: str) -> Scale:
-    """The fixed colour scale of one unit (reads its range when the quantity needs it)."""
+def unit_scale(store: ActivationStore, name: str, rng: Range | str | None = None) -> Scale:
+    """The fixed colour scale of one unit (reads its values when the quantity needs it);
+    ``rng``: how its range is chosen (default ``p99``, :class:`~lstmprobe.report.colors.Range`)."""
+    from lstmprobe.report._sweep import level
+
+    rng = Range.parse(rng)
     key, _ = check_unit(store, name)
-    if Key.parse(key).is_gate:
-        return scale_for(key)
-    lo, hi = unit_range(store, name)
-    return scale_for(key, max(abs(lo), abs(hi)) if lo <= hi else None)
+    if Key.parse(key).is_gate or rng.how == "given":
+        return scale_for(key, rng=rng)
+    lo, hi, hist = _unit_pass(store, name)
+    max_abs = max(abs(lo), abs(hi)) if lo <= hi else None
+    at = level(hist, rng.percentile, lo, hi) if rng.how == "percentile" and lo <= hi else None
+    return scale_for(key, max_abs, rng=rng, level=at)
 
 
 def sample_windows(n: int, n_windows: int = 8, window: int = 2048) -> list[tuple[int, int]]:
@@ -329,16 +364,21 @@ def separator_values(
 ) -> Separator:
     """The value of every unit of ``key`` at the first ``char`` of each sequence.
 
-    ``group_by``: ``"first-char"`` (the sequence's first char) or ``"count"`` (N, the number of
-    chars before ``char`` in its sequence: for the counter tasks).
+    ``group_by``: ``"first-char"`` (the sequence's first char), ``"count"`` (N, the number of
+    chars before ``char`` in its sequence), or a feature spec: its value at the separator
+    (``count:a`` -- the selective counter's N, X's not counted --, ``first-char:b``,
+    ``seq-length``; ``undefined`` where it is NaN).
     """
     if char not in store.vocab.chars:
         raise UnitError(
             f"char {char!r} does not occur in the recording's vocabulary; give one of "
             f"{''.join(c for c in store.vocab.chars if c.isprintable())!r}"
         )
+    feature = None
     if group_by not in ("first-char", "count"):
-        raise UnitError(f"group by 'first-char' or 'count', got {group_by!r}")
+        from lstmprobe.features import get_feature
+
+        feature = get_feature(group_by)
     code = store.vocab.chars.index(char)
     seqs = store.sequences
     n = store.n_positions
@@ -356,7 +396,18 @@ def separator_values(
         raise UnitError(f"char {char!r} does not occur in {store.path}")
     order = sorted(found)[:max_sequences]
     positions = np.array([found[i] for i in order], dtype=np.int64)
-    if group_by == "first-char":
+    if feature is not None:
+        from lstmprobe.features.stream import TextReader, feature_windows
+
+        at = feature_windows(
+            feature,
+            TextReader(store.read_text, n),
+            n,
+            seqs,
+            [(int(p), int(p) + 1) for p in positions],
+        )
+        groups = [_group_label(float(v[0])) for v in at]
+    elif group_by == "first-char":
         groups = [store.read_text(int(seqs[i, 0]), int(seqs[i, 0]) + 1) for i in order]
     else:
         groups = [str(int(found[i] - seqs[i, 0])) for i in order]
@@ -367,6 +418,10 @@ def separator_values(
         sel = (positions >= a) & (positions < b)
         values[sel] = store.read(key, a, b)[positions[sel] - a]
     return Separator(char, key, positions, groups, values, group_by)
+
+
+def _group_label(value: float) -> str:
+    return "undefined" if np.isnan(value) else f"{value:g}"
 
 
 def load_rankings(

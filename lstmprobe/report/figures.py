@@ -1,9 +1,11 @@
 """Figures of units: coloured text, a unit's internals, heatmaps, distributions, saturation,
-states at a separator, probe curves, timescales, keep vs write.
+states at a separator, probe curves, timescales, keep vs write, a unit's profile by input, the
+random units behind an ablation's p-value.
 
 The one namespace for every figure function; they live by concept in
 :mod:`~lstmprobe.report.text_figures` (a span of text, char by char) and
-:mod:`~lstmprobe.report.stat_figures` (statistics over the whole recording or a ranking), and share
+:mod:`~lstmprobe.report.stat_figures` (statistics over the whole recording or a ranking) and
+:mod:`~lstmprobe.report.unit_figures` (one unit's profile and ablation), and share
 one look from :mod:`~lstmprobe.report.theme`.
 
 Each function returns a matplotlib Figure (or draws into ``ax`` and returns the Axes); none shows
@@ -30,6 +32,7 @@ from lstmprobe.report.text_figures import (
     unit_text,
 )
 from lstmprobe.report.theme import GLYPHS, MONO, THEME, glyph, layout, themed
+from lstmprobe.report.unit_figures import profile_figure, random_effects, random_effects_grid
 
 __all__ = [
     "GLYPHS",
@@ -43,6 +46,9 @@ __all__ = [
     "keep_write",
     "layout",
     "probe_curve",
+    "profile_figure",
+    "random_effects",
+    "random_effects_grid",
     "saturation",
     "separator",
     "themed",

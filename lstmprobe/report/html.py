@@ -6,7 +6,8 @@ else runs. What it embeds (docs/report.md):
 
 * the explorer's text: ``max_chars`` chars from ``start``, and for every shown unit its value at
   each of them, quantised to 8 bits along the unit's fixed colour scale
-  (:meth:`~lstmprobe.report.colors.Scale.quantize`: a step of ``(vmax - vmin) / 255``);
+  (:meth:`~lstmprobe.report.colors.Scale.quantize`: codes 1..253 inside the range, a step of
+  ``(vmax - vmin) / 252``; 0 and 255 beyond it, marked in the text);
 * per-unit summaries over the whole recording (mean, std, min, max, gate saturation);
 * with a ranking: per feature its summary, probe curve, top units with scores, intervals, held-out
   metrics, selectivity and an ROC-suggested threshold, and for each top unit its coloured text on
@@ -35,7 +36,7 @@ import numpy as np
 
 from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import lut, scale_for
+from lstmprobe.report.colors import Range, code_palette, scale_for
 from lstmprobe.report.data import (
     KeyStats,
     Warn,
@@ -108,6 +109,7 @@ def build_report(
     figures: bool = True,
     progress: bool = False,
     warn: Warn = None,
+    rng: Range | str | None = None,
 ) -> Report:
     """Render the report of one recording (and its ranking, when there is one).
 
@@ -128,6 +130,9 @@ def build_report(
         Units embedded per dataset (the first ones, plus every top-ranked unit); default all.
     figures : bool
         Embed the saturation, distribution and probe-curve figures (matplotlib).
+    rng : Range or str, optional
+        How each unit's colour range is chosen: ``p99`` (default), ``pNN``, ``max`` or
+        ``LO,HI`` (:class:`~lstmprobe.report.colors.Range`).
 
     Examples
     --------
@@ -139,6 +144,7 @@ def build_report(
 
     if max_chars < 1:
         raise ReportError(f"`max_chars` must be at least 1, got {max_chars}")
+    rng = Range.parse(rng)
     if ranking is None and use_rankings:
         ranking = load_rankings(store, rankings_path, warn)
     feats: list[str] = []
@@ -180,7 +186,7 @@ def build_report(
         s = stats[key]
         idx = shown[key]
         values = store.read(key, a, b, units=idx)  # (L, units)
-        scales = [s.scale(i) for i in idx]
+        scales = [s.scale(i, rng) for i in idx]
         q = (
             np.stack([sc.quantize(values[:, j]) for j, sc in enumerate(scales)])
             if idx
@@ -217,7 +223,9 @@ def build_report(
         n_shown += len(idx)
 
     feature_data, thresholds = (
-        feature_sections(store, ranking, top_rows, stats, progress=progress, figures=figures)
+        feature_sections(
+            store, ranking, top_rows, stats, progress=progress, figures=figures, rng=rng
+        )
         if feats and ranking is not None
         else ([], {})
     )
@@ -240,6 +248,10 @@ def build_report(
 
     causal["patching"] = patching_section(store, figures=figures, warn=warn)
     causal["attributions"] = attributions_section(store, warn=warn)
+
+    from lstmprobe.report.profiles import profile_payload
+
+    profiles = profile_payload(store, sorted(top_units), warn=warn, progress=progress)
     initial = unit_parts(
         top_rows[feats[0]][0].unit if feats and top_rows[feats[0]] else Key.parse(keys[0]).unit(0)
     )
@@ -256,7 +268,8 @@ def build_report(
             "corpus_sha256": store.corpus_sha256,
             "rankings": bool(feats),
         },
-        "palettes": {k: lut(k).tolist() for k in ("diverging", "sequential")},
+        "palettes": {k: code_palette(k).tolist() for k in ("diverging", "sequential")},
+        "range": str(rng),
         "window": {"start": a, "text": store.read_text(a, b)},
         "keys": key_data,
         "features": feature_data,
@@ -264,6 +277,7 @@ def build_report(
         "thresholds": thresholds,
         "figures": figs,
         "initial": initial,
+        "profiles": profiles,
         **causal,
     }
     page, fragment = render(payload, title=f"lstmprobe report: {store.path.name}")
@@ -338,15 +352,23 @@ def _figures(
     return out
 
 
-def text_page(store: ActivationStore, unit: str, start: int, stop: int, width: int = 100) -> str:
-    """A small self-contained page: one unit's coloured text over ``[start, stop)``, with hover."""
+def text_page(
+    store: ActivationStore,
+    unit: str,
+    start: int,
+    stop: int,
+    width: int = 100,
+    rng: Range | str | None = None,
+) -> str:
+    """A small self-contained page: one unit's coloured text over ``[start, stop)``, with hover
+    (``rng``: how its colour range is chosen)."""
     key, index = check_unit(store, unit)
-    scale = unit_scale(store, unit)
+    scale = unit_scale(store, unit, rng)
     values = store.read(key, start, stop, units=[index])[:, 0]
     payload = {
         "mode": "text",
         "meta": {"store": str(store.path), "positions": store.n_positions},
-        "palettes": {k: lut(k).tolist() for k in ("diverging", "sequential")},
+        "palettes": {k: code_palette(k).tolist() for k in ("diverging", "sequential")},
         "window": {"start": start, "text": store.read_text(start, stop)},
         "keys": [
             {
@@ -400,8 +422,8 @@ def render(payload: dict[str, Any], title: str) -> tuple[str, str]:
     navigation from it, and the page keeps its policy there.
     """
     skeleton, script, style = asset("skeleton.html"), asset("report.js"), asset("report.css")
-    script += asset("causal.js") + asset("depth.js")
-    style += asset("causal.css") + asset("depth.css")
+    script += asset("causal.js") + asset("depth.js") + asset("profile.js")
+    style += asset("causal.css") + asset("depth.css") + asset("profile.css")
     rid = "lpr-" + uuid.uuid4().hex[:8]
     data = json.dumps(compact(payload), ensure_ascii=False, separators=(",", ":"))
     data = data.replace("<", "\\u003c")  # no </script> or <!-- inside the script element

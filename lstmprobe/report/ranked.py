@@ -11,6 +11,7 @@ import numpy as np
 
 from lstmprobe.probes.ranking import Ranking
 from lstmprobe.probes.rows import FeatureSummary, RankingRow
+from lstmprobe.report.colors import Range
 from lstmprobe.report.data import KeyStats, passage, top_spans
 from lstmprobe.report.feature_scan import FeatureScan, pick_changes, scan_features
 from lstmprobe.report.output import compact, png_uri, uint8_b64, unit_parts
@@ -30,10 +31,12 @@ def feature_sections(
     stats: dict[str, KeyStats],
     progress: bool = False,
     figures: bool = True,
+    rng: Range | str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """The sections of the features in ``top_rows`` (feature -> its top rows, best first), and
     the ROC thresholds of their units (unit -> feature -> threshold), from one streaming pass;
-    with ``figures``, each feature's probe curve too."""
+    with ``figures``, each feature's probe curve too; ``rng``: how the units' colour ranges are
+    chosen (:class:`~lstmprobe.report.colors.Range`)."""
     feats = list(top_rows)
     want = {f: [(r.name, r.sign or 1) for r in top_rows[f]] for f in feats}
     kinds = {f: ranking.features[f].kind or "continuous" for f in feats}
@@ -47,7 +50,9 @@ def feature_sections(
                 "fpr": t.fpr,
                 "sign": t.sign,
             }
-    return _sections(store, ranking, feats, top_rows, stats, scans, figures), thresholds
+    return _sections(
+        store, ranking, feats, top_rows, stats, scans, figures, Range.parse(rng)
+    ), thresholds
 
 
 def _sections(
@@ -58,6 +63,7 @@ def _sections(
     stats: dict[str, KeyStats],
     scans: dict[str, FeatureScan],
     figures: bool,
+    rng: Range,
 ) -> list[dict[str, Any]]:
     out = []
     for f in feats:
@@ -84,7 +90,7 @@ def _sections(
             for u in s["units"]:
                 key, index = parse_unit(u)
                 v = store.read(key, s["start"], s["stop"], units=[index])[:, 0]
-                vals[u] = uint8_b64(stats[key].scale(index).quantize(v))
+                vals[u] = uint8_b64(stats[key].scale(index, rng).quantize(v))
             passages.append(
                 {
                     "kind": s["kind"],

@@ -6,6 +6,7 @@ Each function returns a matplotlib Figure (or draws into ``ax`` and returns the 
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 
 from lstmprobe.names import Key
 from lstmprobe.probes.ranking import Ranking
-from lstmprobe.report.colors import Scale, clipped, cmap, nonfinite_note, scale_for
+from lstmprobe.report.colors import Range, Scale, clipped, cmap, nonfinite_note, norm, scale_for
 from lstmprobe.report.data import (
     KeyStats,
     Separator,
@@ -77,6 +78,13 @@ def saturation(stats: dict[str, KeyStats], layers: Sequence[str] | None = None) 
     return fig
 
 
+#: Positions per unit the boxes of :func:`distributions` are drawn from, and units shown.
+BOX_POSITIONS = 2000
+BOX_UNITS = 128
+#: Up to this many units, cell and hidden boxes stand side by side in one panel.
+SIDE_BY_SIDE = 32
+
+
 @themed
 def distributions(
     store: ActivationStore,
@@ -84,15 +92,14 @@ def distributions(
     windows: list[tuple[int, int]] | None = None,
 ) -> Any:
     """Per-unit distributions of cell vs hidden ("hidden is a sharper cell"); GRU: candidate vs
-    hidden. Quantiles per unit over sampled windows of positions, and all values pooled.
-    Returns the Figure.
-
-    The two quantities may have different widths (an LSTM with ``proj_size``: ``cell`` has H
-    units, ``hidden`` P): each is drawn over its own units. Quantiles and the histogram are of
-    the finite values; a unit that also holds ±inf (a float16 overflow) or NaN is marked by a
-    triangle at the edge of the panel, and the counts are in the legend.
-    """
+    hidden. Boxes per unit (25–75%, whiskers 5–95%, seaborn) over evenly spaced windows of the
+    recording -- side by side for up to :data:`SIDE_BY_SIDE` units, else one panel each -- and
+    the values of all units pooled below. Values that are not finite (±inf,
+    NaN) are left out and counted. With a projected LSTM (``proj_size``) hidden has other units
+    than cell: each gets its own panel. Returns the Figure."""
     import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
 
     layer = layer or store.layers[0]
     have = store.quantities(layer)
@@ -102,106 +109,155 @@ def distributions(
     require_quantities(store, layer, pair, "plot distributions")
     windows = windows or sample_windows(store.n_positions)
     n_pos = sum(b - a for a, b in windows)
-    data = [sample_values(store, f"{layer}/{q}", windows) for q in pair]
+    data = [sample_values(store, f"{layer}/{q}", windows).astype(np.float64) for q in pair]
+    left_out = sum(int((~np.isfinite(v)).sum()) for v in data)
+    rows = np.unique(np.linspace(0, n_pos - 1, min(n_pos, BOX_POSITIONS)).astype(int))
     widths = [v.shape[1] for v in data]
+    # side by side per unit when few; else one panel each, so that the bounded quantity keeps a
+    # readable axis beside cells that reach ±50
+    shared = widths[0] == widths[1] and widths[0] <= SIDE_BY_SIDE
+    panels = [list(pair)] if shared else [[q] for q in pair]
     n_units = max(widths)
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(min(14, 6 + 0.06 * n_units), 4.6), layout="constrained",
-        gridspec_kw={"height_ratios": [1.4, 1]},
+    shown = min(n_units, BOX_UNITS)
+    fig, axes = plt.subplots(
+        len(panels) + 1, 1, figsize=(min(14, 6 + 0.09 * shown * (2 if shared else 1)),
+                                     2.6 * len(panels) + 2.2),
+        layout="constrained", squeeze=False,
     )  # fmt: skip
-    flagged = []
-    for j, (q, v, color) in enumerate(zip(pair, data, PAIR_COLORS)):
-        x = np.arange(v.shape[1]) + (j - 0.5) * 0.35
-        finite = np.isfinite(v)
-        shown = np.where(finite, v, np.nan)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a unit with no finite value
-            q05, q25, q50, q75, q95 = np.nanpercentile(shown, [5, 25, 50, 75, 95], axis=0)
-        width = f", {v.shape[1]} units" if len(set(widths)) > 1 else ""
-        top.vlines(x, q05, q95, color=color, lw=0.6, alpha=0.6)
-        top.vlines(x, q25, q75, color=color, lw=2.0, label=f"{q}{width} (5–95%, 25–75%, median)")
-        top.scatter(x, q50, s=3, color="black", zorder=3)
-        pos, neg, nan = (v == np.inf).sum(0), (v == -np.inf).sum(0), np.isnan(v).sum(0)
-        bad = ""
-        if (pos + neg + nan).any():
-            counts = [
-                f"{int(n):,} {w}"
-                for n, w in ((pos.sum() + neg.sum(), "±inf"), (nan.sum(), "NaN"))
-                if n
-            ]
-            bad = f"; {' and '.join(counts)} not in the histogram"
-            flagged.append((x, pos > 0, (neg > 0) | (nan > 0), color))
-        values = v[finite]
-        bottom.hist(
-            values, bins=120, histtype="step", density=True, color=color,
-            label=f"{q}: std {values.std() if values.size else float('nan'):.2f}{bad}",
-        )  # fmt: skip
-    top.axhline(0, color="0.7", lw=0.6, zorder=0)
-    top.set_xlabel("unit")
-    top.set_ylabel("value (symlog)")
-    top.set_xlim(-1, n_units)
-    top.set_yscale("symlog", linthresh=1.0)
-    for x, up, down, color in flagged:  # at the panel's edges, where ±inf would be
-        top.scatter(x[up], np.full(up.sum(), 1.0), marker="^", s=18, color=color, clip_on=False,
-                    transform=top.get_xaxis_transform(), zorder=4)  # fmt: skip
-        top.scatter(x[down], np.zeros(down.sum()), marker="v", s=18, color=color, clip_on=False,
-                    transform=top.get_xaxis_transform(), zorder=4)  # fmt: skip
-    if flagged:
-        top.scatter([], [], marker="^", s=18, color="0.3", label="holds +inf (▲) / -inf or NaN (▼)")
-    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    top.set_title(
-        f"{layer}: {pair[0]} vs {pair[1]} per unit, over {n_pos:,} positions "
-        f"({len(windows)} evenly spaced windows)",
-        loc="left",
+    colors: dict[str, str] = dict(zip(pair, PAIR_COLORS))
+    long = []
+    for q, v in zip(pair, data):
+        sub = v[rows][:, :shown]
+        unit = np.broadcast_to(np.arange(sub.shape[1]), sub.shape)
+        keep = np.isfinite(sub)
+        long.append(pd.DataFrame({"unit": unit[keep], "value": sub[keep], "quantity": q}))
+    df = pd.concat(long, ignore_index=True)
+    for ax, qs in zip(axes[:-1, 0], panels):
+        part = pd.DataFrame(df[df["quantity"].isin(qs)])
+        with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11 a deprecated vert=
+            warnings.filterwarnings("ignore", message="vert: bool", category=DeprecationWarning)
+            sns.boxplot(
+                data=part, x="unit", y="value", hue="quantity", hue_order=qs, whis=(5, 95),
+                showfliers=False, width=0.8, linewidth=0.6, palette=[colors[q] for q in qs], ax=ax,
+            )  # fmt: skip
+        ax.axhline(0, color="0.7", lw=0.6, zorder=0)
+        ax.set_xlabel(f"unit of {layer}/{qs[0]}" if len(qs) == 1 else "unit")
+        ax.set_ylabel("value")
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=6,
+                  title="box 25–75%,\nwhiskers 5–95%", title_fontsize=6)  # fmt: skip
+        ticks = ax.get_xticks()
+        step = max(1, len(ticks) // 40)
+        ax.set_xticks(ticks[::step])
+        ax.set_xticklabels([str(int(t)) for t in ticks[::step]])
+    more = f"; units 0..{shown - 1} of {n_units} shown" if shown < n_units else ""
+    bad = f"; {left_out:,} non-finite values left out" if left_out else ""
+    proj = (
+        f" (projected: {widths[1]} hidden units, {widths[0]} cells)"
+        if widths[0] != widths[1]
+        else ""
     )
-    bottom.set_yscale("log")
-    bottom.set_xlabel("value (all units pooled)")
-    bottom.set_ylabel("density (log)")
-    bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    title = (
+        f"{layer}: {pair[0]} vs {pair[1]} per unit{proj}, {len(rows):,} of {n_pos:,} sampled "
+        f"positions ({len(windows)} evenly spaced windows){more}{bad}"
+    )
+    wide = int(fig.get_size_inches()[0] * 12)  # chars: the title keeps to the figure's width
+    axes[0, 0].set_title("\n".join(textwrap.wrap(title, wide)), loc="left")
+    pooled = axes[-1, 0]
+    everything = []
+    for q, v in zip(pair, data):
+        finite = v[np.isfinite(v)]
+        everything.append(pd.DataFrame({"value": finite, "quantity": f"{q}: sd {finite.std():.2f}"
+                                        if finite.size else q}))  # fmt: skip
+    pool = pd.concat(everything, ignore_index=True)
+    sns.histplot(
+        data=pool, x="value", hue="quantity", element="step", fill=False, stat="density",
+        common_norm=False, bins=120, palette=list(PAIR_COLORS), ax=pooled,
+    )  # fmt: skip
+    pooled.set_yscale("log")
+    pooled.set_xlabel(f"value (all units pooled, all {n_pos:,} sampled positions)")
+    pooled.set_ylabel("density (log)")
+    legend = pooled.get_legend()
+    if legend is not None:
+        legend.set_frame_on(False)
+        legend.set_bbox_to_anchor((1.0, 1.0))
+        legend.set_loc("upper left")
     return fig
 
 
 def _eta_squared(values: np.ndarray, groups: Sequence[str]) -> np.ndarray:
-    """Share of each unit's variance explained by the groups (one-way ANOVA's eta²)."""
+    """Share of each unit's variance explained by the groups (one-way ANOVA's eta²), over its
+    finite values (NaN and ±inf left out); 0 for a unit without spread."""
     g = np.asarray(groups)
-    total = ((values - values.mean(0)) ** 2).sum(0)
-    between = np.zeros(values.shape[1])
-    for label in np.unique(g):
-        sel = values[g == label]
-        between += len(sel) * (sel.mean(0) - values.mean(0)) ** 2
-    with np.errstate(invalid="ignore", divide="ignore"):
+    v = np.where(np.isfinite(values), values, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN unit or group
+        mean = np.nanmean(v, 0)
+        total = np.nansum((v - mean) ** 2, 0)
+        between = np.zeros(v.shape[1])
+        for label in np.unique(g):
+            sel = v[g == label]
+            n = np.sum(np.isfinite(sel), 0)
+            between += np.where(n > 0, n * (np.nanmean(sel, 0) - mean) ** 2, 0.0)
         return np.nan_to_num(between / total)
 
 
+def _separator_scale(sep: Separator, v: np.ndarray, rng: Range | str | None) -> Scale:
+    """The colour range of the values shown (every unit alike): gates [0, 1], ``LO,HI`` as
+    given, ``max`` ±max|value|, ``pNN`` each side's NN-th percentile of |value| there."""
+    rng = Range.parse(rng)
+    if Key.parse(sep.key).is_gate or rng.how == "given":
+        return scale_for(sep.key, rng=rng)
+    finite = v[np.isfinite(v)]
+    big = float(np.abs(finite).max()) if finite.size else 1.0
+    if rng.how == "max":
+        m = big or 1.0
+        return Scale("diverging", -m, m, "±max|value| shown")
+    sides = [np.abs(finite[finite < 0]), finite[finite >= 0]]
+    below, above = (float(np.percentile(x, rng.percentile)) if x.size else 0.0 for x in sides)
+    scale = scale_for(sep.key, big, rng=rng, level=(below, above))
+    return Scale(scale.kind, scale.vmin, scale.vmax, scale.rule.replace(
+        "this unit's |values| there over the whole recording", "the |values| shown on that side"
+    ))  # fmt: skip
+
+
 @themed
-def separator(sep: Separator, max_units: int = 64) -> Any:
+def separator(
+    sep: Separator, max_units: int = 64, strips: int = 4, rng: Range | str | None = None
+) -> Any:
     """Every unit's value at a separator char across sequences, grouped by a sequence property.
 
-    Columns are sequences sorted by group; rows are the units that separate the groups best
-    (eta², the share of a unit's variance explained by the groups), best first. Returns the
-    Figure.
+    Top: columns are sequences sorted by group; rows are the units that separate the groups
+    best (eta², the share of a unit's variance explained by the groups; ties by the spread of
+    the unit's values), best first. Below:
+    the ``strips`` best units' values per group, one dot per sequence (seaborn). Values that
+    are not finite are left out of both and counted. Returns the Figure.
     """
     import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
 
     with np.errstate(invalid="ignore", over="ignore"):  # ±inf: no share of variance (0)
         eta = _eta_squared(sep.values, sep.groups)
-    rows = np.argsort(-eta, kind="stable")[:max_units]
+    # ties (every unit at 1.00 on a counter) go to the unit whose value moves most between groups
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        finite = np.where(np.isfinite(sep.values), sep.values, np.nan)
+        spread = np.nan_to_num(np.nanstd(finite, 0))
+    rows = np.lexsort((-spread, -np.round(eta, 4)))[:max_units]
     order = sorted(range(len(sep.groups)), key=lambda i: (_group_key(sep.groups[i]), i))
     v = sep.values[np.asarray(order)][:, rows].T
-    if Key.parse(sep.key).is_gate:
-        scale = scale_for(sep.key)
-    else:
-        finite = np.abs(v[np.isfinite(v)])
-        m = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-        scale = Scale("diverging", -m, m, "±max|finite value| shown")
+    scale = _separator_scale(sep, np.where(np.isfinite(v), v, np.nan), rng)
     note = nonfinite_note(v, marked="")
-    v = clipped(v, scale)
-    fig, ax = plt.subplots(
-        figsize=(min(12, 4 + 0.02 * len(order)), 2.2 + 0.12 * len(rows)), layout="constrained"
-    )
+    shown = clipped(v, scale)  # ±inf at the ends of the scale, NaN grey
+    best = [int(r) for r in rows[: max(0, strips)]]
+    heat_h = 1.6 + 0.12 * len(rows)  # inches: title, ticks and labels, then a row per unit
+    width = min(12, 5.5 + 0.02 * len(order))
+    fig, (ax, sx) = plt.subplots(
+        2, 1, figsize=(width, heat_h + 2.6),
+        layout="constrained", gridspec_kw={"height_ratios": (heat_h, 2.6)},
+    )  # fmt: skip
     img = ax.imshow(
-        v, aspect="auto", interpolation="nearest", cmap=cmap(scale.kind), vmin=scale.vmin,
-        vmax=scale.vmax,
+        shown, aspect="auto", interpolation="nearest", cmap=cmap(scale.kind), norm=norm(scale),
     )  # fmt: skip
     groups = [sep.groups[i] for i in order]
     edges = [i for i in range(1, len(groups)) if groups[i] != groups[i - 1]]
@@ -217,19 +273,51 @@ def separator(sep: Separator, max_units: int = 64) -> Any:
     ax.set_yticklabels(
         [f"{r} (η² {eta[r]:.2f})" for r in rows], fontsize=5 if len(rows) > 24 else 7
     )
-    how = (
-        "their first char"
-        if sep.group_by == "first-char"
-        else f"N = chars before {glyph(sep.char)!r}"
-    )
+    if sep.group_by == "first-char":
+        how = "their first char"
+    elif sep.group_by == "count":
+        how = f"N = chars before {glyph(sep.char)!r}"
+    else:
+        how = f"{sep.group_by} at the {glyph(sep.char)!r}"
     ax.set_xlabel(f"{len(groups)} sequences, grouped by {how}")
     ax.set_ylabel("unit (best-separating first)")
-    ax.set_title(
-        f"{sep.key} at the first {glyph(sep.char)!r} of each sequence\n{scale.describe()}{note}",
-        loc="left",
-    )
-    fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01)
+    head = f"{sep.key} at the first {glyph(sep.char)!r} of each sequence{note}"
+    wide = int(width * 13)  # chars: the title keeps to the figure's width
+    ax.set_title("\n".join([*textwrap.wrap(head, wide), *textwrap.wrap(scale.describe(), wide)]),
+                 loc="left")  # fmt: skip
+    beyond = bool(np.any(scale.beyond(np.nan_to_num(shown))))
+    fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01, extend="both" if beyond else "neither")
+    records = [
+        {"group": labels[edges_index(edges, i)], "unit": f"{r} (η² {eta[r]:.2f})", "value": x}
+        for r in best
+        for i, x in enumerate(sep.values[np.asarray(order)][:, r])
+        if np.isfinite(x)
+    ]
+    if records:
+        df = pd.DataFrame(records)
+        sns.stripplot(
+            data=df, x="group", y="value", hue="unit", order=labels, dodge=True, size=2.5,
+            jitter=0.25, alpha=0.7, ax=sx, palette="Dark2",
+        )  # fmt: skip
+        sx.axhline(0, color="0.7", lw=0.6, zorder=0)
+        sx.legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        sx.set_xticks(range(len(labels)))
+        sx.set_xticklabels(labels, family=MONO)
+    sx.set_xlabel(f"group ({how})")
+    sx.set_ylabel("value at the separator")
+    sx.set_title(f"the {len(best)} best-separating units, one dot per sequence", loc="left")
     return fig
+
+
+def edges_index(edges: list[int], i: int) -> int:
+    """Which group (between ``edges``) column ``i`` falls in.
+
+    Examples
+    --------
+    >>> edges_index([2, 5], 0), edges_index([2, 5], 2), edges_index([2, 5], 9)
+    (0, 1, 2)
+    """
+    return int(np.searchsorted(np.asarray(edges), i, side="right"))
 
 
 def _group_key(label: str) -> tuple[int, float, str]:

@@ -8,6 +8,7 @@ stated in the title.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,11 +17,13 @@ import numpy as np
 from lstmprobe.names import Key
 from lstmprobe.report.colors import (
     MISSING_RGB,
+    Range,
     Scale,
     clipped,
     cmap,
-    lut,
+    code_palette,
     nonfinite_note,
+    norm,
     scale_for,
     text_color,
 )
@@ -89,12 +92,14 @@ def colored_text(
             figsize=(0.085 * cols + 1.2, 0.17 * rows + 0.8), layout="constrained"
         )
     fig = ax.figure
-    palette = lut(scale.kind)
+    palette = code_palette(scale.kind)
     missing = np.isnan(values)  # drawn grey; ±inf at the ends of the scale, outlined
     infinite = np.isinf(values)
-    codes = np.rint(scale.normalize(np.where(missing, 0.0, values)) * 255).astype(int)
+    codes = scale.quantize(values).astype(int) if len(values) else np.zeros(0, int)
     colors = palette[codes] if len(codes) else np.zeros((0, 3), np.uint8)
     colors[missing] = MISSING_RGB
+    # finite values beyond the range (an infinite one is outlined instead)
+    outside = np.where(infinite, 0, scale.beyond(values)) if len(values) else np.zeros(0, np.int8)
     grid = np.full((rows, cols, 3), 255, dtype=np.uint8)
     ink = text_color(colors) if len(codes) else np.zeros((0, 3), np.uint8)
     for r, c, i, _ in cells:
@@ -105,7 +110,14 @@ def colored_text(
             ax.add_patch(
                 Rectangle((c + 0.06, r + 0.06), 0.88, 0.88, fill=False, lw=0.8, ec="black")
             )
+    marked = set()
     for r, c, i, g in cells:
+        if outside[i] and i not in marked:  # beyond the range: a small triangle in the corner
+            marked.add(i)
+            ax.plot(
+                c + 0.84, r + 0.2, "^" if outside[i] > 0 else "v", ms=2.2, mew=0,
+                color=ink[i] / 255.0,
+            )  # fmt: skip
         if not g:
             continue
         faint = text[i].isspace() or ord(text[i]) < 32
@@ -122,13 +134,19 @@ def colored_text(
         side.set_visible(False)
     head = title or ""
     end = start + len(text)
+    n_up, n_down = int((outside > 0).sum()), int((outside < 0).sum())
+    note = (
+        f"here {n_up + n_down} char(s) beyond it, marked ▴ above / ▾ below" if n_up + n_down else ""
+    )
+    lines = textwrap.wrap(
+        (f"{scale.describe()}; {note}" if note else scale.describe()) + nonfinite_note(values),
+        max(60, int(cols * 1.15)),
+    )
     ax.set_title(
-        f"{head}  positions {start}..{end}\n{scale.describe()}{nonfinite_note(values)}".strip(),
-        loc="left",
-        fontsize=7,
+        "\n".join([f"{head}  positions {start}..{end}".strip(), *lines]), loc="left", fontsize=7
     )
     if colorbar:
-        add_colorbar(fig, ax, scale)
+        add_colorbar(fig, ax, scale, beyond=bool(n_up + n_down))
     return ax
 
 
@@ -140,14 +158,16 @@ def unit_text(
     length: int | None = None,
     width: int = 100,
     scale: Scale | None = None,
+    rng: Range | str | None = None,
 ) -> Any:
     """One unit's value over a span as coloured text; returns the Figure.
 
-    The scale is the unit's fixed scale over the whole recording (:func:`unit_scale`).
+    The scale is the unit's fixed scale over the whole recording (:func:`unit_scale`, its
+    range chosen by ``rng``: ``p99`` by default, ``max``, ``pNN`` or ``LO,HI``).
     """
     check_unit(store, unit)
     a, b = default_span(store, start, length, 600)
-    return _unit_span(store, unit, store.read_text(a, b), a, width, scale=scale).figure
+    return _unit_span(store, unit, store.read_text(a, b), a, width, scale=scale, rng=rng).figure
 
 
 def _unit_span(
@@ -158,10 +178,11 @@ def _unit_span(
     width: int,
     ax: Any = None,
     scale: Scale | None = None,
+    rng: Range | str | None = None,
 ) -> Any:
     """Draw one unit over ``text`` (the corpus from ``start``) on its fixed scale; the Axes."""
     values = read_unit(store, unit, start, start + len(text))
-    scale = scale or unit_scale(store, unit)
+    scale = scale or unit_scale(store, unit, rng)
     return colored_text(text, values, scale, ax=ax, width=width, title=unit, start=start)
 
 
@@ -172,9 +193,11 @@ def unit_internals(
     start: int = 0,
     length: int | None = None,
     width: int = 100,
+    rng: Range | str | None = None,
 ) -> Any:
     """A unit's cell, hidden and gates stacked over the same span, char by char (the blog's
-    "all of neuron 2"); GRU: hidden, reset, update, candidate. Returns the Figure."""
+    "all of neuron 2"); GRU: hidden, reset, update, candidate. Each on its own fixed scale
+    (``rng``: how the ranges of cell, hidden and candidate are chosen). Returns the Figure."""
     import matplotlib.pyplot as plt
 
     key, index = check_unit(store, unit)
@@ -190,7 +213,7 @@ def unit_internals(
         len(wanted), 1, figsize=(0.085 * cols + 1.2, h * len(wanted) + 0.3), layout="constrained"
     )
     for ax, q in zip(np.atleast_1d(axes), wanted):
-        _unit_span(store, f"{layer}/{q}/{index}", text, a, width, ax=ax)
+        _unit_span(store, f"{layer}/{q}/{index}", text, a, width, ax=ax, rng=rng)
     fig.suptitle(
         f"unit {index} of {layer}: every quantity over the same text", fontsize=8, x=0.0, ha="left"
     )
@@ -206,40 +229,48 @@ def heatmap(
     units: Sequence[int] | None = None,
     stats: KeyStats | None = None,
     ax: Any = None,
+    rng: Range | str | None = None,
 ) -> Any:
     """Every unit of one dataset over a span: rows units, columns chars. Returns the Axes.
 
-    The range is fixed for the dataset: gates [0, 1], tanh-bounded quantities [-1, 1], cells
-    ±max|value| over all its units and the whole recording.
+    Each row is fixed over the whole recording: gates on [0, 1]; other quantities divided by
+    their unit's own range (``rng``: its 99th percentile of ``|value|`` by default, ``max``,
+    ``pNN``), so small units stay visible, values beyond drawn at the end colour; ``LO,HI``
+    colours every row on that range.
     """
     import matplotlib.pyplot as plt
 
+    rng = Range.parse(rng)
     store.n_units(key)
     a, b = default_span(store, start, length, 200)
     values = store.read(key, a, b, units=units)
-    if Key.parse(key).is_gate:
-        scale = scale_for(key)
+    if Key.parse(key).is_gate or rng.how == "given":
+        scale = scale_for(key, rng=rng)
     else:
         stats = stats or summarize(store, [key])[key]
-        m = stats.max_abs if units is None else stats.max_abs[np.asarray(units)]
-        if scale_for(key, float(m.max())).rule == "tanh's range":
-            scale = scale_for(key)
+        idx = range(store.n_units(key)) if units is None else units
+        scales = [stats.scale(int(i), rng) for i in idx]
+        if all(sc.rule == "tanh's range" for sc in scales):
+            scale = scales[0]
         else:  # each row by its unit's own fixed range, so small units stay visible
-            values = values / np.where(m > 0, m, 1.0)
+            top = np.array([sc.vmax for sc in scales])
+            bottom = np.array([-sc.vmin for sc in scales])
+            values = np.where(values >= 0, values / top, values / bottom)
             scale = Scale(
-                "diverging", -1.0, 1.0, "value ÷ the unit's max|value| over the whole recording"
-            )
+                "diverging", -1.0, 1.0,
+                f"value ÷ its unit's range end on its side of 0 ({scales[0].rule})",
+            )  # fmt: skip
     n_units = values.shape[1]
     if ax is None:
         fig, ax = plt.subplots(
-            figsize=(min(12, 2 + 0.06 * (b - a)), min(8, 1.5 + 0.03 * n_units)),
+            figsize=(min(12, 2 + 0.06 * (b - a)), min(8, 2.2 + 0.1 * n_units)),  # rows readable
             layout="constrained",
         )
     fig = ax.figure
     note = nonfinite_note(values, marked="")
     img = ax.imshow(
         clipped(values, scale).T, aspect="auto", interpolation="nearest", cmap=cmap(scale.kind),
-        vmin=scale.vmin, vmax=scale.vmax, extent=(a - 0.5, b - 0.5, n_units - 0.5, -0.5),
+        norm=norm(scale), extent=(a - 0.5, b - 0.5, n_units - 0.5, -0.5),
     )  # fmt: skip
     text = store.read_text(a, b)
     if b - a <= 120:
@@ -253,8 +284,11 @@ def heatmap(
         ax.set_yticks(np.arange(n_units))
         ax.set_yticklabels(labels)
     ax.set_ylabel("unit")
-    ax.set_title(f"{key}: all {n_units} units\n{scale.describe()}{note}", loc="left")
-    fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01)
+    wide = max(60, int(ax.get_position().width * fig.get_size_inches()[0] * 14))  # chars
+    lines = textwrap.wrap(f"{scale.describe()}{note}", wide)  # the figure keeps its width
+    ax.set_title("\n".join([f"{key}: all {n_units} units", *lines]), loc="left")
+    beyond = bool(np.any(scale.beyond(values[np.isfinite(values)])))
+    fig.colorbar(img, ax=ax, fraction=0.025, pad=0.01, extend="both" if beyond else "neither")
     return ax
 
 

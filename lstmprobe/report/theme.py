@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lstmprobe.report.colors import Scale, cmap
+from lstmprobe.report.colors import Scale, cmap, norm
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -108,13 +108,14 @@ def layout(text: str, width: int = 100) -> list[tuple[int, int, int, str]]:
     return cells
 
 
-def add_colorbar(fig: Any, ax: Any, scale: Scale, label: str = "") -> Any:
-    """A colour bar of ``scale`` beside ``ax`` (small ticks, an optional label); returns it."""
+def add_colorbar(fig: Any, ax: Any, scale: Scale, label: str = "", beyond: bool = False) -> Any:
+    """A colour bar of ``scale`` beside ``ax`` (small ticks, an optional label, arrows at
+    both ends when values lie ``beyond`` its range); returns it."""
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
 
-    sm = ScalarMappable(norm=Normalize(scale.vmin, scale.vmax), cmap=cmap(scale.kind))
-    bar = fig.colorbar(sm, ax=ax, fraction=0.025, pad=0.01, aspect=15)
+    sm = ScalarMappable(norm=norm(scale), cmap=cmap(scale.kind))
+    extend = "both" if beyond else "neither"
+    bar = fig.colorbar(sm, ax=ax, fraction=0.025, pad=0.01, aspect=15, extend=extend)
     bar.ax.tick_params(labelsize=6)
     if label:
         bar.set_label(label, fontsize=6)

@@ -4,11 +4,14 @@
 Layout (format ``lstmprobe.ablations``, version 1)::
 
     /                      attrs: format, format_version, created, store, model_sha256,
-                           corpus_sha256, reset, feature (or ""), summary (JSON of the conditions)
+                           corpus_sha256, reset, feature (or ""), feature_at ("state": read at
+                           t, where the model predicts char t+1; "target": at t+1; "" without a
+                           feature), summary (JSON of the conditions)
     /base_bits             float32 (N,)  -log2 p(actual next char) without intervention; NaN where
                                          a position has no next char in its sequence
-    /feature_on            int8 (N,)     1 where the feature is on at the predicted char, 0 off,
-                                         -1 undefined (only with a feature)
+    /feature_on            int8 (N,)     at t: 1 where the feature is on for the loss of predicting
+                                         char t+1 (as feature_at reads it), 0 off, -1 undefined
+                                         (only with a feature)
     /conditions/{i}        attrs: units (JSON list), mode, value, verdict
     /conditions/{i}/delta_bits               float32 (N,) bits with minus bits without
     /conditions/{i}/random_mean_delta_bits   float32 (N,) the same, averaged over the random draws
@@ -68,12 +71,16 @@ class RandomDraw:
 @dataclass(frozen=True)
 class RandomUnits:
     """A condition's random same-size unit sets: their mean effect, spread and the p-value of
-    the condition's effect among them (and the same for task accuracy with ``task=True``)."""
+    the condition's effect among them with its floor ``1 / (1 + n)`` and ``possible``, the
+    number of distinct sets there were to draw (and the same for task accuracy with
+    ``task=True``)."""
 
     n: int
     seed: int
     p_value_of: str
     p_value: float | None = None
+    p_floor: float | None = None
+    possible: int | None = None
     delta_on_mean: float | None = None
     delta_on_sd: float | None = None
     delta_off_mean: float | None = None
@@ -97,6 +104,8 @@ class RandomUnits:
             "delta_sd": self.delta_sd,
             "p_value": self.p_value,
             "p_value_of": self.p_value_of,
+            "p_floor": self.p_floor,
+            "possible": self.possible,
             "seed": self.seed,
             "draws": [d.to_dict() for d in self.draws],
         }
@@ -119,6 +128,11 @@ class AblationCondition:
     without (overall, and where the feature is on and off), the random units beside it, task
     accuracy with ``task=True``, and the verdict in one line.
 
+    With a feature, ``feature_at`` names the reading rule (``state``: the loss of predicting
+    char t+1 is on where the feature is on at t, where the model stands when it predicts;
+    ``target``: where it is on at t+1) and ``on`` says what on means (``quote = 1``,
+    ``count:a ≠ 0``, ``seq-length > 12``).
+
     :meth:`to_dict` is what ``ablate --json`` prints and the ablations file keeps;
     :meth:`from_dict` reads it back, field by field.
     """
@@ -128,6 +142,8 @@ class AblationCondition:
     random: RandomUnits
     value: float | None = None
     feature: str | None = None
+    feature_at: str | None = None
+    on: str | None = None
     bits: float | None = None
     base_bits: float | None = None
     delta: float | None = None
@@ -162,6 +178,8 @@ class AblationCondition:
             "positions": self.positions,
         }
         if self.feature is not None:
+            out["feature_at"] = self.feature_at
+            out["on"] = self.on
             out.update({k: getattr(self, k) for k in SPLIT})
         if self.task_accuracy is not None:
             out["base_task_accuracy"] = self.base_task_accuracy
@@ -200,6 +218,8 @@ class AblationCondition:
             seed=r.integer("seed") or 0,
             p_value_of=r.text("p_value_of") or "delta",
             p_value=r.number("p_value"),
+            p_floor=r.number("p_floor"),
+            possible=r.integer("possible", minimum=0),
             **{k: r.number(k) for k in _RANDOM_NUMBERS},
             draws=tuple(draws),
             task_accuracy_by_n_mean=_by_n(r, "task_accuracy_by_n_mean"),
@@ -210,6 +230,8 @@ class AblationCondition:
             random=random,
             value=f.number("value"),
             feature=f.text("feature"),
+            feature_at=f.text("feature_at"),
+            on=f.text("on"),
             positions=f.integer("positions", minimum=0) or 0,
             positions_on=f.integer("positions_on", minimum=0),
             positions_off=f.integer("positions_off", minimum=0),
@@ -320,6 +342,7 @@ class SavedAblations:
     corpus_sha256: str = ""
     reset: str = ""
     feature: str = ""
+    feature_at: str = ""
     created: str = ""
 
 
@@ -415,7 +438,15 @@ def _read(
     )
 
 
-_TEXT_ATTRS = ("store", "model_sha256", "corpus_sha256", "reset", "feature", "created")
+_TEXT_ATTRS = (
+    "store",
+    "model_sha256",
+    "corpus_sha256",
+    "reset",
+    "feature",
+    "feature_at",
+    "created",
+)
 
 
 def _vector(f: Any, name: str, length: int | None, dtype: Any) -> np.ndarray | None:

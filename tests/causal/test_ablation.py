@@ -1,4 +1,4 @@
-"""Ablation effects: exact losses, on/off at the predicted char, random draws and p-values."""
+"""Ablation effects: exact losses, on/off where the model predicts, random draws and p-values."""
 
 from __future__ import annotations
 
@@ -52,13 +52,62 @@ def test_chunked_fused_losses_equal_the_per_step_loop_over_the_whole_text(tiny, 
         assert np.nanmax(np.abs(fused - plain)) > 1e-4  # the intervention does something
 
 
-def test_the_feature_is_read_at_the_predicted_char():
+def test_the_feature_is_read_where_the_model_stands_when_it_predicts():
     text = 'a"bc"d\n'
     on = feature_on_off(get_feature("quote"), text, sequences(text))
     quote = get_feature("quote").labels(text)
-    # position t predicts t+1: on where the label of t+1 is 1; the last char predicts nothing
-    assert on[:-1].tolist() == [int(v) for v in quote[1:]]
+    # position t predicts char t+1: on where the label of t is 1 -- predicting the opening
+    # quote (from a) is outside the string, predicting the closing one (from c) inside it
+    assert on[:-1].tolist() == [int(v) for v in quote[:-1]] == [0, 1, 1, 1, 0, 0]
+    assert on[-1] == -1  # the last char predicts nothing
+
+
+def test_the_other_rule_reads_the_feature_at_the_predicted_char():
+    text = 'a"bc"d\n'
+    on = feature_on_off(get_feature("quote"), text, sequences(text), at="target")
+    quote = get_feature("quote").labels(text)
+    assert on[:-1].tolist() == [int(v) for v in quote[1:]] == [1, 1, 1, 0, 0, 0]
     assert on[-1] == -1
+
+
+def test_a_threshold_decides_on_for_a_continuous_feature():
+    text = "aaaXbbb\n"
+    seqs = sequences(text)
+    plain = feature_on_off(get_feature("count:a"), text, seqs)
+    assert plain.tolist() == [1, 1, 1, 1, 1, 1, 0, -1]  # count:a is 3,3,2,1,0 after X
+    above = feature_on_off(get_feature("count:a"), text, seqs, threshold=2)
+    assert above.tolist() == [0, 0, 1, 1, 0, 0, 0, -1]
+
+
+def test_the_rule_is_named_in_the_result_and_the_verdict(tiny, corpus):
+    got = run_ablation(
+        tiny.model, tiny.vocab, corpus, [["layer0/cell/1"]], feature=get_feature("quote"),
+        n_random=2,
+    )  # fmt: skip
+    c = got.conditions[0]
+    assert got.settings["feature_at"] == c.feature_at == "state"
+    assert c.on == "quote = 1" and "where quote = 1 (read at t, where the model" in c.verdict
+    assert c.random.p_floor == pytest.approx(1 / 3)
+    assert (
+        c.to_dict()["feature_at"] == "state"
+        and c.to_dict()["random"]["p_floor"] == c.random.p_floor
+    )
+    other = run_ablation(
+        tiny.model, tiny.vocab, corpus, [["layer0/cell/1"]], feature=get_feature("indent"),
+        n_random=2, feature_at="target", threshold=3,
+    )  # fmt: skip
+    c = other.conditions[0]
+    assert c.feature_at == "target" and c.on == "indent > 3"
+    assert "read at the predicted char" in c.verdict
+
+
+def test_by_default_p_can_reach_001_or_every_distinct_set_is_drawn(tiny, corpus):
+    # the tiny model's layer0/cell has 3 units: 2 other single units exist
+    got = run_ablation(tiny.model, tiny.vocab, corpus, [["layer0/cell/1"]])
+    r = got.conditions[0].random
+    assert r.n == r.possible == 2 and r.p_floor == pytest.approx(1 / 3)
+    verdict = got.conditions[0].verdict
+    assert "(all there are)" in verdict or "floor 0.333" in verdict
 
 
 def test_random_draws_are_distinct_seeded_and_exclude_the_chosen_units():

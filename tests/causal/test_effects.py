@@ -46,16 +46,23 @@ def _run(delta, delta_on=None, delta_off=None, accuracy=None):
 
 
 def test_a_condition_entry_sets_its_effect_beside_the_random_draws():
-    settings = {"mode": "zero", "value": None, "feature": "quote", "seed": 3}
+    settings = {"mode": "zero", "value": None, "feature": "quote", "seed": 3,
+                "feature_at": "state", "on": "quote = 1"}  # fmt: skip
     draws = [("layer0/cell/1",), ("layer0/cell/2",)]
-    entry = condition_entry(
+    measured = condition_entry(
         ("layer0/cell/0",),
         _run(0.2, delta_on=0.5, delta_off=0.01),
         draws,
         [_run(0.1, 0.1, 0.0), _run(0.3, 0.6, 0.02)],
         settings=settings,
         base_task=None,
-    ).to_dict()
+        possible=9,
+    )
+    entry = measured.to_dict()
+    # the reading rule and the p floor travel with the condition, and are read back
+    assert entry["feature_at"] == "state" and entry["on"] == "quote = 1"
+    assert entry["random"]["p_floor"] == pytest.approx(1 / 3) and entry["random"]["possible"] == 9
+    assert AblationCondition.from_dict(entry, "c", []) == measured
     r = entry["random"]
     assert entry["units"] == ["layer0/cell/0"] and entry["feature"] == "quote"
     assert r["n"] == 2 and r["seed"] == 3 and r["p_value_of"] == "delta_on"
@@ -63,8 +70,13 @@ def test_a_condition_entry_sets_its_effect_beside_the_random_draws():
     assert r["delta_on_mean"] == pytest.approx(0.35)
     assert r["delta_on_sd"] == pytest.approx(np.std([0.1, 0.6], ddof=1))
     assert [d["units"] for d in r["draws"]] == [["layer0/cell/1"], ["layer0/cell/2"]]
-    assert entry["verdict"].startswith("zeroing layer0/cell/0 costs +0.500 bits/char where quote")
-    assert "2 random same-size sets cost +0.350 ± 0.354; p = 0.667" in entry["verdict"]
+    assert entry["verdict"].startswith(
+        "zeroing layer0/cell/0 costs +0.500 bits/char where quote = 1 (read at t, where the model"
+    )
+    assert (
+        "2 random same-size sets cost +0.350 ± 0.354; p = 0.667 (floor 0.333 with 2 random"
+        in (entry["verdict"])
+    )
 
 
 def test_task_accuracy_and_no_draws():

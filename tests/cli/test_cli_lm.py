@@ -83,3 +83,31 @@ def test_an_os_error_from_the_library_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         f"error: cannot use {tmp_path / 'missing.txt'}: No such file or directory"
     )
+
+
+def test_train_quiet_still_prints_its_result_and_picks_one_thread_for_a_small_model(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from lstmprobe.lm import training
+
+    corpus = tmp_path / "counter.txt"
+    corpus.write_text("aXb\naaXbb\naaaXbbb\n" * 8)
+    seen: list[int] = []
+    step = training.F.cross_entropy
+
+    def spy(*args, **kw):  # type: ignore[no-untyped-def]
+        seen.append(torch.get_num_threads())
+        return step(*args, **kw)
+
+    monkeypatch.setattr(training.F, "cross_entropy", spy)
+    before = torch.get_num_threads()
+    out = tmp_path / "m.pt"
+    args = ("train", str(corpus), "-o", str(out), "--reset", "line", "--hidden", "4")
+    done = run(*args, "--steps", "3", "-q")
+    assert done.exit_code == 0, done.output
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"wrote {out}: step 3/3")
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    seen.clear()
+    assert run(*args, "--steps", "2", "-q", "--threads", "2").exit_code == 0
+    assert set(seen) == {2} and torch.get_num_threads() == before

@@ -141,7 +141,12 @@ def test_scores_only_table_has_no_empty_probe_columns(store_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_label_memory_zero_streams_the_labels_with_the_same_ranking(store_path: Path) -> None:
+def test_label_memory_zero_streams_the_labels_with_the_same_ranking(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lstmprobe import _io
+
+    monkeypatch.setattr(_io, "on_terminal", lambda stream: True)  # bars are drawn on a terminal
     args = ["find-neurons", "--store", str(store_path), "-f", "quote", "-f", "indent"]
     args += ["--json", "--no-save"]
     in_memory = run(*args)
@@ -373,3 +378,19 @@ def test_json_to_stdout_and_to_a_file_at_once(store_path: Path, tmp_path: Path) 
                  "--no-save", "--json", "-o", str(out))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows"] == json.loads(out.read_text())["rows"]
+
+
+def test_the_table_says_what_each_column_is(own_store: Path) -> None:
+    done = run("find-neurons", "--store", str(own_store), "-f", "quote", "--no-save", "--top", "2")
+    assert done.exit_code == 0, done.output
+    out = done.stdout
+    assert "  columns:" in out
+    assert "select.   held-out - control, in [-1, 1]: 0 = no better on the feature than on" in out
+    assert "< 0 = it fits the char-type control better than the feature" in out
+    assert "ROC AUC of the unit, folded to [0.5, 1]" in out
+    scores = run("find-neurons", "--store", str(own_store), "-f", "indent", "--no-save",
+                 "--no-probe")  # fmt: skip
+    assert "|Spearman| in [0, 1]" in scores.stdout and "select." not in scores.stdout
+    quiet = run("find-neurons", "--store", str(own_store), "-f", "quote", "--no-save", "-q",
+                "--no-probe")  # fmt: skip
+    assert "columns:" not in quiet.stdout

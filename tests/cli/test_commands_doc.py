@@ -32,7 +32,16 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "features": ("lstmprobe.features", "known_features"),
     "find-neurons": ("lstmprobe.probes", "rank_units"),
     "report": ("lstmprobe.report", "build_report"),
-    "plot": ("lstmprobe.report.figures", "unit_text"),
+    "plot text": ("lstmprobe.report.figures", "unit_text"),
+    "plot gates": ("lstmprobe.report.figures", "unit_internals"),
+    "plot saturation": ("lstmprobe.report.figures", "saturation"),
+    "plot distributions": ("lstmprobe.report.figures", "distributions"),
+    "plot separator": ("lstmprobe.report.figures", "separator"),
+    "plot heatmap": ("lstmprobe.report.figures", "heatmap"),
+    "plot dynamics": ("lstmprobe.report.figures", "keep_write"),
+    "plot ablation": ("lstmprobe.report.figures", "random_effects_grid"),
+    "plot trajectories": ("lstmprobe.causal", "trajectories"),
+    "profile": ("lstmprobe.causal.profile", "profile"),
     "ablate": ("lstmprobe.causal", "run_ablation"),
     "dynamics": ("lstmprobe.causal", "gate_dynamics"),
     "patch": ("lstmprobe.causal", "patch"),
@@ -46,9 +55,12 @@ ALSO: dict[str, str] = {
     "`causal.with_causal_columns(ranking, store, model, k, n_random=...)`",
     "ablate": "the recording's part (`--store`, `--top`, `--mode mean`) is `causal.plan_ablation`",
     "export": "`--format explorer` runs `interop.export_explorer`",
-    "plot": "one function per KIND: `unit_internals`, `saturation`, "
-    "`distributions`, `separator`, `heatmap`, `keep_write`, `trajectories` "
-    "(`report.causal_figures.trajectories` over `causal.trajectories`)",
+    "plot text": "`--html` writes `report.html.text_page(store, unit, start, stop, width, rng)`",
+    "plot saturation": "of `report.data.summarize(store, keys)`",
+    "plot separator": "of `report.data.separator_values(store, key, char, group_by)`",
+    "plot ablation": "of the conditions `report.causal_views.load_ablations(store)` reads",
+    "profile": "`-o` draws `report.figures.profile_figure(profile)`",
+    "plot trajectories": "`report.causal_figures.trajectories` of `causal.trajectories(store, key, max_sequences)`",
     "info": "`lstmprobe.store.ActivationStore(store).summary()`",
     "dynamics": "the drivers' model: `causal.drivers_model`; `--fixed-points` runs "
     "`causal.fixed_points` from `causal.state_space.sample_states`",
@@ -60,8 +72,8 @@ ALSO: dict[str, str] = {
 ALSO_TAKES: dict[str, tuple[tuple[str, str], ...]] = {
     "record": (("lstmprobe.record", "RecordOptions"), ("lstmprobe.models", "load_model")),
     "info": (("lstmprobe.store", "ActivationStore"),),
-    "plot": (("lstmprobe.report.figures", "heatmap"), ("lstmprobe.report.figures", "distributions"),
-             ("lstmprobe.report.data", "separator_values")),
+    "plot separator": (("lstmprobe.report.data", "separator_values"),),
+    "plot text": (("lstmprobe.report.html", "text_page"),),
     "train": (("lstmprobe.lm", "TrainConfig"),),
     "find-neurons": (("lstmprobe.causal", "with_causal_columns"),
                      ("lstmprobe.causal", "run_ablation")),
@@ -90,6 +102,12 @@ SETS: dict[tuple[str, str], str] = {
     ("patch", "no_save"): "*CLI* (no saved results)",
     ("attribute", "corpus"): "`text` (the corpus read)",
     ("attribute", "no_save"): "*CLI* (no saved attribution)",
+    ("plot saturation", "layer"): "`layers` (of `saturation`)",
+    ("plot saturation", "store"): "`store` (of `summarize`)",
+    ("plot ablation", "store"): "`store` (of `load_ablations`)",
+    ("profile", "output"): "*CLI* (`profile_figure` drawn)",
+    ("plot trajectories", "sequences"): "`max_sequences`",
+    ("plot trajectories", "feature"): "*CLI* (the colour: the feature's labels)",
 }
 MODEL_OPTIONS = ("vocab", "unknown", "trust_pickle", "threads")
 

@@ -31,7 +31,9 @@ STREAMED = [
     "bracket-depth:python", "indent", "indent:2", "line-position", "line-position:8",
     "quote:prose", "proper-noun", "hashtag", "hashtag:position", "mention",
     "mention:position", "url", "url:position", "caps", "char:a", "char:space", "next-char:b",
-    "next-char:newline", "count:a", "count:x", "count:a-c", "ab-state",
+    "next-char:newline", "count:a", "count:x", "count:a-c", "ab-state", "after:X", "before:X",
+    "phase:1", "phase:2::", "first-char:a", "seq-length", "count:a@char:X", "next-char:b@after:X",
+    "quote@indent",
 ]  # fmt: skip
 # pieces of text that exercise every lexer, line, word and quotation rule
 ATOMS = [

@@ -176,6 +176,8 @@ def test_ablation_and_dynamics_views_and_driver_links(causal_dir, browser_page, 
     assert better and all(b > r for r, _, b in better)  # blue: better
     page.hover(".lpr-abl-text span[data-delta] >> nth=3")
     assert "loss predicting it" in page.inner_text(".lpr-tip")
+    assert page.locator(".lpr-abl-fig").count() == 3  # the random units behind each p
+    assert "its floor with 2 random sets is 0.333" in page.inner_text(".lpr-abl-cond >> nth=0")
     assert page.inner_text(".lpr-dynamics h2") == "Dynamics"
     assert page.locator(".lpr-dynamics img").count() == 4
 
@@ -228,3 +230,41 @@ def test_numbers_keep_their_trailing_zeros(browser_page):
         " fmt(0.000123), fmt(null), fmt(NaN)]; }"
     )
     assert got == ["100", "120", "-100", "0.5", "1.23", "0.000123", "–", "–"]
+
+
+def test_the_unit_card_shows_its_profile_as_text_and_marks_values_beyond_the_range(
+    tmp_path, browser_page
+):
+    import random
+
+    from tests.report.conftest import record
+
+    rnd = random.Random(0)  # not periodic: the largest values are few, beyond p99
+    pieces = ["<b>", "x", "</b>", " & ", "'q'", " <img src=y onerror=alert(1)>", "\n", "ab"]
+    text = "".join(rnd.choice(pieces) for _ in range(600))  # chars that are markup
+    path = record(tmp_path / "acts.h5", text, num_layers=1)
+    with ActivationStore(path) as store:
+        report = build_report(store, max_chars=store.n_positions, figures=False)
+    page_path = report.save(tmp_path / "acts.report.html")
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: errors.append("dialog " + d.message))
+    page.goto(page_path.as_uri())
+    page.fill(".lpr-goto", "layer0/cell/0")
+    page.press(".lpr-goto", "Enter")
+    card = page.locator(".lpr-card .lpr-profile")
+    assert card.count() == 1 and "Profile of unit 0" in card.inner_text()
+    heads = page.eval_on_selector_all(".lpr-profile th", "els => els.map(e => e.textContent)")
+    assert "<" in heads and ">" in heads and len(heads) == 9  # the 8 commonest chars, as text
+    assert page.locator(".lpr-card b, .lpr-card img").count() <= 1  # only the card's own <b>
+    rows = page.eval_on_selector_all(
+        ".lpr-profile td:first-child", "els => els.map(e => e.textContent)"
+    )
+    assert rows[:4] == ["count", "cell", "hidden", "input"]
+    # p99 ranges: the few values beyond are outlined, and say so on hover
+    out = page.locator(".lpr-window span.lpr-out")
+    assert out.count() >= 1
+    out.nth(0).hover()
+    assert "beyond the colour range" in page.inner_text(".lpr-tip")
+    assert errors == []

@@ -99,7 +99,8 @@ def test_plot_default_path_is_beside_the_store(lstm_store, tmp_path):
         (["plot", "text", "--unit", "layer0/cell/0", "--start", "999999"], "outside the corpus"),
         (["plot", "text", "--unit", "layer0/cell/0", "--length", "999999"], "outside the corpus"),
         (["plot", "text"], "needs --unit"),
-        (["plot", "gates", "--html", "--unit", "layer0/cell/0"], "--html is for `plot text`"),
+        (["plot", "text", "--unit", "layer0/cell/0", "--range", "p0"], "a colour range is max"),
+        (["plot", "text", "--unit", "layer0/cell/0", "--range", "3,1"], "a colour range is max"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(lstm_store, tmp_path, args, message):
@@ -109,6 +110,19 @@ def test_bad_input_is_one_line_and_writes_nothing(lstm_store, tmp_path, args, me
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert "Traceback" not in result.output
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_each_kind_has_its_own_help_and_options(lstm_store, tmp_path):
+    text = run("plot", "text", "--help")
+    assert text.exit_code == 0
+    assert "--range" in text.output and "--html" in text.output and "--char" not in text.output
+    assert "lstmprobe plot text --unit" in text.output  # an example
+    sep = run("plot", "separator", "--help")
+    assert "--group-by" in sep.output and "--unit" not in sep.output and "count:a" in sep.output
+    listed = run("plot", "--help")
+    assert all(kind in listed.output for kind in ("text", "gates", "separator", "ablation"))
+    wrong = run("plot", "gates", "--html", "--unit", "layer0/cell/0", "--store", str(lstm_store))
+    assert wrong.exit_code == 2 and "--html" in wrong.output  # a usage error: gates has no --html
 
 
 def test_a_kind_needing_an_unrecorded_quantity_says_what_to_record(tmp_path):

@@ -176,3 +176,42 @@ def test_the_report_command_opens_a_partial_rankings_file_and_says_what_it_left_
         f"warning: {path}: ignored what cannot be used: rows[0].rank: 'first' is not an integer"
     )
     assert json.loads(result.stdout)["features"] == ["quote", "indent"] and out.exists()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_the_sweeps_bins_equal_the_plain_reference(dtype):
+    from lstmprobe.report._sweep import N_BINS, abs_bins, sweep
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_cauchy(size=(1500, 5)) * 3).astype(dtype)
+    x[0, 0], x[1, 1], x[2, 2], x[3, 3], x[4, 4] = np.inf, -np.inf, np.nan, 0.0, 1e-30
+    x[5, 0] = -0.0
+    u = x.shape[1]
+    acc = [np.zeros(u), np.zeros(u), np.zeros(u, np.int64), np.zeros(u, np.int64),
+           np.empty(u, np.float32), np.empty(u, np.float32)]  # fmt: skip
+    bad = (np.zeros(u, np.int64), np.zeros(u, np.int64), np.zeros(u, np.int64))
+    hist = np.zeros((2 * N_BINS, u), dtype=np.int64)
+    sweep(x[:700], False, 0.1, *acc, bad, hist)  # two chunks
+    sweep(x[700:], False, 0.1, *acc, bad, hist)
+    for j in range(u):  # the finite values only: ±inf and NaN are counted apart
+        v = x[:, j].astype(np.float32)
+        want = np.bincount(abs_bins(v[np.isfinite(v)]), minlength=2 * N_BINS)
+        np.testing.assert_array_equal(hist[:, j], want)
+    assert [b.sum() for b in bad] == [1, 1, 1]
+    gates = np.zeros((2 * N_BINS, u), dtype=np.int64)
+    sweep(x, True, 0.1, *acc, bad, gates)
+    assert gates.sum() == 0  # a gate's range is [0, 1]: no bins
+
+
+def test_a_percentile_level_is_within_one_bin_of_the_exact_one():
+    from lstmprobe.report._sweep import N_BINS, abs_bins, level
+
+    rng = np.random.default_rng(5)
+    v = np.concatenate([rng.exponential(2.0, 5000), -rng.exponential(0.3, 3000)]).astype(np.float32)
+    hist = np.bincount(abs_bins(v), minlength=2 * N_BINS)
+    below, above = level(hist, 99.0, float(v.min()), float(v.max()))
+    exact_above = np.percentile(v[v >= 0], 99, method="higher")
+    exact_below = np.percentile(-v[v < 0], 99, method="higher")
+    assert exact_above <= above <= exact_above * (1 + 1 / 8)
+    assert exact_below <= below <= exact_below * (1 + 1 / 8)
+    assert level(hist, 100.0, float(v.min()), float(v.max())) == (-float(v.min()), float(v.max()))

@@ -10,8 +10,10 @@ import pytest
 
 from lstmprobe.errors import ReportError, for_cli
 from lstmprobe.report import data
+from lstmprobe.report.colors import Scale
 from lstmprobe.report.html import build_report, text_page
 from lstmprobe.store import ActivationStore
+from tests.report.test_colors import decode
 
 
 def payload(page: str) -> dict:
@@ -48,8 +50,12 @@ def test_embedded_values_decode_to_the_recording_within_one_step(report, lstm_st
             values = store.read(k["key"], 0, 500).T
             for j in range(len(k["units"])):
                 lo, hi = k["vmin"][j], k["vmax"][j]
-                back = lo + q[j] / 255 * (hi - lo)
-                assert np.abs(back - np.clip(values[j], lo, hi)).max() <= (hi - lo) / 510 + 1e-3
+                scale = Scale(k["kind"], lo, hi, "")
+                back = decode(scale, q[j])
+                step = max(hi, -lo) / 126 if scale.centered else (hi - lo) / 252
+                assert np.abs(back - np.clip(values[j], lo, hi)).max() <= step / 2 + 1e-3
+                beyond = scale.beyond(values[j]) != 0
+                assert ((q[j] == 0) | (q[j] == 255)).tolist() == beyond.tolist()  # marked
     assert report.manifest["units_shown"] == 36 and report.manifest["chars"] == 500
 
 

@@ -36,10 +36,14 @@ def test_saturation_is_one_dot_per_unit_of_each_gate(lstm_store):
 def test_distributions_compare_cell_and_hidden(lstm_store):
     with ActivationStore(lstm_store) as store:
         fig = stat_figures.distributions(store, "layer1")
-        assert "cell vs hidden" in fig.axes[0].get_title(loc="left")
-        legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+        boxes, pooled = fig.axes
+        assert "cell vs hidden" in boxes.get_title(loc="left").replace("\n", " ")
+        assert boxes.get_yscale() == "linear"  # a readable axis, no symlog
+        assert boxes.get_legend().get_bbox_to_anchor() is not None  # beside, not over, a unit
+        legend = [t.get_text() for t in pooled.get_legend().get_texts()]
         hidden = store.read("layer1/hidden")
-        assert legend[1] == f"hidden: std {hidden.std():.2f}"
+        assert legend[1] == f"hidden: sd {hidden.std():.2f}"
+        assert [t.get_text() for t in boxes.get_xticklabels()] == ["0", "1", "2"]
 
 
 def test_separator_sorts_sequences_by_group(task_store):
@@ -85,24 +89,40 @@ def test_timescales_count_the_units_of_each_bin(causal_dir):
         stat_figures.timescales(Dynamics("", {}, {}))
 
 
-# --- recordings of the real world: mixed widths, float16 overflow (issue 17, breaks 3 and 4) ---
+def test_separators_grouped_by_any_feature_at_the_separator(task_store):
+    with ActivationStore(task_store) as store:
+        sep = data.separator_values(store, "layer0/cell", "X", group_by="count:a")
+        seqs = store.sequences
+        text = store.text
+        for p, g in zip(sep.positions, sep.groups):  # a's minus b's read up to the X
+            i = int(np.searchsorted(seqs[:, 0], p, side="right")) - 1
+            assert g == str(text[seqs[i, 0] : p + 1].count("a"))
+        fig = stat_figures.separator(sep)
+        heat, strips = fig.axes[0], fig.axes[1]
+        assert [t.get_text() for t in heat.get_xticklabels()] == ["1", "2", "3", "4", "5"]
+        assert "count:a at the 'X'" in heat.get_xlabel()
+        assert "best-separating units, one dot per sequence" in strips.get_title(loc="left")
+        first = data.separator_values(store, "layer0/cell", "X", group_by="first-char:p")
+        assert sorted(set(first.groups)) == ["0", "1"]
 
 
-def test_distributions_of_a_projected_lstm_draw_each_quantity_over_its_own_units(proj_store):
-    """proj_size: cell has 5 units, hidden 2; each is drawn over its own units."""
-    with ActivationStore(proj_store) as store:
-        assert store.n_units("layer0/cell") == 5 and store.n_units("layer0/hidden") == 2
-        fig = stat_figures.distributions(store, "layer0")
-        top = fig.axes[0]
-        legend = [t.get_text() for t in top.get_legend().get_texts()]
-        assert legend == [
-            "cell, 5 units (5–95%, 25–75%, median)",
-            "hidden, 2 units (5–95%, 25–75%, median)",
-        ]
-        medians = [c for c in top.collections if c.get_offsets().shape[0] in (2, 5)]
-        assert sorted(len(c.get_offsets()) for c in medians) == [2, 5]
-        stats = data.summarize(store)
-        assert len(stat_figures.saturation(stats).axes) == 6
+def test_a_projected_lstm_draws_cell_and_hidden_apart(tmp_path):
+    from tests.report.conftest import TEXT, record
+
+    path = record(tmp_path / "proj.h5", TEXT[:600], num_layers=1, hidden_size=4, proj_size=2)
+    with ActivationStore(path) as store:
+        assert store.n_units("layer0/cell") == 4 and store.n_units("layer0/hidden") == 2
+        fig = stat_figures.distributions(store)
+        cells, hidden = fig.axes[:2]
+        assert "projected: 2 hidden units, 4 cells" in cells.get_title(loc="left").replace(
+            "\n", " "
+        )
+        assert len(cells.get_xticklabels()) == 4 and len(hidden.get_xticklabels()) == 2
+        sep = data.separator_values(store, "layer0/hidden", "\n")
+        assert stat_figures.separator(sep).axes
+
+
+# --- recordings of the real world: float16 overflow (issue 17, break 4) ---
 
 
 def test_an_overflowed_recording_is_drawn_with_its_infinities_counted(overflow_store):
@@ -111,15 +131,13 @@ def test_an_overflowed_recording_is_drawn_with_its_infinities_counted(overflow_s
         n_inf = int(np.isinf(hidden).sum())
         assert n_inf > 1000  # the fixture overflows
         fig = stat_figures.distributions(store, "layer0")
-        legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
-        finite = hidden[np.isfinite(hidden)]
-        assert legend[1] == f"hidden: std {finite.std():.2f}; {n_inf:,} ±inf not in the histogram"
-        top = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-        assert top[-1] == "holds +inf (▲) / -inf or NaN (▼)"
+        assert "non-finite values left out" in fig.axes[0].get_title(loc="left").replace("\n", " ")
+        stops = data.separator_values(store, "layer0/hidden", "\n", group_by="count")
+        assert np.isfinite(stat_figures._eta_squared(stops.values, stops.groups)).all()
         stats = data.summarize(store)
         s = stats["layer0/hidden"]
         assert int(s.posinf.sum() + s.neginf.sum()) == n_inf and not s.nan.any()
         assert np.isfinite(s.mean).all() and np.isfinite(s.max_abs).all()
         sep = data.separator_values(store, "layer0/hidden", "\n")
-        title = stat_figures.separator(sep).axes[0].get_title(loc="left")
+        title = stat_figures.separator(sep).axes[0].get_title(loc="left").replace("\n", " ")
         assert "infinite" in title and "drawn at the ends of the scale" in title

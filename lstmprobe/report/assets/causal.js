@@ -21,19 +21,22 @@ function lstmprobeCausal(root, D, api) {
       c.units.forEach(function (u, i) { if (i) links.appendChild(document.createTextNode(", ")); links.appendChild(api.unitLink(u)); });
       var rows = [row(["", "\u0394 bits/char", "chars", "random sets (n = " + count(r.n) + ")"], true)];
       if (c.feature) {
-        rows.push(row([c.feature + " on", sgn(c.delta_on), count(c.positions_on), r.n ? sgn(r.delta_on_mean) + " \u00b1 " + fmt(r.delta_on_sd) : "\u2013"]));
-        rows.push(row([c.feature + " off", sgn(c.delta_off), count(c.positions_off), r.n ? sgn(r.delta_off_mean) + " \u00b1 " + fmt(r.delta_off_sd) : "\u2013"]));
+        rows.push(row([c.on ? String(c.on) : c.feature + " on", sgn(c.delta_on), count(c.positions_on), r.n ? sgn(r.delta_on_mean) + " \u00b1 " + fmt(r.delta_on_sd) : "\u2013"]));
+        rows.push(row(["elsewhere", sgn(c.delta_off), count(c.positions_off), r.n ? sgn(r.delta_off_mean) + " \u00b1 " + fmt(r.delta_off_sd) : "\u2013"]));
       } else {
         rows.push(row(["all chars", sgn(c.delta), count(c.positions), r.n ? sgn(r.delta_mean) + " \u00b1 " + fmt(r.delta_sd) : "\u2013"]));
       }
       var holder = el("div", {cls: "lpr-passages lpr-abl-passages"});
+      var figure = api.image(c.figure) ? el("img", {cls: "lpr-abl-fig", alt: "the random units behind the p-value", src: c.figure}) : null;  // the random units behind p
+      var floor = r.p_floor === null || r.p_floor === undefined ? "" : "; its floor with " + count(r.n) + " random sets is " + fmt(r.p_floor);
       var cond = el("div", {cls: "lpr-abl-cond", data: {c: ci}}, [el("h3", {text: condName(c)}), links, table("lpr-abl-table", rows),
-        el("p", {cls: "lpr-note lpr-abl-p", text: "p = " + (r.p_value === null || r.p_value === undefined ? "\u2013 (no random sets)" : fmt(r.p_value) + " (of " + (r.p_value_of ? String(r.p_value_of) : "") + ": the share of random sets at least as costly, counting the chosen one)")}),
-        el("p", {cls: "lpr-note", text: c.verdict || ""}), el("div", {cls: "lpr-scale"}, bar(c.range)), holder]);
+        el("p", {cls: "lpr-note lpr-abl-p", text: "p = " + (r.p_value === null || r.p_value === undefined ? "\u2013 (no random sets)" : fmt(r.p_value) + " (of " + (r.p_value_of ? String(r.p_value_of) : "") + ": the share of random sets at least as costly, counting the chosen one" + floor + ")")}),
+        el("p", {cls: "lpr-note", text: c.verdict || ""}), figure, el("div", {cls: "lpr-scale"}, bar(c.range)), holder]);
       parts.push(cond);
+      var onWhere = A.feature_at === "state" ? " on where the model predicted that char (read at the char before)" : " on at that char";
       c.passages.forEach(function (p) {
         var pre = el("pre", {cls: "lpr-text lpr-abl-text"}), n = api.chars(p.text).length;
-        var cap = el("div", {cls: "lpr-pcap", text: (p.kind === "effect" ? "largest loss increase" : (c.feature || "feature") + " changes") + " \u00b7 positions " + p.start + ".." + (p.start + n) + (p.on ? " \u00b7 underlined: " + (c.feature || "feature") + " on at that char" : "")});
+        var cap = el("div", {cls: "lpr-pcap", text: (p.kind === "effect" ? "largest loss increase" : (c.feature || "feature") + " changes") + " \u00b7 positions " + p.start + ".." + (p.start + n) + (p.on ? " \u00b7 underlined: " + (c.feature || "feature") + onWhere : "")});
         var labels = p.on ? p.on.slice() : null; if (labels) labels.binary = true;
         var spans = api.makeText(pre, p.text, p.start, labels);
         for (var i = 0; i < spans.length; i++) {

@@ -49,7 +49,21 @@ function lstmprobeReport(root, D, page) {
   });
   var layers = []; keys.forEach(function (k) { if (layers.indexOf(k.layer_name) < 0) layers.push(k.layer_name); });
   function scaleOf(k, j) { return {kind: k.kind, vmin: k.vmin[j], vmax: k.vmax[j], rule: k.rules[k.rule[j]]}; }
-  function valueOf(sc, q) { return sc.vmin + q / 255 * (sc.vmax - sc.vmin); }
+  // codes 1..253 lie inside the range (0 white at the middle of a centred diverging one); 0 and
+  // 255 are beyond it (Scale.quantize)
+  function centred(sc) { return sc.kind === "diverging" && sc.vmin < 0 && sc.vmax > 0; }
+  function valueOf(sc, q) {
+    if (q === 0) return sc.vmin; if (q >= 254) return sc.vmax;
+    var u = (q - 1) / 252;
+    if (centred(sc)) return u >= 0.5 ? (2 * u - 1) * sc.vmax : (1 - 2 * u) * sc.vmin;
+    return sc.vmin + u * (sc.vmax - sc.vmin);
+  }
+  function valueText(sc, q) {
+    if (q === 0) return "\u2264 " + fmt(sc.vmin, 4) + " (beyond the colour range)";
+    if (q === 255) return "\u2265 " + fmt(sc.vmax, 4) + " (beyond the colour range)";
+    var v = valueOf(sc, q), half = centred(sc) ? (v >= 0 ? sc.vmax : -sc.vmin) / 252 : (sc.vmax - sc.vmin) / 504;
+    return fmt(v, 4) + " \u00b1" + fmt(half, 2);
+  }
   function describe(sc) { return (sc.kind === "diverging" ? "diverging red<0<blue" : "sequential white\u2192green") + ", range [" + fmt(sc.vmin) + ", " + fmt(sc.vmax) + "] = " + sc.rule; }
   function resolve(k, j) { return {key: k, j: j, index: k.units[j], name: k.key + "/" + k.units[j]}; }
   // a unit: parts from Python ({layer, direction, quantity, index}) or a name typed by the reader
@@ -89,16 +103,16 @@ function lstmprobeReport(root, D, page) {
   }
   function paint(pre, q, sc, name) {
     var spans = pre._spans;
-    for (var i = 0; i < spans.length; i++) { spans[i].style.background = rgb(sc.kind, q[i]); spans[i].style.color = ink(sc.kind, q[i]); }
+    for (var i = 0; i < spans.length; i++) { spans[i].style.background = rgb(sc.kind, q[i]); spans[i].style.color = ink(sc.kind, q[i]); spans[i].classList.toggle("lpr-out", q[i] === 0 || q[i] === 255); }
     pre._q = q; pre._sc = sc; pre._unit = name;
   }
   var tip = $(".lpr-tip");
   function hover(pre) {
     pre.addEventListener("mousemove", function (e) {
       var t = e.target; if (!t.dataset || t.dataset.i === undefined || !pre._q) { tip.hidden = true; return; }
-      var i = +t.dataset.i, ch = pre._chars[i], sc = pre._sc, v = valueOf(sc, pre._q[i]);
+      var i = +t.dataset.i, ch = pre._chars[i], sc = pre._sc;
       var lines = "char " + JSON.stringify(ch) + " (" + codepoint(ch) + ")\nposition " + (pre._start + i) +
-        "\n" + pre._unit + " = " + fmt(v, 4) + " \u00b1" + fmt((sc.vmax - sc.vmin) / 510, 2);
+        "\n" + pre._unit + " = " + valueText(sc, pre._q[i]);
       if (pre._labels && pre._labels[i] !== undefined) lines += "\n" + pre._labels.name + " = " + fmt(pre._labels[i], 4);
       tip.textContent = lines; tip.hidden = false;
       tip.style.left = Math.min(e.clientX + 14, window.innerWidth - 260) + "px"; tip.style.top = (e.clientY + 16) + "px";
@@ -107,7 +121,8 @@ function lstmprobeReport(root, D, page) {
   }
   function gradient(kind, flip) {
     var stops = [];
-    for (var i = 0; i <= 8; i++) stops.push(rgb(kind, flip ? 255 - Math.round(i * 255 / 8) : Math.round(i * 255 / 8)));
+    // codes 1..253 span the range (0 and 255 are beyond it: Scale.quantize)
+    for (var i = 0; i <= 8; i++) stops.push(rgb(kind, flip ? 253 - Math.round(i * 252 / 8) : 1 + Math.round(i * 252 / 8)));
     return el("span", {cls: "lpr-bar", style: {background: "linear-gradient(to right," + stops.join(",") + ")"}});
   }
   function scaleBar(sc) { return [el("span", {text: fmt(sc.vmin)}), gradient(sc.kind), el("span", {text: fmt(sc.vmax)}), el("span", {text: describe(sc)})]; }
@@ -194,6 +209,7 @@ function lstmprobeReport(root, D, page) {
     if (causal) parts = parts.concat(causal.card(u));
     fill($(".lpr-card"), parts);
     if (depth) depth.card(u, $(".lpr-card"));  // patching and attribution (depth.js)
+    if (profiles) profiles.card(u, $(".lpr-card"));
   }
 
   // all units of the dataset as a heatmap
@@ -312,6 +328,8 @@ function lstmprobeReport(root, D, page) {
   // ablations and dynamics (acts.ablations.h5, acts.dynamics.json), drawn when present
   var causal = typeof lstmprobeCausal === "function" ? lstmprobeCausal(root, D, {el: el, row: row, table: table, fill: fill, fmt: fmt, count: count, rgb: rgb, ink: ink, chars: chars, codepoint: codepoint, image: image, gradient: gradient, unitLink: unitLink, makeText: makeText}) : null;
   var depth = typeof lstmprobeDepth === "function" ? lstmprobeDepth(root, D) : null;
+  // the unit card's profile by input char (profile.js), built from DOM nodes
+  var profiles = typeof lstmprobeProfile === "function" ? lstmprobeProfile(root, D, {glyph: glyph}) : null;
 
   // keyboard
   var help = $(".lpr-help");
