@@ -6,10 +6,9 @@ gate dynamics of each unit, patches, attribution through time and state-space dy
 recording gives: :func:`plan_ablation`), :mod:`.ablation` runs the model with and without them,
 :mod:`.effects` compares the effects with the random units', :mod:`.dynamics` describes gates,
 :mod:`.patching` patches units from a source run into a target (flip rates against random
-units, sweeps), :mod:`.attribution` attributes a prediction to earlier chars and states, and
-:mod:`.state_space` gives trajectories and fixed points.
-:mod:`.profile` gives a unit's quantities per input char or feature value
-(:func:`lstmprobe.causal.profile.profile`).
+units, sweeps), :mod:`.attribution` attributes a prediction to earlier chars and states,
+:mod:`.state_space` gives trajectories and fixed points, and :mod:`.profile` gives a unit's
+quantities per input char or feature value (:func:`lstmprobe.causal.profile.profile`).
 """
 
 from __future__ import annotations

@@ -43,9 +43,9 @@ for _command in (
     report.plot_command,
     causal.ablate_command,
     causal.dynamics_command,
+    causal.profile_command,
     patching.patch_command,
     patching.attribute_command,
-    causal.profile_command,
     interop.export_command,
     interop.import_group,
 ):

@@ -373,95 +373,6 @@ def format_dynamics(result: dict[str, Any], top: int) -> str:
     return "\n".join(lines)
 
 
-def _fixed_points(
-    store: str,
-    model: str | None,
-    model_options: ModelOptions,
-    char: str | None,
-    samples: int,
-    tolerance: float,
-    iterations: int,
-    seed: int,
-    slow: bool,
-    force: bool,
-    output: str | None,
-    as_json: bool,
-    quiet: bool,
-) -> None:
-    from lstmprobe.causal.state_space import fixed_points, sample_states
-    from lstmprobe.causal.units import check_model_matches
-    from lstmprobe.errors import DynamicsError, ModelLoadError
-    from lstmprobe.store import ActivationStore, Recording, write_json_atomic
-
-    if char is None:
-        raise DynamicsError("--fixed-points needs the input held fixed: --input C, e.g. --input a")
-    saved = Path(output) if output else Recording.at(store).fixed_points
-    require_writable(saved)
-    with ActivationStore(store) as s:
-        path = model or (s.model or {}).get("path")
-        if not path or (model is None and not Path(path).exists()):
-            raise ModelLoadError(
-                f"--fixed-points runs the model: give it with --model (the recorded file "
-                f"{path or '(unknown)'} is not there)"
-            )
-        loaded = model_options.load(path, store=store)
-        check_model_matches(s, loaded.sha256, force=force, model=path)
-        if char not in loaded.vocab:
-            raise DynamicsError(f"--input {char!r} is not in the model's vocabulary")
-        starts = sample_states(s, loaded.model, samples, seed)
-    found = fixed_points(
-        loaded.model,
-        loaded.vocab,
-        char,
-        starts,
-        tolerance=tolerance,
-        iterations=iterations,
-        require=not slow,
-        progress=not quiet,
-    )
-    out = found.to_dict()
-    out.update(store=str(store), model=str(path), model_sha256=loaded.sha256, seed=seed)
-    write_json_atomic(saved, out)
-    if as_json:
-        echo_json(out)
-        return
-    click.echo(format_fixed_points(found))
-    if not quiet:
-        click.echo(f"saved {saved}")
-
-
-def format_fixed_points(found: Any) -> str:
-    import numpy as np
-
-    keys = ", ".join(f"{k} ({n})" for k, n in found.keys)
-    lines = [
-        f"input {found.char!r} held: {len(found.points)} fixed point(s) within tolerance "
-        f"{found.tolerance:g} from {found.starts} starts (state: {keys})"
-    ]
-
-    def describe(p: Any, what: str) -> str:
-        mags = np.abs(p.eigenvalues)
-        slow = (
-            ", ".join(
-                f"{v.real:+.4f}{v.imag:+.4f}i" if abs(v.imag) > 1e-9 else f"{v.real:+.4f}"
-                for v in p.slow
-            )
-            or "none"
-        )
-        kind = "stable" if p.stable else "unstable"
-        return (
-            f"  {what}: residual {p.residual:.2g}, {kind} (largest |eigenvalue| "
-            f"{mags.max():.4f}; reached from {p.found_from} start(s)); slow modes "
-            f"(|eigenvalue| >= 0.9): {slow}"
-        )
-
-    lines += [describe(p, f"fixed point {i}") for i, p in enumerate(found.points)]
-    if not found.points:
-        lines.append("  no fixed point: the slowest points reached (not fixed):")
-    lines += [describe(p, f"slow point {i}") for i, p in enumerate(found.slow_points[:3])]
-    return "\n".join(lines)
-
-
 @click.command("profile")
 @store_option
 @click.option(
@@ -564,3 +475,92 @@ def _mean_sd(m: float, sd: float) -> str:
     if not math.isfinite(m):
         return "–"
     return f"{m:+.2f} ±{sd:.2f}"
+
+
+def _fixed_points(
+    store: str,
+    model: str | None,
+    model_options: ModelOptions,
+    char: str | None,
+    samples: int,
+    tolerance: float,
+    iterations: int,
+    seed: int,
+    slow: bool,
+    force: bool,
+    output: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    from lstmprobe.causal.state_space import fixed_points, sample_states
+    from lstmprobe.causal.units import check_model_matches
+    from lstmprobe.errors import DynamicsError, ModelLoadError
+    from lstmprobe.store import ActivationStore, Recording, write_json_atomic
+
+    if char is None:
+        raise DynamicsError("--fixed-points needs the input held fixed: --input C, e.g. --input a")
+    saved = Path(output) if output else Recording.at(store).fixed_points
+    require_writable(saved)
+    with ActivationStore(store) as s:
+        path = model or (s.model or {}).get("path")
+        if not path or (model is None and not Path(path).exists()):
+            raise ModelLoadError(
+                f"--fixed-points runs the model: give it with --model (the recorded file "
+                f"{path or '(unknown)'} is not there)"
+            )
+        loaded = model_options.load(path, store=store)
+        check_model_matches(s, loaded.sha256, force=force, model=path)
+        if char not in loaded.vocab:
+            raise DynamicsError(f"--input {char!r} is not in the model's vocabulary")
+        starts = sample_states(s, loaded.model, samples, seed)
+    found = fixed_points(
+        loaded.model,
+        loaded.vocab,
+        char,
+        starts,
+        tolerance=tolerance,
+        iterations=iterations,
+        require=not slow,
+        progress=not quiet,
+    )
+    out = found.to_dict()
+    out.update(store=str(store), model=str(path), model_sha256=loaded.sha256, seed=seed)
+    write_json_atomic(saved, out)
+    if as_json:
+        echo_json(out)
+        return
+    click.echo(format_fixed_points(found))
+    if not quiet:
+        click.echo(f"saved {saved}")
+
+
+def format_fixed_points(found: Any) -> str:
+    import numpy as np
+
+    keys = ", ".join(f"{k} ({n})" for k, n in found.keys)
+    lines = [
+        f"input {found.char!r} held: {len(found.points)} fixed point(s) within tolerance "
+        f"{found.tolerance:g} from {found.starts} starts (state: {keys})"
+    ]
+
+    def describe(p: Any, what: str) -> str:
+        mags = np.abs(p.eigenvalues)
+        slow = (
+            ", ".join(
+                f"{v.real:+.4f}{v.imag:+.4f}i" if abs(v.imag) > 1e-9 else f"{v.real:+.4f}"
+                for v in p.slow
+            )
+            or "none"
+        )
+        kind = "stable" if p.stable else "unstable"
+        return (
+            f"  {what}: residual {p.residual:.2g}, {kind} (largest |eigenvalue| "
+            f"{mags.max():.4f}; reached from {p.found_from} start(s)); slow modes "
+            f"(|eigenvalue| >= 0.9): {slow}"
+        )
+
+    lines += [describe(p, f"fixed point {i}") for i, p in enumerate(found.points)]
+    if not found.points:
+        lines.append("  no fixed point: the slowest points reached (not fixed):")
+    lines += [describe(p, f"slow point {i}") for i, p in enumerate(found.slow_points[:3])]
+    return "\n".join(lines)

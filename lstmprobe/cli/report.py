@@ -14,8 +14,8 @@ from lstmprobe.cli.options import int_option, script_options, store_option
 from lstmprobe.names import Key
 
 KINDS = (
-    "text", "gates", "saturation", "distributions", "separator", "heatmap", "dynamics", "ablation",
-    "trajectories",
+    "text", "gates", "saturation", "distributions", "separator", "heatmap", "dynamics",
+    "trajectories", "ablation",
 )  # fmt: skip
 
 range_option = click.option(
@@ -129,9 +129,9 @@ def plot_command() -> None:
       separator      every unit's value at one char (--char) across sequences, grouped
       heatmap        every unit of one dataset (--key) over a span
       dynamics       a unit's state split into kept f*c(t-1) and written i*g, per char (--unit)
-      ablation       the random units behind each p-value of `lstmprobe ablate`
       trajectories   a state (--key) on its first two principal components, each sequence a
                      path, coloured by a feature (-f); fixed points (dynamics --fixed-points)
+      ablation       the random units behind each p-value of `lstmprobe ablate`
 
     \b
     Examples:
@@ -354,6 +354,28 @@ def plot_heatmap(key: str | None, start: int, length: int | None, rng: str, **ou
     _draw("heatmap", o, draw)
 
 
+@plot_command.command("trajectories")
+@click.option("--key", default=None, help="The state, e.g. layer0/cell [default: a cell].")
+@click.option("--feature", "-f", default=None, help="Colour of the paths, e.g. count:a.")
+@int_option("--sequences", default=200, minimum=1, help="Sequences drawn.")
+@_figure_options
+def plot_trajectories(key: str | None, feature: str | None, sequences: int, **out: Any) -> None:
+    """A state on its first two principal components, each sequence a path.
+
+    Coloured by a feature's value; the fixed points that `lstmprobe dynamics
+    --fixed-points` found (STORE.fixed_points.json) are drawn on it.
+
+    \b
+    Example:
+        lstmprobe plot trajectories --key layer0/cell -f count:a -o paths.png
+    """
+
+    def draw(s: Any, path: Path) -> tuple[Any, list[str]]:
+        return _trajectories(s, key or _default_key(s, ("cell", "hidden")), feature, sequences), []
+
+    _draw("trajectories", _Output(**out), draw)
+
+
 @plot_command.command("ablation")
 @_figure_options
 def plot_ablation(**out: Any) -> None:
@@ -395,28 +417,6 @@ def plot_ablation(**out: Any) -> None:
         )
 
     _draw("ablation", _Output(**out), draw)
-
-
-@plot_command.command("trajectories")
-@click.option("--key", default=None, help="Dataset, e.g. layer0/cell [default: a cell].")
-@click.option("--feature", "-f", default=None, help="Colour of the paths, e.g. count:a.")
-@int_option("--sequences", default=200, minimum=1, help="Sequences drawn.")
-@_figure_options
-def plot_trajectories(key: str | None, feature: str | None, sequences: int, **out: Any) -> None:
-    """A state on its first two principal components, each sequence a path.
-
-    Coloured by a feature's value (-f); the fixed points `lstmprobe dynamics
-    --fixed-points` found beside the store are drawn on the same axes.
-
-    \b
-    Example:
-        lstmprobe plot trajectories --key layer0/cell -f count:a -o paths.png
-    """
-
-    def draw(s: Any, path: Path) -> tuple[Any, list[str]]:
-        return _trajectories(s, key or _default_key(s, ("cell", "hidden")), feature, sequences), []
-
-    _draw("trajectories", _Output(**out), draw)
 
 
 def _layer(value: str) -> str:

@@ -248,7 +248,6 @@ def build_report(
 
     causal["patching"] = patching_section(store, figures=figures, warn=warn)
     causal["attributions"] = attributions_section(store, warn=warn)
-
     from lstmprobe.report.profiles import profile_payload
 
     profiles = profile_payload(store, sorted(top_units), warn=warn, progress=progress)

@@ -208,8 +208,8 @@ function lstmprobeReport(root, D, page) {
     if (t) Object.keys(t).forEach(function (f) { var x = t[f]; parts.push(el("p", {text: f + ": on when " + (x.sign > 0 ? "\u2265 " : "\u2264 ") + fmt(x.threshold) + " (ROC: TPR " + fmt(x.tpr, 2) + ", FPR " + fmt(x.fpr, 2) + ")"})); });
     if (causal) parts = parts.concat(causal.card(u));
     fill($(".lpr-card"), parts);
-    if (depth) depth.card(u, $(".lpr-card"));  // patching and attribution (depth.js)
     if (profiles) profiles.card(u, $(".lpr-card"));
+    if (depth) depth.card(u, $(".lpr-card"));  // patching and attribution (depth.js)
   }
 
   // all units of the dataset as a heatmap
@@ -327,9 +327,9 @@ function lstmprobeReport(root, D, page) {
 
   // ablations and dynamics (acts.ablations.h5, acts.dynamics.json), drawn when present
   var causal = typeof lstmprobeCausal === "function" ? lstmprobeCausal(root, D, {el: el, row: row, table: table, fill: fill, fmt: fmt, count: count, rgb: rgb, ink: ink, chars: chars, codepoint: codepoint, image: image, gradient: gradient, unitLink: unitLink, makeText: makeText}) : null;
-  var depth = typeof lstmprobeDepth === "function" ? lstmprobeDepth(root, D) : null;
   // the unit card's profile by input char (profile.js), built from DOM nodes
   var profiles = typeof lstmprobeProfile === "function" ? lstmprobeProfile(root, D, {glyph: glyph}) : null;
+  var depth = typeof lstmprobeDepth === "function" ? lstmprobeDepth(root, D) : null;
 
   // keyboard
   var help = $(".lpr-help");
