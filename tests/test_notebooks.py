@@ -32,7 +32,15 @@ REPRODUCTION = (ROOT / "docs" / "reproduction.md").read_text(encoding="utf-8")
 
 
 def test_there_are_notebooks() -> None:
-    assert [p.stem for p in NOTEBOOKS][:1] == ["01-counter"]
+    """One per study of the post, and the two of lstmprobe's own (issue 23)."""
+    assert [p.stem for p in NOTEBOOKS] == [
+        "01-counter",
+        "02-selective-counter",
+        "03-ab-memory",
+        "04-copy",
+        "05-code-model",
+        "06-your-own-model",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -163,10 +171,22 @@ def test_runs_at_the_quick_size(path: Path, tmp_path: Path) -> None:
         and not any("image/png" in o.get("data", {}) for o in c.outputs)
     ]
     assert not blank, f"cells {blank} draw figures but show none"
+    # a figure returned as a cell's last value is shown twice (inline, and as the value): end
+    # the line with ";"
+    twice = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        and len(
+            pngs := [o["data"]["image/png"] for o in c.outputs if "image/png" in o.get("data", {})]
+        )
+        != len(set(map(str, pngs)))
+    ]
+    assert not twice, f"cells {twice} show the same figure twice"
 
 
 FIGURE_CALL = re.compile(
     r"^[^#\n]*\b(unit_text|unit_internals|heatmap|distributions|saturation|separator|probe_curve|"
-    r"keep_write|timescales)\(",
+    r"keep_write|timescales|profile_figure|patch_heatmap|draw_trajectories)\(",
     re.MULTILINE,
 )

@@ -286,8 +286,10 @@ def run_ablation(
         The corpus.
     conditions : list of lists of Unit (or unit names)
         Each is one set of units intervened on together.
-    feature : Feature, optional
-        Splits the losses into on and off (:func:`feature_on_off`).
+    feature : Feature or str, optional
+        Splits the losses into on and off (:func:`feature_on_off`); a spec (``"quote"``,
+        ``"count:a@char:Y"``) is built with :func:`~lstmprobe.features.get_feature`, as
+        :func:`~lstmprobe.probes.rank_units` does.
     mode : {"zero", "mean", "clamp:V"}
         As :class:`~lstmprobe.Intervention` (and ``--mode``) spell it; ``mean`` needs
         ``means`` (:func:`unit_means`). ``clamp`` with ``clamp=V`` is ``clamp:V``.
@@ -328,6 +330,10 @@ def run_ablation(
             "cannot be measured; interventions still change its states (Recorder(model, "
             "interventions=...)) and `gate_dynamics()` still describes its gates"
         )
+    if isinstance(feature, str):
+        from lstmprobe.features import get_feature
+
+        feature = get_feature(feature)
     try:
         kind, clamp = parse_mode(mode, clamp)
     except InterventionError as exc:

@@ -248,3 +248,13 @@ def test_the_saved_random_mean_is_the_mean_of_the_draws_per_char(tiny, corpus):
         (draw,) = c.random.draws
         bits = next_char_bits(tiny.model, tokens, seqs, [Intervention(draw.units[0])])
         np.testing.assert_allclose(mean_delta, bits - base, atol=1e-5, equal_nan=True)
+
+
+def test_a_feature_may_be_given_by_its_spec_as_rank_units_takes_it(tiny, corpus):
+    units = [["layer1/cell/0"]]
+    by_spec = run_ablation(tiny.model, tiny.vocab, corpus, units, feature="quote", n_random=2)
+    built = run_ablation(
+        tiny.model, tiny.vocab, corpus, units, feature=get_feature("quote"), n_random=2
+    )
+    assert by_spec.conditions[0].to_dict() == built.conditions[0].to_dict()
+    assert by_spec.conditions[0].feature == "quote"
