@@ -47,6 +47,14 @@ class StoreError(LstmprobeError, ValueError):
     """An activation store is missing, incomplete, of another format, or would be overwritten."""
 
 
+class StoreBusyError(StoreError):
+    """A recording is being written by another process right now (it holds the file's lock)."""
+
+
+class DistributedError(LstmprobeError, RuntimeError):
+    """Dask is not installed, its scheduler cannot be reached, or a cluster's work failed."""
+
+
 class FeatureError(LstmprobeError, ValueError):
     """A feature is unknown, fails, or gives labels that cannot be used."""
 
@@ -157,6 +165,8 @@ CLI_FLAGS: dict[str, str] = {
     "count": "--count",
     "min_n": "--min-n",
     "max_n": "--max-n",
+    "dask": "--dask",
+    "shard_chars": "--shard-chars",
     "at": "--at",
     "align": "--align",
     "compare": "--compare",

@@ -258,6 +258,199 @@ def sequences(text: str, reset: str = "none") -> np.ndarray:
     return np.stack([starts, ends], axis=1)
 
 
+# --------------------------------------------------------------------------- corpora of many files
+
+#: Characters of a glob pattern: an argument holding one that names no existing path is a glob.
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True, eq=False)
+class Corpus:
+    """A corpus of one or more files: their texts one after the other, and where each begins.
+
+    Each file is its own sequence (the state is reset at its start); with ``reset="line"``
+    each of its lines is. :func:`read_corpora` reads one from files, directories and globs.
+
+    Parameters
+    ----------
+    text : str
+        Every file's text, in order.
+    files : tuple of str
+        The files' names, in order (as given, or a directory's path joined with the file's
+        path inside it).
+    bounds : ndarray of shape (n_files + 1,), int64
+        File ``i`` is ``text[bounds[i]:bounds[i + 1]]`` (an empty file has an empty span).
+    skipped : tuple of str
+        Files of a directory or glob that were left out: not UTF-8 text.
+
+    Examples
+    --------
+    >>> c = Corpus.of_files([("a.txt", "ab\\ncd"), ("b.txt", "ef\\n")])
+    >>> c.text, c.sequences("none").tolist(), c.sequences("line").tolist()
+    ('ab\\ncdef\\n', [[0, 5], [5, 8]], [[0, 3], [3, 5], [5, 8]])
+    >>> c.sequence_files(c.sequences("line")).tolist()
+    [0, 0, 1]
+    """
+
+    text: str
+    files: tuple[str, ...]
+    bounds: np.ndarray
+    skipped: tuple[str, ...] = ()
+
+    @classmethod
+    def of_files(cls, named: Sequence[tuple[str, str]], skipped: Sequence[str] = ()) -> Corpus:
+        """A corpus of ``(name, text)`` pairs, in order."""
+        lengths = [len(text) for _, text in named]
+        bounds = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
+        text = "".join(t for _, t in named)
+        return cls(text, tuple(name for name, _ in named), bounds, tuple(skipped))
+
+    @classmethod
+    def of_text(cls, text: str, name: str = "") -> Corpus:
+        """A corpus of one text (one file named ``name``)."""
+        return cls.of_files([(name, text)])
+
+    def sequences(self, reset: str = "none") -> np.ndarray:
+        """``[start, end)`` of each sequence (:func:`sequences` of each file, in order), int64
+        of shape (n_sequences, 2); an empty file has none."""
+        parts = [np.empty((0, 2), dtype=np.int64)]
+        for i in range(len(self.files)):
+            a, b = int(self.bounds[i]), int(self.bounds[i + 1])
+            if b > a:
+                parts.append(sequences(self.text[a:b], reset) + a)
+        return np.concatenate(parts).astype(np.int64)
+
+    def sequence_files(self, seqs: np.ndarray) -> np.ndarray:
+        """The file of each sequence of ``seqs`` (an index into :attr:`files`), int32."""
+        starts = np.asarray(seqs, dtype=np.int64).reshape(-1, 2)[:, 0]
+        return (np.searchsorted(self.bounds, starts, side="right") - 1).astype(np.int32)
+
+    def part(self, start: int, stop: int) -> Corpus:
+        """Positions ``[start, stop)`` as a corpus of its own: the files they overlap, each
+        cut to them (a shard of a recording, cut between sequences).
+
+        Examples
+        --------
+        >>> c = Corpus.of_files([("a", "ab\\ncd\\n"), ("b", "ef")]).part(3, 8)
+        >>> c.text, c.files, c.bounds.tolist()
+        ('cd\\nef', ('a', 'b'), [0, 3, 5])
+        """
+        first = int(np.searchsorted(self.bounds, start, side="right")) - 1
+        last = max(first, int(np.searchsorted(self.bounds, stop, side="left")) - 1)
+        bounds = np.clip(self.bounds[first : last + 2], start, stop) - start
+        return Corpus(self.text[start:stop], self.files[first : last + 1], bounds.astype(np.int64))
+
+    def checked(self, vocab: Vocab, unknown: str = "error") -> Corpus:
+        """The corpus with the ``unknown`` policy applied (:func:`check_chars`) file by file, so
+        that every file keeps its own span."""
+        named = []
+        for i, name in enumerate(self.files):
+            part = self.text[int(self.bounds[i]) : int(self.bounds[i + 1])]
+            try:
+                named.append((name, check_chars(part, vocab, unknown)))
+            except CorpusError as exc:
+                if len(self.files) == 1:
+                    raise
+                raise CorpusError(f"{name}: {exc}") from None
+        if len(named) == 1 and named[0][1] is self.text:
+            return self
+        return Corpus.of_files(named, self.skipped)
+
+
+def read_corpora(sources: Sequence[str | os.PathLike[str]]) -> Corpus:
+    """Read a corpus from files, directories and glob patterns, in the order given.
+
+    A file is read whole (:func:`read_corpus`: it must be UTF-8 and not empty). A directory
+    gives every file under it, recursively, sorted by path, hidden ones (``.name``) left
+    out; a glob pattern (``"corpus/*.txt"``, quoted so that the shell does not expand it)
+    gives its matches, sorted. Of those, a file that is not UTF-8 text (undecodable, or
+    holding NUL bytes) is skipped and listed in :attr:`Corpus.skipped`; an empty one
+    contributes no sequence.
+
+    Raises
+    ------
+    CorpusError
+        Nothing given, a path that does not exist, a directory or glob without a text file,
+        or a corpus with no character at all.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "b.txt").write_text("bb"), (d / "a.txt").write_text("a\\n")
+    >>> c = read_corpora([d])
+    >>> [Path(f).name for f in c.files], c.text
+    (['a.txt', 'b.txt'], 'a\\nbb')
+    """
+    if not sources:
+        raise CorpusError("no corpus given; give a text file, a directory or a glob pattern")
+    named: list[tuple[str, str]] = []
+    skipped: list[str] = []
+    for source in sources:
+        given = os.fspath(source)
+        path = Path(given)
+        if path.is_dir():
+            found = _files_under(path)
+            what = f"corpus directory {path}"
+        elif not path.exists() and _GLOB_CHARS & set(given):
+            found = _glob(given)
+            what = f"corpus pattern {given!r}"
+        else:
+            named.append((given, read_corpus(path)))
+            continue
+        texts = [(str(f), _text_of(f)) for f in found]
+        kept = [(name, text) for name, text in texts if text is not None]
+        skipped += [name for name, text in texts if text is None]
+        if not kept:
+            why = f" ({len(texts)} files, none UTF-8 text)" if texts else ""
+            raise CorpusError(
+                f"{what} holds no text files{why}; give UTF-8 text files"
+                + (" (is the pattern quoted?)" if what.startswith("corpus pattern") else "")
+            )
+        named += [(name, text) for name, text in kept if text is not None]
+    corpus = Corpus.of_files(named, skipped)
+    if not corpus.text:
+        raise CorpusError("the corpus is empty: its files hold no characters; give some text")
+    return corpus
+
+
+def _files_under(root: Path) -> list[Path]:
+    """Every regular file under ``root``, recursively, sorted by path; hidden ones left out."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        out += [Path(dirpath, f) for f in filenames if not f.startswith(".")]
+    return sorted((p for p in out if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+
+
+def _glob(pattern: str) -> list[Path]:
+    import glob
+
+    found: list[Path] = []
+    for match in sorted(glob.glob(pattern, recursive=True)):
+        path = Path(match)
+        found += _files_under(path) if path.is_dir() else [path] if path.is_file() else []
+    if not found:
+        raise CorpusError(f"corpus pattern {pattern!r} matches no file; check the pattern")
+    return found
+
+
+def _text_of(path: Path) -> str | None:
+    """The UTF-8 text of a file found in a directory or by a glob (BOM dropped); None when
+    it is not text (undecodable or holding NUL bytes)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"cannot read corpus file {path}: {exc.strerror or exc}") from None
+    if b"\x00" in data:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
 # --------------------------------------------------------------------------- pairs of texts
 
 #: The first line of a pairs file: what its columns are.

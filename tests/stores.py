@@ -52,3 +52,30 @@ def build_store(
     )
     writer.write(0, {"layer0/cell": cell, "layer0/hidden": hidden})
     return writer.finish()
+
+
+def record_sharded(loaded, corpus, out: Path, options=None, shard_chars: int = 1000) -> Path:  # type: ignore[no-untyped-def]
+    """A sharded recording made shard by shard in this process, as the Dask tasks make it
+    (:mod:`lstmprobe.distributed.record`), for the store's tests that need no cluster."""
+    from lstmprobe.distributed.record import plan_shards
+    from lstmprobe.record import RecordOptions, record_corpus
+    from lstmprobe.record.batches import reads_in_batches
+    from lstmprobe.record.pipeline import prepare_recording
+    from lstmprobe.store import Recording, default_chunk_positions
+    from lstmprobe.store.shards import Shard, finished_shard, recording_id, write_sharded_store
+
+    options = options or RecordOptions()
+    spec = prepare_recording(loaded, corpus, options).spec
+    n = len(spec.tokens)
+    batched = reads_in_batches(options.reset, False, len(spec.sequences))
+    bounds = plan_shards(spec.sequences, shard_chars, batched=batched,
+                         batch_chars=options.batch_chars, bidirectional=False)  # fmt: skip
+    cp = default_chunk_positions(list(spec.layout.values()), spec.dtype, n)
+    rid = recording_id(spec, [a for a, _ in bounds], cp)
+    Recording.at(out).shards.mkdir()
+    files = []
+    for i, (a, b) in enumerate(bounds):
+        shard = Shard(rid, i, a, b, cp, batched)
+        record_corpus(loaded, corpus.part(a, b), shard.path(out), options, shard=shard)
+        files.append(finished_shard(out, shard))
+    return write_sharded_store(out, spec, files, cp, rid)

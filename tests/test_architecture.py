@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 
 #: The one-way flow as imports go, earliest first: a module may import its own stage and earlier
-#: ones. The store (the file format) comes before record, whose pipeline writes it; interop
-#: (other tools' formats) comes last, so that no stage depends on a foreign format.
+#: ones. The store (the file format) comes before record, whose pipeline writes it; the Dask
+#: adapter (distributed) runs record, probes and causal, so it comes after them; interop (other
+#: tools' formats) comes last, so that no stage depends on a foreign format.
 STAGES = (
-    "basics", "models", "store", "record", "features", "probes", "causal", "report", "interop"
+    "basics", "models", "store", "record", "features", "probes", "causal", "distributed", "report",
+    "interop",
 )  # fmt: skip
 #: ``lm`` sits beside ``models``: it may import basics, models, store and record (it trains and
 #: evaluates models), and from features up it may be imported. ``top`` (cli, demo, the

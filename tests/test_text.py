@@ -88,6 +88,101 @@ def test_sequences_end_with_their_newline():
     assert sequences("ab\n\ncd", "line").tolist() == [[0, 3], [3, 4], [4, 6]]
 
 
+# --------------------------------------------------------------------------- corpora of files
+
+
+def test_a_directory_gives_its_text_files_sorted_and_recursively(tmp_path):
+    from lstmprobe.text import read_corpora
+
+    d = tmp_path / "corpus"
+    (d / "sub").mkdir(parents=True)
+    (d / ".git").mkdir()
+    (d / "b.txt").write_text("bb\n", encoding="utf-8")
+    (d / "a.py").write_text("\ufeffa = 1\n", encoding="utf-8")  # the BOM is dropped
+    (d / "sub" / "c.txt").write_text("cé", encoding="utf-8")
+    (d / "empty.txt").write_text("")
+    (d / ".hidden").write_text("no")
+    (d / ".git" / "HEAD").write_text("no")
+    (d / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (d / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    corpus = read_corpora([d])
+    names = [f.removeprefix(str(d) + "/") for f in corpus.files]
+    assert names == ["a.py", "b.txt", "empty.txt", "sub/c.txt"]
+    assert corpus.text == "a = 1\nbb\ncé"
+    assert sorted(s.rsplit("/", 1)[1] for s in corpus.skipped) == ["image.png", "latin1.txt"]
+    seqs = corpus.sequences("none")
+    assert seqs.tolist() == [[0, 6], [6, 9], [9, 11]]
+    assert corpus.sequence_files(seqs).tolist() == [0, 1, 3]
+
+
+def test_paths_and_globs_in_the_order_given(tmp_path):
+    from lstmprobe.text import read_corpora
+
+    for name, text in [("x1.txt", "1"), ("x2.txt", "2"), ("y.txt", "y")]:
+        (tmp_path / name).write_text(text)
+    corpus = read_corpora([tmp_path / "y.txt", str(tmp_path / "x*.txt")])
+    assert corpus.text == "y12" and corpus.bounds.tolist() == [0, 1, 2, 3]
+    one = read_corpora([tmp_path / "y.txt"])  # one file: as read_corpus reads it
+    assert one.files == (str(tmp_path / "y.txt"),) and one.sequences().tolist() == [[0, 1]]
+
+
+def test_corpora_without_text_are_one_line_errors(tmp_path):
+    from lstmprobe.text import read_corpora
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "a.bin").write_bytes(b"\x00\x01")
+    (tmp_path / "none").mkdir()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "e.txt").write_text("")
+    cases = {
+        "holds no text files \\(1 files, none UTF-8 text\\)": [tmp_path / "bin"],
+        "corpus directory .*none holds no text files; give UTF-8": [tmp_path / "none"],
+        "matches no file": [str(tmp_path / "*.nothing")],
+        "its files hold no characters": [tmp_path / "empty"],
+        "no corpus given": [],
+        "does not exist": [tmp_path / "missing.txt"],
+    }
+    for message, sources in cases.items():
+        with pytest.raises(CorpusError, match=message) as info:
+            read_corpora(sources)
+        assert "\n" not in str(info.value)
+
+
+def test_unknown_characters_are_handled_file_by_file():
+    from lstmprobe.text import Corpus
+
+    vocab = Vocab.from_text("ab\n")
+    corpus = Corpus.of_files([("f", "aXb\n"), ("g", "XX"), ("h", "ba")])
+    skipped = corpus.checked(vocab, "skip")
+    assert skipped.text == "ab\nba" and skipped.bounds.tolist() == [0, 3, 3, 5]
+    assert skipped.sequences().tolist() == [[0, 3], [3, 5]]
+    assert corpus.checked(vocab, "map:a").text == "aab\naaba"
+    with pytest.raises(CorpusError, match=r"^f: the corpus has 1 character not in"):
+        corpus.checked(vocab)
+
+
+@given(
+    st.lists(st.text(alphabet="ab\n", max_size=12), min_size=1, max_size=6),
+    st.sampled_from(["none", "line"]),
+    st.data(),
+)
+def test_a_part_cut_between_sequences_has_the_same_sequences(texts, reset, data):
+    from lstmprobe.text import Corpus
+
+    corpus = Corpus.of_files([(f"f{i}", t) for i, t in enumerate(texts)])
+    seqs = corpus.sequences(reset)
+    if not len(seqs):
+        return
+    i = data.draw(st.integers(0, len(seqs) - 1))
+    j = data.draw(st.integers(i + 1, len(seqs)))
+    a, b = int(seqs[i, 0]), int(seqs[j - 1, 1])
+    part = corpus.part(a, b)
+    assert part.text == corpus.text[a:b]
+    assert (part.sequences(reset) + a).tolist() == seqs[i:j].tolist()
+    names = [corpus.files[k] for k in corpus.sequence_files(seqs[i:j])]
+    assert [part.files[k] for k in part.sequence_files(part.sequences(reset))] == names
+
+
 # --------------------------------------------------------------------------- pairs files
 
 

@@ -24,7 +24,7 @@ most the chosen one's). docs/causal.md has the definitions and the limits.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -272,6 +272,8 @@ def run_ablation(
     method: str = "auto",
     threads: int | None = None,
     progress: bool = False,
+    sequences: np.ndarray | None = None,
+    runs: Runs | None = None,
 ) -> AblationResult:
     """Measure each condition's effect on the next-char loss (and task accuracy) vs random units.
 
@@ -309,6 +311,14 @@ def run_ablation(
     threads : int, optional
         torch threads while measuring (default: 1 for a model under ``SMALL_MODEL_MACS``
         multiply-adds per char, see :mod:`lstmprobe.record.threads`; else torch's setting).
+    sequences : ndarray of shape (n_sequences, 2), optional
+        ``[start, end)`` of each sequence (a corpus of files: one per file, as recorded);
+        default: from ``text`` and ``reset``.
+    runs : callable, optional
+        What runs the model: given a :class:`Measure` and the interventions of each run (the
+        first: none), it yields each run's per-char bits and task completion in order. By
+        default they run here, one after the other; :func:`lstmprobe.distributed.run_ablation`
+        runs them as tasks on a cluster.
 
     Returns
     -------
@@ -340,7 +350,7 @@ def run_ablation(
     conds = [Condition.of(c) for c in conditions]
     datasets = check_units(model, [u for c in conds for u in c.units])
     tokens = vocab.encode(text)
-    seqs = text_sequences(text, reset)
+    seqs = text_sequences(text, reset) if sequences is None else np.asarray(sequences)
     if not (seqs[:, 1] - seqs[:, 0] > 1).any():
         raise CorpusError(
             "no char of this corpus has a next char to predict; give a corpus of at least 2 chars"
@@ -392,28 +402,24 @@ def run_ablation(
         for d in ds:
             users.setdefault(d, []).append(ci)
     rsums = [np.zeros(len(tokens), dtype=np.float64) for _ in conds]
-    # a small model's forward of one sequence gains nothing from more threads (as in record)
-    device = next(model.parameters()).device
+    measure = Measure(tokens, seqs, tuple(lines or ()), spec, method, threads)
+    plans = [[]] + [unit_interventions(units, how, means=unit_means) for units in todo]
     try:
-        with TorchThreads(default_threads(model, threads, device), AblationError):
-            base = next_char_bits(model, tokens, seqs, method=method)
-            base_task = _completion(model, vocab, lines or [], spec, []) if task else None
+        measured = (runs or run_here)(model, vocab, measure, plans)
+        base, base_task = next(measured)
+        bar.update(1)
+        for units, (bits, comp) in zip(todo, measured):
+            delta = (bits - base).astype(np.float32)
+            # per-char differences are kept for the chosen units only; a random draw's go into
+            # the running sums of the conditions that drew it (memory: one array per condition)
+            for ci in users.get(units, ()):
+                rsums[ci] += np.nan_to_num(delta)
+            cache[units] = (
+                loss_summary(bits, base, on),
+                delta if units in chosen else None,
+                comp,
+            )
             bar.update(1)
-            for units in todo:
-                ivs = unit_interventions(units, how, means=unit_means)
-                bits = next_char_bits(model, tokens, seqs, ivs, method=method)
-                comp = _completion(model, vocab, lines or [], spec, ivs) if task else None
-                delta = (bits - base).astype(np.float32)
-                # per-char differences are kept for the chosen units only; a random draw's go into
-                # the running sums of the conditions that drew it (memory: one array per condition)
-                for ci in users.get(units, ()):
-                    rsums[ci] += np.nan_to_num(delta)
-                cache[units] = (
-                    loss_summary(bits, base, on),
-                    delta if units in chosen else None,
-                    comp,
-                )
-                bar.update(1)
     finally:
         bar.close()
     results, deltas, rdeltas = [], [], []
@@ -460,6 +466,49 @@ def run_ablation(
         "task": None if spec is None else spec.name,
     }
     return AblationResult(results, base, deltas, rdeltas, on, base_task, settings)
+
+
+@dataclass(frozen=True, eq=False)
+class Measure:
+    """What one run of an ablation measures the model on: the corpus (``tokens``, ``seqs``),
+    the task's lines and spec (``task=True``; else empty and None), the interventions' method
+    and torch's threads."""
+
+    tokens: np.ndarray
+    seqs: np.ndarray
+    lines: tuple[str, ...]
+    spec: Any
+    method: str
+    threads: int | None
+
+    def __call__(
+        self, model: torch.nn.Module, vocab: Any, interventions: Sequence[Intervention]
+    ) -> tuple[np.ndarray, dict[str, Any] | None]:
+        """The per-char bits of one run, and its task completion (or None)."""
+        device = next(model.parameters()).device
+        # a small model's forward of one sequence gains nothing from more threads (as in record)
+        with TorchThreads(default_threads(model, self.threads, device), AblationError):
+            bits = next_char_bits(model, self.tokens, self.seqs, interventions, method=self.method)
+            comp = None
+            if self.spec is not None:
+                comp = _completion(model, vocab, list(self.lines), self.spec, interventions)
+        return bits, comp
+
+
+#: What runs an ablation's model: (model, vocab, measure, interventions of each run) -> each
+#: run's (bits, task completion), in order.
+Runs = Callable[
+    [torch.nn.Module, Any, Measure, list[list[Intervention]]],
+    Iterator[tuple[np.ndarray, "dict[str, Any] | None"]],
+]
+
+
+def run_here(
+    model: torch.nn.Module, vocab: Any, measure: Measure, plans: list[list[Intervention]]
+) -> Iterator[tuple[np.ndarray, dict[str, Any] | None]]:
+    """Each run in this process, one after the other (the default :data:`Runs`)."""
+    for interventions in plans:
+        yield measure(model, vocab, interventions)
 
 
 def _progress(total: int, enabled: bool) -> Any:

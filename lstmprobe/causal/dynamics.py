@@ -27,7 +27,8 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,23 +63,56 @@ def _label(char: str) -> str:
     return {"\n": "\\n", "\t": "\\t", " ": "space"}.get(char, char)
 
 
-def layer_dynamics(
-    store: ActivationStore,
-    layer: str,
-    kind: str,
-    progress: bool = False,
-    chunk_size: int | None = None,
-) -> dict[str, Any]:
-    """Sums over the recording for one layer, streamed; returns per-unit summaries."""
+def dynamics_keys(layer: str, kind: str) -> list[Key]:
+    """The datasets a layer's dynamics read: its keep gate (and input gate), candidate and state
+    (the state last)."""
     index, direction = parse_layer(layer)
     wanted = (
         ("forget_gate", "input_gate", "candidate", "cell")
         if kind == "lstm"
         else ("update_gate", "candidate", "hidden")
     )
-    typed = [Key(index, q, direction) for q in wanted]
-    keys = [str(k) for k in typed]
+    return [Key(index, q, direction) for q in wanted]
+
+
+@dataclass(frozen=True, eq=False)
+class DynamicsSums:
+    """A layer's dynamics summed over a span of positions (``n`` of them): per unit the sums of
+    f, i, |keep|, |write|, the write share, held and reset positions (``sums``), per char and
+    unit the sums of the write and of f, and each char's count. Sums of spans add up to the
+    sums of their union (:meth:`merge`)."""
+
+    n: int
+    sums: dict[str, np.ndarray]
+    by_char_write: np.ndarray
+    by_char_f: np.ndarray
+    char_count: np.ndarray
+
+    def merge(self, other: DynamicsSums) -> DynamicsSums:
+        return DynamicsSums(
+            self.n + other.n,
+            {k: v + other.sums[k] for k, v in self.sums.items()},
+            self.by_char_write + other.by_char_write,
+            self.by_char_f + other.by_char_f,
+            self.char_count + other.char_count,
+        )
+
+
+def dynamics_sums(
+    store: ActivationStore,
+    layer: str,
+    kind: str,
+    start: int = 0,
+    stop: int | None = None,
+    chunk_size: int | None = None,
+    bar: Any = None,
+) -> DynamicsSums:
+    """The sums of one layer's dynamics over positions ``[start, stop)``, streamed in windows
+    of ``chunk_size`` (default: the store's chunking; ``start`` on its grid reads the windows
+    of a whole pass)."""
+    keys = [str(k) for k in dynamics_keys(layer, kind)]
     state_key = keys[-1]
+    stop = store.n_positions if stop is None else stop
     n_units = store.n_units(state_key)
     vocab_size = len(store.vocab)
     starts = np.zeros(store.n_positions + 1, dtype=bool)
@@ -87,12 +121,13 @@ def layer_dynamics(
     by_char_write = np.zeros((vocab_size, n_units))
     by_char_f = np.zeros((vocab_size, n_units))
     char_count = np.zeros(vocab_size)
+    # the state before the span (0 at the start of a sequence)
     previous = np.zeros(n_units, dtype=np.float32)
-    n = 0
-    chunks = store.iter_chunks(keys, chunk_size=chunk_size)
-    bar = progress_bar(store.n_positions, desc=f"dynamics {layer}", unit="pos", enabled=progress)
-    for a, b, block in chunks:
-        bar.update(b - a)
+    if 0 < start < store.n_positions:
+        previous = store.read(state_key, start - 1, start)[0]
+    for a, b, block in store.iter_chunks(keys, chunk_size=chunk_size, start=start, stop=stop):
+        if bar is not None:
+            bar.update(b - a)
         state = block[state_key]
         prev = np.vstack([previous[None], state[:-1]])
         prev[starts[a:b]] = 0.0
@@ -121,29 +156,52 @@ def layer_dynamics(
         np.add.at(by_char_write, tok, write.astype(np.float64))
         np.add.at(by_char_f, tok, f.astype(np.float64))
         char_count += np.bincount(tok, minlength=vocab_size)
-        n += b - a
-    bar.close()
-    n = max(n, 1)
+    return DynamicsSums(stop - start, sums, by_char_write, by_char_f, char_count)
+
+
+def layer_dynamics(
+    store: ActivationStore,
+    layer: str,
+    kind: str,
+    progress: bool = False,
+    chunk_size: int | None = None,
+    sums: DynamicsSums | None = None,
+) -> dict[str, Any]:
+    """Sums over the recording for one layer, streamed; returns per-unit summaries.
+
+    ``sums``: the layer's :class:`DynamicsSums` over the whole recording, when they were
+    computed elsewhere (merged from spans, :func:`lstmprobe.distributed.gate_dynamics`).
+    """
+    if sums is None:
+        bar = progress_bar(
+            store.n_positions, desc=f"dynamics {layer}", unit="pos", enabled=progress
+        )
+        with bar:
+            sums = dynamics_sums(store, layer, kind, chunk_size=chunk_size, bar=bar)
+    state_key = dynamics_keys(layer, kind)[-1]
+    n = max(sums.n, 1)
+    char_count = sums.char_count
     seen = char_count > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_write = by_char_write / np.maximum(char_count, 1)[:, None]
-        mean_f = by_char_f / np.maximum(char_count, 1)[:, None]
+        mean_write = sums.by_char_write / np.maximum(char_count, 1)[:, None]
+        mean_f = sums.by_char_f / np.maximum(char_count, 1)[:, None]
     chars = store.vocab.chars
+    totals = sums.sums
     units: dict[str, dict[str, Any]] = {}
-    for j in range(n_units):
-        mf = sums["f"][j] / n
+    for j in range(len(totals["f"])):
+        mf = totals["f"][j] / n
         ts = timescale(mf)
         w_order = [int(c) for c in np.argsort(-np.abs(mean_write[:, j])) if seen[c]][:3]
         f_order = [int(c) for c in np.argsort(mean_f[:, j]) if seen[c]][:3]
-        units[str(typed[-1].unit(j))] = {
+        units[str(state_key.unit(j))] = {
             "mean_keep_gate": mf,
-            "mean_write_gate": sums["i"][j] / n,
+            "mean_write_gate": totals["i"][j] / n,
             "timescale": ts,
-            "mean_abs_keep": sums["keep"][j] / n,
-            "mean_abs_write": sums["write"][j] / n,
-            "write_share": sums["share"][j] / n,
-            "held": sums["held"][j] / n,
-            "reset": sums["reset"][j] / n,
+            "mean_abs_keep": totals["keep"][j] / n,
+            "mean_abs_write": totals["write"][j] / n,
+            "write_share": totals["share"][j] / n,
+            "held": totals["held"][j] / n,
+            "reset": totals["reset"][j] / n,
             "writes_at": [
                 {"char": _label(chars[c]), "mean_write": float(mean_write[c, j])} for c in w_order
             ],
@@ -266,12 +324,15 @@ def gate_dynamics(
     units: Sequence[str] | None = None,
     progress: bool = False,
     chunk_size: int | None = None,
+    layer_sums: Callable[[str, str], DynamicsSums] | None = None,
 ) -> dict[str, Any]:
     """The gate dynamics of every LSTM/GRU layer in ``store`` (see the module docstring).
 
     ``model`` (optional, the recorded one) adds each unit's strongest recurrent drivers.
     ``units`` (names such as ``layer0/cell/17``) must exist; they are listed under ``selected``.
     ``chunk_size``: positions per window read (default: the store's chunking).
+    ``layer_sums(layer, kind)``: each layer's :class:`DynamicsSums`, where they are computed
+    elsewhere (:func:`lstmprobe.distributed.gate_dynamics`); by default a pass here.
     """
     kinds = _layer_kinds(store)
     if not kinds:
@@ -301,7 +362,8 @@ def gate_dynamics(
         "units": {},
     }
     for layer, kind in kinds.items():
-        got = layer_dynamics(store, layer, kind, progress, chunk_size)
+        sums = None if layer_sums is None else layer_sums(layer, kind)
+        got = layer_dynamics(store, layer, kind, progress, chunk_size, sums)
         if model is not None:
             n_units = len(got["units"])
             for j, d in drivers(model, layer, kind, n_units).items():

@@ -30,6 +30,7 @@ def main() -> None:
 for _command in (
     record.record,
     record.info,
+    record.consolidate_command,
     record.bench,
     lm.demo,
     lm.tasks_command,

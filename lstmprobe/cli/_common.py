@@ -5,19 +5,23 @@ The options several commands take are in :mod:`lstmprobe.cli.options`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
 import os
 import sys
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lstmprobe._io import write_failed
 from lstmprobe.errors import LstmprobeError, LstmprobeWarning, for_cli
+
+if TYPE_CHECKING:
+    from lstmprobe.text import Corpus
 
 
 def fail(message: str) -> None:
@@ -105,6 +109,21 @@ def resolve_corpus(corpus: str) -> str:
     return read_corpus(corpus)
 
 
+def resolve_corpora(sources: tuple[str, ...]) -> Corpus:
+    """Corpus arguments -> a :class:`~lstmprobe.text.Corpus`: one bundled sample
+    (``sample:code``), or text files, directories and globs (each file one sequence); the
+    files skipped (not UTF-8 text) are told in one warning line."""
+    from lstmprobe.text import Corpus, read_corpora
+
+    if len(sources) == 1 and sources[0].startswith("sample:"):
+        return Corpus.of_text(resolve_corpus(sources[0]), sources[0])
+    corpus = read_corpora(sources)
+    if corpus.skipped:
+        shown = ", ".join(corpus.skipped[:3]) + (" ..." if len(corpus.skipped) > 3 else "")
+        warn(f"skipped {len(corpus.skipped)} files that are not UTF-8 text: {shown}")
+    return corpus
+
+
 def split_names(value: str | None) -> tuple[str, ...] | None:
     if not value:
         return None
@@ -116,3 +135,15 @@ def layer_names(value: str | None) -> tuple[str, ...] | None:
     if names is None:
         return None
     return tuple(f"layer{n}" if n.isdigit() else n for n in names)
+
+
+@contextlib.contextmanager
+def cluster(address: str | None) -> Iterator[Any]:
+    """A Dask client for ``--dask ADDRESS`` while the block runs (None without the flag)."""
+    if address is None:
+        yield None
+        return
+    from lstmprobe.distributed import connect
+
+    with connect(address) as client:
+        yield client

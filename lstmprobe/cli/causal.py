@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -9,15 +10,18 @@ from typing import Any
 import click
 
 from lstmprobe.cli._common import (
+    cluster,
     echo_json,
+    fail,
     handle_errors,
     require_writable,
-    resolve_corpus,
+    resolve_corpora,
     warn,
 )
 from lstmprobe.cli.options import (
     ModelOptions,
     choice_option,
+    dask_option,
     int_option,
     model_options,
     path_or_stdout_option,
@@ -32,7 +36,7 @@ from lstmprobe.errors import for_cli
 
 @click.command("ablate")
 @click.argument("model")
-@click.argument("corpus")
+@click.argument("corpus", nargs=-1, required=True)
 @store_option
 @click.option(
     "--unit", "-u", "units", multiple=True, help="A unit to intervene on (repeatable; together)."
@@ -76,11 +80,12 @@ from lstmprobe.errors import for_cli
 )
 @path_or_stdout_option("--json", "json_path", "Print the results as JSON instead of the verdicts.")
 @click.option("--no-save", is_flag=True, help="Do not write STORE.ablations.h5 beside the store.")
+@dask_option
 @quiet_option
 @handle_errors
 def ablate_command(
     model: str,
-    corpus: str,
+    corpus: tuple[str, ...],
     store: str,
     units: tuple[str, ...],
     top: int | None,
@@ -97,6 +102,7 @@ def ablate_command(
     output: str | None,
     json_path: str | None,
     no_save: bool,
+    dask: str | None,
     quiet: bool,
 ) -> None:
     """Does a unit matter? Next-char loss with and without it, against random units.
@@ -117,20 +123,20 @@ def ablate_command(
         lstmprobe ablate counter.pt counter.txt --reset line -u layer0/cell/7 --task
         lstmprobe ablate counter.pt counter.txt -u layer0/cell/7 -f count:a --threshold 5
         lstmprobe ablate code-lstm sample:code --mode mean --unit layer1/hidden/3 -f indent
+        lstmprobe ablate model.pt corpus/ --store run/acts.h5 --top 4 -f quote --dask local:8
     """
     from lstmprobe.causal import AblationError, check_selection, plan_ablation, run_ablation
     from lstmprobe.features import get_feature
     from lstmprobe.record.interventions import parse_mode
     from lstmprobe.store import Recording
     from lstmprobe.store.ablations import write_ablations
-    from lstmprobe.text import check_chars
 
     parse_mode(mode)  # a bad --mode before any work
     check_selection(units, top, feature)
     feat = get_feature(feature) if feature else None
-    text = resolve_corpus(corpus)
     loaded = model_options.load(model, store=store)
-    text = check_chars(text, loaded.vocab, model_options.unknown)
+    files = resolve_corpora(corpus).checked(loaded.vocab, model_options.unknown)
+    text = files.text
     if loaded.model.decoder is None:
         raise AblationError(
             f"{model} has no decoder, so it predicts no next char: loss and task effects cannot "
@@ -158,25 +164,34 @@ def ablate_command(
     )
     if not no_save:
         Recording.at(plan.saved_to).check_writable("ablations", instead="`save=False`")
-    result = run_ablation(
-        loaded.model,
-        loaded.vocab,
-        text,
-        plan.conditions,
-        feature=feat,
-        mode=mode,
-        means=plan.means,
-        reset=plan.reset,
-        n_random=n_random,
-        seed=seed,
-        task=task,
-        feature_at=feature_at,  # type: ignore[arg-type]
-        threshold=threshold,
-        threads=model_options.threads,
-        progress=not quiet,
-    )
+    with cluster(dask) as client:
+        runs = None
+        if client is not None:
+            from lstmprobe.distributed.causal import runs_on
+
+            runs = functools.partial(runs_on, client)
+        result = run_ablation(
+            loaded.model,
+            loaded.vocab,
+            text,
+            plan.conditions,
+            feature=feat,
+            mode=mode,
+            means=plan.means,
+            reset=plan.reset,
+            n_random=n_random,
+            seed=seed,
+            task=task,
+            feature_at=feature_at,  # type: ignore[arg-type]
+            threshold=threshold,
+            threads=model_options.threads,
+            progress=not quiet,
+            # a corpus of several files: each file a sequence, as it was recorded
+            sequences=files.sequences(plan.reset) if len(files.files) > 1 else None,
+            runs=runs,
+        )
     out = result.to_dict()
-    out["settings"].update(model=model, corpus=corpus, **plan.store)
+    out["settings"].update(model=model, corpus=" ".join(corpus), **plan.store)
     if not no_save:
         write_ablations(
             plan.saved_to,
@@ -242,6 +257,7 @@ def ablate_command(
 @click.option(
     "--slow-points", is_flag=True, help="Report the slowest points when no fixed point converges."
 )
+@dask_option
 @script_options
 def dynamics_command(
     store: str,
@@ -258,6 +274,7 @@ def dynamics_command(
     seed: int,
     slow_points: bool,
     output: str | None,
+    dask: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -281,10 +298,13 @@ def dynamics_command(
         lstmprobe dynamics --store run1.h5 --unit layer0/cell/17 --json
         lstmprobe dynamics --model counter.pt --store counter.h5
         lstmprobe dynamics --store counter.h5 --model counter.pt --fixed-points --input b
+        lstmprobe dynamics --store run/acts.h5 --dask local:4
     """
     from lstmprobe.causal import drivers_model, gate_dynamics
     from lstmprobe.store import ActivationStore, write_json_atomic
 
+    if (fixed_points or input_char is not None) and dask is not None:
+        fail("--fixed-points searches the model here; leave out --dask (it sums the dynamics)")
     if fixed_points or input_char is not None:
         _fixed_points(
             store,
@@ -304,11 +324,16 @@ def dynamics_command(
         return
 
     loaded = model_options.load(model, store=store) if model else None
-    with ActivationStore(store) as s:
+    with ActivationStore(store) as s, cluster(dask) as client:
         saved = Path(output) if output else s.recording.dynamics
         require_writable(saved)  # before the work
         drivers = drivers_model(s, loaded, force=force, model_name=model)
-        result = gate_dynamics(s, drivers, list(units) or None, progress=not quiet)
+        if client is None:
+            result = gate_dynamics(s, drivers, list(units) or None, progress=not quiet)
+        else:
+            from lstmprobe.distributed import gate_dynamics as dynamics_on_cluster
+
+            result = dynamics_on_cluster(s, drivers, list(units) or None, client=client)
     write_json_atomic(saved, result)
     if as_json:
         echo_json(result)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import click
 
-from lstmprobe.cli._common import echo_json, fail, handle_errors, require_writable, warn
+from lstmprobe.cli._common import (
+    cluster,
+    echo_json,
+    fail,
+    handle_errors,
+    require_writable,
+    warn,
+)
 from lstmprobe.cli.options import (
     SIZE,
     ModelOptions,
+    dask_option,
     int_option,
     model_options,
     path_or_stdout_option,
@@ -119,6 +128,7 @@ def features_command(as_json: bool, quiet: bool) -> None:
     "every other unit of the layer where there are fewer].",
 )
 @renamed_option("--ablate-random", "--n-random", "n_random", type=int)
+@dask_option
 @quiet_option
 @handle_errors
 def find_neurons_command(
@@ -139,6 +149,7 @@ def find_neurons_command(
     model: str | None,
     model_options: ModelOptions,
     n_random: int | None,
+    dask: str | None,
     quiet: bool,
     json_out: str | None = None,
     csv_out: str | None = None,
@@ -158,6 +169,7 @@ def find_neurons_command(
         lstmprobe find-neurons -f quote --json | jq '.rows[0]'
         lstmprobe find-neurons -f 'regex:https?://\\S+' -f 'next-char:b' -o ranks.csv
         lstmprobe find-neurons -f quote --ablate 4 --model model.pt
+        lstmprobe find-neurons --store run/acts.h5 -f quote --dask tcp://scheduler:8786
     """
     from lstmprobe.features import get_feature
     from lstmprobe.probes import rank_units
@@ -176,7 +188,14 @@ def find_neurons_command(
     if ablate_k and model:
         loaded = model_options.load(model, store=store)  # before the ranking
 
-    with ActivationStore(store) as s:
+    with ActivationStore(store) as s, cluster(dask) as client:
+        scorer, runs = None, {}
+        if client is not None:
+            from lstmprobe.distributed.causal import runs_on
+            from lstmprobe.distributed.scoring import unit_scores as score_on_cluster
+
+            scorer = functools.partial(score_on_cluster, client=client)
+            runs = {"runs": functools.partial(runs_on, client)}
         for key in keys:
             s.n_units(key)  # a clear error for an unknown dataset
         if loaded is not None:
@@ -199,6 +218,7 @@ def find_neurons_command(
             label_memory=label_memory,
             progress=not quiet,
             warn=warn,
+            scorer=scorer,
         )
         if ablate_k and loaded is not None:
             from lstmprobe.causal import with_causal_columns
@@ -215,6 +235,7 @@ def find_neurons_command(
                 threads=model_options.threads,
                 progress=not quiet,
                 warn=warn,
+                **runs,
             )
     if not ranking.scored:
         fail("no feature could be scored on this corpus (see the warnings above)")

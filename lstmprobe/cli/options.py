@@ -34,6 +34,14 @@ trust_option = click.option(
     "you trust. TorchScript archives and .safetensors files never need it.",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bar or chatter.")
+dask_option = click.option(
+    "--dask",
+    "dask",
+    metavar="ADDRESS",
+    default=None,
+    help="Run on a Dask cluster: local:N starts N worker processes here, tcp://HOST:8786 uses a "
+    'running scheduler (pip install "lstmprobe[dask]"; docs/scale-out.md).',
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

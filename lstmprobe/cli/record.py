@@ -12,7 +12,7 @@ from lstmprobe.cli._common import (
     fail,
     handle_errors,
     layer_names,
-    resolve_corpus,
+    resolve_corpora,
     split_names,
     warn,
 )
@@ -20,6 +20,7 @@ from lstmprobe.cli.options import (
     DEFAULT_STORE,
     ModelOptions,
     choice_option,
+    dask_option,
     int_option,
     json_option,
     model_options,
@@ -31,7 +32,7 @@ from lstmprobe.cli.options import (
 
 @click.command()
 @click.argument("model")
-@click.argument("corpus")
+@click.argument("corpus", nargs=-1, required=True)
 @click.option(
     "-o",
     "--output",
@@ -87,6 +88,13 @@ from lstmprobe.cli.options import (
     "--device", default="cpu", show_default=True, help="torch device to run on, e.g. cuda."
 )
 @model_options
+@dask_option
+@int_option(
+    "--shard-chars",
+    minimum=1,
+    help="With --dask: characters per shard, cut between sequences (default: about 30 s of "
+    "one worker's recording, at most 512 shards).",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted recording (same arguments).")
 @click.option(
     "--force",
@@ -97,7 +105,7 @@ from lstmprobe.cli.options import (
 @script_options
 def record(
     model: str,
-    corpus: str,
+    corpus: tuple[str, ...],
     out: str,
     embedding: str | None,
     decoder: str | None,
@@ -111,6 +119,8 @@ def record(
     warmup: int,
     device: str,
     model_options: ModelOptions,
+    dask: str | None,
+    shard_chars: int | None,
     resume: bool,
     force: bool,
     quiet: bool,
@@ -120,19 +130,23 @@ def record(
 
     MODEL is a model file (lstmprobe checkpoint, state_dict, .safetensors,
     TorchScript, or a pickled module with --trust-pickle) or a bundled model's name (`lstmprobe models`).
-    CORPUS is a UTF-8 text file or a bundled sample (sample:NAME).
+    CORPUS is one or more UTF-8 text files, directories (every text file under one, sorted)
+    or quoted glob patterns, each file one sequence; or a bundled sample (sample:NAME).
+    With --dask the sequences are recorded in shards by a Dask cluster (docs/scale-out.md).
 
     \b
     Examples:
         lstmprobe record model.pt corpus.txt                 # writes ./acts.h5
         lstmprobe record model.pt corpus.txt -o run1.h5 --vocab vocab.json
         lstmprobe record counter.pt counter.txt --reset line --quantities cell,hidden
+        lstmprobe record model.pt corpus/ -o run/acts.h5     # every file a sequence
+        lstmprobe record model.pt corpus/ -o run/acts.h5 --dask local:8
     """
     import math
 
     from lstmprobe.models import bits_per_char
     from lstmprobe.record import RecordOptions, record_corpus
-    from lstmprobe.store import check_output, partial_path
+    from lstmprobe.store import check_output
 
     options = RecordOptions(
         reset=reset,
@@ -146,7 +160,10 @@ def record(
         unknown=model_options.unknown,
     )
     check_output(out)
-    text = resolve_corpus(corpus)
+    if dask is None and shard_chars is not None:
+        fail("--shard-chars cuts a recording for --dask; give --dask ADDRESS too")
+    files = resolve_corpora(corpus)
+    text = files.text
     loaded = model_options.load(model, embedding=embedding, decoder=decoder, force=force)
     if model_options.vocab is not None and loaded.form != "checkpoint":
         bits = bits_per_char(loaded.model, loaded.vocab, text)
@@ -157,24 +174,28 @@ def record(
                 f"worse than uniform guessing ({uniform:.1f}): --vocab may list the characters "
                 "in another order than the model was trained with"
             )
+    settings = {"force": force, "resume": resume, "progress": not quiet, "device": device,
+                "threads": model_options.threads, "warn": warn}  # fmt: skip
     try:
-        result = record_corpus(
-            loaded,
-            text,
-            out,
-            options,
-            force=force,
-            resume=resume,
-            progress=not quiet,
-            device=device,
-            threads=model_options.threads,
-            warn=warn,
-        )
+        if dask is None:
+            result = record_corpus(loaded, files, out, options, **settings)
+        else:
+            from lstmprobe.distributed import connect
+            from lstmprobe.distributed import record_corpus as record_sharded
+
+            with connect(dask) as client:
+                result = record_sharded(loaded, files, out, options, client=client,
+                                        shard_chars=shard_chars, **settings)  # fmt: skip
     except KeyboardInterrupt:
-        fail(
-            f"interrupted: the partial recording {partial_path(out)} is kept; run the same "
-            "command with --resume to continue it"
+        from lstmprobe.store import Recording
+
+        recording = Recording.at(out)
+        kept = (
+            f"the finished shards in {recording.shards} are kept"
+            if dask
+            else f"the partial recording {recording.partial} is kept"
         )
+        fail(f"interrupted: {kept}; run the same command with --resume to continue it")
         return
     summary = {
         "path": str(result.path),
@@ -280,3 +301,53 @@ def bench(
         echo_json(rows)
     else:
         click.echo(format_table(rows))
+
+
+@click.command("consolidate")
+@click.argument("source", required=False, metavar="[STORE]")
+@store_option
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The one ordinary HDF5 file to write.",
+)
+@choice_option("--compression", choices=("lzf", "gzip"), help="Compress the copy (default none).")
+@click.option("--resume", is_flag=True, help="Continue a copy that was stopped.")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@script_options
+def consolidate_command(
+    source: str | None,
+    store: str,
+    out: str,
+    compression: str | None,
+    resume: bool,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Copy a recording (sharded by record --dask, or not) into one ordinary file.
+
+    The values are copied as stored, bit for bit; the copy is written to OUTPUT.partial
+    and renamed when complete, so OUTPUT is never half-written. STORE defaults to --store.
+
+    \b
+    Examples:
+        lstmprobe consolidate run/acts.h5 -o acts-one-file.h5
+        lstmprobe consolidate --store run/acts.h5 -o acts.h5 --compression gzip
+    """
+    from lstmprobe.store import ActivationStore, consolidate
+
+    path = consolidate(source or store, out, compression=compression, force=force,
+                       resume=resume, progress=not quiet, warn=warn)  # fmt: skip
+    with ActivationStore(path) as s:
+        summary = {"path": str(path), "positions": s.n_positions, "file_size": path.stat().st_size}
+    if as_json:
+        echo_json(summary)
+    elif not quiet:
+        click.echo(
+            f"consolidated {summary['positions']:,} positions into {path} "
+            f"({summary['file_size'] / 2**20:,.1f} MiB)"
+        )

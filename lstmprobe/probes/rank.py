@@ -23,7 +23,13 @@ from lstmprobe.probes.labels import Labels, store_labels
 from lstmprobe.probes.linear import LinearProbeCV
 from lstmprobe.probes.ranking import Ranking, is_missing
 from lstmprobe.probes.rows import CurvePoint, FeatureSummary, ProbeSummary, RankingRow
-from lstmprobe.probes.scores import N_BINS, unit_heldout, unit_interval, unit_scores
+from lstmprobe.probes.scores import (
+    N_BINS,
+    UnitScores,
+    unit_heldout,
+    unit_interval,
+    unit_scores,
+)
 from lstmprobe.probes.splits import BlockSplit, block_ids, runs, sample_positions
 from lstmprobe.probes.store_probe import gather_units
 
@@ -73,6 +79,7 @@ def rank_units(
     label_memory: int | None = None,
     progress: bool = False,
     warn: Callable[[str], None] | None = None,
+    scorer: Callable[..., dict[str, UnitScores]] | None = None,
 ) -> Ranking:
     """Rank every unit of every recorded quantity for each feature.
 
@@ -96,6 +103,10 @@ def rank_units(
         they are streamed from the stored text (:func:`~lstmprobe.probes.store_labels`).
     warn : callable, optional
         Receives one line per skipped feature (default: :func:`warnings.warn`).
+    scorer : callable, optional
+        What scores every unit: :func:`~lstmprobe.probes.unit_scores` (the default) or a
+        function of the same arguments, e.g. one that runs the pass on a Dask cluster
+        (:func:`lstmprobe.distributed.rank_units` passes it).
 
     Returns
     -------
@@ -125,7 +136,7 @@ def rank_units(
     for lab in labels:
         if lab.skip:
             warn(lab.skip + "; skipped")
-    scores = unit_scores(store, [], keys=keys, progress=progress, labels=labels)
+    scores = (scorer or unit_scores)(store, [], keys=keys, progress=progress, labels=labels)
     summaries = {lab.name: FeatureSummary(**lab.summary()) for lab in labels}
     detail_rows: dict[str, list[RankingRow]] = {}
     for lab in labels:

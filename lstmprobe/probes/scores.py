@@ -9,10 +9,10 @@ the sign. docs/probes.md has the definitions and the approximations.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from lstmprobe.features import Feature, stream
 from lstmprobe.probes._kernels import Accumulator, Sweeper, finite_range
 from lstmprobe.probes.labels import Labels, position_bar, store_labels
 from lstmprobe.probes.metrics import auc, auc_from_counts, pearson_from_sums, spearman
+from lstmprobe.probes.sums import ScorePlan, add_window, weights, windows
 
 if TYPE_CHECKING:
     from lstmprobe.store import ActivationStore
@@ -28,12 +29,6 @@ if TYPE_CHECKING:
 N_BINS = 256  # activation bins per unit for AUC / Spearman / MI
 MI_BINS = 16  # equal-mass activation groups for mutual information
 MAX_PATTERNS = 32  # joint label patterns histogrammed in one bincount
-#: Rows of HDF5 chunks per window of the scoring pass: each block of units is counted over
-#: all of them in one task, so its histograms stay in cache from one chunk row to the next
-#: (docs/probes.md has the measurements). Fewer where a window would take more
-#: than WINDOW_BYTES (two windows are mapped at a time).
-WINDOW_CHUNK_ROWS = 8
-WINDOW_BYTES = 64 << 20
 HIST_BYTES = 128 << 20  # joint histograms of one dataset: fewer patterns share one beyond
 
 # --------------------------------------------------------------------------- per-unit scores
@@ -239,7 +234,7 @@ def unit_scores(
     chunk_size : int, optional
         Positions per window, read with h5py (a copy) a window ahead in a thread. Default: up
         to ``WINDOW_CHUNK_ROWS`` rows of the store's HDF5 chunks per window (at most
-        ``WINDOW_BYTES``), read without a copy from the file mapped in memory
+        ``WINDOW_BYTES``, :mod:`.sums`), read without a copy from the file mapped in memory
         (:meth:`ActivationStore.iter_blocks`), or one row of chunks with h5py a window ahead
         when the recording is compressed.
     labels : list of Labels, optional
@@ -258,44 +253,14 @@ def unit_scores(
     between the unit's minimum and maximum over 16 evenly spaced sample windows (values outside
     go to the edge bins), against the label bins. Values in one bin count as ties, so the AUC
     error is at most half the fraction of positive/negative pairs sharing a bin. Non-finite
-    float16 values count as the largest finite float16 (±65504).
+    float16 values count as the largest finite float16 (±65504). The pass can be cut into
+    spans counted on other processes and merged (:mod:`.sums`, :mod:`lstmprobe.distributed`).
     """
-    if labels is None:
-        if isinstance(features, (str, Feature)):
-            features = [features]
-        made = iter(store_labels(store, [f for f in features if not isinstance(f, Labels)]))
-        labels = [f if isinstance(f, Labels) else next(made) for f in features]
-    keys = list(store.keys if keys is None else keys)
-    n_units = {k: store.n_units(k) for k in keys}
-    total_units = sum(n_units.values())
-    if total_units == 0:
-        raise StoreError(f"{store.path} holds no units to score")
-    n = store.n_positions
-    active = [lab for lab in labels if not lab.skip]
-    # the units' ranges are sampled from the store while the labels are turned into patterns
-    with ThreadPoolExecutor(1) as sampler:
-        sampled = sampler.submit(_sample_ranges, store, keys)
-        groups, window_ids = _patterns(active, n, max(n_units.values()))
-        ranges = sampled.result()
-    nb = N_BINS
-    lo = {k: ranges[k][0] for k in keys}
-    scales = {}
-    for k in keys:
-        width = ranges[k][1] - ranges[k][0]
-        scales[k] = np.where(width > 0, nb / np.where(width > 0, width, 1.0), 1.0)
-    # per group: the features whose exact label values are summed against each unit (those
-    # whose label bins merge distinct values); the others' sums follow from the patterns
-    weighted = [[i for i in g.members if not active[i].exact] for g in groups]
-    acc = {
-        k: [
-            Accumulator(lo[k], scales[k], len(g.table), len(weighted[j]), nb)
-            for j, g in enumerate(groups)
-        ]
-        for k in keys
-    }
-    blocks, spans = _windows(store, keys, chunk_size)
-    label_windows = zip(*(lab.windows(spans) for lab in active))
-    bar = position_bar(n, progress, "scoring units")
+    planned = score_pass(store, features, keys=keys, labels=labels)
+    acc = planned.plan.accumulators()
+    blocks, spans = windows(store, planned.plan.keys, chunk_size)
+    label_windows = zip(*(lab.windows(spans) for lab in planned.active))
+    bar = position_bar(store.n_positions, progress, "scoring units")
     sweeper = Sweeper(threads)
     try:
         pending: Callable[[], None] = lambda: None  # noqa: E731
@@ -303,30 +268,52 @@ def unit_scores(
         # releases its mapped pages (when closed below) only after the last window is counted
         for values, (a, b, window) in zip(label_windows, blocks):
             # this window's labels are prepared while the previous one is being counted
-            ids = window_ids(values, a, b)
-            # a window's chunk rows, column by column: one job per block of units and group
-            pieces: dict[str, dict[int, list[np.ndarray]]] = {k: {} for k in keys}
-            for k in keys:
-                for first, x in window[k]:
-                    pieces[k].setdefault(first, []).append(x)
-            jobs = []
-            for j in range(len(groups)):
-                w = np.zeros((b - a, len(weighted[j])))
-                for col, i in enumerate(weighted[j]):
-                    w[:, col] = np.nan_to_num(values[i], nan=0.0)
-                jobs += [
-                    (acc[k][j], xs, ids[j], w, first)
-                    for k in keys
-                    for first, xs in pieces[k].items()
-                ]
+            ids, w = planned.window_labels(values, a, b)
             pending()
-            pending = sweeper.accumulate_all(jobs, wait=False)
+            pending = add_window(sweeper, acc, window, ids, w)
             bar.update(b - a)
         pending()
         bar.close()
-        units = store.units(keys)
+        return planned.finish(acc, store.units(planned.plan.keys), sweeper)
+    finally:
+        bar.close()
+        sweeper.close()  # waits for any jobs still running ...
+        blocks.close()  # ... before the windows' mapped pages are released
+
+
+@dataclass(frozen=True, eq=False)
+class ScorePass:
+    """One scoring pass, planned (:func:`score_pass`): the features scored (``active``),
+    their label-pattern groups, the :class:`~lstmprobe.probes.sums.ScorePlan` every span is
+    counted with, and the function that gives a window's pattern ids."""
+
+    active: list[Labels]
+    groups: list[_Group]
+    plan: ScorePlan
+    window_ids: Callable[[tuple[np.ndarray, ...], int, int], list[np.ndarray]]
+
+    def window_labels(
+        self, values: tuple[np.ndarray, ...], a: int, b: int
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Each group's pattern ids and weights over window ``[a, b)``, from its label values."""
+        ids = self.window_ids(values, a, b)
+        return ids, [weights(values, w, b - a) for w in self.plan.weighted]
+
+    def finish(
+        self,
+        acc: dict[str, list[Accumulator]],
+        units: list[str],
+        sweeper: Sweeper | None = None,
+        threads: int | None = None,
+    ) -> dict[str, UnitScores]:
+        """The scores from the pass's accumulators, once every window is counted (on
+        ``sweeper``'s threads, or on a pool of ``threads`` made for it)."""
+        if sweeper is None:
+            with Sweeper(threads) as own:
+                return self.finish(acc, units, own)
+        keys, active = self.plan.keys, self.active
         out: dict[str, UnitScores] = {}
-        for j, g in enumerate(groups):
+        for j, g in enumerate(self.groups):
             n_labels = [active[i].n_bins for i in g.members]
             # (members, units) each: every feature of the group from one read of the counts
             auc, spearman, mi = sweeper.joint_stats(
@@ -338,38 +325,47 @@ def unit_scores(
                     units,
                     [acc[k][j] for k in keys],
                     g.table[:, col],
-                    weighted[j],
+                    list(self.plan.weighted[j]),
                     i,
                     (auc[col], spearman[col], mi[col]),
                 )
-    finally:
-        bar.close()
-        sweeper.close()  # waits for any jobs still running ...
-        blocks.close()  # ... before the windows' mapped pages are released
-    return {lab.name: out[lab.name] for lab in active}
+        return {lab.name: out[lab.name] for lab in active}
 
 
-def _windows(
-    store: ActivationStore, keys: list[str], chunk_size: int | None
-) -> tuple[
-    Generator[tuple[int, int, dict[str, list[tuple[int, np.ndarray]]]], None, None],
-    list[tuple[int, int]],
-]:
-    """The windows of the scoring pass (each dataset as blocks of columns) and their spans."""
-    n = store.n_positions
-    if chunk_size is None and store.compression is None:
-        itemsize = np.dtype(store.dtype).itemsize
-        row_bytes = store.chunk_positions * sum(store.n_units(k) for k in keys) * itemsize
-        chunk_rows = max(1, min(WINDOW_CHUNK_ROWS, WINDOW_BYTES // max(1, row_bytes)))
-        rows = store.chunk_positions * chunk_rows
-        # a generator: closing it releases the mapped pages
-        blocks = cast("Generator[Any, None, None]", store.iter_blocks(keys, chunk_rows=chunk_rows))
-        return blocks, [(a, min(n, a + rows)) for a in range(0, n, rows)]
-    # compressed (or an explicit window size): h5py decompresses the next window meanwhile
-    chunk_size = chunk_size or store.chunk_positions
-    chunks = store.iter_chunks(keys, chunk_size=chunk_size, dtype=None, read_ahead=True)
-    blocks = ((a, b, {k: [(0, x)] for k, x in chunk.items()}) for a, b, chunk in chunks)
-    return blocks, [(a, min(n, a + chunk_size)) for a in range(0, n, chunk_size)]
+def score_pass(
+    store: ActivationStore,
+    features: Sequence[str | Feature | Labels] | str | Feature,
+    *,
+    keys: Sequence[str] | None = None,
+    labels: list[Labels] | None = None,
+) -> ScorePass:
+    """Plan a scoring pass (:func:`unit_scores`): the labels, their pattern groups and each
+    unit's histogram range, sampled from the store."""
+    if labels is None:
+        if isinstance(features, (str, Feature)):
+            features = [features]
+        made = iter(store_labels(store, [f for f in features if not isinstance(f, Labels)]))
+        labels = [f if isinstance(f, Labels) else next(made) for f in features]
+    keys = list(store.keys if keys is None else keys)
+    n_units = {k: store.n_units(k) for k in keys}
+    if sum(n_units.values()) == 0:
+        raise StoreError(f"{store.path} holds no units to score")
+    active = [lab for lab in labels if not lab.skip]
+    # the units' ranges are sampled from the store while the labels are turned into patterns
+    with ThreadPoolExecutor(1) as sampler:
+        sampled = sampler.submit(_sample_ranges, store, keys)
+        groups, window_ids = _patterns(active, store.n_positions, max(n_units.values()))
+        ranges = sampled.result()
+    scales = {}
+    for k in keys:
+        width = ranges[k][1] - ranges[k][0]
+        scales[k] = np.where(width > 0, N_BINS / np.where(width > 0, width, 1.0), 1.0)
+    # per group: the features whose exact label values are summed against each unit (those
+    # whose label bins merge distinct values); the others' sums follow from the patterns
+    weighted = tuple(tuple(i for i in g.members if not active[i].exact) for g in groups)
+    lo = {k: ranges[k][0] for k in keys}
+    plan = ScorePlan(tuple(keys), tuple(len(g.table) for g in groups), weighted, lo, scales, N_BINS)
+    return ScorePass(active, groups, plan, window_ids)
 
 
 def _finish(

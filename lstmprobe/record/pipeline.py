@@ -23,7 +23,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from lstmprobe._io import atomic_write, progress_bar
 from lstmprobe.errors import CorpusError, LstmprobeError, RecordError, StoreError, one_line
 from lstmprobe.models import CharLSTM, LoadedModel, map_state
 from lstmprobe.record.background import BackgroundWriter, Chunk, Job
+from lstmprobe.record.batches import reads_in_batches, sequence_groups
 from lstmprobe.record.hooks import PendingActivations, Recorder
 from lstmprobe.record.layers import layout
 from lstmprobe.record.threads import TorchThreads, check_threads, default_threads
@@ -45,7 +46,8 @@ from lstmprobe.store import (
     StoreWriter,
     write_error,
 )
-from lstmprobe.text import RESETS, check_chars, sequences
+from lstmprobe.store.shards import Shard
+from lstmprobe.text import RESETS, Corpus, check_chars, sequences
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def corpus_sha256(text: str) -> str:
 
 def record_corpus(
     loaded: LoadedModel,
-    text: str,
+    text: str | Corpus,
     out: str | os.PathLike[str],
     options: RecordOptions | None = None,
     *,
@@ -115,8 +117,14 @@ def record_corpus(
     device: str | torch.device | None = None,
     threads: int | None = None,
     warn: Callable[[str], None] | None = None,
+    shard: Shard | None = None,
 ) -> RecordResult:
     """Record every gate and state of ``loaded`` over ``text`` into the HDF5 file ``out``.
+
+    ``text`` is one text, or a :class:`~lstmprobe.text.Corpus` of several files
+    (:func:`~lstmprobe.text.read_corpora`): each file is then a sequence of its own (the state
+    is reset at its start; with ``reset="line"`` each of its lines is), and the store records
+    which file each sequence came from (``/files``, ``/sequence_files``).
 
     ``threads`` sets torch's CPU threads while recording (restored afterwards). By default a
     small model (under ``SMALL_MODEL_MACS`` multiply-adds per char) runs its forward on one
@@ -130,6 +138,10 @@ def record_corpus(
     ``warn`` hears one line per dataset whose values do not fit ``options.dtype`` (a float16
     recording stores values beyond ±65,504 as ±inf); by default that is a
     :class:`~lstmprobe.errors.PrecisionWarning`.
+
+    ``shard`` (for :mod:`lstmprobe.distributed`): ``text`` is one shard of a larger recording,
+    recorded as that recording reads it (its chunk size, and its sequences in the same batches),
+    with the shard's identity in the file's attributes.
 
     Examples
     --------
@@ -149,38 +161,25 @@ def record_corpus(
     if device is not None:
         model = model.to(device)
     dev = next(model.parameters()).device
-    text = check_chars(text, loaded.vocab, options.unknown)
-    if not text:
-        raise CorpusError("nothing is left to record once unknown characters are skipped")
-    tokens = loaded.vocab.encode(text)
-    seqs = sequences(text, options.reset)
-    data_layout = layout(model, options.quantities, options.layers)
+    prepared = prepare_recording(loaded, text, options)
+    tokens, seqs = prepared.spec.tokens.astype(np.int64), prepared.spec.sequences
     bidirectional = bool(model.config.bidirectional)
-    if options.parallel and bidirectional:
-        raise RecordError(
-            "`parallel` needs a unidirectional model: a reverse direction reads whole sequences"
-        )
+    batched = reads_in_batches(options.reset, bidirectional, len(seqs))
+    spec = prepared.spec
+    if shard is not None:
+        batched = shard.batched
+        spec = replace(spec, attrs=shard.attrs())
     writer = StoreWriter(
         out,
-        RecordingSpec(
-            tokens=tokens.astype(np.int32),
-            sequences=seqs,
-            vocab=loaded.vocab,
-            layout=data_layout,
-            dtype=options.dtype,
-            model_summary=loaded.summary(),
-            model_sha256=loaded.sha256,
-            corpus_sha256=corpus_sha256(text),
-            has_next_logprob=model.decoder is not None,
-            run_config=options.run_config(),
-        ),
+        spec,
         compression=options.compression,
+        chunk_positions=None if shard is None else shard.chunk_positions,
         force=force,
         resume=resume,
         warn=warn,
     )
     start_at = writer.written
-    if (options.reset == "line" or bidirectional) and 0 < start_at < len(tokens):
+    if batched and 0 < start_at < len(tokens):
         # a long line is written in chunks: a resume inside one starts that line again
         inside = int(np.searchsorted(seqs[:, 0], start_at, side="right")) - 1
         if seqs[inside, 0] < start_at:
@@ -197,7 +196,7 @@ def record_corpus(
             recorder = Recorder(model, options.quantities, options.layers, lazy=True)
             with torch.inference_mode(), recorder as rec:
                 run = _Run(model, rec, tokens, options, dev)
-                if options.reset == "line" or bidirectional:
+                if batched:
                     units = _sequence_batches(run, seqs, start_at)
                 elif options.parallel:
                     units = _parallel_stream(run, start_at)
@@ -233,6 +232,57 @@ def record_corpus(
         raise
     state_file.remove()
     return RecordResult(path, len(tokens), time.perf_counter() - began, start_at)
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A corpus made ready to record: its text once the unknown characters are dealt with, and
+    the :class:`~lstmprobe.store.RecordingSpec` of its recording (tokens, sequences, files)."""
+
+    text: str
+    spec: RecordingSpec
+    corpus: Corpus
+
+
+def prepare_recording(loaded: LoadedModel, text: str | Corpus, options: RecordOptions) -> Prepared:
+    """What recording ``text`` with ``loaded`` and ``options`` writes besides the values
+    (:func:`record_corpus`; :mod:`lstmprobe.distributed` shards it)."""
+    model = loaded.model
+    files: tuple[str, ...] = ()
+    of_sequence = None
+    if isinstance(text, Corpus):
+        corpus = text.checked(loaded.vocab, options.unknown)
+        seqs = corpus.sequences(options.reset)
+        files, of_sequence = corpus.files, corpus.sequence_files(seqs)
+    else:
+        corpus = Corpus.of_text(check_chars(text, loaded.vocab, options.unknown))
+        seqs = sequences(corpus.text, options.reset)
+    text = corpus.text
+    if not text:
+        raise CorpusError("nothing is left to record once unknown characters are skipped")
+    if options.parallel and bool(model.config.bidirectional):
+        raise RecordError(
+            "`parallel` needs a unidirectional model: a reverse direction reads whole sequences"
+        )
+    if options.parallel and len(seqs) > 1:
+        raise RecordError(
+            "`parallel` reads one stream; this corpus is several sequences (files or lines)"
+        )
+    spec = RecordingSpec(
+        tokens=loaded.vocab.encode(text).astype(np.int32),
+        sequences=seqs,
+        vocab=loaded.vocab,
+        layout=layout(model, options.quantities, options.layers),
+        dtype=options.dtype,
+        model_summary=loaded.summary(),
+        model_sha256=loaded.sha256,
+        corpus_sha256=corpus_sha256(text),
+        has_next_logprob=model.decoder is not None,
+        run_config=options.run_config(),
+        files=files,
+        sequence_files=of_sequence,
+    )
+    return Prepared(text, spec, corpus)
 
 
 def _numpy(values: torch.Tensor, dtype: str) -> np.ndarray:
@@ -359,24 +409,14 @@ def _sequence_batches(run: _Run, seqs: np.ndarray, start_at: int) -> Iterator[Ch
     model, rec, tokens, options, dev = run.model, run.rec, run.tokens, run.options, run.dev
     todo = seqs[seqs[:, 0] >= start_at]
     bidirectional = bool(model.config.bidirectional)
-    i = 0
-    while i < len(todo):
-        first = int(todo[i, 1] - todo[i, 0])
-        if first > options.batch_chars and not bidirectional:
+    for i, j in sequence_groups(todo, options.batch_chars, bidirectional):
+        if int(todo[i, 1] - todo[i, 0]) > options.batch_chars and not bidirectional:
             # A line longer than a batch is read in chunks carrying the exact state, so that
             # memory is bounded by the chunk, not by the line (a reverse direction cannot).
             yield from _chunked(run, int(todo[i, 0]), int(todo[i, 1]), None, False)
-            i += 1
             continue
-        # consecutive sequences while the padded batch stays within batch_chars (at least one)
-        j, longest = i, 0
-        while j < len(todo):
-            length = int(todo[j, 1] - todo[j, 0])
-            if j > i and max(longest, length) * (j - i + 1) > options.batch_chars:
-                break
-            longest = max(longest, length)
-            j += 1
         group = todo[i:j]
+        longest = int((group[:, 1] - group[:, 0]).max())
         lengths = group[:, 1] - group[:, 0]
         batch = np.zeros((len(group), longest), dtype=np.int64)
         for row, (s, e) in enumerate(group):
@@ -400,7 +440,6 @@ def _sequence_batches(run: _Run, seqs: np.ndarray, start_at: int) -> Iterator[Ch
             return arrays, logprob
 
         yield int(group[0, 0]), int(group[-1, 1] - group[0, 0]), job, None
-        i = j
 
 
 class _StateFile:

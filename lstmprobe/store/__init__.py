@@ -12,6 +12,7 @@ recording. Only this package imports h5py.
 - :mod:`~lstmprobe.store.ablations`: the per-character results of ``lstmprobe ablate``, and
   their conditions (:class:`~lstmprobe.store.ablations.AblationCondition`).
 - :mod:`~lstmprobe.store.dynamics`: the gate dynamics file read back, checked.
+- :mod:`~lstmprobe.store.shards`: a recording in shards (virtual datasets), ``consolidate``.
 - ``_format`` (constants, names, chunk sizes), ``_files`` (locks, exclusive creation, write
   errors) and ``_mapped`` (memory-mapped chunk views, read-ahead) hold what those share.
 """
@@ -42,6 +43,7 @@ from lstmprobe.store.recording import (
     final_path,
     partial_path,
 )
+from lstmprobe.store.shards import consolidate
 from lstmprobe.store.writer import StoreWriter
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "RecordingSpec",
     "StoreWriter",
     "check_output",
+    "consolidate",
     "default_chunk_positions",
     "final_path",
     "parse_unit",

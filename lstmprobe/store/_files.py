@@ -8,7 +8,7 @@ import errno
 import fcntl
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from lstmprobe._io import cannot_write, create_exclusive
-from lstmprobe.errors import StoreError, one_line
+from lstmprobe.errors import StoreBusyError, StoreError, one_line
 from lstmprobe.names import Key
 from lstmprobe.store._format import (
     FORMAT,
@@ -76,7 +76,7 @@ def write_error(exc: BaseException, path: Path, what: str = "writing") -> str:
 
 
 def busy(path: Path) -> StoreError:
-    return StoreError(
+    return StoreBusyError(
         f"{path} is being written by another lstmprobe record right now (it holds the file's "
         "lock); wait for it to finish or choose another `out` path (`force=True` does not stop a "
         "running recording)"
@@ -221,6 +221,8 @@ def new_recording_file(
             f.attrs[name] = value
         f.create_dataset("tokens", data=contents.tokens, dtype=np.int32)
         f.create_dataset("sequences", data=contents.sequences, dtype=np.int64)
+        if contents.files:
+            write_files(f, contents.files, contents.sequence_files)
         for key, n in contents.layout.items():
             parsed = Key.parse(key)
             layer = parsed.layer_name
@@ -260,3 +262,10 @@ def new_recording_file(
             raise StoreError(write_error(exc, target, "creating")) from None
         raise
     return f
+
+
+def write_files(f: h5py.File, files: Sequence[str], sequence_files: Any) -> None:
+    """``/files`` (the corpus's file names, UTF-8) and ``/sequence_files`` (the file of each
+    sequence, an index into them)."""
+    f.create_dataset("files", data=list(files), dtype=h5py.string_dtype("utf-8"))
+    f.create_dataset("sequence_files", data=np.asarray(sequence_files), dtype=np.int32)

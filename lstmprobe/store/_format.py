@@ -7,7 +7,7 @@ import contextlib
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,13 @@ class RecordingSpec:
         How the recording is made (reset mode, quantities, ...).
     dtype : {"float16", "float32"}
         Storage type of the activations.
+    files : sequence of str
+        The corpus's files, in order (stored as ``/files``); empty: not recorded.
+    sequence_files : array-like of shape (n_sequences,), optional
+        The file of each sequence, an index into ``files`` (stored as ``/sequence_files``);
+        required exactly when ``files`` is given.
+    attrs : dict of str to str, int or bool
+        More root attributes, e.g. a shard's identity (:class:`~lstmprobe.store.shards.Shard`).
     """
 
     tokens: np.ndarray
@@ -109,6 +116,9 @@ class RecordingSpec:
     has_next_logprob: bool
     run_config: dict
     dtype: str = "float16"
+    files: Sequence[str] = ()
+    sequence_files: Any = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,14 +131,18 @@ class Contents:
     layout: dict[str, int]
     dtype: str
     has_next_logprob: bool
+    files: tuple[str, ...] = ()
+    sequence_files: np.ndarray | None = None  # int32 (n_sequences,), with files
 
     @property
     def n_positions(self) -> int:
         return int(self.tokens.size)
 
     def size_estimate(self, cp: int) -> int:
-        """An upper bound of the file's size (:func:`recording_bytes`)."""
-        return recording_bytes(
+        """An upper bound of the file's size (:func:`recording_bytes`), file names included."""
+        names = sum(len(f.encode("utf-8")) + 32 for f in self.files)
+        names += 4 * len(self.sequences) if self.files else 0
+        return names + recording_bytes(
             list(self.layout.values()),
             self.dtype,
             self.n_positions,
@@ -166,6 +180,36 @@ def recording_bytes(
     chunks = sum(rows * -(-n // UNIT_BLOCK) for n in n_units)
     extra = 4 * padded + 4 * rows if has_next_logprob else 0
     return values + extra + 4 * n_positions + 16 * n_sequences + 96 * chunks + margin
+
+
+def recording_header(
+    identity: Mapping[str, Any], model_summary: dict, vocab: Vocab, chunk_positions: int
+) -> dict[str, Any]:
+    """The root attributes of a new recording (docs/store-format.md), not yet complete.
+
+    ``identity`` holds what a resume checks: ``model_sha256``, ``corpus_sha256``, ``layout``
+    (``[[key, units], ...]``), ``dtype``, ``run_config`` and ``has_next_logprob``.
+    """
+    from datetime import datetime, timezone
+
+    from lstmprobe._version import __version__
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "lstmprobe_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "complete": False,
+        "model": dumps(model_summary),
+        "model_sha256": identity["model_sha256"],
+        "corpus_sha256": identity["corpus_sha256"],
+        "vocab": vocab.to_json(),
+        "dtype": identity["dtype"],
+        "run_config": dumps(identity["run_config"]),
+        "layout": dumps(identity["layout"]),
+        "has_next_logprob": bool(identity["has_next_logprob"]),
+        "chunk_positions": int(chunk_positions),
+    }
 
 
 def check_contents(
@@ -210,13 +254,41 @@ def check_contents(
         layout_list.append((key, int(n)))
     if chunk_positions is not None and int(chunk_positions) < 1:
         raise StoreError(f"chunk_positions must be at least 1, got {chunk_positions}")
+    files, of_sequence = check_files(spec.files, spec.sequence_files, len(seqs))
     return Contents(
         tokens=tokens.astype(np.int32),
         sequences=seqs,
         layout=dict(layout_list),
         dtype=dtype,
         has_next_logprob=bool(spec.has_next_logprob),
+        files=files,
+        sequence_files=of_sequence,
     )
+
+
+def check_files(
+    files: Sequence[str], sequence_files: Any, n_sequences: int
+) -> tuple[tuple[str, ...], np.ndarray | None]:
+    """The corpus's file names and the file of each sequence, checked (each problem one
+    :class:`StoreError` line)."""
+    names = tuple(files)
+    if not names:
+        if sequence_files is not None:
+            raise StoreError("sequence_files needs files: the names its indices point to")
+        return (), None
+    if not all(isinstance(f, str) for f in names):
+        raise StoreError("files must be strings: the names of the corpus's files")
+    if sequence_files is None:
+        raise StoreError("files needs sequence_files: the file of each sequence")
+    of_sequence = np.asarray(sequence_files)
+    if of_sequence.shape != (n_sequences,) or not np.issubdtype(of_sequence.dtype, np.integer):
+        raise StoreError(
+            f"sequence_files must hold one file index per sequence ({n_sequences}), got shape "
+            f"{of_sequence.shape} of {of_sequence.dtype}"
+        )
+    if of_sequence.size and (of_sequence.min() < 0 or of_sequence.max() >= len(names)):
+        raise StoreError(f"sequence_files must be indices into the {len(names)} files")
+    return names, of_sequence.astype(np.int32)
 
 
 #: What h5py raises where a file's bytes are damaged: "bad object header", "bad global heap",

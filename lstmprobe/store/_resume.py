@@ -40,11 +40,15 @@ def partial_complete(partial: Path) -> bool:
 
 
 def open_resume(
-    partial: Path, identity: dict[str, Any], tokens: np.ndarray, n_positions: int
+    partial: Path,
+    identity: dict[str, Any],
+    tokens: np.ndarray,
+    n_positions: int,
+    sequences: np.ndarray | None = None,
 ) -> Resumed:
     """Open ``partial`` to continue it, after checking it was recorded with the same
-    ``identity`` (model, corpus, layout, dtype, options) and ``tokens``, and that its progress
-    marker does not run ahead of the values on disk."""
+    ``identity`` (model, corpus, layout, dtype, options), ``tokens`` and ``sequences`` (when
+    given), and that its progress marker does not run ahead of the values on disk."""
     broken = (
         f"the unfinished recording {partial} cannot be resumed: it was probably "
         "damaged when the recording was killed; start over with `force=True`"
@@ -71,6 +75,8 @@ def open_resume(
         differs = [name for name in identity if identity[name] != stored[name]]
         if not np.array_equal(dataset(f, "tokens")[()], tokens):
             differs.append("tokens")
+        elif sequences is not None and not np.array_equal(dataset(f, "sequences")[()], sequences):
+            differs.append("sequences (the corpus's files or lines)")
         if differs:
             what = ", ".join(
                 f"{n} (file: {short(stored[n])}, now: {short(identity[n])})" if n in stored else n

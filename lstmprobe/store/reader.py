@@ -30,6 +30,7 @@ from lstmprobe.store._format import (
     short,
 )
 from lstmprobe.store._mapped import ChunkLayout, chunk_views, open_cached, prefetched, release
+from lstmprobe.store._virtual import TABLE, check_sources, check_virtual, verify_shards
 from lstmprobe.store.checksum import checksummed, dataset_checksum, stored
 from lstmprobe.store.recording import Recording, final_path, partial_path
 from lstmprobe.text import Vocab
@@ -189,6 +190,10 @@ class ActivationStore:
                 f"{self.chunk_positions}); record it again"
             )
         check_sequences(self.path, self.sequences, self.n_positions)
+        #: the shards of a sharded recording (docs/scale-out.md), each checked: empty otherwise
+        self.shards = check_sources(f, self.path) if TABLE in f else []
+        values = [*self._layout, *(["next_logprob"] if "next_logprob" in f else [])]
+        check_virtual(f, values, self.shards, self.path)
         self.verify(["sequences"])
         self._cache = cache_bytes(self.chunk_positions, list(self._layout.values()), itemsize)
 
@@ -260,6 +265,48 @@ class ActivationStore:
                     "(S, 2)); record it again"
                 )
         return seqs.astype(np.int64)
+
+    @cached_property
+    def files(self) -> tuple[str, ...]:
+        """The corpus's files, in order (``/files``); empty for a recording made before
+        lstmprobe stored them."""
+        f = self._h5
+        with damaged(self.path, "files"):
+            if "files" not in f:
+                return ()
+            names = dataset(f, "files").asstr()[()]
+            return tuple(str(n) for n in np.atleast_1d(names))
+
+    @cached_property
+    def sequence_files(self) -> np.ndarray | None:
+        """The file of each sequence, an index into :attr:`files`, int32 of shape
+        (n_sequences,); None where the recording does not say."""
+        f = self._h5
+        with damaged(self.path, "sequence_files"):
+            if "sequence_files" not in f:
+                return None
+            of = np.asarray(dataset(f, "sequence_files")[()])
+        if (
+            of.shape != (len(self.sequences),)
+            or of.dtype.kind not in "iu"
+            or (of.size and (of.min() < 0 or of.max() >= len(self.files)))
+        ):
+            raise StoreError(
+                f"{self.path} is a damaged lstmprobe recording (sequence_files of shape "
+                f"{of.shape} does not index its {len(self.files)} files once per sequence); "
+                "record it again"
+            )
+        return of.astype(np.int32)
+
+    def file_of(self, position: int) -> str | None:
+        """The name of the file that position ``position`` was read from (None where the
+        recording does not say)."""
+        start, _ = self._check_range(position, position + 1)
+        of = self.sequence_files
+        if of is None:
+            return None
+        seq = int(np.searchsorted(self.sequences[:, 0], start, side="right")) - 1
+        return self.files[int(of[seq])]
 
     @property
     def keys(self) -> list[str]:
@@ -546,6 +593,8 @@ class ActivationStore:
     def has_checksums(self) -> bool:
         """Whether every recorded quantity holds the checksum of its values (a recording
         finished by an lstmprobe that stores them); nothing is read or checked."""
+        if self.shards:  # a sharded recording: each shard holds its own checksums
+            return self.complete and all(k in s.sha256 for s in self.shards for k in self.keys)
         with damaged(self.path):
             return self.complete and all(stored(self._dataset(k).attrs) for k in self.keys)
 
@@ -554,6 +603,8 @@ class ActivationStore:
 
         Every pass that reads a dataset in full (:meth:`iter_chunks`, :meth:`iter_blocks`,
         :meth:`read` of all positions, :attr:`tokens`) checks it first, once per open store.
+        A sharded recording's virtual datasets are checked shard by shard, against the
+        checksums each shard stored when it was finished.
 
         Parameters
         ----------
@@ -587,6 +638,8 @@ class ActivationStore:
             return False
         with damaged(self.path, name):
             ds = self._dataset(name) if name in self._layout else dataset(self._h5, name)
+            if self.shards and ds.is_virtual:  # checked shard by shard (docs/scale-out.md)
+                return verify_shards(self.path, self.shards, name, ds)
             expected = stored(ds.attrs)
             if expected is None:
                 return False
@@ -635,6 +688,7 @@ class ActivationStore:
             "positions": self.n_positions,
             "positions_written": self.positions_written,
             "sequences": int(self.sequences.shape[0]),
+            "files": len(self.files),
             "layers": self.layers,
             "datasets": dict(self._layout),
             "units": sum(self._layout.values()),
@@ -652,6 +706,8 @@ class ActivationStore:
             "format_version": FORMAT_VERSION,
             "checksums": self.has_checksums,
             "file_size": size,
+            "shards": len(self.shards),
+            "shard_bytes": sum(s.size for s in self.shards),
         }
 
     def close(self) -> None:

@@ -10,7 +10,6 @@ import contextlib
 import os
 import warnings
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,12 @@ from lstmprobe.store._files import (
     write_error,
 )
 from lstmprobe.store._format import (
-    FORMAT,
-    FORMAT_VERSION,
     RecordingSpec,
     check_contents,
     dataset,
     default_chunk_positions,
-    dumps,
     normalized,
+    recording_header,
 )
 from lstmprobe.store._resume import open_resume, partial_complete
 from lstmprobe.store.checksum import ATTR as CHECKSUM_ATTR
@@ -174,6 +171,7 @@ class StoreWriter:
         dtype = spec.dtype
 
         self._contents = contents
+        self._attrs = dict(spec.attrs)
         self.n_positions = contents.n_positions
         self.layout = dict(contents.layout)
         self.dtype = dtype
@@ -257,8 +255,6 @@ class StoreWriter:
     def _create(
         self, identity: dict, model_summary: dict, vocab: Vocab, chunk_positions: int | None
     ) -> None:
-        from lstmprobe._version import __version__
-
         if self._lock_fd is not None:  # ours (locked): a stale partial, replaced
             self.partial.unlink(missing_ok=True)
             self._release()
@@ -269,22 +265,7 @@ class StoreWriter:
             if chunk_positions is not None
             else default_chunk_positions(list(self.layout.values()), self.dtype, self.n_positions)
         )
-        header = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "lstmprobe_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "complete": False,
-            "model": dumps(model_summary),
-            "model_sha256": identity["model_sha256"],
-            "corpus_sha256": identity["corpus_sha256"],
-            "vocab": vocab.to_json(),
-            "dtype": self.dtype,
-            "run_config": dumps(identity["run_config"]),
-            "layout": dumps(identity["layout"]),
-            "has_next_logprob": self.has_next_logprob,
-            "chunk_positions": cp,
-        }
+        header = recording_header(identity, model_summary, vocab, cp) | self._attrs
         self._file = new_recording_file(
             self.partial, self._lock_fd, header, contents=self._contents, cp=cp
         )
@@ -294,7 +275,9 @@ class StoreWriter:
         }
 
     def _open_resume(self, identity: dict) -> None:
-        resumed = open_resume(self.partial, identity, self._tokens, self.n_positions)
+        resumed = open_resume(
+            self.partial, identity, self._tokens, self.n_positions, self._contents.sequences
+        )
         self._file = resumed.file
         self._chunk_positions = resumed.chunk_positions
         self.written = self.committed = self._synced = resumed.written

@@ -48,6 +48,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "attribute": ("lstmprobe.causal", "attribute"),
     "export": ("lstmprobe.interop", "export_lstmvis"),
     "import lstmvis": ("lstmprobe.interop", "import_lstmvis"),
+    "consolidate": ("lstmprobe.store", "consolidate"),
 }
 #: more than one function, said in one line
 ALSO: dict[str, str] = {
@@ -63,11 +64,15 @@ ALSO: dict[str, str] = {
     "profile": "`-o` draws `report.figures.profile_figure(profile)`",
     "info": "`lstmprobe.store.ActivationStore(store).summary()`",
     "dynamics": "the drivers' model: `causal.drivers_model`; `--fixed-points` runs "
-    "`causal.fixed_points` from `causal.state_space.sample_states`",
+    "`causal.fixed_points` from `causal.state_space.sample_states`; with `--dask`, "
+    "`distributed.gate_dynamics(..., client=)`",
+    "record": "with `--dask`, `distributed.record_corpus(..., client=connect(ADDRESS))`",
     "patch": "`--pairs` runs `causal.patch_pairs` (pairs read by `text.read_pairs`), "
     "`--sweep` `causal.patch_sweep`; `--top` reads `causal.top_conditions`",
     "tasks": "`--pairs` runs `lm.tasks.write_pairs`",
 }
+for _name in ("find-neurons", "ablate"):
+    ALSO[_name] += f"; with `--dask`, `distributed.{FUNCTIONS[_name][1]}(..., client=)`"
 #: more functions whose parameters a command's options set (beside FUNCTIONS[name])
 ALSO_TAKES: dict[str, tuple[tuple[str, str], ...]] = {
     "record": (("lstmprobe.record", "RecordOptions"), ("lstmprobe.models", "load_model")),
@@ -107,6 +112,13 @@ SETS: dict[tuple[str, str], str] = {
     ("patch", "no_save"): "*CLI* (no saved results)",
     ("attribute", "corpus"): "`text` (the corpus read)",
     ("attribute", "no_save"): "*CLI* (no saved attribution)",
+    ("record", "shard_chars"): "`shard_chars` of `distributed.record_corpus`",
+    ("consolidate", "source"): "`source`",
+    ("consolidate", "store"): "`source` (when STORE is not given)",
+    **{
+        (name, "dask"): "`client` (`distributed.connect(ADDRESS)`)"
+        for name in ("record", "find-neurons", "ablate", "dynamics")
+    },
 }
 MODEL_OPTIONS = ("vocab", "unknown", "trust_pickle", "threads")
 
@@ -129,6 +141,9 @@ def parameters(name: str) -> set[str]:
 ARGUMENTS = {
     "model": "A model file or a bundled model's name (`lstmprobe models`).",
     "corpus": "A UTF-8 text file, or a bundled sample (sample:NAME).",
+    "corpora": "UTF-8 text files, directories or globs (each file one sequence), or a bundled "
+    "sample (sample:NAME).",
+    "source": "The recording to copy (default: --store).",
     "kind": "Which figure (see KIND above).",
     "name": "Which task.",
     "project": "The LSTMVis project folder (its lstm.yml).",
@@ -194,7 +209,8 @@ def page() -> str:
                 flags = p.human_readable_name
             else:
                 flags = ", ".join(f"`{o}`" for o in (*p.opts, *p.secondary_opts))
-            what = _cell(getattr(p, "help", None)) or ARGUMENTS.get(str(p.name), "")
+            argument = "corpora" if p.name == "corpus" and getattr(p, "nargs", 1) == -1 else p.name
+            what = _cell(getattr(p, "help", None)) or ARGUMENTS.get(str(argument), "")
             if p.name in MODEL_OPTIONS:
                 what = "a model option (above)"
                 cell = f"`{p.name}`" if p.name in known else "`load_model`'s, or the run's"

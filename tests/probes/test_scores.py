@@ -69,7 +69,7 @@ def test_scores_do_not_depend_on_the_window_of_chunk_rows(
 ) -> None:
     # the mapped pass counts each block of units over several rows of chunks per task, fewer
     # where a window would take more than WINDOW_BYTES; the scores are the same
-    from lstmprobe.probes import scores as scores_module
+    from lstmprobe.probes import sums as scores_module
 
     path = build_store(tmp_path / "acts.h5", BASE * 20, dtype="float16", chunk_positions=128)
     with ActivationStore(path) as s:

@@ -353,3 +353,61 @@ def test_a_cell_state_beyond_float16_is_told_once_and_float32_keeps_it(tmp_path)
     assert heard == []
     with ActivationStore(out.path) as store:
         assert store.read("layer0/cell")[-1, 0] == pytest.approx(len(text), rel=1e-6)
+
+
+def test_a_corpus_of_files_records_each_file_as_a_sequence(tmp_path, vocab, corpus):
+    from lstmprobe.text import Corpus
+
+    texts = [corpus[:50], corpus[50:51], "", corpus[51:200], corpus[200:]]
+    files = Corpus.of_files([(f"dir/f{i}.txt", t) for i, t in enumerate(texts)])
+    loaded = LoadedModel(make_model(vocab), vocab, "checkpoint")
+    out = tmp_path / "files.h5"
+    record_corpus(loaded, files, out, RecordOptions(dtype="float32", batch_chars=120))
+    with ActivationStore(out) as store:
+        assert store.text == corpus
+        assert store.sequences.tolist() == [[0, 50], [50, 51], [51, 200], [200, len(corpus)]]
+        assert store.files == tuple(f"dir/f{i}.txt" for i in range(5))
+        assert store.sequence_files.tolist() == [0, 1, 3, 4]  # the empty file has none
+        assert store.file_of(60) == "dir/f3.txt"
+        for start, end in store.sequences.tolist():
+            # each file from the zero state, as the model reads it alone
+            _, (h_n, c_n) = _full_forward(loaded.model, vocab, corpus[start:end])
+            np.testing.assert_allclose(
+                store.read("layer1/cell", start, end)[-1], c_n[1, 0], atol=1e-5
+            )
+            np.testing.assert_allclose(
+                store.read("layer0/hidden", start, end)[-1], h_n[0, 0], atol=1e-5
+            )
+            assert np.isnan(store.next_logprob[end - 1])
+    lines = tmp_path / "lines.h5"
+    record_corpus(loaded, files, lines, RecordOptions(reset="line"))
+    with ActivationStore(lines) as store:
+        ends = store.sequences[:, 1].tolist()
+        assert {50, 51, 200} <= set(ends)  # a file's last line ends with the file
+        assert store.file_of(len(corpus) - 1) == "dir/f4.txt"
+
+
+def test_a_corpus_of_files_resumes_only_with_the_same_files(tmp_path, vocab, corpus):
+    from lstmprobe.text import Corpus
+
+    loaded = LoadedModel(make_model(vocab), vocab, "checkpoint")
+    out = tmp_path / "acts.h5"
+    two = Corpus.of_files([("a", corpus[:100]), ("b", corpus[100:])])
+    record_corpus(loaded, two, out)
+    partial_path(out).write_bytes(out.read_bytes())  # a partial of the same tokens ...
+    out.unlink()
+    with pytest.raises(StoreError, match="different sequences"):  # ... cut into other files
+        record_corpus(loaded, Corpus.of_files([("a", corpus[:90]), ("b", corpus[90:])]), out,
+                      resume=True)  # fmt: skip
+
+
+def test_old_stores_without_files_still_open(tmp_path, tiny, corpus):
+    import h5py
+
+    out = tmp_path / "acts.h5"
+    record_corpus(tiny, corpus, out)
+    with ActivationStore(out) as store:
+        assert store.files == () and store.sequence_files is None  # one text: no files
+        assert store.file_of(3) is None and store.summary()["files"] == 0
+    with h5py.File(out, "a") as f:
+        assert "files" not in f and "sequence_files" not in f
