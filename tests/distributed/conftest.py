@@ -14,6 +14,16 @@ from lstmprobe.text import Corpus, Vocab
 from tests.conftest import CORPUS, make_model
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here is slow (docs/development.md): the cluster is two worker processes that
+    each import torch, and they share the cores with the other tests. The fast loop keeps the
+    sharded store (tests/store/test_shards.py) and the span sums (tests/probes/) without it."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def cluster():  # type: ignore[no-untyped-def]
     from distributed import LocalCluster
