@@ -45,6 +45,7 @@ from lstmprobe.causal.units import (
 from lstmprobe.errors import AblationError, CorpusError, FeatureError, InterventionError
 from lstmprobe.names import Key, Unit
 from lstmprobe.record import Intervention, Recorder
+from lstmprobe.record.batches import sequence_groups
 from lstmprobe.record.interventions import parse_mode, unit_interventions
 from lstmprobe.record.threads import TorchThreads, check_threads, default_threads
 from lstmprobe.text import sequences as text_sequences
@@ -61,18 +62,9 @@ LN2 = math.log(2.0)
 
 
 def _batches(seqs: np.ndarray, batch_chars: int) -> list[np.ndarray]:
-    groups, i = [], 0
-    while i < len(seqs):
-        j, longest = i, 0
-        while j < len(seqs):
-            length = int(seqs[j, 1] - seqs[j, 0])
-            if j > i and max(longest, length) * (j - i + 1) > batch_chars:
-                break
-            longest = max(longest, length)
-            j += 1
-        groups.append(seqs[i:j])
-        i = j
-    return groups
+    """Whole sequences in batches of at most ``batch_chars`` padded chars, as a recording
+    groups them (:func:`~lstmprobe.record.batches.sequence_groups`)."""
+    return [seqs[i:j] for i, j in sequence_groups(seqs, batch_chars, bidirectional=True)]
 
 
 @torch.inference_mode()
