@@ -26,7 +26,7 @@ Layers are named as :mod:`lstmprobe.record.layers` numbers them (``layer0``, ``l
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -36,7 +36,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from lstmprobe import names
 from lstmprobe.errors import InterventionError
 from lstmprobe.names import Direction, Key, parse_layer
-from lstmprobe.record.cells import LayerEdit, LayerInput, layer_internals
+from lstmprobe.record.cells import LayerEdit, LayerInput, Rows, layer_internals
 from lstmprobe.record.fused import FusedLayer
 from lstmprobe.record.interventions import (
     Intervention,
@@ -148,6 +148,8 @@ class Recorder:
         self._edits = check_interventions(self.interventions, self._infos)
         self._ids = {id(iv): k for k, iv in enumerate(self.interventions)}
         self._fused: dict[str, FusedLayer] = {}
+        # the latest embedding call of this forward: (its output, its ids, its weight)
+        self._embedded: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # -- context manager -------------------------------------------------------------------------
     def __enter__(self) -> Recorder:
@@ -157,6 +159,8 @@ class Recorder:
                 if isinstance(module, (nn.LSTM, nn.GRU)):
                     self._instrument(module, offset)
                     offset += module.num_layers
+                elif isinstance(module, nn.Embedding) and module.max_norm is None:
+                    self._handles.append(module.register_forward_hook(self._on_embedding))
             self._handles.append(self.model.register_forward_pre_hook(self._on_model_start))
             self._handles.append(self.model.register_forward_hook(self._on_model_end))
         except BaseException:
@@ -183,6 +187,14 @@ class Recorder:
     def _on_model_start(self, module: nn.Module, args: Any) -> None:
         self._pending = []
         self.lengths = None
+        self._embedded = None
+
+    def _on_embedding(self, module: nn.Module, args: Any, output: Any) -> None:
+        """Remember an embedding's call: a first layer reading its output reads rows of its
+        weight (:class:`~lstmprobe.record.cells.Rows`)."""
+        ids = args[0] if args else None
+        if isinstance(ids, torch.Tensor) and isinstance(output, torch.Tensor):
+            self._embedded = (output, ids, module.weight)  # type: ignore[arg-type]
 
     def _on_model_end(self, module: nn.Module, args: Any, output: Any) -> None:
         pending = PendingActivations(self._pending, self.layout)
@@ -344,6 +356,9 @@ class Recorder:
             return
         if isinstance(call.input, PackedSequence):
             self.lengths = _packed_lengths(call.input)
+        embedded = self._embedded
+        if call.k == 0 and embedded is not None and call.input is embedded[0]:
+            call = replace(call, rows=(embedded[1], embedded[2]))
         layout = self.layout
 
         def compute() -> Activations:
@@ -356,7 +371,8 @@ class Recorder:
 @dataclass(frozen=True)
 class _LayerCall:
     """One call of layer ``k`` of a recurrent ``module``, named ``name`` in the recording: its
-    input and output (Tensors or PackedSequences, as the module saw them) and its state ``hx``."""
+    input and output (Tensors or PackedSequences, as the module saw them) and its state ``hx``;
+    ``rows`` (ids, table) where the input is an embedding's output, ``table[ids]``."""
 
     module: nn.LSTM | nn.GRU
     k: int
@@ -364,6 +380,7 @@ class _LayerCall:
     input: Any
     output: Any
     hx: Any
+    rows: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class PendingActivations:
@@ -408,6 +425,7 @@ def _internals(call: _LayerCall, wanted: set[str], layout: dict[str, int]) -> Ac
         output = output.unsqueeze(0 if module.batch_first else 1)
     x, lengths = _to_batch_major(layer_input, module.batch_first)
     y, _ = _to_batch_major(output, module.batch_first)
+    ids = _rows_ids(call.rows, x, module.batch_first)
     batch = x.shape[0]
     kind = "lstm" if isinstance(module, nn.LSTM) else "gru"
     out_size = output_size(module)
@@ -419,16 +437,33 @@ def _internals(call: _LayerCall, wanted: set[str], layout: dict[str, int]) -> Ac
         qs = _quantities(layout, layer_name)
         h0, c0 = _initial_state(call.hx, d, batch, module, x, unbatched)
         h_out = y[..., d * out_size : (d + 1) * out_size]
-        xi = x
+        xi, ids_i = x, ids
         if reverse:
             xi, h_out = _flip(x, lengths), _flip(h_out, lengths)
+            ids_i = None if ids is None else _flip(ids.unsqueeze(-1), lengths).squeeze(-1)
+        rows = None if ids_i is None or call.rows is None else Rows(call.rows[1], ids_i)
         inp = LayerInput(
-            kind, xi, h0, c0 if kind == "lstm" else None, layer_weights(module, k, reverse)
+            kind, xi, h0, c0 if kind == "lstm" else None, layer_weights(module, k, reverse), rows
         )
         got = layer_internals(inp, h_out, qs)
         for q, v in got.items():
             values[str(Key(offset, q, _direction(reverse)))] = _flip(v, lengths) if reverse else v
     return values
+
+
+def _rows_ids(
+    rows: tuple[torch.Tensor, torch.Tensor] | None, x: torch.Tensor, batch_first: bool
+) -> torch.Tensor | None:
+    """The ids of an embedded input, batch-major like ``x`` (None where they do not fit it)."""
+    if rows is None:
+        return None
+    ids, table = rows
+    if ids.dim() == 1:
+        ids = ids.unsqueeze(0)
+    elif not batch_first:
+        ids = ids.transpose(0, 1)
+    fits = ids.shape == x.shape[:2] and table.dim() == 2 and table.shape[1] == x.shape[2]
+    return ids if fits else None
 
 
 def _direction(reverse: bool) -> Direction:

@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmprobe.errors import NoRecurrentLayerError, UnitError
+from lstmprobe.record import cells
 from lstmprobe.record.hooks import Recorder
 from lstmprobe.record.layers import layout, recurrent_layers
 from tests.reference import gru_steps, lstm_steps
@@ -129,6 +130,105 @@ def test_unbatched_input_and_an_embedding_upstream():
     with Recorder(model) as rec:
         model(ids)
     torch.testing.assert_close(rec.activations["layer0/hidden"][0], expected, rtol=0, atol=1e-6)
+
+
+class Embedded(nn.Module):
+    """ids -> embedding -> a two-layer recurrent module (the shape of a char model)."""
+
+    def __init__(self, cls, bidirectional, batch_first):
+        super().__init__()
+        self.embedding = nn.Embedding(5, 3)
+        self.rnn = cls(3, 4, num_layers=2, bidirectional=bidirectional, batch_first=batch_first)
+
+    def forward(self, ids):
+        return self.rnn(self.embedding(ids))[0]
+
+
+@pytest.mark.parametrize(
+    "cls, bidirectional, batch_first",
+    list(itertools.product((nn.LSTM, nn.GRU), (False, True), (True, False))),
+)
+def test_a_first_layer_after_an_embedding_looks_its_input_projection_up_exactly(
+    cls, bidirectional, batch_first, monkeypatch
+):
+    """The first layer reads rows of the embedding: its input projection is looked up from the
+    projected table (more steps than table rows here), and every quantity still equals the
+    per-step reference; the second layer projects its input as usual."""
+    torch.manual_seed(4)
+    model = Embedded(cls, bidirectional, batch_first)
+    ids = torch.randint(5, (2, 13))
+    looked_up = []
+    projection = cells.input_projection
+
+    def spy(inp):
+        looked_up.append(inp.rows is not None)
+        return projection(inp)
+
+    monkeypatch.setattr(cells, "input_projection", spy)
+    with Recorder(model) as rec:
+        model(ids if batch_first else ids.t())
+    dirs = 2 if bidirectional else 1
+    assert looked_up == [True] * dirs + [False] * dirs
+    x = model.embedding(ids)
+    for b in range(2):
+        for reverse in (False, True)[:dirs]:
+            suffix = "_reverse" if reverse else ""
+            w = [
+                getattr(model.rnn, f"{n}_l0{suffix}")
+                for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            ]
+            steps = x[b].flip(0) if reverse else x[b]
+            if cls is nn.LSTM:
+                ref = lstm_steps(steps, *w, torch.zeros(4), torch.zeros(4))
+            else:
+                ref = gru_steps(steps, *w, torch.zeros(4))
+            for q, values in ref.items():
+                got = rec.activations[f"layer0{suffix}/{q}"][b]
+                got = got.flip(0) if reverse else got
+                torch.testing.assert_close(got, values, rtol=1e-5, atol=1e-5)
+
+
+class ScaledInPlace(Embedded):
+    def forward(self, ids):
+        x = self.embedding(ids)
+        x.mul_(2.0)  # the layer reads the embedding's output object, changed
+        return self.rnn(x)[0]
+
+
+def test_an_embedding_output_changed_in_place_is_projected_as_it_is():
+    torch.manual_seed(6)
+    model = ScaledInPlace(nn.LSTM, False, True)
+    ids = torch.randint(5, (1, 13))
+    with torch.no_grad(), Recorder(model) as rec:
+        model(ids)
+    w = [getattr(model.rnn, f"{n}_l0") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    with torch.no_grad():
+        ref = lstm_steps(2.0 * model.embedding(ids)[0], *w, torch.zeros(4), torch.zeros(4))
+    for q, values in ref.items():
+        torch.testing.assert_close(rec.activations[f"layer0/{q}"][0], values, rtol=1e-5, atol=1e-5)
+
+
+def test_the_looked_up_projection_equals_the_matrix_product():
+    g = torch.Generator().manual_seed(5)
+    table = torch.randn(7, 6, generator=g)
+    ids = torch.randint(7, (3, 40), generator=g)
+    w = _layer_weights(g)
+    plain = cells.LayerInput("lstm", table[ids], torch.zeros(3, 4), torch.zeros(3, 4), w)
+    rows = cells.LayerInput(
+        "lstm", table[ids], torch.zeros(3, 4), torch.zeros(3, 4), w, cells.Rows(table, ids)
+    )
+    torch.testing.assert_close(
+        cells.input_projection(rows), cells.input_projection(plain), rtol=0, atol=1e-6
+    )
+
+
+def _layer_weights(g):
+    return cells.LayerWeights(
+        torch.randn(16, 6, generator=g),
+        torch.randn(16, 4, generator=g),
+        torch.randn(16, generator=g),
+        torch.randn(16, generator=g),
+    )
 
 
 class TwoRNNs(nn.Module):
