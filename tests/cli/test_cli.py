@@ -163,11 +163,36 @@ def test_bench_measures_both_throughputs(tmp_path, files):
     (row,) = json.loads(result.stdout)
     assert row["plain_chars_per_s"] > 0 and row["record_chars_per_s"] > 0 and row["ratio"] > 0
     assert len(row["load_average"]) == 2 and all(a >= 0 for a in row["load_average"])
+    # a small model records on one thread; the reference is the faster plain forward
+    by_threads = row["plain_chars_per_s_by_threads"]
+    assert row["record_threads"] == 1 and "1" in by_threads
+    assert by_threads[str(row["threads"])] == row["plain_chars_per_s"] == max(by_threads.values())
     from lstmprobe.record.bench import format_table
 
     header, line = format_table([row]).splitlines()
-    assert header.split()[-2:] == ["ratio", "load"]
+    assert header.split()[-3:] == ["threads", "ratio", "load"]
+    assert line.split()[-3] == f"{row['threads']}/1"
     assert line.split()[-1] == "{:.1f}-{:.1f}".format(*row["load_average"])
+
+
+def test_bench_threads_apply_to_the_recording_too(tmp_path, files, monkeypatch):
+    from lstmprobe.record import bench
+
+    seen = []
+    real = bench.record_corpus
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("threads"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "record_corpus", spy)
+    model, _ = files
+    args = ["bench", "--model", model, "--chars", "2000", "--repeat", "1", "--no-memory"]
+    result = run([*args, "--threads", "2", "--json", "-q"], tmp_path)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["threads"] == row["record_threads"] == 2 and seen == [2]
+    assert list(row["plain_chars_per_s_by_threads"]) == ["2"]
 
 
 @pytest.mark.slow
