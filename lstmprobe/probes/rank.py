@@ -210,6 +210,13 @@ def _number(value: Any) -> float | None:
     return None if np.isnan(v) else v
 
 
+#: The largest sample x units^2 for which the top-k curve ends with a probe on all units. Its
+#: three fits per feature (task, char-type control, block control) grow with this product and
+#: faster: 48k positions x 800 units (3.1e10) took 7.6 s for the three on a 2-core machine,
+#: 20k x 1,920 units (7.4e10) 52 s (docs/probes.md).
+ALL_UNITS_WORK = 1 << 35
+
+
 def _probe_features(
     store: ActivationStore,
     labels: list[Labels],
@@ -223,9 +230,11 @@ def _probe_features(
     out: dict[str, tuple[dict[str, dict[str, Any]], dict[str, Any]]] = {}
     rows_idx = sample_positions(store.n_positions, plan.max_positions, plan.n_blocks, plan.seed)
     all_units = store.units(plan.keys)
-    # the all-units probe: at most 64M values, and only with enough positions for its weights
-    # (its train blocks get 60% of them; with fewer rows than units it would only memorise)
-    use_all = len(rows_idx) * len(all_units) <= (1 << 26) and len(rows_idx) >= 4 * len(all_units)
+    # the all-units probe: at most 64M values, only with enough positions for its weights (its
+    # train blocks get 60% of them; with fewer rows than units it would only memorise), and only
+    # where its work, sample x units^2 (the Gram matrices of its solver), stays in bounds
+    n, units = len(rows_idx), len(all_units)
+    use_all = n * units <= (1 << 26) and n >= 4 * units and n * units**2 <= ALL_UNITS_WORK
     needed: list[str] = []
     for lab in labels:
         if lab.name in detail_rows:

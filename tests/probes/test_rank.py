@@ -43,6 +43,19 @@ def test_planted_units_rank_first(store) -> None:  # type: ignore[no-untyped-def
     assert [r.rank for r in ranking.for_feature("indent")] == list(range(1, 13))
 
 
+def test_the_all_units_probe_is_skipped_beyond_its_work_bound(store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from lstmprobe.probes import rank
+
+    work = store.n_positions * len(store.units()) ** 2  # the sample is every position here
+    monkeypatch.setattr(rank, "ALL_UNITS_WORK", work)
+    at_bound = rank_units(store, "quote", n_boot=20).features["quote"]
+    assert [c.k for c in at_bound.curve or ()] == [1, 2, 4, 8, "all"]
+    monkeypatch.setattr(rank, "ALL_UNITS_WORK", work - 1)
+    beyond = rank_units(store, "quote", n_boot=20).features["quote"]
+    assert [c.k for c in beyond.curve or ()] == [1, 2, 4, 8]
+    assert beyond.probe is not None and beyond.probe.units == 8
+
+
 def test_constant_feature_is_skipped_with_a_warning(store) -> None:  # type: ignore[no-untyped-def]
     lines: list[str] = []
     ranking = rank_units(store, ["quote", "char:Z"], probe=False, warn=lines.append)
