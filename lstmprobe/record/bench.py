@@ -5,7 +5,8 @@ For each model the same corpus is read in the same chunks by the model alone und
 every quantity of every layer to a float16 HDF5 file on local disk. Each is repeated and the
 medians are compared. The plain forward is timed at torch's threads and, where ``record`` picks
 another number for the model (one, for a small model on the CPU), at that number too; the faster
-is the reference, so that neither setting flatters the ratio. Peak memory is measured in child processes recording two corpus sizes.
+is the reference, so that neither setting flatters the ratio. Peak memory is measured in child
+processes recording two corpus sizes.
 """
 
 from __future__ import annotations

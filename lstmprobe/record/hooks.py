@@ -148,8 +148,8 @@ class Recorder:
         self._edits = check_interventions(self.interventions, self._infos)
         self._ids = {id(iv): k for k, iv in enumerate(self.interventions)}
         self._fused: dict[str, FusedLayer] = {}
-        # the latest embedding call of this forward: (its output, its ids, its weight)
-        self._embedded: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        # the latest embedding call of this forward: its output, and that output as rows
+        self._embedded: tuple[torch.Tensor, Rows] | None = None
 
     # -- context manager -------------------------------------------------------------------------
     def __enter__(self) -> Recorder:
@@ -192,9 +192,9 @@ class Recorder:
     def _on_embedding(self, module: nn.Module, args: Any, output: Any) -> None:
         """Remember an embedding's call: a first layer reading its output reads rows of its
         weight (:class:`~lstmprobe.record.cells.Rows`)."""
-        ids = args[0] if args else None
+        ids, weight = args[0] if args else None, module.weight
         if isinstance(ids, torch.Tensor) and isinstance(output, torch.Tensor):
-            self._embedded = (output, ids, module.weight)  # type: ignore[arg-type]
+            self._embedded = (output, Rows(weight, ids))  # type: ignore[arg-type]
 
     def _on_model_end(self, module: nn.Module, args: Any, output: Any) -> None:
         pending = PendingActivations(self._pending, self.layout)
@@ -358,7 +358,7 @@ class Recorder:
             self.lengths = _packed_lengths(call.input)
         embedded = self._embedded
         if call.k == 0 and embedded is not None and call.input is embedded[0]:
-            call = replace(call, rows=(embedded[1], embedded[2]))
+            call = replace(call, rows=embedded[1])
         layout = self.layout
 
         def compute() -> Activations:
@@ -372,7 +372,7 @@ class Recorder:
 class _LayerCall:
     """One call of layer ``k`` of a recurrent ``module``, named ``name`` in the recording: its
     input and output (Tensors or PackedSequences, as the module saw them) and its state ``hx``;
-    ``rows`` (ids, table) where the input is an embedding's output, ``table[ids]``."""
+    ``rows`` where the input is an embedding's output (its ids as the embedding saw them)."""
 
     module: nn.LSTM | nn.GRU
     k: int
@@ -380,7 +380,7 @@ class _LayerCall:
     input: Any
     output: Any
     hx: Any
-    rows: tuple[torch.Tensor, torch.Tensor] | None = None
+    rows: Rows | None = None
 
 
 class PendingActivations:
@@ -425,7 +425,7 @@ def _internals(call: _LayerCall, wanted: set[str], layout: dict[str, int]) -> Ac
         output = output.unsqueeze(0 if module.batch_first else 1)
     x, lengths = _to_batch_major(layer_input, module.batch_first)
     y, _ = _to_batch_major(output, module.batch_first)
-    ids = _rows_ids(call.rows, x, module.batch_first)
+    ids = None if call.rows is None else _batch_major_ids(call.rows.ids, module.batch_first)
     batch = x.shape[0]
     kind = "lstm" if isinstance(module, nn.LSTM) else "gru"
     out_size = output_size(module)
@@ -441,7 +441,8 @@ def _internals(call: _LayerCall, wanted: set[str], layout: dict[str, int]) -> Ac
         if reverse:
             xi, h_out = _flip(x, lengths), _flip(h_out, lengths)
             ids_i = None if ids is None else _flip(ids.unsqueeze(-1), lengths).squeeze(-1)
-        rows = None if ids_i is None or call.rows is None else Rows(call.rows[1], ids_i)
+        # input_projection checks that the rows fit and equal the input before it uses them
+        rows = None if ids_i is None or call.rows is None else Rows(call.rows.table, ids_i)
         inp = LayerInput(
             kind, xi, h0, c0 if kind == "lstm" else None, layer_weights(module, k, reverse), rows
         )
@@ -451,19 +452,11 @@ def _internals(call: _LayerCall, wanted: set[str], layout: dict[str, int]) -> Ac
     return values
 
 
-def _rows_ids(
-    rows: tuple[torch.Tensor, torch.Tensor] | None, x: torch.Tensor, batch_first: bool
-) -> torch.Tensor | None:
-    """The ids of an embedded input, batch-major like ``x`` (None where they do not fit it)."""
-    if rows is None:
-        return None
-    ids, table = rows
+def _batch_major_ids(ids: torch.Tensor, batch_first: bool) -> torch.Tensor:
+    """An embedded input's ids, (batch, time) as :func:`_to_batch_major` makes its input."""
     if ids.dim() == 1:
-        ids = ids.unsqueeze(0)
-    elif not batch_first:
-        ids = ids.transpose(0, 1)
-    fits = ids.shape == x.shape[:2] and table.dim() == 2 and table.shape[1] == x.shape[2]
-    return ids if fits else None
+        return ids.unsqueeze(0)
+    return ids if batch_first else ids.transpose(0, 1)
 
 
 def _direction(reverse: bool) -> Direction:
