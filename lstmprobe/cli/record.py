@@ -287,6 +287,9 @@ def bench(
 ) -> None:
     """Recording throughput vs the plain fused forward, measured on this machine in one run.
 
+    The plain forward runs at torch's threads and, for a small model, also on the one thread
+    record uses; the faster is the reference (the `threads` column: plain/record).
+
     \b
     Examples:
         lstmprobe bench
