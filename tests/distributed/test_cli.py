@@ -160,9 +160,12 @@ def test_a_killed_client_resumes_keeping_the_finished_shards(
     vocab = Vocab.from_text(CORPUS)
     model = save_checkpoint(tmp_path / "model.pt",
                             make_model(vocab, hidden_size=64, embedding_dim=16), vocab)  # fmt: skip
-    corpus = write_files(tmp_path / "corpus", 12, repeat=12)
+    # line by line, so that the corpus is 4 shards (batches of 65536 chars; a stream is one
+    # shard, which let the client finish between the first shard and the kill)
+    corpus = write_files(tmp_path / "corpus", 12, repeat=48)
     out = tmp_path / "acts.h5"
-    args = ["record", str(model), str(corpus), "-o", str(out), "--shard-chars", "6000", "-q"]
+    args = ["record", str(model), str(corpus), "-o", str(out), "--reset", "line",
+            "--shard-chars", "6000", "-q"]  # fmt: skip
     child = subprocess.Popen(
         [sys.executable, "-m", "lstmprobe.cli", *args, "--dask", cluster.scheduler_address],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -185,7 +188,8 @@ def test_a_killed_client_resumes_keeping_the_finished_shards(
     assert json.loads(result.stdout)["resumed_from"] > 0
     for name, inode in finished.items():
         assert (folder / name).stat().st_ino == inode, name  # kept, not recorded again
-    assert cli("record", model, corpus, "-o", tmp_path / "one.h5", "-q").exit_code == 0
+    alone = cli("record", model, corpus, "-o", tmp_path / "one.h5", "--reset", "line", "-q")
+    assert alone.exit_code == 0
     one = raw(tmp_path / "one.h5")
     assert all(raw(out)[k] == one[k] for k in one if k != "positions_written")
     with ActivationStore(out) as store:
